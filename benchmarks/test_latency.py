@@ -1,0 +1,11 @@
+"""The benchmark suite: every selected model x recipe case, timed with warm-up excluded.
+
+Run ``pytest --benchmark-only``; narrow with ``--ptq-models`` / ``--ptq-recipes`` / ``-k``.
+"""
+
+
+def test_case(ptq_bench):
+    result = ptq_bench()
+    assert result.quantized_layers > 0 or result.recipe == "fp32", (
+        f"{result.case}: recipe reported success but quantized no layer"
+    )

@@ -1,0 +1,86 @@
+"""The ``ptq`` command line. Subcommands register in ``COMMANDS``; each is one small function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from ptq.errors import PtqError
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, configure: Callable[[argparse.ArgumentParser], None]):
+    def decorator(fn: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (configure, fn)
+        return fn
+
+    return decorator
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["models", "recipes", "matrices"])
+    p.add_argument("--include", help="comma-separated fnmatch globs")
+    p.add_argument("--exclude", help="comma-separated fnmatch globs")
+
+
+@command("list", _list_args)
+def _list(args: argparse.Namespace) -> int:
+    from ptq.matrix import MATRICES
+    from ptq.models import get_model, list_models
+    from ptq.recipes import get_recipe, list_recipes
+    from ptq.registry import match_globs
+    from ptq.report import format_table
+
+    if args.what == "models":
+        rows = []
+        for name in list_models(args.include, args.exclude):
+            e = get_model(name)
+            missing = e.missing_requirements()
+            rows.append([name, e.family, str(e.batch_size), e.description + (f" (needs {', '.join(missing)})" if missing else "")])
+        print(format_table(["model", "family", "batch", "description"], rows))
+    elif args.what == "recipes":
+        rows = []
+        for name in list_recipes(args.include, args.exclude):
+            r = get_recipe(name)
+            rows.append([name, type(r).stack, str(r.version), r.description])
+        print(format_table(["recipe", "stack", "version", "description"], rows))
+    else:
+        names = match_globs(MATRICES, args.include, args.exclude)
+        print(format_table(["matrix", "models", "recipes", "description"],
+                           [[n, MATRICES[n].models, MATRICES[n].recipes, MATRICES[n].description] for n in names]))
+    return 0
+
+
+@command("env", lambda p: None)
+def _env(args: argparse.Namespace) -> int:
+    from ptq.env import environment, fingerprint
+
+    env = environment()
+    print(json.dumps({"fingerprint": fingerprint(env), **env}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ptq", description="Post-training-quantization benchmark regression suite.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (configure, _fn) in COMMANDS.items():
+        configure(sub.add_parser(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except PtqError as exc:
+        print(f"ptq: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Which model x recipe cases a run covers: named matrices narrowed by glob selections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptq.errors import UserError
+from ptq.models import list_models
+from ptq.recipes import REFERENCE, list_recipes
+
+__all__ = ["MATRICES", "Case", "Matrix", "select_cases"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case; its id is the pytest-benchmark name comparisons match on."""
+
+    model: str
+    recipe: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.recipe}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Model and recipe globs (comma-separated); ``*`` includes what users register too."""
+
+    models: str = "*"
+    recipes: str = "*"
+    description: str = ""
+
+
+MATRICES: dict[str, Matrix] = {
+    "default": Matrix(description="every registered model x every registered recipe"),
+    "quick": Matrix(
+        models="mobilenet_v2,minilm_l6,lstm_classifier,digits_cnn,micro_linear_256,micro_conv_16,micro_lstm_128",
+        description="one model of each family x every recipe, for CI smoke runs",
+    ),
+}
+
+
+def select_cases(
+    matrix: str = "default", models: str | None = None, recipes: str | None = None
+) -> list[Case]:
+    """Cases of ``matrix`` whose model and recipe match the optional globs, model-major with
+    the fp32 reference first, so its latency is measured before the cases compared to it."""
+    if matrix not in MATRICES:
+        raise UserError(f"unknown matrix {matrix!r}; valid matrices: {', '.join(MATRICES)}")
+    m = MATRICES[matrix]
+    model_names = [n for n in list_models(m.models) if n in set(list_models(models))]
+    recipe_names = [n for n in list_recipes(m.recipes) if n in set(list_recipes(recipes))]
+    for label, pattern, found in (("model", models, model_names), ("recipe", recipes, recipe_names)):
+        if pattern and not found:
+            valid = list_models() if label == "model" else list_recipes()
+            raise UserError(f"--ptq-{label}s={pattern!r} matches no {label} of matrix {matrix!r}; valid: {', '.join(valid)}")
+    recipe_names.sort(key=lambda r: r != REFERENCE)
+    return [Case(mo, r) for mo in model_names for r in recipe_names]

@@ -1,0 +1,196 @@
+"""pytest plugin (entry point ``pytest11: ptq``): the model x recipe matrix as benchmark cases.
+
+Extends pytest-benchmark rather than replacing it: timing, ``--benchmark-*`` options,
+saving and comparing stay pytest-benchmark's; ptq adds the cases, untimed warm-up,
+per-case ``extra_info``, run provenance in the JSON, and a speedup table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import torch
+
+from ptq.env import environment, fingerprint
+from ptq.errors import NotApplicable, PtqError, UserError
+from ptq.matrix import MATRICES, Case, select_cases
+from ptq.models import WEIGHT_POLICIES
+from ptq.recipes import REFERENCE
+from ptq.report import speedup_table
+from ptq.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
+from ptq.runner import PreparedCase, RunOptions, Workbench, run_case
+
+__all__ = ["STATE", "PluginState"]
+
+
+@dataclass
+class PluginState:
+    options: RunOptions
+    matrix: str
+    models: str | None
+    recipes: str | None
+    results: list[CaseResult] = field(default_factory=list)
+    workbench: Workbench | None = None
+    selection_error: str | None = None
+
+
+STATE = pytest.StashKey[PluginState]()
+
+
+def _default_threads() -> int:
+    return torch.get_num_threads()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ptq", "ptq quantization benchmarks")
+    group.addoption("--ptq-matrix", default="default", choices=sorted(MATRICES),
+                    help="named case matrix (default: every registered model x recipe)")
+    group.addoption("--ptq-models", default=None, metavar="GLOBS",
+                    help="comma-separated fnmatch globs of model names, e.g. 'resnet*,mobilenet_v2'")
+    group.addoption("--ptq-recipes", default=None, metavar="GLOBS",
+                    help="comma-separated fnmatch globs of recipe names, e.g. 'fp32,static_*'")
+    group.addoption("--ptq-threads", type=int, default=None,
+                    help="torch intra-op threads for every case (default: torch's default, the physical cores)")
+    group.addoption("--ptq-warmup", type=int, default=10,
+                    help="untimed warm-up calls before pytest-benchmark's timed rounds (default 10)")
+    group.addoption("--ptq-weights", default="auto", choices=WEIGHT_POLICIES,
+                    help="auto: pretrained when on disk, else seeded random; pretrained: may download; random")
+    group.addoption("--ptq-pair-time", type=float, default=1.5, metavar="SECONDS",
+                    help="seconds per case of interleaved fp32/quantized pairs for the speedup (0 disables)")
+    group.addoption("--ptq-probes", default=None, metavar="GLOBS",
+                    help="probes to run after timing (default: all registered)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = config.getoption("--ptq-threads") or _default_threads()
+    warmup = config.getoption("--ptq-warmup")
+    if threads < 1:
+        raise pytest.UsageError(f"--ptq-threads must be >= 1, got {threads}")
+    if warmup < 0:
+        raise pytest.UsageError(f"--ptq-warmup must be >= 0, got {warmup}")
+    config.stash[STATE] = PluginState(
+        options=RunOptions(
+            warmup=warmup,
+            threads=threads,
+            weights=config.getoption("--ptq-weights"),
+            probes=config.getoption("--ptq-probes"),
+            pair_budget_s=config.getoption("--ptq-pair-time"),
+        ),
+        matrix=config.getoption("--ptq-matrix"),
+        models=config.getoption("--ptq-models"),
+        recipes=config.getoption("--ptq-recipes"),
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ptq_case" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[STATE]
+    try:
+        cases = select_cases(state.matrix, state.models, state.recipes)
+    except UserError as exc:
+        state.selection_error, cases = str(exc), []  # reported once collection ends
+    metafunc.parametrize("ptq_case", [pytest.param(c, id=c.id) for c in cases])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    error = session.config.stash[STATE].selection_error
+    if error:
+        raise pytest.UsageError(error)
+
+
+@pytest.fixture(scope="session")
+def ptq_workbench(pytestconfig: pytest.Config):
+    """The session's model cache, with torch's thread count fixed for the whole session."""
+    state = pytestconfig.stash[STATE]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(state.options.threads)
+    torch.manual_seed(0)
+    state.workbench = Workbench(state.options)
+    try:
+        yield state.workbench
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def ptq_prepared(ptq_case: Case, ptq_workbench: Workbench) -> PreparedCase:
+    """The case's quantized model, built once per session; skipped when the recipe cannot apply."""
+    try:
+        return ptq_workbench.prepare(ptq_case)
+    except NotApplicable as exc:
+        skipped, failed = str(exc), None
+    except PtqError as exc:
+        skipped, failed = None, str(exc)
+    # Outside the except blocks, so the report is one line, not a chained traceback.
+    if skipped is not None:
+        pytest.skip(f"{ptq_case.id}: {skipped}")
+    pytest.fail(f"{ptq_case.id}: {failed}", pytrace=False)
+
+
+@pytest.fixture
+def ptq_bench(benchmark: Any, ptq_prepared: PreparedCase, pytestconfig: pytest.Config) -> Callable[[], CaseResult]:
+    """Call it to time the case (warm-up excluded), run its probes and record the result."""
+    state = pytestconfig.stash[STATE]
+
+    def run() -> CaseResult:
+        benchmark.group = ptq_prepared.case.model
+        result, failures = run_case(benchmark, ptq_prepared, state.options)
+        benchmark.extra_info.update(result.to_extra_info())
+        state.results.append(result)
+        if failures:
+            pytest.fail("\n".join(failures), pytrace=False)
+        return result
+
+    return run
+
+
+def _fill_unpaired(state: PluginState) -> None:
+    ratios = unpaired_speedups(state.results, REFERENCE)
+    for r in state.results:
+        r.speedup_unpaired = ratios.get(r.case)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    state = config.stash.get(STATE, None)
+    env = environment(state.options.threads if state else None)
+    machine_info["ptq"] = {"environment": env, "fingerprint": fingerprint(env)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    _fill_unpaired(state)
+    unpaired = {r.case: r.speedup_unpaired for r in state.results}
+    for bench in output_json.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        if info.get("case") in unpaired:
+            info["speedup_unpaired"] = unpaired[info["case"]]
+    env = environment(state.options.threads)
+    output_json["ptq"] = {
+        "schema_version": SCHEMA_VERSION,
+        "environment": env,
+        "fingerprint": fingerprint(env),
+        "matrix": state.matrix,
+        "models": state.models,
+        "recipes": state.recipes,
+        "warmup": state.options.warmup,
+        "weights_policy": state.options.weights,
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.results:
+        return
+    _fill_unpaired(state)
+    if not any(r.latency for r in state.results):
+        return
+    terminalreporter.write_sep("-", "ptq: speedup over fp32, same session, warm-up excluded")
+    terminalreporter.write_line(speedup_table(state.results))

@@ -1,0 +1,89 @@
+"""The recipe registry: named, frozen recipe configs; ``apply_recipe`` runs their handlers.
+
+Add a recipe of an existing type with ``register_recipe(StaticInt8(name="static_int8_minmax",
+observer="minmax"))``; a new kind of recipe needs a ``Recipe`` subclass and a handler
+decorated with ``register_handler``. Installed packages may register from an entry point in
+group ``ptq.recipes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+
+from ptq.recipes.base import Quantized, Recipe, apply_recipe, handler_for, register_handler
+from ptq.recipes.torch_ao import DynamicQuant, Float32, StaticInt8
+from ptq.recipes.torchao_recipes import TorchaoRecipe
+from ptq.registry import Registry
+
+__all__ = [
+    "DynamicQuant",
+    "Float32",
+    "Quantized",
+    "Recipe",
+    "StaticInt8",
+    "TorchaoRecipe",
+    "apply_recipe",
+    "get_recipe",
+    "handler_for",
+    "list_recipes",
+    "register_handler",
+    "register_recipe",
+    "unregister_recipe",
+]
+
+_REGISTRY: Registry[Recipe] = Registry("recipe")
+_ENTRY_POINTS_LOADED = False
+
+#: The float reference: every other recipe's speedup is measured against it.
+REFERENCE = "fp32"
+
+
+def register_recipe(recipe: Recipe, *, replace: bool = False) -> Recipe:
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"register_recipe wants a Recipe instance, got {type(recipe).__name__}")
+    handler_for(recipe)  # refuse a recipe nothing can run
+    return _REGISTRY.register(recipe.name, recipe, replace=replace)
+
+
+def unregister_recipe(name: str) -> Recipe:
+    return _REGISTRY.unregister(name)
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for ep in entry_points(group="ptq.recipes"):
+        ep.load()()
+
+
+def get_recipe(name: str) -> Recipe:
+    _load_entry_points()
+    return _REGISTRY.get(name)
+
+
+def list_recipes(
+    include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
+) -> list[str]:
+    _load_entry_points()
+    return _REGISTRY.names(include, exclude)
+
+
+for _recipe in (
+    Float32(REFERENCE, description="unquantized float32 reference"),
+    DynamicQuant("dynamic_int8", layers=("Linear",), description="quantize_dynamic int8 on {Linear}, as the tutorial"),
+    DynamicQuant(
+        "dynamic_int8_rnn", layers=("Linear", "LSTM", "GRU"), description="quantize_dynamic int8 on {Linear, LSTM, GRU}"
+    ),
+    DynamicQuant(
+        "dynamic_fp16", layers=("Linear", "LSTM", "GRU"), dtype="float16", description="quantize_dynamic float16 weights"
+    ),
+    StaticInt8("static_int8", description="FX static int8, x86 engine, histogram observer, per-channel weights"),
+    TorchaoRecipe(
+        "ao_int8_dynamic", config="Int8DynamicActivationInt8WeightConfig", description="torchao int8 activations and weights"
+    ),
+    TorchaoRecipe("ao_int8_weight_only", config="Int8WeightOnlyConfig", description="torchao int8 weight-only"),
+):
+    register_recipe(_recipe)

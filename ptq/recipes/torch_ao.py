@@ -1,0 +1,143 @@
+"""Recipes on ``torch.ao.quantization`` (eager dynamic, FX static): deprecated upstream but still
+what most tutorials and deployed models use, so they stay the reference path."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ptq.errors import NotApplicable, UserError
+from ptq.layers import count_layers, has_layer_types, layer_types
+from ptq.models.base import Built, ModelEntry
+from ptq.recipes.base import Quantized, Recipe, register_handler
+
+__all__ = ["DynamicQuant", "Float32", "StaticInt8"]
+
+
+@contextlib.contextmanager
+def _torch_ao(engine: str) -> Iterator[None]:
+    """Select the quantized engine and hush torch.ao's deprecation notice (results record the stack)."""
+    if engine not in torch.backends.quantized.supported_engines:
+        raise NotApplicable(
+            f"quantized engine {engine!r} is not supported by this torch build "
+            f"(supported: {', '.join(torch.backends.quantized.supported_engines)})"
+        )
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*quant_min and quant_max.*")
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*")
+        try:
+            yield
+        finally:
+            torch.backends.quantized.engine = previous
+
+
+def _done(model: nn.Module, stack: str, engine: str | None, **notes: object) -> Quantized:
+    q, f = count_layers(model)
+    return Quantized(model, stack=stack, engine=engine, quantized_layers=q, float_layers=f, notes=dict(notes))
+
+
+@dataclass(frozen=True)
+class Float32(Recipe):
+    """The unquantized reference every speedup is measured against."""
+
+    stack: ClassVar[str] = "none"
+
+
+@register_handler(Float32)
+def _float32(recipe: Float32, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    return _done(built.model, "none", None)  # the shared float model, not a copy
+
+
+@dataclass(frozen=True)
+class DynamicQuant(Recipe):
+    """``quantize_dynamic``: weights quantized ahead of time, activations at run time."""
+
+    layers: tuple[str, ...] = ("Linear",)
+    dtype: str = "qint8"  # or "float16"
+    engine: str = "x86"
+    stack: ClassVar[str] = "torch.ao.eager"
+
+    def __post_init__(self) -> None:
+        layer_types(self.layers)
+        if self.dtype not in ("qint8", "float16"):
+            raise UserError(f"recipe {self.name!r}: dtype must be 'qint8' or 'float16', got {self.dtype!r}")
+
+
+@register_handler(DynamicQuant)
+def _dynamic(recipe: DynamicQuant, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    types = layer_types(recipe.layers)
+    if not has_layer_types(model, types):
+        raise NotApplicable(f"model {entry.name!r} has no {'/'.join(recipe.layers)} layer for {recipe.name!r}")
+    with _torch_ao(recipe.engine):
+        from torch.ao.quantization import quantize_dynamic
+
+        q = quantize_dynamic(model, types, dtype=getattr(torch, recipe.dtype))
+    return _done(q, recipe.stack, recipe.engine)
+
+
+@dataclass(frozen=True)
+class StaticInt8(Recipe):
+    """FX graph-mode static int8 with calibration: works on any symbolically traceable model,
+    not only on torchvision's hand-made quantizable variants. Per-channel symmetric weights."""
+
+    calib_batches: int = 8
+    calib_batch_size: int = 8
+    observer: str = "histogram"  # or "minmax"
+    engine: str = "x86"
+    calib_split: str = "calib"
+    stack: ClassVar[str] = "torch.ao.fx"
+
+    def __post_init__(self) -> None:
+        if self.observer not in _OBSERVERS:
+            raise UserError(f"recipe {self.name!r}: observer must be one of {', '.join(_OBSERVERS)}, got {self.observer!r}")
+        if self.calib_batches < 1 or self.calib_batch_size < 1:
+            raise UserError(f"recipe {self.name!r}: calib_batches and calib_batch_size must be >= 1")
+
+
+def _observer(name: str):
+    from torch.ao.quantization import HistogramObserver, MinMaxObserver
+
+    return {"histogram": HistogramObserver, "minmax": MinMaxObserver}[name]
+
+
+_OBSERVERS = ("histogram", "minmax")
+
+
+def _qconfig_mapping(recipe: StaticInt8):
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+    from torch.ao.quantization.observer import PerChannelMinMaxObserver
+
+    mapping = get_default_qconfig_mapping(recipe.engine)
+    # x86 CPUs with VNNI do not need the 7-bit activation range older fbgemm kernels wanted.
+    activation = _observer(recipe.observer).with_args(reduce_range=False)
+    weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    return mapping.set_global(QConfig(activation=activation, weight=weight))
+
+
+@register_handler(StaticInt8)
+def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    example = built.data.batch(recipe.calib_split, 0, 1).inputs
+    with _torch_ao(recipe.engine):
+        try:
+            prepared = prepare_fx(model, _qconfig_mapping(recipe), example)
+        except Exception as exc:  # tracing is the usual limit of FX; say which op stopped it
+            raise NotApplicable(
+                f"FX symbolic tracing of {entry.name!r} failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+                "use a dynamic or torchao recipe for this model"
+            ) from exc
+        with torch.inference_mode():
+            for i in range(recipe.calib_batches):
+                prepared(*built.data.batch(recipe.calib_split, i, recipe.calib_batch_size).inputs)
+        q = convert_fx(prepared)
+    return _done(q, recipe.stack, recipe.engine, calibration=f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples")

@@ -1,0 +1,45 @@
+"""Plain-text renderings of results for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ptq.results import CaseResult
+
+__all__ = ["format_table", "speedup_table"]
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _speedup_cell(r: CaseResult) -> str:
+    if r.speedup_vs_fp32 is None:
+        return "-"
+    ci = r.metrics.get("speedup")
+    if ci:
+        return f"{r.speedup_vs_fp32:.2f}x [{ci['low']:.2f}, {ci['high']:.2f}]"
+    return f"{r.speedup_vs_fp32:.2f}x"
+
+
+def speedup_table(results: Sequence[CaseResult]) -> str:
+    """One row per timed case: median latency, speedup over the model's fp32, what was quantized."""
+    rows = []
+    for r in results:
+        if r.latency is None:
+            continue
+        rows.append([
+            r.model, r.recipe, r.stack,
+            f"{r.latency.median * 1e3:.3f}",
+            f"{r.latency.stddev / r.latency.mean * 100:.1f}%" if r.latency.mean else "-",
+            str(r.latency.rounds),
+            _speedup_cell(r),
+            f"{r.speedup_unpaired:.2f}x" if r.speedup_unpaired else "-",
+            f"{r.quantized_layers}/{r.quantized_layers + r.float_layers}",
+            r.weights.split(" ")[0],
+        ])
+    return format_table(
+        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup (95% CI)", "unpaired", "quantized", "weights"], rows
+    )

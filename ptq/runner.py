@@ -1,0 +1,146 @@
+"""Runs a case: builds and quantizes once per session, times it, runs the probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from ptq import speedup as _speedup  # noqa: F401  (registers the speedup probe)
+from ptq.errors import PtqError
+from ptq.matrix import Case
+from ptq.models import Built, ModelEntry, get_model
+from ptq.probes import CheckFailed, run_probes
+from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
+from ptq.results import CaseResult, LatencyStats
+
+__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "run_case"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    warmup: int = 10
+    threads: int = 1
+    weights: str = "auto"
+    probes: str | None = None  # glob of probe names; None runs all
+    pair_budget_s: float = 1.5  # seconds of interleaved fp32/quantized pairs per case; 0 disables
+
+
+@dataclass
+class PreparedCase:
+    """Everything a benchmark needs, ready before the clock starts."""
+
+    case: Case
+    entry: ModelEntry
+    recipe: Recipe
+    built: Built
+    quantized: Quantized
+    inputs: tuple[torch.Tensor, ...]
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.quantized.model
+
+
+class Workbench:
+    """Session cache: each float model is built once and each case quantized once.
+
+    Failures are cached too, so a model that cannot build is reported once per case
+    without being rebuilt.
+    """
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self._built: dict[str, Built | BaseException] = {}
+        self._prepared: dict[Case, PreparedCase | BaseException] = {}
+
+    def built(self, model: str) -> Built:
+        if model not in self._built:
+            try:
+                self._built[model] = get_model(model).build(weights=self.options.weights)
+            except PtqError as exc:
+                self._built[model] = exc
+        found = self._built[model]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def prepare(self, case: Case) -> PreparedCase:
+        if case not in self._prepared:
+            try:
+                entry, recipe = get_model(case.model), get_recipe(case.recipe)
+                built = self.built(case.model)
+                quantized = apply_recipe(recipe, entry, built)
+                inputs = entry.example_inputs(built)
+                self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs)
+            except PtqError as exc:
+                self._prepared[case] = exc
+        found = self._prepared[case]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+
+def check_finite(output: Any, case: Case) -> None:
+    """A NaN or Inf output is a failure of its own, not a drift figure."""
+    tensors = output if isinstance(output, (tuple, list)) else (output,)
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+            bad = "NaN" if torch.isnan(t).any() else "Inf"
+            raise CheckFailed(
+                f"{case.id}: the model produced {bad} outputs on the evaluation batch; "
+                "check the recipe's calibration data and observers"
+            )
+
+
+def _result(prepared: PreparedCase, options: RunOptions) -> CaseResult:
+    q, entry, recipe = prepared.quantized, prepared.entry, prepared.recipe
+    return CaseResult(
+        case=prepared.case.id,
+        model=entry.name,
+        model_version=entry.version,
+        family=entry.family,
+        recipe=recipe.name,
+        recipe_version=recipe.version,
+        recipe_config=recipe.to_dict(),
+        stack=q.stack,
+        engine=q.engine,
+        weights=prepared.built.weights,
+        data=prepared.built.data.description,
+        input_shapes=[list(t.shape) for t in prepared.inputs],
+        batch_size=entry.batch_size,
+        threads=torch.get_num_threads(),
+        warmup_rounds=options.warmup,
+        quantized_layers=q.quantized_layers,
+        float_layers=q.float_layers,
+        quantize_seconds=round(q.quantize_seconds, 4),
+    )
+
+
+def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tuple[CaseResult, list[str]]:
+    """Warm up (untimed), time with pytest-benchmark, then run the probes.
+
+    Returns the result and the failure messages; the caller records and then fails.
+    """
+    model, inputs = prepared.model, prepared.inputs
+    result = _result(prepared, options)
+    enabled = getattr(benchmark, "enabled", True)
+    with torch.inference_mode():
+        output = model(*inputs)
+        check_finite(output, prepared.case)
+        # Warm-up rounds run and are discarded: first calls pay for allocation, kernel
+        # selection and packing, which is what a one-shot time.time() measures by mistake.
+        for _ in range(options.warmup if enabled else 0):
+            model(*inputs)
+        benchmark(model, *inputs)
+    stats = getattr(benchmark, "stats", None)
+    if enabled and stats is not None:
+        result.latency = LatencyStats.from_samples(list(stats.stats.data))
+        if prepared.recipe.name == REFERENCE:
+            result.speedup_vs_fp32 = 1.0
+    if not enabled:
+        options = replace(options, pair_budget_s=0.0)
+    failures = run_probes(prepared, result, options)
+    return result, failures
+

@@ -1,0 +1,34 @@
+import pytest
+
+from ptq.errors import UserError
+from ptq.matrix import MATRICES, Case, select_cases
+
+
+def test_default_matrix_is_model_major_with_fp32_first():
+    cases = select_cases("default")
+    models = list(dict.fromkeys(c.model for c in cases))
+    for m in models:
+        recipes = [c.recipe for c in cases if c.model == m]
+        assert recipes[0] == "fp32"
+    assert Case("mobilenet_v2", "dynamic_int8").id == "mobilenet_v2-dynamic_int8"
+
+
+def test_quick_matrix_covers_every_recipe_and_family():
+    from ptq.models import get_model
+    from ptq.recipes import list_recipes
+
+    cases = select_cases("quick")
+    assert {c.recipe for c in cases} == set(list_recipes())
+    assert {get_model(c.model).family for c in cases} == {"vision", "text", "sequence", "micro"}
+
+
+def test_globs_narrow_the_matrix():
+    cases = select_cases("default", models="resnet*", recipes="fp32,static_*")
+    assert [c.id for c in cases] == ["resnet18-fp32", "resnet18-static_int8"]
+
+
+def test_bad_selection_is_a_clear_error():
+    with pytest.raises(UserError, match=r"--ptq-models='vgg\*' matches no model"):
+        select_cases("default", models="vgg*")
+    with pytest.raises(UserError, match=f"unknown matrix 'nightly'; valid matrices: {', '.join(MATRICES)}"):
+        select_cases("nightly")

@@ -1,0 +1,117 @@
+"""The pytest plugin, run as a user would: a subprocess pytest with a conftest of its own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+CONFTEST = '''
+import dataclasses
+import torch
+from ptq.models import Built, TensorData, register_model
+from ptq.recipes import Recipe, register_handler, register_recipe
+
+@register_model("user_mlp", batch_size=8)
+def user_mlp(*, weights):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    data = TensorData(lambda g, n: (torch.randn(n, 32, generator=g),), "randn(32)")
+    return Built(model, weights="random:seed=0", data=data)
+
+@register_model("user_nan", batch_size=2)
+def user_nan(*, weights):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    with torch.no_grad():
+        model[0].bias.fill_(float("nan"))
+    data = TensorData(lambda g, n: (torch.randn(n, 4, generator=g),), "randn(4)")
+    return Built(model, weights="random:seed=0", data=data)
+
+@dataclasses.dataclass(frozen=True)
+class Broken(Recipe):
+    pass
+
+@register_handler(Broken)
+def broken(recipe, model, built, entry):
+    raise RuntimeError("no kernel for this op")
+
+register_recipe(Broken("broken"))
+'''
+
+TEST_FILE = '''
+def test_case(ptq_bench):
+    ptq_bench()
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=TEST_FILE)
+    return pytester
+
+
+FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01", "-p", "no:cacheprovider"]
+
+
+def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=user_mlp", "--ptq-recipes=fp32,dynamic_int8,static_int8,broken",
+        "--benchmark-json=out.json", *FAST,
+    )
+    # A recipe that raises errors its own case at setup; the other cases still run.
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_case?user_mlp-broken?*",
+        "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
+        "*ptq: speedup over fp32, same session, warm-up excluded*",
+        "*user_mlp*dynamic_int8*torch.ao.eager*",
+    ])
+    data = json.loads((suite.path / "out.json").read_text())
+    by_case = {b["extra_info"]["case"]: b for b in data["benchmarks"]}
+    assert set(by_case) == {"user_mlp-fp32", "user_mlp-dynamic_int8", "user_mlp-static_int8"}
+    assert by_case["user_mlp-static_int8"]["name"] == "test_case[user_mlp-static_int8]"
+    info = by_case["user_mlp-dynamic_int8"]["extra_info"]
+    assert info["model"] == "user_mlp" and info["recipe"] == "dynamic_int8" and info["recipe_version"] == 1
+    assert info["stack"] == "torch.ao.eager" and info["engine"] == "x86"
+    assert info["weights"] == "random:seed=0" and info["input_shapes"] == [[8, 32]]
+    assert info["threads"] >= 1 and info["warmup_rounds"] == 1
+    assert info["quantized_layers"] == 2 and info["float_layers"] == 0
+    assert info["speedup_vs_fp32"] > 0 and info["metrics"]["speedup"]["n"] >= 20
+    assert info["speedup_unpaired"] > 0
+    assert by_case["user_mlp-fp32"]["extra_info"]["speedup_vs_fp32"] == 1.0
+    assert data["ptq"]["fingerprint"] and data["ptq"]["environment"]["torch"]
+    assert data["machine_info"]["ptq"]["environment"]["threads"] == info["threads"]
+
+
+def test_nan_output_fails_with_its_own_message(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=user_nan", "--ptq-recipes=fp32", *FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*user_nan-fp32: the model produced NaN outputs on the evaluation batch*"])
+
+
+def test_inapplicable_recipe_is_skipped_with_its_reason(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8", "-rs", *FAST
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*micro_conv_16-dynamic_int8: model 'micro_conv_16' has no Linear layer*"])
+
+
+def test_disabled_benchmarks_still_run_every_code_path(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess(
+        "--benchmark-disable", "--ptq-models=user_mlp", "--ptq-recipes=fp32,dynamic_int8", *FAST
+    )
+    result.assert_outcomes(passed=2)
+    assert "ptq: speedup" not in result.stdout.str()
+
+
+def test_unknown_selection_is_a_usage_error(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=vgg*", *FAST)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --ptq-models='vgg[*]' matches no model of matrix 'default'; valid: *user_mlp*"])
+
+
+def test_k_selection_works_on_readable_ids(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=user_mlp", "-k", "fp32", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["test_suite.py::test_case[[]user_mlp-fp32[]]"])

@@ -1,0 +1,143 @@
+import dataclasses
+
+import pytest
+import torch
+
+from ptq.errors import NotApplicable, RecipeFailed, UserError
+from ptq.layers import count_layers
+from ptq.models import get_model
+from ptq.recipes import (
+    DynamicQuant,
+    Recipe,
+    StaticInt8,
+    TorchaoRecipe,
+    apply_recipe,
+    get_recipe,
+    list_recipes,
+    register_handler,
+    register_recipe,
+    unregister_recipe,
+)
+
+DEFAULT_RECIPES = ["fp32", "dynamic_int8", "dynamic_int8_rnn", "dynamic_fp16", "static_int8", "ao_int8_dynamic", "ao_int8_weight_only"]
+
+
+def test_defaults_are_registered_with_reference_first():
+    assert list_recipes()[: len(DEFAULT_RECIPES)] == DEFAULT_RECIPES
+
+
+def test_unknown_recipe_names_the_valid_ones():
+    with pytest.raises(UserError, match=r"unknown recipe 'int3'; valid recipes: fp32, dynamic_int8"):
+        get_recipe("int3")
+
+
+def test_recipes_are_frozen_hashable_and_serialise_with_type_and_version():
+    r = get_recipe("dynamic_int8_rnn")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.layers = ("Linear",)  # type: ignore[misc]
+    assert hash(r) == hash(DynamicQuant("dynamic_int8_rnn", layers=("Linear", "LSTM", "GRU"), description=r.description))
+    d = r.to_dict()
+    assert d["_type"] == "DynamicQuant" and d["_version"] == 1
+    assert d["_data"]["layers"] == ["Linear", "LSTM", "GRU"]
+
+
+def test_bad_recipe_fields_are_refused():
+    with pytest.raises(UserError, match="unknown layer type 'Lienar'"):
+        DynamicQuant("x", layers=("Lienar",))
+    with pytest.raises(UserError, match="observer must be one of histogram, minmax"):
+        StaticInt8("x", observer="kl")
+    with pytest.raises(UserError, match="unknown torchao config 'Int3Config'"):
+        TorchaoRecipe("x", config="Int3Config")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "expected_quantized", "module_namespace"),
+    [
+        ("dynamic_int8", 1, "torch.ao.nn.quantized.dynamic"),
+        ("dynamic_fp16", 1, "torch.ao.nn.quantized.dynamic"),
+        ("static_int8", 2, "torch.ao.nn.quantized"),
+        ("ao_int8_dynamic", 1, None),
+        ("ao_int8_weight_only", 1, None),
+    ],
+)
+def test_each_recipe_yields_quantized_modules(tiny_entry, tiny_built, recipe, expected_quantized, module_namespace):
+    q = apply_recipe(get_recipe(recipe), tiny_entry, tiny_built)
+    assert q.quantized_layers == expected_quantized
+    assert count_layers(q.model)[0] == expected_quantized
+    if module_namespace:
+        assert any(type(m).__module__.startswith(module_namespace) for m in q.model.modules())
+    else:  # torchao keeps nn.Linear and swaps its weight for a tensor subclass
+        assert type(q.model.fc.weight) is not torch.nn.Parameter
+    x = tiny_entry.example_inputs(tiny_built)
+    with torch.inference_mode():
+        assert torch.allclose(q.model(*x), tiny_built.model(*x), atol=0.1)
+    # the float model is untouched
+    assert type(tiny_built.model.fc) is torch.nn.Linear and type(tiny_built.model.fc.weight) is torch.nn.Parameter
+
+
+def test_fp32_is_the_float_model_itself(tiny_entry, tiny_built):
+    q = apply_recipe(get_recipe("fp32"), tiny_entry, tiny_built)
+    assert q.model is tiny_built.model and q.stack == "none" and q.quantized_layers == 0
+
+
+def test_lstm_recipe_quantizes_lstm():
+    entry = get_model("micro_lstm_128")
+    built = entry.build()
+    q = apply_recipe(get_recipe("dynamic_int8_rnn"), entry, built)
+    assert type(q.model[0].lstm).__module__.startswith("torch.ao.nn.quantized.dynamic")
+
+
+def test_recipe_without_matching_layers_is_not_applicable(tiny_entry, tiny_built):
+    entry = get_model("micro_conv_16")
+    with pytest.raises(NotApplicable, match=r"has no Linear layer for 'dynamic_int8'"):
+        apply_recipe(get_recipe("dynamic_int8"), entry, entry.build())
+
+
+def test_untraceable_model_is_not_applicable_for_fx_static():
+    entry = get_model("minilm_l6")
+    with pytest.raises(NotApplicable, match=r"FX symbolic tracing of 'minilm_l6' failed"):
+        apply_recipe(get_recipe("static_int8"), entry, entry.build())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Exploding(Recipe):
+    pass
+
+
+@register_handler(_Exploding)
+def _explode(recipe, model, built, entry):
+    raise RuntimeError("kernel missing")
+
+
+def test_an_exception_inside_a_recipe_names_model_recipe_and_error(tiny_entry, tiny_built):
+    with pytest.raises(RecipeFailed, match=r"recipe 'boom' failed on model 'tiny': RuntimeError: kernel missing"):
+        apply_recipe(_Exploding("boom"), tiny_entry, tiny_built)
+
+
+def test_register_recipe_guards():
+    register_recipe(StaticInt8("test_static_minmax", observer="minmax"))
+    try:
+        assert get_recipe("test_static_minmax").observer == "minmax"
+        with pytest.raises(UserError, match="already registered"):
+            register_recipe(StaticInt8("test_static_minmax"))
+    finally:
+        unregister_recipe("test_static_minmax")
+
+    @dataclasses.dataclass(frozen=True)
+    class NoHandler(Recipe):
+        pass
+
+    with pytest.raises(UserError, match="has no handler"):
+        register_recipe(NoHandler("orphan"))
+
+
+def test_duplicate_handler_is_refused():
+    with pytest.raises(UserError, match="already registered"):
+        register_handler(StaticInt8)(lambda *a: None)
+
+
+def test_static_int8_generic_on_torchvision_resnet18():
+    entry = get_model("resnet18")
+    q = apply_recipe(get_recipe("static_int8"), entry, entry.build())
+    assert q.float_layers == 0 and q.quantized_layers == 21
+    assert q.engine == "x86" and q.stack == "torch.ao.fx"
