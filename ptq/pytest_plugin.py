@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from ptq.config import Config, load_config
 from ptq.env import environment, fingerprint
 from ptq.errors import NotApplicable, PtqError, UserError
 from ptq.matrix import MATRICES, Case, select_cases
@@ -78,11 +79,19 @@ def pytest_configure(config: pytest.Config) -> None:
             weights=config.getoption("--ptq-weights"),
             probes=config.getoption("--ptq-probes"),
             pair_budget_s=config.getoption("--ptq-pair-time"),
+            config=_load_config(config),
         ),
         matrix=config.getoption("--ptq-matrix"),
         models=config.getoption("--ptq-models"),
         recipes=config.getoption("--ptq-recipes"),
     )
+
+
+def _load_config(config: pytest.Config) -> Config:
+    try:
+        return load_config(config.rootpath)
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from ptq import speedup as _speedup  # noqa: F401  (registers the speedup probe)
+from ptq.config import Config
 from ptq.errors import PtqError
 from ptq.matrix import Case
 from ptq.models import Built, ModelEntry, get_model
@@ -25,6 +26,7 @@ class RunOptions:
     weights: str = "auto"
     probes: str | None = None  # glob of probe names; None runs all
     pair_budget_s: float = 1.5  # seconds of interleaved fp32/quantized pairs per case; 0 disables
+    config: Config = field(default_factory=Config)  # validated [tool.ptq], for probes' limits
 
 
 @dataclass
