@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
@@ -65,7 +67,15 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_command_modules() -> None:
+    import ptq.commands
+
+    for info in pkgutil.iter_modules(ptq.commands.__path__):
+        importlib.import_module(f"ptq.commands.{info.name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
     parser = argparse.ArgumentParser(prog="ptq", description="Post-training-quantization benchmark regression suite.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (configure, _fn) in COMMANDS.items():

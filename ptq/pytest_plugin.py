@@ -19,12 +19,16 @@ from ptq.env import environment, fingerprint
 from ptq.errors import NotApplicable, PtqError, UserError
 from ptq.matrix import MATRICES, Case, select_cases
 from ptq.models import WEIGHT_POLICIES
+from ptq.plugins import discover
 from ptq.recipes import REFERENCE
 from ptq.report import speedup_table
 from ptq.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
 from ptq.runner import PreparedCase, RunOptions, Workbench, run_case
 
 __all__ = ["STATE", "PluginState"]
+
+#: Feature plugins (``ptq/plugins/*.py``) load with this one.
+pytest_plugins = discover()
 
 
 @dataclass
