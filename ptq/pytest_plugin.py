@@ -61,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="torch intra-op threads for every case (default: torch's default, the physical cores)")
     group.addoption("--ptq-warmup", type=int, default=10,
                     help="untimed warm-up calls before pytest-benchmark's timed rounds (default 10)")
+    group.addoption("--ptq-warmup-time", type=float, default=1.0, metavar="SECONDS",
+                    help="stop warming up after this long, once 2 calls ran (default 1.0)")
     group.addoption("--ptq-weights", default="auto", choices=WEIGHT_POLICIES,
                     help="auto: pretrained when on disk, else seeded random; pretrained: may download; random")
     group.addoption("--ptq-pair-time", type=float, default=1.5, metavar="SECONDS",
@@ -79,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = PluginState(
         options=RunOptions(
             warmup=warmup,
+            warmup_time=config.getoption("--ptq-warmup-time"),
             threads=threads,
             weights=config.getoption("--ptq-weights"),
             probes=config.getoption("--ptq-probes"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,12 +18,13 @@ from ptq.probes import CheckFailed, run_probes
 from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
 from ptq.results import CaseResult, LatencyStats
 
-__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "run_case"]
+__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "run_case", "warm_up"]
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    warmup: int = 10
+    warmup: int = 10  # untimed calls before timing...
+    warmup_time: float = 1.0  # ...or fewer, once this many seconds have passed (at least 2 calls)
     threads: int = 1
     weights: str = "auto"
     probes: str | None = None  # glob of probe names; None runs all
@@ -96,6 +99,20 @@ def check_finite(output: Any, case: Case) -> None:
             )
 
 
+def warm_up(fn: Callable[[], Any], *, calls: int, max_seconds: float, timer: Callable[[], float] = time.perf_counter) -> int:
+    """Run ``fn`` untimed ``calls`` times, stopping early after ``max_seconds`` (but never
+    before 2 calls, when ``calls`` allows). Returns how many calls ran.
+
+    The first calls pay for allocation, kernel selection and weight packing: that is what a
+    one-shot ``time.time()`` measures by mistake. A time cap keeps slow models affordable.
+    """
+    start, done = timer(), 0
+    while done < calls and (done < 2 or timer() - start < max_seconds):
+        fn()
+        done += 1
+    return done
+
+
 def _result(prepared: PreparedCase, options: RunOptions) -> CaseResult:
     q, entry, recipe = prepared.quantized, prepared.entry, prepared.recipe
     return CaseResult(
@@ -113,7 +130,7 @@ def _result(prepared: PreparedCase, options: RunOptions) -> CaseResult:
         input_shapes=[list(t.shape) for t in prepared.inputs],
         batch_size=entry.batch_size,
         threads=torch.get_num_threads(),
-        warmup_rounds=options.warmup,
+        warmup_rounds=0,
         quantized_layers=q.quantized_layers,
         float_layers=q.float_layers,
         quantize_seconds=round(q.quantize_seconds, 4),
@@ -131,10 +148,8 @@ def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tup
     with torch.inference_mode():
         output = model(*inputs)
         check_finite(output, prepared.case)
-        # Warm-up rounds run and are discarded: first calls pay for allocation, kernel
-        # selection and packing, which is what a one-shot time.time() measures by mistake.
-        for _ in range(options.warmup if enabled else 0):
-            model(*inputs)
+        if enabled:
+            result.warmup_rounds = warm_up(lambda: model(*inputs), calls=options.warmup, max_seconds=options.warmup_time)
         benchmark(model, *inputs)
     stats = getattr(benchmark, "stats", None)
     if enabled and stats is not None:

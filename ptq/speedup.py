@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["interleaved_speedup"]
 
-MIN_PAIRS = 20
+MIN_PAIRS = 5
 MAX_PAIRS = 400
 
 
@@ -62,7 +62,7 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     float_model, quantized, inputs = prepared.built.model, prepared.model, prepared.inputs
     with torch.inference_mode():
         est = interleaved_speedup(
-            lambda: float_model(*inputs), lambda: quantized(*inputs), budget_s=options.pair_budget_s
+            lambda: float_model(*inputs), lambda: quantized(*inputs), budget_s=options.pair_budget_s, warmup=1
         )
     result.speedup_vs_fp32 = est.ratio
     return {"method": "interleaved ABBA pairs, median of per-pair ratios", **est.to_dict()}

@@ -77,7 +77,7 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     assert info["weights"] == "random:seed=0" and info["input_shapes"] == [[8, 32]]
     assert info["threads"] >= 1 and info["warmup_rounds"] == 1
     assert info["quantized_layers"] == 2 and info["float_layers"] == 0
-    assert info["speedup_vs_fp32"] > 0 and info["metrics"]["speedup"]["n"] >= 20
+    assert info["speedup_vs_fp32"] > 0 and info["metrics"]["speedup"]["n"] >= 5
     assert info["speedup_unpaired"] > 0
     assert by_case["user_mlp-fp32"]["extra_info"]["speedup_vs_fp32"] == 1.0
     assert data["ptq"]["fingerprint"] and data["ptq"]["environment"]["torch"]

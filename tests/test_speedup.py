@@ -24,7 +24,7 @@ class FakeClock:
 def test_interleaved_speedup_alternates_abba_and_measures_the_ratio():
     clock = FakeClock()
     est = interleaved_speedup(
-        clock.work("ref", 0.004), clock.work("cand", 0.001), budget_s=0.1, warmup=1, timer=clock
+        clock.work("ref", 0.004), clock.work("cand", 0.001), budget_s=0.1, warmup=1, min_pairs=20, timer=clock
     )
     assert (est.ratio, est.low, est.high) == pytest.approx((4.0, 4.0, 4.0))
     # warm-up pair, then A B, B A, A B ...
@@ -39,3 +39,15 @@ def test_interleaved_speedup_respects_min_and_max_pairs():
     clock = FakeClock()
     est = interleaved_speedup(clock.work("a", 1e-6), clock.work("b", 1e-6), budget_s=10, warmup=0, max_pairs=50, timer=clock)
     assert est.n == 50
+
+
+def test_warm_up_stops_at_its_call_count_or_time_cap_but_runs_twice():
+    from ptq.runner import warm_up
+
+    clock = FakeClock()
+    assert warm_up(clock.work("m", 0.01), calls=10, max_seconds=1.0, timer=clock) == 10
+    clock = FakeClock()
+    assert warm_up(clock.work("m", 0.4), calls=10, max_seconds=1.0, timer=clock) == 3
+    clock = FakeClock()
+    assert warm_up(clock.work("m", 5.0), calls=10, max_seconds=1.0, timer=clock) == 2
+    assert warm_up(clock.work("m", 5.0), calls=0, max_seconds=1.0, timer=clock) == 0
