@@ -1,0 +1,309 @@
+"""``ptq report``'s HTML: one self-contained file (inline CSS and SVG, a few lines of inline JS,
+nothing fetched) showing a history of runs: what changed last, speedups, trade-offs, trends,
+per-layer SQNR and the environment of every run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+
+from ptq.history import Run
+from ptq.svg import Point, fmt, heat_color, interval_bar, line_chart, scatter_chart, sparkline
+from ptq.trends import METRICS, Change, Metric, Reading, Verdict, compare, layer_sqnr, series
+
+__all__ = ["render_html"]
+
+#: Environment fields shown per run, in this order.
+ENV_FIELDS = ("cpu_model", "cpu_flags", "logical_cpus", "threads", "os", "python", "torch", "torchvision", "torchao",
+              "quantized_engine")
+
+#: Trend charts per case card.
+CARD_METRICS = ("latency", "memory", "drift")
+
+CSS = """
+:root{--ink:#1d2430;--muted:#6b7480;--line:#e3e7ec;--bg:#f6f7f9;--red:#d1342f;--green:#1f9d55;--blue:#3867a8}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg)}
+header{background:#1d2430;color:#fff;padding:22px 32px 18px}header h1{margin:0 0 4px;font-size:22px;font-weight:600}
+header p{margin:0;color:#b9c2cf}nav{margin-top:12px}nav a{color:#cfe0ff;margin-right:16px;text-decoration:none;font-size:13px}
+main{padding:8px 32px 40px;max-width:1500px}section{margin-top:26px}h2{font-size:17px;margin:0 0 10px;font-weight:600}
+h3{font-size:14px;margin:16px 0 8px}.tiles{display:flex;gap:12px;flex-wrap:wrap}
+.tile{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:150px}
+.tile b{display:block;font-size:26px;line-height:1.1}.tile span{color:var(--muted);font-size:12px}
+.tile.bad b{color:var(--red)}.tile.good b{color:var(--green)}
+table{border-collapse:collapse;background:#fff;border:1px solid var(--line);border-radius:8px;overflow:hidden;font-size:13px}
+th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle}th{background:#fafbfc;font-weight:600;color:#404a57}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.changed{background:#fff4cc}
+.badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:11px;font-weight:600;line-height:18px;white-space:nowrap}
+.badge.regression{background:#fde2e1;color:var(--red)}.badge.improvement{background:#dcf3e5;color:var(--green)}
+.badge.unchanged,.badge.new{background:#e6edf7;color:var(--blue)}.badge.incomparable{background:#eceff2;color:#6b7480}
+.models{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:14px}.models table{width:100%}.models.wide{grid-template-columns:repeat(auto-fill,minmax(660px,1fr))}main{overflow-x:hidden}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 14px;overflow-x:auto}
+.card h3{margin:0 0 2px}.card .sub{color:var(--muted);font-size:12px;margin-bottom:6px}
+.cases{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.chartlabel{font-size:12px;color:#404a57;margin:6px 0 0}.chartlabel i{color:var(--muted);font-style:normal}
+.none{color:var(--muted);font-size:12px;border:1px dashed var(--line);border-radius:6px;padding:8px;margin:4px 0;background:#fbfbfc}
+svg.chart text.tick{font-size:10px;fill:#6b7480}svg.chart text.unit{font-size:10px;fill:#6b7480}
+svg.chart text.axis{font-size:11px;fill:#404a57}svg.chart text.pl{font-size:11px;fill:#1d2430}
+.legend{font-size:12px;color:var(--muted);margin:6px 0 12px}.legend span{margin-right:14px}
+.heat td{text-align:center;font-variant-numeric:tabular-nums;min-width:62px}.heat td.layer{text-align:left;font-family:ui-monospace,monospace}
+details>summary{cursor:pointer;font-weight:600;font-size:15px;margin:14px 0 8px}
+input#filter{padding:6px 10px;border:1px solid #c9d0d8;border-radius:6px;width:260px;font-size:13px}
+code{font-family:ui-monospace,monospace;font-size:12px}small{color:var(--muted)}
+"""
+
+JS = """
+document.getElementById('filter').addEventListener('input', function (e) {
+  var q = e.target.value.toLowerCase();
+  document.querySelectorAll('.case').forEach(function (c) {
+    c.style.display = c.dataset.case.indexOf(q) >= 0 ? '' : 'none';
+  });
+});
+"""
+
+#: Shown where a run has no value.
+DASH = "\u2013"
+
+_BADGE_CLASS = {v: v.value for v in Verdict} | {Verdict.INCOMPARABLE: "incomparable"}
+
+
+def _badge(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return ""
+    return f'<span class="badge {_BADGE_CLASS[verdict]}">{escape(verdict.value)}</span>'
+
+
+def _date(run: Run) -> str:
+    try:
+        return datetime.fromisoformat(run.time).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return run.time or "?"
+
+
+def _reading_text(metric: Metric, r: Reading) -> str:
+    text = f"{fmt(r.value)} {metric.unit}".strip()
+    if r.low is not None and r.high is not None:
+        text += f" [{fmt(r.low)}, {fmt(r.high)}]"
+    return text
+
+
+def _trend(metric: Metric, case: str, runs: Sequence[Run]) -> str:
+    steps = series(metric, case, runs)
+    present = [s for s in steps if s.reading is not None]
+    if not present:
+        return (f'<p class="chartlabel">{escape(metric.title)}</p>'
+                f'<div class="none">{escape(metric.title)} not recorded in any run of this case</div>')
+    points = []
+    for s in steps:
+        if s.reading is None:
+            points.append(Point(None))
+            continue
+        tip = f"{s.run.label} · {_date(s.run)} · {_reading_text(metric, s.reading)}"
+        if s.verdict is not None and s.previous is not None:
+            prev = metric.read(s.previous.cases[case])
+            change = f" ({(s.reading.value / prev.value - 1) * 100:+.1f}%)" if prev and prev.value else ""
+            tip += f" · {s.verdict.value} vs {s.previous.label}{change}"
+        elif s.verdict is not None:
+            tip += f" · {s.verdict.value}"
+        points.append(Point(s.reading.value, s.reading.low, s.reading.high, s.verdict.value if s.verdict else "", tip))
+    labels = {s.reading.label for s in present}
+    what = " / ".join(sorted(labels))
+    missing = len(steps) - len(present)
+    note = f" · not recorded in {missing} of {len(steps)} runs" if missing else ""
+    chart = line_chart(points, [r.label for r in runs], unit=metric.unit, label=f"{metric.title} of {case}")
+    return f'<p class="chartlabel">{escape(metric.title)} <i>{escape(what)}{escape(note)}</i></p>{chart}'
+
+
+def _cases_by_model(runs: Sequence[Run]) -> dict[str, list[str]]:
+    models: dict[str, list[str]] = {}
+    for run in runs:
+        for name, rec in run.cases.items():
+            cases = models.setdefault(rec.model, [])
+            if name not in cases:
+                cases.append(name)
+    return models
+
+
+def _summary(runs: Sequence[Run], changes: list[Change] | None) -> str:
+    latest = runs[-1]
+    tiles = [f'<div class="tile"><b>{len(runs)}</b><span>runs, {escape(runs[0].label)} … {escape(latest.label)}</span></div>',
+             f'<div class="tile"><b>{len(latest.cases)}</b><span>cases in the latest run</span></div>']
+    if changes is None:
+        return f'<div class="tiles">{"".join(tiles)}</div><p class="legend">Only one run: nothing to compare yet.</p>'
+    counts = {v: sum(1 for c in changes if c.verdict is v) for v in Verdict}
+    tiles += [
+        f'<div class="tile {"bad" if counts[Verdict.REGRESSION] else ""}"><b>{counts[Verdict.REGRESSION]}</b><span>regressions</span></div>',
+        f'<div class="tile {"good" if counts[Verdict.IMPROVEMENT] else ""}"><b>{counts[Verdict.IMPROVEMENT]}</b><span>improvements</span></div>',
+        f'<div class="tile"><b>{counts[Verdict.UNCHANGED]}</b><span>unchanged figures</span></div>',
+        f'<div class="tile"><b>{counts[Verdict.INCOMPARABLE] + counts[Verdict.NEW]}</b><span>new or not comparable</span></div>',
+    ]
+    moved = [c for c in changes if c.verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT)]
+    rows = "".join(
+        f"<tr><td>{_badge(c.verdict)}</td><td><code>{escape(c.case)}</code></td><td>{escape(c.metric.title)}</td>"
+        f'<td class="num">{escape(_reading_text(c.metric, c.old))}</td><td class="num">{escape(_reading_text(c.metric, c.new))}</td>'
+        f'<td class="num">{(c.ratio - 1) * 100:+.1f}%</td></tr>'
+        for c in moved if c.old is not None and c.ratio is not None
+    )
+    table = (f"<table><tr><th>verdict</th><th>case</th><th>metric</th><th>{escape(runs[-2].label)}</th>"
+             f"<th>{escape(latest.label)}</th><th>change</th></tr>{rows}</table>" if rows
+             else '<p class="legend">No figure moved beyond its threshold and spread.</p>')
+    return (f'<div class="tiles">{"".join(tiles)}</div><h3>Latest run {escape(latest.label)} against '
+            f'{escape(runs[-2].label)}</h3>{table}')
+
+
+def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
+    metric, latency = METRICS["speedup"], METRICS["latency"]
+    latest = runs[-1]
+    cards = []
+    for model, cases in models.items():
+        rows = []
+        readings = {c: metric.read(latest.cases[c]) for c in cases if c in latest.cases}
+        ends = [v for r in readings.values() if r for v in (r.value, r.low, r.high) if v is not None and v > 0]
+        lo, hi = min([0.5, *ends]) / 1.15, max([2.0, *ends]) * 1.15
+        for case in cases:
+            rec = latest.cases.get(case)
+            if rec is None:
+                continue
+            sp, lat = readings[case], latency.read(rec)
+            steps = series(metric, case, runs)
+            spark_points = [Point(s.reading.value if s.reading else None, kind=s.verdict.value if s.verdict else "",
+                                  tip=f"{s.run.label}: {fmt(s.reading.value)}x" if s.reading else "") for s in steps]
+            spark = (sparkline(spark_points, label=f"speedup trend of {case}")
+                     if any(p.value is not None for p in spark_points) else "")
+            cell = (f"{interval_bar(sp.value, sp.low, sp.high, lo, hi, tip=_reading_text(metric, sp))} "
+                    f"<b>{fmt(sp.value)}x</b>" + (f" <small>[{fmt(sp.low)}, {fmt(sp.high)}]</small>" if sp.low is not None and sp.high is not None else "")
+                    ) if sp else '<span class="none">not recorded</span>'
+            layers = rec.extra.get("quantized_layers"), rec.extra.get("float_layers")
+            quant = f"{layers[0]}/{layers[0] + layers[1]}" if all(isinstance(x, int) for x in layers) else DASH
+            rows.append(
+                f"<tr><td>{escape(rec.recipe or case)}<br><small><code>{escape(str(rec.extra.get('stack', DASH)))}</code></small></td>"
+                f'<td class="num">{fmt(lat.value) if lat else DASH}</td><td>{cell}</td><td>{spark}</td>'
+                f'<td class="num">{quant}</td><td>{_badge(steps[-1].verdict)}</td></tr>'
+            )
+        cards.append(
+            f'<div class="card"><h3>{escape(model)}</h3><div class="sub">run {escape(latest.label)}; log axis, the dashed line is 1.0x '
+            f"(as fast as fp32); green: faster beyond its 95% CI</div><table><tr><th>recipe, stack</th><th>median ms</th><th>speedup (95% CI)</th>"
+            f"<th>over runs</th><th>quantized</th><th>last step</th></tr>{''.join(rows)}</table></div>"
+        )
+    return f'<div class="models wide">{"".join(cards)}</div>'
+
+
+def _scatters(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
+    """Latest run, one point per quantized case; fp32 (no drift by definition) is the dashed line."""
+    latest, lat_m, drift_m = runs[-1], METRICS["latency"], METRICS["drift"]
+    cards = []
+    for model, cases in models.items():
+        found, ref = [], None
+        for case in cases:
+            rec = latest.cases.get(case)
+            lat = lat_m.read(rec) if rec is not None else None
+            if lat is None:
+                continue
+            if rec.recipe == "fp32":
+                ref = (lat.value, f"fp32 {fmt(lat.value)} ms")
+                continue
+            drift = drift_m.read(rec)
+            if drift is not None:
+                found.append((rec, lat, drift))
+        labels = [d.label for _, _, d in found]
+        if not found:
+            cards.append(f'<div class="card"><h3>{escape(model)}</h3><div class="none">drift not recorded for '
+                         f"{escape(model)} in run {escape(latest.label)}</div></div>")
+            continue
+        label = max(set(labels), key=labels.count)
+        kept = [(rec, lat, d) for rec, lat, d in found if d.label == label]
+        pts = [(lat.value, d.value, rec.recipe or rec.name, f"{rec.name}: {fmt(lat.value)} ms, {label} {fmt(d.value)}")
+               for rec, lat, d in kept]
+        direction = "higher is better" if kept[0][2].higher_is_better else "lower is better"
+        other = len(found) - len(kept)
+        note = f'<div class="sub">{other} case(s) record another drift figure and are left out</div>' if other else ""
+        chart = scatter_chart(pts, xunit="median latency (ms), left is faster", yunit=f"{label}, {direction}",
+                              label=f"latency vs drift for {model}", vline=ref)
+        cards.append(f'<div class="card"><h3>{escape(model)}</h3><div class="sub">run {escape(latest.label)}; '
+                     f"each point a recipe</div>{chart}{note}</div>")
+    return f'<div class="models">{"".join(cards)}</div>'
+
+
+def _case_cards(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
+    blocks = []
+    for model, cases in models.items():
+        cards = []
+        for case in cases:
+            rec = next((r.cases[case] for r in reversed(runs) if case in r.cases), None)
+            stack = rec.extra.get("stack", "") if rec else ""
+            charts = "".join(_trend(METRICS[m], case, runs) for m in CARD_METRICS)
+            cards.append(f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
+                         f'<div class="sub">{escape(str(stack))}</div>{charts}</div>')
+        blocks.append(f'<details open><summary>{escape(model)} <small>({len(cases)} cases)</small></summary>'
+                      f'<div class="cases">{"".join(cards)}</div></details>')
+    return "".join(blocks)
+
+
+def _sqnr(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
+    tables = []
+    for cases in models.values():
+        for case in cases:
+            per_run = [(run, layer_sqnr(run.cases[case]) if case in run.cases else None) for run in runs]
+            if not any(v for _, v in per_run):
+                continue
+            layers = list(dict.fromkeys(name for _, v in per_run if v for name in v))
+            head = "".join(f"<th>{escape(run.label)}</th>" for run, _ in per_run)
+            rows = []
+            for layer in layers:
+                cells = []
+                for run, values in per_run:
+                    db = values.get(layer) if values else None
+                    cells.append(f'<td style="background:{heat_color(db)}" title="{escape(f"{layer} in {run.label}: {db:.1f} dB")}">{db:.1f}</td>'
+                                 if db is not None else f'<td title="not recorded">{DASH}</td>')
+                rows.append(f'<tr><td class="layer">{escape(layer)}</td>{"".join(cells)}</tr>')
+            tables.append(f"<h3><code>{escape(case)}</code></h3><table class=\"heat\"><tr><th>layer</th>{head}</tr>{''.join(rows)}</table>")
+    if not tables:
+        return '<div class="none">per-layer SQNR not recorded in any run</div>'
+    return ('<p class="legend">SQNR of each layer\'s quantized output against its float output, in dB: '
+            "red is noisy (10 dB: error a third of the signal), green is clean (40 dB and up).</p>" + "".join(tables))
+
+
+def _environments(runs: Sequence[Run]) -> str:
+    head = "".join(f"<th>{escape(k)}</th>" for k in ("run", "date", "branch", "fingerprint", *ENV_FIELDS, "file"))
+    rows, prev = [], None
+    for run in runs:
+        cells = []
+        for key in ("fingerprint", *ENV_FIELDS):
+            value = run.fingerprint if key == "fingerprint" else run.environment.get(key)
+            text = ", ".join(map(str, value)) if isinstance(value, list) else (DASH if value is None else str(value))
+            prev_value = None if prev is None else (prev.fingerprint if key == "fingerprint" else prev.environment.get(key))
+            changed = prev is not None and prev_value != value
+            cells.append(f'<td{" class=changed" if changed else ""}>{escape(text)}</td>')
+        rows.append(f"<tr><td><code>{escape(run.label)}</code></td><td>{escape(_date(run))}</td><td>{escape(run.branch or DASH)}</td>"
+                    f"{''.join(cells)}<td><code>{escape(run.source.rsplit('/', 1)[-1])}</code></td></tr>")
+        prev = run
+    return ('<p class="legend">Yellow cells differ from the run above; latency is compared only between runs '
+            f"with the same fingerprint.</p><div style=\"overflow-x:auto\"><table><tr>{head}</tr>{''.join(rows)}</table></div>")
+
+
+def render_html(runs: Sequence[Run], *, title: str = "ptq report") -> str:
+    """The whole report for ``runs`` (oldest first)."""
+    if not runs:
+        raise ValueError("render_html needs at least one run")
+    models = _cases_by_model(runs)
+    changes = compare(runs[-2], runs[-1]) if len(runs) > 1 else None
+    legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
+              '<span style="color:#9aa3ad">◇ not comparable (other machine or figure)</span><span style="color:#3867a8">● unchanged '
+              "○ first</span><span>band: IQR of the timed rounds, or the 95% CI</span> — each point is judged against the "
+              "previous comparable run: it must pass the metric's threshold and clear both spreads.</p>")
+    sections = [
+        ("summary", "Latest change", _summary(runs, changes)),
+        ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models)),
+        ("tradeoff", "Latency vs drift per model (which recipe is worth it)", _scatters(runs, models)),
+        ("trends", "Trends per case",
+         legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _case_cards(runs, models)),
+        ("sqnr", "Per-layer SQNR over time", _sqnr(runs, models)),
+        ("env", "Environment of each run", _environments(runs)),
+    ]
+    nav = "".join(f'<a href="#{key}">{escape(name.split(" (")[0])}</a>' for key, name, _ in sections)
+    body = "".join(f'<section id="{key}"><h2>{escape(name)}</h2>{html}</section>' for key, name, html in sections)
+    span = f"{_date(runs[0])} … {_date(runs[-1])}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><header><h1>{escape(title)}</h1>"
+            f"<p>{len(runs)} runs, {span}; latest on {escape(str(runs[-1].environment.get('cpu_model', '?')))}</p>"
+            f"<nav>{nav}</nav></header><main>{body}</main><script>{JS}</script></body></html>")

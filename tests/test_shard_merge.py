@@ -1,0 +1,80 @@
+"""``--ptq-shard`` slices the matrix by whole models; ``ptq merge`` joins the slices."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from ptq.cli import main
+from ptq.commands.merge import merge_runs
+from ptq.errors import UserError
+from ptq.plugins.shard import Shard, parse_shard, shard_of_models
+
+RUN = Path(__file__).parent / "fixtures" / "history" / "runs" / "run-0004.json"
+
+
+def test_parse_shard():
+    assert parse_shard("2/3") == Shard(2, 3)
+    for bad in ("0/3", "4/3", "a/b", "3"):
+        with pytest.raises(UserError, match="--ptq-shard"):
+            parse_shard(bad)
+
+
+def test_models_round_robin_and_every_model_in_exactly_one_shard():
+    models = ["a", "a", "b", "c", "c", "d", "e"]
+    got = shard_of_models(models, 2)
+    assert got == {"a": 1, "b": 2, "c": 1, "d": 2, "e": 1}
+
+
+def test_shards_partition_the_collected_cases(pytester):
+    pytester.makepyfile("def test_case(ptq_bench):\n    ptq_bench()\n")
+    sel = ["--collect-only", "-q", "--ptq-models=micro_linear_256,micro_conv_16,micro_lstm_128", "--ptq-recipes=fp32,dynamic_int8"]
+
+    def ids(*extra):
+        out = pytester.runpytest_subprocess(*sel, *extra).stdout.lines
+        return {line.split("[")[1].rstrip("]") for line in out if "::test_case[" in line}
+
+    every, one, two = ids(), ids("--ptq-shard=1/2"), ids("--ptq-shard=2/2")
+    assert len(every) == 6 and one | two == every and not one & two
+    assert {c.split("-")[0] for c in one}.isdisjoint({c.split("-")[0] for c in two})  # whole models
+    result = pytester.runpytest_subprocess(*sel, "--ptq-shard=3/2")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--ptq-shard='3/2' is not I/N*"])
+
+
+def _split(doc):
+    a, b = copy.deepcopy(doc), copy.deepcopy(doc)
+    a["benchmarks"] = [x for x in doc["benchmarks"] if x["group"] == "digits_cnn"]
+    b["benchmarks"] = [x for x in doc["benchmarks"] if x["group"] != "digits_cnn"]
+    return a, b
+
+
+def test_merge_joins_shards_back_into_the_run(tmp_path, capsys):
+    doc = json.loads(RUN.read_text())
+    a, b = _split(doc)
+    (tmp_path / "s1.json").write_text(json.dumps(a))
+    (tmp_path / "s2.json").write_text(json.dumps(b))
+    out = tmp_path / "run.json"
+    assert main(["merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert sorted(x["name"] for x in merged["benchmarks"]) == sorted(x["name"] for x in doc["benchmarks"])
+    assert merged["ptq"]["fingerprint"] == doc["ptq"]["fingerprint"]
+    assert [s["cases"] for s in merged["ptq"]["shards"]] == [len(a["benchmarks"]), len(b["benchmarks"])]
+
+
+def test_merge_refuses_overlap_and_other_commits_and_flags_mixed_machines():
+    doc = json.loads(RUN.read_text())
+    a, b = _split(doc)
+    with pytest.raises(UserError, match="is in both"):
+        merge_runs([a, copy.deepcopy(a)], ["s1.json", "s2.json"])
+    other = copy.deepcopy(b)
+    other["commit_info"]["id"] = "0" * 40
+    with pytest.raises(UserError, match="different commits"):
+        merge_runs([a, other], ["s1.json", "s2.json"])
+    b["ptq"]["fingerprint"] = "ffffffffffff"
+    merged = merge_runs([a, b], ["s1.json", "s2.json"])
+    assert merged["ptq"]["fingerprint"] is None and merged["ptq"]["fingerprints"] == sorted([doc["ptq"]["fingerprint"], "ffffffffffff"])
+    assert {x["extra_info"]["fingerprint"] for x in merged["benchmarks"]} == set(merged["ptq"]["fingerprints"])
