@@ -61,15 +61,26 @@ def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, flo
                           defaults=DEFAULTS)
 
 
-def compare(baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None) -> Comparison:
-    """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``."""
+def compare(
+    baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None,
+    same_machine: bool = False,
+) -> Comparison:
+    """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``.
+
+    ``same_machine``: both runs were timed interleaved on one machine (``ptq ab``), so timings
+    are compared even where the fingerprints differ (two torch versions, say).
+    """
     config = config or Config()
     names = list(judges) if judges is not None else list_judges()
     same_env = baseline.fingerprint == current.fingerprint
     notes: list[str] = []
+    differing = sorted(k for k in set(baseline.environment) | set(current.environment)
+                       if k in _fingerprint_keys() and baseline.environment.get(k) != current.environment.get(k))
+    if not same_env and same_machine:
+        same_env = True
+        notes.append(f"fingerprints differ ({', '.join(differing) or 'fingerprint'}) but both sides ran interleaved "
+                     "on this machine: timings compared")
     if not same_env:
-        differing = sorted(k for k in set(baseline.environment) | set(current.environment)
-                           if k in _fingerprint_keys() and baseline.environment.get(k) != current.environment.get(k))
         notes.append(
             f"latency and speedup not compared: environment fingerprint {current.fingerprint} differs from the "
             f"baseline's {baseline.fingerprint} ({', '.join(differing) or 'fingerprint'} differ); timings from "

@@ -119,3 +119,10 @@ def test_cli_without_a_baseline_reports_every_case_new(tmp_path, capsys):
 @pytest.mark.parametrize("fmt", ["text", "md"])
 def test_every_format_renders_an_empty_comparison(fmt):
     assert "PASS" in render(compare(parse_run(run(), "b"), parse_run(run(), "c")), fmt)
+
+
+def test_interleaved_ab_compares_timings_across_fingerprints_and_says_so():
+    cur = run(bench("m-fp16", samples(1e-2, seed=5)), fingerprint="bbbb", torch="2.15")
+    c = compare(parse_run(BASE, "A"), parse_run(cur, "B"), same_machine=True)
+    assert _verdicts(c)[("m-fp16", "latency")] is Verdict.REGRESSION
+    assert any("both sides ran interleaved on this machine" in n and "torch" in n for n in c.notes)

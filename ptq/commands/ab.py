@@ -52,6 +52,7 @@ def _ab(args: argparse.Namespace) -> int:
         for label, data in (("a", run_a), ("b", run_b)):
             text = json.dumps(data, indent=1).encode()
             print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}")
-    result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=load_config(root))
+    result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=load_config(root),
+                     same_machine=True)
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code
