@@ -105,7 +105,8 @@ def compare(
             if b is None or c is None:
                 where = "baseline" if b is None else "current run"
                 rows.append(Row(case, name, Judgement(Verdict.NOT_MEASURED, "-" if b is None else "measured",
-                                                      "-" if c is None else "measured", "-", f"not in the {where}")))
+                                                      "-" if c is None else "measured", "-",
+                                                      f"not in the {where}" + (f"; {judge.missing_hint}" if judge.missing_hint else ""))))
                 continue
             if judge.same_environment and not same_env:
                 rows.append(Row(case, name, Judgement(Verdict.NOT_COMPARED, "-", "-", "-", "different fingerprint")))

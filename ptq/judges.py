@@ -66,7 +66,8 @@ class Judge:
     same_environment: bool = False
     #: Whether a case should have this metric at all (speedup: not on fp32).
     applies: Callable[[CaseRecord], bool] = lambda record: True
-    show: Callable[[Any], str] = str
+    #: Said where the metric is missing on one side.
+    missing_hint: str = ""
 
 
 _REGISTRY: Registry[Judge] = Registry("judge")
@@ -182,7 +183,8 @@ def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s:
                      f"allowed: {tolerance:g} absolute")
 
 
-register_judge(Judge("latency", _samples, _latency, same_environment=True))
+register_judge(Judge("latency", _samples, _latency, same_environment=True,
+                     missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"))
 register_judge(Judge("speedup", _speedup_value, _speedup, same_environment=True,
                      applies=lambda r: r.extra_info.get("recipe") != "fp32"))
 register_judge(Judge("memory", _memory_value, _memory))
