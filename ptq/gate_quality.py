@@ -8,7 +8,8 @@ stay untouched and count as A/A controls, as do whole trials with no injection.
 
 Two modes: ``plain`` times the whole baseline side, then the whole current side (two
 separate runs, as ``ptq compare`` sees them), ``interleaved`` alternates short rounds
-ABBA... (as ``ptq ab`` does). Run it on a quiet machine: ``ptq gate-quality``.
+ABBA... (as ``ptq ab`` does), and ``speedup`` judges two separate runs by each quantized
+case's interleaved speedup over its fp32 (the ``speedup`` judge of ``ptq compare``). Run it on a quiet machine: ``ptq gate-quality``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from ptq.gate import Verdict, decide_latency
+from ptq.gate import Verdict, decide_interval, decide_latency
 
-__all__ = ["Outcome", "Target", "busy_wait", "collect", "run_trial", "summarize", "time_calls"]
+__all__ = ["Outcome", "Target", "busy_wait", "collect", "run_trial", "speedups", "summarize", "time_calls"]
 
-MODES = ("plain", "interleaved")
+MODES = ("plain", "interleaved", "speedup")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Target:
     call: Callable[[], Any]
     median_s: float
     inject: bool  # gets the slowdown in slowdown trials; otherwise an A/A control
+    reference: Callable[[], Any] | None = None  # the same model's fp32 call, for the speedup judge
 
 
 def busy_wait(seconds: float, timer: Callable[[], float] = time.perf_counter) -> None:
@@ -90,6 +92,19 @@ def run_trial(targets: Sequence[Target], fraction: float, *, mode: str, budget_s
     return base, cur
 
 
+def speedups(targets: Sequence[Target], fraction: float, budget_s: float) -> dict[str, tuple[float, float, float]]:
+    """One side of the speedup judge: each injected case against its fp32, pairs interleaved
+    as the ``speedup`` probe does; (ratio, low, high) per case."""
+    from ptq.speedup import interleaved_speedup
+
+    out = {}
+    for t in targets:
+        if t.inject and t.reference is not None:
+            est = interleaved_speedup(t.reference, _slowed(t, fraction), budget_s=budget_s)
+            out[t.case] = (est.ratio, est.low, est.high)
+    return out
+
+
 @dataclass
 class Outcome:
     """Tallies of one mode: per injected fraction, (judgements, flagged as regression)."""
@@ -103,14 +118,19 @@ class Outcome:
                cur: Mapping[str, list[float]], *, threshold: float, alpha: float) -> None:
         for t in targets:
             d = decide_latency(base[t.case], cur[t.case], threshold=threshold, alpha=alpha)
-            if fraction > 0 and t.inject:
-                tally = self.detected.setdefault(fraction, [0, 0])
-                self.ratios.setdefault(fraction, []).append(d.ratio)
-            else:
-                tally = self.aa
-                self.ratios.setdefault(0.0, []).append(d.ratio)
-            tally[0] += 1
-            tally[1] += d.verdict is Verdict.REGRESSION
+            self.tally(fraction if t.inject else 0.0, d.verdict, d.ratio)
+
+    def record_speedups(self, fraction: float, base: Mapping[str, tuple[float, float, float]],
+                        cur: Mapping[str, tuple[float, float, float]], *, threshold: float) -> None:
+        """Speedup judge: a slower quantized case shows as a lower speedup (ratio: base/current)."""
+        for case in base:
+            self.tally(fraction, decide_interval(base[case], cur[case], threshold=threshold), base[case][0] / cur[case][0])
+
+    def tally(self, fraction: float, verdict: Verdict, ratio: float) -> None:
+        tally = self.detected.setdefault(fraction, [0, 0]) if fraction > 0 else self.aa
+        self.ratios.setdefault(fraction, []).append(ratio)
+        tally[0] += 1
+        tally[1] += verdict is Verdict.REGRESSION
 
     def false_rate(self) -> float:
         return self.aa[1] / self.aa[0] if self.aa[0] else float("nan")

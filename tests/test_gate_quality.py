@@ -61,3 +61,12 @@ def test_outcome_counts_controls_as_aa_and_injected_cases_as_detections():
 def test_bad_options_exit_2_with_one_line(capsys, args, message):
     assert main(["gate-quality", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_speedup_outcomes_count_a_fallen_speedup_as_detected():
+    o = Outcome("speedup")
+    o.record_speedups(0.0, {"m-int8": (2.0, 1.95, 2.05)}, {"m-int8": (2.01, 1.96, 2.06)}, threshold=0.05)
+    o.record_speedups(0.1, {"m-int8": (2.0, 1.95, 2.05)}, {"m-int8": (1.8, 1.76, 1.84)}, threshold=0.05)
+    o.record_speedups(0.05, {"m-int8": (2.0, 1.95, 2.05)}, {"m-int8": (1.9, 1.80, 2.0)}, threshold=0.05)
+    assert o.aa == [1, 0] and o.detected == {0.1: [1, 1], 0.05: [1, 0]}
+    assert o.ratios[0.1] == [pytest.approx(2.0 / 1.8)]

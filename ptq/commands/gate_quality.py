@@ -22,13 +22,14 @@ TARGET_SLOWDOWN = 0.10
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", default="micro_linear_1024-fp32,micro_linear_1024-dynamic_int8,micro_conv_64-fp32,micro_conv_64-static_int8",
-                   help="comma-separated model-recipe cases; non-fp32 ones get the injected slowdowns")
+                   help="comma-separated model-recipe cases; non-fp32 ones get the injected slowdowns "
+                        "(list a model's fp32 before its quantized cases for the speedup mode)")
     p.add_argument("--slowdowns", default="0.03,0.05,0.10,0.20", help="injected slowdown fractions")
     p.add_argument("--aa-trials", type=int, default=30, help="trials with nothing injected (default 30)")
     p.add_argument("--trials", type=int, default=20, help="trials per injected slowdown (default 20)")
     p.add_argument("--time", type=float, default=0.25, help="seconds of timing per case per side (default 0.25)")
     p.add_argument("--rounds", type=int, default=4, help="ABBA rounds per trial in interleaved mode (default 4)")
-    p.add_argument("--modes", default="plain,interleaved")
+    p.add_argument("--modes", default="plain,interleaved,speedup", help="plain, interleaved, speedup (default: all)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--threshold", type=float, default=DEFAULTS["latency_threshold"])
     p.add_argument("--alpha", type=float, default=DEFAULTS["alpha"])
@@ -55,7 +56,7 @@ def _targets(cases: str, threads: int | None):
     if threads:
         torch.set_num_threads(threads)
     bench = Workbench(RunOptions(threads=torch.get_num_threads(), weights="random"))
-    targets = []
+    targets, calls = [], {}
     for spec in (c.strip() for c in cases.split(",") if c.strip()):
         model, sep, recipe = spec.rpartition("-")
         if not sep:
@@ -68,7 +69,9 @@ def _targets(cases: str, threads: int | None):
                 return m(*x)
 
         samples = time_calls(call, 0.3, warmup=10)
-        targets.append(Target(spec, call, sorted(samples)[len(samples) // 2], inject=recipe != "fp32"))
+        calls[spec] = call
+        targets.append(Target(spec, call, sorted(samples)[len(samples) // 2], inject=recipe != "fp32",
+                              reference=calls.get(f"{model}-fp32")))
     if not any(t.inject for t in targets):
         raise UserError(f"--cases={cases!r}: no non-fp32 case to inject slowdowns into")
     return targets
@@ -77,7 +80,7 @@ def _targets(cases: str, threads: int | None):
 @command("gate-quality", _args)
 def _gate_quality(args: argparse.Namespace) -> int:
     from ptq.cache import atomic_write
-    from ptq.gate_quality import MODES, Outcome, run_trial, summarize
+    from ptq.gate_quality import MODES, Outcome, run_trial, speedups, summarize
     from ptq.report import format_table
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -94,8 +97,12 @@ def _gate_quality(args: argparse.Namespace) -> int:
     for mode in modes:
         outcome = Outcome(mode)
         for i, fraction in enumerate(plan):
-            base, cur = run_trial(targets, fraction, mode=mode, budget_s=args.time, rounds=args.rounds)
-            outcome.record(fraction, targets, base, cur, threshold=args.threshold, alpha=args.alpha)
+            if mode == "speedup":
+                outcome.record_speedups(fraction, speedups(targets, 0.0, args.time), speedups(targets, fraction, args.time),
+                                        threshold=DEFAULTS["speedup_threshold"])
+            else:
+                base, cur = run_trial(targets, fraction, mode=mode, budget_s=args.time, rounds=args.rounds)
+                outcome.record(fraction, targets, base, cur, threshold=args.threshold, alpha=args.alpha)
             print(f"\r{mode}: trial {i + 1}/{len(plan)}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         outcomes.append(outcome)
