@@ -1,7 +1,8 @@
 """``ptq gate-quality``: the benchmark of the regression gate (false alarms and detections).
 
-Exit codes: 0 when both targets hold in every mode (<= 1% false regressions on A/A
-judgements, >= 95% detection of a 10% slowdown), 1 when one is missed, 2 on bad input.
+Exit codes: 0 when both targets hold in the plain and interleaved modes (<= 1% false
+regressions on A/A judgements, >= 95% detection of a 10% slowdown), 1 when one is missed,
+2 on bad input. The speedup mode is reported, not gated.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
     for o in outcomes:
         smallest = o.smallest_caught(TARGET_DETECT)
         met = o.false_rate() <= TARGET_FALSE and o.rate(TARGET_SLOWDOWN) >= TARGET_DETECT
-        ok &= met
+        ok &= met or o.mode == "speedup"  # the targets are the issue's two modes; speedup is reported
         print(f"{o.mode}: false regressions {o.false_rate():.1%} (target <= {TARGET_FALSE:.0%}), "
               f"10% slowdown caught {o.rate(TARGET_SLOWDOWN):.0%} (target >= {TARGET_DETECT:.0%}), smallest slowdown "
               f"caught >= 95%: {f'{smallest:.0%}' if smallest else 'none tried'}: {'PASS' if met else 'MISS'}")
