@@ -1,0 +1,124 @@
+"""Interleaved A/B: baseline code and candidate code benchmarked alternately on one machine.
+
+Two runs taken minutes apart on a shared machine differ by more than a 10% change; short
+rounds alternated ABBA... see the same machine states on both sides (duet benchmarking,
+Bulej et al. 2020), so the samples merged per side are comparable. The verdict is
+:func:`ptq.comparison.compare`'s, the same statistics as ``ptq compare``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from ptq.errors import UserError
+
+__all__ = ["INSTALLED", "Side", "materialize", "merge_rounds", "run_rounds", "run_side", "schedule"]
+
+#: A side spec meaning "the ptq importable by that side's Python", with no source tree put first.
+INSTALLED = "installed"
+
+
+@dataclass(frozen=True)
+class Side:
+    label: str  # "A" (baseline) or "B" (candidate)
+    spec: str  # what the user named: a git revision, a directory, or "installed"
+    tree: Path  # where pytest runs (its benchmarks/ and pyproject)
+    python: str = sys.executable
+    pythonpath: Path | None = None  # source tree put first on PYTHONPATH, None for INSTALLED
+
+
+def materialize(spec: str, *, repo: Path, into: Path, label: str, python: str = sys.executable) -> Side:
+    """A side from a spec: an existing directory as is, ``installed``, or a git revision
+    exported (``git archive``) into ``into`` so the checkout is left alone."""
+    if spec == INSTALLED:
+        return Side(label, spec, repo, python, None)
+    if Path(spec).is_dir():
+        tree = Path(spec).resolve()
+        return Side(label, spec, tree, python, tree)
+    probe = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        raise UserError(f"{spec!r} is neither a directory nor a git revision of {repo}; "
+                        "name a commit (HEAD~1, a branch, a tag), a source directory, or 'installed'")
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", probe.stdout.strip()],
+                             capture_output=True, check=True)
+    tree = into / f"{label}-{probe.stdout.strip()[:12]}"
+    tree.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    return Side(label, spec, tree, python, tree)
+
+
+def schedule(rounds: int) -> list[tuple[int, str]]:
+    """(round, side) in ABBA order: A B, B A, A B... so neither side always runs first."""
+    if rounds < 1:
+        raise UserError(f"--rounds must be >= 1, got {rounds}")
+    return [(r, s) for r in range(rounds) for s in (("A", "B") if r % 2 == 0 else ("B", "A"))]
+
+
+def run_side(side: Side, out: Path, pytest_args: Sequence[str]) -> Path:
+    """One short pytest-benchmark session of one side; its JSON (raw samples) lands at ``out``."""
+    env = dict(os.environ)
+    if side.pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(side.pythonpath), env.get("PYTHONPATH")) if p)
+    cmd = [side.python, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={out}",
+           "-q", "-p", "no:cacheprovider", *pytest_args]
+    done = subprocess.run(cmd, cwd=side.tree, env=env, capture_output=True, text=True, check=False)
+    if not out.exists():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise UserError(f"side {side.label} ({side.spec}) wrote no results (pytest exit {done.returncode}):\n{tail}")
+    return out
+
+
+def _merge_speedup(values: list[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "method": "median over A/B rounds of interleaved speedups",
+        **{k: median(float(v[k]) for v in values) for k in ("ratio", "low", "high")},
+        "n": sum(int(v.get("n", 0)) for v in values),
+    }
+
+
+def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One run from several rounds of one side: raw samples concatenated per case, speedups
+    pooled as the median of the rounds', everything else from the last round."""
+    if not rounds:
+        raise UserError("no rounds to merge")
+    merged = json.loads(json.dumps(rounds[-1]))
+    for bench in merged["benchmarks"]:
+        case = bench.get("extra_info", {}).get("case")
+        same = [b for r in rounds for b in r["benchmarks"] if b.get("extra_info", {}).get("case") == case]
+        bench["stats"]["data"] = [x for b in same for x in b.get("stats", {}).get("data", [])]
+        speedups = [b["extra_info"]["metrics"]["speedup"] for b in same
+                    if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)]
+        if speedups:
+            bench["extra_info"]["metrics"]["speedup"] = _merge_speedup(speedups)
+    merged["ptq"]["ab_rounds"] = len(rounds)
+    return merged
+
+
+def run_rounds(
+    a: Side, b: Side, *, rounds: int, workdir: Path, pytest_args: Sequence[str],
+    runner: Callable[[Side, Path, Sequence[str]], Path] = run_side,
+    progress: Callable[[str], None] = lambda line: None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Alternate the two sides ``rounds`` times each; returns the merged (A, B) runs."""
+    sides = {"A": a, "B": b}
+    collected: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    for r, label in schedule(rounds):
+        progress(f"round {r + 1}/{rounds}: side {label} ({sides[label].spec})")
+        out = runner(sides[label], workdir / f"{label}-{r}.json", pytest_args)
+        try:
+            collected[label].append(json.loads(out.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{out}: side {label} wrote invalid JSON ({exc.msg})") from None
+    return merge_rounds(collected["A"]), merge_rounds(collected["B"])

@@ -1,0 +1,58 @@
+"""``ptq ab A B [--rounds N] [--pytest-args ARGS]``: interleaved A/B of two code versions.
+
+A and B are git revisions (exported with ``git archive``), source directories, or
+``installed`` (with ``--python-a`` / ``--python-b`` naming two environments). Exit codes as
+``ptq compare``: 0 no regression of B against A, 1 regression, 2 usage error or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from ptq.ab import materialize, run_rounds
+from ptq.cache import atomic_write
+from ptq.cli import command
+from ptq.comparison import FORMATS, compare, render
+from ptq.config import load_config
+from ptq.runs import parse_run
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", help="baseline: git revision, source directory, or 'installed'")
+    p.add_argument("b", help="candidate: git revision, source directory, or 'installed'")
+    p.add_argument("--rounds", type=int, default=4, help="sessions per side, alternated ABBA (default 4)")
+    p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
+    p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
+    p.add_argument("--format", choices=sorted(FORMATS), default="text")
+    p.add_argument("--save", action="store_true", help="keep the merged runs as results/ab/<time>-{a,b}.json")
+    p.add_argument("--root", default=".", help="the git repository (default: .)")
+    p.add_argument("--pytest-args", default="", metavar="ARGS",
+                   help="passed to every pytest session (one shell-quoted string), "
+                        "e.g. --pytest-args=\"--ptq-models='micro_*' --benchmark-max-time=0.2\"")
+
+
+@command("ab", _args)
+def _ab(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
+    extra = shlex.split(args.pytest_args)
+    with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
+        work = Path(tmp)
+        a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
+        b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
+        run_a, run_b = run_rounds(a, b, rounds=args.rounds, workdir=work, pytest_args=extra,
+                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.save:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        for label, data in (("a", run_a), ("b", run_b)):
+            text = json.dumps(data, indent=1).encode()
+            print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}")
+    result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=load_config(root),
+                     same_machine=True)
+    print(render(result, args.format).rstrip("\n"))
+    return result.exit_code

@@ -1,0 +1,192 @@
+"""Metric judges: each knows where its figure lives in a case's ``extra_info`` and how to
+judge a baseline value against a current one. Register one with :func:`register_judge`.
+
+A judge's ``extract`` returns None when the case did not measure the metric (reported as
+"not measured", never as a failure). Key paths read (lower is better unless noted):
+
+- ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only.
+- ``speedup``: ``extra_info.metrics.speedup = {ratio, low, high}`` (higher is better), same
+  fingerprint only; fp32 cases have none.
+- ``memory``: ``extra_info.metrics.memory.inference.peak_bytes``; optional
+  ``...inference.samples`` (peak bytes of repeated measurements) gives the spread.
+- ``size``: ``extra_info.metrics.size.bytes`` (serialized model bytes).
+- ``drift``: ``extra_info.metrics.drift.value`` (e.g. a relative error or an accuracy drop;
+  ``metrics.drift.higher_is_better: true`` flips it) and optional ``metrics.drift.tolerance``.
+
+Thresholds come from ``[tool.ptq.gate]`` (scoped per model / recipe / case like every section).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ptq.config import Section, register_section
+from ptq.gate import Verdict, decide_interval, decide_latency, decide_threshold
+from ptq.registry import Registry
+from ptq.runs import CaseRecord
+
+__all__ = ["DEFAULTS", "Judge", "Judgement", "get_judge", "list_judges", "register_judge"]
+
+#: Defaults of ``[tool.ptq.gate]``.
+DEFAULTS: dict[str, float] = {
+    "latency_threshold": 0.05,  # minimum slowdown of the median (5%) ...
+    "alpha": 0.01,  # ... AND a Mann-Whitney p below this
+    "speedup_threshold": 0.05,  # speedup over fp32 must fall 5% with non-overlapping CIs
+    "memory_threshold": 0.05,  # relative growth of peak bytes allowed (or the measured spread)
+    "size_threshold": 0.01,  # relative growth of serialized bytes allowed
+    "drift_tolerance": 0.005,  # absolute worsening of the drift figure allowed
+}
+
+register_section(Section(
+    "gate",
+    keys={k: (int, float) for k in DEFAULTS},
+    description="regression gate thresholds (ptq compare, --ptq-compare, ptq ab)",
+))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A judge's answer for one case: verdict and the cells of its table row."""
+
+    verdict: Verdict
+    baseline: str
+    current: str
+    change: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Judge:
+    name: str
+    extract: Callable[[CaseRecord], Any]
+    judge: Callable[[Any, Any, Mapping[str, float]], Judgement]
+    #: True: only comparable on the same environment fingerprint (timings).
+    same_environment: bool = False
+    #: Whether a case should have this metric at all (speedup: not on fp32).
+    applies: Callable[[CaseRecord], bool] = lambda record: True
+    #: Said where the metric is missing on one side.
+    missing_hint: str = ""
+
+
+_REGISTRY: Registry[Judge] = Registry("judge")
+
+
+def register_judge(judge: Judge, *, replace: bool = False) -> Judge:
+    return _REGISTRY.register(judge.name, judge, replace=replace)
+
+
+def get_judge(name: str) -> Judge:
+    return _REGISTRY.get(name)
+
+
+def list_judges(include: str | None = None) -> list[str]:
+    return _REGISTRY.names(include)
+
+
+def path(info: Mapping[str, Any], dotted: str) -> Any:
+    """``info["a"]["b"]`` for ``"a.b"``; None where any step is missing."""
+    node: Any = info
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def _ms(samples: tuple[float, ...]) -> str:
+    import statistics
+
+    return f"{statistics.median(samples) * 1e3:.4g} ms"
+
+
+def _latency(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, float]) -> Judgement:
+    d = decide_latency(base, cur, threshold=s["latency_threshold"], alpha=s["alpha"])
+    return Judgement(
+        d.verdict, _ms(base), _ms(cur), f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
+        f"median ratio, Mann-Whitney p={d.p:.2g}, n={len(base)}/{len(cur)}",
+    )
+
+
+def _samples(record: CaseRecord) -> tuple[float, ...] | None:
+    return record.samples if len(record.samples) >= 5 else None
+
+
+def _speedup_value(record: CaseRecord) -> tuple[float, float, float] | None:
+    m = path(record.extra_info, "metrics.speedup")
+    if not isinstance(m, Mapping) or not all(isinstance(m.get(k), int | float) for k in ("ratio", "low", "high")):
+        return None
+    return (float(m["ratio"]), float(m["low"]), float(m["high"]))
+
+
+def _speedup(base: tuple[float, float, float], cur: tuple[float, float, float], s: Mapping[str, float]) -> Judgement:
+    verdict = decide_interval(base, cur, threshold=s["speedup_threshold"])
+    show = lambda v: f"{v[0]:.2f}x [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
+    return Judgement(verdict, show(base), show(cur), _pct(cur[0] / base[0]), "interleaved speedup over fp32, 95% CIs")
+
+
+def _number(dotted: str) -> Callable[[CaseRecord], float | None]:
+    def extract(record: CaseRecord) -> float | None:
+        v = path(record.extra_info, dotted)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    return extract
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _memory_value(record: CaseRecord) -> tuple[float, float] | None:
+    peak = _number("metrics.memory.inference.peak_bytes")(record)
+    if peak is None:
+        return None
+    samples = path(record.extra_info, "metrics.memory.inference.samples")
+    nums = [float(x) for x in samples] if isinstance(samples, list) and samples else []
+    return (peak, max(nums) - min(nums) if nums else 0.0)
+
+
+def _memory(base: tuple[float, float], cur: tuple[float, float], s: Mapping[str, float]) -> Judgement:
+    spread = 3 * max(base[1], cur[1])
+    verdict = decide_threshold(base[0], cur[0], relative=s["memory_threshold"], spread=spread)
+    return Judgement(verdict, _bytes(base[0]), _bytes(cur[0]), _pct(cur[0] / base[0]) if base[0] else "-",
+                     f"allowed: max({s['memory_threshold']:.0%}, 3 x spread {_bytes(spread / 3)})")
+
+
+def _size(base: float, cur: float, s: Mapping[str, float]) -> Judgement:
+    verdict = decide_threshold(base, cur, relative=s["size_threshold"])
+    return Judgement(verdict, _bytes(base), _bytes(cur), _pct(cur / base) if base else "-",
+                     f"allowed: {s['size_threshold']:.0%}")
+
+
+def _drift_value(record: CaseRecord) -> tuple[float, float | None] | None:
+    value = _number("metrics.drift.value")(record)
+    if value is None:
+        return None
+    sign = -1.0 if path(record.extra_info, "metrics.drift.higher_is_better") is True else 1.0
+    return (sign * value, _number("metrics.drift.tolerance")(record))
+
+
+def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s: Mapping[str, float]) -> Judgement:
+    tolerance = cur[1] if cur[1] is not None else s["drift_tolerance"]
+    verdict = decide_threshold(base[0], cur[0], relative=0.0, absolute=tolerance)
+    return Judgement(verdict, f"{abs(base[0]):.4g}", f"{abs(cur[0]):.4g}", f"{abs(cur[0]) - abs(base[0]):+.4g}",
+                     f"allowed: {tolerance:g} absolute")
+
+
+register_judge(Judge("latency", _samples, _latency, same_environment=True,
+                     missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"))
+register_judge(Judge("speedup", _speedup_value, _speedup, same_environment=True,
+                     applies=lambda r: r.extra_info.get("recipe") != "fp32"))
+register_judge(Judge("memory", _memory_value, _memory))
+register_judge(Judge("size", _number("metrics.size.bytes"), _size))
+register_judge(Judge("drift", _drift_value, _drift, applies=lambda r: r.extra_info.get("recipe") != "fp32"))

@@ -1,0 +1,202 @@
+"""Stored runs and baselines: pytest-benchmark JSON with raw samples, a schema version, and
+the environment fingerprint that says whose latencies they are.
+
+Layout under ``results/``::
+
+    results/runs/<UTC time>-<fingerprint>.json     one file per saved run (never merged)
+    results/baselines/<fingerprint>.json           the baseline of one environment
+
+A baseline is itself a run file; saving merges per case (a partial run updates only its own
+cases) under an ``fcntl`` lock, so two sessions saving at once lose nothing, and every write
+is atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ptq.cache import atomic_write
+from ptq.errors import UserError
+from ptq.results import SCHEMA_VERSION
+
+__all__ = [
+    "BASELINES",
+    "MIGRATIONS",
+    "RUNS",
+    "CaseRecord",
+    "Run",
+    "baseline_path",
+    "find_newest_run",
+    "load_run",
+    "merge_runs",
+    "save_baseline",
+    "save_run",
+]
+
+RUNS = Path("results") / "runs"
+BASELINES = Path("results") / "baselines"
+
+#: version -> function upgrading a whole file dict from that version to the next one.
+#: Register one when SCHEMA_VERSION is bumped; a file without a path to the current version
+#: is refused with the command that re-records it.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+RESAVE = "re-record it: `pytest --benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)"
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case of a run: pytest-benchmark's entry, its ``extra_info`` and raw samples (seconds)."""
+
+    case: str
+    extra_info: Mapping[str, Any]
+    samples: tuple[float, ...]
+    entry: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    path: str
+    fingerprint: str
+    environment: Mapping[str, Any]
+    cases: Mapping[str, CaseRecord]
+    data: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
+    version = data["ptq"].get("schema_version")
+    if not isinstance(version, int):
+        raise UserError(f"{where}: no integer ptq.schema_version; {RESAVE}")
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{where}: schema version {version} is newer than this ptq reads ({SCHEMA_VERSION}); "
+            "upgrade ptq (`pip install -U ptq`) or compare with the ptq that wrote it"
+        )
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise UserError(
+                f"{where}: schema version {version} is older than {SCHEMA_VERSION} and cannot be migrated; {RESAVE}"
+            )
+        data = MIGRATIONS[version](data)
+        version += 1
+        data["ptq"]["schema_version"] = version
+    return data
+
+
+def parse_run(data: Any, where: str) -> Run:
+    """Validate and migrate one run dict; ``where`` names it in every error."""
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise UserError(f"{where}: not a pytest-benchmark JSON file (no 'benchmarks' list); {RESAVE}")
+    if not isinstance(data.get("ptq"), dict):
+        raise UserError(f"{where}: no 'ptq' provenance (written without the ptq plugin?); {RESAVE}")
+    data = _migrate(data, where)
+    ptq = data["ptq"]
+    env, fp = ptq.get("environment"), ptq.get("fingerprint")
+    if not isinstance(env, dict) or not isinstance(fp, str):
+        raise UserError(f"{where}: ptq.environment or ptq.fingerprint missing; {RESAVE}")
+    cases: dict[str, CaseRecord] = {}
+    for i, bench in enumerate(data["benchmarks"]):
+        info = bench.get("extra_info") if isinstance(bench, dict) else None
+        if not isinstance(info, dict) or "case" not in info:
+            continue  # a benchmark that is not a ptq case (a user's own); not ours to judge
+        stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+        samples = stats.get("data") or ()
+        if not isinstance(samples, list | tuple) or not all(isinstance(s, int | float) for s in samples):
+            raise UserError(f"{where}: benchmarks[{i}].stats.data is not a list of numbers; {RESAVE}")
+        cases[info["case"]] = CaseRecord(info["case"], info, tuple(float(s) for s in samples), bench)
+    return Run(where, fp, env, cases, data)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run or baseline file; a truncated or corrupt file is one error naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file; save one with `pytest --benchmark-only --ptq-save-run`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"restore it (`git checkout -- {path}`) or {RESAVE}"
+        ) from None
+    return parse_run(data, str(path))
+
+
+def baseline_path(root: str | Path, fingerprint: str) -> Path:
+    return Path(root) / BASELINES / f"{fingerprint}.json"
+
+
+def _dump(data: Mapping[str, Any]) -> Callable[[Any], object]:
+    return lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=False).encode())
+
+
+def save_run(root: str | Path, data: Mapping[str, Any], *, now: _dt.datetime | None = None) -> Path:
+    """One new file per run, so concurrent sessions never write the same path."""
+    run = parse_run(dict(data), "(this run)")
+    stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y%m%dT%H%M%S.%fZ")
+    return atomic_write(Path(root) / RUNS / f"{stamp}-{run.fingerprint}.json", _dump(data))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def merge_runs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new``'s provenance and cases, plus the cases of ``old`` that ``new`` did not run."""
+    merged = json.loads(json.dumps(new))
+    if old is None:
+        return merged
+    fresh = {b.get("extra_info", {}).get("case") for b in merged["benchmarks"]}
+    kept = [b for b in old.get("benchmarks", []) if b.get("extra_info", {}).get("case") not in fresh]
+    merged["benchmarks"] = kept + merged["benchmarks"]
+    return merged
+
+
+def save_baseline(root: str | Path, data: Mapping[str, Any], *, path: str | Path | None = None) -> Path:
+    """Merge this run into the baseline of its fingerprint (read-merge-write under a lock).
+
+    A corrupt existing baseline stops the save with its error and is left as it was.
+    """
+    run = parse_run(json.loads(json.dumps(data)), "(this run)")
+    missing = [c for c, r in run.cases.items() if not r.samples]
+    if missing:
+        raise UserError(f"cannot save a baseline without raw samples for {', '.join(sorted(missing))}; run with timing enabled")
+    target = Path(path) if path else baseline_path(root, run.fingerprint)
+    with _locked(target):
+        old = load_run(target).data if target.exists() else None
+        if old is not None and old["ptq"]["fingerprint"] != run.fingerprint:
+            raise UserError(
+                f"{target}: holds fingerprint {old['ptq']['fingerprint']}, this run is {run.fingerprint}; "
+                "save to results/baselines/<fingerprint>.json (the default)"
+            )
+        return atomic_write(target, _dump(merge_runs(old, run.data)))
+
+
+def find_newest_run(root: str | Path) -> Path:
+    """The most recently written run under ``results/runs`` or ``.benchmarks`` (pytest-benchmark's)."""
+    root = Path(root)
+    found = [p for d in (root / RUNS, root / ".benchmarks") if d.is_dir() for p in d.rglob("*.json")]
+    if not found:
+        raise UserError(
+            f"no run under {root / RUNS} or {root / '.benchmarks'}; record one with "
+            "`pytest --benchmark-only --ptq-save-run` or name a file: `ptq compare RUN.json`"
+        )
+    return max(found, key=lambda p: p.stat().st_mtime_ns)

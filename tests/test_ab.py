@@ -1,0 +1,80 @@
+"""Interleaved A/B: side export, ABBA schedule, merging rounds, verdict; with a fake pytest runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from gate_fixtures import bench, run, samples
+
+from ptq.ab import INSTALLED, Side, materialize, merge_rounds, run_rounds, schedule
+from ptq.comparison import EXIT_REGRESSION, compare
+from ptq.errors import UserError
+from ptq.gate import Verdict
+from ptq.runs import parse_run
+
+
+def test_schedule_alternates_which_side_goes_first():
+    assert schedule(3) == [(0, "A"), (0, "B"), (1, "B"), (1, "A"), (2, "A"), (2, "B")]
+    with pytest.raises(UserError, match="--rounds must be >= 1"):
+        schedule(0)
+
+
+def test_merge_concatenates_samples_and_pools_speedups():
+    speed = lambda r: {"speedup": {"ratio": r, "low": r - 0.1, "high": r + 0.1, "n": 10}}  # noqa: E731
+    r1 = run(bench("m-int8", [1.0, 2.0], metrics=speed(1.5)))
+    r2 = run(bench("m-int8", [3.0], metrics=speed(1.7)))
+    r3 = run(bench("m-int8", [4.0], metrics=speed(1.9)))
+    merged = merge_rounds([r1, r2, r3])
+    [b] = merged["benchmarks"]
+    assert b["stats"]["data"] == [1.0, 2.0, 3.0, 4.0]
+    assert b["extra_info"]["metrics"]["speedup"]["ratio"] == pytest.approx(1.7)
+    assert b["extra_info"]["metrics"]["speedup"]["n"] == 30 and merged["ptq"]["ab_rounds"] == 3
+
+
+def test_rounds_run_abba_and_a_slower_candidate_is_a_regression(tmp_path):
+    calls = []
+
+    def fake_runner(side: Side, out, pytest_args):
+        calls.append((side.label, list(pytest_args)))
+        median = 1e-3 if side.label == "A" else 1.2e-3
+        out.write_text(json.dumps(run(bench("m-int8", samples(median, n=50, seed=len(calls))))))
+        return out
+
+    a, b = Side("A", "HEAD~1", tmp_path), Side("B", "HEAD", tmp_path)
+    run_a, run_b = run_rounds(a, b, rounds=2, workdir=tmp_path, pytest_args=["-k", "int8"], runner=fake_runner)
+    assert [c[0] for c in calls] == ["A", "B", "B", "A"] and calls[0][1] == ["-k", "int8"]
+    assert len(run_b["benchmarks"][0]["stats"]["data"]) == 100
+    result = compare(parse_run(run_a, "A"), parse_run(run_b, "B"))
+    assert result.exit_code == EXIT_REGRESSION and result.rows[0].verdict is Verdict.REGRESSION
+
+
+def test_a_side_writing_bad_json_is_one_error_naming_it(tmp_path):
+    def broken(side, out, pytest_args):
+        out.write_text("{")
+        return out
+
+    with pytest.raises(UserError, match="side A wrote invalid JSON"):
+        run_rounds(Side("A", "x", tmp_path), Side("B", "y", tmp_path), rounds=1, workdir=tmp_path,
+                   pytest_args=[], runner=broken)
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_materialize_exports_revisions_and_takes_directories_as_they_are(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "f.txt").write_text("one")
+    _git(repo, "add", "f.txt")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (repo / "f.txt").write_text("two (uncommitted)")
+    side = materialize("HEAD", repo=repo, into=tmp_path / "work", label="A")
+    assert (side.tree / "f.txt").read_text() == "one" and side.pythonpath == side.tree
+    assert materialize(str(repo), repo=repo, into=tmp_path / "work", label="B").tree == repo.resolve()
+    assert materialize(INSTALLED, repo=repo, into=tmp_path / "work", label="B").pythonpath is None
+    with pytest.raises(UserError, match="'nope' is neither a directory nor a git revision"):
+        materialize("nope", repo=repo, into=tmp_path / "work", label="A")

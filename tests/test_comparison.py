@@ -1,0 +1,128 @@
+"""Comparing a run with a baseline: verdicts, ordering, fingerprints, missing metrics, CLI exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gate_fixtures import bench, run, samples
+
+from ptq.cli import main
+from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare, render
+from ptq.config import validate
+from ptq.gate import Verdict
+from ptq.runs import parse_run
+
+
+def _verdicts(comparison):
+    return {(r.case, r.metric): r.verdict for r in comparison.rows}
+
+
+def _speedup(ratio: float, half: float = 0.02) -> dict:
+    return {"speedup": {"ratio": ratio, "low": ratio - half, "high": ratio + half, "n": 50}}
+
+
+BASE = run(
+    bench("m-fp32", samples(1e-3, seed=1), metrics={"size": {"bytes": 1000}}),
+    bench("m-int8", samples(5e-4, seed=2), metrics={**_speedup(2.0), "size": {"bytes": 300}}),
+    bench("m-fp16", samples(8e-4, seed=3), metrics={"size": {"bytes": 500}}),
+)
+
+
+def test_regressions_come_first_and_set_the_exit_code():
+    cur = run(
+        bench("m-fp32", samples(1e-3, seed=11), metrics={"size": {"bytes": 1000}}),
+        bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"bytes": 300}}),
+        bench("m-fp16", samples(6e-4, seed=13), metrics={"size": {"bytes": 400}}),
+        bench("m-new", samples(1e-3, seed=14)),
+    )
+    c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
+    v = _verdicts(c)
+    assert v[("m-int8", "latency")] is Verdict.REGRESSION and v[("m-int8", "speedup")] is Verdict.REGRESSION
+    assert v[("m-fp16", "latency")] is Verdict.IMPROVED and v[("m-fp16", "size")] is Verdict.IMPROVED
+    assert v[("m-fp32", "latency")] is Verdict.OK and v[("m-new", "*")] is Verdict.NEW
+    assert [r.verdict for r in c.rows[:2]] == [Verdict.REGRESSION] * 2
+    assert c.exit_code == EXIT_REGRESSION
+    assert "memory: not measured in either run (3 case(s))" in c.notes
+
+
+def test_new_cases_and_unchanged_runs_pass():
+    cur = run(bench("m-fp32", samples(1e-3, seed=21), metrics={"size": {"bytes": 1000}}), bench("x-fp32", samples(1.0)))
+    c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
+    assert c.exit_code == EXIT_OK and _verdicts(c)[("x-fp32", "*")] is Verdict.NEW
+    assert any("2 baseline case(s) not in this run" in n for n in c.notes)
+
+
+def test_other_fingerprint_compares_size_but_not_latency_and_says_why():
+    cur = run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"bytes": 900}}), fingerprint="bbbb", torch="2.15")
+    c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
+    v = _verdicts(c)
+    assert v[("m-fp16", "latency")] is Verdict.NOT_COMPARED and v[("m-fp16", "size")] is Verdict.REGRESSION
+    assert any("latency and speedup not compared" in n and "torch differ" in n for n in c.notes)
+
+
+def test_metric_missing_on_one_side_is_not_measured_not_failed():
+    cur = run(bench("m-fp32", samples(1e-3, seed=31)))
+    c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
+    row = next(r for r in c.rows if r.metric == "size")
+    assert row.verdict is Verdict.NOT_MEASURED and row.judgement.detail == "not in the current run"
+    assert c.exit_code == EXIT_OK
+
+
+def test_memory_and_drift_judges_read_their_documented_keys():
+    mem = lambda peak, spread: {"memory": {"inference": {"peak_bytes": peak, "samples": [peak - spread, peak]}}}  # noqa: E731
+    drift = lambda value: {"drift": {"value": value}}  # noqa: E731
+    base = run(bench("a-int8", samples(1.0), metrics={**mem(1000, 0), **drift(0.010)}),
+               bench("b-int8", samples(1.0), metrics={**mem(1000, 100), **drift(0.010)}))
+    cur = run(bench("a-int8", samples(1.0, seed=9), metrics={**mem(1100, 0), **drift(0.020)}),
+              bench("b-int8", samples(1.0, seed=9), metrics={**mem(1100, 0), **drift(0.012)}))
+    v = _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c")))
+    assert v[("a-int8", "memory")] is Verdict.REGRESSION and v[("b-int8", "memory")] is Verdict.OK  # spread 100 x 3
+    assert v[("a-int8", "drift")] is Verdict.REGRESSION and v[("b-int8", "drift")] is Verdict.OK
+
+
+def test_thresholds_come_from_the_gate_config_section():
+    cur = run(bench("m-fp16", samples(8e-4, seed=3), metrics={"size": {"bytes": 520}}))
+    loose = validate({"gate": {"cases": {"m-fp16": {"size_threshold": 0.1}}}}, "cfg")
+    assert _verdicts(compare(parse_run(BASE, "b"), parse_run(cur, "c")))[("m-fp16", "size")] is Verdict.REGRESSION
+    assert _verdicts(compare(parse_run(BASE, "b"), parse_run(cur, "c"), config=loose))[("m-fp16", "size")] is Verdict.OK
+
+
+def test_markdown_has_a_table_and_the_summary():
+    cur = run(bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"bytes": 300}}))
+    md = render(compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json")), "md")
+    assert md.startswith("### ptq regression gate: FAIL: 2 regression(s)")
+    assert "| case | metric | baseline | current | change | verdict |" in md and "| **REGRESSION** |" in md
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    base, ok, bad = tmp_path / "base.json", tmp_path / "ok.json", tmp_path / "slow.json"
+    base.write_text(json.dumps(BASE))
+    ok.write_text(json.dumps(run(bench("m-fp32", samples(1e-3, seed=41), metrics={"size": {"bytes": 1000}}))))
+    bad.write_text(json.dumps(run(bench("m-fp32", samples(2e-3, seed=42), metrics={"size": {"bytes": 1000}}))))
+    assert main(["compare", str(ok), "--baseline", str(base)]) == 0
+    assert main(["compare", str(bad), "--baseline", str(base), "--format", "md"]) == 1
+    assert "**REGRESSION**" in capsys.readouterr().out
+    (tmp_path / "trunc.json").write_text(base.read_text()[:40])
+    assert main(["compare", str(ok), "--baseline", str(tmp_path / "trunc.json")]) == 2
+    assert "trunc.json: corrupt or truncated JSON" in capsys.readouterr().err
+
+
+def test_cli_without_a_baseline_reports_every_case_new(tmp_path, capsys):
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "r.json").write_text(json.dumps(BASE))
+    assert main(["compare", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no baseline for fingerprint aaaa" in out and out.count("  new\n") == 3 and "PASS (3 new)" in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "md"])
+def test_every_format_renders_an_empty_comparison(fmt):
+    assert "PASS" in render(compare(parse_run(run(), "b"), parse_run(run(), "c")), fmt)
+
+
+def test_interleaved_ab_compares_timings_across_fingerprints_and_says_so():
+    cur = run(bench("m-fp16", samples(1e-2, seed=5)), fingerprint="bbbb", torch="2.15")
+    c = compare(parse_run(BASE, "A"), parse_run(cur, "B"), same_machine=True)
+    assert _verdicts(c)[("m-fp16", "latency")] is Verdict.REGRESSION
+    assert any("both sides ran interleaved on this machine" in n and "torch" in n for n in c.notes)

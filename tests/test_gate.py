@@ -1,0 +1,89 @@
+"""The gate's statistics on seeded synthetic samples with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ptq.gate import Verdict, decide_interval, decide_latency, decide_threshold, mann_whitney, ratio_of_medians_ci
+
+
+def _lognormal(seed: int, n: int, median: float, sigma: float = 0.05) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(np.log(median), sigma, n)
+
+
+def test_mann_whitney_known_small_example():
+    # Every value of a is below every value of b: U = 0; a complete ordering of 5 vs 5.
+    result = mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert result.u == 0
+    # Normal approximation with continuity correction: z = (12.5 - 0.5) / sqrt(229.1666/10)
+    assert result.p == pytest.approx(0.01219, abs=1e-4)
+
+
+def test_mann_whitney_matches_scipy_with_ties():
+    stats = pytest.importorskip("scipy.stats")
+    a = np.round(_lognormal(1, 80, 1.0, 0.1), 2)
+    b = np.round(_lognormal(2, 60, 1.03, 0.1), 2)
+    ours = mann_whitney(a, b)
+    ref = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=True)
+    assert ours.u == pytest.approx(ref.statistic) and ours.p == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_mann_whitney_identical_constant_samples_give_p_one():
+    assert mann_whitney([3.0] * 10, [3.0] * 7).p == 1.0
+
+
+def test_ratio_of_medians_ci_brackets_the_true_ratio_and_is_seeded():
+    base, cur = _lognormal(3, 400, 10.0), _lognormal(4, 400, 11.0)
+    ratio, low, high = ratio_of_medians_ci(base, cur, seed=7)
+    assert low < 1.10 < high and low < ratio < high
+    assert ratio_of_medians_ci(base, cur, seed=7) == (ratio, low, high)
+
+
+def test_latency_same_distribution_is_ok_across_seeds():
+    verdicts = [decide_latency(_lognormal(s, 300, 5.0), _lognormal(s + 1000, 300, 5.0)).verdict for s in range(50)]
+    assert verdicts.count(Verdict.REGRESSION) == 0 and verdicts.count(Verdict.IMPROVED) == 0
+
+
+def test_latency_ten_percent_slower_is_a_regression():
+    d = decide_latency(_lognormal(5, 300, 5.0), _lognormal(6, 300, 5.5))
+    assert d.verdict is Verdict.REGRESSION and d.ratio == pytest.approx(1.10, abs=0.02) and d.p < 1e-6
+
+
+def test_latency_significant_but_tiny_change_is_not_a_regression():
+    # 2% slower with 20,000 samples: the test is certain, the effect is below the 5% factor.
+    d = decide_latency(_lognormal(7, 20000, 5.0, 0.02), _lognormal(8, 20000, 5.1, 0.02))
+    assert d.p < 1e-6 and d.verdict is Verdict.OK
+
+
+def test_latency_large_but_insignificant_change_is_not_a_regression():
+    # Medians 10% apart on three very noisy samples each: big, but not significant.
+    d = decide_latency([1.0, 5.0, 9.0], [1.2, 5.5, 8.0])
+    assert d.ratio > 1.05 and d.verdict is Verdict.OK
+
+
+def test_latency_faster_is_an_improvement():
+    assert decide_latency(_lognormal(9, 300, 5.0), _lognormal(10, 300, 4.0)).verdict is Verdict.IMPROVED
+
+
+def test_interval_verdicts():
+    base = (2.0, 1.95, 2.05)
+    assert decide_interval(base, (1.7, 1.65, 1.75)) is Verdict.REGRESSION
+    assert decide_interval(base, (1.7, 1.5, 2.0)) is Verdict.OK  # overlapping intervals
+    assert decide_interval(base, (1.97, 1.96, 1.98)) is Verdict.OK  # below the threshold
+    assert decide_interval(base, (2.4, 2.35, 2.45)) is Verdict.IMPROVED
+
+
+def test_threshold_verdicts_use_the_largest_allowance():
+    assert decide_threshold(1000, 1040, relative=0.05) is Verdict.OK
+    assert decide_threshold(1000, 1060, relative=0.05) is Verdict.REGRESSION
+    assert decide_threshold(1000, 1060, relative=0.05, spread=100) is Verdict.OK
+    assert decide_threshold(1000, 900, relative=0.05) is Verdict.IMPROVED
+    assert decide_threshold(0.01, 0.012, relative=0.0, absolute=0.005) is Verdict.OK
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError):
+        decide_latency([1.0], [1.0], alpha=0)
+    with pytest.raises(ValueError):
+        mann_whitney([], [1.0])

@@ -1,0 +1,140 @@
+"""Stored runs and baselines: schema, bad input, atomic and concurrent saves."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+import pytest
+from gate_fixtures import bench, run, samples
+
+import ptq.runs
+from ptq.errors import UserError
+from ptq.runs import baseline_path, find_newest_run, load_run, parse_run, save_baseline, save_run
+
+
+def _write(path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_round_trip_keeps_samples_and_extra_info(tmp_path):
+    data = run(bench("m-fp32", samples(1e-3), metrics={"size": {"bytes": 10}}))
+    path = save_run(tmp_path, data)
+    loaded = load_run(path)
+    assert path.parent == tmp_path / "results" / "runs" and path.name.endswith("-aaaa.json")
+    assert loaded.fingerprint == "aaaa" and loaded.cases["m-fp32"].samples == tuple(samples(1e-3))
+    assert loaded.cases["m-fp32"].extra_info["metrics"] == {"size": {"bytes": 10}}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"benchmarks": [', "corrupt or truncated JSON"),
+    ("[1, 2]", "not a pytest-benchmark JSON file"),
+    ('{"benchmarks": []}', "no 'ptq' provenance"),
+    ('{"benchmarks": [], "ptq": {"schema_version": 99, "environment": {}, "fingerprint": "x"}}', "newer than this ptq"),
+    ('{"benchmarks": [], "ptq": {"schema_version": "1"}}', "no integer ptq.schema_version"),
+    ('{"benchmarks": [], "ptq": {"schema_version": 1}}', "ptq.environment or ptq.fingerprint missing"),
+    ('{"benchmarks": [{"extra_info": {"case": "a-b"}, "stats": {"data": ["x"]}}], '
+     '"ptq": {"schema_version": 1, "environment": {}, "fingerprint": "x"}}', "stats.data is not a list of numbers"),
+])
+def test_bad_files_give_one_error_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "b.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message) as info:
+        load_run(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(UserError, match=r"no such file.*--ptq-save-run"):
+        load_run(tmp_path / "nope.json")
+
+
+def test_older_schema_without_migration_is_refused_with_the_command(monkeypatch):
+    monkeypatch.setattr(ptq.runs, "SCHEMA_VERSION", 2)
+    with pytest.raises(UserError, match=r"schema version 1 is older than 2 .*--ptq-save-baseline"):
+        parse_run(run(schema=1), "old.json")
+
+
+def test_older_schema_is_migrated_when_a_migration_exists(monkeypatch):
+    def rename_median(data):
+        for b in data["benchmarks"]:
+            b["extra_info"]["migrated"] = True
+        return data
+
+    monkeypatch.setattr(ptq.runs, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(ptq.runs.MIGRATIONS, 1, rename_median)
+    loaded = parse_run(run(bench("m-fp32", samples(1.0)), schema=1), "old.json")
+    assert loaded.data["ptq"]["schema_version"] == 2 and loaded.cases["m-fp32"].extra_info["migrated"] is True
+
+
+def test_baseline_save_merges_cases_and_replaces_its_own(tmp_path):
+    save_baseline(tmp_path, run(bench("m-fp32", samples(1.0)), bench("m-int8", samples(2.0))))
+    save_baseline(tmp_path, run(bench("m-int8", samples(3.0))))
+    base = load_run(baseline_path(tmp_path, "aaaa"))
+    assert sorted(base.cases) == ["m-fp32", "m-int8"]
+    assert base.cases["m-int8"].samples == tuple(samples(3.0))
+
+
+def test_saving_over_a_corrupt_baseline_fails_and_overwrites_nothing(tmp_path):
+    target = baseline_path(tmp_path, "aaaa")
+    target.parent.mkdir(parents=True)
+    target.write_text('{"benchmarks": [{"na')
+    with pytest.raises(UserError, match=f"{target}: corrupt or truncated JSON"):
+        save_baseline(tmp_path, run(bench("m-fp32", samples(1.0))))
+    assert target.read_text() == '{"benchmarks": [{"na'
+
+
+def test_baseline_needs_raw_samples_and_its_own_fingerprint(tmp_path):
+    with pytest.raises(UserError, match="without raw samples for m-fp32"):
+        save_baseline(tmp_path, run(bench("m-fp32", None)))
+    other = tmp_path / "other.json"
+    save_baseline(tmp_path, run(bench("m-fp32", samples(1.0)), fingerprint="bbbb"), path=other)
+    with pytest.raises(UserError, match="holds fingerprint bbbb, this run is aaaa"):
+        save_baseline(tmp_path, run(bench("m-fp32", samples(1.0))), path=other)
+
+
+def test_an_interrupted_baseline_write_leaves_the_old_file(tmp_path, monkeypatch):
+    save_baseline(tmp_path, run(bench("m-fp32", samples(1.0))))
+    target = baseline_path(tmp_path, "aaaa")
+    before = target.read_bytes()
+
+    def half_then_crash(data):
+        def write(fh):
+            fh.write(json.dumps(data).encode()[:50])
+            raise KeyboardInterrupt
+
+        return write
+
+    monkeypatch.setattr(ptq.runs, "_dump", half_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_baseline(tmp_path, run(bench("m-int8", samples(2.0))))
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(target.parent)) == ["aaaa.json", "aaaa.json.lock"]
+
+
+def _save_one(root: str, case: str) -> None:
+    save_baseline(root, run(bench(case, samples(1.0, n=2000))))
+
+
+def test_concurrent_saves_lose_nothing(tmp_path):
+    cases = [f"m{i}-fp32" for i in range(6)]
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_save_one, args=(str(tmp_path), c)) for c in cases]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * len(cases)
+    assert sorted(load_run(baseline_path(tmp_path, "aaaa")).cases) == cases
+
+
+def test_newest_run_is_found_or_the_error_says_how_to_record_one(tmp_path):
+    with pytest.raises(UserError, match=r"no run under .*--ptq-save-run"):
+        find_newest_run(tmp_path)
+    old, new = tmp_path / "results" / "runs" / "a.json", tmp_path / ".benchmarks" / "Linux" / "0001_x.json"
+    _write(old, {})
+    _write(new, {})
+    os.utime(old, ns=(1, 1))
+    assert find_newest_run(tmp_path) == new
