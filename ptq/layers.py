@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["LAYER_TYPES", "count_layers", "has_layer_types", "layer_types"]
+__all__ = ["LAYER_TYPES", "count_layers", "has_layer_types", "is_quantized", "layer_types"]
 
 #: Layer types a recipe's ``layers`` field may name.
 LAYER_TYPES: dict[str, type[nn.Module]] = {
@@ -49,6 +49,11 @@ def _is_quantized(module: nn.Module) -> bool:
     # torchao swaps weights for tensor subclasses and keeps the module class.
     weight = getattr(module, "weight", None)
     return isinstance(weight, torch.Tensor) and type(weight) not in (torch.Tensor, nn.Parameter)
+
+
+def is_quantized(module: nn.Module) -> bool:
+    """Whether ``module`` is a quantized weighted layer (torch.ao module or torchao weight)."""
+    return _is_quantized(module)
 
 
 def count_layers(model: nn.Module) -> tuple[int, int]:

@@ -83,7 +83,9 @@ def test_data_splits_are_deterministic_and_disjoint():
 def test_offline_vision_weights_are_random_and_say_why(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     built = get_model("resnet18").build(weights="auto")
-    assert built.weights.startswith("random:seed=0 (pretrained ResNet18_Weights.IMAGENET1K_V1 not in torch hub cache)")
+    assert built.weights.startswith(
+        "random:seed=0+bn-recalibrated (pretrained ResNet18_Weights.IMAGENET1K_V1 not in torch hub cache)"
+    )
 
 
 def test_pretrained_policy_names_the_torchvision_enum():

@@ -97,6 +97,9 @@ class Sentences:
         f"(eval: first {N_EVAL_PAIRS} pairs, calib: the rest), padded to {MAX_LENGTH} tokens"
     )
 
+    def size(self, split: str) -> int:
+        return len(split_sentences(split))
+
     def texts(self, split: str, index: int, batch_size: int) -> list[str]:
         pool = split_sentences(split)
         g = torch.Generator().manual_seed(self.seed + 31 * (SPLITS.index(split) + 1) + index)
@@ -111,7 +114,10 @@ class Sentences:
             max_length=self.max_length,
             return_tensors="pt",
         )
-        return Batch((enc["input_ids"], enc["attention_mask"]))
+        # The target of a sentence is its paraphrase pair's index: a label for retrieval accuracy.
+        pair_of = {s: i for i, pair in enumerate(SENTENCE_PAIRS) for s in pair}
+        target = torch.tensor([pair_of[t] for t in self.texts(split, index, batch_size)])
+        return Batch((enc["input_ids"], enc["attention_mask"]), target)
 
 
 def _package_dir() -> str | None:

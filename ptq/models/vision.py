@@ -14,7 +14,7 @@ import torchvision
 from ptq.errors import UserError
 from ptq.models.base import SPLITS, Batch, Built, TensorData
 
-__all__ = ["PhotoCrops", "resolve_torchvision_weights"]
+__all__ = ["PhotoCrops", "recalibrate_batchnorm", "resolve_torchvision_weights"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -86,6 +86,34 @@ class PhotoCrops:
         return Batch((torch.stack(out),))
 
 
+#: Calibration photos used to re-estimate BatchNorm statistics of random-weight models.
+BN_RECAL_BATCHES, BN_RECAL_BATCH_SIZE = 2, 16
+
+
+def recalibrate_batchnorm(model: torch.nn.Module, data, *, batches: int = BN_RECAL_BATCHES,
+                          batch_size: int = BN_RECAL_BATCH_SIZE) -> int:
+    """Re-estimate every BatchNorm's running mean and variance on ``calib`` batches.
+
+    Seeded random init leaves BatchNorm at mean 0 / variance 1, so activations shrink layer by
+    layer (MobileNetV2 outputs ~1e-9: denormal floats, slow, and drift between two near-zero
+    outputs is meaningless). With statistics of real photographs every layer sees unit-scale
+    activations, as in a trained network. Returns how many BatchNorm layers were updated.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    with torch.no_grad():
+        for i in range(batches):
+            model(*data.batch("calib", i, batch_size).inputs)
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
+    return len(norms)
+
+
 def _image_data():
     if importlib.util.find_spec("sklearn") is not None:
         return PhotoCrops()
@@ -98,12 +126,16 @@ def _image_data():
 def _register(name: str, description: str) -> None:
     from ptq.models import register_model
 
-    @register_model(name, batch_size=1, family="vision", description=description, tags=("cnn",))
+    # version 2: random weights get BatchNorm statistics re-estimated on the calibration photos
+    @register_model(name, batch_size=1, family="vision", description=description, version=2, tags=("cnn",))
     def build(*, weights: str) -> Built:
         enum, label = resolve_torchvision_weights(name, weights)
         torch.manual_seed(SEED)
         model = torchvision.models.get_model(name, weights=enum)
-        return Built(model, weights=label, data=_image_data())
+        data = _image_data()
+        if enum is None and recalibrate_batchnorm(model, data):
+            label = label.replace(f"random:seed={SEED}", f"random:seed={SEED}+bn-recalibrated", 1)
+        return Built(model, weights=label, data=data)
 
 
 _register("mobilenet_v2", "torchvision MobileNetV2, the quantization tutorial's model")

@@ -57,19 +57,45 @@ def _float32(recipe: Float32, model: nn.Module, built: Built, entry: ModelEntry)
     return _done(built.model, "none", None)  # the shared float model, not a copy
 
 
+def _check_layer_selection(recipe: Recipe, float_layers: tuple[str, ...], only_layers: tuple[str, ...]) -> None:
+    if float_layers and only_layers:
+        raise UserError(f"recipe {recipe.name!r}: set float_layers or only_layers, not both")
+
+
+def _selected(name: str, float_layers: tuple[str, ...], only_layers: tuple[str, ...]) -> bool:
+    return name in only_layers if only_layers else name not in float_layers
+
+
+def _unknown_layers(model: nn.Module, recipe: Recipe, names: tuple[str, ...]) -> None:
+    known = dict(model.named_modules())
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise UserError(
+            f"recipe {recipe.name!r} names layers the model does not have: {', '.join(missing)}; "
+            "use qualified module names as model.named_modules() gives them"
+        )
+
+
 @dataclass(frozen=True)
 class DynamicQuant(Recipe):
-    """``quantize_dynamic``: weights quantized ahead of time, activations at run time."""
+    """``quantize_dynamic``: weights quantized ahead of time, activations at run time.
+
+    ``float_layers`` (qualified module names) stay in float; ``only_layers``, when set, are the
+    only layers quantized (what ``ptq diagnose`` uses to try one layer at a time).
+    """
 
     layers: tuple[str, ...] = ("Linear",)
     dtype: str = "qint8"  # or "float16"
     engine: str = "x86"
+    float_layers: tuple[str, ...] = ()
+    only_layers: tuple[str, ...] = ()
     stack: ClassVar[str] = "torch.ao.eager"
 
     def __post_init__(self) -> None:
         layer_types(self.layers)
         if self.dtype not in ("qint8", "float16"):
             raise UserError(f"recipe {self.name!r}: dtype must be 'qint8' or 'float16', got {self.dtype!r}")
+        _check_layer_selection(self, self.float_layers, self.only_layers)
 
 
 @register_handler(DynamicQuant)
@@ -80,7 +106,18 @@ def _dynamic(recipe: DynamicQuant, model: nn.Module, built: Built, entry: ModelE
     with _torch_ao(recipe.engine):
         from torch.ao.quantization import quantize_dynamic
 
-        q = quantize_dynamic(model, types, dtype=getattr(torch, recipe.dtype))
+        spec: set[type[nn.Module]] | dict[str, object] = types
+        if recipe.float_layers or recipe.only_layers:
+            from torch.ao.quantization import default_dynamic_qconfig, float16_dynamic_qconfig
+
+            _unknown_layers(model, recipe, recipe.float_layers + recipe.only_layers)
+            qconfig = float16_dynamic_qconfig if recipe.dtype == "float16" else default_dynamic_qconfig
+            spec = {
+                name: qconfig
+                for name, m in model.named_modules()
+                if isinstance(m, tuple(types)) and _selected(name, recipe.float_layers, recipe.only_layers)
+            }
+        q = quantize_dynamic(model, spec, dtype=getattr(torch, recipe.dtype))
     return _done(q, recipe.stack, recipe.engine)
 
 
@@ -93,10 +130,15 @@ class StaticInt8(Recipe):
     calib_batch_size: int = 8
     observer: str = "histogram"  # or "minmax"
     engine: str = "x86"
-    calib_split: str = "calib"
+    calib_split: str = "calib"  # or "zeros": calibration batches of zeros, a deliberately broken recipe
+    float_layers: tuple[str, ...] = ()
+    only_layers: tuple[str, ...] = ()
     stack: ClassVar[str] = "torch.ao.fx"
 
     def __post_init__(self) -> None:
+        _check_layer_selection(self, self.float_layers, self.only_layers)
+        if self.calib_split not in _CALIB_SOURCES:
+            raise UserError(f"recipe {self.name!r}: calib_split must be one of {', '.join(_CALIB_SOURCES)}, got {self.calib_split!r}")
         if self.observer not in _OBSERVERS:
             raise UserError(f"recipe {self.name!r}: observer must be one of {', '.join(_OBSERVERS)}, got {self.observer!r}")
         if self.calib_batches < 1 or self.calib_batch_size < 1:
@@ -111,6 +153,14 @@ def _observer(name: str):
 
 _OBSERVERS = ("histogram", "minmax")
 
+#: Where calibration batches come from: a data split, or zeros shaped like the calib split
+#: (every activation range collapses to one value: a known-bad recipe to test drift checks).
+_CALIB_SOURCES = {
+    "calib": lambda data, i, n: data.batch("calib", i, n).inputs,
+    "eval": lambda data, i, n: data.batch("eval", i, n).inputs,
+    "zeros": lambda data, i, n: tuple(torch.zeros_like(t) for t in data.batch("calib", i, n).inputs),
+}
+
 
 def _qconfig_mapping(recipe: StaticInt8):
     from torch.ao.quantization import QConfig, get_default_qconfig_mapping
@@ -120,14 +170,25 @@ def _qconfig_mapping(recipe: StaticInt8):
     # x86 CPUs with VNNI do not need the 7-bit activation range older fbgemm kernels wanted.
     activation = _observer(recipe.observer).with_args(reduce_range=False)
     weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
-    return mapping.set_global(QConfig(activation=activation, weight=weight))
+    qconfig = QConfig(activation=activation, weight=weight)
+    if recipe.only_layers:  # nothing else quantized: the drift is this layer's alone
+        mapping = mapping.set_global(None)
+        for name in recipe.only_layers:
+            mapping = mapping.set_module_name(name, qconfig)
+        return mapping
+    mapping = mapping.set_global(qconfig)
+    for name in recipe.float_layers:
+        mapping = mapping.set_module_name(name, None)
+    return mapping
 
 
 @register_handler(StaticInt8)
 def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    example = built.data.batch(recipe.calib_split, 0, 1).inputs
+    calib = _CALIB_SOURCES[recipe.calib_split]
+    example = calib(built.data, 0, 1)
+    _unknown_layers(model, recipe, recipe.float_layers + recipe.only_layers)
     with _torch_ao(recipe.engine):
         try:
             prepared = prepare_fx(model, _qconfig_mapping(recipe), example)
@@ -138,6 +199,6 @@ def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelE
             ) from exc
         with torch.inference_mode():
             for i in range(recipe.calib_batches):
-                prepared(*built.data.batch(recipe.calib_split, i, recipe.calib_batch_size).inputs)
+                prepared(*calib(built.data, i, recipe.calib_batch_size))
         q = convert_fx(prepared)
     return _done(q, recipe.stack, recipe.engine, calibration=f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples")

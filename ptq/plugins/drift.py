@@ -1,0 +1,21 @@
+"""Drift feature hooks: registers the drift probe and prints a drift table after the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ptq import drift as _drift  # noqa: F401  (registers the drift probe and the tolerance section)
+from ptq.drift_report import drift_table
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from ptq.pytest_plugin import STATE
+
+    state = config.stash.get(STATE, None)
+    rows = [r.to_extra_info() for r in state.results] if state is not None else []
+    if not any("drift" in r["metrics"] for r in rows):
+        return
+    terminalreporter.write_sep("-", "ptq: drift from fp32 on the evaluation split")
+    terminalreporter.write_line(drift_table(rows))
