@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +20,7 @@ from ptq.probes import CheckFailed, run_probes
 from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
 from ptq.results import CaseResult, LatencyStats
 
-__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "run_case", "warm_up"]
+__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,28 @@ class PreparedCase:
     built: Built
     quantized: Quantized
     inputs: tuple[torch.Tensor, ...]
+    #: What quantize monitors recorded while this case was quantized, by monitor name.
+    measurements: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model(self) -> torch.nn.Module:
         return self.quantized.model
+
+
+QuantizeMonitor = Callable[[Case, RunOptions], AbstractContextManager[dict[str, Any]]]
+_QUANTIZE_MONITORS: dict[str, QuantizeMonitor] = {}
+
+
+def register_quantize_monitor(name: str, monitor: QuantizeMonitor) -> QuantizeMonitor:
+    """Wrap every case's one quantization in ``monitor(case, options)`` (a context manager).
+
+    The dict it yields, filled by the time it exits, lands in ``PreparedCase.measurements[name]``:
+    a measurement of the quantization step (e.g. its peak memory) without quantizing twice.
+    """
+    if name in _QUANTIZE_MONITORS:
+        raise PtqError(f"quantize monitor {name!r} is already registered")
+    _QUANTIZE_MONITORS[name] = monitor
+    return monitor
 
 
 class Workbench:
@@ -76,9 +96,11 @@ class Workbench:
             try:
                 entry, recipe = get_model(case.model), get_recipe(case.recipe)
                 built = self.built(case.model)
-                quantized = apply_recipe(recipe, entry, built)
+                with contextlib.ExitStack() as monitors:
+                    measured = {n: monitors.enter_context(m(case, self.options)) for n, m in _QUANTIZE_MONITORS.items()}
+                    quantized = apply_recipe(recipe, entry, built)
                 inputs = entry.example_inputs(built)
-                self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs)
+                self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
             except PtqError as exc:
                 self._prepared[case] = exc
         found = self._prepared[case]
