@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,6 +53,7 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "min_cosine": 0.98,  # mean per-sample cosine similarity of outputs / embeddings
     "min_neighbour_agreement": 0.9,  # encoders: nearest other sentence unchanged
     "min_sqnr_db": 20.0,  # raw tensors: output signal-to-quantization-noise ratio
+    "min_output_sqnr_db": 5.0,  # classifiers: floor that catches a broken recipe on any weights
 }
 
 TOLERANCE_SECTION = register_section(
@@ -69,10 +70,16 @@ WORST_RECORDED, WORST_NAMED = 5, 3
 
 @dataclass(frozen=True)
 class Gate:
-    """``metric`` (a key of the measured figures) must stay within tolerance ``key``."""
+    """``metric`` (a key of the measured figures) must stay within tolerance ``key``.
+
+    ``real_weights_only``: the figure means something only for trained weights. Seeded random
+    classifiers have near-tied logits, so top-1 agreement there measures the ties, not the
+    recipe; it is still recorded, but not gated, and the result says so.
+    """
 
     metric: str
     key: str
+    real_weights_only: bool = False
 
     @property
     def upper(self) -> bool:
@@ -104,6 +111,9 @@ class DriftProfile:
     generated_samples: int
     layer_samples: int
     description: str = ""
+    #: Candidates for the one figure a baseline comparison follows, in order of preference:
+    #: (metric, higher_is_better, change allowed against the baseline).
+    headline: tuple[tuple[str, bool, float], ...] = ()
 
 
 def _output_errors(ref: torch.Tensor, cand: torch.Tensor) -> dict[str, float]:
@@ -178,10 +188,13 @@ register_profile(
         gates=(
             Gate("relative_accuracy_drop", "max_relative_accuracy_drop"),
             Gate("absolute_accuracy_drop", "max_absolute_accuracy_drop"),
-            Gate("top1_agreement", "min_top1_agreement"),
-            Gate("top5_agreement", "min_top5_agreement"),
+            Gate("top1_agreement", "min_top1_agreement", real_weights_only=True),
+            Gate("top5_agreement", "min_top5_agreement", real_weights_only=True),
+            Gate("sqnr_db", "min_output_sqnr_db"),
         ),
         generated_samples=16, layer_samples=2,
+        # one flipped sample of 16 moves agreement by 0.0625
+        headline=(("accuracy", True, 0.005), ("top1_agreement", True, 0.07)),
         description="logits: labeled accuracy where the data has labels, top-1/top-5 agreement with float",
     ),
     families=("vision", "sequence"),
@@ -195,6 +208,7 @@ register_profile(
             Gate("retrieval_accuracy_drop", "max_absolute_accuracy_drop"),
         ),
         generated_samples=32, layer_samples=2,
+        headline=(("cosine_mean", True, 0.005),),
         description="embeddings: cosine to float, nearest-neighbour and similarity-ranking agreement",
     ),
     families=("text",),
@@ -202,6 +216,7 @@ register_profile(
 register_profile(
     DriftProfile(
         "tensor", _tensor, gates=(Gate("sqnr_db", "min_sqnr_db"),), generated_samples=1, layer_samples=8,
+        headline=(("sqnr_db", True, 1.0),),
         description="raw outputs: SQNR, max abs error, cosine",
     ),
     families=("micro",),
@@ -260,6 +275,8 @@ class DriftReport:
     violations: list[str]
     layers: list[LayerDrift]
     nonfinite: str | None = None
+    not_gated: list[str] = field(default_factory=list)
+    headline: tuple[str, bool, float] | None = None
 
     @property
     def passed(self) -> bool:
@@ -274,12 +291,21 @@ class DriftReport:
             "samples": self.samples,
             **{k: _json(v) for k, v in self.figures.items()},
             "tolerances": self.tolerances,
+            "not_gated": self.not_gated,
+            **self._headline(),
             "passed": self.passed,
             "violations": self.violations,
             "nonfinite": self.nonfinite,
             "layers_compared": len(self.layers),
             "worst_layers": [d.to_dict() for d in self.worst(WORST_RECORDED)],
         }
+
+    def _headline(self) -> dict[str, Any]:
+        """``value``/``higher_is_better``/``tolerance``: the figure baseline comparisons follow."""
+        if self.headline is None:
+            return {}
+        metric, higher, allowed = self.headline
+        return {"headline": metric, "value": _json(self.figures[metric]), "higher_is_better": higher, "tolerance": allowed}
 
     def message(self, case: str) -> str:
         worst = ", ".join(f"{d.name} ({d.quantized_type}, {d.sqnr_db:.1f} dB)" for d in self.worst(WORST_NAMED))
@@ -311,13 +337,14 @@ def measure_drift(
     if bad:
         return DriftReport(profile.name, len(ref), {}, {}, [], per_layer, nonfinite=bad)
     figures = profile.measure(ref, cand, batch.target)
-    applied = {g.key: float(tolerances[g.key]) for g in profile.gates if g.metric in figures}
-    violations = [
-        g.describe(figures[g.metric], applied[g.key])
-        for g in profile.gates
-        if g.metric in figures and not g.passes(figures[g.metric], applied[g.key])
-    ]
-    return DriftReport(profile.name, len(ref), figures, applied, violations, per_layer)
+    random_weights = built.weights.startswith("random")
+    gates = [g for g in profile.gates if g.metric in figures]
+    not_gated = [f"{g.metric}: random weights" for g in gates if g.real_weights_only and random_weights]
+    gates = [g for g in gates if not (g.real_weights_only and random_weights)]
+    applied = {g.key: float(tolerances[g.key]) for g in gates}
+    violations = [g.describe(figures[g.metric], applied[g.key]) for g in gates if not g.passes(figures[g.metric], applied[g.key])]
+    headline = next((h for h in profile.headline if math.isfinite(figures.get(h[0], math.nan))), None)
+    return DriftReport(profile.name, len(ref), figures, applied, violations, per_layer, not_gated=not_gated, headline=headline)
 
 
 @register_probe("drift", description="output drift from the float model on eval data, gated by [tool.ptq.tolerance]")

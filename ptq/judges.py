@@ -7,11 +7,14 @@ A judge's ``extract`` returns None when the case did not measure the metric (rep
 - ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only.
 - ``speedup``: ``extra_info.metrics.speedup = {ratio, low, high}`` (higher is better), same
   fingerprint only; fp32 cases have none.
-- ``memory``: ``extra_info.metrics.memory.inference.peak_bytes``; optional
-  ``...inference.samples`` (peak bytes of repeated measurements) gives the spread.
-- ``size``: ``extra_info.metrics.size.bytes`` (serialized model bytes).
-- ``drift``: ``extra_info.metrics.drift.value`` (e.g. a relative error or an accuracy drop;
-  ``metrics.drift.higher_is_better: true`` flips it) and optional ``metrics.drift.tolerance``.
+- ``memory``: ``extra_info.metrics.memory.inference.increment_bytes`` (memray's high-water
+  mark of one inference over the process before it: unlike the absolute peak, it does not
+  depend on what earlier cases left loaded); optional ``...inference.samples`` gives the spread.
+- ``quantize_memory``: the same for the quantization step (``metrics.memory.quantize``).
+- ``size``: ``extra_info.metrics.size.state_dict_bytes`` (serialized state_dict bytes).
+- ``drift``: ``extra_info.metrics.drift.value``, the drift profile's headline figure
+  (``metrics.drift.headline`` names it; ``higher_is_better: true`` flips it) and its allowed
+  change ``metrics.drift.tolerance``.
 
 Thresholds come from ``[tool.ptq.gate]`` (scoped per model / recipe / case like every section).
 """
@@ -146,13 +149,16 @@ def _bytes(n: float) -> str:
     return str(n)  # pragma: no cover
 
 
-def _memory_value(record: CaseRecord) -> tuple[float, float] | None:
-    peak = _number("metrics.memory.inference.peak_bytes")(record)
-    if peak is None:
-        return None
-    samples = path(record.extra_info, "metrics.memory.inference.samples")
-    nums = [float(x) for x in samples] if isinstance(samples, list) and samples else []
-    return (peak, max(nums) - min(nums) if nums else 0.0)
+def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | None]:
+    def extract(record: CaseRecord) -> tuple[float, float] | None:
+        grown = _number(f"metrics.memory.{step}.increment_bytes")(record)
+        if grown is None:
+            return None
+        samples = path(record.extra_info, f"metrics.memory.{step}.samples")
+        nums = [float(x) for x in samples] if isinstance(samples, list) and samples else []
+        return (grown, max(nums) - min(nums) if nums else 0.0)
+
+    return extract
 
 
 def _memory(base: tuple[float, float], cur: tuple[float, float], s: Mapping[str, float]) -> Judgement:
@@ -187,6 +193,8 @@ register_judge(Judge("latency", _samples, _latency, same_environment=True,
                      missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"))
 register_judge(Judge("speedup", _speedup_value, _speedup, same_environment=True,
                      applies=lambda r: r.extra_info.get("recipe") != "fp32"))
-register_judge(Judge("memory", _memory_value, _memory))
-register_judge(Judge("size", _number("metrics.size.bytes"), _size))
+register_judge(Judge("memory", _memory_value("inference"), _memory))
+register_judge(Judge("quantize_memory", _memory_value("quantize"), _memory,
+                     applies=lambda r: r.extra_info.get("recipe") != "fp32"))
+register_judge(Judge("size", _number("metrics.size.state_dict_bytes"), _size))
 register_judge(Judge("drift", _drift_value, _drift, applies=lambda r: r.extra_info.get("recipe") != "fp32"))

@@ -86,9 +86,7 @@ def _speedup(rec: CaseRecord) -> Reading | None:
 
 #: Where peak inference memory may sit in ``extra_info["metrics"]`` (bytes).
 MEMORY_PATHS: tuple[tuple[str, ...], ...] = (
-    ("memory", "inference", "peak_bytes"),
-    ("memory", "inference_peak_bytes"),
-    ("memory", "peak_bytes"),
+    ("memory", "inference", "increment_bytes"),
 )
 
 
@@ -110,7 +108,7 @@ class DriftFigure:
 
 #: Drift figures in order of preference: a labelled task's accuracy first, output error last.
 DRIFT_FIGURES: tuple[DriftFigure, ...] = (
-    DriftFigure(("drift", "accuracy_drop"), "accuracy drop", False, 0.005),
+    DriftFigure(("drift", "absolute_accuracy_drop"), "accuracy drop", False, 0.005),
     DriftFigure(("drift", "cosine_mean"), "mean cosine to fp32", True, 0.001),
     DriftFigure(("drift", "top1_agreement"), "top-1 agreement", True, 0.005),
     DriftFigure(("drift", "sqnr_db"), "output SQNR (dB)", True, 1.0),
@@ -140,7 +138,7 @@ def layer_sqnr(rec: CaseRecord) -> dict[str, float] | None:
     found = dig(rec.metrics, "drift", "layer_sqnr_db")
     if isinstance(found, Mapping):
         return {str(k): float(v) for k, v in found.items() if _number(v) is not None}
-    layers = dig(rec.metrics, "drift", "layers")
+    layers = dig(rec.metrics, "drift", "worst_layers")
     if isinstance(layers, list):
         return {str(x["name"]): float(x["sqnr_db"]) for x in layers
                 if isinstance(x, Mapping) and "name" in x and _number(x.get("sqnr_db")) is not None}

@@ -116,8 +116,13 @@ def test_labeled_classifier_records_accuracy_and_its_drop(tiny_entry: ModelEntry
     report = measure_drift(entry, built, built.model, DEFAULT_TOLERANCES)
     f = report.figures
     assert report.samples == 12 and f["accuracy"] == f["accuracy_fp32"] and f["absolute_accuracy_drop"] == 0.0
-    assert set(report.tolerances) == {"max_relative_accuracy_drop", "max_absolute_accuracy_drop",
-                                      "min_top1_agreement", "min_top5_agreement"}
+    # seeded random weights: agreement is recorded, not gated; the SQNR floor is
+    assert set(report.tolerances) == {"max_relative_accuracy_drop", "max_absolute_accuracy_drop", "min_output_sqnr_db"}
+    assert report.not_gated == ["top1_agreement: random weights", "top5_agreement: random weights"]
+    assert report.to_dict()["headline"] == "accuracy" and report.to_dict()["higher_is_better"] is True
+    built.weights = "trained:test"
+    trained = measure_drift(entry, built, built.model, DEFAULT_TOLERANCES)
+    assert {"min_top1_agreement", "min_top5_agreement"} <= set(trained.tolerances) and trained.not_gated == []
 
 
 def test_batchnorm_recalibration_sets_statistics_of_the_calibration_data():
