@@ -43,8 +43,8 @@ def test_broken_calibration_fails_its_case_naming_metric_tolerance_and_layers(su
     )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        "*[[]drift[]] user_cls-static_int8_zeros: drift beyond tolerance: top1_agreement = * "
-        "(tolerance min_top1_agreement >= 0.75)*lowest-SQNR layers: 0 (LinearReLU, * dB), 2 (Linear, * dB)*",
+        "*[[]drift[]] user_cls-static_int8_zeros: drift beyond tolerance: sqnr_db = * "
+        "(tolerance min_output_sqnr_db >= 5)*lowest-SQNR layers: 0 (LinearReLU, * dB), 2 (Linear, * dB)*",
         "*ptq: drift from fp32 on the evaluation split*",
         "*user_cls*static_int8_zeros*FAIL*",
     ])
@@ -53,14 +53,16 @@ def test_broken_calibration_fails_its_case_naming_metric_tolerance_and_layers(su
     assert drift["user_cls-fp32"]["top1_agreement"] == 1.0 and drift["user_cls-fp32"]["passed"]
     good = drift["user_cls-static_int8"]
     assert good["passed"] and good["profile"] == "classifier" and good["samples"] == 16
-    assert good["tolerances"]["min_top1_agreement"] == 0.75 and good["worst_layers"][0]["name"] in ("0", "2")
+    # random weights: top-1 agreement is recorded but not gated; the output SQNR floor is
+    assert good["tolerances"]["min_output_sqnr_db"] == 5.0 and "min_top1_agreement" not in good["tolerances"]
+    assert good["not_gated"] == ["top1_agreement: random weights", "top5_agreement: random weights"]
+    assert good["worst_layers"][0]["name"] in ("0", "2")
 
 
 def test_tolerance_config_loosens_one_case(suite: pytest.Pytester):
     suite.makefile(".toml", **{"results/ptq": '''
 [tolerance.cases."user_cls-static_int8_zeros"]
-min_top1_agreement = 0.0
-min_top5_agreement = 0.0
+min_output_sqnr_db = -100.0
 '''})
     result = suite.runpytest_subprocess("--benchmark-disable", "--ptq-recipes=static_int8_zeros", *FAST)
     result.assert_outcomes(passed=1)
