@@ -71,6 +71,7 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
     if importlib.util.find_spec("torchao") is None:
         raise NotApplicable(f"recipe {recipe.name!r} needs torchao; pip install torchao")
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     inputs = entry.example_inputs(built)
@@ -96,7 +97,7 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
     with torch.no_grad():
         for i in range(max(1, recipe.calib_samples // size)):
             prepared(*built.data.batch(recipe.calib_split, i, size).inputs)
-    converted = convert_pt2e(prepared)
+    converted = allow_exported_model_train_eval(convert_pt2e(prepared))  # the suite calls .eval()
     quantized, floats, qdq = count_pt2e_layers(converted)
     compiled, seconds = compile_model(converted, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
     return Quantized(
