@@ -8,9 +8,7 @@ is recorded in ``notes["deploy_seconds"]`` and never in the latency.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,7 +19,7 @@ from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, register_handler
 
-__all__ = ["DEPLOY_FORMS", "Deployed", "compile_model", "deployment_form"]
+__all__ = ["DEPLOY_FORMS", "Deployed", "NoGradCall", "compile_model", "deployment_form"]
 
 #: form -> what it does, recorded with the result.
 DEPLOY_FORMS = {
@@ -62,22 +60,43 @@ def deployment_form(quantized: Quantized) -> str:
     return str(quantized.notes.get("deploy", "eager"))
 
 
-@contextlib.contextmanager
-def _inductor(freezing: bool) -> Iterator[None]:
+def compile_model(model: nn.Module, inputs: tuple[Any, ...], *, freezing: bool, warmup_calls: int) -> tuple[nn.Module, float]:
+    """``torch.compile`` and call it until compiled; returns the module and the seconds spent.
+
+    ``freezing`` is set while the warm-up calls compile (passing it in ``options`` instead makes
+    inductor fail on ``onednn.qconv_prepack``); :class:`NoGradCall` keeps later calls in the
+    compiled grad mode, so no recompilation happens without it.
+    """
     import torch._inductor.config as inductor_config
 
-    with inductor_config.patch(freezing=freezing):
-        yield
-
-
-def compile_model(model: nn.Module, inputs: tuple[Any, ...], *, freezing: bool, warmup_calls: int) -> tuple[nn.Module, float]:
-    """``torch.compile`` and call it until compiled; returns the module and the seconds spent."""
     start = time.perf_counter()
-    compiled = torch.compile(model, backend="inductor")
-    with _inductor(freezing), torch.no_grad():
+    compiled = NoGradCall(torch.compile(model, backend="inductor"))
+    with inductor_config.patch(freezing=freezing):
         for _ in range(warmup_calls):
             compiled(*inputs)
     return compiled, time.perf_counter() - start
+
+
+class NoGradCall(nn.Module):
+    """Runs a compiled module under ``no_grad`` even inside the suite's ``inference_mode``.
+
+    Inductor's int8 weight pre-packing (``onednn.qconv_prepack``) has no kernel for inference
+    tensors, and dynamo guards on the grad mode: compiling and timing in one mode, ``no_grad``,
+    avoids both the failure and a recompilation inside the timed rounds.
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def train(self, mode: bool = True) -> NoGradCall:
+        """Deployed for inference only: ``.eval()`` must not rewrite (and so recompile) the inner graph."""
+        self.training = mode
+        return self
+
+    def forward(self, *inputs: Any) -> Any:
+        with torch.inference_mode(False), torch.no_grad():
+            return self.inner(*inputs)
 
 
 def _jit(model: nn.Module, inputs: tuple[Any, ...], form: str, warmup_calls: int) -> tuple[nn.Module, float]:
@@ -85,7 +104,8 @@ def _jit(model: nn.Module, inputs: tuple[Any, ...], form: str, warmup_calls: int
     with torch.no_grad():
         traced = torch.jit.trace(model, inputs, check_trace=False).eval()
         frozen = torch.jit.freeze(traced) if form == "jit_freeze" else torch.jit.optimize_for_inference(traced)
-        for _ in range(warmup_calls):  # the profiling executor specializes on the first calls
+    with torch.inference_mode():  # as the timed calls run; the profiling executor specializes on these
+        for _ in range(warmup_calls):
             frozen(*inputs)
     return frozen, time.perf_counter() - start
 
