@@ -8,7 +8,7 @@ from ptq.errors import UserError
 from ptq.models import list_models
 from ptq.recipes import REFERENCE, list_recipes
 
-__all__ = ["MATRICES", "Case", "Matrix", "select_cases"]
+__all__ = ["COMPILED", "MATRICES", "Case", "Matrix", "select_cases"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,22 @@ class Matrix:
     models: str = "*"
     recipes: str = "*"
     description: str = ""
+    exclude_recipes: str | None = None
 
+
+#: torch.compile recipes take tens of seconds per model on 2 cores: opt-in (``deploy``) only.
+COMPILED = "*_compile,pt2e_*"
 
 MATRICES: dict[str, Matrix] = {
-    "default": Matrix(description="every registered model x every registered recipe"),
+    "default": Matrix(description="every registered model x every recipe but the torch.compile ones", exclude_recipes=COMPILED),
     "quick": Matrix(
         models="mobilenet_v2,minilm_l6,lstm_classifier,digits_cnn,micro_linear_256,micro_conv_16,micro_lstm_128",
-        description="one model of each family x every recipe, for CI smoke runs",
+        description="one model of each family x every recipe but the torch.compile ones, for CI smoke runs",
+        exclude_recipes=COMPILED,
+    ),
+    "deploy": Matrix(
+        models="mobilenet_v2,resnet18,mobilenet_v3_large,minilm_l6,lstm_classifier,digits_cnn",
+        description="the non-micro models x every recipe, torch.compile and PT2E included (slow: compiles)",
     ),
 }
 
@@ -50,7 +59,7 @@ def select_cases(
         raise UserError(f"unknown matrix {matrix!r}; valid matrices: {', '.join(MATRICES)}")
     m = MATRICES[matrix]
     model_names = [n for n in list_models(m.models) if n in set(list_models(models))]
-    recipe_names = [n for n in list_recipes(m.recipes) if n in set(list_recipes(recipes))]
+    recipe_names = [n for n in list_recipes(m.recipes, m.exclude_recipes) if n in set(list_recipes(recipes))]
     for label, pattern, found in (("model", models, model_names), ("recipe", recipes, recipe_names)):
         if pattern and not found:
             valid = list_models() if label == "model" else list_recipes()

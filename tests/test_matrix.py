@@ -14,17 +14,26 @@ def test_default_matrix_is_model_major_with_fp32_first():
 
 
 def test_quick_matrix_covers_every_recipe_and_family():
+    from ptq.matrix import COMPILED
     from ptq.models import get_model
     from ptq.recipes import list_recipes
 
     cases = select_cases("quick")
-    assert {c.recipe for c in cases} == set(list_recipes())
+    assert {c.recipe for c in cases} == set(list_recipes(exclude=COMPILED))
     assert {get_model(c.model).family for c in cases} == {"vision", "text", "sequence", "micro"}
 
 
 def test_globs_narrow_the_matrix():
     cases = select_cases("default", models="resnet*", recipes="fp32,static_*")
-    assert [c.id for c in cases] == ["resnet18-fp32", "resnet18-static_int8"]
+    assert [c.id for c in cases] == ["resnet18-fp32", "resnet18-static_int8", "resnet18-static_int8_jit"]
+
+
+def test_compile_recipes_are_only_in_the_deploy_matrix():
+    default = {c.recipe for c in select_cases("default")}
+    deploy = {c.recipe for c in select_cases("deploy")}
+    assert {"fp32_compile", "pt2e_static_int8"} <= deploy
+    assert not default & {"fp32_compile", "ao_int8_dynamic_compile", "pt2e_static_int8"}
+    assert {"fp32_jit", "ort_static_int8"} <= default
 
 
 def test_bad_selection_is_a_clear_error():

@@ -12,13 +12,19 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, handler_for, register_handler
+from ptq.recipes.deploy import Deployed
+from ptq.recipes.onnx_runtime import OnnxRuntime
+from ptq.recipes.pt2e import Pt2eInt8
 from ptq.recipes.torch_ao import DynamicQuant, Float32, StaticInt8
 from ptq.recipes.torchao_recipes import TorchaoRecipe
 from ptq.registry import Registry
 
 __all__ = [
+    "Deployed",
     "DynamicQuant",
     "Float32",
+    "OnnxRuntime",
+    "Pt2eInt8",
     "Quantized",
     "Recipe",
     "StaticInt8",
@@ -85,5 +91,26 @@ for _recipe in (
         "ao_int8_dynamic", config="Int8DynamicActivationInt8WeightConfig", description="torchao int8 activations and weights"
     ),
     TorchaoRecipe("ao_int8_weight_only", config="Int8WeightOnlyConfig", description="torchao int8 weight-only"),
+    TorchaoRecipe("ao_int4_weight_only", config="Int4WeightOnlyConfig", description="torchao int4 weight-only (CUDA layout)"),
+    TorchaoRecipe(
+        "ao_int4_weight_only_cpu", config="PrototypeInt4WeightOnlyConfig",
+        description="torchao int4 weight-only, CPU tinygemm layout (Int4OpaqueTensor), group 128",
+    ),
+    TorchaoRecipe("ao_float8_weight_only", config="Float8WeightOnlyConfig", description="torchao float8 weights, dequantized to matmul"),
+    TorchaoRecipe(
+        "ao_float8_dynamic", config="Float8DynamicActivationFloat8WeightConfig", description="torchao float8 activations and weights"
+    ),
+    # Deployment forms: the float reference and the FX static recipe, traced and frozen.
+    Deployed("fp32_jit", base=REFERENCE, form="jit_optimize", description="fp32, torch.jit.trace + optimize_for_inference"),
+    Deployed("static_int8_jit", base="static_int8", form="jit_freeze", description="FX static int8, torch.jit.trace + freeze"),
+    # ONNX Runtime, the peer: same model, same calibration data.
+    OnnxRuntime("ort_fp32", description="ONNX export run by onnxruntime, fp32"),
+    OnnxRuntime("ort_static_int8", quantization="static", description="onnxruntime static int8, QDQ, per-channel, same calib data"),
+    OnnxRuntime("ort_dynamic_int8", quantization="dynamic", description="onnxruntime dynamic int8 weights, per-channel"),
+    # torch.compile forms: tens of seconds of compilation per model on 2 cores, so only in
+    # the ``deploy`` matrix (ptq.matrix), never in ``default``.
+    Deployed("fp32_compile", base=REFERENCE, form="compile", description="fp32, torch.compile (inductor, freezing)"),
+    Deployed("ao_int8_dynamic_compile", base="ao_int8_dynamic", form="compile", description="torchao int8 dynamic, torch.compile"),
+    Pt2eInt8("pt2e_static_int8", description="PT2E static int8, X86InductorQuantizer, torch.compile (freezing)"),
 ):
     register_recipe(_recipe)

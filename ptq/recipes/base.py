@@ -31,6 +31,10 @@ class Recipe:
     #: The quantization stack the handler uses, recorded with every result.
     stack: ClassVar[str] = "none"
 
+    def quantizes(self) -> bool:
+        """False for float forms (eager, compiled, exported fp32): they need quantize no layer."""
+        return True
+
     def to_dict(self) -> dict[str, Any]:
         """``{_type, _version, _data}``, the shape torchao uses to serialise configs."""
         data = asdict(self)
@@ -99,6 +103,6 @@ def apply_recipe(recipe: Recipe, entry: ModelEntry, built: Built) -> Quantized:
         raise RecipeFailed(entry.name, recipe.name, exc) from exc
     result.quantize_seconds = time.perf_counter() - start
     result.model.eval()
-    if result.stack != "none" and result.quantized_layers == 0:
+    if recipe.quantizes() and result.quantized_layers == 0:
         raise NotApplicable(f"recipe {recipe.name!r} quantized no layer of model {entry.name!r}")
     return result

@@ -51,6 +51,9 @@ class Float32(Recipe):
 
     stack: ClassVar[str] = "none"
 
+    def quantizes(self) -> bool:
+        return False
+
 
 @register_handler(Float32)
 def _float32(recipe: Float32, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
@@ -14,14 +15,36 @@ from ptq.layers import count_layers, has_layer_types
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 
-__all__ = ["TorchaoRecipe"]
+__all__ = ["TORCHAO_CONFIGS", "TorchaoRecipe"]
 
-#: torchao config class names a recipe may name (those that run on CPU tensors).
-TORCHAO_CONFIGS = (
-    "Int8WeightOnlyConfig",
-    "Int8DynamicActivationInt8WeightConfig",
-    "Int4WeightOnlyConfig",
-)
+#: Config name a recipe may name -> (module holding it, what it needs beyond a CPU, or "").
+#: ``Int4WeightOnlyConfig`` packs for CUDA kernels (it asks for ``mslk``); the CPU int4 layout
+#: (tinygemm ``_weight_int4pack_mm_for_cpu``) is torchao's ``PrototypeInt4WeightOnlyConfig``.
+TORCHAO_CONFIGS: dict[str, tuple[str, str]] = {
+    "Int8WeightOnlyConfig": ("torchao.quantization", ""),
+    "Int8DynamicActivationInt8WeightConfig": ("torchao.quantization", ""),
+    "Int4WeightOnlyConfig": ("torchao.quantization", "cuda"),
+    "PrototypeInt4WeightOnlyConfig": ("torchao.prototype.quantization.int4", ""),
+    "Float8WeightOnlyConfig": ("torchao.quantization", ""),
+    "Float8DynamicActivationFloat8WeightConfig": ("torchao.quantization", "cuda-sm89"),
+}
+
+#: Why a config needing a device cannot run here: the suite runs every model on CPU.
+_DEVICE_REASONS = {
+    "cuda": "packs int4 weights for CUDA kernels (it needs the mslk package and a GPU); "
+    "the CPU int4 layout is recipe ao_int4_weight_only_cpu",
+    "cuda-sm89": "needs float8 matmul kernels (CUDA compute capability >= 8.9, MI300 or XPU); "
+    "this suite runs models on CPU",
+}
+
+
+def _int4_cpu_packable(module: nn.Module, fqn: str) -> bool:
+    """out_features divisible by 16 and in_features by the group size 128 (tinygemm CPU packing)"""
+    return isinstance(module, nn.Linear) and module.out_features % 16 == 0 and module.in_features % 128 == 0
+
+
+#: Layer filters for configs whose kernels take only some shapes (others raise, not skip).
+_FILTERS = {"PrototypeInt4WeightOnlyConfig": _int4_cpu_packable}
 
 
 @dataclass(frozen=True)
@@ -42,14 +65,21 @@ class TorchaoRecipe(Recipe):
 def _torchao(recipe: TorchaoRecipe, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
     if importlib.util.find_spec("torchao") is None:
         raise NotApplicable(f"recipe {recipe.name!r} needs torchao; pip install torchao")
+    module_name, needs = TORCHAO_CONFIGS[recipe.config]
+    if needs:
+        raise NotApplicable(f"torchao {recipe.config} {_DEVICE_REASONS[needs]}")
     if not has_layer_types(model, {nn.Linear}):
         raise NotApplicable(f"model {entry.name!r} has no Linear layer for torchao's {recipe.config}")
     import torchao.quantization as tq
 
+    config = getattr(importlib.import_module(module_name), recipe.config)
+    layer_filter = _FILTERS.get(recipe.config)
+    if layer_filter is not None and not any(layer_filter(m, n) for n, m in model.named_modules()):
+        raise NotApplicable(f"model {entry.name!r} has no Linear layer that torchao {recipe.config} can pack: {layer_filter.__doc__}")
     try:
-        tq.quantize_(model, getattr(tq, recipe.config)())
+        tq.quantize_(model, config(), filter_fn=layer_filter)
     except ImportError as exc:  # e.g. int4 kernels that this CPU build does not ship
         raise NotApplicable(f"torchao {recipe.config} is unavailable here: {exc}") from exc
     q, f = count_layers(model)
     stack = f"torchao=={importlib.metadata.version('torchao')}"
-    return Quantized(model, stack=stack, engine=None, quantized_layers=q, float_layers=f)
+    return Quantized(model, stack=stack, engine=None, quantized_layers=q, float_layers=f, notes={"config": recipe.config})

@@ -1,0 +1,61 @@
+"""Speedup over the fastest fp32 form of the same model in the same run, and the deployment
+record of each case.
+
+A quantized model's speedup over *eager* fp32 flatters it when the float model could itself
+run faster traced, compiled or in ONNX Runtime. At the end of a run, each model's fastest
+float case (every recipe with ``quantizes() == False``: fp32, fp32_jit, fp32_compile,
+ort_fp32...) is its best fp32 form, and every case of the model gets
+
+- ``paired``: its interleaved speedup over eager fp32 divided by the best form's. Both were
+  measured in ABBA pairs against the same eager model, so machine drift cancels in each, at
+  no extra timing cost;
+- ``unpaired``: the best form's median latency over the case's, two separate windows.
+
+``ratio`` is ``paired`` where both interleaved figures exist, else ``unpaired``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ptq.probes import register_probe
+from ptq.recipes.deploy import deployment_form
+
+if TYPE_CHECKING:
+    from ptq.results import CaseResult
+    from ptq.runner import PreparedCase, RunOptions
+
+__all__ = ["best_fp32_speedups"]
+
+
+def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
+    """case -> {best_form, best_ms, ratio, paired, unpaired, method} for every timed case."""
+    best: dict[str, CaseResult] = {}
+    for r in results:
+        if r.latency and is_float(r.recipe) and (r.model not in best or r.latency.median < best[r.model].latency.median):
+            best[r.model] = r
+    out: dict[str, dict[str, Any]] = {}
+    for r in results:
+        b = best.get(r.model)
+        if b is None or r.latency is None or r.latency.median <= 0:
+            continue
+        unpaired = b.latency.median / r.latency.median
+        paired = None
+        if r.speedup_vs_fp32 and b.speedup_vs_fp32:
+            paired = r.speedup_vs_fp32 / b.speedup_vs_fp32
+        out[r.case] = {
+            "best_form": b.recipe,
+            "best_ms": round(b.latency.median * 1e3, 4),
+            "ratio": paired if paired is not None else unpaired,
+            "paired": paired,
+            "unpaired": unpaired,
+            "method": "paired: speedup_vs_fp32 / best form's speedup_vs_fp32" if paired is not None else "unpaired medians",
+        }
+    return out
+
+
+@register_probe("deployment", description="the stack and deployment form that ran, and compile/freeze seconds")
+def _deployment_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+    q = prepared.quantized
+    return {"form": deployment_form(q), "stack": q.stack, "float_form": not prepared.recipe.quantizes(), **q.notes}

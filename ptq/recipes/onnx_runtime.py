@@ -1,0 +1,175 @@
+"""ONNX Runtime as the peer: the same model exported to ONNX and run by onnxruntime, in fp32
+and quantized by onnxruntime's own static (QDQ) and dynamic quantization.
+
+The handler returns an ``nn.Module`` that calls an ``InferenceSession``, so the suite times,
+warms up and probes it exactly as it does a PyTorch model; only the tensor <-> numpy copies
+at the boundary are added to its latency (microseconds, and paid by any real deployment too).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ptq.errors import NotApplicable, UserError
+from ptq.models.base import Built, ModelEntry
+from ptq.recipes.base import Quantized, Recipe, register_handler
+
+__all__ = ["OnnxRuntime", "OrtModule", "count_onnx_layers"]
+
+QUANTIZATIONS = ("none", "static", "dynamic")
+EXPORTERS = ("torchscript", "dynamo")
+#: Weighted ONNX ops, float and quantized.
+_FLOAT_OPS = {"Conv", "Gemm", "MatMul", "LSTM", "GRU"}
+_INT_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
+
+
+@dataclass(frozen=True)
+class OnnxRuntime(Recipe):
+    """Export with ``torch.onnx.export``; run in onnxruntime, optionally quantized by it.
+
+    ``static`` calibrates on the same ``calib`` batches as the PyTorch static recipes
+    (``calib_batches`` x ``calib_batch_size``), QDQ format, per-channel weights, uint8
+    activations and int8 weights (U8S8, onnxruntime's advice for x86).
+    """
+
+    quantization: str = "none"
+    exporter: str = "torchscript"
+    opset: int = 17
+    per_channel: bool = True
+    calib_batches: int = 8
+    calib_batch_size: int = 8
+    calib_split: str = "calib"
+    stack: ClassVar[str] = "onnxruntime"
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise UserError(f"recipe {self.name!r}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        if self.exporter not in EXPORTERS:
+            raise UserError(f"recipe {self.name!r}: exporter must be one of {', '.join(EXPORTERS)}, got {self.exporter!r}")
+
+    def quantizes(self) -> bool:
+        return self.quantization != "none"
+
+
+class OrtModule(nn.Module):
+    """Calls an onnxruntime session with torch tensors; returns torch tensors."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self.session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        feeds = {name: t.detach().cpu().numpy() for name, t in zip(self.input_names, inputs, strict=True)}
+        outputs = [torch.from_numpy(o) for o in self.session.run(None, feeds)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def count_onnx_layers(model: Any) -> tuple[int, int]:
+    """(quantized weighted ops, float weighted ops) of an ONNX graph; in QDQ form a float op
+    counts as quantized when its weight comes through a DequantizeLinear."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    quantized = floats = 0
+    for node in model.graph.node:
+        if node.op_type in _INT_OPS:
+            quantized += 1
+        elif node.op_type in _FLOAT_OPS:
+            weight = producers.get(node.input[1]) if len(node.input) > 1 else None
+            if weight is not None and weight.op_type == "DequantizeLinear":
+                quantized += 1
+            else:
+                floats += 1
+    return quantized, floats
+
+
+def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, recipe: OnnxRuntime, entry: ModelEntry) -> None:
+    names = [f"input{i}" for i in range(len(inputs))]
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                model, inputs, str(path), input_names=names, opset_version=recipe.opset,
+                dynamo=recipe.exporter == "dynamo", **({"verbose": False} if recipe.exporter == "dynamo" else {}),
+            )
+    except Exception as exc:  # export limits belong to the model: name the op that stopped it
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise NotApplicable(f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({type(exc).__name__}: {first})") from exc
+
+
+def _calib_steps(recipe: OnnxRuntime, entry: ModelEntry) -> int:
+    """The exported graph has the benchmark's static shapes: calibrate in batches of that size."""
+    return max(1, recipe.calib_batches * recipe.calib_batch_size // entry.batch_size)
+
+
+class _CalibReader:
+    """onnxruntime's CalibrationDataReader over the model's ``calib`` split."""
+
+    def __init__(self, recipe: OnnxRuntime, built: Built, entry: ModelEntry, names: list[str]) -> None:
+        self._batches = iter(range(_calib_steps(recipe, entry)))
+        self._split, self._size, self._built, self._names = recipe.calib_split, entry.batch_size, built, names
+
+    def get_next(self) -> dict[str, Any] | None:
+        i = next(self._batches, None)
+        if i is None:
+            return None
+        inputs = self._built.data.batch(self._split, i, self._size).inputs
+        return {n: t.numpy() for n, t in zip(self._names, inputs, strict=True)}
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # Same thread count as the PyTorch cases of this session, for a fair comparison.
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@register_handler(OnnxRuntime)
+def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    missing = [m for m in ("onnx", "onnxruntime") + (("onnxscript",) if recipe.exporter == "dynamo" else ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NotApplicable(f"recipe {recipe.name!r} needs {', '.join(missing)}; pip install 'ptq[onnx]'")
+    import onnx
+    from onnxruntime import quantization as oq
+
+    inputs = entry.example_inputs(built)
+    with tempfile.TemporaryDirectory(prefix="ptq-onnx-") as tmp:
+        fp32_path = Path(tmp) / "model.onnx"
+        _export(model, inputs, fp32_path, recipe, entry)
+        path, notes = fp32_path, {"exporter": recipe.exporter, "opset": recipe.opset}
+        if recipe.quantization != "none":
+            path = Path(tmp) / "model.int8.onnx"
+            names = [i.name for i in onnx.load(str(fp32_path)).graph.input]
+            if recipe.quantization == "static":
+                oq.quantize_static(
+                    str(fp32_path), str(path), _CalibReader(recipe, built, entry, names),
+                    quant_format=oq.QuantFormat.QDQ, per_channel=recipe.per_channel,
+                    activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8,
+                )
+                steps = _calib_steps(recipe, entry)
+                notes["calibration"] = f"{steps}x{entry.batch_size} {recipe.calib_split} samples, MinMax, QDQ U8S8"
+            else:
+                oq.quantize_dynamic(str(fp32_path), str(path), per_channel=recipe.per_channel, weight_type=oq.QuantType.QInt8)
+        q, f = count_onnx_layers(onnx.load(str(path)))
+        notes["onnx_bytes"] = path.stat().st_size
+        session = _session(path)
+    notes["intra_op_threads"] = torch.get_num_threads()
+    return Quantized(
+        OrtModule(session),
+        stack=f"onnxruntime=={importlib.metadata.version('onnxruntime')}",
+        engine="CPUExecutionProvider",
+        quantized_layers=q,
+        float_layers=f,
+        notes=notes,
+    )

@@ -1,0 +1,117 @@
+"""PT2E static int8: ``torch.export`` + torchao's ``X86InductorQuantizer`` + ``torch.compile``.
+
+The converted graph holds reference quantize/dequantize ops that run slower than fp32 in
+eager mode; inductor fuses them into int8 kernels, so the recipe always compiles, with
+``freezing`` on (weights folded and pre-packed, as the x86 int8 kernels need).
+
+Known issue (torch 2.14.1 + torchao 0.18): with the default non-strict ``torch.export``, a
+module called twice (torchvision's BasicBlock reuses one ``nn.ReLU``) lands in one source
+partition with two outputs, and ``prepare_pt2e`` raises "Input partition has more than one
+output node". Strict (dynamo) export names each call apart, so ``strict=True`` is the default.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ptq.errors import NotApplicable, UserError
+from ptq.models.base import Built, ModelEntry
+from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.recipes.deploy import compile_model
+
+__all__ = ["Pt2eInt8", "count_pt2e_layers"]
+
+KNOWN_PARTITION_ERROR = "Input partition has more than one output node"
+_WEIGHTED_OPS = ("aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.linear")
+
+
+@dataclass(frozen=True)
+class Pt2eInt8(Recipe):
+    """Static (or dynamic-activation) int8 through PT2E, calibrated on the ``calib`` split."""
+
+    calib_samples: int = 64
+    calib_split: str = "calib"
+    is_dynamic: bool = False
+    strict_export: bool = True
+    freezing: bool = True
+    warmup_calls: int = 3
+    stack: ClassVar[str] = "pt2e"
+
+    def __post_init__(self) -> None:
+        if self.calib_samples < 1:
+            raise UserError(f"recipe {self.name!r}: calib_samples must be >= 1, got {self.calib_samples}")
+
+
+def count_pt2e_layers(gm: torch.fx.GraphModule) -> tuple[int, int, dict[str, int]]:
+    """(weighted ops whose weight is dequantized, weighted ops left float, q/dq node counts)."""
+    quantized = floats = 0
+    qdq: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = str(node.target)
+        if "quantize_per" in target:
+            key = target.split(".")[-2]
+            qdq[key] = qdq.get(key, 0) + 1
+        if target.startswith(_WEIGHTED_OPS):
+            weight = node.args[1] if len(node.args) > 1 else None
+            is_dq = isinstance(weight, torch.fx.Node) and "dequantize" in str(weight.target)
+            quantized, floats = (quantized + 1, floats) if is_dq else (quantized, floats + 1)
+    return quantized, floats, qdq
+
+
+@register_handler(Pt2eInt8)
+def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    if importlib.util.find_spec("torchao") is None:
+        raise NotApplicable(f"recipe {recipe.name!r} needs torchao; pip install torchao")
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    inputs = entry.example_inputs(built)
+    try:
+        exported = torch.export.export(model, inputs, strict=recipe.strict_export).module()
+    except Exception as exc:  # export is the usual limit of PT2E, as tracing is of FX
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise NotApplicable(f"torch.export of {entry.name!r} failed ({type(exc).__name__}: {first})") from exc
+    quantizer = xiq.X86InductorQuantizer().set_global(
+        xiq.get_default_x86_inductor_quantization_config(is_dynamic=recipe.is_dynamic)
+    )
+    try:
+        prepared = prepare_pt2e(exported, quantizer)
+    except ValueError as exc:
+        if KNOWN_PARTITION_ERROR not in str(exc):
+            raise
+        raise NotApplicable(
+            f"known issue (torch 2.14 + torchao 0.18): X86InductorQuantizer: {KNOWN_PARTITION_ERROR!r} "
+            "on a module called twice after non-strict export; use strict_export=True"
+        ) from exc
+    # The exported graph is specialised to the benchmark batch size: calibrate in batches of it.
+    size = entry.batch_size
+    with torch.no_grad():
+        for i in range(max(1, recipe.calib_samples // size)):
+            prepared(*built.data.batch(recipe.calib_split, i, size).inputs)
+    converted = allow_exported_model_train_eval(convert_pt2e(prepared))  # the suite calls .eval()
+    quantized, floats, qdq = count_pt2e_layers(converted)
+    compiled, seconds = compile_model(converted, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
+    return Quantized(
+        compiled,
+        stack=f"pt2e+torchao=={importlib.metadata.version('torchao')}",
+        engine="x86_inductor",
+        quantized_layers=quantized,
+        float_layers=floats,
+        notes={
+            "deploy": "compile",
+            "deploy_detail": "torch.compile(backend='inductor')" + (" (inductor freezing)" if recipe.freezing else ""),
+            "deploy_seconds": round(seconds, 3),
+            "export": "strict" if recipe.strict_export else "non-strict",
+            "qdq_nodes": qdq,
+            "calibration": f"{max(1, recipe.calib_samples // size) * size} {recipe.calib_split} samples",
+        },
+    )
