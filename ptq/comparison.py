@@ -13,9 +13,9 @@ from ptq.config import Config
 from ptq.gate import Verdict
 from ptq.judges import DEFAULTS, Judgement, get_judge, list_judges
 from ptq.report import format_table
-from ptq.runs import Run
+from ptq.runs import CaseRecord, Run
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_REGRESSION", "Comparison", "Row", "compare", "render"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_REGRESSION", "Comparison", "Row", "compare", "judge_case", "render"]
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -61,6 +61,26 @@ def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, flo
                           defaults=DEFAULTS)
 
 
+def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool, config: Config) -> Judgement | None:
+    """Judge ``name``'s figure of one case, baseline against current: NOT_MEASURED where one side
+    lacks it, NOT_COMPARED for a timing across environments; None where neither side has it or
+    the judge does not apply (speedup of fp32). The one place a verdict is made, for the gate
+    and the report's trend markers alike."""
+    judge = get_judge(name)
+    if not judge.applies(cur):
+        return None
+    b, c = judge.extract(base), judge.extract(cur)
+    if b is None and c is None:
+        return None
+    if b is None or c is None:
+        where = "baseline" if b is None else "current run"
+        return Judgement(Verdict.NOT_MEASURED, "-" if b is None else "measured", "-" if c is None else "measured", "-",
+                         f"not in the {where}" + (f"; {judge.missing_hint}" if judge.missing_hint else ""))
+    if judge.same_environment and not same_env:
+        return Judgement(Verdict.NOT_COMPARED, "-", "-", "-", "different fingerprint")
+    return judge.judge(b, c, _settings(config, cur.extra_info))
+
+
 def compare(
     baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None,
     same_machine: bool = False,
@@ -95,23 +115,12 @@ def compare(
             rows.append(Row(case, "*", Judgement(Verdict.NEW, "-", "measured", "-", "no baseline for this case")))
             continue
         for name in names:
-            judge = get_judge(name)
-            if not judge.applies(cur):
-                continue
-            b, c = judge.extract(base), judge.extract(cur)
-            if b is None and c is None:
-                unmeasured[name] = unmeasured.get(name, 0) + 1
-                continue
-            if b is None or c is None:
-                where = "baseline" if b is None else "current run"
-                rows.append(Row(case, name, Judgement(Verdict.NOT_MEASURED, "-" if b is None else "measured",
-                                                      "-" if c is None else "measured", "-",
-                                                      f"not in the {where}" + (f"; {judge.missing_hint}" if judge.missing_hint else ""))))
-                continue
-            if judge.same_environment and not same_env:
-                rows.append(Row(case, name, Judgement(Verdict.NOT_COMPARED, "-", "-", "-", "different fingerprint")))
-                continue
-            rows.append(Row(case, name, judge.judge(b, c, _settings(config, cur.extra_info))))
+            judgement = judge_case(name, base, cur, same_env=same_env, config=config)
+            if judgement is None:
+                if get_judge(name).applies(cur):
+                    unmeasured[name] = unmeasured.get(name, 0) + 1
+            else:
+                rows.append(Row(case, name, judgement))
     gone = sorted(set(baseline.cases) - set(current.cases))
     if gone:
         notes.append(f"{len(gone)} baseline case(s) not in this run (not selected?): {', '.join(gone)}")

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from ptq.history import Run
+from ptq.config import Config
+from ptq.runs import Run
 from ptq.svg import Point, fmt, heat_color, interval_bar, line_chart, scatter_chart, sparkline
-from ptq.trends import METRICS, Change, Metric, Reading, Verdict, compare, layer_sqnr, series
+from ptq.trends import METRICS, Change, Marker, Metric, Reading, compare, layer_sqnr, series
 
 __all__ = ["render_html"]
 
@@ -64,10 +65,10 @@ document.getElementById('filter').addEventListener('input', function (e) {
 #: Shown where a run has no value.
 DASH = "\u2013"
 
-_BADGE_CLASS = {v: v.value for v in Verdict} | {Verdict.INCOMPARABLE: "incomparable"}
+_BADGE_CLASS = {v: v.value for v in Marker} | {Marker.INCOMPARABLE: "incomparable"}
 
 
-def _badge(verdict: Verdict | None) -> str:
+def _badge(verdict: Marker | None) -> str:
     if verdict is None:
         return ""
     return f'<span class="badge {_BADGE_CLASS[verdict]}">{escape(verdict.value)}</span>'
@@ -87,8 +88,8 @@ def _reading_text(metric: Metric, r: Reading) -> str:
     return text
 
 
-def _trend(metric: Metric, case: str, runs: Sequence[Run]) -> str:
-    steps = series(metric, case, runs)
+def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> str:
+    steps = series(metric, case, runs, config)
     present = [s for s in steps if s.reading is not None]
     if not present:
         return (f'<p class="chartlabel">{escape(metric.title)}</p>'
@@ -99,10 +100,10 @@ def _trend(metric: Metric, case: str, runs: Sequence[Run]) -> str:
             points.append(Point(None))
             continue
         tip = f"{s.run.label} · {_date(s.run)} · {_reading_text(metric, s.reading)}"
-        if s.verdict is not None and s.previous is not None:
-            prev = metric.read(s.previous.cases[case])
-            change = f" ({(s.reading.value / prev.value - 1) * 100:+.1f}%)" if prev and prev.value else ""
-            tip += f" · {s.verdict.value} vs {s.previous.label}{change}"
+        if s.verdict is not None and s.previous is not None and s.judgement is not None:
+            j = s.judgement
+            change = f" ({j.change})" if j.change != "-" else f" ({j.detail})" if j.detail else ""
+            tip += f" · gate: {s.verdict.value} vs {s.previous.label}{change}"
         elif s.verdict is not None:
             tip += f" · {s.verdict.value}"
         points.append(Point(s.reading.value, s.reading.low, s.reading.high, s.verdict.value if s.verdict else "", tip))
@@ -130,14 +131,14 @@ def _summary(runs: Sequence[Run], changes: list[Change] | None) -> str:
              f'<div class="tile"><b>{len(latest.cases)}</b><span>cases in the latest run</span></div>']
     if changes is None:
         return f'<div class="tiles">{"".join(tiles)}</div><p class="legend">Only one run: nothing to compare yet.</p>'
-    counts = {v: sum(1 for c in changes if c.verdict is v) for v in Verdict}
+    counts = {v: sum(1 for c in changes if c.verdict is v) for v in Marker}
     tiles += [
-        f'<div class="tile {"bad" if counts[Verdict.REGRESSION] else ""}"><b>{counts[Verdict.REGRESSION]}</b><span>regressions</span></div>',
-        f'<div class="tile {"good" if counts[Verdict.IMPROVEMENT] else ""}"><b>{counts[Verdict.IMPROVEMENT]}</b><span>improvements</span></div>',
-        f'<div class="tile"><b>{counts[Verdict.UNCHANGED]}</b><span>unchanged figures</span></div>',
-        f'<div class="tile"><b>{counts[Verdict.INCOMPARABLE] + counts[Verdict.NEW]}</b><span>new or not comparable</span></div>',
+        f'<div class="tile {"bad" if counts[Marker.REGRESSION] else ""}"><b>{counts[Marker.REGRESSION]}</b><span>regressions</span></div>',
+        f'<div class="tile {"good" if counts[Marker.IMPROVEMENT] else ""}"><b>{counts[Marker.IMPROVEMENT]}</b><span>improvements</span></div>',
+        f'<div class="tile"><b>{counts[Marker.UNCHANGED]}</b><span>unchanged figures</span></div>',
+        f'<div class="tile"><b>{counts[Marker.INCOMPARABLE] + counts[Marker.NEW]}</b><span>new or not comparable</span></div>',
     ]
-    moved = [c for c in changes if c.verdict in (Verdict.REGRESSION, Verdict.IMPROVEMENT)]
+    moved = [c for c in changes if c.verdict in (Marker.REGRESSION, Marker.IMPROVEMENT)]
     rows = "".join(
         f"<tr><td>{_badge(c.verdict)}</td><td><code>{escape(c.case)}</code></td><td>{escape(c.metric.title)}</td>"
         f'<td class="num">{escape(_reading_text(c.metric, c.old))}</td><td class="num">{escape(_reading_text(c.metric, c.new))}</td>'
@@ -151,7 +152,7 @@ def _summary(runs: Sequence[Run], changes: list[Change] | None) -> str:
             f'{escape(runs[-2].label)}</h3>{table}')
 
 
-def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
+def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: Config) -> str:
     metric, latency = METRICS["speedup"], METRICS["latency"]
     latest = runs[-1]
     cards = []
@@ -165,7 +166,7 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
             if rec is None:
                 continue
             sp, lat = readings[case], latency.read(rec)
-            steps = series(metric, case, runs)
+            steps = series(metric, case, runs, config)
             spark_points = [Point(s.reading.value if s.reading else None, kind=s.verdict.value if s.verdict else "",
                                   tip=f"{s.run.label}: {fmt(s.reading.value)}x" if s.reading else "") for s in steps]
             spark = (sparkline(spark_points, label=f"speedup trend of {case}")
@@ -173,10 +174,10 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
             cell = (f"{interval_bar(sp.value, sp.low, sp.high, lo, hi, tip=_reading_text(metric, sp))} "
                     f"<b>{fmt(sp.value)}x</b>" + (f" <small>[{fmt(sp.low)}, {fmt(sp.high)}]</small>" if sp.low is not None and sp.high is not None else "")
                     ) if sp else '<span class="none">not recorded</span>'
-            layers = rec.extra.get("quantized_layers"), rec.extra.get("float_layers")
+            layers = rec.extra_info.get("quantized_layers"), rec.extra_info.get("float_layers")
             quant = f"{layers[0]}/{layers[0] + layers[1]}" if all(isinstance(x, int) for x in layers) else DASH
             rows.append(
-                f"<tr><td>{escape(rec.recipe or case)}<br><small><code>{escape(str(rec.extra.get('stack', DASH)))}</code></small></td>"
+                f"<tr><td>{escape(rec.recipe or case)}<br><small><code>{escape(str(rec.extra_info.get('stack', DASH)))}</code></small></td>"
                 f'<td class="num">{fmt(lat.value) if lat else DASH}</td><td>{cell}</td><td>{spark}</td>'
                 f'<td class="num">{quant}</td><td>{_badge(steps[-1].verdict)}</td></tr>'
             )
@@ -212,7 +213,7 @@ def _scatters(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
             continue
         label = max(set(labels), key=labels.count)
         kept = [(rec, lat, d) for rec, lat, d in found if d.label == label]
-        pts = [(lat.value, d.value, rec.recipe or rec.name, f"{rec.name}: {fmt(lat.value)} ms, {label} {fmt(d.value)}")
+        pts = [(lat.value, d.value, rec.recipe or rec.case, f"{rec.case}: {fmt(lat.value)} ms, {label} {fmt(d.value)}")
                for rec, lat, d in kept]
         direction = "higher is better" if kept[0][2].higher_is_better else "lower is better"
         other = len(found) - len(kept)
@@ -224,14 +225,14 @@ def _scatters(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
     return f'<div class="models">{"".join(cards)}</div>'
 
 
-def _case_cards(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
+def _case_cards(runs: Sequence[Run], models: dict[str, list[str]], config: Config) -> str:
     blocks = []
     for model, cases in models.items():
         cards = []
         for case in cases:
             rec = next((r.cases[case] for r in reversed(runs) if case in r.cases), None)
-            stack = rec.extra.get("stack", "") if rec else ""
-            charts = "".join(_trend(METRICS[m], case, runs) for m in CARD_METRICS)
+            stack = rec.extra_info.get("stack", "") if rec else ""
+            charts = "".join(_trend(METRICS[m], case, runs, config) for m in CARD_METRICS)
             cards.append(f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
                          f'<div class="sub">{escape(str(stack))}</div>{charts}</div>')
         blocks.append(f'<details open><summary>{escape(model)} <small>({len(cases)} cases)</small></summary>'
@@ -275,28 +276,30 @@ def _environments(runs: Sequence[Run]) -> str:
             changed = prev is not None and prev_value != value
             cells.append(f'<td{" class=changed" if changed else ""}>{escape(text)}</td>')
         rows.append(f"<tr><td><code>{escape(run.label)}</code></td><td>{escape(_date(run))}</td><td>{escape(run.branch or DASH)}</td>"
-                    f"{''.join(cells)}<td><code>{escape(run.source.rsplit('/', 1)[-1])}</code></td></tr>")
+                    f"{''.join(cells)}<td><code>{escape(run.path.rsplit('/', 1)[-1])}</code></td></tr>")
         prev = run
     return ('<p class="legend">Yellow cells differ from the run above; latency is compared only between runs '
             f"with the same fingerprint.</p><div style=\"overflow-x:auto\"><table><tr>{head}</tr>{''.join(rows)}</table></div>")
 
 
-def render_html(runs: Sequence[Run], *, title: str = "ptq report") -> str:
-    """The whole report for ``runs`` (oldest first)."""
+def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Config | None = None) -> str:
+    """The whole report for ``runs`` (oldest first); ``config`` holds the gate's thresholds."""
     if not runs:
         raise ValueError("render_html needs at least one run")
     models = _cases_by_model(runs)
-    changes = compare(runs[-2], runs[-1]) if len(runs) > 1 else None
+    config = config or Config()
+    changes = compare(runs[-2], runs[-1], config=config) if len(runs) > 1 else None
     legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
               '<span style="color:#9aa3ad">◇ not comparable (other machine or figure)</span><span style="color:#3867a8">● unchanged '
               "○ first</span><span>band: IQR of the timed rounds, or the 95% CI</span> — each point is judged against the "
-              "previous comparable run: it must pass the metric's threshold and clear both spreads.</p>")
+              "previous comparable run by the regression gate's judges (thresholds from [tool.ptq.gate]), as "
+              "<code>ptq compare</code> would judge it.</p>")
     sections = [
         ("summary", "Latest change", _summary(runs, changes)),
-        ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models)),
+        ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models, config)),
         ("tradeoff", "Latency vs drift per model (which recipe is worth it)", _scatters(runs, models)),
         ("trends", "Trends per case",
-         legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _case_cards(runs, models)),
+         legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _case_cards(runs, models, config)),
         ("sqnr", "Per-layer SQNR over time", _sqnr(runs, models)),
         ("env", "Environment of each run", _environments(runs)),
     ]

@@ -3,9 +3,10 @@ then counts of the rest, so a reviewer reads what matters in the first lines."""
 
 from __future__ import annotations
 
-from ptq.history import Run
+from ptq.config import Config
+from ptq.runs import Run
 from ptq.svg import fmt
-from ptq.trends import Change, Reading, Verdict, compare
+from ptq.trends import Change, Marker, Reading, compare
 
 __all__ = ["MARKER", "render_markdown"]
 
@@ -35,10 +36,11 @@ def _table(changes: list[Change], base: Run, current: Run) -> list[str]:
     return lines
 
 
-def render_markdown(base: Run, current: Run) -> str:
-    changes = compare(base, current)
-    by = {v: [c for c in changes if c.verdict is v] for v in Verdict}
-    reg, imp = by[Verdict.REGRESSION], by[Verdict.IMPROVEMENT]
+def render_markdown(base: Run, current: Run, config: Config | None = None) -> str:
+    """Every figure judged by the gate's judges (thresholds from ``config``'s ``[tool.ptq.gate]``)."""
+    changes = compare(base, current, config=config)
+    by = {v: [c for c in changes if c.verdict is v] for v in Marker}
+    reg, imp = by[Marker.REGRESSION], by[Marker.IMPROVEMENT]
     status = "❌" if reg else "✅"
     lines = [MARKER, f"### {status} ptq: {_plural(len(reg), 'regression')}, {_plural(len(imp), 'improvement')}",
              f"`{current.label}` against `{base.label}` (fingerprints `{current.fingerprint}` / `{base.fingerprint}`)", ""]
@@ -46,11 +48,11 @@ def render_markdown(base: Run, current: Run) -> str:
         lines += ["#### Regressions", *_table(reg, base, current), ""]
     if imp:
         lines += ["#### Improvements (refresh the baseline to keep them)", *_table(imp, base, current), ""]
-    counts = [f"{len(by[Verdict.UNCHANGED])} unchanged"]
-    if by[Verdict.NEW]:
-        counts.append(f"{len(by[Verdict.NEW])} new (no baseline figure)")
-    if by[Verdict.INCOMPARABLE]:
-        counts.append(f"{len(by[Verdict.INCOMPARABLE])} not comparable (other machine fingerprint or figure)")
+    counts = [f"{len(by[Marker.UNCHANGED])} unchanged"]
+    if by[Marker.NEW]:
+        counts.append(f"{len(by[Marker.NEW])} new (no baseline figure)")
+    if by[Marker.INCOMPARABLE]:
+        counts.append(f"{len(by[Marker.INCOMPARABLE])} not comparable (other machine fingerprint or figure)")
     missing = sorted(set(base.cases) - set(current.cases))
     if missing:
         counts.append(f"{len(missing)} baseline cases not run")

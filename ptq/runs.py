@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
     "find_newest_run",
     "load_run",
     "merge_runs",
+    "parse_run",
     "save_baseline",
     "save_run",
 ]
@@ -60,6 +62,24 @@ class CaseRecord:
     samples: tuple[float, ...]
     entry: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
+    @property
+    def model(self) -> str:
+        """ptq's model, else pytest-benchmark's group (a plain ``--benchmark-save`` file)."""
+        return str(self.extra_info.get("model") or self.entry.get("group") or "ungrouped")
+
+    @property
+    def recipe(self) -> str | None:
+        return self.extra_info.get("recipe")
+
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        """pytest-benchmark's summary statistics (seconds), without the raw samples."""
+        return {k: v for k, v in (self.entry.get("stats") or {}).items() if k != "data"}
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
+        return self.extra_info.get("metrics") or {}
+
 
 @dataclass(frozen=True)
 class Run:
@@ -68,6 +88,34 @@ class Run:
     environment: Mapping[str, Any]
     cases: Mapping[str, CaseRecord]
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def commit_info(self) -> Mapping[str, Any]:
+        return self.data.get("commit_info") or {}
+
+    @property
+    def commit(self) -> str | None:
+        return self.commit_info.get("id")
+
+    @property
+    def branch(self) -> str | None:
+        return self.commit_info.get("branch")
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.commit_info.get("dirty"))
+
+    @property
+    def time(self) -> str:
+        """Commit time, else the time of the run: the order of a history."""
+        return str(self.commit_info.get("time") or self.data.get("datetime") or "")
+
+    @property
+    def label(self) -> str:
+        """Short commit id (``*`` when the tree was dirty), else the file's name."""
+        if self.commit:
+            return self.commit[:7] + ("*" if self.dirty else "")
+        return Path(self.path).stem
 
 
 def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -90,31 +138,64 @@ def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
     return data
 
 
-def parse_run(data: Any, where: str) -> Run:
-    """Validate and migrate one run dict; ``where`` names it in every error."""
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise UserError(f"{where}: not a pytest-benchmark JSON file (no 'benchmarks' list); {RESAVE}")
-    if not isinstance(data.get("ptq"), dict):
-        raise UserError(f"{where}: no 'ptq' provenance (written without the ptq plugin?); {RESAVE}")
+def _plain_environment(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A plain pytest-benchmark file: the machine it names is the best comparability key there is."""
+    machine = data.get("machine_info") or {}
+    cpu = machine.get("cpu") or {}
+    env = {
+        "cpu_model": cpu.get("brand_raw") or machine.get("processor") or machine.get("machine"),
+        "logical_cpus": cpu.get("count"),
+        "os": " ".join(str(machine[k]) for k in ("system", "release") if machine.get(k)),
+        "python": machine.get("python_version"),
+    }
+    key = json.dumps([env["cpu_model"], env["logical_cpus"], env["python"], machine.get("node")])
+    return "machine:" + hashlib.sha256(key.encode()).hexdigest()[:8], env
+
+
+def _provenance(data: dict[str, Any], where: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
     data = _migrate(data, where)
     ptq = data["ptq"]
     env, fp = ptq.get("environment"), ptq.get("fingerprint")
+    if fp is None and isinstance(ptq.get("fingerprints"), list) and ptq["fingerprints"]:
+        fp = "mixed:" + ",".join(map(str, ptq["fingerprints"]))  # shards merged from several machines
     if not isinstance(env, dict) or not isinstance(fp, str):
         raise UserError(f"{where}: ptq.environment or ptq.fingerprint missing; {RESAVE}")
+    return data, fp, env
+
+
+def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
+    """Validate and migrate one run dict; ``where`` names it in every error.
+
+    ``plain``: also accept a file pytest-benchmark wrote without ptq (``--benchmark-save``): its
+    benchmarks are cases named by their parameter, its machine stands in for the fingerprint.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise UserError(f"{where}: not a pytest-benchmark JSON file (no 'benchmarks' list); {RESAVE}")
+    if isinstance(data.get("ptq"), dict):
+        data, fp, env = _provenance(data, where)
+    elif plain:
+        fp, env = _plain_environment(data)
+    else:
+        raise UserError(f"{where}: no 'ptq' provenance (written without the ptq plugin?); {RESAVE}")
     cases: dict[str, CaseRecord] = {}
     for i, bench in enumerate(data["benchmarks"]):
         info = bench.get("extra_info") if isinstance(bench, dict) else None
-        if not isinstance(info, dict) or "case" not in info:
+        name = info.get("case") if isinstance(info, dict) else None
+        if name is None and plain and isinstance(bench, dict):
+            name = bench.get("param") or bench.get("name")
+        if name is None:
             continue  # a benchmark that is not a ptq case (a user's own); not ours to judge
+        if name in cases:
+            raise UserError(f"{where}: case {name!r} appears twice; a run holds each case once")
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
         samples = stats.get("data") or ()
         if not isinstance(samples, list | tuple) or not all(isinstance(s, int | float) for s in samples):
             raise UserError(f"{where}: benchmarks[{i}].stats.data is not a list of numbers; {RESAVE}")
-        cases[info["case"]] = CaseRecord(info["case"], info, tuple(float(s) for s in samples), bench)
+        cases[str(name)] = CaseRecord(str(name), info or {}, tuple(float(s) for s in samples), bench)
     return Run(where, fp, env, cases, data)
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, *, plain: bool = False) -> Run:
     """Read a run or baseline file; a truncated or corrupt file is one error naming it."""
     path = Path(path)
     try:
@@ -130,7 +211,7 @@ def load_run(path: str | Path) -> Run:
             f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             f"restore it (`git checkout -- {path}`) or {RESAVE}"
         ) from None
-    return parse_run(data, str(path))
+    return parse_run(data, str(path), plain=plain)
 
 
 def baseline_path(root: str | Path, fingerprint: str) -> Path:

@@ -1,11 +1,10 @@
-"""What a report follows over commits (latency, speedup, peak memory, drift) and the step verdicts
-it marks on each point: a change must pass a factor *and* clear the measured spread to count.
+"""What a report follows over commits (latency, speedup, peak memory, drift) and the marker on
+each point: the regression gate's verdict (:mod:`ptq.judges`, thresholds from ``[tool.ptq.gate]``)
+of that run against the previous comparable run, so a chart shows *when* the gate would have failed.
 
-Each metric is one registry entry reading a :class:`~ptq.history.CaseRecord`; a metric a run did
-not record reads as ``None`` and is shown as "not recorded", never as zero. Where a metric can come
-from several figures (drift: accuracy drop, cosine, SQNR...) the first one present is used and
-named on the chart. The regression gate (``ptq compare``) judges a run against its baseline; these
-verdicts judge each run against the previous comparable one, to show *when* something moved.
+Each metric pairs a reading for drawing (value and spread of a :class:`~ptq.runs.CaseRecord`) with
+the gate judge that decides it. A metric a run did not record reads as ``None`` and is shown as
+"not recorded", never as zero. ``ptq compare`` judges a run against its baseline with the same judges.
 """
 
 from __future__ import annotations
@@ -15,14 +14,20 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ptq.history import CaseRecord, Run
+from ptq import gate
+from ptq.comparison import judge_case
+from ptq.config import Config
+from ptq.judges import Judgement, get_judge
+from ptq.runs import CaseRecord, Run
 
 __all__ = [
-    "METRICS", "Change", "Metric", "Reading", "Step", "Verdict", "compare", "dig", "judge", "layer_sqnr", "series",
+    "METRICS", "Change", "Marker", "Metric", "Reading", "Step", "compare", "dig", "layer_sqnr", "marker", "series",
 ]
 
 
-class Verdict(str, Enum):
+class Marker(str, Enum):
+    """How a chart point or a Markdown row shows the gate's verdict."""
+
     REGRESSION = "regression"
     IMPROVEMENT = "improvement"
     UNCHANGED = "unchanged"
@@ -30,16 +35,31 @@ class Verdict(str, Enum):
     INCOMPARABLE = "not comparable"
 
 
+#: The gate's verdicts as the report's markers.
+MARKERS: dict[gate.Verdict, Marker] = {
+    gate.Verdict.REGRESSION: Marker.REGRESSION,
+    gate.Verdict.IMPROVED: Marker.IMPROVEMENT,
+    gate.Verdict.OK: Marker.UNCHANGED,
+    gate.Verdict.NEW: Marker.NEW,
+    gate.Verdict.NOT_MEASURED: Marker.INCOMPARABLE,
+    gate.Verdict.NOT_COMPARED: Marker.INCOMPARABLE,
+}
+
+
+def marker(judgement: Judgement) -> Marker:
+    return MARKERS[judgement.verdict]
+
+
 @dataclass(frozen=True)
 class Reading:
-    """One figure of one case in one run, with its spread where measured (IQR, confidence interval)."""
+    """One figure of one case in one run, with its spread where measured (IQR, confidence interval):
+    what a chart draws. Verdicts come from the gate's judges, not from these."""
 
     value: float
     low: float | None = None
     high: float | None = None
     label: str = ""
     higher_is_better: bool = False
-    min_delta: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,10 +68,8 @@ class Metric:
     title: str
     unit: str
     read: Callable[[CaseRecord], Reading | None]
-    #: Relative change a step must pass (besides clearing the spread) to count.
-    threshold: float = 0.10
-    #: Only comparable between runs with the same environment fingerprint (wall-clock figures).
-    same_machine: bool = False
+    #: Name of the gate judge (:func:`ptq.judges.get_judge`) whose verdicts mark the points.
+    judge: str
 
 
 def dig(tree: Mapping[str, Any], *path: str) -> Any:
@@ -80,7 +98,7 @@ def _speedup(rec: CaseRecord) -> Reading | None:
     if isinstance(ci, Mapping) and _number(ci.get("ratio")) is not None:
         return Reading(float(ci["ratio"]), _number(ci.get("low")), _number(ci.get("high")),
                        label="interleaved, 95% CI", higher_is_better=True)
-    ratio = _number(rec.extra.get("speedup_vs_fp32"))
+    ratio = _number(rec.extra_info.get("speedup_vs_fp32"))
     return Reading(ratio, label="interleaved", higher_is_better=True) if ratio is not None else None
 
 
@@ -98,37 +116,37 @@ def _memory(rec: CaseRecord) -> Reading | None:
     return None
 
 
-@dataclass(frozen=True)
-class DriftFigure:
-    path: tuple[str, ...]
-    label: str
-    higher_is_better: bool
-    min_delta: float
-
-
-#: Drift figures in order of preference: a labelled task's accuracy first, output error last.
-DRIFT_FIGURES: tuple[DriftFigure, ...] = (
-    DriftFigure(("drift", "absolute_accuracy_drop"), "accuracy drop", False, 0.005),
-    DriftFigure(("drift", "cosine_mean"), "mean cosine to fp32", True, 0.001),
-    DriftFigure(("drift", "top1_agreement"), "top-1 agreement", True, 0.005),
-    DriftFigure(("drift", "sqnr_db"), "output SQNR (dB)", True, 1.0),
-    DriftFigure(("drift", "max_abs_error"), "max abs error", False, 0.0),
-)
+#: Drift figures (key of ``metrics.drift``: chart label, higher is better), in order of preference
+#: where a case records no headline (``metrics.drift.headline``, the figure the gate judges).
+DRIFT_FIGURES: dict[str, tuple[str, bool]] = {
+    "accuracy": ("accuracy", True),
+    "absolute_accuracy_drop": ("accuracy drop", False),
+    "cosine_mean": ("mean cosine to fp32", True),
+    "top1_agreement": ("top-1 agreement", True),
+    "sqnr_db": ("output SQNR (dB)", True),
+    "max_abs_error": ("max abs error", False),
+}
 
 
 def _drift(rec: CaseRecord) -> Reading | None:
-    for fig in DRIFT_FIGURES:
-        value = _number(dig(rec.metrics, *fig.path))
+    drift = rec.metrics.get("drift")
+    if not isinstance(drift, Mapping):
+        return None
+    headline = drift.get("headline")
+    order = [headline] if headline in DRIFT_FIGURES else []
+    for key in order + list(DRIFT_FIGURES):
+        value = _number(drift.get(key))
         if value is not None:
-            return Reading(value, label=fig.label, higher_is_better=fig.higher_is_better, min_delta=fig.min_delta)
+            label, higher = DRIFT_FIGURES[key]
+            return Reading(value, label=label, higher_is_better=higher)
     return None
 
 
 METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("latency", "latency", "ms", _latency, same_machine=True),
-    Metric("speedup", "speedup over fp32", "x", _speedup),
-    Metric("memory", "peak memory", "MiB", _memory),
-    Metric("drift", "drift", "", _drift, threshold=0.02),
+    Metric("latency", "latency", "ms", _latency, "latency"),
+    Metric("speedup", "speedup over fp32", "x", _speedup, "speedup"),
+    Metric("memory", "peak memory", "MiB", _memory, "memory"),
+    Metric("drift", "drift", "", _drift, "drift"),
 )}
 
 
@@ -145,60 +163,43 @@ def layer_sqnr(rec: CaseRecord) -> dict[str, float] | None:
     return None
 
 
-def judge(metric: Metric, old: Reading | None, new: Reading | None) -> Verdict:
-    """Regression/improvement when the change passes the metric's factor (and the figure's
-    absolute floor) and the two spreads do not overlap; otherwise unchanged."""
-    if new is None:
-        raise ValueError("judge needs a current reading")
-    if old is None:
-        return Verdict.NEW
-    worse_up = not new.higher_is_better
-    delta = new.value - old.value
-    big = abs(delta) > max(abs(old.value) * metric.threshold, new.min_delta)
-    if old.label != new.label:
-        return Verdict.INCOMPARABLE
-    if not big or delta == 0:
-        return Verdict.UNCHANGED
-    up = delta > 0
-    separated = (
-        new.low is None or new.high is None or old.low is None or old.high is None
-        or (new.low > old.high if up else new.high < old.low)
-    )
-    if not separated:
-        return Verdict.UNCHANGED
-    return Verdict.REGRESSION if up == worse_up else Verdict.IMPROVEMENT
+def _fingerprint(run: Run, rec: CaseRecord) -> str:
+    """A merged run of shards from several machines keeps each case's own fingerprint."""
+    return str(rec.extra_info.get("fingerprint") or run.fingerprint)
 
 
 @dataclass(frozen=True)
 class Step:
-    """A case's metric in one run, judged against the previous comparable run that had it."""
+    """A case's metric in one run, marked with the gate's verdict against the previous comparable
+    run that had the judged figure (``verdict`` None where the judge does not apply, e.g. fp32)."""
 
     run: Run
     reading: Reading | None
-    verdict: Verdict | None
+    verdict: Marker | None
     previous: Run | None = None
+    judgement: Judgement | None = None
 
 
-def series(metric: Metric, case: str, runs: Sequence[Run]) -> list[Step]:
+def _step(metric: Metric, case: str, run: Run, rec: CaseRecord, earlier: Sequence[Run], config: Config) -> Step:
+    reading = metric.read(rec)
+    judge = get_judge(metric.judge)
+    if reading is None or not judge.applies(rec):
+        return Step(run, reading, None)
+    had = [r for r in earlier if case in r.cases and judge.extract(r.cases[case]) is not None]
+    if not had:
+        return Step(run, reading, Marker.NEW)
+    fp = _fingerprint(run, rec)
+    same = [r for r in had if _fingerprint(r, r.cases[case]) == fp] if judge.same_environment else had
+    prev = (same or had)[-1]
+    judgement = judge_case(metric.judge, prev.cases[case], rec, same_env=bool(same), config=config)
+    return Step(run, reading, marker(judgement) if judgement else Marker.INCOMPARABLE, prev, judgement)
+
+
+def series(metric: Metric, case: str, runs: Sequence[Run], config: Config | None = None) -> list[Step]:
     """One step per run (``reading`` None where the run lacks the case or the metric)."""
-    steps: list[Step] = []
-    last: dict[str, tuple[Run, Reading]] = {}  # comparability key -> latest reading
-    latest: tuple[Run, Reading] | None = None
-    for run in runs:
-        rec = run.cases.get(case)
-        reading = metric.read(rec) if rec is not None else None
-        if reading is None:
-            steps.append(Step(run, None, None))
-            continue
-        key = run.fingerprint if metric.same_machine else ""
-        prev = last.get(key)
-        if prev is None and latest is not None and metric.same_machine:
-            verdict, prev_run = Verdict.INCOMPARABLE, latest[0]
-        else:
-            verdict, prev_run = judge(metric, prev[1] if prev else None, reading), prev[0] if prev else None
-        steps.append(Step(run, reading, verdict, prev_run))
-        last[key] = latest = (run, reading)
-    return steps
+    config = config or Config()
+    return [_step(metric, case, run, run.cases[case], runs[:i], config) if case in run.cases else Step(run, None, None)
+            for i, run in enumerate(runs)]
 
 
 @dataclass(frozen=True)
@@ -207,28 +208,32 @@ class Change:
     metric: Metric
     old: Reading | None
     new: Reading
-    verdict: Verdict
+    verdict: Marker
+    judgement: Judgement | None = None
 
     @property
     def ratio(self) -> float | None:
         return self.new.value / self.old.value if self.old is not None and self.old.value else None
 
 
-def compare(base: Run, current: Run, metrics: Sequence[Metric] | None = None) -> list[Change]:
-    """Every recorded metric of every case of ``current`` judged against ``base``: regressions
-    first, then improvements, then the rest; wall-clock metrics only on the same fingerprint."""
+def compare(base: Run, current: Run, metrics: Sequence[Metric] | None = None, config: Config | None = None) -> list[Change]:
+    """Every recorded metric of every case of ``current`` judged against ``base`` by the gate's
+    judges: regressions first, then improvements, then the rest. Figures a judge does not apply
+    to (fp32's speedup) are left out."""
+    config = config or Config()
     changes: list[Change] = []
     for case, rec in current.cases.items():
         old_rec = base.cases.get(case)
         for metric in metrics or METRICS.values():
             new = metric.read(rec)
-            if new is None:
+            if new is None or not get_judge(metric.judge).applies(rec):
                 continue
-            old = metric.read(old_rec) if old_rec is not None else None
-            if old is not None and metric.same_machine and base.fingerprint != current.fingerprint:
-                verdict = Verdict.INCOMPARABLE
-            else:
-                verdict = judge(metric, old, new)
-            changes.append(Change(case, metric, old, new, verdict))
-    order = list(Verdict)
+            if old_rec is None:
+                changes.append(Change(case, metric, None, new, Marker.NEW))
+                continue
+            same_env = _fingerprint(base, old_rec) == _fingerprint(current, rec)
+            judgement = judge_case(metric.judge, old_rec, rec, same_env=same_env, config=config)
+            verdict = marker(judgement) if judgement is not None else Marker.INCOMPARABLE
+            changes.append(Change(case, metric, metric.read(old_rec), new, verdict, judgement))
+    order = list(Marker)
     return sorted(changes, key=lambda c: order.index(c.verdict))

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from ptq.cli import main
+from ptq.config import Config, validate
 from ptq.errors import UserError
 from ptq.history import load_history
 from ptq.html_report import render_html
 from ptq.md_report import MARKER, render_markdown
-from ptq.trends import METRICS, Reading, Verdict, compare, judge, layer_sqnr, series
+from ptq.trends import METRICS, Marker, compare, layer_sqnr, series
 
 HISTORY = Path(__file__).parent / "fixtures" / "history"
 SLOWED, FATTER = "micro_linear_256-static_int8", "digits_cnn-static_int8"
@@ -29,53 +30,58 @@ def test_history_reads_ptq_runs_and_plain_benchmark_save_files_in_commit_order(r
     assert len(runs) == 5
     assert [r.time for r in runs] == sorted(r.time for r in runs)
     plain = runs[1]
-    assert "benchmark-save" in plain.source and plain.fingerprint.startswith("machine:")
+    assert "benchmark-save" in plain.path and plain.fingerprint.startswith("machine:")
     assert plain.cases["micro_linear_256-fp32"].model == "micro_linear_256"  # from param and group
     assert runs[0].cases[SLOWED].recipe == "static_int8"
     assert runs[4].fingerprint != runs[3].fingerprint
 
 
-def test_judge_needs_both_factor_and_separated_spreads():
-    lat = METRICS["latency"]
-    base = Reading(10.0, 9.5, 10.5)
-    assert judge(lat, base, Reading(13.0, 12.5, 13.5)) is Verdict.REGRESSION
-    assert judge(lat, base, Reading(13.0, 10.0, 16.0)) is Verdict.UNCHANGED  # spreads overlap
-    assert judge(lat, base, Reading(10.5, 10.4, 10.6)) is Verdict.UNCHANGED  # under the factor
-    assert judge(lat, base, Reading(7.0, 6.8, 7.2)) is Verdict.IMPROVEMENT
-    assert judge(lat, None, base) is Verdict.NEW
-    sp = METRICS["speedup"]
-    assert judge(sp, Reading(2.0, 1.9, 2.1, higher_is_better=True), Reading(1.5, 1.4, 1.6, higher_is_better=True)) is Verdict.REGRESSION
-    drift = METRICS["drift"]
-    a = Reading(0.004, label="accuracy drop", min_delta=0.005)
-    assert judge(drift, a, Reading(0.008, label="accuracy drop", min_delta=0.005)) is Verdict.UNCHANGED  # under the floor
-    assert judge(drift, a, Reading(0.02, label="accuracy drop", min_delta=0.005)) is Verdict.REGRESSION
-    assert judge(drift, a, Reading(40.0, label="output SQNR (dB)", higher_is_better=True)) is Verdict.INCOMPARABLE
+def test_steps_are_the_gates_verdicts_with_its_thresholds(runs):
+    lat = series(METRICS["latency"], SLOWED, runs)
+    assert lat[3].judgement is not None and "Mann-Whitney" in lat[3].judgement.detail  # the gate's latency judge
+    assert lat[3].previous is runs[2]  # the previous comparable run
+    mem = series(METRICS["memory"], FATTER, runs)
+    assert mem[3].judgement is not None and 23 < float(mem[3].judgement.change.rstrip("%")) < 27  # +25% injected
+    # [tool.ptq.gate] decides: allow 30% memory growth and the injected +25% is no longer flagged.
+    lenient = validate({"gate": {"memory_threshold": 0.3}}, "test")
+    assert series(METRICS["memory"], FATTER, runs, lenient)[3].verdict is Marker.UNCHANGED
+    assert series(METRICS["memory"], FATTER, runs, Config())[3].verdict is Marker.REGRESSION
 
 
 def test_series_marks_the_injected_events(runs):
     lat = [s.verdict for s in series(METRICS["latency"], SLOWED, runs)]
-    assert lat[3] is Verdict.REGRESSION and lat[4] is Verdict.INCOMPARABLE  # slower at run 4, other CPU at 5
+    # new; plain file (no raw samples); unchanged; 1.5x slower at run 4; other CPU at run 5
+    assert lat == [Marker.NEW, Marker.INCOMPARABLE, Marker.UNCHANGED, Marker.REGRESSION, Marker.INCOMPARABLE]
     speed = [s.verdict for s in series(METRICS["speedup"], SLOWED, runs)]
-    assert speed[3] is Verdict.REGRESSION and speed[4] is Verdict.IMPROVEMENT
+    # the gate compares speedups on one fingerprint only: run 5's recovery is on another CPU
+    assert speed == [Marker.NEW, None, Marker.UNCHANGED, Marker.REGRESSION, Marker.INCOMPARABLE]
+    flagged = {(m, case) for m in METRICS for case in runs[0].cases
+               if any(s.verdict in (Marker.REGRESSION, Marker.IMPROVEMENT) for s in series(METRICS[m], case, runs))}
+    assert flagged == {("latency", SLOWED), ("speedup", SLOWED), ("memory", FATTER), ("drift", FATTER)}  # no noise
     mem = series(METRICS["memory"], FATTER, runs)
     assert [s.reading is None for s in mem] == [True, True, False, False, False]  # not recorded before run 3
-    assert mem[3].verdict is Verdict.REGRESSION
-    assert series(METRICS["drift"], FATTER, runs)[4].verdict is Verdict.REGRESSION
+    assert mem[3].verdict is Marker.REGRESSION and mem[4].verdict is Marker.UNCHANGED  # memory: any machine
+    assert series(METRICS["drift"], FATTER, runs)[4].verdict is Marker.REGRESSION
     assert layer_sqnr(runs[4].cases[FATTER])["classifier.3"] < 20 and layer_sqnr(runs[2].cases[FATTER]) is None
 
 
 def test_markdown_lists_regressions_then_improvements_then_counts(runs):
     md = render_markdown(runs[3], runs[4])
     assert md.startswith(MARKER)
-    assert "1 regression, 1 improvement" in md
-    assert md.index("#### Regressions") < md.index("#### Improvements")
-    regressions = md[md.index("#### Regressions"):md.index("#### Improvements")]
-    assert FATTER in regressions and "accuracy drop" in regressions and SLOWED not in regressions
-    n_changes = len(compare(runs[3], runs[4]))
-    unchanged = int(re.search(r"(\d+) unchanged", md).group(1))
-    incomparable = int(re.search(r"(\d+) not comparable", md).group(1))
-    assert unchanged + incomparable + 2 == n_changes
-    assert incomparable == len(runs[4].cases)  # every latency: other fingerprint
+    assert "1 regression, 0 improvements" in md  # run 5's speedup recovery is on another CPU: not compared
+    regressions = md[md.index("#### Regressions"):]
+    assert FATTER in regressions and "accuracy" in regressions and SLOWED not in regressions
+    md = render_markdown(runs[2], runs[3])
+    assert "3 regressions, 0 improvements" in md
+    assert md.index("#### Regressions") < md.index("Figures:")
+    regressions = md[md.index("#### Regressions"):md.index("Figures:")]
+    assert SLOWED in regressions and FATTER in regressions and "peak memory" in regressions
+    changes = compare(runs[3], runs[4])
+    unchanged = int(re.search(r"(\d+) unchanged", render_markdown(runs[3], runs[4])).group(1))
+    incomparable = int(re.search(r"(\d+) not comparable", render_markdown(runs[3], runs[4])).group(1))
+    assert unchanged + incomparable + 1 == len(changes)
+    timed = sum(1 for c in changes if c.metric.key in ("latency", "speedup"))
+    assert incomparable == timed  # every latency and speedup: other fingerprint
 
 
 def test_html_report_is_self_contained_and_says_what_is_missing(runs):
@@ -110,7 +116,7 @@ def test_report_command_bad_input_is_one_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"benchmarks": [')
     assert main(["report", str(bad)]) == 2
-    assert "bad.json: not a readable JSON file" in capsys.readouterr().err
+    assert "bad.json: corrupt or truncated JSON" in capsys.readouterr().err
     (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(UserError, match="no 'benchmarks' list"):
         load_history([tmp_path / "x.json"])

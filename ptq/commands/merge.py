@@ -19,7 +19,7 @@ from typing import Any
 from ptq.cache import atomic_write
 from ptq.cli import command
 from ptq.errors import UserError
-from ptq.history import load_run_json
+from ptq.runs import load_run
 
 __all__ = ["merge_runs"]
 
@@ -72,7 +72,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 @command("merge", _configure)
 def _merge(args: argparse.Namespace) -> int:
-    docs = [load_run_json(p) for p in args.shards]
+    docs = [dict(load_run(p, plain=True).data) for p in args.shards]
     merged = merge_runs(docs, [Path(p).name for p in args.shards])
     atomic_write(args.output, lambda fh: fh.write(json.dumps(merged, indent=2).encode()))
     fps = merged.get("ptq", {}).get("fingerprints")
