@@ -94,8 +94,13 @@ def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, reci
     names = [f"input{i}" for i in range(len(inputs))]
     try:
         with torch.no_grad():
+            out = model(*inputs)
+            outputs = [f"output{i}" for i in range(len(out) if isinstance(out, (tuple, list)) else 1)]
+            # The batch dimension stays free: drift, memory and calibration feed other batch sizes.
+            batch_free = {name: {0: "batch"} for name in names + outputs}
             torch.onnx.export(
-                model, inputs, str(path), input_names=names, opset_version=recipe.opset,
+                model, inputs, str(path), input_names=names, output_names=outputs, opset_version=recipe.opset,
+                dynamic_axes=batch_free,
                 dynamo=recipe.exporter == "dynamo", **({"verbose": False} if recipe.exporter == "dynamo" else {}),
             )
     except Exception as exc:  # export limits belong to the model: name the op that stopped it
@@ -103,17 +108,14 @@ def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, reci
         raise NotApplicable(f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({type(exc).__name__}: {first})") from exc
 
 
-def _calib_steps(recipe: OnnxRuntime, entry: ModelEntry) -> int:
-    """The exported graph has the benchmark's static shapes: calibrate in batches of that size."""
-    return max(1, recipe.calib_batches * recipe.calib_batch_size // entry.batch_size)
 
 
 class _CalibReader:
     """onnxruntime's CalibrationDataReader over the model's ``calib`` split."""
 
     def __init__(self, recipe: OnnxRuntime, built: Built, entry: ModelEntry, names: list[str]) -> None:
-        self._batches = iter(range(_calib_steps(recipe, entry)))
-        self._split, self._size, self._built, self._names = recipe.calib_split, entry.batch_size, built, names
+        self._batches = iter(range(recipe.calib_batches))
+        self._split, self._size, self._built, self._names = recipe.calib_split, recipe.calib_batch_size, built, names
 
     def get_next(self) -> dict[str, Any] | None:
         i = next(self._batches, None)
@@ -157,8 +159,9 @@ def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: Mo
                     quant_format=oq.QuantFormat.QDQ, per_channel=recipe.per_channel,
                     activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8,
                 )
-                steps = _calib_steps(recipe, entry)
-                notes["calibration"] = f"{steps}x{entry.batch_size} {recipe.calib_split} samples, MinMax, QDQ U8S8"
+                notes["calibration"] = (
+                    f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples, MinMax, QDQ U8S8"
+                )
             else:
                 oq.quantize_dynamic(str(fp32_path), str(path), per_channel=recipe.per_channel, weight_type=oq.QuantType.QInt8)
         q, f = count_onnx_layers(onnx.load(str(path)))
