@@ -8,7 +8,7 @@ from ptq.errors import UserError
 from ptq.models import list_models
 from ptq.recipes import REFERENCE, list_recipes
 
-__all__ = ["COMPILED", "MATRICES", "Case", "Matrix", "select_cases"]
+__all__ = ["COMPILED", "MATRICES", "SLOW_KERNELS", "Case", "Matrix", "select_cases"]
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,26 @@ class Matrix:
 
 #: torch.compile recipes take tens of seconds per model on 2 cores: opt-in (``deploy``) only.
 COMPILED = "*_compile,pt2e_*"
+#: torchao's CPU int4 kernel is built for batch-1 decoding: MiniLM at batch 32 x 128 tokens took
+#: 38.6 s a call here (fp32: 0.67 s), so a case would take minutes. Opt-in (``all``) only.
+SLOW_KERNELS = "ao_int4_weight_only_cpu"
 
 MATRICES: dict[str, Matrix] = {
-    "default": Matrix(description="every registered model x every recipe but the torch.compile ones", exclude_recipes=COMPILED),
+    "default": Matrix(
+        description="every registered model x every recipe but the torch.compile ones and CPU int4",
+        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}",
+    ),
     "quick": Matrix(
         models="mobilenet_v2,minilm_l6,lstm_classifier,digits_cnn,micro_linear_256,micro_conv_16,micro_lstm_128",
-        description="one model of each family x every recipe but the torch.compile ones, for CI smoke runs",
-        exclude_recipes=COMPILED,
+        description="one model of each family x the default recipes, for CI smoke runs",
+        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}",
     ),
     "deploy": Matrix(
         models="mobilenet_v2,resnet18,mobilenet_v3_large,minilm_l6,lstm_classifier,digits_cnn",
-        description="the non-micro models x every recipe, torch.compile and PT2E included (slow: compiles)",
+        description="the non-micro models x every recipe but CPU int4, torch.compile and PT2E included (slow: compiles)",
+        exclude_recipes=SLOW_KERNELS,
     ),
+    "all": Matrix(description="every registered model x every registered recipe (slow: compiles, CPU int4)"),
 }
 
 
