@@ -13,13 +13,15 @@ def test_default_matrix_is_model_major_with_fp32_first():
     assert Case("mobilenet_v2", "dynamic_int8").id == "mobilenet_v2-dynamic_int8"
 
 
-def test_quick_matrix_covers_every_recipe_and_family():
-    from ptq.matrix import COMPILED
+def test_quick_matrix_covers_every_default_recipe_and_family():
+    from ptq.matrix import COMPILED, SLOW_KERNELS
     from ptq.models import get_model
     from ptq.recipes import list_recipes
 
     cases = select_cases("quick")
-    assert {c.recipe for c in cases} == set(list_recipes(exclude=COMPILED))
+    assert {c.recipe for c in cases} == set(list_recipes(exclude=f"{COMPILED},{SLOW_KERNELS}"))
+    assert {c.recipe for c in select_cases("default")} == {c.recipe for c in cases}
+    assert "ao_int4_weight_only_cpu" in {c.recipe for c in select_cases("all")}
     assert {get_model(c.model).family for c in cases} == {"vision", "text", "sequence", "micro"}
 
 
