@@ -22,6 +22,8 @@ def drift_summary(d: Mapping[str, Any]) -> str:
     parts = []
     if "accuracy" in d:
         parts.append(f"acc {d['accuracy_fp32']:.4f}->{d['accuracy']:.4f} (drop {d['absolute_accuracy_drop']:+.4f})")
+    if "top5_accuracy" in d:
+        parts.append(f"acc5 {d['top5_accuracy_fp32']:.4f}->{d['top5_accuracy']:.4f}")
     if "retrieval_accuracy" in d:
         parts.append(f"retrieval {d['retrieval_accuracy_fp32']:.3f}->{d['retrieval_accuracy']:.3f}")
     for key, label, fmt in (("top1_agreement", "top1", ".3f"), ("top5_agreement", "top5", ".3f"),

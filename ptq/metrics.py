@@ -43,11 +43,14 @@ def nonfinite(t: torch.Tensor) -> str | None:
     return None
 
 
-def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max is the target label."""
+def accuracy(logits: torch.Tensor, target: torch.Tensor, k: int = 1) -> float:
+    """Fraction of rows whose target label is among the ``k`` highest logits (k=1: the arg-max)."""
     if logits.shape[0] != target.shape[0] or target.shape[0] == 0:
         raise ValueError(f"accuracy needs as many labels as rows, got {tuple(logits.shape)} and {tuple(target.shape)}")
-    return float((logits.argmax(dim=-1) == target).double().mean())
+    if k == 1:
+        return float((logits.argmax(dim=-1) == target).double().mean())
+    top = logits.topk(min(k, logits.shape[-1]), dim=-1).indices
+    return float((top == target.unsqueeze(-1)).any(dim=-1).double().mean())
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""torchvision classifiers, with their real weight enums and offline photographs."""
+"""torchvision classifiers, with their real weight enums, offline photographs or the user's image folder."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torchvision
 
 from ptq.errors import UserError
 from ptq.models.base import SPLITS, Batch, Built, TensorData
+from ptq.models.image_folder import image_folder, load_image_folder, preprocessing
 
 __all__ = ["PhotoCrops", "recalibrate_batchnorm", "resolve_torchvision_weights"]
 
@@ -114,7 +115,13 @@ def recalibrate_batchnorm(model: torch.nn.Module, data, *, batches: int = BN_REC
     return len(norms)
 
 
-def _image_data():
+def _image_data(name: str, enum):
+    """The user's image folder when one is set (labels only with trained weights), else photo crops."""
+    folder = image_folder()
+    if folder is not None:
+        categories = (enum or torchvision.models.get_model_weights(name).DEFAULT).meta["categories"]
+        return load_image_folder(folder, categories=categories, transform=preprocessing(enum),
+                                 labeled=enum is not None)
     if importlib.util.find_spec("sklearn") is not None:
         return PhotoCrops()
     return TensorData(
@@ -130,9 +137,9 @@ def _register(name: str, description: str) -> None:
     @register_model(name, batch_size=1, family="vision", description=description, version=2, tags=("cnn",))
     def build(*, weights: str) -> Built:
         enum, label = resolve_torchvision_weights(name, weights)
+        data = _image_data(name, enum)  # first: a bad image folder fails before the model is built
         torch.manual_seed(SEED)
         model = torchvision.models.get_model(name, weights=enum)
-        data = _image_data()
         if enum is None and recalibrate_batchnorm(model, data):
             label = label.replace(f"random:seed={SEED}", f"random:seed={SEED}+bn-recalibrated", 1)
         return Built(model, weights=label, data=data)
