@@ -17,6 +17,7 @@ import torch
 from ptq.config import Config, load_config
 from ptq.env import environment, fingerprint
 from ptq.errors import NotApplicable, PtqError, UserError
+from ptq.known_issues import known_issue
 from ptq.matrix import MATRICES, Case, select_cases
 from ptq.models import WEIGHT_POLICIES
 from ptq.plugins import discover
@@ -67,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="auto: pretrained when on disk, else seeded random; pretrained: may download; random")
     group.addoption("--ptq-pair-time", type=float, default=1.5, metavar="SECONDS",
                     help="seconds per case of interleaved fp32/quantized pairs for the speedup (0 disables)")
+    group.addoption("--ptq-run-known-issues", action="store_true", default=False,
+                    help="run cases listed in ptq.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
                     help="probes to run after timing (default: all registered)")
 
@@ -133,8 +136,11 @@ def ptq_workbench(pytestconfig: pytest.Config):
 
 
 @pytest.fixture
-def ptq_prepared(ptq_case: Case, ptq_workbench: Workbench) -> PreparedCase:
+def ptq_prepared(ptq_case: Case, ptq_workbench: Workbench, pytestconfig: pytest.Config) -> PreparedCase:
     """The case's quantized model, built once per session; skipped when the recipe cannot apply."""
+    issue = known_issue(ptq_case)
+    if issue is not None and not pytestconfig.getoption("--ptq-run-known-issues"):
+        pytest.skip(f"{ptq_case.id}: known issue: {issue.reason} (run it with --ptq-run-known-issues)")
     try:
         return ptq_workbench.prepare(ptq_case)
     except NotApplicable as exc:

@@ -1,0 +1,49 @@
+"""Cases that run but are known to give unusable results: skipped with the measured reason.
+
+A known issue is data, not an if-chain in a recipe: model and recipe globs, what was measured,
+and why. The case is skipped by default so the main job stays meaningful; run it anyway with
+``--ptq-run-known-issues`` to see whether a new torch/torchao/onnxruntime fixed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptq.matrix import Case
+from ptq.registry import match_globs
+
+__all__ = ["KnownIssue", "known_issue", "list_known_issues", "register_known_issue"]
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    models: str  # comma-separated fnmatch globs
+    recipes: str
+    reason: str
+
+    def matches(self, case: Case) -> bool:
+        return bool(match_globs([case.model], self.models)) and bool(match_globs([case.recipe], self.recipes))
+
+
+_ISSUES: list[KnownIssue] = []
+
+
+def register_known_issue(issue: KnownIssue) -> KnownIssue:
+    _ISSUES.append(issue)
+    return issue
+
+
+def list_known_issues() -> list[KnownIssue]:
+    return list(_ISSUES)
+
+
+def known_issue(case: Case) -> KnownIssue | None:
+    return next((i for i in _ISSUES if i.matches(case)), None)
+
+
+register_known_issue(KnownIssue(
+    "minilm_l6", "ort_static_int8",
+    "onnxruntime 1.32 static QDQ int8 (MinMax calibration, every op quantized) collapses the "
+    "MiniLM embeddings: cosine 0.44 to fp32 and paraphrase retrieval -2.5 points on the eval "
+    "sentences (measured 2026-11-26); ort_dynamic_int8 is the ONNX Runtime recipe for transformers",
+))
