@@ -11,7 +11,7 @@ A judge's ``extract`` returns None when the case did not measure the metric (rep
   mark of one inference over the process before it: unlike the absolute peak, it does not
   depend on what earlier cases left loaded); optional ``...inference.samples`` gives the spread.
 - ``quantize_memory``: the same for the quantization step (``metrics.memory.quantize``).
-- ``size``: ``extra_info.metrics.size.state_dict_bytes`` (serialized state_dict bytes).
+- ``size``: ``extra_info.metrics.size.serialized_bytes`` (bytes of the deployed form: state_dict, TorchScript archive or ONNX file).
 - ``drift``: ``extra_info.metrics.drift.value``, the drift profile's headline figure
   (``metrics.drift.headline`` names it; ``higher_is_better: true`` flips it) and its allowed
   change ``metrics.drift.tolerance``.
@@ -196,5 +196,5 @@ register_judge(Judge("speedup", _speedup_value, _speedup, same_environment=True,
 register_judge(Judge("memory", _memory_value("inference"), _memory))
 register_judge(Judge("quantize_memory", _memory_value("quantize"), _memory,
                      applies=lambda r: r.extra_info.get("recipe") != "fp32"))
-register_judge(Judge("size", _number("metrics.size.state_dict_bytes"), _size))
+register_judge(Judge("size", _number("metrics.size.serialized_bytes"), _size))
 register_judge(Judge("drift", _drift_value, _drift, applies=lambda r: r.extra_info.get("recipe") != "fp32"))

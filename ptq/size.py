@@ -55,13 +55,32 @@ def _fp32_bytes(model: nn.Module) -> int:
     return _FP32_BYTES[model]
 
 
-@register_probe(PROBE, description="serialized state_dict bytes and their ratio to the same model's fp32")
+def script_bytes(model: torch.jit.ScriptModule) -> int:
+    """Size of ``torch.jit.save(model, f)``: a frozen module keeps its weights as constants,
+    so its state_dict is empty and would report a size of zero."""
+    sink = _ByteCounter()
+    torch.jit.save(model, sink)
+    return sink.count
+
+
+def serialized_bytes(prepared: PreparedCase) -> tuple[int, str]:
+    """(bytes, how) for the form the case deploys: ONNX file, TorchScript archive or state_dict."""
+    if "onnx_bytes" in prepared.quantized.notes:
+        return int(prepared.quantized.notes["onnx_bytes"]), "size of the ONNX file onnxruntime loads"
+    if isinstance(prepared.model, torch.jit.ScriptModule):
+        return script_bytes(prepared.model), "len of torch.jit.save(model)"
+    if prepared.model is prepared.built.model:
+        return _fp32_bytes(prepared.built.model), "len of torch.save(model.state_dict())"
+    return state_dict_bytes(prepared.model), "len of torch.save(model.state_dict())"
+
+
+@register_probe(PROBE, description="serialized model bytes and their ratio to the same model's fp32 state_dict")
 def _size_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
     fp32 = _fp32_bytes(prepared.built.model)
-    size = fp32 if prepared.model is prepared.built.model else state_dict_bytes(prepared.model)
+    size, method = serialized_bytes(prepared)
     return {
-        "method": "len of torch.save(model.state_dict())",
-        "state_dict_bytes": size,
+        "method": method,
+        "serialized_bytes": size,
         "fp32_state_dict_bytes": fp32,
         "ratio_vs_fp32": round(size / fp32, 4),
     }

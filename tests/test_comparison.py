@@ -23,17 +23,17 @@ def _speedup(ratio: float, half: float = 0.02) -> dict:
 
 
 BASE = run(
-    bench("m-fp32", samples(1e-3, seed=1), metrics={"size": {"state_dict_bytes": 1000}}),
-    bench("m-int8", samples(5e-4, seed=2), metrics={**_speedup(2.0), "size": {"state_dict_bytes": 300}}),
-    bench("m-fp16", samples(8e-4, seed=3), metrics={"size": {"state_dict_bytes": 500}}),
+    bench("m-fp32", samples(1e-3, seed=1), metrics={"size": {"serialized_bytes": 1000}}),
+    bench("m-int8", samples(5e-4, seed=2), metrics={**_speedup(2.0), "size": {"serialized_bytes": 300}}),
+    bench("m-fp16", samples(8e-4, seed=3), metrics={"size": {"serialized_bytes": 500}}),
 )
 
 
 def test_regressions_come_first_and_set_the_exit_code():
     cur = run(
-        bench("m-fp32", samples(1e-3, seed=11), metrics={"size": {"state_dict_bytes": 1000}}),
-        bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"state_dict_bytes": 300}}),
-        bench("m-fp16", samples(6e-4, seed=13), metrics={"size": {"state_dict_bytes": 400}}),
+        bench("m-fp32", samples(1e-3, seed=11), metrics={"size": {"serialized_bytes": 1000}}),
+        bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"serialized_bytes": 300}}),
+        bench("m-fp16", samples(6e-4, seed=13), metrics={"size": {"serialized_bytes": 400}}),
         bench("m-new", samples(1e-3, seed=14)),
     )
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
@@ -47,14 +47,14 @@ def test_regressions_come_first_and_set_the_exit_code():
 
 
 def test_new_cases_and_unchanged_runs_pass():
-    cur = run(bench("m-fp32", samples(1e-3, seed=21), metrics={"size": {"state_dict_bytes": 1000}}), bench("x-fp32", samples(1.0)))
+    cur = run(bench("m-fp32", samples(1e-3, seed=21), metrics={"size": {"serialized_bytes": 1000}}), bench("x-fp32", samples(1.0)))
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
     assert c.exit_code == EXIT_OK and _verdicts(c)[("x-fp32", "*")] is Verdict.NEW
     assert any("2 baseline case(s) not in this run" in n for n in c.notes)
 
 
 def test_other_fingerprint_compares_size_but_not_latency_and_says_why():
-    cur = run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"state_dict_bytes": 900}}), fingerprint="bbbb", torch="2.15")
+    cur = run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"serialized_bytes": 900}}), fingerprint="bbbb", torch="2.15")
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
     v = _verdicts(c)
     assert v[("m-fp16", "latency")] is Verdict.NOT_COMPARED and v[("m-fp16", "size")] is Verdict.REGRESSION
@@ -82,14 +82,14 @@ def test_memory_and_drift_judges_read_their_documented_keys():
 
 
 def test_thresholds_come_from_the_gate_config_section():
-    cur = run(bench("m-fp16", samples(8e-4, seed=3), metrics={"size": {"state_dict_bytes": 520}}))
+    cur = run(bench("m-fp16", samples(8e-4, seed=3), metrics={"size": {"serialized_bytes": 520}}))
     loose = validate({"gate": {"cases": {"m-fp16": {"size_threshold": 0.1}}}}, "cfg")
     assert _verdicts(compare(parse_run(BASE, "b"), parse_run(cur, "c")))[("m-fp16", "size")] is Verdict.REGRESSION
     assert _verdicts(compare(parse_run(BASE, "b"), parse_run(cur, "c"), config=loose))[("m-fp16", "size")] is Verdict.OK
 
 
 def test_markdown_has_a_table_and_the_summary():
-    cur = run(bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"state_dict_bytes": 300}}))
+    cur = run(bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"serialized_bytes": 300}}))
     md = render(compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json")), "md")
     assert md.startswith("### ptq regression gate: FAIL: 2 regression(s)")
     assert "| case | metric | baseline | current | change | verdict |" in md and "| **REGRESSION** |" in md
@@ -98,8 +98,8 @@ def test_markdown_has_a_table_and_the_summary():
 def test_cli_exit_codes(tmp_path, capsys):
     base, ok, bad = tmp_path / "base.json", tmp_path / "ok.json", tmp_path / "slow.json"
     base.write_text(json.dumps(BASE))
-    ok.write_text(json.dumps(run(bench("m-fp32", samples(1e-3, seed=41), metrics={"size": {"state_dict_bytes": 1000}}))))
-    bad.write_text(json.dumps(run(bench("m-fp32", samples(2e-3, seed=42), metrics={"size": {"state_dict_bytes": 1000}}))))
+    ok.write_text(json.dumps(run(bench("m-fp32", samples(1e-3, seed=41), metrics={"size": {"serialized_bytes": 1000}}))))
+    bad.write_text(json.dumps(run(bench("m-fp32", samples(2e-3, seed=42), metrics={"size": {"serialized_bytes": 1000}}))))
     assert main(["compare", str(ok), "--baseline", str(base)]) == 0
     assert main(["compare", str(bad), "--baseline", str(base), "--format", "md"]) == 1
     assert "**REGRESSION**" in capsys.readouterr().out

@@ -156,7 +156,7 @@ def test_plugin_records_memory_and_size_and_enforces_budgets(pytester: pytest.Py
     # int8 weights of a 256x256 Linear: about a quarter of fp32's bytes.
     assert fp32["size"]["ratio_vs_fp32"] == 1.0
     assert 0.2 < dyn["size"]["ratio_vs_fp32"] < 0.35
-    assert dyn["size"]["fp32_state_dict_bytes"] == fp32["size"]["state_dict_bytes"]
+    assert dyn["size"]["fp32_state_dict_bytes"] == fp32["size"]["serialized_bytes"]
 
 
 def test_marker_with_an_unknown_keyword_is_a_usage_error(pytester: pytest.Pytester):
@@ -177,7 +177,7 @@ def _bench(model: str, recipe: str, inference: int, quantize: int | None, size: 
     step = lambda inc: {"peak_bytes": 100 * MiB + inc, "increment_bytes": inc}  # noqa: E731
     return {"extra_info": {"model": model, "recipe": recipe, "metrics": {
         "memory": {"inference": step(inference), "quantize": step(quantize) if quantize is not None else None},
-        "size": {"state_dict_bytes": size, "ratio_vs_fp32": ratio},
+        "size": {"serialized_bytes": size, "ratio_vs_fp32": ratio},
     }}}
 
 

@@ -20,12 +20,12 @@ def _write(path, data) -> None:
 
 
 def test_round_trip_keeps_samples_and_extra_info(tmp_path):
-    data = run(bench("m-fp32", samples(1e-3), metrics={"size": {"state_dict_bytes": 10}}))
+    data = run(bench("m-fp32", samples(1e-3), metrics={"size": {"serialized_bytes": 10}}))
     path = save_run(tmp_path, data)
     loaded = load_run(path)
     assert path.parent == tmp_path / "results" / "runs" and path.name.endswith("-aaaa.json")
     assert loaded.fingerprint == "aaaa" and loaded.cases["m-fp32"].samples == tuple(samples(1e-3))
-    assert loaded.cases["m-fp32"].extra_info["metrics"] == {"size": {"state_dict_bytes": 10}}
+    assert loaded.cases["m-fp32"].extra_info["metrics"] == {"size": {"serialized_bytes": 10}}
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -22,7 +22,7 @@ FIGURES = (
     "inference.increment_bytes",
     "quantize.peak_bytes",
     "quantize.increment_bytes",
-    "size.state_dict_bytes",
+    "size.serialized_bytes",
 )
 
 
@@ -55,7 +55,7 @@ def measure_once(model: str, recipe: str, *, weights: str, threads: int, warmup:
         "inference.increment_bytes": inference.increment_bytes,
         "quantize.peak_bytes": quantize.peak_bytes if quantize else None,
         "quantize.increment_bytes": quantize.increment_bytes if quantize else None,
-        "size.state_dict_bytes": state_dict_bytes(quantized.model),
+        "size.serialized_bytes": state_dict_bytes(quantized.model),
     }
 
 
@@ -148,7 +148,7 @@ def memory_table(benchmarks: list[dict[str, Any]]) -> str:
                 info["recipe"],
                 _mib(inf.get("peak_bytes")), _mib(inf.get("increment_bytes")),
                 _mib(q.get("peak_bytes")), _mib(q.get("increment_bytes")),
-                f"{size['state_dict_bytes'] / 1e6:.2f}" if size else "-",
+                f"{size['serialized_bytes'] / 1e6:.2f}" if size else "-",
                 f"{size['ratio_vs_fp32']:.3f}x" if size else "-",
             ])
         header = ["recipe", "infer peak MiB", "infer +MiB", "quant peak MiB", "quant +MiB", "state_dict MB", "vs fp32"]
