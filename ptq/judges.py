@@ -142,11 +142,9 @@ def _number(dotted: str) -> Callable[[CaseRecord], float | None]:
 
 
 def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
+    from ptq.memory import format_bytes
+
+    return format_bytes(n)
 
 
 def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | None]:

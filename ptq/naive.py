@@ -25,16 +25,19 @@ from ptq.stats import RatioEstimate
 __all__ = ["NaiveComparison", "compare_naive", "naive_once"]
 
 
-def naive_once(model: str, recipe: str, *, threads: int | None = None) -> dict[str, float]:
-    """One tutorial-style measurement in *this* process: one call each, float first."""
+def _float_and_quantized(model: str, recipe: str, threads: int | None) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
     if threads:
         torch.set_num_threads(threads)
     entry = get_model(model)
     built = entry.build()
-    quantized = apply_recipe(get_recipe(recipe), entry, built).model
-    x = entry.example_inputs(built)
+    return built.model, apply_recipe(get_recipe(recipe), entry, built).model, entry.example_inputs(built)
+
+
+def naive_once(model: str, recipe: str, *, threads: int | None = None) -> dict[str, float]:
+    """One tutorial-style measurement in *this* process: one call each, float first."""
+    float_model, quantized, x = _float_and_quantized(model, recipe, threads)
     start = time.time()
-    built.model(*x)
+    float_model(*x)
     float_s = time.time() - start
     start = time.time()
     quantized(*x)
@@ -66,15 +69,10 @@ class NaiveComparison:
 
 def compare_naive(model: str, recipe: str, *, repeat: int = 8, threads: int | None = None, pair_time: float = 3.0) -> NaiveComparison:
     naive = tuple(_naive_in_fresh_process(model, recipe, threads)["ratio"] for _ in range(repeat))
-    if threads:
-        torch.set_num_threads(threads)
-    entry = get_model(model)
-    built = entry.build()
-    quantized = apply_recipe(get_recipe(recipe), entry, built).model
-    x = entry.example_inputs(built)
+    float_model, quantized, x = _float_and_quantized(model, recipe, threads)
     with torch.inference_mode():
         for _ in range(10):
-            built.model(*x)
+            float_model(*x)
             quantized(*x)
-        warm = interleaved_speedup(lambda: built.model(*x), lambda: quantized(*x), budget_s=pair_time, min_pairs=20)
+        warm = interleaved_speedup(lambda: float_model(*x), lambda: quantized(*x), budget_s=pair_time, min_pairs=20)
     return NaiveComparison(model, recipe, naive, warm)

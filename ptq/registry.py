@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from ptq.errors import UserError
@@ -46,11 +47,22 @@ def match_globs(
 
 
 class Registry(Generic[T]):
-    """Name -> item, in registration order."""
+    """Name -> item, in registration order.
 
-    def __init__(self, kind: str) -> None:
+    ``entry_point_group``: installed packages register into it by exposing a callable in that
+    group; the callables run once, on the first lookup or listing.
+    """
+
+    def __init__(self, kind: str, *, entry_point_group: str | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._group = entry_point_group
+
+    def _load_entry_points(self) -> None:
+        group, self._group = self._group, None
+        if group:
+            for ep in entry_points(group=group):
+                ep.load()()
 
     def register(self, name: str, item: T, *, replace: bool = False) -> T:
         if not name or not isinstance(name, str):
@@ -68,6 +80,7 @@ class Registry(Generic[T]):
         return self._items.pop(name)
 
     def get(self, name: str) -> T:
+        self._load_entry_points()
         try:
             return self._items[name]
         except KeyError:
@@ -81,6 +94,7 @@ class Registry(Generic[T]):
         include: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] | None = None,
     ) -> list[str]:
+        self._load_entry_points()
         return match_globs(self._items, include, exclude)
 
     def __contains__(self, name: object) -> bool:

@@ -8,7 +8,6 @@ pointing at a callable that registers).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from importlib.metadata import entry_points
 
 from ptq.models.base import WEIGHT_POLICIES, Batch, Built, DataSource, ModelEntry, TensorData
 from ptq.registry import Registry
@@ -26,8 +25,7 @@ __all__ = [
     "unregister_model",
 ]
 
-_REGISTRY: Registry[ModelEntry] = Registry("model")
-_ENTRY_POINTS_LOADED = False
+_REGISTRY: Registry[ModelEntry] = Registry("model", entry_point_group="ptq.models")
 
 
 def register_model(
@@ -80,17 +78,8 @@ def unregister_model(name: str) -> ModelEntry:
     return _REGISTRY.unregister(name)
 
 
-def _load_entry_points() -> None:
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED = True
-    for ep in entry_points(group="ptq.models"):
-        ep.load()()
-
 
 def get_model(name: str) -> ModelEntry:
-    _load_entry_points()
     return _REGISTRY.get(name)
 
 
@@ -98,7 +87,6 @@ def list_models(
     include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
 ) -> list[str]:
     """Registered model names, filtered by comma-separated or listed fnmatch globs."""
-    _load_entry_points()
     return _REGISTRY.names(include, exclude)
 
 

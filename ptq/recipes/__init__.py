@@ -9,7 +9,6 @@ group ``ptq.recipes``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, handler_for, register_handler
 from ptq.recipes.deploy import Deployed
@@ -38,8 +37,7 @@ __all__ = [
     "unregister_recipe",
 ]
 
-_REGISTRY: Registry[Recipe] = Registry("recipe")
-_ENTRY_POINTS_LOADED = False
+_REGISTRY: Registry[Recipe] = Registry("recipe", entry_point_group="ptq.recipes")
 
 #: The float reference: every other recipe's speedup is measured against it.
 REFERENCE = "fp32"
@@ -56,24 +54,14 @@ def unregister_recipe(name: str) -> Recipe:
     return _REGISTRY.unregister(name)
 
 
-def _load_entry_points() -> None:
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED = True
-    for ep in entry_points(group="ptq.recipes"):
-        ep.load()()
-
 
 def get_recipe(name: str) -> Recipe:
-    _load_entry_points()
     return _REGISTRY.get(name)
 
 
 def list_recipes(
     include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
 ) -> list[str]:
-    _load_entry_points()
     return _REGISTRY.names(include, exclude)
 
 
