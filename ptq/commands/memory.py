@@ -148,10 +148,10 @@ def memory_table(benchmarks: list[dict[str, Any]]) -> str:
                 info["recipe"],
                 _mib(inf.get("peak_bytes")), _mib(inf.get("increment_bytes")),
                 _mib(q.get("peak_bytes")), _mib(q.get("increment_bytes")),
-                f"{size['serialized_bytes'] / 1e6:.2f}" if size else "-",
-                f"{size['ratio_vs_fp32']:.3f}x" if size else "-",
+                f"{size['serialized_bytes'] / 1e6:.2f}" if size.get("serialized_bytes") else "-",
+                f"{size['ratio_vs_fp32']:.3f}x" if "ratio_vs_fp32" in size else "-",
             ])
-        header = ["recipe", "infer peak MiB", "infer +MiB", "quant peak MiB", "quant +MiB", "state_dict MB", "vs fp32"]
+        header = ["recipe", "infer peak MiB", "infer +MiB", "quant peak MiB", "quant +MiB", "serialized MB", "vs fp32"]
         blocks.append(f"{model}\n" + format_table(header, rows))
     return "\n\n".join(blocks)
 
