@@ -119,6 +119,17 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def savable(recipe: Recipe) -> bool:
+    """Recipes whose result is an eager PyTorch module that a state_dict rebuilds.
+
+    Deployed forms (TorchScript, torch.compile), PT2E graphs and ONNX Runtime sessions have
+    their own formats (``torch.jit.save``, ``torch.export.save``, the ONNX file).
+    """
+    from ptq.recipes import DynamicQuant, Float32, StaticInt8, TorchaoRecipe
+
+    return isinstance(recipe, (Float32, DynamicQuant, StaticInt8, TorchaoRecipe))
+
+
 def save(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -133,6 +144,12 @@ def save(
     """
     entry = get_model(entry) if isinstance(entry, str) else entry
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if not savable(recipe):
+        raise UserError(
+            f"ptq.save stores eager PyTorch modules; recipe {recipe.name!r} ({type(recipe).__name__}, "
+            f"stack {type(recipe).stack}) has its own format: torch.jit.save for TorchScript, "
+            "torch.export.save for PT2E, the ONNX file for onnxruntime"
+        )
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
