@@ -197,6 +197,11 @@ def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
 
 def load_run(path: str | Path, *, plain: bool = False) -> Run:
     """Read a run or baseline file; a truncated or corrupt file is one error naming it."""
+    return parse_run(read_json(path), str(path), plain=plain)
+
+
+def read_json(path: str | Path) -> Any:
+    """The raw JSON of a run file, or one error naming the file and the fix."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -211,7 +216,7 @@ def load_run(path: str | Path, *, plain: bool = False) -> Run:
             f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             f"restore it (`git checkout -- {path}`) or {RESAVE}"
         ) from None
-    return parse_run(data, str(path), plain=plain)
+    return data
 
 
 def baseline_path(root: str | Path, fingerprint: str) -> Path:

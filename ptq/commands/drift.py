@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ptq.cli import command
@@ -19,12 +18,10 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _drift(args: argparse.Namespace) -> int:
     from ptq.drift_report import drift_table
     from ptq.errors import UserError
+    from ptq.runs import read_json
 
     path = Path(args.json)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read benchmark JSON {str(path)!r}: {exc}") from None
+    data = read_json(path)
     records = [b.get("extra_info", {}) for b in data.get("benchmarks", [])]
     records = [r for r in records if "drift" in r.get("metrics", {})]
     if not records:

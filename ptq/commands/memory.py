@@ -162,11 +162,10 @@ def _table_args(p: argparse.ArgumentParser) -> None:
 
 @command("memory-table", _table_args)
 def _memory_table(args: argparse.Namespace) -> int:
+    from ptq.runs import read_json
+
     path = Path(args.json_path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read benchmark JSON {str(path)!r}: {exc}") from None
+    data = read_json(path)
     table = memory_table(data.get("benchmarks", []))
     if not table:
         raise UserError(f"{str(path)!r} has no case with memory or size metrics; run the benchmarks with ptq's probes")
