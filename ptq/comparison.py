@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ptq.config import Config
 from ptq.gate import Verdict
@@ -56,7 +57,7 @@ class Comparison:
         return {v: sum(r.verdict is v for r in self.rows) for v in Verdict if any(r.verdict is v for r in self.rows)}
 
 
-def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, float]:
+def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, Any]:
     return config.resolve("gate", model=str(extra_info.get("model", "")), recipe=str(extra_info.get("recipe", "")),
                           defaults=DEFAULTS)
 

@@ -51,6 +51,22 @@ def cpu_info() -> dict[str, Any]:
     return {"cpu_model": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
 
 
+#: torch's own default thread count (its physical cores, or OMP_NUM_THREADS), read at import,
+#: before anything calls ``torch.set_num_threads``.
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def benchmark_threads() -> int:
+    """Threads a benchmark uses unless told: torch's default less one, at least one.
+
+    The spare core takes the OS, the timer and pytest. With every core in one parallel region,
+    any interrupt stalls the whole call: on the 2-core reference machine the window-to-window
+    spread of a case's fastest calls was 2-5% at 2 threads and 0.3-1.7% at 1 thread (micro
+    cases, 0.25 s windows, ``ptq gate-quality``), and a 5% gate cannot stand on 5% noise.
+    """
+    return max(1, TORCH_DEFAULT_THREADS - 1)
+
+
 def environment(threads: int | None = None) -> dict[str, Any]:
     """Everything recorded with a run: CPU, threads, OS, Python and the stack's versions."""
     return {

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from ptq.gate import Verdict, decide_interval, decide_latency
+import numpy as np
+
+from ptq.gate import DEFAULT_LOCATION, Verdict, decide_interval, decide_latency
 
 __all__ = ["Outcome", "Target", "busy_wait", "collect", "run_trial", "speedups", "summarize", "time_calls"]
 
@@ -115,9 +117,10 @@ class Outcome:
     ratios: dict[float, list[float]] = field(default_factory=dict)
 
     def record(self, fraction: float, targets: Sequence[Target], base: Mapping[str, list[float]],
-               cur: Mapping[str, list[float]], *, threshold: float, alpha: float) -> None:
+               cur: Mapping[str, list[float]], *, threshold: float, alpha: float, statistic: str = DEFAULT_LOCATION
+               ) -> None:
         for t in targets:
-            d = decide_latency(base[t.case], cur[t.case], threshold=threshold, alpha=alpha)
+            d = decide_latency(base[t.case], cur[t.case], threshold=threshold, alpha=alpha, statistic=statistic)
             self.tally(fraction if t.inject else 0.0, d.verdict, d.ratio)
 
     def record_speedups(self, fraction: float, base: Mapping[str, tuple[float, float, float]],
@@ -138,6 +141,12 @@ class Outcome:
     def rate(self, fraction: float) -> float:
         n, hit = self.detected.get(fraction, (0, 0))
         return hit / n if n else float("nan")
+
+    def ratio_quantiles(self) -> dict[str, list[float]]:
+        """Per injected fraction, the 1/5/50/95/99th percentiles of the measured ratios: the
+        A/A row is the noise a threshold must clear."""
+        return {f"{f:g}": [round(float(x), 4) for x in np.quantile(r, [0.01, 0.05, 0.5, 0.95, 0.99])]
+                for f, r in sorted(self.ratios.items()) if r}
 
     def smallest_caught(self, level: float = 0.95) -> float | None:
         caught = [f for f in sorted(self.detected) if self.rate(f) >= level]

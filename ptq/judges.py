@@ -4,7 +4,8 @@ judge a baseline value against a current one. Register one with :func:`register_
 A judge's ``extract`` returns None when the case did not measure the metric (reported as
 "not measured", never as a failure). Key paths read (lower is better unless noted):
 
-- ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only.
+- ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only; judged
+  by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.gate`).
 - ``speedup``: ``extra_info.metrics.speedup = {ratio, low, high}`` (higher is better), same
   fingerprint only; fp32 cases have none.
 - ``memory``: ``extra_info.metrics.memory.inference.increment_bytes`` (memray's high-water
@@ -26,16 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq.config import Section, register_section
-from ptq.gate import Verdict, decide_interval, decide_latency, decide_threshold
+from ptq.errors import UserError
+from ptq.gate import DEFAULT_LOCATION, LOCATIONS, Verdict, decide_interval, decide_latency, decide_threshold, location
 from ptq.registry import Registry
 from ptq.runs import CaseRecord
 
 __all__ = ["DEFAULTS", "Judge", "Judgement", "get_judge", "list_judges", "register_judge"]
 
 #: Defaults of ``[tool.ptq.gate]``.
-DEFAULTS: dict[str, float] = {
-    "latency_threshold": 0.05,  # minimum slowdown of the median (5%) ...
+DEFAULTS: dict[str, Any] = {
+    "latency_threshold": 0.05,  # minimum slowdown of the latency statistic (5%) ...
     "alpha": 0.01,  # ... AND a Mann-Whitney p below this
+    "latency_statistic": DEFAULT_LOCATION,  # the quantile compared: p1 (see ptq.gate), min, p5, p10, p25, median
     "speedup_threshold": 0.05,  # speedup over fp32 must fall 5% with non-overlapping CIs
     "memory_threshold": 0.05,  # relative growth of peak bytes allowed (or the measured spread)
     "size_threshold": 0.01,  # relative growth of serialized bytes allowed
@@ -44,7 +47,7 @@ DEFAULTS: dict[str, float] = {
 
 register_section(Section(
     "gate",
-    keys={k: (int, float) for k in DEFAULTS},
+    keys={k: str if isinstance(v, str) else (int, float) for k, v in DEFAULTS.items()},
     description="regression gate thresholds (ptq compare, --ptq-compare, ptq ab)",
 ))
 
@@ -64,7 +67,7 @@ class Judgement:
 class Judge:
     name: str
     extract: Callable[[CaseRecord], Any]
-    judge: Callable[[Any, Any, Mapping[str, float]], Judgement]
+    judge: Callable[[Any, Any, Mapping[str, Any]], Judgement]
     #: True: only comparable on the same environment fingerprint (timings).
     same_environment: bool = False
     #: Whether a case should have this metric at all (speedup: not on fp32).
@@ -102,17 +105,21 @@ def _pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
-def _ms(samples: tuple[float, ...]) -> str:
-    import statistics
+def _ms(samples: tuple[float, ...], statistic: str) -> str:
+    import numpy as np
 
-    return f"{statistics.median(samples) * 1e3:.4g} ms"
+    return f"{float(np.quantile(samples, location(statistic))) * 1e3:.4g} ms {statistic}"
 
 
-def _latency(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, float]) -> Judgement:
-    d = decide_latency(base, cur, threshold=s["latency_threshold"], alpha=s["alpha"])
+def _latency(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
+    statistic = str(s["latency_statistic"])
+    if statistic not in LOCATIONS:
+        raise UserError(f"[tool.ptq.gate] latency_statistic = {statistic!r} is not one of {', '.join(LOCATIONS)}; "
+                        f"set one of them (default {DEFAULT_LOCATION!r})")
+    d = decide_latency(base, cur, threshold=s["latency_threshold"], alpha=s["alpha"], statistic=statistic)
     return Judgement(
-        d.verdict, _ms(base), _ms(cur), f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
-        f"median ratio, Mann-Whitney p={d.p:.2g}, n={len(base)}/{len(cur)}",
+        d.verdict, _ms(base, d.statistic), _ms(cur, d.statistic), f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
+        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), Mann-Whitney p={d.p:.2g}, n={len(base)}/{len(cur)}",
     )
 
 
@@ -127,7 +134,7 @@ def _speedup_value(record: CaseRecord) -> tuple[float, float, float] | None:
     return (float(m["ratio"]), float(m["low"]), float(m["high"]))
 
 
-def _speedup(base: tuple[float, float, float], cur: tuple[float, float, float], s: Mapping[str, float]) -> Judgement:
+def _speedup(base: tuple[float, float, float], cur: tuple[float, float, float], s: Mapping[str, Any]) -> Judgement:
     verdict = decide_interval(base, cur, threshold=s["speedup_threshold"])
     show = lambda v: f"{v[0]:.2f}x [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
     return Judgement(verdict, show(base), show(cur), _pct(cur[0] / base[0]), "interleaved speedup over fp32, 95% CIs")
@@ -159,14 +166,14 @@ def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | Non
     return extract
 
 
-def _memory(base: tuple[float, float], cur: tuple[float, float], s: Mapping[str, float]) -> Judgement:
+def _memory(base: tuple[float, float], cur: tuple[float, float], s: Mapping[str, Any]) -> Judgement:
     spread = 3 * max(base[1], cur[1])
     verdict = decide_threshold(base[0], cur[0], relative=s["memory_threshold"], spread=spread)
     return Judgement(verdict, _bytes(base[0]), _bytes(cur[0]), _pct(cur[0] / base[0]) if base[0] else "-",
                      f"allowed: max({s['memory_threshold']:.0%}, 3 x spread {_bytes(spread / 3)})")
 
 
-def _size(base: float, cur: float, s: Mapping[str, float]) -> Judgement:
+def _size(base: float, cur: float, s: Mapping[str, Any]) -> Judgement:
     verdict = decide_threshold(base, cur, relative=s["size_threshold"])
     return Judgement(verdict, _bytes(base), _bytes(cur), _pct(cur / base) if base else "-",
                      f"allowed: {s['size_threshold']:.0%}")
@@ -180,7 +187,7 @@ def _drift_value(record: CaseRecord) -> tuple[float, float | None] | None:
     return (sign * value, _number("metrics.drift.tolerance")(record))
 
 
-def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s: Mapping[str, float]) -> Judgement:
+def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s: Mapping[str, Any]) -> Judgement:
     tolerance = cur[1] if cur[1] is not None else s["drift_tolerance"]
     verdict = decide_threshold(base[0], cur[0], relative=0.0, absolute=tolerance)
     return Judgement(verdict, f"{abs(base[0]):.4g}", f"{abs(cur[0]):.4g}", f"{abs(cur[0]) - abs(base[0]):+.4g}",

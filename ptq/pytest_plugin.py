@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ptq.config import Config, load_config
-from ptq.env import environment, fingerprint
+from ptq.env import benchmark_threads, environment, fingerprint
 from ptq.errors import NotApplicable, PtqError, UserError
 from ptq.known_issues import known_issue
 from ptq.matrix import MATRICES, Case, select_cases
@@ -46,10 +46,6 @@ class PluginState:
 STATE = pytest.StashKey[PluginState]()
 
 
-def _default_threads() -> int:
-    return torch.get_num_threads()
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ptq", "ptq quantization benchmarks")
     group.addoption("--ptq-matrix", default="default", choices=sorted(MATRICES),
@@ -59,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ptq-recipes", default=None, metavar="GLOBS",
                     help="comma-separated fnmatch globs of recipe names, e.g. 'fp32,static_*'")
     group.addoption("--ptq-threads", type=int, default=None,
-                    help="torch intra-op threads for every case (default: torch's default, the physical cores)")
+                    help="torch intra-op threads for every case (default: torch's default less one, at least 1: "
+                         "the spare core keeps OS noise out of the timings, see ptq.env.benchmark_threads)")
     group.addoption("--ptq-warmup", type=int, default=10,
                     help="untimed warm-up calls before pytest-benchmark's timed rounds (default 10)")
     group.addoption("--ptq-warmup-time", type=float, default=1.0, metavar="SECONDS",
@@ -75,7 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    threads = config.getoption("--ptq-threads") or _default_threads()
+    threads = config.getoption("--ptq-threads") or benchmark_threads()
     warmup = config.getoption("--ptq-warmup")
     if threads < 1:
         raise pytest.UsageError(f"--ptq-threads must be >= 1, got {threads}")

@@ -10,6 +10,7 @@ from gate_fixtures import bench, run, samples
 from ptq.cli import main
 from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare, render
 from ptq.config import validate
+from ptq.errors import UserError
 from ptq.gate import Verdict
 from ptq.runs import parse_run
 
@@ -86,6 +87,20 @@ def test_thresholds_come_from_the_gate_config_section():
     loose = validate({"gate": {"cases": {"m-fp16": {"size_threshold": 0.1}}}}, "cfg")
     assert _verdicts(compare(parse_run(BASE, "b"), parse_run(cur, "c")))[("m-fp16", "size")] is Verdict.REGRESSION
     assert _verdicts(compare(parse_run(BASE, "b"), parse_run(cur, "c"), config=loose))[("m-fp16", "size")] is Verdict.OK
+
+
+def test_latency_statistic_comes_from_the_gate_config_section():
+    base = run(bench("m-int8", [1e-3] * 150 + [1.3e-3] * 50))
+    cur = run(bench("m-int8", [1e-3] * 100 + [1.3e-3] * 100))  # more stalled calls, same fastest calls
+    by_p1 = compare(parse_run(base, "b"), parse_run(cur, "c"))
+    assert _verdicts(by_p1)[("m-int8", "latency")] is Verdict.OK
+    assert "p1 ratio" in by_p1.rows[0].judgement.detail and by_p1.rows[0].judgement.baseline == "1 ms p1"
+    by_median = validate({"gate": {"latency_statistic": "median"}}, "cfg")
+    assert _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c"), config=by_median))[("m-int8", "latency")] is Verdict.REGRESSION
+    with pytest.raises(UserError, match=r"latency_statistic = 'p3' is not one of min, p1, p5, p10, p25, median"):
+        compare(parse_run(base, "b"), parse_run(cur, "c"), config=validate({"gate": {"latency_statistic": "p3"}}, "cfg"))
+    with pytest.raises(UserError, match=r"latency_statistic must be <class 'str'>"):
+        validate({"gate": {"latency_statistic": 1}}, "cfg")
 
 
 def test_markdown_has_a_table_and_the_summary():

@@ -14,3 +14,11 @@ def test_fingerprint_changes_with_what_matters_only():
     assert fingerprint(env) != fingerprint({**env, "threads": 1})
     assert fingerprint(env) != fingerprint({**env, "torch": "0.0"})
     assert fingerprint(env) == fingerprint({**env, "numpy": "0.0"})
+
+
+def test_benchmark_threads_leave_one_core_spare(monkeypatch):
+    import ptq.env
+
+    for torch_default, expected in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr(ptq.env, "TORCH_DEFAULT_THREADS", torch_default)
+        assert ptq.env.benchmark_threads() == expected

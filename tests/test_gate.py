@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptq.gate import Verdict, decide_interval, decide_latency, decide_threshold, mann_whitney, ratio_of_medians_ci
+from ptq.errors import UserError
+from ptq.gate import (
+    Verdict,
+    decide_interval,
+    decide_latency,
+    decide_threshold,
+    mann_whitney,
+    ratio_ci,
+    ratio_of_medians_ci,
+)
 
 
 def _lognormal(seed: int, n: int, median: float, sigma: float = 0.05) -> np.ndarray:
@@ -38,6 +47,41 @@ def test_ratio_of_medians_ci_brackets_the_true_ratio_and_is_seeded():
     ratio, low, high = ratio_of_medians_ci(base, cur, seed=7)
     assert low < 1.10 < high and low < ratio < high
     assert ratio_of_medians_ci(base, cur, seed=7) == (ratio, low, high)
+
+
+def _interfered(seed: int, n: int, base: float, *, hit: float = 0.0, extra: float = 0.4) -> np.ndarray:
+    """A fixed cost plus what a shared machine adds: small positive jitter on every call, and on
+    a fraction ``hit`` of calls a large stall (another process, an interrupt)."""
+    rng = np.random.default_rng(seed)
+    samples = base * (1 + rng.exponential(0.01, n))
+    return samples + base * extra * (rng.random(n) < hit)
+
+
+def test_ratio_ci_of_a_low_quantile_sees_a_fixed_cost_shift():
+    base, cur = _interfered(1, 1000, 1.0), _interfered(2, 1000, 1.1)
+    for statistic in ("min", "p1", "p5"):
+        ratio, low, high = ratio_ci(base, cur, statistic=statistic)
+        assert low <= ratio <= high and ratio == pytest.approx(1.10, abs=0.005)
+
+
+def test_interference_moves_the_median_but_is_not_a_regression():
+    # The same code; the current window shared its cores: 30% of calls stalled by +40%.
+    base, cur = _interfered(3, 1000, 1.0), _interfered(4, 1000, 1.0, hit=0.3)
+    by_median = decide_latency(base, cur, statistic="median")
+    assert by_median.verdict is Verdict.REGRESSION and by_median.ratio > 1.05  # the median rule cries wolf
+    d = decide_latency(base, cur)  # default: the 1st percentile
+    assert d.statistic == "p1" and d.verdict is Verdict.OK and d.ratio == pytest.approx(1.0, abs=0.01)
+    assert d.median_ratio == pytest.approx(by_median.ratio)
+
+
+def test_a_fixed_cost_regression_under_interference_is_caught():
+    d = decide_latency(_interfered(5, 1000, 1.0, hit=0.2), _interfered(6, 1000, 1.1, hit=0.05))
+    assert d.verdict is Verdict.REGRESSION and d.ratio == pytest.approx(1.10, abs=0.01)
+
+
+def test_unknown_statistic_names_the_valid_ones():
+    with pytest.raises(UserError, match=r"unknown latency statistic 'p2'; valid latency statistics: min, p1, p5"):
+        decide_latency([1.0] * 5, [1.0] * 5, statistic="p2")
 
 
 def test_latency_same_distribution_is_ok_across_seeds():

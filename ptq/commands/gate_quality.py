@@ -14,6 +14,7 @@ import time
 
 from ptq.cli import command
 from ptq.errors import UserError
+from ptq.gate import LOCATIONS
 from ptq.judges import DEFAULTS
 
 TARGET_FALSE = 0.01
@@ -31,9 +32,12 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time", type=float, default=0.25, help="seconds of timing per case per side (default 0.25)")
     p.add_argument("--rounds", type=int, default=4, help="ABBA rounds per trial in interleaved mode (default 4)")
     p.add_argument("--modes", default="plain,interleaved,speedup", help="plain, interleaved, speedup (default: all)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: the suite's, torch's default less one; see ptq.env.benchmark_threads)")
     p.add_argument("--threshold", type=float, default=DEFAULTS["latency_threshold"])
     p.add_argument("--alpha", type=float, default=DEFAULTS["alpha"])
+    p.add_argument("--statistic", default=DEFAULTS["latency_statistic"], choices=list(LOCATIONS),
+                   help=f"latency statistic compared (default {DEFAULTS['latency_statistic']})")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the tallies as JSON (atomically)")
 
 
@@ -50,12 +54,12 @@ def _parse_fractions(text: str) -> list[float]:
 def _targets(cases: str, threads: int | None):
     import torch
 
+    from ptq.env import benchmark_threads
     from ptq.gate_quality import Target, time_calls
     from ptq.matrix import Case
     from ptq.runner import RunOptions, Workbench
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or benchmark_threads())
     bench = Workbench(RunOptions(threads=torch.get_num_threads(), weights="random"))
     targets, calls = [], {}
     for spec in (c.strip() for c in cases.split(",") if c.strip()):
@@ -80,6 +84,8 @@ def _targets(cases: str, threads: int | None):
 
 @command("gate-quality", _args)
 def _gate_quality(args: argparse.Namespace) -> int:
+    import torch
+
     from ptq.cache import atomic_write
     from ptq.gate_quality import MODES, Outcome, run_trial, speedups, summarize
     from ptq.report import format_table
@@ -103,7 +109,8 @@ def _gate_quality(args: argparse.Namespace) -> int:
                                         threshold=DEFAULTS["speedup_threshold"])
             else:
                 base, cur = run_trial(targets, fraction, mode=mode, budget_s=args.time, rounds=args.rounds)
-                outcome.record(fraction, targets, base, cur, threshold=args.threshold, alpha=args.alpha)
+                outcome.record(fraction, targets, base, cur, threshold=args.threshold, alpha=args.alpha,
+                               statistic=args.statistic)
             print(f"\r{mode}: trial {i + 1}/{len(plan)}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         outcomes.append(outcome)
@@ -116,12 +123,17 @@ def _gate_quality(args: argparse.Namespace) -> int:
         print(f"{o.mode}: false regressions {o.false_rate():.1%} (target <= {TARGET_FALSE:.0%}), "
               f"10% slowdown caught {o.rate(TARGET_SLOWDOWN):.0%} (target >= {TARGET_DETECT:.0%}), smallest slowdown "
               f"caught >= 95%: {f'{smallest:.0%}' if smallest else 'none tried'}: {'PASS' if met else 'MISS'}")
-    print(f"threshold {args.threshold:.0%}, alpha {args.alpha}, {args.time}s per case per side, "
+    print(f"{args.statistic} ratio > {1 + args.threshold:g} and Mann-Whitney p < {args.alpha}, "
+          f"{torch.get_num_threads()} torch threads, {args.time}s per case per side, "
           f"{time.perf_counter() - started:.0f}s")
     if args.json:
-        data = {"args": vars(args), "outcomes": [
+        from ptq.env import environment, fingerprint
+
+        env = environment()
+        data = {"args": vars(args), "environment": env, "fingerprint": fingerprint(env), "outcomes": [
             {"mode": o.mode, "aa": o.aa, "detected": {str(f): v for f, v in o.detected.items()},
-             "smallest_caught_95": o.smallest_caught(TARGET_DETECT)} for o in outcomes]}
+             "smallest_caught_95": o.smallest_caught(TARGET_DETECT),
+             "ratio_quantiles": o.ratio_quantiles()} for o in outcomes]}
         text = json.dumps(data, indent=1, default=str).encode()
         atomic_write(args.json, lambda fh: fh.write(text))
     return 0 if ok else 1
