@@ -25,6 +25,7 @@ from ptq.recipes import REFERENCE
 from ptq.report import speedup_table
 from ptq.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
 from ptq.runner import PreparedCase, RunOptions, Workbench, run_case
+from ptq.speedup import DEFAULT_PAIR_TIME
 
 __all__ = ["STATE", "PluginState"]
 
@@ -63,8 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="stop warming up after this long, once 2 calls ran (default 1.0)")
     group.addoption("--ptq-weights", default="auto", choices=WEIGHT_POLICIES,
                     help="auto: pretrained when on disk, else seeded random; pretrained: may download; random")
-    group.addoption("--ptq-pair-time", type=float, default=1.5, metavar="SECONDS",
-                    help="seconds per case of interleaved fp32/quantized pairs for the speedup (0 disables)")
+    group.addoption("--ptq-pair-time", type=float, default=DEFAULT_PAIR_TIME, metavar="SECONDS",
+                    help=f"seconds per case of interleaved fp32/quantized pairs for the speedup "
+                         f"(default {DEFAULT_PAIR_TIME}; 0 disables)")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
                     help="run cases listed in ptq.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",

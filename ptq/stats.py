@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RatioEstimate", "bootstrap_median_ci", "paired_ratio"]
+__all__ = ["RatioEstimate", "bootstrap_median_ci", "paired_quantile_ratio", "paired_ratio"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +52,29 @@ def paired_ratio(
     ratios = [r / c for r, c in zip(reference, candidate, strict=True) if c > 0]
     mid, low, high = bootstrap_median_ci(ratios, level=level, seed=seed)
     return RatioEstimate(mid, low, high, len(ratios), level)
+
+
+def paired_quantile_ratio(
+    reference: Sequence[float], candidate: Sequence[float], *, q: float = 0.01, level: float = 0.95,
+    resamples: int = 2000, seed: int = 0,
+) -> RatioEstimate:
+    """``q``-quantile of the reference calls over that of the candidate calls (> 1: candidate faster).
+
+    The calls were interleaved, so both sides saw the same machine states, and a low quantile
+    keeps the calls no stall touched: on the 2-core reference machine this ratio varied 2-3x
+    less between repeats than the median of per-pair ratios (cv 0.9% against 3.0% for a 0.15 ms
+    case). The bootstrap resamples whole pairs, keeping what each pair shared.
+    """
+    if len(reference) != len(candidate):
+        raise ValueError(f"paired samples differ in length: {len(reference)} vs {len(candidate)}")
+    if not 0 <= q <= 1 or not 0 < level < 1:
+        raise ValueError(f"q must be in [0, 1] and level in (0, 1), got {q} and {level}")
+    ref, cand = np.asarray(reference, dtype=float), np.asarray(candidate, dtype=float)
+    if ref.size == 0:
+        raise ValueError("no samples")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, ref.size, size=(resamples, ref.size))
+    ratios = np.quantile(ref[idx], q, axis=1) / np.quantile(cand[idx], q, axis=1)
+    tail = (1 - level) / 2
+    return RatioEstimate(float(np.quantile(ref, q) / np.quantile(cand, q)), float(np.quantile(ratios, tail)),
+                         float(np.quantile(ratios, 1 - tail)), int(ref.size), level)

@@ -65,8 +65,8 @@ def test_ratio_ci_of_a_low_quantile_sees_a_fixed_cost_shift():
 
 
 def test_interference_moves_the_median_but_is_not_a_regression():
-    # The same code; the current window shared its cores: 30% of calls stalled by +40%.
-    base, cur = _interfered(3, 1000, 1.0), _interfered(4, 1000, 1.0, hit=0.3)
+    # The same code; the current window shared its cores: 60% of calls stalled by +40%.
+    base, cur = _interfered(3, 1000, 1.0), _interfered(4, 1000, 1.0, hit=0.6)
     by_median = decide_latency(base, cur, statistic="median")
     assert by_median.verdict is Verdict.REGRESSION and by_median.ratio > 1.05  # the median rule cries wolf
     d = decide_latency(base, cur)  # default: the 1st percentile

@@ -32,6 +32,14 @@ def test_interleaved_speedup_alternates_abba_and_measures_the_ratio():
     assert est.n == 20  # 20 pairs = 0.1 s at 5 ms a pair
 
 
+def test_interleaved_speedup_hands_back_the_raw_pairs():
+    clock = FakeClock()
+    pairs: list[tuple[float, float]] = []
+    est = interleaved_speedup(clock.work("ref", 0.003), clock.work("cand", 0.001), budget_s=0.04, warmup=0,
+                              min_pairs=2, timer=clock, pairs=pairs)
+    assert len(pairs) == est.n == 10 and pairs[0] == pytest.approx((0.003, 0.001))
+
+
 def test_interleaved_speedup_respects_min_and_max_pairs():
     clock = FakeClock()
     est = interleaved_speedup(clock.work("a", 1.0), clock.work("b", 1.0), budget_s=0.5, warmup=0, min_pairs=7, timer=clock)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ptq.stats import bootstrap_median_ci, paired_ratio
+from ptq.stats import bootstrap_median_ci, paired_quantile_ratio, paired_ratio
 
 
 def test_paired_ratio_recovers_a_known_speedup_under_common_drift():
@@ -21,6 +21,22 @@ def test_paired_ratio_of_identical_workloads_brackets_one():
     b = rng.lognormal(np.log(1e-3), 0.05, 100)
     est = paired_ratio(a, b)
     assert est.low <= 1.0 <= est.high
+
+
+def test_paired_quantile_ratio_ignores_stalls_the_median_of_pairs_feels():
+    rng = np.random.default_rng(3)
+    ref = 10e-3 * (1 + rng.exponential(0.01, 400))
+    cand = 5e-3 * (1 + rng.exponential(0.01, 400))
+    cand[rng.random(400) < 0.6] += 2e-3  # 60% of the candidate's calls stalled by a neighbour
+    est = paired_quantile_ratio(ref, cand)
+    assert est.low <= est.ratio <= est.high and est.ratio == pytest.approx(2.0, abs=0.02) and est.n == 400
+    assert paired_ratio(ref, cand).ratio < 1.8  # the median of per-pair ratios takes the stalls for slowness
+    assert paired_quantile_ratio(ref, cand, seed=1) != paired_quantile_ratio(ref, cand, seed=2)  # seeded CI
+    assert paired_quantile_ratio(ref, cand, seed=1) == paired_quantile_ratio(ref, cand, seed=1)
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_quantile_ratio([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="q must be in"):
+        paired_quantile_ratio([1.0], [1.0], q=2)
 
 
 def test_bootstrap_is_deterministic_and_brackets_the_median():

@@ -16,6 +16,7 @@ from ptq.cli import command
 from ptq.errors import UserError
 from ptq.gate import LOCATIONS
 from ptq.judges import DEFAULTS
+from ptq.speedup import DEFAULT_PAIR_TIME
 
 TARGET_FALSE = 0.01
 TARGET_DETECT = 0.95
@@ -30,6 +31,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aa-trials", type=int, default=30, help="trials with nothing injected (default 30)")
     p.add_argument("--trials", type=int, default=20, help="trials per injected slowdown (default 20)")
     p.add_argument("--time", type=float, default=0.25, help="seconds of timing per case per side (default 0.25)")
+    p.add_argument("--pair-time", type=float, default=DEFAULT_PAIR_TIME,
+                   help=f"seconds of interleaved pairs per case per side in speedup mode (default {DEFAULT_PAIR_TIME}, "
+                        "the suite's --ptq-pair-time)")
     p.add_argument("--rounds", type=int, default=4, help="ABBA rounds per trial in interleaved mode (default 4)")
     p.add_argument("--modes", default="plain,interleaved,speedup", help="plain, interleaved, speedup (default: all)")
     p.add_argument("--threads", type=int, default=None,
@@ -105,7 +109,8 @@ def _gate_quality(args: argparse.Namespace) -> int:
         outcome = Outcome(mode)
         for i, fraction in enumerate(plan):
             if mode == "speedup":
-                outcome.record_speedups(fraction, speedups(targets, 0.0, args.time), speedups(targets, fraction, args.time),
+                outcome.record_speedups(fraction, speedups(targets, 0.0, args.pair_time),
+                                        speedups(targets, fraction, args.pair_time),
                                         threshold=DEFAULTS["speedup_threshold"])
             else:
                 base, cur = run_trial(targets, fraction, mode=mode, budget_s=args.time, rounds=args.rounds)
