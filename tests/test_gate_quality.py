@@ -49,6 +49,9 @@ def test_outcome_counts_controls_as_aa_and_injected_cases_as_detections():
         o.record(0.2, targets, base, cur, threshold=0.05, alpha=0.01)
     assert o.aa == [10, 0] and o.detected == {0.2: [10, 9]}
     assert o.rate(0.2) == 0.9 and o.smallest_caught(0.9) == 0.2 and o.smallest_caught(0.95) is None
+    quantiles = o.ratio_quantiles()
+    assert set(quantiles) == {"0", "0.2"} and quantiles["0.2"] == sorted(quantiles["0.2"])
+    assert 1.1 < quantiles["0.2"][2] < 1.3 and 0.95 < quantiles["0"][2] < 1.05  # medians of the measured ratios
     rows = summarize([o])
     assert rows[0][:5] == ["plain", "0% (A/A)", "10", "0", "0.0%"] and rows[1][:5] == ["plain", "20%", "10", "9", "90.0%"]
 

@@ -30,7 +30,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slowdowns", default="0.03,0.05,0.10,0.20", help="injected slowdown fractions")
     p.add_argument("--aa-trials", type=int, default=30, help="trials with nothing injected (default 30)")
     p.add_argument("--trials", type=int, default=20, help="trials per injected slowdown (default 20)")
-    p.add_argument("--time", type=float, default=0.25, help="seconds of timing per case per side (default 0.25)")
+    p.add_argument("--time", type=float, default=1.0,
+                   help="seconds of timing per case per side (default 1.0, pytest-benchmark's max_time)")
     p.add_argument("--pair-time", type=float, default=DEFAULT_PAIR_TIME,
                    help=f"seconds of interleaved pairs per case per side in speedup mode (default {DEFAULT_PAIR_TIME}, "
                         "the suite's --ptq-pair-time)")
