@@ -121,6 +121,11 @@ def test_cli_exit_codes(tmp_path, capsys):
     (tmp_path / "trunc.json").write_text(base.read_text()[:40])
     assert main(["compare", str(ok), "--baseline", str(tmp_path / "trunc.json")]) == 2
     assert "trunc.json: corrupt or truncated JSON" in capsys.readouterr().err
+    # --judges: latency left to ptq ab, the 2x slower run passes on the judges kept
+    assert main(["compare", str(bad), "--baseline", str(base), "--judges", "size,*memory"]) == 0
+    assert "latency" not in capsys.readouterr().out
+    assert main(["compare", str(bad), "--baseline", str(base), "--judges", "size,latncy"]) == 2
+    assert "--judges='size,latncy': latncy matches no judge; valid: latency, speedup" in capsys.readouterr().err
 
 
 def test_cli_without_a_baseline_reports_every_case_new(tmp_path, capsys):
