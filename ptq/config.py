@@ -13,6 +13,7 @@ Layout, by example::
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,7 +87,14 @@ class Config:
         return out
 
 
+#: Modules that register the built-in sections; imported before a config is validated, so a
+#: command that never loads, say, the drift probe still accepts ``[tool.ptq.tolerance]``.
+SECTION_MODULES = ("ptq.judges", "ptq.drift", "ptq.memory", "ptq.models.image_folder")
+
+
 def validate(data: Mapping[str, Any], where: str) -> Config:
+    for module in SECTION_MODULES:
+        importlib.import_module(module)
     for name, table in data.items():
         if name not in _SECTIONS:
             valid = ", ".join(sorted(_SECTIONS)) or "(none)"

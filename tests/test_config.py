@@ -49,3 +49,17 @@ def test_load_prefers_results_file_then_pyproject(tmp_path):
     (tmp_path / "results" / "ptq.toml").write_text("[test_section\n")
     with pytest.raises(UserError, match="cannot parse ptq config"):
         load_config(tmp_path)
+
+
+def test_the_repositorys_own_config_loads_in_a_fresh_process():
+    # Sections register on import; a command that never imports the drift probe must still
+    # accept [tool.ptq.tolerance] (ptq compare once refused this repository's pyproject).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = "from ptq.config import load_config; c = load_config('.'); print(sorted(c.data))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "tolerance" in done.stdout
