@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -74,6 +74,15 @@ def _marker(x: float, y: float, kind: str, tip: str) -> str:
     return f'<circle class="pt" cx="{x:.1f}" cy="{y:.1f}" r="3.2" fill="{fill}" stroke="{color}" stroke-width="1.5">{title}</circle>'
 
 
+def _y_grid(ticks: Sequence[float], y: Callable[[float], float], x_from: float, x_to: float) -> list[str]:
+    """Horizontal grid lines at ``ticks`` with their labels left of ``x_from``."""
+    out = []
+    for t in ticks:
+        out.append(f'<line x1="{x_from}" x2="{x_to}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{COLORS["grid"]}"/>')
+        out.append(f'<text x="{x_from - 5}" y="{y(t) + 3.5:.1f}" text-anchor="end" class="tick">{escape(fmt(t))}</text>')
+    return out
+
+
 def line_chart(points: Sequence[Point], xlabels: Sequence[str], *, unit: str, label: str,
                width: int = 300, height: int = 118) -> str:
     """A trend over runs: spread band, line (broken where a run has no value), verdict markers."""
@@ -93,10 +102,7 @@ def line_chart(points: Sequence[Point], xlabels: Sequence[str], *, unit: str, la
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - (v - y0) / ((y1 - y0) or 1))
 
-    body = []
-    for t in ticks:
-        body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{COLORS["grid"]}"/>')
-        body.append(f'<text x="{left - 5}" y="{y(t) + 3.5:.1f}" text-anchor="end" class="tick">{escape(fmt(t))}</text>')
+    body = _y_grid(ticks, y, left, width - right)
     if unit:
         body.append(f'<text x="4" y="{top + 2}" class="unit" dominant-baseline="hanging">{escape(unit)}</text>')
     stride = max(1, math.ceil(n / 6))
@@ -155,10 +161,7 @@ def scatter_chart(points: Sequence[tuple[float, float, str, str]], *, xunit: str
     def sy(v: float) -> float:
         return top + (height - top - bottom) * (1 - (v - y0) / ((y1 - y0) or 1))
 
-    body = []
-    for t in yt:
-        body.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="{COLORS["grid"]}"/>')
-        body.append(f'<text x="{left - 5}" y="{sy(t) + 3.5:.1f}" text-anchor="end" class="tick">{escape(fmt(t))}</text>')
+    body = _y_grid(yt, sy, left, width - right)
     for t in xt:
         body.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top}" y2="{height - bottom}" stroke="{COLORS["grid"]}"/>')
         body.append(f'<text x="{sx(t):.1f}" y="{height - bottom + 14}" text-anchor="middle" class="tick">{escape(fmt(t))}</text>')
