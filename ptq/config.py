@@ -13,9 +13,10 @@ Layout, by example::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,14 @@ SCOPES = ("models", "recipes", "cases")
 
 @dataclass(frozen=True)
 class Section:
-    """A config section: its valid keys with their types, and whether it takes scopes."""
+    """A config section: its valid keys with their types (and, for some, their allowed values),
+    and whether it takes scopes."""
 
     name: str
     keys: Mapping[str, type | tuple[type, ...]]
     scoped: bool = True
     description: str = ""
+    choices: Mapping[str, Collection[Any]] = field(default_factory=dict)
 
 
 _SECTIONS: dict[str, Section] = {}
@@ -65,6 +68,9 @@ def _check_keys(where: str, table: Mapping[str, Any], section: Section) -> None:
             raise UserError(f"{where}: [tool.ptq.{section.name}] {key} must be {expected}, got {value!r}")
         if not isinstance(value, expected):
             raise UserError(f"{where}: [tool.ptq.{section.name}] {key} must be {expected}, got {value!r}")
+        if key in section.choices and value not in section.choices[key]:
+            valid = ", ".join(map(str, section.choices[key]))
+            raise UserError(f"{where}: [tool.ptq.{section.name}] {key} = {value!r} is not one of {valid}; set one of them")
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ def validate(data: Mapping[str, Any], where: str) -> Config:
             for target, sub in table.get(scope, {}).items():
                 if not isinstance(sub, Mapping):
                     raise UserError(f"{where}: [tool.ptq.{name}.{scope}.{target}] must be a table")
-                _check_keys(f"{where} [{scope}.{target}]", sub, Section(name, section.keys, scoped=False))
+                _check_keys(f"{where} [{scope}.{target}]", sub, dataclasses.replace(section, scoped=False))
     return Config(dict(data), where)
 
 

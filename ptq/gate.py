@@ -36,7 +36,6 @@ __all__ = [
     "location",
     "mann_whitney",
     "ratio_ci",
-    "ratio_of_medians_ci",
 ]
 
 #: Location statistics the latency ratio can use, each a quantile of the samples: name -> q.
@@ -128,11 +127,6 @@ def ratio_ci(
     ratios = boot(cur) / boot(base)
     tail = (1 - level) / 2
     return ratio, float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
-
-
-def ratio_of_medians_ci(baseline: Sequence[float], current: Sequence[float], **kwargs: float) -> tuple[float, float, float]:
-    """:func:`ratio_ci` of the medians."""
-    return ratio_ci(baseline, current, statistic="median", **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

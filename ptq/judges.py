@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq.config import Section, register_section
-from ptq.errors import UserError
 from ptq.gate import DEFAULT_LOCATION, LOCATIONS, Verdict, decide_interval, decide_latency, decide_threshold, location
 from ptq.registry import Registry
 from ptq.runs import CaseRecord
@@ -48,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
 register_section(Section(
     "gate",
     keys={k: str if isinstance(v, str) else (int, float) for k, v in DEFAULTS.items()},
+    choices={"latency_statistic": tuple(LOCATIONS)},
     description="regression gate thresholds (ptq compare, --ptq-compare, ptq ab)",
 ))
 
@@ -112,11 +112,7 @@ def _ms(samples: tuple[float, ...], statistic: str) -> str:
 
 
 def _latency(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
-    statistic = str(s["latency_statistic"])
-    if statistic not in LOCATIONS:
-        raise UserError(f"[tool.ptq.gate] latency_statistic = {statistic!r} is not one of {', '.join(LOCATIONS)}; "
-                        f"set one of them (default {DEFAULT_LOCATION!r})")
-    d = decide_latency(base, cur, threshold=s["latency_threshold"], alpha=s["alpha"], statistic=statistic)
+    d = decide_latency(base, cur, threshold=s["latency_threshold"], alpha=s["alpha"], statistic=s["latency_statistic"])
     return Judgement(
         d.verdict, _ms(base, d.statistic), _ms(cur, d.statistic), f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
         f"{d.statistic} ratio (median {_pct(d.median_ratio)}), Mann-Whitney p={d.p:.2g}, n={len(base)}/{len(cur)}",

@@ -97,8 +97,10 @@ def test_latency_statistic_comes_from_the_gate_config_section():
     assert "p1 ratio" in by_p1.rows[0].judgement.detail and by_p1.rows[0].judgement.baseline == "1 ms p1"
     by_median = validate({"gate": {"latency_statistic": "median"}}, "cfg")
     assert _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c"), config=by_median))[("m-int8", "latency")] is Verdict.REGRESSION
-    with pytest.raises(UserError, match=r"latency_statistic = 'p3' is not one of min, p1, p5, p10, p25, median"):
-        compare(parse_run(base, "b"), parse_run(cur, "c"), config=validate({"gate": {"latency_statistic": "p3"}}, "cfg"))
+    with pytest.raises(UserError, match=r"cfg: \[tool.ptq.gate\] latency_statistic = 'p3' is not one of min, p1, p5, p10, p25, median"):
+        validate({"gate": {"latency_statistic": "p3"}}, "cfg")
+    with pytest.raises(UserError, match=r"latency_statistic = 'p3' is not one of"):  # in a scope too
+        validate({"gate": {"cases": {"m-int8": {"latency_statistic": "p3"}}}}, "cfg")
     with pytest.raises(UserError, match=r"latency_statistic must be <class 'str'>"):
         validate({"gate": {"latency_statistic": 1}}, "cfg")
 
