@@ -3,7 +3,8 @@
 Two runs taken minutes apart on a shared machine differ by more than a 10% change; short
 rounds alternated ABBA... see the same machine states on both sides (duet benchmarking,
 Bulej et al. 2020), so the samples merged per side are comparable. The verdict is
-:func:`ptq.comparison.compare`'s, the same statistics as ``ptq compare``.
+:func:`ptq.comparison.compare`'s, the same judges as ``ptq compare``; as each round is a fresh
+process, latency is judged with the round as its unit (:func:`ptq.gate.decide_latency_rounds`).
 """
 
 from __future__ import annotations
@@ -88,20 +89,40 @@ def _merge_speedup(values: list[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _merge_memory(merged: dict[str, Any], same: Sequence[Mapping[str, Any]]) -> None:
+    """Each step's increment becomes the median of the rounds', with the rounds' figures as its
+    ``samples``: the memory judge's allowance is 3x their spread, so a step whose high-water
+    mark moves from one process to the next is not flagged for that alone."""
+    for step, figures in (merged.get("metrics", {}).get("memory") or {}).items():
+        if not isinstance(figures, dict):
+            continue
+        per_round = [b["extra_info"]["metrics"]["memory"][step]["increment_bytes"] for b in same
+                     if isinstance((b["extra_info"].get("metrics", {}).get("memory") or {}).get(step), Mapping)
+                     and isinstance(b["extra_info"]["metrics"]["memory"][step].get("increment_bytes"), int | float)]
+        if len(per_round) > 1:
+            figures["increment_bytes"] = median(per_round)
+            figures["samples"] = per_round
+
+
 def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One run from several rounds of one side: raw samples concatenated per case, speedups
-    pooled as the median of the rounds', everything else from the last round."""
+    """One run from several rounds of one side: raw samples concatenated per case (each
+    round's count kept in ``extra_info.ab_round_sizes``, so a judge can take a process as
+    its unit), speedups and memory increments pooled as the median of the rounds' (memory
+    with their spread), everything else from the last round."""
     if not rounds:
         raise UserError("no rounds to merge")
     merged = json.loads(json.dumps(rounds[-1]))
     for bench in merged["benchmarks"]:
         case = bench.get("extra_info", {}).get("case")
         same = [b for r in rounds for b in r["benchmarks"] if b.get("extra_info", {}).get("case") == case]
-        bench["stats"]["data"] = [x for b in same for x in b.get("stats", {}).get("data", [])]
+        per_round = [list(b.get("stats", {}).get("data", [])) for b in same]
+        bench["stats"]["data"] = [x for r in per_round for x in r]
+        bench.setdefault("extra_info", {})["ab_round_sizes"] = [len(r) for r in per_round]
         speedups = [b["extra_info"]["metrics"]["speedup"] for b in same
                     if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)]
         if speedups:
             bench["extra_info"]["metrics"]["speedup"] = _merge_speedup(speedups)
+        _merge_memory(bench["extra_info"], same)
     merged["ptq"]["ab_rounds"] = len(rounds)
     return merged
 

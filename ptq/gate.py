@@ -16,7 +16,6 @@ Everything here is deterministic (seeded) and tested on synthetic samples with k
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +31,7 @@ __all__ = [
     "Verdict",
     "decide_interval",
     "decide_latency",
+    "decide_latency_rounds",
     "decide_threshold",
     "location",
     "mann_whitney",
@@ -67,31 +67,24 @@ class Verdict(str, Enum):
 
 @dataclass(frozen=True)
 class MannWhitney:
-    """U statistic of ``a`` against ``b`` and its two-sided p-value (normal approximation,
-    tie-corrected, with continuity correction: matches scipy's ``method="asymptotic"``)."""
+    """U statistic of ``a`` against ``b`` and its two-sided p-value."""
 
     u: float
     p: float
 
 
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
+    """scipy's test in its asymptotic form (tie-corrected normal approximation with continuity
+    correction): the exact form is slow on the thousands of samples a fast model gets."""
+    from scipy.stats import mannwhitneyu
+
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n1, n2 = x.size, y.size
-    if n1 == 0 or n2 == 0:
-        raise ValueError(f"Mann-Whitney needs samples on both sides, got {n1} and {n2}")
-    both = np.concatenate([x, y])
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based; ties share their mean rank
-    ranks = average_rank[inverse]
-    u = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
-    n = n1 + n2
-    ties = float(np.sum(counts.astype(float) ** 3 - counts))
-    variance = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
-    if variance <= 0:  # every value equal: no evidence of any difference
-        return MannWhitney(u, 1.0)
-    delta = u - n1 * n2 / 2.0
-    z = (abs(delta) - 0.5) / math.sqrt(variance) if abs(delta) >= 0.5 else 0.0
-    return MannWhitney(u, min(1.0, math.erfc(z / math.sqrt(2.0))))
+    if x.size == 0 or y.size == 0:
+        raise ValueError(f"Mann-Whitney needs samples on both sides, got {x.size} and {y.size}")
+    if np.ptp(np.concatenate([x, y])) == 0:  # every value equal: no evidence of any difference
+        return MannWhitney(float(x.size * y.size / 2.0), 1.0)
+    result = mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    return MannWhitney(float(result.statistic), float(result.pvalue))
 
 
 def ratio_ci(
@@ -140,6 +133,7 @@ class LatencyDecision:
     p: float
     statistic: str = DEFAULT_LOCATION
     median_ratio: float = float("nan")
+    test: str = "Mann-Whitney"  # what gave ``p``
 
 
 def decide_latency(
@@ -166,6 +160,63 @@ def decide_latency(
         verdict = Verdict.OK
     median_ratio = float(np.median(np.asarray(current, dtype=float)) / np.median(np.asarray(baseline, dtype=float)))
     return LatencyDecision(verdict, ratio, low, high, p, statistic, median_ratio)
+
+
+#: Share of rounds trimmed from each end of each side before the rounds' t-test (Yuen's test).
+ROUND_TRIM = 0.2
+
+
+def decide_latency_rounds(
+    baseline: Sequence[Sequence[float]],
+    current: Sequence[Sequence[float]],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    statistic: str = DEFAULT_LOCATION,
+    level: float = 0.95,
+    trim: float = ROUND_TRIM,
+) -> LatencyDecision:
+    """The verdict for samples taken in several sessions (processes) per side, as ``ptq ab``'s
+    rounds are: the session, not the call, is the unit.
+
+    A fresh process has its own memory layout and machine state. On the 2-core reference
+    machine a case's 1st percentile moved 0.6-7.6% (sd) from one process to the next, and now
+    and then a whole process ran 20-30% slower: pooled calls give Mann-Whitney thousands of
+    observations of what is really a few, and an A/A of ``ptq ab`` flagged a +7% "regression"
+    that way. Here each round's statistic is one observation (Kalibera & Jones 2013 treat the
+    execution as a level of repetition the same way), compared by Yuen's trimmed t-test on
+    their logs (``trim`` of each side's rounds cut from each end, so one slow process neither
+    fakes nor hides a change; ``scipy.stats.ttest_ind(trim=...)``). Regression when the ratio
+    of the trimmed means is past ``threshold`` AND p < ``alpha``; ``low``/``high`` are its
+    ``level`` interval.
+    """
+    from scipy.stats import trim_mean, ttest_ind
+
+    if threshold < 0 or not 0 < alpha < 1 or not 0 <= trim < 0.5:
+        raise ValueError(f"threshold must be >= 0, alpha in (0, 1) and trim in [0, 0.5), got {threshold}, {alpha}, {trim}")
+    if len(baseline) < 2 or len(current) < 2:
+        raise ValueError(f"a t-test over rounds needs >= 2 rounds per side, got {len(baseline)} and {len(current)}")
+    q = location(statistic)
+    b = np.log([np.quantile(np.asarray(r, dtype=float), q) for r in baseline])
+    c = np.log([np.quantile(np.asarray(r, dtype=float), q) for r in current])
+    ratio = float(np.exp(trim_mean(c, trim) - trim_mean(b, trim)))
+    if np.ptp(b) == 0 and np.ptp(c) == 0:  # no spread at all: the t-test is undefined
+        p, low, high = (1.0 if ratio == 1 else 0.0), ratio, ratio
+    else:
+        test = ttest_ind(c, b, equal_var=False, trim=trim)
+        interval = test.confidence_interval(level)
+        p, low, high = float(test.pvalue), float(np.exp(interval.low)), float(np.exp(interval.high))
+    if p < alpha and ratio > 1 + threshold:
+        verdict = Verdict.REGRESSION
+    elif p < alpha and ratio < 1 / (1 + threshold):
+        verdict = Verdict.IMPROVED
+    else:
+        verdict = Verdict.OK
+    pooled = [np.concatenate([np.asarray(r, dtype=float) for r in side]) for side in (baseline, current)]
+    median_ratio = float(np.median(pooled[1]) / np.median(pooled[0]))
+    name = f"Yuen t ({trim:.0%} trimmed)" if trim else "Welch t"
+    return LatencyDecision(verdict, ratio, low, high, p, statistic, median_ratio,
+                           f"{name} over {len(baseline)}+{len(current)} rounds")
 
 
 def decide_interval(

@@ -6,14 +6,21 @@ side; on the current side the chosen (quantized) cases get an injected slowdown,
 of ``fraction x`` the case's calibrated median added to every call, while the other cases
 stay untouched and count as A/A controls, as do whole trials with no injection.
 
-Two modes: ``plain`` times the whole baseline side, then the whole current side (two
-separate runs, as ``ptq compare`` sees them), ``interleaved`` alternates short rounds
-ABBA... (as ``ptq ab`` does), and ``speedup`` judges two separate runs by each quantized
-case's interleaved speedup over its fp32 (the ``speedup`` judge of ``ptq compare``). Run it on a quiet machine: ``ptq gate-quality``.
+The modes: ``plain`` times the whole baseline side, then the whole current side (two
+separate runs, as ``ptq compare`` sees them); ``interleaved`` alternates short rounds ABBA...
+in this one process; ``processes`` alternates them too, but runs each round in a fresh Python
+process and judges per round (what ``ptq ab`` does: a process has its own memory layout and
+machine state, which one process never samples); ``speedup`` judges two separate runs by
+each quantized case's interleaved speedup over its fp32 (the ``speedup`` judge of ``ptq
+compare``). Run it on a quiet machine: ``ptq gate-quality``.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +29,24 @@ from typing import Any
 
 import numpy as np
 
-from ptq.gate import DEFAULT_LOCATION, Verdict, decide_interval, decide_latency
+from ptq.errors import UserError
+from ptq.gate import DEFAULT_LOCATION, Verdict, decide_interval, decide_latency, decide_latency_rounds, location
 
-__all__ = ["Outcome", "Target", "busy_wait", "collect", "run_trial", "speedups", "summarize", "time_calls"]
+__all__ = [
+    "Outcome",
+    "Target",
+    "build_targets",
+    "busy_wait",
+    "collect",
+    "process_round",
+    "run_process_trial",
+    "run_trial",
+    "speedups",
+    "summarize",
+    "time_calls",
+]
 
-MODES = ("plain", "interleaved", "speedup")
+MODES = ("plain", "interleaved", "processes", "speedup")
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,39 @@ def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, 
         fn()
         out.append(timer() - t0)
     return out
+
+
+def build_targets(cases: str, threads: int, *, calibrate_s: float = 0.3) -> list[Target]:
+    """The cases named ``model-recipe,...``, prepared as the suite prepares them (seeded random
+    weights), each with its median call time measured over ``calibrate_s`` in this process (a
+    fresh process can run a case 20-40% slower or faster than the last, so a slowdown injected
+    in a round process is sized by that process's own median)."""
+    import torch
+
+    from ptq.matrix import Case
+    from ptq.runner import RunOptions, Workbench
+
+    torch.set_num_threads(threads)
+    bench = Workbench(RunOptions(threads=threads, weights="random"))
+    targets: list[Target] = []
+    calls: dict[str, Callable[[], Any]] = {}
+    for spec in (c.strip() for c in cases.split(",") if c.strip()):
+        model, sep, recipe = spec.rpartition("-")
+        if not sep:
+            raise UserError(f"--cases: {spec!r} is not model-recipe, e.g. micro_linear_1024-dynamic_int8")
+        prepared = bench.prepare(Case(model, recipe))
+
+        def call(m=prepared.model, x=prepared.inputs):
+            with torch.inference_mode():
+                return m(*x)
+
+        samples = time_calls(call, calibrate_s, warmup=10)
+        median_s = sorted(samples)[len(samples) // 2]
+        calls[spec] = call
+        targets.append(Target(spec, call, median_s, inject=recipe != "fp32", reference=calls.get(f"{model}-fp32")))
+    if not any(t.inject for t in targets):
+        raise UserError(f"--cases={cases!r}: no non-fp32 case to inject slowdowns into")
+    return targets
 
 
 def _slowed(target: Target, fraction: float) -> Callable[[], Any]:
@@ -94,6 +147,51 @@ def run_trial(targets: Sequence[Target], fraction: float, *, mode: str, budget_s
     return base, cur
 
 
+def process_round(spec: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """One side's round in a fresh process (run by ``python -m ptq.gate_quality SPEC``): every
+    case timed once per fraction in ``spec["fractions"]`` (injected cases only; 0 first, as the
+    other side's), for ``spec["budget_s"]``. Returns {case: {fraction: samples}}."""
+    targets = build_targets(spec["cases"], spec["threads"], calibrate_s=0.1)
+    out: dict[str, dict[str, list[float]]] = {}
+    for t in targets:
+        for fraction in (spec["fractions"] if t.inject else [0.0]):
+            out.setdefault(t.case, {})[f"{fraction:g}"] = time_calls(_slowed(t, fraction), spec["budget_s"])
+    return out
+
+
+def _spawn(spec: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+    done = subprocess.run([sys.executable, "-m", "ptq.gate_quality", json.dumps(spec)], capture_output=True,
+                          text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+        raise UserError(f"a gate-quality round process failed (exit {done.returncode}):\n{tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_process_trial(
+    targets: Sequence[Target], fractions: Sequence[float], *, cases: str, threads: int, budget_s: float,
+    rounds: int = 4, spawn: Callable[[Mapping[str, Any]], dict[str, dict[str, list[float]]]] = _spawn,
+) -> tuple[dict[str, list[list[float]]], dict[tuple[str, float], list[list[float]]]]:
+    """One trial of the ``processes`` mode: ``rounds`` ABBA rounds, each side's round a fresh
+    process timing every case for ``budget_s / rounds``. Side B also times each injected case
+    slowed by every fraction, after its unslowed window, so one trial judges them all against
+    the same A rounds. Returns (A rounds per case, B rounds per (case, fraction))."""
+    from ptq.ab import schedule
+
+    spec = {"cases": cases, "threads": threads, "budget_s": budget_s / rounds}
+    base: dict[str, list[list[float]]] = {t.case: [] for t in targets}
+    cur: dict[tuple[str, float], list[list[float]]] = {}
+    for _, side in schedule(rounds):
+        got = spawn({**spec, "fractions": [0.0] if side == "A" else [0.0, *fractions]})
+        for case, by_fraction in got.items():
+            for fraction, samples in by_fraction.items():
+                if side == "A":
+                    base[case].append(samples)
+                else:
+                    cur.setdefault((case, float(fraction)), []).append(samples)
+    return base, cur
+
+
 def speedups(targets: Sequence[Target], fraction: float, budget_s: float) -> dict[str, tuple[float, float, float]]:
     """One side of the speedup judge: each injected case against its fp32, pairs interleaved
     as the ``speedup`` probe does; (ratio, low, high) per case."""
@@ -115,6 +213,8 @@ class Outcome:
     detected: dict[float, list[int]] = field(default_factory=dict)  # fraction -> [trials, flagged]
     aa: list[int] = field(default_factory=lambda: [0, 0])  # [judgements, false regressions]
     ratios: dict[float, list[float]] = field(default_factory=dict)
+    #: The processes mode's judgements with each round's statistic, so a rule can be studied offline.
+    judgements: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, fraction: float, targets: Sequence[Target], base: Mapping[str, list[float]],
                cur: Mapping[str, list[float]], *, threshold: float, alpha: float, statistic: str = DEFAULT_LOCATION
@@ -122,6 +222,19 @@ class Outcome:
         for t in targets:
             d = decide_latency(base[t.case], cur[t.case], threshold=threshold, alpha=alpha, statistic=statistic)
             self.tally(fraction if t.inject else 0.0, d.verdict, d.ratio)
+
+    def record_rounds(self, targets: Sequence[Target], base: Mapping[str, list[list[float]]],
+                      cur: Mapping[tuple[str, float], list[list[float]]], *, threshold: float, alpha: float,
+                      statistic: str = DEFAULT_LOCATION) -> None:
+        """A ``processes`` trial: each (case, fraction) of side B judged per round against A."""
+        q = location(statistic)
+        for (case, fraction), rounds in cur.items():
+            d = decide_latency_rounds(base[case], rounds, threshold=threshold, alpha=alpha, statistic=statistic)
+            self.tally(fraction, d.verdict, d.ratio)
+            self.judgements.append({
+                "case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p, "verdict": d.verdict.name,
+                "base": [float(np.quantile(r, q)) for r in base[case]], "current": [float(np.quantile(r, q)) for r in rounds],
+            })
 
     def record_speedups(self, fraction: float, base: Mapping[str, tuple[float, float, float]],
                         cur: Mapping[str, tuple[float, float, float]], *, threshold: float) -> None:
@@ -163,3 +276,7 @@ def summarize(outcomes: Sequence[Outcome]) -> list[list[str]]:
             n, hit = o.detected[f]
             rows.append([o.mode, f"{f:.0%}", str(n), str(hit), f"{hit / n:.1%}", f"{median(o.ratios[f]):.3f}"])
     return rows
+
+
+if __name__ == "__main__":  # a round of the processes mode: spec JSON in argv[1], samples JSON out
+    print(json.dumps(process_round(json.loads(sys.argv[1]))))

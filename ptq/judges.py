@@ -5,7 +5,8 @@ A judge's ``extract`` returns None when the case did not measure the metric (rep
 "not measured", never as a failure). Key paths read (lower is better unless noted):
 
 - ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only; judged
-  by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.gate`).
+  by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.gate`), per session
+  where both sides were timed in several (``extra_info.ab_round_sizes``, from ``ptq ab``).
 - ``speedup``: ``extra_info.metrics.speedup = {ratio, low, high}`` (higher is better), same
   fingerprint only; fp32 cases have none.
 - ``memory``: ``extra_info.metrics.memory.inference.increment_bytes`` (memray's high-water
@@ -27,7 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq.config import Section, register_section
-from ptq.gate import DEFAULT_LOCATION, LOCATIONS, Verdict, decide_interval, decide_latency, decide_threshold, location
+from ptq.gate import (
+    DEFAULT_LOCATION,
+    LOCATIONS,
+    Verdict,
+    decide_interval,
+    decide_latency,
+    decide_latency_rounds,
+    decide_threshold,
+    location,
+)
 from ptq.registry import Registry
 from ptq.runs import CaseRecord
 
@@ -111,16 +121,24 @@ def _ms(samples: tuple[float, ...], statistic: str) -> str:
     return f"{float(np.quantile(samples, location(statistic))) * 1e3:.4g} ms {statistic}"
 
 
-def _latency(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
-    d = decide_latency(base, cur, threshold=s["latency_threshold"], alpha=s["alpha"], statistic=s["latency_statistic"])
+Rounds = tuple[tuple[float, ...], ...]
+
+
+def _latency(base: Rounds, cur: Rounds, s: Mapping[str, Any]) -> Judgement:
+    """Both sides timed in several sessions (``ptq ab``): judged per session; else per call."""
+    kw = {"threshold": s["latency_threshold"], "alpha": s["alpha"], "statistic": s["latency_statistic"]}
+    pooled = [tuple(x for r in side for x in r) for side in (base, cur)]
+    d = decide_latency_rounds(base, cur, **kw) if len(base) > 1 and len(cur) > 1 else decide_latency(*pooled, **kw)
     return Judgement(
-        d.verdict, _ms(base, d.statistic), _ms(cur, d.statistic), f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
-        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), Mann-Whitney p={d.p:.2g}, n={len(base)}/{len(cur)}",
+        d.verdict, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic),
+        f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
+        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}, "
+        f"n={len(pooled[0])}/{len(pooled[1])}",
     )
 
 
-def _samples(record: CaseRecord) -> tuple[float, ...] | None:
-    return record.samples if len(record.samples) >= 5 else None
+def _samples(record: CaseRecord) -> Rounds | None:
+    return record.rounds if len(record.samples) >= 5 else None
 
 
 def _speedup_value(record: CaseRecord) -> tuple[float, float, float] | None:

@@ -17,6 +17,7 @@ import contextlib
 import datetime as _dt
 import fcntl
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,18 @@ class CaseRecord:
     @property
     def metrics(self) -> Mapping[str, Any]:
         return self.extra_info.get("metrics") or {}
+
+    @property
+    def rounds(self) -> tuple[tuple[float, ...], ...]:
+        """The samples split by the sessions that took them (``ptq ab`` records each round's
+        count as ``extra_info.ab_round_sizes``); one round where no split is recorded or it
+        does not add up."""
+        sizes = self.extra_info.get("ab_round_sizes")
+        if (not isinstance(sizes, list) or not all(isinstance(n, int) and n > 0 for n in sizes)
+                or sum(sizes) != len(self.samples)):
+            return (self.samples,)
+        bounds = [0, *itertools.accumulate(sizes)]
+        return tuple(self.samples[a:b] for a, b in itertools.pairwise(bounds))
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,21 @@ def test_merge_concatenates_samples_and_pools_speedups():
     r3 = run(bench("m-int8", [4.0], metrics=speed(1.9)))
     merged = merge_rounds([r1, r2, r3])
     [b] = merged["benchmarks"]
-    assert b["stats"]["data"] == [1.0, 2.0, 3.0, 4.0]
+    assert b["stats"]["data"] == [1.0, 2.0, 3.0, 4.0] and b["extra_info"]["ab_round_sizes"] == [2, 1, 1]
+    assert parse_run(merged, "merged").cases["m-int8"].rounds == ((1.0, 2.0), (3.0,), (4.0,))
     assert b["extra_info"]["metrics"]["speedup"]["ratio"] == pytest.approx(1.7)
     assert b["extra_info"]["metrics"]["speedup"]["n"] == 30 and merged["ptq"]["ab_rounds"] == 3
+
+
+def test_merge_takes_memory_as_the_median_of_the_rounds_with_their_spread():
+    mem = lambda n: {"memory": {"quantize": {"increment_bytes": n}, "inference": {"increment_bytes": 100}}}  # noqa: E731
+    merged = merge_rounds([run(bench("m-int8", [1.0], metrics=mem(n))) for n in (4 << 20, 3 << 20, 4 << 20)])
+    quantize = merged["benchmarks"][0]["extra_info"]["metrics"]["memory"]["quantize"]
+    assert quantize == {"increment_bytes": 4 << 20, "samples": [4 << 20, 3 << 20, 4 << 20]}
+    # The A/A of ptq ab that flagged 4 MiB -> 3 MiB as "improved": a 1 MiB spread between rounds allows 3 MiB.
+    other = merge_rounds([run(bench("m-int8", [1.0], metrics=mem(n))) for n in (3 << 20, 3 << 20, 4 << 20)])
+    result = compare(parse_run(merged, "A"), parse_run(other, "B"), judges=["quantize_memory"])
+    assert [r.verdict for r in result.rows] == [Verdict.OK]
 
 
 def test_rounds_run_abba_and_a_slower_candidate_is_a_regression(tmp_path):
@@ -48,6 +60,7 @@ def test_rounds_run_abba_and_a_slower_candidate_is_a_regression(tmp_path):
     assert len(run_b["benchmarks"][0]["stats"]["data"]) == 100
     result = compare(parse_run(run_a, "A"), parse_run(run_b, "B"))
     assert result.exit_code == EXIT_REGRESSION and result.rows[0].verdict is Verdict.REGRESSION
+    assert "over 2+2 rounds" in result.rows[0].judgement.detail  # a session is the unit
 
 
 def test_a_side_writing_bad_json_is_one_error_naming_it(tmp_path):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from gate_fixtures import samples
 
 from ptq.cli import main
-from ptq.gate_quality import Outcome, Target, busy_wait, run_trial, summarize, time_calls
+from ptq.gate_quality import Outcome, Target, busy_wait, run_process_trial, run_trial, summarize, time_calls
 
 
 def _clock(step: float):
@@ -57,7 +58,7 @@ def test_outcome_counts_controls_as_aa_and_injected_cases_as_detections():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--modes", "fast"], "--modes='fast'"),
+    (["--modes", "fast"], "valid: plain, interleaved, processes, speedup"),
     (["--slowdowns", "a,b"], "give comma-separated fractions"),
     (["--slowdowns", "0,-1"], "fractions must be > 0"),
 ])
@@ -73,3 +74,39 @@ def test_speedup_outcomes_count_a_fallen_speedup_as_detected():
     o.record_speedups(0.05, {"m-int8": (2.0, 1.95, 2.05)}, {"m-int8": (1.9, 1.80, 2.0)}, threshold=0.05)
     assert o.aa == [1, 0] and o.detected == {0.1: [1, 1], 0.05: [1, 0]}
     assert o.ratios[0.1] == [pytest.approx(2.0 / 1.8)]
+
+
+def test_process_trials_alternate_fresh_sides_and_judge_every_fraction_against_the_same_a_rounds():
+    targets = [Target("m-fp32", lambda: None, 1.0, inject=False), Target("m-int8", lambda: None, 1.0, inject=True)]
+    specs = []
+
+    def spawn(spec):  # a fake round process: side B's slowed windows are exactly that much slower
+        specs.append(spec)
+        seed = len(specs)
+        return {"m-fp32": {"0": samples(1.0, seed=seed)},
+                "m-int8": {f"{f:g}": samples(1.0 + f, seed=seed + 50) for f in spec["fractions"]}}
+
+    base, cur = run_process_trial(targets, [0.1, 0.2], cases="m-fp32,m-int8", threads=1, budget_s=1.0,
+                                  rounds=4, spawn=spawn)
+    assert [s["fractions"] for s in specs[:4]] == [[0.0], [0.0, 0.1, 0.2], [0.0, 0.1, 0.2], [0.0]]  # A B B A
+    assert specs[0]["budget_s"] == 0.25 and specs[0]["cases"] == "m-fp32,m-int8"
+    assert {k: len(v) for k, v in base.items()} == {"m-fp32": 4, "m-int8": 4}
+    assert set(cur) == {("m-fp32", 0.0), ("m-int8", 0.0), ("m-int8", 0.1), ("m-int8", 0.2)}
+    o = Outcome("processes")
+    o.record_rounds(targets, base, cur, threshold=0.05, alpha=0.01)
+    assert o.aa == [2, 0] and o.detected == {0.1: [1, 1], 0.2: [1, 1]}
+
+
+def test_a_round_process_times_each_case_at_its_fractions(tmp_path):
+    """The child protocol across a real process boundary, on the smallest micro model."""
+    import subprocess
+    import sys
+
+    spec = {"cases": "micro_linear_1024-fp32,micro_linear_1024-dynamic_int8", "threads": 1, "budget_s": 0.0,
+            "fractions": [0.0, 0.5]}
+    done = subprocess.run([sys.executable, "-m", "ptq.gate_quality", json.dumps(spec)], capture_output=True,
+                          text=True, check=True)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(got) == set(spec["cases"].split(",")) and set(got["micro_linear_1024-dynamic_int8"]) == {"0", "0.5"}
+    assert set(got["micro_linear_1024-fp32"]) == {"0"}
+    assert all(len(v) >= 10 for by_f in got.values() for v in by_f.values())

@@ -28,6 +28,17 @@ def test_round_trip_keeps_samples_and_extra_info(tmp_path):
     assert loaded.cases["m-fp32"].extra_info["metrics"] == {"size": {"serialized_bytes": 10}}
 
 
+@pytest.mark.parametrize(("sizes", "rounds"), [
+    ([2, 1], ((1.0, 2.0), (3.0,))),
+    (None, ((1.0, 2.0, 3.0),)),  # a plain run: one session
+    ([2, 2], ((1.0, 2.0, 3.0),)),  # counts that do not add up: not trusted
+    ([3, 0], ((1.0, 2.0, 3.0),)),
+])
+def test_samples_split_into_the_sessions_that_took_them(sizes, rounds):
+    extra = {} if sizes is None else {"ab_round_sizes": sizes}
+    assert parse_run(run(bench("m-int8", [1.0, 2.0, 3.0], **extra)), "r").cases["m-int8"].rounds == rounds
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ('{"benchmarks": [', "corrupt or truncated JSON"),
     ("[1, 2]", "not a pytest-benchmark JSON file"),

@@ -1,8 +1,8 @@
 """``ptq gate-quality``: the benchmark of the regression gate (false alarms and detections).
 
-Exit codes: 0 when both targets hold in the plain and interleaved modes (<= 1% false
-regressions on A/A judgements, >= 95% detection of a 10% slowdown), 1 when one is missed,
-2 on bad input. The speedup mode is reported, not gated.
+Exit codes: 0 when both targets hold in every latency mode run (plain, interleaved,
+processes: <= 1% false regressions on A/A judgements, >= 95% detection of a 10% slowdown),
+1 when one is missed, 2 on bad input. The speedup mode is reported, not gated.
 """
 
 from __future__ import annotations
@@ -35,8 +35,16 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair-time", type=float, default=DEFAULT_PAIR_TIME,
                    help=f"seconds of interleaved pairs per case per side in speedup mode (default {DEFAULT_PAIR_TIME}, "
                         "the suite's --ptq-pair-time)")
-    p.add_argument("--rounds", type=int, default=4, help="ABBA rounds per trial in interleaved mode (default 4)")
-    p.add_argument("--modes", default="plain,interleaved,speedup", help="plain, interleaved, speedup (default: all)")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="ABBA rounds per trial in the interleaved and processes modes (default 4)")
+    p.add_argument("--process-rounds", type=int, default=6,
+                   help="ABBA rounds per trial in the processes mode, each a fresh process timing every case for "
+                        "--time/--rounds seconds (default 6, as the pull-request workflow's ptq ab)")
+    p.add_argument("--process-trials", type=int, default=30,
+                   help="trials of the processes mode, each judging every case unslowed (A/A) and at every "
+                        "slowdown against the same rounds (default 30)")
+    p.add_argument("--modes", default="plain,interleaved,processes,speedup",
+                   help="plain, interleaved, processes, speedup (default: all)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: the suite's, torch's default less one; see ptq.env.benchmark_threads)")
     p.add_argument("--threshold", type=float, default=DEFAULTS["latency_threshold"])
@@ -56,43 +64,13 @@ def _parse_fractions(text: str) -> list[float]:
     return fractions
 
 
-def _targets(cases: str, threads: int | None):
-    import torch
-
-    from ptq.env import benchmark_threads
-    from ptq.gate_quality import Target, time_calls
-    from ptq.matrix import Case
-    from ptq.runner import RunOptions, Workbench
-
-    torch.set_num_threads(threads or benchmark_threads())
-    bench = Workbench(RunOptions(threads=torch.get_num_threads(), weights="random"))
-    targets, calls = [], {}
-    for spec in (c.strip() for c in cases.split(",") if c.strip()):
-        model, sep, recipe = spec.rpartition("-")
-        if not sep:
-            raise UserError(f"--cases: {spec!r} is not model-recipe, e.g. micro_linear_1024-dynamic_int8")
-        prepared = bench.prepare(Case(model, recipe))
-        quantized, inputs = prepared.model, prepared.inputs
-
-        def call(m=quantized, x=inputs):
-            with torch.inference_mode():
-                return m(*x)
-
-        samples = time_calls(call, 0.3, warmup=10)
-        calls[spec] = call
-        targets.append(Target(spec, call, sorted(samples)[len(samples) // 2], inject=recipe != "fp32",
-                              reference=calls.get(f"{model}-fp32")))
-    if not any(t.inject for t in targets):
-        raise UserError(f"--cases={cases!r}: no non-fp32 case to inject slowdowns into")
-    return targets
-
-
 @command("gate-quality", _args)
 def _gate_quality(args: argparse.Namespace) -> int:
     import torch
 
     from ptq.cache import atomic_write
-    from ptq.gate_quality import MODES, Outcome, run_trial, speedups, summarize
+    from ptq.env import benchmark_threads
+    from ptq.gate_quality import MODES, Outcome, build_targets, run_process_trial, run_trial, speedups, summarize
     from ptq.report import format_table
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -101,13 +79,25 @@ def _gate_quality(args: argparse.Namespace) -> int:
     fractions = _parse_fractions(args.slowdowns)
     if TARGET_SLOWDOWN not in fractions:
         fractions.append(TARGET_SLOWDOWN)
-    targets = _targets(args.cases, args.threads)
+    threads = args.threads or benchmark_threads()
+    targets = build_targets(args.cases, threads)
     print("cases: " + ", ".join(f"{t.case} ({t.median_s * 1e3:.3f} ms{', injected' if t.inject else ''})" for t in targets),
           file=sys.stderr)
     plan = [0.0] * args.aa_trials + [f for f in fractions for _ in range(args.trials)]
     outcomes, started = [], time.perf_counter()
     for mode in modes:
         outcome = Outcome(mode)
+        if mode == "processes":
+            for i in range(args.process_trials):
+                base, cur = run_process_trial(targets, fractions, cases=args.cases, threads=threads,
+                                              budget_s=args.time / args.rounds * args.process_rounds,
+                                              rounds=args.process_rounds)
+                outcome.record_rounds(targets, base, cur, threshold=args.threshold, alpha=args.alpha,
+                                      statistic=args.statistic)
+                print(f"\r{mode}: trial {i + 1}/{args.process_trials}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            outcomes.append(outcome)
+            continue
         for i, fraction in enumerate(plan):
             if mode == "speedup":
                 outcome.record_speedups(fraction, speedups(targets, 0.0, args.pair_time),
@@ -129,7 +119,8 @@ def _gate_quality(args: argparse.Namespace) -> int:
         print(f"{o.mode}: false regressions {o.false_rate():.1%} (target <= {TARGET_FALSE:.0%}), "
               f"10% slowdown caught {o.rate(TARGET_SLOWDOWN):.0%} (target >= {TARGET_DETECT:.0%}), smallest slowdown "
               f"caught >= 95%: {f'{smallest:.0%}' if smallest else 'none tried'}: {'PASS' if met else 'MISS'}")
-    print(f"{args.statistic} ratio > {1 + args.threshold:g} and Mann-Whitney p < {args.alpha}, "
+    print(f"{args.statistic} ratio > {1 + args.threshold:g} and p < {args.alpha} (Mann-Whitney over calls; "
+          f"processes: Welch t over rounds), "
           f"{torch.get_num_threads()} torch threads, {args.time}s per case per side, "
           f"{time.perf_counter() - started:.0f}s")
     if args.json:
@@ -139,7 +130,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
         data = {"args": vars(args), "environment": env, "fingerprint": fingerprint(env), "outcomes": [
             {"mode": o.mode, "aa": o.aa, "detected": {str(f): v for f, v in o.detected.items()},
              "smallest_caught_95": o.smallest_caught(TARGET_DETECT),
-             "ratio_quantiles": o.ratio_quantiles()} for o in outcomes]}
+             "ratio_quantiles": o.ratio_quantiles(), "judgements": o.judgements} for o in outcomes]}
         text = json.dumps(data, indent=1, default=str).encode()
         atomic_write(args.json, lambda fh: fh.write(text))
     return 0 if ok else 1
