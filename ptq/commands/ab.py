@@ -27,8 +27,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="baseline: git revision, source directory, or 'installed'")
     p.add_argument("b", help="candidate: git revision, source directory, or 'installed'")
     p.add_argument("--rounds", type=int, default=6,
-                   help="sessions per side, alternated ABBA (default 6: latency is judged per session, and the "
-                        "trimmed test drops one slow session per side from 5 on)")
+                   help="sessions per side, alternated ABBA (default 6: latency is judged per session, on the "
+                        "fastest 4 of each side's 6)")
     p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
     p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
