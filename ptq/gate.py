@@ -123,6 +123,15 @@ def ratio_ci(
     return ratio, float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
 
 
+def _verdict(p: float, ratio: float, *, threshold: float, alpha: float) -> Verdict:
+    """Significant (p < ``alpha``) AND past the minimum effect, slower or faster; else ok."""
+    if p < alpha and ratio > 1 + threshold:
+        return Verdict.REGRESSION
+    if p < alpha and ratio < 1 / (1 + threshold):
+        return Verdict.IMPROVED
+    return Verdict.OK
+
+
 @dataclass(frozen=True)
 class LatencyDecision:
     """The latency verdict with the figures behind it: ratio (of ``statistic``) > 1 means slower."""
@@ -153,12 +162,7 @@ def decide_latency(
         raise ValueError(f"threshold must be >= 0 and alpha in (0, 1), got {threshold} and {alpha}")
     ratio, low, high = ratio_ci(baseline, current, statistic=statistic, seed=seed)
     p = mann_whitney(current, baseline).p
-    if p < alpha and ratio > 1 + threshold:
-        verdict = Verdict.REGRESSION
-    elif p < alpha and ratio < 1 / (1 + threshold):
-        verdict = Verdict.IMPROVED
-    else:
-        verdict = Verdict.OK
+    verdict = _verdict(p, ratio, threshold=threshold, alpha=alpha)
     median_ratio = float(np.median(np.asarray(current, dtype=float)) / np.median(np.asarray(baseline, dtype=float)))
     return LatencyDecision(verdict, ratio, low, high, p, statistic, median_ratio)
 
@@ -211,12 +215,7 @@ def decide_latency_rounds(
         test = ttest_ind(c, b, equal_var=False)
         interval = test.confidence_interval(level)
         p, low, high = float(test.pvalue), float(np.exp(interval.low)), float(np.exp(interval.high))
-    if p < alpha and ratio > 1 + threshold:
-        verdict = Verdict.REGRESSION
-    elif p < alpha and ratio < 1 / (1 + threshold):
-        verdict = Verdict.IMPROVED
-    else:
-        verdict = Verdict.OK
+    verdict = _verdict(p, ratio, threshold=threshold, alpha=alpha)
     pooled = [np.concatenate([np.asarray(r, dtype=float) for r in side]) for side in (baseline, current)]
     median_ratio = float(np.median(pooled[1]) / np.median(pooled[0]))
     kept = "" if (b.size, c.size) == (len(baseline), len(current)) else f"the fastest {b.size}+{c.size} of "
