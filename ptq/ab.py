@@ -93,12 +93,13 @@ def _merge_memory(merged: dict[str, Any], same: Sequence[Mapping[str, Any]]) -> 
     """Each step's increment becomes the median of the rounds', with the rounds' figures as its
     ``samples``: the memory judge's allowance is 3x their spread, so a step whose high-water
     mark moves from one process to the next is not flagged for that alone."""
+    from ptq.judges import path
+
     for step, figures in (merged.get("metrics", {}).get("memory") or {}).items():
         if not isinstance(figures, dict):
             continue
-        per_round = [b["extra_info"]["metrics"]["memory"][step]["increment_bytes"] for b in same
-                     if isinstance((b["extra_info"].get("metrics", {}).get("memory") or {}).get(step), Mapping)
-                     and isinstance(b["extra_info"]["metrics"]["memory"][step].get("increment_bytes"), int | float)]
+        found = [path(b["extra_info"], f"metrics.memory.{step}.increment_bytes") for b in same]
+        per_round = [n for n in found if isinstance(n, int | float)]
         if len(per_round) > 1:
             figures["increment_bytes"] = median(per_round)
             figures["samples"] = per_round

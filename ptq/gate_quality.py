@@ -223,7 +223,7 @@ class Outcome:
             d = decide_latency(base[t.case], cur[t.case], threshold=threshold, alpha=alpha, statistic=statistic)
             self.tally(fraction if t.inject else 0.0, d.verdict, d.ratio)
 
-    def record_rounds(self, targets: Sequence[Target], base: Mapping[str, list[list[float]]],
+    def record_rounds(self, base: Mapping[str, list[list[float]]],
                       cur: Mapping[tuple[str, float], list[list[float]]], *, threshold: float, alpha: float,
                       statistic: str = DEFAULT_LOCATION) -> None:
         """A ``processes`` trial: each (case, fraction) of side B judged per round against A."""

@@ -93,7 +93,7 @@ def test_process_trials_alternate_fresh_sides_and_judge_every_fraction_against_t
     assert {k: len(v) for k, v in base.items()} == {"m-fp32": 4, "m-int8": 4}
     assert set(cur) == {("m-fp32", 0.0), ("m-int8", 0.0), ("m-int8", 0.1), ("m-int8", 0.2)}
     o = Outcome("processes")
-    o.record_rounds(targets, base, cur, threshold=0.05, alpha=0.01)
+    o.record_rounds(base, cur, threshold=0.05, alpha=0.01)
     assert o.aa == [2, 0] and o.detected == {0.1: [1, 1], 0.2: [1, 1]}
 
 

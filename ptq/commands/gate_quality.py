@@ -92,7 +92,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
                 base, cur = run_process_trial(targets, fractions, cases=args.cases, threads=threads,
                                               budget_s=args.time / args.rounds * args.process_rounds,
                                               rounds=args.process_rounds)
-                outcome.record_rounds(targets, base, cur, threshold=args.threshold, alpha=args.alpha,
+                outcome.record_rounds(base, cur, threshold=args.threshold, alpha=args.alpha,
                                       statistic=args.statistic)
                 print(f"\r{mode}: trial {i + 1}/{args.process_trials}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
@@ -120,7 +120,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
               f"10% slowdown caught {o.rate(TARGET_SLOWDOWN):.0%} (target >= {TARGET_DETECT:.0%}), smallest slowdown "
               f"caught >= 95%: {f'{smallest:.0%}' if smallest else 'none tried'}: {'PASS' if met else 'MISS'}")
     print(f"{args.statistic} ratio > {1 + args.threshold:g} and p < {args.alpha} (Mann-Whitney over calls; "
-          f"processes: Welch t over rounds), "
+          f"processes: Welch t over each side's fastest rounds), "
           f"{torch.get_num_threads()} torch threads, {args.time}s per case per side, "
           f"{time.perf_counter() - started:.0f}s")
     if args.json:
