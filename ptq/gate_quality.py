@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ptq.duet import DuetPlan, Worker, busy_wait, time_calls
 from ptq.errors import UserError
 from ptq.gate import DEFAULT_LOCATION, Verdict, decide_interval, decide_latency, decide_latency_rounds, location
 
@@ -39,6 +39,7 @@ __all__ = [
     "busy_wait",
     "collect",
     "process_round",
+    "run_duet_trial",
     "run_process_trial",
     "run_trial",
     "speedups",
@@ -46,7 +47,7 @@ __all__ = [
     "time_calls",
 ]
 
-MODES = ("plain", "interleaved", "processes", "speedup")
+MODES = ("plain", "interleaved", "processes", "duet", "speedup")
 
 
 @dataclass(frozen=True)
@@ -56,27 +57,6 @@ class Target:
     median_s: float
     inject: bool  # gets the slowdown in slowdown trials; otherwise an A/A control
     reference: Callable[[], Any] | None = None  # the same model's fp32 call, for the speedup judge
-
-
-def busy_wait(seconds: float, timer: Callable[[], float] = time.perf_counter) -> None:
-    """Spin (not sleep: a sleep yields the core and its wake-up jitter is larger than 3%)."""
-    end = timer() + seconds
-    while timer() < end:
-        pass
-
-
-def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, warmup: int = 3,
-               timer: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Untimed warm-up, then one call per sample until ``budget_s`` (pytest-benchmark's way)."""
-    for _ in range(warmup):
-        fn()
-    out: list[float] = []
-    start = timer()
-    while len(out) < min_rounds or timer() - start < budget_s:
-        t0 = timer()
-        fn()
-        out.append(timer() - t0)
-    return out
 
 
 def build_targets(cases: str, threads: int, *, calibrate_s: float = 0.3) -> list[Target]:
@@ -192,6 +172,38 @@ def run_process_trial(
     return base, cur
 
 
+def run_duet_trial(
+    targets: Sequence[Target], fractions: Sequence[float], *, threads: int, plan: DuetPlan,
+    worker: Callable[[str], Worker] = Worker,
+) -> tuple[dict[tuple[str, float], list[float]], dict[tuple[str, float], list[float]]]:
+    """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: two fresh workers
+    (``python -m ptq.duet``), A and B, take turns in ``plan.window_s`` windows. Per sweep each
+    injected case is paired once per fraction (0 first: its A/A) and each control once, so
+    every (case, fraction) has its own adjacent A windows. Returns (A, B) samples per (case,
+    fraction)."""
+    a, b = worker("A"), worker("B")
+    try:
+        cases = [t.case for t in targets]
+        for w in (a, b):
+            got = w.prepare(cases, threads=threads, weights="random")
+            if got["failed"]:
+                raise UserError(f"duet worker {w.label} could not prepare: {got['failed']}")
+        pairs = [(t.case, f) for t in targets for f in ([0.0, *fractions] if t.inject else [0.0])]
+        base: dict[tuple[str, float], list[float]] = {p: [] for p in pairs}
+        cur: dict[tuple[str, float], list[float]] = {p: [] for p in pairs}
+        for sweep in range(plan.sweeps):
+            for i, (case, fraction) in enumerate(pairs):
+                for side in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
+                    if side is a:
+                        base[(case, fraction)].extend(a.time(case, plan.window_s))
+                    else:
+                        cur[(case, fraction)].extend(b.time(case, plan.window_s, slow=fraction))
+        return base, cur
+    finally:
+        a.close()
+        b.close()
+
+
 def speedups(targets: Sequence[Target], fraction: float, budget_s: float) -> dict[str, tuple[float, float, float]]:
     """One side of the speedup judge: each injected case against its fp32, pairs interleaved
     as the ``speedup`` probe does; (ratio, low, high) per case."""
@@ -235,6 +247,16 @@ class Outcome:
                 "case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p, "verdict": d.verdict.name,
                 "base": [float(np.quantile(r, q)) for r in base[case]], "current": [float(np.quantile(r, q)) for r in rounds],
             })
+
+    def record_pairs(self, base: Mapping[tuple[str, float], list[float]],
+                     cur: Mapping[tuple[str, float], list[float]], *, threshold: float, alpha: float,
+                     statistic: str = DEFAULT_LOCATION) -> None:
+        """A ``duet`` trial: each (case, fraction) judged on its pooled samples, as ``ptq ab``."""
+        for (case, fraction), samples in cur.items():
+            d = decide_latency(base[(case, fraction)], samples, threshold=threshold, alpha=alpha, statistic=statistic)
+            self.tally(fraction, d.verdict, d.ratio)
+            self.judgements.append({"case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p,
+                                    "verdict": d.verdict.name, "n": [len(base[(case, fraction)]), len(samples)]})
 
     def record_speedups(self, fraction: float, base: Mapping[str, tuple[float, float, float]],
                         cur: Mapping[str, tuple[float, float, float]], *, threshold: float) -> None:

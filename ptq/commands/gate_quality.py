@@ -13,6 +13,7 @@ import sys
 import time
 
 from ptq.cli import command
+from ptq.duet import DuetPlan
 from ptq.errors import UserError
 from ptq.gate import LOCATIONS
 from ptq.judges import DEFAULTS
@@ -43,8 +44,15 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--process-trials", type=int, default=30,
                    help="trials of the processes mode, each judging every case unslowed (A/A) and at every "
                         "slowdown against the same rounds (default 30)")
-    p.add_argument("--modes", default="plain,interleaved,processes,speedup",
-                   help="plain, interleaved, processes, speedup (default: all)")
+    p.add_argument("--duet-trials", type=int, default=30,
+                   help="trials of the duet mode, each two fresh workers judging every case unslowed (A/A) and "
+                        "at every slowdown (default 30)")
+    p.add_argument("--window", type=float, default=DuetPlan.window_s,
+                   help=f"seconds per window in the duet mode (default {DuetPlan.window_s}, as ptq ab)")
+    p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
+                   help=f"windows per side per case in the duet mode (default {DuetPlan.sweeps}, as ptq ab)")
+    p.add_argument("--modes", default="plain,interleaved,processes,duet,speedup",
+                   help="plain, interleaved, processes, duet, speedup (default: all)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: the suite's, torch's default less one; see ptq.env.benchmark_threads)")
     p.add_argument("--threshold", type=float, default=DEFAULTS["latency_threshold"])
@@ -70,7 +78,16 @@ def _gate_quality(args: argparse.Namespace) -> int:
 
     from ptq.cache import atomic_write
     from ptq.env import benchmark_threads
-    from ptq.gate_quality import MODES, Outcome, build_targets, run_process_trial, run_trial, speedups, summarize
+    from ptq.gate_quality import (
+        MODES,
+        Outcome,
+        build_targets,
+        run_duet_trial,
+        run_process_trial,
+        run_trial,
+        speedups,
+        summarize,
+    )
     from ptq.report import format_table
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -95,6 +112,15 @@ def _gate_quality(args: argparse.Namespace) -> int:
                 outcome.record_rounds(base, cur, threshold=args.threshold, alpha=args.alpha,
                                       statistic=args.statistic)
                 print(f"\r{mode}: trial {i + 1}/{args.process_trials}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            outcomes.append(outcome)
+            continue
+        if mode == "duet":
+            duet_plan = DuetPlan(args.window, args.sweeps)
+            for i in range(args.duet_trials):
+                base, cur = run_duet_trial(targets, fractions, threads=threads, plan=duet_plan)
+                outcome.record_pairs(base, cur, threshold=args.threshold, alpha=args.alpha, statistic=args.statistic)
+                print(f"\r{mode}: trial {i + 1}/{args.duet_trials}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
             outcomes.append(outcome)
             continue
