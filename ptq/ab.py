@@ -1,10 +1,12 @@
 """Interleaved A/B: baseline code and candidate code benchmarked alternately on one machine.
 
-Two runs taken minutes apart on a shared machine differ by more than a 10% change; short
-rounds alternated ABBA... see the same machine states on both sides (duet benchmarking,
-Bulej et al. 2020), so the samples merged per side are comparable. The verdict is
-:func:`ptq.comparison.compare`'s, the same judges as ``ptq compare``; as each round is a fresh
-process, latency is judged with the round as its unit (:func:`ptq.gate.decide_latency_rounds`).
+Two runs taken minutes apart on a shared machine differ by more than a 10% change. ``ptq ab``
+runs each side's pytest suite in short sessions alternated ABBA... (memory, size, drift and the
+speedup probe, merged per side), then times latency as a duet (:mod:`ptq.duet`): one worker
+per side, taking turns in ~50 ms windows, so both sides see the same machine states (duet
+benchmarking, Bulej et al. 2020). The verdict is :func:`ptq.comparison.compare`'s, the same
+judges as ``ptq compare``. With ``--latency=rounds`` the sessions' own timings are judged
+instead, the session as the unit (:func:`ptq.gate.decide_latency_rounds`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from ptq.duet import DuetPlan, Worker, duet
 from ptq.errors import UserError
 
-__all__ = ["INSTALLED", "Side", "materialize", "merge_rounds", "run_rounds", "run_side", "schedule"]
+__all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "run_duet", "run_rounds",
+           "run_side", "schedule"]
 
 #: A side spec meaning "the ptq importable by that side's Python", with no source tree put first.
 INSTALLED = "installed"
@@ -144,3 +148,57 @@ def run_rounds(
         except json.JSONDecodeError as exc:
             raise UserError(f"{out}: side {label} wrote invalid JSON ({exc.msg})") from None
     return merge_rounds(collected["A"]), merge_rounds(collected["B"])
+
+
+def duet_cases(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(case, threads) of the cases both sides timed, in side A's order: what the duet re-times."""
+    def timed(run: Mapping[str, Any]) -> dict[str, int]:
+        return {b["extra_info"]["case"]: int(b["extra_info"].get("threads") or 1) for b in run["benchmarks"]
+                if b.get("extra_info", {}).get("case") and len(b.get("stats", {}).get("data") or ()) >= 5}
+
+    a, b = timed(run_a), timed(run_b)
+    return [(case, threads) for case, threads in a.items() if b.get(case) == threads]
+
+
+def apply_duet(run: dict[str, Any], samples: Mapping[str, list[float]], plan: DuetPlan) -> None:
+    """Put a side's duet samples in place of its sessions' timings (one pool per case: the
+    duet's windows are interleaved with the other side's, so no session split remains)."""
+    for bench in run["benchmarks"]:
+        info = bench.setdefault("extra_info", {})
+        if info.get("case") in samples:
+            bench["stats"]["data"] = list(samples[info["case"]])
+            info.pop("ab_round_sizes", None)
+            info["ab_latency"] = "duet"
+    run["ptq"]["ab_latency"] = {"method": "duet", "window_s": plan.window_s, "sweeps": plan.sweeps,
+                                "cases": sorted(samples)}
+
+
+def run_duet(
+    a: Side, b: Side, run_a: dict[str, Any], run_b: dict[str, Any], *, plan: DuetPlan,
+    worker: Callable[..., Worker] = Worker, progress: Callable[[str], None] = lambda line: None,
+) -> list[str]:
+    """Time every case both sessions timed as a duet of two workers, one per side, and put the
+    samples into ``run_a`` / ``run_b``. Returns notes on cases left with their session timings
+    (a case one side's worker could not prepare)."""
+    notes: list[str] = []
+    by_threads: dict[int, list[str]] = {}
+    for case, threads in duet_cases(run_a, run_b):
+        by_threads.setdefault(threads, []).append(case)
+    weights = str(run_a.get("ptq", {}).get("weights_policy") or "auto")
+    got: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
+    for threads, cases in by_threads.items():
+        wa = worker("A", python=a.python, pythonpath=a.pythonpath, cwd=a.tree)
+        wb = worker("B", python=b.python, pythonpath=b.pythonpath, cwd=b.tree)
+        try:
+            progress(f"duet: preparing {len(cases)} cases ({threads} threads) in both workers")
+            ready = [set(w.prepare(cases, threads=threads, weights=weights)["ready"]) for w in (wa, wb)]
+            both = [c for c in cases if c in ready[0] and c in ready[1]]
+            notes += [f"{c}: latency from the sessions (a duet worker could not prepare it)" for c in cases if c not in both]
+            for label, samples in duet(wa, wb, both, plan, progress=progress).items():
+                got[label].update(samples)
+        finally:
+            wa.close()
+            wb.close()
+    apply_duet(run_a, got["A"], plan)
+    apply_duet(run_b, got["B"], plan)
+    return notes

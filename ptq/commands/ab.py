@@ -1,7 +1,8 @@
 """``ptq ab A B [--rounds N] [--pytest-args ARGS]``: interleaved A/B of two code versions.
 
 A and B are git revisions (exported with ``git archive``), source directories, or
-``installed`` (with ``--python-a`` / ``--python-b`` naming two environments). Exit codes as
+``installed`` (with ``--python-a`` / ``--python-b`` naming two environments). Latency is timed
+as a duet of one worker per side (``--latency=duet``, the default; see :mod:`ptq.duet`). Exit codes as
 ``ptq compare``: 0 no regression of B against A, 1 regression, 2 usage error or bad input.
 """
 
@@ -15,20 +16,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ptq.ab import materialize, run_rounds
+from ptq.ab import materialize, run_duet, run_rounds
 from ptq.cache import atomic_write
 from ptq.cli import command
 from ptq.comparison import FORMATS, compare, render
 from ptq.config import load_config
+from ptq.duet import DuetPlan
 from ptq.runs import parse_run
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="baseline: git revision, source directory, or 'installed'")
     p.add_argument("b", help="candidate: git revision, source directory, or 'installed'")
-    p.add_argument("--rounds", type=int, default=6,
-                   help="sessions per side, alternated ABBA (default 6: latency is judged per session, on the "
-                        "fastest 4 of each side's 6)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="pytest sessions per side, alternated ABBA (default 3 with the duet, whose windows judge "
+                        "latency; 6 with --latency=rounds, judged per session on the fastest 4 of each side's 6)")
+    p.add_argument("--latency", choices=("duet", "rounds"), default="duet",
+                   help="duet (default): after the sessions, one worker per side times every case in alternating "
+                        "windows; rounds: judge the sessions' own timings (for code without ptq.duet)")
+    p.add_argument("--window", type=float, default=DuetPlan.window_s,
+                   help=f"duet window in seconds (default {DuetPlan.window_s})")
+    p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
+                   help=f"duet windows per case per side (default {DuetPlan.sweeps})")
     p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
     p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
@@ -47,8 +56,13 @@ def _ab(args: argparse.Namespace) -> int:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
         b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
-        run_a, run_b = run_rounds(a, b, rounds=args.rounds, workdir=work, pytest_args=extra,
-                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
+        duet_plan = DuetPlan(args.window, args.sweeps) if args.latency == "duet" else None
+        rounds = args.rounds if args.rounds is not None else (3 if duet_plan else 6)
+        progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=extra, progress=progress)
+        if duet_plan is not None:
+            for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress):
+                print(f"note: {note}", file=sys.stderr)
     if args.save:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for label, data in (("a", run_a), ("b", run_b)):

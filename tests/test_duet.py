@@ -1,0 +1,184 @@
+"""Duet latency: the worker protocol, the ABBA window order, and ptq ab's use of it (no wall-clock asserts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from gate_fixtures import bench, run, samples
+
+from ptq.ab import Side, apply_duet, duet_cases, run_duet
+from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare
+from ptq.duet import DuetPlan, Worker, _Cases, _replies, duet
+from ptq.errors import UserError
+from ptq.gate_quality import Outcome, Target, run_duet_trial
+from ptq.runs import parse_run
+
+
+class FakeWorker:
+    """Answers like a worker; ``median`` sets the samples it returns, ``log`` records the order."""
+
+    def __init__(self, label, log=None, median=1e-3, ready=None, **_):
+        self.label, self.log, self.median, self.ready, self.closed = label, log if log is not None else [], median, ready, False
+
+    def prepare(self, cases, *, threads, weights="auto"):
+        self.prepared = (threads, weights)
+        ready = [c for c in cases if self.ready is None or c in self.ready]
+        return {"ready": ready, "failed": {c: "boom" for c in cases if c not in ready}}
+
+    def time(self, case, budget_s, slow=0.0):
+        self.log.append((self.label, case, slow))
+        return samples(self.median * (1 + slow), n=40, seed=len(self.log), sigma=0.01)
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_plan_refuses_windows_that_cannot_time_anything():
+    with pytest.raises(UserError, match="window > 0 s and >= 2 sweeps"):
+        DuetPlan(window_s=0.0)
+    with pytest.raises(UserError, match="window > 0 s and >= 2 sweeps"):
+        DuetPlan(sweeps=1)
+
+
+def test_duet_alternates_which_side_goes_first_and_gives_each_case_a_window_per_sweep():
+    log: list = []
+    a, b = FakeWorker("A", log), FakeWorker("B", log)
+    out = duet(a, b, ["m-fp32", "m-int8"], DuetPlan(window_s=0.01, sweeps=2))
+    assert [(side, case) for side, case, _ in log] == [
+        ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # sweep 1
+        ("B", "m-fp32"), ("A", "m-fp32"), ("A", "m-int8"), ("B", "m-int8"),  # sweep 2
+    ]
+    assert {len(v) for side in out.values() for v in side.values()} == {80}
+
+
+def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
+    lines = [json.dumps(m) for m in (
+        {"op": "prepare", "cases": ["micro_linear_256-fp32", "no_such_model-fp32"], "threads": 1, "weights": "random"},
+        {"op": "time", "case": "micro_linear_256-fp32", "budget_s": 0.0},
+        {"op": "time", "case": "micro_linear_256-int4", "budget_s": 0.0},
+        {"op": "frobnicate"},
+    )]
+    prepared, timed, unknown_case, unknown_op = list(_replies(iter(lines), _Cases()))
+    assert prepared["ready"] == ["micro_linear_256-fp32"] and "no_such_model" in prepared["failed"]["no_such_model-fp32"]
+    assert len(timed["samples"]) >= 10 and all(s > 0 for s in timed["samples"])
+    assert "was not prepared" in unknown_case["error"] and "unknown op 'frobnicate'" in unknown_op["error"]
+
+
+def test_an_injected_slowdown_adds_its_share_of_the_median_to_every_call(monkeypatch):
+    cases = _Cases()
+    cases.calls["m"], cases.medians["m"] = (lambda: None), 2e-3
+    waited: list[float] = []
+    monkeypatch.setattr("ptq.duet.busy_wait", waited.append)
+    cases.time("m", 0.0, slow=0.1)
+    assert waited and all(w == pytest.approx(2e-4) for w in waited)
+
+
+def test_a_real_worker_process_answers_and_closes():
+    with Worker("A") as w:
+        got = w.prepare(["micro_linear_256-dynamic_int8"], threads=1, weights="random")
+        assert got == {"ready": ["micro_linear_256-dynamic_int8"], "failed": {}}
+        assert len(w.time("micro_linear_256-dynamic_int8", 0.01)) >= 10
+        with pytest.raises(UserError, match="side A's duet worker: case 'x-fp32' was not prepared"):
+            w.time("x-fp32", 0.01)
+
+
+def test_code_without_a_duet_worker_is_one_error_naming_the_fallback(tmp_path):
+    (tmp_path / "ptq").mkdir()
+    (tmp_path / "ptq" / "__init__.py").write_text("")  # an old ptq: no ptq.duet
+    python = tmp_path / "python"  # without site: this checkout's editable install would supply ptq.duet
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    python.chmod(0o755)
+    w = Worker("A", python=str(python), pythonpath=tmp_path, cwd=tmp_path)
+    with pytest.raises(UserError, match=r"side A's duet worker exited \(code 1\) .*--latency=rounds"):
+        w.prepare(["m-fp32"], threads=1)
+    w.close()
+
+
+def test_a_worker_that_dies_is_one_error_with_its_last_words(tmp_path):
+    (tmp_path / "ptq").mkdir()
+    (tmp_path / "ptq" / "__init__.py").write_text("")
+    (tmp_path / "ptq" / "duet.py").write_text("raise SystemExit('out of memory, say')\n")
+    w = Worker("B", pythonpath=tmp_path, cwd=tmp_path)
+    with pytest.raises(UserError, match=r"(?s)side B's duet worker exited \(code 1\):.*out of memory, say"):
+        w.time("m-fp32", 0.01)
+    w.close()
+
+
+def test_the_worker_keeps_library_prints_off_the_protocol():
+    code = ("import os, ptq.duet as d\n"
+            "def noisy(self, case, budget_s, slow=0.0):\n"
+            "    print('py-noise', flush=True); os.write(1, b'c-noise\\n'); return {'samples': [1.0]}\n"
+            "d._Cases.time = noisy\n"
+            "d.serve()\n")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps({"op": "time", "case": "m", "budget_s": 0}) + "\n",
+                          capture_output=True, text=True, check=True)
+    assert done.stdout == '{"samples": [1.0]}\n'  # the protocol stream holds the reply alone
+    assert "py-noise" in done.stderr and "c-noise" in done.stderr
+
+
+def _runs(median_b: float) -> tuple[dict, dict]:
+    a = run(bench("m-fp32", samples(1e-3, n=20)), bench("m-int8", samples(1e-3, n=20)), bench("m-skip", None))
+    b = run(bench("m-fp32", samples(1e-3, n=20)), bench("m-int8", samples(median_b, n=20)), bench("m-skip", None))
+    for r in (a, b):
+        for x in r["benchmarks"]:
+            x["extra_info"]["threads"] = 1
+        r["benchmarks"][1]["extra_info"]["ab_round_sizes"] = [10, 10]
+    return a, b
+
+
+def test_duet_cases_are_those_both_sessions_timed_with_the_same_threads():
+    a, b = _runs(1e-3)
+    assert duet_cases(a, b) == [("m-fp32", 1), ("m-int8", 1)]
+    b["benchmarks"][0]["extra_info"]["threads"] = 2
+    assert duet_cases(a, b) == [("m-int8", 1)]
+
+
+def test_apply_duet_replaces_the_sessions_timings_and_their_round_split():
+    a, _ = _runs(1e-3)
+    apply_duet(a, {"m-int8": [1.0, 2.0]}, DuetPlan(0.02, 5))
+    int8 = a["benchmarks"][1]
+    assert int8["stats"]["data"] == [1.0, 2.0] and "ab_round_sizes" not in int8["extra_info"]
+    assert int8["extra_info"]["ab_latency"] == "duet" and a["benchmarks"][0]["extra_info"].get("ab_latency") is None
+    assert a["ptq"]["ab_latency"] == {"method": "duet", "window_s": 0.02, "sweeps": 5, "cases": ["m-int8"]}
+
+
+@pytest.mark.parametrize(("median_b", "exit_code"), [(1e-3, EXIT_OK), (1.1e-3, EXIT_REGRESSION)])
+def test_run_duet_judges_the_duet_windows_not_the_sessions(tmp_path, median_b, exit_code):
+    a_run, b_run = _runs(1.5e-3)  # the sessions say +50%: the duet's figures must win
+    log: list = []
+
+    def worker(label, **kw):
+        return FakeWorker(label, log, median=median_b if label == "B" else 1e-3, ready={"m-fp32", "m-int8"} - (
+            {"m-fp32"} if label == "B" else set()))
+
+    side = lambda label: Side(label, label, tmp_path)  # noqa: E731
+    notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 3), worker=worker)
+    assert notes == ["m-fp32: latency from the sessions (a duet worker could not prepare it)"]
+    assert {c for _, c, _ in log} == {"m-int8"}  # m-fp32 failed in B: not timed
+    result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])
+    assert result.exit_code == exit_code
+    [int8] = [r for r in result.rows if r.case == "m-int8"]
+    assert "Mann-Whitney" in int8.judgement.detail and "n=120/120" in int8.judgement.detail
+
+
+def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction():
+    log: list = []
+    workers: dict = {}
+
+    def worker(label):
+        workers[label] = FakeWorker(label, log)
+        return workers[label]
+
+    targets = [Target("m-fp32", lambda: None, 1e-3, inject=False), Target("m-int8", lambda: None, 1e-3, inject=True)]
+    base, cur = run_duet_trial(targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 2), worker=worker)
+    assert set(base) == set(cur) == {("m-fp32", 0.0), ("m-int8", 0.0), ("m-int8", 0.1), ("m-int8", 0.2)}
+    assert {slow for side, _, slow in log if side == "A" and _ != "prepare"} == {0.0}
+    assert {slow for side, case, slow in log if side == "B" and case == "m-int8"} == {0.0, 0.1, 0.2}
+    assert workers["A"].closed and workers["B"].closed
+    outcome = Outcome("duet")
+    outcome.record_pairs(base, cur, threshold=0.05, alpha=0.01)
+    assert outcome.aa == [2, 0] and outcome.detected == {0.1: [1, 1], 0.2: [1, 1]}
+    assert [j["fraction"] for j in outcome.judgements] == [0.0, 0.0, 0.1, 0.2]
