@@ -9,10 +9,10 @@ stay untouched and count as A/A controls, as do whole trials with no injection.
 The modes: ``plain`` times the whole baseline side, then the whole current side (two
 separate runs, as ``ptq compare`` sees them); ``interleaved`` alternates short rounds ABBA...
 in this one process; ``processes`` alternates them too, but runs each round in a fresh Python
-process and judges per round (what ``ptq ab`` does: a process has its own memory layout and
-machine state, which one process never samples); ``speedup`` judges two separate runs by
-each quantized case's interleaved speedup over its fp32 (the ``speedup`` judge of ``ptq
-compare``). Run it on a quiet machine: ``ptq gate-quality``.
+process and judges per round (``ptq ab --latency=rounds``); ``duet`` has two fresh worker
+processes take turns in short windows (what ``ptq ab`` does, see :mod:`ptq.duet`); ``speedup``
+judges two separate runs by each quantized case's interleaved speedup over its fp32 (the
+``speedup`` judge of ``ptq compare``). Run it on a quiet machine: ``ptq gate-quality``.
 """
 
 from __future__ import annotations

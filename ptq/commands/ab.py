@@ -19,9 +19,11 @@ from pathlib import Path
 from ptq.ab import materialize, run_duet, run_rounds
 from ptq.cache import atomic_write
 from ptq.cli import command
+from ptq.commands.compare import select_judges
 from ptq.comparison import FORMATS, compare, render
 from ptq.config import load_config
 from ptq.duet import DuetPlan
+from ptq.judges import list_judges
 from ptq.runs import parse_run
 
 
@@ -38,6 +40,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help=f"duet window in seconds (default {DuetPlan.window_s})")
     p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
                    help=f"duet windows per case per side (default {DuetPlan.sweeps})")
+    p.add_argument("--judges", default=None, metavar="GLOBS",
+                   help="judges to run, as ptq compare's --judges (default: all; with the duet all but speedup, "
+                        "which the duet's direct A/B of every case supersedes)")
     p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
     p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
@@ -52,6 +57,11 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _ab(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     extra = shlex.split(args.pytest_args)
+    judges = select_judges(args.judges) if args.judges else None
+    if judges is None and args.latency == "duet":
+        # Each session's speedup CI covers its own pairs, not the spread between sessions: an A/A
+        # on the quick matrix flagged lstm_classifier-ort_dynamic_int8 at 2.89x vs 2.71x that way.
+        judges = [j for j in list_judges() if j != "speedup"]
     with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
@@ -69,6 +79,6 @@ def _ab(args: argparse.Namespace) -> int:
             text = json.dumps(data, indent=1).encode()
             print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}")
     result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=load_config(root),
-                     same_machine=True)
+                     judges=judges, same_machine=True)
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code

@@ -1,7 +1,7 @@
 """``ptq gate-quality``: the benchmark of the regression gate (false alarms and detections).
 
 Exit codes: 0 when both targets hold in every latency mode run (plain, interleaved,
-processes: <= 1% false regressions on A/A judgements, >= 95% detection of a 10% slowdown),
+processes, duet: <= 1% false regressions on A/A judgements, >= 95% detection of a 10% slowdown),
 1 when one is missed, 2 on bad input. The speedup mode is reported, not gated.
 """
 
@@ -146,7 +146,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
               f"10% slowdown caught {o.rate(TARGET_SLOWDOWN):.0%} (target >= {TARGET_DETECT:.0%}), smallest slowdown "
               f"caught >= 95%: {f'{smallest:.0%}' if smallest else 'none tried'}: {'PASS' if met else 'MISS'}")
     print(f"{args.statistic} ratio > {1 + args.threshold:g} and p < {args.alpha} (Mann-Whitney over calls; "
-          f"processes: Welch t over each side's fastest rounds), "
+          f"processes: Welch t over each side's fastest rounds; duet: pooled windows), "
           f"{torch.get_num_threads()} torch threads, {args.time}s per case per side, "
           f"{time.perf_counter() - started:.0f}s")
     if args.json:
