@@ -17,6 +17,7 @@ Protocol: one JSON object per line on stdin, one reply per line on the worker's 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -43,6 +44,15 @@ class DuetPlan:
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.sweeps < 2:
             raise UserError(f"a duet needs a window > 0 s and >= 2 sweeps, got {self.window_s} s and {self.sweeps}")
+
+    @staticmethod
+    def add_options(p: argparse.ArgumentParser) -> None:
+        """``--window`` and ``--sweeps``: ``ptq ab`` and ``ptq gate-quality`` share them, so the
+        benchmark of the gate measures the plan the gate runs."""
+        p.add_argument("--window", type=float, default=DuetPlan.window_s,
+                       help=f"seconds per duet window (default {DuetPlan.window_s})")
+        p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
+                       help=f"duet windows per case per side (default {DuetPlan.sweeps})")
 
 
 def busy_wait(seconds: float, timer: Callable[[], float] = time.perf_counter) -> None:

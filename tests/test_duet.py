@@ -182,3 +182,20 @@ def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction(
     outcome.record_pairs(base, cur, threshold=0.05, alpha=0.01)
     assert outcome.aa == [2, 0] and outcome.detected == {0.1: [1, 1], 0.2: [1, 1]}
     assert [j["fraction"] for j in outcome.judgements] == [0.0, 0.0, 0.1, 0.2]
+
+
+@pytest.mark.parametrize(("latency", "judged"), [("duet", False), ("rounds", True)])
+def test_ptq_ab_leaves_the_speedup_judge_to_the_sessions_only_without_the_duet(
+        monkeypatch, tmp_path, capsys, latency, judged):
+    from ptq.cli import main
+
+    speed = lambda r: {"speedup": {"ratio": r, "low": r - 0.01, "high": r + 0.01, "n": 10}}  # noqa: E731
+    runs = [run(bench("m-int8", samples(1e-3, n=20, seed=s), metrics=speed(r))) for s, r in ((1, 2.9), (2, 2.7))]
+    calls = []
+    monkeypatch.setattr("ptq.commands.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
+    monkeypatch.setattr("ptq.commands.ab.run_rounds", lambda a, b, **kw: calls.append(("rounds", kw["rounds"])) or runs)
+    monkeypatch.setattr("ptq.commands.ab.run_duet", lambda *a, **kw: calls.append(("duet", kw["plan"])) or [])
+    code = main(["ab", "x", "y", "--root", str(tmp_path), "--latency", latency])
+    out = capsys.readouterr().out
+    assert calls[0] == ("rounds", 3 if latency == "duet" else 6) and (len(calls) == 2) == (latency == "duet")
+    assert (" speedup " in out) == judged and code == (1 if judged else 0)  # 2.9x -> 2.7x, CIs apart

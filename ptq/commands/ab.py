@@ -36,10 +36,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", choices=("duet", "rounds"), default="duet",
                    help="duet (default): after the sessions, one worker per side times every case in alternating "
                         "windows; rounds: judge the sessions' own timings (for code without ptq.duet)")
-    p.add_argument("--window", type=float, default=DuetPlan.window_s,
-                   help=f"duet window in seconds (default {DuetPlan.window_s})")
-    p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
-                   help=f"duet windows per case per side (default {DuetPlan.sweeps})")
+    DuetPlan.add_options(p)
     p.add_argument("--judges", default=None, metavar="GLOBS",
                    help="judges to run, as ptq compare's --judges (default: all; with the duet all but speedup, "
                         "which the duet's direct A/B of every case supersedes)")

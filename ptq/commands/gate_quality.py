@@ -47,10 +47,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duet-trials", type=int, default=30,
                    help="trials of the duet mode, each two fresh workers judging every case unslowed (A/A) and "
                         "at every slowdown (default 30)")
-    p.add_argument("--window", type=float, default=DuetPlan.window_s,
-                   help=f"seconds per window in the duet mode (default {DuetPlan.window_s}, as ptq ab)")
-    p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
-                   help=f"windows per side per case in the duet mode (default {DuetPlan.sweeps}, as ptq ab)")
+    DuetPlan.add_options(p)
     p.add_argument("--modes", default="plain,interleaved,processes,duet,speedup",
                    help="plain, interleaved, processes, duet, speedup (default: all)")
     p.add_argument("--threads", type=int, default=None,
