@@ -71,15 +71,32 @@ def test_metric_missing_on_one_side_is_not_measured_not_failed():
 
 
 def test_memory_and_drift_judges_read_their_documented_keys():
-    mem = lambda peak, spread: {"memory": {"inference": {"increment_bytes": peak, "samples": [peak - spread, peak]}}}  # noqa: E731
+    mib = 1 << 20
+    mem = lambda peak, spread: {"memory": {"inference": {"increment_bytes": peak * mib, "samples": [(peak - spread) * mib, peak * mib]}}}  # noqa: E731
     drift = lambda value: {"drift": {"value": value}}  # noqa: E731
-    base = run(bench("a-int8", samples(1.0), metrics={**mem(1000, 0), **drift(0.010)}),
-               bench("b-int8", samples(1.0), metrics={**mem(1000, 100), **drift(0.010)}))
-    cur = run(bench("a-int8", samples(1.0, seed=9), metrics={**mem(1100, 0), **drift(0.020)}),
-              bench("b-int8", samples(1.0, seed=9), metrics={**mem(1100, 0), **drift(0.012)}))
+    base = run(bench("a-int8", samples(1.0), metrics={**mem(100, 0), **drift(0.010)}),
+               bench("b-int8", samples(1.0), metrics={**mem(100, 10), **drift(0.010)}))
+    cur = run(bench("a-int8", samples(1.0, seed=9), metrics={**mem(110, 0), **drift(0.020)}),
+              bench("b-int8", samples(1.0, seed=9), metrics={**mem(110, 0), **drift(0.012)}))
     v = _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c")))
-    assert v[("a-int8", "memory")] is Verdict.REGRESSION and v[("b-int8", "memory")] is Verdict.OK  # spread 100 x 3
+    assert v[("a-int8", "memory")] is Verdict.REGRESSION and v[("b-int8", "memory")] is Verdict.OK  # spread 10 MiB x 3
     assert v[("a-int8", "drift")] is Verdict.REGRESSION and v[("b-int8", "drift")] is Verdict.OK
+
+
+@pytest.mark.parametrize(("grown_mib", "absolute", "verdict"), [
+    (1.0, None, Verdict.OK),  # one pymalloc arena more: the measured run-to-run step
+    (1.5, None, Verdict.REGRESSION),
+    (1.0, 0, Verdict.REGRESSION),  # memory_absolute = 0: every byte past 5% counts
+])
+def test_a_small_step_may_move_by_one_arena(grown_mib, absolute, verdict):
+    mib = 1 << 20
+    mem = lambda n: {"memory": {"quantize": {"increment_bytes": n}}}  # noqa: E731
+    base = run(bench("m-int8", samples(1.0), metrics=mem(2 * mib)))
+    cur = run(bench("m-int8", samples(1.0, seed=3), metrics=mem(int((2 + grown_mib) * mib))))
+    config = validate({} if absolute is None else {"gate": {"memory_absolute": absolute}}, "test")
+    [row] = compare(parse_run(base, "b"), parse_run(cur, "c"), config=config, judges=["quantize_memory"]).rows
+    assert row.verdict is verdict
+    assert ("1.2 MiB" in row.judgement.detail) == (absolute is None)  # the allowance is named
 
 
 def test_thresholds_come_from_the_gate_config_section():

@@ -173,3 +173,11 @@ def test_gate_step_with_a_baseline(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "compare.rc").read_text().strip() == "1"  # run 4 regressed against run 3
     assert (tmp_path / "comment.md").read_text().startswith("<!-- ptq-report -->")
+
+
+def test_baselines_are_recorded_in_the_shards_pull_requests_run():
+    # A quantize step's memory depends on which cases ran before it in the process.
+    shards = {p.name: _load(p).get("env", {}).get("SHARDS") for p in WORKFLOWS}
+    assert shards["baselines.yml"] == shards["benchmarks.yml"] is not None
+    assert '--ptq-shard="$SHARD/$SHARDS"' in _step("baselines.yml", "refresh",
+                                                   "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")

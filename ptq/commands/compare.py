@@ -37,7 +37,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=".", help="project root holding results/ (default: .)")
     p.add_argument("--judges", default=None, metavar="GLOBS",
                    help="comma-separated judges to run (default: all; see ptq.judges), e.g. "
-                        "'speedup,*memory,size,drift' where latency is gated by ptq ab instead")
+                        "'*memory,size,drift' where latency is gated by ptq ab instead")
 
 
 def resolve_baseline(root: Path, run: Run, explicit: str | None) -> Run | None:
