@@ -195,7 +195,7 @@ def run_duet(
             both = [c for c in cases if c in ready[0] and c in ready[1]]
             notes += [f"{c}: latency from the sessions (a duet worker could not prepare it)" for c in cases if c not in both]
             for label, samples in duet(wa, wb, both, plan, progress=progress).items():
-                got[label].update(samples)
+                got[label].update({case: s for (case, _), s in samples.items()})
         finally:
             wa.close()
             wb.close()

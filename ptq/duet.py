@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ptq.errors import UserError
+from ptq.errors import PtqError, UserError
 
-__all__ = ["DuetPlan", "Worker", "busy_wait", "duet", "serve", "time_calls"]
+__all__ = ["DuetPlan", "TimedCases", "Worker", "busy_wait", "duet", "serve", "time_calls"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class DuetPlan:
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.sweeps < 2:
-            raise UserError(f"a duet needs a window > 0 s and >= 2 sweeps, got {self.window_s} s and {self.sweeps}")
+            raise UserError(f"a duet needs --window > 0 and --sweeps >= 2, got --window={self.window_s:g} "
+                            f"--sweeps={self.sweeps}")
 
     @staticmethod
     def add_options(p: argparse.ArgumentParser) -> None:
@@ -79,14 +80,15 @@ def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, 
 # -- the worker (runs with one side's code) ------------------------------------------------
 
 
-class _Cases:
-    """The worker's prepared cases, each with its median call time (sizes an injected slowdown)."""
+class TimedCases:
+    """Prepared cases as calls, each with its median call time (sizes an injected slowdown): the
+    worker's state, and what ``ptq gate-quality`` builds its targets from."""
 
     def __init__(self) -> None:
         self.calls: dict[str, Callable[[], Any]] = {}
         self.medians: dict[str, float] = {}
 
-    def prepare(self, cases: Sequence[str], *, threads: int, weights: str) -> dict[str, Any]:
+    def prepare(self, cases: Sequence[str], *, threads: int, weights: str, calibrate_s: float = 0.05) -> dict[str, Any]:
         import torch
 
         from ptq.matrix import Case
@@ -100,14 +102,14 @@ class _Cases:
             try:
                 prepared = bench.prepare(Case(model, recipe))
             except Exception as exc:  # a case that cannot build here is reported, the rest go on
-                failed[spec] = f"{type(exc).__name__}: {exc}"
+                failed[spec] = str(exc) if isinstance(exc, PtqError) else f"{type(exc).__name__}: {exc}"
                 continue
 
             def call(m=prepared.model, x=prepared.inputs) -> Any:
                 with torch.inference_mode():
                     return m(*x)
 
-            samples = time_calls(call, 0.05, warmup=10)
+            samples = time_calls(call, calibrate_s, warmup=10)
             self.calls[spec], self.medians[spec] = call, sorted(samples)[len(samples) // 2]
         return {"ready": sorted(self.calls), "failed": failed}
 
@@ -126,7 +128,7 @@ class _Cases:
         return {"samples": time_calls(call, budget_s)}
 
 
-def _replies(lines: Iterator[str], cases: _Cases) -> Iterator[dict[str, Any]]:
+def _replies(lines: Iterator[str], cases: TimedCases) -> Iterator[dict[str, Any]]:
     for line in lines:
         msg = json.loads(line)
         op = msg.get("op")
@@ -144,7 +146,7 @@ def serve(stdin: IO[str] = sys.stdin) -> None:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    for reply in _replies(iter(stdin.readline, ""), _Cases()):
+    for reply in _replies(iter(stdin.readline, ""), TimedCases()):
         out.write(json.dumps(reply) + "\n")
         out.flush()
 
@@ -209,15 +211,22 @@ class Worker:
         self.close()
 
 
+Slot = tuple[str, float]  # (case, the slowdown side B's worker injects: 0 but in ptq gate-quality)
+
+
 def duet(a: Worker, b: Worker, cases: Sequence[str], plan: DuetPlan, *,
-         progress: Callable[[str], None] = lambda line: None) -> dict[str, dict[str, list[float]]]:
-    """{"A": {case: samples}, "B": {case: samples}}: every case timed ``plan.sweeps`` times per
-    side, the two sides' windows adjacent and their order alternating (AB, BA, ...)."""
-    out: dict[str, dict[str, list[float]]] = {a.label: {c: [] for c in cases}, b.label: {c: [] for c in cases}}
+         slowdowns: Mapping[str, Sequence[float]] | None = None,
+         progress: Callable[[str], None] = lambda line: None) -> dict[str, dict[Slot, list[float]]]:
+    """{"A": {(case, slowdown): samples}, "B": {...}}: every slot timed ``plan.sweeps`` times per
+    side, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
+    one slot, (case, 0.0), unless ``slowdowns`` gives it several (side B slowed by each)."""
+    slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
+    out: dict[str, dict[Slot, list[float]]] = {w.label: {s: [] for s in slots} for w in (a, b)}
     for sweep in range(plan.sweeps):
-        for i, case in enumerate(cases):
+        for i, (case, slow) in enumerate(slots):
             for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
-                out[worker.label][case].extend(worker.time(case, plan.window_s))
+                got = worker.time(case, plan.window_s, slow=slow) if worker is b else worker.time(case, plan.window_s)
+                out[worker.label][(case, slow)].extend(got)
         progress(f"duet sweep {sweep + 1}/{plan.sweeps}")
     return out
 

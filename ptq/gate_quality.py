@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ptq.duet import DuetPlan, Worker, busy_wait, time_calls
+from ptq.duet import DuetPlan, TimedCases, Worker, busy_wait, duet, time_calls
 from ptq.errors import UserError
 from ptq.gate import DEFAULT_LOCATION, Verdict, decide_interval, decide_latency, decide_latency_rounds, location
 
@@ -64,29 +64,16 @@ def build_targets(cases: str, threads: int, *, calibrate_s: float = 0.3) -> list
     weights), each with its median call time measured over ``calibrate_s`` in this process (a
     fresh process can run a case 20-40% slower or faster than the last, so a slowdown injected
     in a round process is sized by that process's own median)."""
-    import torch
-
-    from ptq.matrix import Case
-    from ptq.runner import RunOptions, Workbench
-
-    torch.set_num_threads(threads)
-    bench = Workbench(RunOptions(threads=threads, weights="random"))
-    targets: list[Target] = []
-    calls: dict[str, Callable[[], Any]] = {}
-    for spec in (c.strip() for c in cases.split(",") if c.strip()):
-        model, sep, recipe = spec.rpartition("-")
-        if not sep:
+    specs = [c.strip() for c in cases.split(",") if c.strip()]
+    for spec in specs:
+        if "-" not in spec:
             raise UserError(f"--cases: {spec!r} is not model-recipe, e.g. micro_linear_1024-dynamic_int8")
-        prepared = bench.prepare(Case(model, recipe))
-
-        def call(m=prepared.model, x=prepared.inputs):
-            with torch.inference_mode():
-                return m(*x)
-
-        samples = time_calls(call, calibrate_s, warmup=10)
-        median_s = sorted(samples)[len(samples) // 2]
-        calls[spec] = call
-        targets.append(Target(spec, call, median_s, inject=recipe != "fp32", reference=calls.get(f"{model}-fp32")))
+    timed = TimedCases()
+    failed = timed.prepare(specs, threads=threads, weights="random", calibrate_s=calibrate_s)["failed"]
+    if failed:
+        raise UserError("--cases: " + "; ".join(f"{spec}: {why}" for spec, why in failed.items()))
+    targets = [Target(spec, timed.calls[spec], timed.medians[spec], inject=not spec.endswith("-fp32"),
+                      reference=timed.calls.get(f"{spec.rpartition('-')[0]}-fp32")) for spec in specs]
     if not any(t.inject for t in targets):
         raise UserError(f"--cases={cases!r}: no non-fp32 case to inject slowdowns into")
     return targets
@@ -177,28 +164,18 @@ def run_duet_trial(
     worker: Callable[[str], Worker] = Worker,
 ) -> tuple[dict[tuple[str, float], list[float]], dict[tuple[str, float], list[float]]]:
     """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: two fresh workers
-    (``python -m ptq.duet``), A and B, take turns in ``plan.window_s`` windows. Per sweep each
-    injected case is paired once per fraction (0 first: its A/A) and each control once, so
-    every (case, fraction) has its own adjacent A windows. Returns (A, B) samples per (case,
-    fraction)."""
+    (``python -m ptq.duet``), A and B, in :func:`ptq.duet.duet`. Per sweep each injected case
+    is paired once per fraction (0 first: its A/A) and each control once, so every (case,
+    fraction) has its own adjacent A windows. Returns (A, B) samples per (case, fraction)."""
     a, b = worker("A"), worker("B")
     try:
         cases = [t.case for t in targets]
         for w in (a, b):
-            got = w.prepare(cases, threads=threads, weights="random")
-            if got["failed"]:
-                raise UserError(f"duet worker {w.label} could not prepare: {got['failed']}")
-        pairs = [(t.case, f) for t in targets for f in ([0.0, *fractions] if t.inject else [0.0])]
-        base: dict[tuple[str, float], list[float]] = {p: [] for p in pairs}
-        cur: dict[tuple[str, float], list[float]] = {p: [] for p in pairs}
-        for sweep in range(plan.sweeps):
-            for i, (case, fraction) in enumerate(pairs):
-                for side in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
-                    if side is a:
-                        base[(case, fraction)].extend(a.time(case, plan.window_s))
-                    else:
-                        cur[(case, fraction)].extend(b.time(case, plan.window_s, slow=fraction))
-        return base, cur
+            failed = w.prepare(cases, threads=threads, weights="random")["failed"]
+            if failed:
+                raise UserError(f"duet worker {w.label} could not prepare: {failed}")
+        got = duet(a, b, cases, plan, slowdowns={t.case: (0.0, *fractions) for t in targets if t.inject})
+        return got["A"], got["B"]
     finally:
         a.close()
         b.close()

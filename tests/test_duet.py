@@ -11,7 +11,7 @@ from gate_fixtures import bench, run, samples
 
 from ptq.ab import Side, apply_duet, duet_cases, run_duet
 from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare
-from ptq.duet import DuetPlan, Worker, _Cases, _replies, duet
+from ptq.duet import DuetPlan, TimedCases, Worker, _replies, duet
 from ptq.errors import UserError
 from ptq.gate_quality import Outcome, Target, run_duet_trial
 from ptq.runs import parse_run
@@ -37,9 +37,9 @@ class FakeWorker:
 
 
 def test_the_plan_refuses_windows_that_cannot_time_anything():
-    with pytest.raises(UserError, match="window > 0 s and >= 2 sweeps"):
+    with pytest.raises(UserError, match="--window > 0 and --sweeps >= 2"):
         DuetPlan(window_s=0.0)
-    with pytest.raises(UserError, match="window > 0 s and >= 2 sweeps"):
+    with pytest.raises(UserError, match="--window > 0 and --sweeps >= 2"):
         DuetPlan(sweeps=1)
 
 
@@ -61,14 +61,14 @@ def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
         {"op": "time", "case": "micro_linear_256-int4", "budget_s": 0.0},
         {"op": "frobnicate"},
     )]
-    prepared, timed, unknown_case, unknown_op = list(_replies(iter(lines), _Cases()))
+    prepared, timed, unknown_case, unknown_op = list(_replies(iter(lines), TimedCases()))
     assert prepared["ready"] == ["micro_linear_256-fp32"] and "no_such_model" in prepared["failed"]["no_such_model-fp32"]
     assert len(timed["samples"]) >= 10 and all(s > 0 for s in timed["samples"])
     assert "was not prepared" in unknown_case["error"] and "unknown op 'frobnicate'" in unknown_op["error"]
 
 
 def test_an_injected_slowdown_adds_its_share_of_the_median_to_every_call(monkeypatch):
-    cases = _Cases()
+    cases = TimedCases()
     cases.calls["m"], cases.medians["m"] = (lambda: None), 2e-3
     waited: list[float] = []
     monkeypatch.setattr("ptq.duet.busy_wait", waited.append)
@@ -111,7 +111,7 @@ def test_the_worker_keeps_library_prints_off_the_protocol():
     code = ("import os, ptq.duet as d\n"
             "def noisy(self, case, budget_s, slow=0.0):\n"
             "    print('py-noise', flush=True); os.write(1, b'c-noise\\n'); return {'samples': [1.0]}\n"
-            "d._Cases.time = noisy\n"
+            "d.TimedCases.time = noisy\n"
             "d.serve()\n")
     done = subprocess.run([sys.executable, "-c", code], input=json.dumps({"op": "time", "case": "m", "budget_s": 0}) + "\n",
                           capture_output=True, text=True, check=True)
