@@ -27,7 +27,7 @@ TARGET_SLOWDOWN = 0.10
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", default="micro_linear_1024-fp32,micro_linear_1024-dynamic_int8,micro_conv_64-fp32,micro_conv_64-static_int8",
                    help="comma-separated model-recipe cases; non-fp32 ones get the injected slowdowns "
-                        "(list a model's fp32 before its quantized cases for the speedup mode)")
+                        "(include a model's fp32 case for the speedup mode)")
     p.add_argument("--slowdowns", default="0.03,0.05,0.10,0.20", help="injected slowdown fractions")
     p.add_argument("--aa-trials", type=int, default=30, help="trials with nothing injected (default 30)")
     p.add_argument("--trials", type=int, default=20, help="trials per injected slowdown (default 20)")
