@@ -4,8 +4,9 @@ Two runs taken minutes apart on a shared machine differ by more than a 10% chang
 runs each side's pytest suite in short sessions alternated ABBA... (memory, size, drift and the
 speedup probe, merged per side), then times latency as a duet (:mod:`ptq.duet`): one worker
 per side, taking turns in ~50 ms windows, so both sides see the same machine states (duet
-benchmarking, Bulej et al. 2020). The verdict is :func:`ptq.comparison.compare`'s, the same
-judges as ``ptq compare``. With ``--latency=rounds`` the sessions' own timings are judged
+benchmarking, Bulej et al. 2020), over several placements of every case (fresh allocations in
+fresh worker pairs) so one allocation's luck is not a verdict. The verdict is
+:func:`ptq.comparison.compare`'s, the same judges as ``ptq compare``. With ``--latency=rounds`` the sessions' own timings are judged
 instead, the session as the unit (:func:`ptq.gate.decide_latency_rounds`).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from ptq.duet import DuetPlan, Worker, duet
+from ptq.duet import DuetPlan, Worker, run_plan
 from ptq.errors import UserError
 
 __all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "run_duet", "run_rounds",
@@ -160,45 +161,51 @@ def duet_cases(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[tuple
     return [(case, threads) for case, threads in a.items() if b.get(case) == threads]
 
 
-def apply_duet(run: dict[str, Any], samples: Mapping[str, list[float]], plan: DuetPlan) -> None:
-    """Put a side's duet samples in place of its sessions' timings (one pool per case: the
-    duet's windows are interleaved with the other side's, so no session split remains)."""
+def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float]]], plan: DuetPlan,
+               unmeasured: Mapping[str, str] | None = None) -> None:
+    """Put a side's duet samples in place of its sessions' timings: one pool per case, split by
+    placement (``extra_info.ab_placement_sizes``: the judge's unit). A case the duet could not
+    time loses its session timings too, with the reason (``ab_latency_why``): its latency is
+    "not measured", never judged from the sessions' one-allocation figures."""
     for bench in run["benchmarks"]:
         info = bench.setdefault("extra_info", {})
-        if info.get("case") in samples:
-            bench["stats"]["data"] = list(samples[info["case"]])
+        case = info.get("case")
+        if case in blocks:
+            bench["stats"]["data"] = [x for block in blocks[case] for x in block]
             info.pop("ab_round_sizes", None)
+            info["ab_placement_sizes"] = [len(block) for block in blocks[case]]
             info["ab_latency"] = "duet"
-    run["ptq"]["ab_latency"] = {"method": "duet", "window_s": plan.window_s, "sweeps": plan.sweeps,
-                                "cases": sorted(samples)}
+        elif case in (unmeasured or {}):
+            bench["stats"]["data"] = []
+            info.pop("ab_round_sizes", None)
+            info["ab_latency"] = "not measured"
+            info["ab_latency_why"] = unmeasured[case]
+    run["ptq"]["ab_latency"] = {"method": "duet", **plan.to_dict(), "cases": sorted(blocks),
+                                "not_measured": dict(sorted((unmeasured or {}).items()))}
 
 
 def run_duet(
     a: Side, b: Side, run_a: dict[str, Any], run_b: dict[str, Any], *, plan: DuetPlan,
     worker: Callable[..., Worker] = Worker, progress: Callable[[str], None] = lambda line: None,
 ) -> list[str]:
-    """Time every case both sessions timed as a duet of two workers, one per side, and put the
-    samples into ``run_a`` / ``run_b``. Returns notes on cases left with their session timings
-    (a case one side's worker could not prepare)."""
-    notes: list[str] = []
+    """Time every case both sessions timed as a duet (:func:`ptq.duet.run_plan`: worker pairs
+    one after another, placements within each) and put the samples into ``run_a`` / ``run_b``.
+    Returns notes on cases the duet could not time (their latency is then not measured)."""
     by_threads: dict[int, list[str]] = {}
     for case, threads in duet_cases(run_a, run_b):
         by_threads.setdefault(threads, []).append(case)
     weights = str(run_a.get("ptq", {}).get("weights_policy") or "auto")
-    got: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
+    sides = {"A": a, "B": b}
+    got: dict[str, dict[str, list[list[float]]]] = {"A": {}, "B": {}}
+    failed: dict[str, str] = {}
     for threads, cases in by_threads.items():
-        wa = worker("A", python=a.python, pythonpath=a.pythonpath, cwd=a.tree)
-        wb = worker("B", python=b.python, pythonpath=b.pythonpath, cwd=b.tree)
-        try:
-            progress(f"duet: preparing {len(cases)} cases ({threads} threads) in both workers")
-            ready = [set(w.prepare(cases, threads=threads, weights=weights)["ready"]) for w in (wa, wb)]
-            both = [c for c in cases if c in ready[0] and c in ready[1]]
-            notes += [f"{c}: latency from the sessions (a duet worker could not prepare it)" for c in cases if c not in both]
-            for label, samples in duet(wa, wb, both, plan, progress=progress).items():
-                got[label].update({case: s for (case, _), s in samples.items()})
-        finally:
-            wa.close()
-            wb.close()
-    apply_duet(run_a, got["A"], plan)
-    apply_duet(run_b, got["B"], plan)
-    return notes
+        blocks, why = run_plan(
+            plan, cases, threads=threads, weights=weights, progress=progress,
+            new_worker=lambda label: worker(label, python=sides[label].python, pythonpath=sides[label].pythonpath,
+                                            cwd=sides[label].tree))
+        failed.update(why)
+        for label, slots in blocks.items():
+            got[label].update({case: b for (case, _), b in slots.items()})
+    apply_duet(run_a, got["A"], plan, failed)
+    apply_duet(run_b, got["B"], plan, failed)
+    return [f"{c}: latency not measured (a duet worker could not prepare it: {why})" for c, why in sorted(failed.items())]

@@ -4,15 +4,20 @@ Why not a verdict per pytest session: on the shared 2-core reference VM the mach
 in episodes of 1-3 s (every case at once, often both vCPUs), covering 10-30% of the time. A
 case timed in one contiguous half-second window per process is slowed whole by an episode, so
 fresh processes differ by 10-30% and a 10% regression hides among them. Here each side runs
-one long-lived worker (``python -m ptq.duet`` with that side's code) holding its prepared
+a long-lived worker (``python -m ptq.duet`` with that side's code) holding its prepared
 cases; the driver has them take turns, ABBA..., in windows of ~50 ms, case after case, sweep
 after sweep. Adjacent windows see the same machine state and each case's samples are spread
 over minutes, so the low quantile the gate compares comes from the quiet stretches on both
-sides (duet benchmarking, Bulej et al. 2020; Laaber et al. 2019). The verdict is the one
-in-process interleaving already uses: :func:`ptq.gate.decide_latency` on the pooled samples.
+sides (duet benchmarking, Bulej et al. 2020; Laaber et al. 2019).
+
+One allocation is one draw: where a case's tensors land moved a small conv by 2x, so the
+sweeps are split into placements (fresh copies of every model and input, :mod:`ptq.placement`)
+and worker pairs (fresh processes), and the verdict takes the placement as its unit:
+:func:`ptq.gate.decide_latency_placements` over placement k of A against placement k of B.
 
 Protocol: one JSON object per line on stdin, one reply per line on the worker's own stdout
-(anything the libraries print goes to stderr). ``prepare`` builds cases; ``time`` times one.
+(anything the libraries print goes to stderr). ``prepare`` builds cases; ``place`` puts every
+case on a fresh placement; ``time`` times one.
 """
 
 from __future__ import annotations
@@ -31,29 +36,68 @@ from typing import IO, Any
 
 from ptq.errors import PtqError, UserError
 
-__all__ = ["DuetPlan", "TimedCases", "Worker", "busy_wait", "duet", "serve", "time_calls"]
+__all__ = ["Blocks", "DuetPlan", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
 
 
 @dataclass(frozen=True)
 class DuetPlan:
-    """How long a duet runs: ``sweeps`` passes over the cases, a ``window_s`` window per side each."""
+    """How long a duet runs: ``sweeps`` passes over the cases, a ``window_s`` window per side each,
+    split into ``placements`` blocks per side, each on a fresh allocation of every case's model
+    and inputs (:mod:`ptq.placement`), timed by ``workers`` successive worker pairs.
+
+    The placement is the judge's unit (:func:`ptq.gate.decide_latency_placements`): one
+    allocation can decide a latency by up to 2x, so a duet that kept one prepared case per
+    worker turned a placement difference into a "certain" regression. The same windows are
+    split over placements, so sampling them costs no extra timing, only the copies and a
+    second worker pair's preparation.
+    """
 
     window_s: float = 0.05
     sweeps: int = 30
+    placements: int = 10
+    workers: int = 2
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.sweeps < 2:
             raise UserError(f"a duet needs --window > 0 and --sweeps >= 2, got --window={self.window_s:g} "
                             f"--sweeps={self.sweeps}")
+        if not 2 <= self.placements <= self.sweeps or not 1 <= self.workers <= self.placements:
+            raise UserError(f"a duet needs 2 <= --placements <= --sweeps and 1 <= --workers <= --placements, got "
+                            f"--placements={self.placements} --sweeps={self.sweeps} --workers={self.workers}")
+
+    def blocks(self) -> list[list[int]]:
+        """Per worker pair, the sweeps of each of its placements: as even as whole numbers allow."""
+        sweeps = _spread(self.sweeps, self.placements)
+        per_worker = _spread(self.placements, self.workers)
+        starts = [sum(per_worker[:i]) for i in range(self.workers)]
+        return [sweeps[s:s + n] for s, n in zip(starts, per_worker, strict=True)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_s": self.window_s, "sweeps": self.sweeps, "placements": self.placements,
+                "workers": self.workers}
 
     @staticmethod
     def add_options(p: argparse.ArgumentParser) -> None:
-        """``--window`` and ``--sweeps``: ``ptq ab`` and ``ptq gate-quality`` share them, so the
-        benchmark of the gate measures the plan the gate runs."""
+        """``--window``, ``--sweeps``, ``--placements``, ``--workers``: ``ptq ab`` and ``ptq
+        gate-quality`` share them, so the benchmark of the gate measures the plan the gate runs."""
         p.add_argument("--window", type=float, default=DuetPlan.window_s,
                        help=f"seconds per duet window (default {DuetPlan.window_s})")
         p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
                        help=f"duet windows per case per side (default {DuetPlan.sweeps})")
+        p.add_argument("--placements", type=int, default=DuetPlan.placements,
+                       help=f"fresh allocations of each case per side, the sweeps split among them; the latency "
+                            f"judge's unit (default {DuetPlan.placements})")
+        p.add_argument("--workers", type=int, default=DuetPlan.workers,
+                       help=f"worker processes per side, one after another, the placements split among them "
+                            f"(default {DuetPlan.workers})")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DuetPlan:
+        return cls(args.window, args.sweeps, args.placements, args.workers)
+
+
+def _spread(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
 
 
 def busy_wait(seconds: float, timer: Callable[[], float] = time.perf_counter) -> None:
@@ -82,11 +126,14 @@ def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, 
 
 class TimedCases:
     """Prepared cases as calls, each with its median call time (sizes an injected slowdown): the
-    worker's state, and what ``ptq gate-quality`` builds its targets from."""
+    worker's state, and what ``ptq gate-quality`` builds its targets from. ``place`` swaps every
+    case for a fresh placement (a copy of its model and inputs); until then the prepared ones run."""
 
     def __init__(self) -> None:
         self.calls: dict[str, Callable[[], Any]] = {}
         self.medians: dict[str, float] = {}
+        self._originals: dict[str, tuple[Any, tuple[Any, ...], Any]] = {}  # model, inputs, output
+        self._placed: dict[str, Any] = {}
 
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str, calibrate_s: float = 0.05) -> dict[str, Any]:
         import torch
@@ -109,9 +156,23 @@ class TimedCases:
                 with torch.inference_mode():
                     return m(*x)
 
+            self._originals[spec] = (prepared.model, prepared.inputs, call())
             samples = time_calls(call, calibrate_s, warmup=10)
             self.calls[spec], self.medians[spec] = call, sorted(samples)[len(samples) // 2]
         return {"ready": sorted(self.calls), "failed": failed}
+
+    def place(self, seed: int) -> dict[str, Any]:
+        """Every prepared case on a fresh placement (the previous one freed first); what each got."""
+        from ptq.placement import place
+
+        kinds: dict[str, str] = {}
+        for i, spec in enumerate(sorted(self._originals)):
+            self._placed.pop(spec, None)
+            model, inputs, output = self._originals[spec]
+            placed = place(model, inputs, seed=seed * 10_007 + i, reference_output=output)
+            self._placed[spec], self.calls[spec] = placed, placed.call
+            kinds[spec] = placed.kind + (f" ({placed.why})" if placed.why else "")
+        return {"placed": kinds}
 
     def time(self, case: str, budget_s: float, slow: float = 0.0) -> dict[str, Any]:
         if case not in self.calls:
@@ -134,6 +195,8 @@ def _replies(lines: Iterator[str], cases: TimedCases) -> Iterator[dict[str, Any]
         op = msg.get("op")
         if op == "prepare":
             yield cases.prepare(msg["cases"], threads=int(msg["threads"]), weights=msg.get("weights", "auto"))
+        elif op == "place":
+            yield cases.place(int(msg["seed"]))
         elif op == "time":
             yield cases.time(msg["case"], float(msg["budget_s"]), float(msg.get("slow", 0.0)))
         else:
@@ -190,6 +253,9 @@ class Worker:
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str = "auto") -> dict[str, Any]:
         return self.ask({"op": "prepare", "cases": list(cases), "threads": threads, "weights": weights})
 
+    def place(self, seed: int) -> dict[str, str]:
+        return self.ask({"op": "place", "seed": seed})["placed"]
+
     def time(self, case: str, budget_s: float, slow: float = 0.0) -> list[float]:
         return self.ask({"op": "time", "case": case, "budget_s": budget_s, "slow": slow})["samples"]
 
@@ -212,23 +278,65 @@ class Worker:
 
 
 Slot = tuple[str, float]  # (case, the slowdown side B's worker injects: 0 but in ptq gate-quality)
+#: Per side label, per slot, the samples of each placement in order (placement k of A beside k of B).
+Blocks = dict[str, dict[Slot, list[list[float]]]]
 
 
-def duet(a: Worker, b: Worker, cases: Sequence[str], plan: DuetPlan, *,
+def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, window_s: float, first_placement: int = 0,
          slowdowns: Mapping[str, Sequence[float]] | None = None,
-         progress: Callable[[str], None] = lambda line: None) -> dict[str, dict[Slot, list[float]]]:
-    """{"A": {(case, slowdown): samples}, "B": {...}}: every slot timed ``plan.sweeps`` times per
-    side, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
+         progress: Callable[[str], None] = lambda line: None) -> Blocks:
+    """One worker pair's share of a duet: for each entry of ``sweeps``, both workers place every
+    case afresh (seeded by the placement's number and side), then each slot is timed that many
+    sweeps, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
     one slot, (case, 0.0), unless ``slowdowns`` gives it several (side B slowed by each)."""
     slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
-    out: dict[str, dict[Slot, list[float]]] = {w.label: {s: [] for s in slots} for w in (a, b)}
-    for sweep in range(plan.sweeps):
-        for i, (case, slow) in enumerate(slots):
-            for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
-                got = worker.time(case, plan.window_s, slow=slow) if worker is b else worker.time(case, plan.window_s)
-                out[worker.label][(case, slow)].extend(got)
-        progress(f"duet sweep {sweep + 1}/{plan.sweeps}")
+    out: Blocks = {w.label: {s: [] for s in slots} for w in (a, b)}
+    for k, count in enumerate(sweeps):
+        placement = first_placement + k
+        for side, worker in enumerate((a, b)):
+            worker.place(2 * placement + side)
+            for s in slots:
+                out[worker.label][s].append([])
+        for sweep in range(count):
+            for i, (case, slow) in enumerate(slots):
+                for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
+                    got = worker.time(case, window_s, slow=slow) if worker is b else worker.time(case, window_s)
+                    out[worker.label][(case, slow)][-1].extend(got)
+            progress(f"duet placement {placement + 1}, sweep {sweep + 1}/{count}")
     return out
+
+
+def run_plan(
+    plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str = "auto",
+    slowdowns: Mapping[str, Sequence[float]] | None = None, progress: Callable[[str], None] = lambda line: None,
+) -> tuple[Blocks, dict[str, str]]:
+    """The whole duet: ``plan.workers`` fresh worker pairs, one after another, each preparing
+    ``cases`` and timing its share of the placements. Returns the blocks of the cases every
+    worker prepared, and {case: why} for the others (left out of every block)."""
+    out: Blocks = {"A": {}, "B": {}}
+    failed: dict[str, str] = {}
+    done = 0
+    for pair, sweeps in enumerate(plan.blocks()):
+        a, b = new_worker("A"), new_worker("B")
+        try:
+            progress(f"duet: worker pair {pair + 1}/{plan.workers} preparing {len(cases)} cases")
+            for w in (a, b):
+                for case, why in w.prepare(cases, threads=threads, weights=weights)["failed"].items():
+                    failed.setdefault(case, f"side {w.label}: {why}")
+            ready = [c for c in cases if c not in failed]
+            got = duet(a, b, ready, sweeps, window_s=plan.window_s, first_placement=done, slowdowns=slowdowns,
+                       progress=progress)
+        finally:
+            a.close()
+            b.close()
+        for label, slots in got.items():
+            for slot, blocks in slots.items():
+                out[label].setdefault(slot, []).extend(blocks)
+        done += len(sweeps)
+    for side in out.values():  # a case one later worker could not prepare is dropped from every block
+        for slot in [s for s in side if s[0] in failed]:
+            del side[slot]
+    return out, failed
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ __all__ = [
     "Verdict",
     "decide_interval",
     "decide_latency",
+    "decide_latency_placements",
     "decide_latency_rounds",
     "decide_threshold",
     "location",
@@ -144,6 +145,8 @@ class LatencyDecision:
     statistic: str = DEFAULT_LOCATION
     median_ratio: float = float("nan")
     test: str = "Mann-Whitney"  # what gave ``p``
+    #: Between-placement spread of the per-placement ratios (max/min - 1); NaN where one placement was timed.
+    spread: float = float("nan")
 
 
 def decide_latency(
@@ -221,6 +224,35 @@ def decide_latency_rounds(
     kept = "" if (b.size, c.size) == (len(baseline), len(current)) else f"the fastest {b.size}+{c.size} of "
     return LatencyDecision(verdict, ratio, low, high, p, statistic, median_ratio,
                            f"Welch t over {kept}{len(baseline)}+{len(current)} rounds")
+
+
+def decide_latency_placements(
+    baseline: Sequence[Sequence[float]],
+    current: Sequence[Sequence[float]],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    statistic: str = DEFAULT_LOCATION,
+    level: float = 0.95,
+) -> LatencyDecision:
+    """The verdict for samples taken over paired placements (``ptq ab``'s duet: placement k of
+    each side timed in adjacent windows, each a fresh allocation of the model and its inputs).
+
+    The placement is the unit: per placement, ``statistic`` of current over baseline; one-sample
+    t-test of their logs. So a regression must stand out against the variation between
+    placements, and a placement difference alone (one side's tensors landing badly) cannot
+    become a "certain" verdict the way thousands of pooled calls made it one. Regression when
+    the geometric-mean ratio is past ``threshold`` AND p < ``alpha``.
+    """
+    from ptq.stats import placement_ratio
+
+    if threshold < 0 or not 0 < alpha < 1:
+        raise ValueError(f"threshold must be >= 0 and alpha in (0, 1), got {threshold} and {alpha}")
+    est = placement_ratio(current, baseline, q=location(statistic), level=level)
+    pooled = [np.concatenate([np.asarray(b, dtype=float) for b in side]) for side in (baseline, current)]
+    median_ratio = float(np.median(pooled[1]) / np.median(pooled[0]))
+    return LatencyDecision(_verdict(est.p, est.ratio, threshold=threshold, alpha=alpha), est.ratio, est.low, est.high,
+                           est.p, statistic, median_ratio, f"t over {est.n} paired placements", est.spread)
 
 
 def decide_interval(

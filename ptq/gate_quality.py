@@ -28,9 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from ptq.duet import DuetPlan, TimedCases, Worker, busy_wait, duet, time_calls
+from ptq.duet import DuetPlan, TimedCases, Worker, busy_wait, run_plan, time_calls
 from ptq.errors import UserError
-from ptq.gate import DEFAULT_LOCATION, Verdict, decide_interval, decide_latency, decide_latency_rounds, location
+from ptq.gate import (
+    DEFAULT_LOCATION,
+    Verdict,
+    decide_interval,
+    decide_latency,
+    decide_latency_placements,
+    decide_latency_rounds,
+    location,
+)
 
 __all__ = [
     "Outcome",
@@ -162,23 +170,17 @@ def run_process_trial(
 def run_duet_trial(
     targets: Sequence[Target], fractions: Sequence[float], *, threads: int, plan: DuetPlan,
     worker: Callable[[str], Worker] = Worker,
-) -> tuple[dict[tuple[str, float], list[float]], dict[tuple[str, float], list[float]]]:
-    """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: two fresh workers
-    (``python -m ptq.duet``), A and B, in :func:`ptq.duet.duet`. Per sweep each injected case
-    is paired once per fraction (0 first: its A/A) and each control once, so every (case,
-    fraction) has its own adjacent A windows. Returns (A, B) samples per (case, fraction)."""
-    a, b = worker("A"), worker("B")
-    try:
-        cases = [t.case for t in targets]
-        for w in (a, b):
-            failed = w.prepare(cases, threads=threads, weights="random")["failed"]
-            if failed:
-                raise UserError(f"duet worker {w.label} could not prepare: {failed}")
-        got = duet(a, b, cases, plan, slowdowns={t.case: (0.0, *fractions) for t in targets if t.inject})
-        return got["A"], got["B"]
-    finally:
-        a.close()
-        b.close()
+) -> tuple[dict[tuple[str, float], list[list[float]]], dict[tuple[str, float], list[list[float]]]]:
+    """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: :func:`ptq.duet.run_plan`
+    with fresh worker pairs and placements. Per sweep each injected case is paired once per
+    fraction (0 first: its A/A), fp32 cases included (nothing here needs them unslowed), so
+    every (case, fraction) has its own adjacent A windows. Returns (A, B) samples per (case,
+    fraction), split by placement."""
+    blocks, failed = run_plan(plan, [t.case for t in targets], new_worker=worker, threads=threads, weights="random",
+                              slowdowns={t.case: (0.0, *fractions) for t in targets})
+    if failed:
+        raise UserError(f"a duet worker could not prepare: {failed}")
+    return blocks["A"], blocks["B"]
 
 
 def speedups(targets: Sequence[Target], fraction: float, budget_s: float) -> dict[str, tuple[float, float, float]]:
@@ -202,8 +204,11 @@ class Outcome:
     detected: dict[float, list[int]] = field(default_factory=dict)  # fraction -> [trials, flagged]
     aa: list[int] = field(default_factory=lambda: [0, 0])  # [judgements, false regressions]
     ratios: dict[float, list[float]] = field(default_factory=dict)
-    #: The processes mode's judgements with each round's statistic, so a rule can be studied offline.
+    #: The processes and duet modes' judgements with each round's or placement's statistic, so a
+    #: rule can be studied offline.
     judgements: list[dict[str, Any]] = field(default_factory=list)
+    #: case -> fraction -> [judgements, flagged] (the duet mode's per-case tallies).
+    per_case: dict[str, dict[float, list[int]]] = field(default_factory=dict)
 
     def record(self, fraction: float, targets: Sequence[Target], base: Mapping[str, list[float]],
                cur: Mapping[str, list[float]], *, threshold: float, alpha: float, statistic: str = DEFAULT_LOCATION
@@ -225,15 +230,19 @@ class Outcome:
                 "base": [float(np.quantile(r, q)) for r in base[case]], "current": [float(np.quantile(r, q)) for r in rounds],
             })
 
-    def record_pairs(self, base: Mapping[tuple[str, float], list[float]],
-                     cur: Mapping[tuple[str, float], list[float]], *, threshold: float, alpha: float,
-                     statistic: str = DEFAULT_LOCATION) -> None:
-        """A ``duet`` trial: each (case, fraction) judged on its pooled samples, as ``ptq ab``."""
-        for (case, fraction), samples in cur.items():
-            d = decide_latency(base[(case, fraction)], samples, threshold=threshold, alpha=alpha, statistic=statistic)
-            self.tally(fraction, d.verdict, d.ratio)
-            self.judgements.append({"case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p,
-                                    "verdict": d.verdict.name, "n": [len(base[(case, fraction)]), len(samples)]})
+    def record_placements(self, base: Mapping[tuple[str, float], list[list[float]]],
+                          cur: Mapping[tuple[str, float], list[list[float]]], *, threshold: float, alpha: float,
+                          statistic: str = DEFAULT_LOCATION) -> None:
+        """A ``duet`` trial: each (case, fraction) judged over its paired placements, as ``ptq ab``."""
+        q = location(statistic)
+        for (case, fraction), blocks in cur.items():
+            d = decide_latency_placements(base[(case, fraction)], blocks, threshold=threshold, alpha=alpha,
+                                          statistic=statistic)
+            self.tally(fraction, d.verdict, d.ratio, case)
+            self.judgements.append({
+                "case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p, "verdict": d.verdict.name,
+                "spread": d.spread, "base": [float(np.quantile(b, q)) for b in base[(case, fraction)]],
+                "current": [float(np.quantile(b, q)) for b in blocks]})
 
     def record_speedups(self, fraction: float, base: Mapping[str, tuple[float, float, float]],
                         cur: Mapping[str, tuple[float, float, float]], *, threshold: float) -> None:
@@ -241,11 +250,15 @@ class Outcome:
         for case in base:
             self.tally(fraction, decide_interval(base[case], cur[case], threshold=threshold), base[case][0] / cur[case][0])
 
-    def tally(self, fraction: float, verdict: Verdict, ratio: float) -> None:
+    def tally(self, fraction: float, verdict: Verdict, ratio: float, case: str | None = None) -> None:
         tally = self.detected.setdefault(fraction, [0, 0]) if fraction > 0 else self.aa
         self.ratios.setdefault(fraction, []).append(ratio)
         tally[0] += 1
         tally[1] += verdict is Verdict.REGRESSION
+        if case is not None:
+            per = self.per_case.setdefault(case, {}).setdefault(fraction, [0, 0])
+            per[0] += 1
+            per[1] += verdict is Verdict.REGRESSION
 
     def false_rate(self) -> float:
         return self.aa[1] / self.aa[0] if self.aa[0] else float("nan")
@@ -259,6 +272,22 @@ class Outcome:
         A/A row is the noise a threshold must clear."""
         return {f"{f:g}": [round(float(x), 4) for x in np.quantile(r, [0.01, 0.05, 0.5, 0.95, 0.99])]
                 for f, r in sorted(self.ratios.items()) if r}
+
+    def case_rows(self) -> list[list[str]]:
+        """Per case: A/A judgements and false regressions, each slowdown's catch rate, and the
+        median over trials of side A's between-placement spread (max/min - 1 of its placements'
+        statistic)."""
+        spreads: dict[str, list[float]] = {}
+        for j in self.judgements:
+            if j["fraction"] == 0 and j.get("base"):
+                spreads.setdefault(j["case"], []).append(max(j["base"]) / min(j["base"]) - 1)
+        rows = []
+        for case, tallies in sorted(self.per_case.items()):
+            n, hit = tallies.get(0.0, [0, 0])
+            caught = [f"{f:.0%}: {h}/{m}" for f, (m, h) in sorted(tallies.items()) if f > 0]
+            spread = f"{median(spreads[case]):.1%}" if spreads.get(case) else "-"
+            rows.append([case, f"{hit}/{n}", ", ".join(caught), spread])
+        return rows
 
     def smallest_caught(self, level: float = 0.95) -> float | None:
         caught = [f for f in sorted(self.detected) if self.rate(f) >= level]

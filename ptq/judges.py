@@ -5,8 +5,9 @@ A judge's ``extract`` returns None when the case did not measure the metric (rep
 "not measured", never as a failure). Key paths read (lower is better unless noted):
 
 - ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only; judged
-  by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.gate`), per session
-  where both sides were timed in several (``extra_info.ab_round_sizes``, from ``ptq ab``).
+  by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.gate`), per placement
+  where both sides were timed as ``ptq ab``'s duet (``extra_info.ab_placement_sizes``), per
+  session where both sides were timed in several (``extra_info.ab_round_sizes``, ``--latency=rounds``).
 - ``speedup``: ``extra_info.metrics.speedup = {ratio, low, high}`` (higher is better), same
   fingerprint only; fp32 cases have none.
 - ``memory``: ``extra_info.metrics.memory.inference.increment_bytes`` (memray's high-water
@@ -23,6 +24,7 @@ Thresholds come from ``[tool.ptq.gate]`` (scoped per model / recipe / case like 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,7 @@ from ptq.gate import (
     Verdict,
     decide_interval,
     decide_latency,
+    decide_latency_placements,
     decide_latency_rounds,
     decide_threshold,
     location,
@@ -126,24 +129,47 @@ def _ms(samples: tuple[float, ...], statistic: str) -> str:
     return f"{float(np.quantile(samples, location(statistic))) * 1e3:.4g} ms {statistic}"
 
 
-Rounds = tuple[tuple[float, ...], ...]
+@dataclass(frozen=True)
+class Timings:
+    """A case's latency samples and how they were taken: ``blocks`` split by placement (the
+    duet's, paired between sides) or by session (``--latency=rounds``), else one block."""
+
+    blocks: tuple[tuple[float, ...], ...]
+    unit: str  # "placement", "round" or "call"
+
+    @property
+    def pooled(self) -> tuple[float, ...]:
+        return tuple(x for block in self.blocks for x in block)
 
 
-def _latency(base: Rounds, cur: Rounds, s: Mapping[str, Any]) -> Judgement:
-    """Both sides timed in several sessions (``ptq ab``): judged per session; else per call."""
+def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
+    """Paired placements on both sides (the duet): the placement is the unit; sessions on both
+    sides: the session; else the call."""
     kw = {"threshold": s["latency_threshold"], "alpha": s["alpha"], "statistic": s["latency_statistic"]}
-    pooled = [tuple(x for r in side for x in r) for side in (base, cur)]
-    d = decide_latency_rounds(base, cur, **kw) if len(base) > 1 and len(cur) > 1 else decide_latency(*pooled, **kw)
+    pooled = [base.pooled, cur.pooled]
+    if base.unit == cur.unit == "placement" and len(base.blocks) == len(cur.blocks):
+        d = decide_latency_placements(base.blocks, cur.blocks, **kw)
+    elif base.unit == cur.unit == "round" and len(base.blocks) > 1 and len(cur.blocks) > 1:
+        d = decide_latency_rounds(base.blocks, cur.blocks, **kw)
+    else:
+        d = decide_latency(*pooled, **kw)
+    spread = "" if math.isnan(d.spread) else f", placements spread {d.spread:.1%}"
     return Judgement(
         d.verdict, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic),
         f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
-        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}, "
+        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}{spread}, "
         f"n={len(pooled[0])}/{len(pooled[1])}",
     )
 
 
-def _samples(record: CaseRecord) -> Rounds | None:
-    return record.rounds if len(record.samples) >= 5 else None
+def _samples(record: CaseRecord) -> Timings | None:
+    if len(record.samples) < 5:
+        return None
+    placements = record.placements
+    if placements is not None:
+        return Timings(placements, "placement")
+    rounds = record.rounds
+    return Timings(rounds, "round" if len(rounds) > 1 else "call")
 
 
 def _speedup_value(record: CaseRecord) -> tuple[float, float, float] | None:

@@ -20,6 +20,7 @@ from ptq.errors import NotApplicable, PtqError, UserError
 from ptq.known_issues import known_issue
 from ptq.matrix import MATRICES, Case, select_cases
 from ptq.models import WEIGHT_POLICIES
+from ptq.placement import DEFAULT_PLACEMENTS
 from ptq.plugins import discover
 from ptq.recipes import REFERENCE
 from ptq.report import speedup_table
@@ -67,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ptq-pair-time", type=float, default=DEFAULT_PAIR_TIME, metavar="SECONDS",
                     help=f"seconds per case of interleaved fp32/quantized pairs for the speedup "
                          f"(default {DEFAULT_PAIR_TIME}; 0 disables)")
+    group.addoption("--ptq-placements", type=int, default=DEFAULT_PLACEMENTS, metavar="N",
+                    help=f"fresh allocations of each case's models and inputs the speedup pairs are split over; the "
+                         f"interval is over placements (default {DEFAULT_PLACEMENTS}, at least 2)")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
                     help="run cases listed in ptq.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
@@ -80,6 +84,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--ptq-threads must be >= 1, got {threads}")
     if warmup < 0:
         raise pytest.UsageError(f"--ptq-warmup must be >= 0, got {warmup}")
+    if config.getoption("--ptq-placements") < 2:
+        raise pytest.UsageError(f"--ptq-placements must be >= 2 (an interval over placements needs two), "
+                                f"got {config.getoption('--ptq-placements')}")
+    if config.getoption("--ptq-pair-time") < 0:
+        raise pytest.UsageError(f"--ptq-pair-time must be >= 0 (0 disables the speedup pairs), "
+                                f"got {config.getoption('--ptq-pair-time')}")
     config.stash[STATE] = PluginState(
         options=RunOptions(
             warmup=warmup,
@@ -88,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
             weights=config.getoption("--ptq-weights"),
             probes=config.getoption("--ptq-probes"),
             pair_budget_s=config.getoption("--ptq-pair-time"),
+            placements=config.getoption("--ptq-placements"),
             config=_load_config(config),
         ),
         matrix=config.getoption("--ptq-matrix"),

@@ -16,6 +16,7 @@ from ptq.config import Config
 from ptq.errors import PtqError
 from ptq.matrix import Case
 from ptq.models import Built, ModelEntry, get_model
+from ptq.placement import DEFAULT_PLACEMENTS
 from ptq.probes import CheckFailed, run_probes
 from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
 from ptq.results import CaseResult, LatencyStats
@@ -31,6 +32,7 @@ class RunOptions:
     weights: str = "auto"
     probes: str | None = None  # glob of probe names; None runs all
     pair_budget_s: float = 1.5  # seconds of interleaved fp32/quantized pairs per case; 0 disables
+    placements: int = DEFAULT_PLACEMENTS  # fresh allocations the pairs are split over (ptq.placement)
     config: Config = field(default_factory=Config)  # validated [tool.ptq], for probes' limits
 
 

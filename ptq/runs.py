@@ -83,13 +83,23 @@ class CaseRecord:
 
     @property
     def rounds(self) -> tuple[tuple[float, ...], ...]:
-        """The samples split by the sessions that took them (``ptq ab`` records each round's
-        count as ``extra_info.ab_round_sizes``); one round where no split is recorded or it
-        does not add up."""
-        sizes = self.extra_info.get("ab_round_sizes")
+        """The samples split by the sessions that took them (``ptq ab --latency=rounds`` records
+        each round's count as ``extra_info.ab_round_sizes``); one round where no split is
+        recorded or it does not add up."""
+        return self._split("ab_round_sizes") or (self.samples,)
+
+    @property
+    def placements(self) -> tuple[tuple[float, ...], ...] | None:
+        """The samples split by placement (``ptq ab``'s duet records each placement's count as
+        ``extra_info.ab_placement_sizes``; placement k of one side was timed beside k of the
+        other); None where no split is recorded or it does not add up."""
+        return self._split("ab_placement_sizes")
+
+    def _split(self, key: str) -> tuple[tuple[float, ...], ...] | None:
+        sizes = self.extra_info.get(key)
         if (not isinstance(sizes, list) or not all(isinstance(n, int) and n > 0 for n in sizes)
                 or sum(sizes) != len(self.samples)):
-            return (self.samples,)
+            return None
         bounds = [0, *itertools.accumulate(sizes)]
         return tuple(self.samples[a:b] for a, b in itertools.pairwise(bounds))
 

@@ -7,21 +7,29 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from gate_fixtures import bench, run, samples
 
 from ptq.ab import Side, apply_duet, duet_cases, run_duet
 from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare
-from ptq.duet import DuetPlan, TimedCases, Worker, _replies, duet
+from ptq.duet import DuetPlan, TimedCases, Worker, _replies, duet, run_plan
 from ptq.errors import UserError
 from ptq.gate_quality import Outcome, Target, run_duet_trial
 from ptq.runs import parse_run
 
 
 class FakeWorker:
-    """Answers like a worker; ``median`` sets the samples it returns, ``log`` records the order."""
+    """Answers like a worker; ``median`` sets the samples it returns, ``log`` records the order;
+    ``placement_offsets`` (seed -> factor) plants a placement's luck on the samples."""
 
-    def __init__(self, label, log=None, median=1e-3, ready=None, **_):
+    def __init__(self, label, log=None, median=1e-3, ready=None, placement_offsets=None, **_):
         self.label, self.log, self.median, self.ready, self.closed = label, log if log is not None else [], median, ready, False
+        self.offsets, self.factor = placement_offsets or {}, 1.0
+
+    def place(self, seed):
+        self.log.append((self.label, "place", seed))
+        self.factor = self.offsets.get(seed, 1.0)
+        return {}
 
     def prepare(self, cases, *, threads, weights="auto"):
         self.prepared = (threads, weights)
@@ -30,7 +38,7 @@ class FakeWorker:
 
     def time(self, case, budget_s, slow=0.0):
         self.log.append((self.label, case, slow))
-        return samples(self.median * (1 + slow), n=40, seed=len(self.log), sigma=0.01)
+        return samples(self.median * self.factor * (1 + slow), n=40, seed=len(self.log), sigma=0.01)
 
     def close(self):
         self.closed = True
@@ -41,17 +49,44 @@ def test_the_plan_refuses_windows_that_cannot_time_anything():
         DuetPlan(window_s=0.0)
     with pytest.raises(UserError, match="--window > 0 and --sweeps >= 2"):
         DuetPlan(sweeps=1)
+    with pytest.raises(UserError, match="--placements <= --sweeps"):
+        DuetPlan(sweeps=4, placements=5)
+    with pytest.raises(UserError, match="1 <= --workers <= --placements"):
+        DuetPlan(placements=2, workers=3)
 
 
-def test_duet_alternates_which_side_goes_first_and_gives_each_case_a_window_per_sweep():
+def test_the_plan_splits_sweeps_over_placements_and_placements_over_worker_pairs():
+    assert DuetPlan(sweeps=30, placements=10, workers=2).blocks() == [[3] * 5, [3] * 5]
+    assert DuetPlan(sweeps=7, placements=3, workers=2).blocks() == [[3, 2], [2]]
+    assert sum(map(sum, DuetPlan(sweeps=31, placements=4, workers=3).blocks())) == 31
+
+
+def test_duet_places_both_sides_afresh_per_placement_and_alternates_which_goes_first():
     log: list = []
     a, b = FakeWorker("A", log), FakeWorker("B", log)
-    out = duet(a, b, ["m-fp32", "m-int8"], DuetPlan(window_s=0.01, sweeps=2))
+    out = duet(a, b, ["m-fp32", "m-int8"], [1, 1], window_s=0.01, first_placement=3)
     assert [(side, case) for side, case, _ in log] == [
-        ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # sweep 1
-        ("B", "m-fp32"), ("A", "m-fp32"), ("A", "m-int8"), ("B", "m-int8"),  # sweep 2
+        ("A", "place"), ("B", "place"),
+        ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # placement 3, sweep 1
+        ("A", "place"), ("B", "place"),
+        ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # placement 4, sweep 1
     ]
-    assert {len(v) for side in out.values() for v in side.values()} == {80}
+    assert [seed for _, case, seed in log if case == "place"] == [6, 7, 8, 9]  # distinct per side and placement
+    assert {tuple(len(b) for b in blocks) for side in out.values() for blocks in side.values()} == {(40, 40)}
+
+
+def test_run_plan_uses_fresh_worker_pairs_and_drops_a_case_one_of_them_could_not_prepare():
+    made: list = []
+
+    def worker(label):
+        made.append(FakeWorker(label, ready={"m-fp32", "m-int8"} if len(made) < 2 else {"m-int8"}))
+        return made[-1]
+
+    blocks, failed = run_plan(DuetPlan(0.01, sweeps=4, placements=4, workers=2), ["m-fp32", "m-int8"],
+                              new_worker=worker, threads=1)
+    assert len(made) == 4 and all(w.closed for w in made)
+    assert failed == {"m-fp32": "side A: boom"} and set(blocks["A"]) == set(blocks["B"]) == {("m-int8", 0.0)}
+    assert len(blocks["A"][("m-int8", 0.0)]) == 4  # two placements from each worker pair
 
 
 def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
@@ -76,10 +111,22 @@ def test_an_injected_slowdown_adds_its_share_of_the_median_to_every_call(monkeyp
     assert waited and all(w == pytest.approx(2e-4) for w in waited)
 
 
+def test_place_gives_every_case_a_fresh_copy_that_computes_what_the_original_did():
+    cases = TimedCases()
+    cases.prepare(["micro_linear_256-dynamic_int8", "micro_conv_16-ort_static_int8"], threads=1, weights="random")
+    before = {c: cases.calls[c]() for c in cases.calls}
+    kinds = cases.place(seed=1)["placed"]
+    assert kinds["micro_linear_256-dynamic_int8"] == "model+inputs"
+    assert kinds["micro_conv_16-ort_static_int8"].startswith("inputs (deepcopy failed")  # an ORT session: inputs only
+    for case, call in cases.calls.items():
+        assert call() is not before[case] and torch.allclose(call(), before[case], rtol=1e-4, atol=1e-5)
+
+
 def test_a_real_worker_process_answers_and_closes():
     with Worker("A") as w:
         got = w.prepare(["micro_linear_256-dynamic_int8"], threads=1, weights="random")
         assert got == {"ready": ["micro_linear_256-dynamic_int8"], "failed": {}}
+        assert w.place(0) == {"micro_linear_256-dynamic_int8": "model+inputs"}
         assert len(w.time("micro_linear_256-dynamic_int8", 0.01)) >= 10
         with pytest.raises(UserError, match="side A's duet worker: case 'x-fp32' was not prepared"):
             w.time("x-fp32", 0.01)
@@ -136,52 +183,63 @@ def test_duet_cases_are_those_both_sessions_timed_with_the_same_threads():
     assert duet_cases(a, b) == [("m-int8", 1)]
 
 
-def test_apply_duet_replaces_the_sessions_timings_and_their_round_split():
+def test_apply_duet_replaces_the_sessions_timings_with_the_placements_and_unmeasures_what_it_could_not_time():
     a, _ = _runs(1e-3)
-    apply_duet(a, {"m-int8": [1.0, 2.0]}, DuetPlan(0.02, 5))
-    int8 = a["benchmarks"][1]
-    assert int8["stats"]["data"] == [1.0, 2.0] and "ab_round_sizes" not in int8["extra_info"]
-    assert int8["extra_info"]["ab_latency"] == "duet" and a["benchmarks"][0]["extra_info"].get("ab_latency") is None
-    assert a["ptq"]["ab_latency"] == {"method": "duet", "window_s": 0.02, "sweeps": 5, "cases": ["m-int8"]}
+    apply_duet(a, {"m-int8": [[1.0, 2.0], [3.0]]}, DuetPlan(0.02, 5, placements=2, workers=1), {"m-fp32": "boom"})
+    fp32, int8 = a["benchmarks"][:2]
+    assert int8["stats"]["data"] == [1.0, 2.0, 3.0] and "ab_round_sizes" not in int8["extra_info"]
+    assert int8["extra_info"]["ab_placement_sizes"] == [2, 1] and int8["extra_info"]["ab_latency"] == "duet"
+    assert fp32["stats"]["data"] == [] and fp32["extra_info"]["ab_latency_why"] == "boom"  # no session fallback
+    assert a["ptq"]["ab_latency"] == {"method": "duet", "window_s": 0.02, "sweeps": 5, "placements": 2, "workers": 1,
+                                      "cases": ["m-int8"], "not_measured": {"m-fp32": "boom"}}
+    assert parse_run(a, "a").cases["m-int8"].placements == ((1.0, 2.0), (3.0,))
 
 
-@pytest.mark.parametrize(("median_b", "exit_code"), [(1e-3, EXIT_OK), (1.1e-3, EXIT_REGRESSION)])
-def test_run_duet_judges_the_duet_windows_not_the_sessions(tmp_path, median_b, exit_code):
+# side B's placements land badly or well by up to +-12%: a placement's luck, no code change
+LUCK = {2 * k + 1: f for k, f in enumerate([1.12, 0.9, 1.08, 0.95, 1.1, 0.92, 1.0, 1.11, 0.9, 1.05])}
+
+
+@pytest.mark.parametrize(("median_b", "offsets", "exit_code"), [
+    (1e-3, None, EXIT_OK), (1.1e-3, None, EXIT_REGRESSION), (1e-3, LUCK, EXIT_OK), (1.2e-3, LUCK, EXIT_REGRESSION)])
+def test_run_duet_judges_the_duet_placements_not_the_sessions(tmp_path, median_b, offsets, exit_code):
     a_run, b_run = _runs(1.5e-3)  # the sessions say +50%: the duet's figures must win
     log: list = []
 
     def worker(label, **kw):
         return FakeWorker(label, log, median=median_b if label == "B" else 1e-3, ready={"m-fp32", "m-int8"} - (
-            {"m-fp32"} if label == "B" else set()))
+            {"m-fp32"} if label == "B" else set()), placement_offsets=offsets if label == "B" else None)
 
     side = lambda label: Side(label, label, tmp_path)  # noqa: E731
-    notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 3), worker=worker)
-    assert notes == ["m-fp32: latency from the sessions (a duet worker could not prepare it)"]
-    assert {c for _, c, _ in log} == {"m-int8"}  # m-fp32 failed in B: not timed
+    notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 10), worker=worker)
+    assert notes == ["m-fp32: latency not measured (a duet worker could not prepare it: side B: boom)"]
+    assert {c for _, c, _ in log} == {"m-int8", "place"}  # m-fp32 failed in B: not timed
     result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])
     assert result.exit_code == exit_code
     [int8] = [r for r in result.rows if r.case == "m-int8"]
-    assert "Mann-Whitney" in int8.judgement.detail and "n=120/120" in int8.judgement.detail
+    assert "t over 10 paired placements" in int8.judgement.detail and "n=400/400" in int8.judgement.detail
 
 
 def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction():
     log: list = []
-    workers: dict = {}
+    workers: list = []
 
     def worker(label):
-        workers[label] = FakeWorker(label, log)
-        return workers[label]
+        workers.append(FakeWorker(label, log))
+        return workers[-1]
 
     targets = [Target("m-fp32", lambda: None, 1e-3, inject=False), Target("m-int8", lambda: None, 1e-3, inject=True)]
-    base, cur = run_duet_trial(targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 2), worker=worker)
-    assert set(base) == set(cur) == {("m-fp32", 0.0), ("m-int8", 0.0), ("m-int8", 0.1), ("m-int8", 0.2)}
-    assert {slow for side, _, slow in log if side == "A" and _ != "prepare"} == {0.0}
+    base, cur = run_duet_trial(targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 4, placements=4, workers=2),
+                               worker=worker)
+    slots = {(c, f) for c in ("m-fp32", "m-int8") for f in (0.0, 0.1, 0.2)}
+    assert set(base) == set(cur) == slots and all(len(blocks) == 4 for blocks in cur.values())
+    assert {slow for side, case, slow in log if side == "A" and case != "place"} == {0.0}
     assert {slow for side, case, slow in log if side == "B" and case == "m-int8"} == {0.0, 0.1, 0.2}
-    assert workers["A"].closed and workers["B"].closed
+    assert len(workers) == 4 and all(w.closed for w in workers)
     outcome = Outcome("duet")
-    outcome.record_pairs(base, cur, threshold=0.05, alpha=0.01)
-    assert outcome.aa == [2, 0] and outcome.detected == {0.1: [1, 1], 0.2: [1, 1]}
-    assert [j["fraction"] for j in outcome.judgements] == [0.0, 0.0, 0.1, 0.2]
+    outcome.record_placements(base, cur, threshold=0.05, alpha=0.01)
+    assert outcome.aa == [2, 0] and outcome.detected == {0.1: [2, 2], 0.2: [2, 2]}
+    assert outcome.per_case["m-int8"] == {0.0: [1, 0], 0.1: [1, 1], 0.2: [1, 1]}
+    assert [row[:2] for row in outcome.case_rows()] == [["m-fp32", "0/1"], ["m-int8", "0/1"]]
 
 
 @pytest.mark.parametrize(("latency", "judged"), [("duet", False), ("rounds", True)])

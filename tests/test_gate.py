@@ -10,6 +10,7 @@ from ptq.gate import (
     Verdict,
     decide_interval,
     decide_latency,
+    decide_latency_placements,
     decide_latency_rounds,
     decide_threshold,
     mann_whitney,
@@ -185,3 +186,41 @@ def test_rounds_without_spread_and_too_few_rounds():
     assert decide_latency_rounds(same, [[1.2] * 10, [1.2] * 10]).verdict is Verdict.REGRESSION
     with pytest.raises(ValueError, match=">= 2 rounds per side"):
         decide_latency_rounds([[1.0] * 10], same)
+
+
+def _placements(seed: int, luck: list[float], median: float = 1e-3) -> list[np.ndarray]:
+    """One block of calls per placement, each placement's calls scaled by its luck."""
+    return [_interfered(seed + i, 150, median * f) for i, f in enumerate(luck)]
+
+
+def test_a_placements_luck_is_not_a_verdict_where_one_allocation_made_it_certain():
+    """A/A, 10 placements a side, each landing up to 2x slow as a small conv did on a Xeon: the
+    placement as unit says ok; the same first placements judged alone (the duet before placements
+    were sampled) call a "certain" regression."""
+    rng = np.random.default_rng(7)
+    false_alarms, single = 0, 0
+    for trial in range(200):
+        luck_a, luck_b = (np.where(rng.random(10) < 0.5, 1.0, rng.uniform(1.0, 2.0, 10)) for _ in range(2))
+        a, b = _placements(trial * 100, list(luck_a)), _placements(trial * 100 + 50, list(luck_b))
+        false_alarms += decide_latency_placements(a, b).verdict is Verdict.REGRESSION
+        single += decide_latency(a[0], b[0]).verdict is Verdict.REGRESSION
+    assert false_alarms <= 2  # <= 1%: alpha, one direction
+    assert single >= 40  # about a quarter: B's one placement landed badly, A's well
+
+
+def test_a_planted_slowdown_across_placements_is_caught_with_an_interval_over_placements():
+    luck = [1.0, 1.03, 0.99, 1.05, 1.0, 1.02, 0.98, 1.04, 1.01, 1.0]
+    base, slower = _placements(1, luck), _placements(2, [1.1 * f for f in luck[::-1]])
+    d = decide_latency_placements(base, slower)
+    assert d.verdict is Verdict.REGRESSION and d.low < 1.1 < d.high and d.test == "t over 10 paired placements"
+    assert 0.05 < d.spread < 0.2  # the per-placement ratios' max/min - 1
+    assert decide_latency_placements(slower, base).verdict is Verdict.IMPROVED
+    assert decide_latency_placements(base, _placements(3, luck[::-1])).verdict is Verdict.OK
+
+
+def test_placements_need_two_on_each_side_and_the_same_number():
+    one = _placements(1, [1.0])
+    with pytest.raises(ValueError, match=">= 2 placements"):
+        decide_latency_placements(one, one)
+    with pytest.raises(ValueError, match="differ in number"):
+        decide_latency_placements(_placements(1, [1.0, 1.0]), _placements(1, [1.0, 1.0, 1.0]))

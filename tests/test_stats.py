@@ -54,3 +54,18 @@ def test_bad_inputs_are_refused():
         bootstrap_median_ci([])
     with pytest.raises(ValueError, match="level must be in"):
         bootstrap_median_ci([1.0], level=1.5)
+
+
+def test_placement_ratio_is_the_geometric_mean_of_per_placement_ratios_with_a_t_interval():
+    from ptq.stats import placement_ratio
+
+    ref = [[2.0, 3.0], [4.0, 5.0], [2.0, 9.0]]
+    cand = [[1.0, 2.0], [1.0, 7.0], [2.0, 2.0]]  # per placement (min): 2, 4, 1
+    est = placement_ratio(ref, cand, q=0.0)
+    assert est.per_placement == (2.0, 4.0, 1.0) and est.ratio == pytest.approx(2.0) and est.spread == pytest.approx(3.0)
+    # logs ln2 * (1, 2, 0): mean ln2, sd ln2, t(0.975, 2) = 4.303
+    assert est.low == pytest.approx(2 ** (1 - 4.3027 / 3 ** 0.5), rel=1e-3)
+    assert est.high == pytest.approx(2 ** (1 + 4.3027 / 3 ** 0.5), rel=1e-3)
+    assert est.to_dict()["unit"] == "placement"
+    with pytest.raises(ValueError, match=">= 2 placements"):
+        placement_ratio([[1.0]], [[1.0]])

@@ -59,11 +59,11 @@ def _ab(args: argparse.Namespace) -> int:
         # Each session's speedup CI covers its own pairs, not the spread between sessions: an A/A
         # on the quick matrix flagged lstm_classifier-ort_dynamic_int8 at 2.89x vs 2.71x that way.
         judges = [j for j in list_judges() if j != "speedup"]
+    duet_plan = DuetPlan.from_args(args) if args.latency == "duet" else None  # checked before any work
     with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
         b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
-        duet_plan = DuetPlan(args.window, args.sweeps) if args.latency == "duet" else None
         rounds = args.rounds if args.rounds is not None else (3 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=extra, progress=progress)

@@ -22,12 +22,17 @@ from ptq.speedup import DEFAULT_PAIR_TIME
 TARGET_FALSE = 0.01
 TARGET_DETECT = 0.95
 TARGET_SLOWDOWN = 0.10
+#: Small and large Linear and Conv2d, fp32 and int8, and an LSTM: the kinds a placement moves differently.
+DEFAULT_CASES = ",".join([
+    "micro_conv_16-fp32", "micro_conv_16-static_int8", "micro_conv_256-fp32", "micro_linear_256-dynamic_int8",
+    "micro_linear_1024-fp32", "micro_linear_4096-dynamic_int8", "micro_lstm_128-dynamic_int8_rnn",
+])
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cases", default="micro_linear_1024-fp32,micro_linear_1024-dynamic_int8,micro_conv_64-fp32,micro_conv_64-static_int8",
-                   help="comma-separated model-recipe cases; non-fp32 ones get the injected slowdowns "
-                        "(include a model's fp32 case for the speedup mode)")
+    p.add_argument("--cases", default=DEFAULT_CASES,
+                   help="comma-separated model-recipe cases; non-fp32 ones get the injected slowdowns (all of them in "
+                        "the duet mode; include a model's fp32 case for the speedup mode)")
     p.add_argument("--slowdowns", default="0.03,0.05,0.10,0.20", help="injected slowdown fractions")
     p.add_argument("--aa-trials", type=int, default=30, help="trials with nothing injected (default 30)")
     p.add_argument("--trials", type=int, default=20, help="trials per injected slowdown (default 20)")
@@ -113,12 +118,15 @@ def _gate_quality(args: argparse.Namespace) -> int:
             outcomes.append(outcome)
             continue
         if mode == "duet":
-            duet_plan = DuetPlan(args.window, args.sweeps)
+            duet_plan = DuetPlan.from_args(args)
             for i in range(args.duet_trials):
                 base, cur = run_duet_trial(targets, fractions, threads=threads, plan=duet_plan)
-                outcome.record_pairs(base, cur, threshold=args.threshold, alpha=args.alpha, statistic=args.statistic)
-                print(f"\r{mode}: trial {i + 1}/{args.duet_trials}", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
+                outcome.record_placements(base, cur, threshold=args.threshold, alpha=args.alpha,
+                                          statistic=args.statistic)
+                elapsed = time.perf_counter() - started
+                print(f"{mode}: trial {i + 1}/{args.duet_trials}, {elapsed:.0f}s elapsed, "
+                      f"about {elapsed / (i + 1) * (args.duet_trials - i - 1):.0f}s to go", file=sys.stderr, flush=True)
+            print(format_table(["case", "A/A false", "caught", "placement spread (median)"], outcome.case_rows()))
             outcomes.append(outcome)
             continue
         for i, fraction in enumerate(plan):
@@ -143,7 +151,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
               f"10% slowdown caught {o.rate(TARGET_SLOWDOWN):.0%} (target >= {TARGET_DETECT:.0%}), smallest slowdown "
               f"caught >= 95%: {f'{smallest:.0%}' if smallest else 'none tried'}: {'PASS' if met else 'MISS'}")
     print(f"{args.statistic} ratio > {1 + args.threshold:g} and p < {args.alpha} (Mann-Whitney over calls; "
-          f"processes: Welch t over each side's fastest rounds; duet: pooled windows), "
+          f"processes: Welch t over each side's fastest rounds; duet: t over paired placements), "
           f"{torch.get_num_threads()} torch threads, {args.time}s per case per side, "
           f"{time.perf_counter() - started:.0f}s")
     if args.json:
@@ -153,7 +161,8 @@ def _gate_quality(args: argparse.Namespace) -> int:
         data = {"args": vars(args), "environment": env, "fingerprint": fingerprint(env), "outcomes": [
             {"mode": o.mode, "aa": o.aa, "detected": {str(f): v for f, v in o.detected.items()},
              "smallest_caught_95": o.smallest_caught(TARGET_DETECT),
-             "ratio_quantiles": o.ratio_quantiles(), "judgements": o.judgements} for o in outcomes]}
+             "ratio_quantiles": o.ratio_quantiles(), "judgements": o.judgements,
+             "per_case": {c: {f"{f:g}": v for f, v in t.items()} for c, t in o.per_case.items()}} for o in outcomes]}
         text = json.dumps(data, indent=1, default=str).encode()
         atomic_write(args.json, lambda fh: fh.write(text))
     return 0 if ok else 1
