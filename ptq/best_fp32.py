@@ -29,11 +29,29 @@ if TYPE_CHECKING:
 __all__ = ["best_fp32_speedups"]
 
 
+def _interval(r: CaseResult) -> tuple[float, float] | None:
+    m = r.metrics.get("speedup")
+    if isinstance(m, dict) and isinstance(m.get("low"), int | float) and isinstance(m.get("high"), int | float):
+        return float(m["low"]), float(m["high"])
+    return None
+
+
+def _faster(a: CaseResult, b: CaseResult) -> bool:
+    """Is float form ``a`` faster than ``b``: by their paired speedups over eager fp32 where both
+    have one (sampled over placements), else by pytest-benchmark's medians."""
+    if a.speedup_vs_fp32 and b.speedup_vs_fp32:
+        return a.speedup_vs_fp32 > b.speedup_vs_fp32
+    return a.latency.median < b.latency.median
+
+
 def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
-    """case -> {best_form, best_ms, ratio, paired, unpaired, method} for every timed case."""
+    """case -> {best_form, best_ms, ratio, low, high, paired, unpaired, method} for every timed case.
+
+    ``low``/``high`` bound the paired ratio by the two speedups' intervals (case low over best
+    high, case high over best low): both intervals are over placements, so this one is too."""
     best: dict[str, CaseResult] = {}
     for r in results:
-        if r.latency and is_float(r.recipe) and (r.model not in best or r.latency.median < best[r.model].latency.median):
+        if r.latency and is_float(r.recipe) and (r.model not in best or _faster(r, best[r.model])):
             best[r.model] = r
     out: dict[str, dict[str, Any]] = {}
     for r in results:
@@ -41,13 +59,20 @@ def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], 
         if b is None or r.latency is None or r.latency.median <= 0:
             continue
         unpaired = b.latency.median / r.latency.median
-        paired = None
+        paired = low = high = None
         if r.speedup_vs_fp32 and b.speedup_vs_fp32:
             paired = r.speedup_vs_fp32 / b.speedup_vs_fp32
+            mine, theirs = _interval(r), _interval(b)
+            if r is b:
+                low = high = 1.0
+            elif mine and theirs and theirs[0] > 0:
+                low, high = mine[0] / theirs[1], mine[1] / theirs[0]
         out[r.case] = {
             "best_form": b.recipe,
             "best_ms": round(b.latency.median * 1e3, 4),
             "ratio": paired if paired is not None else unpaired,
+            "low": low,
+            "high": high,
             "paired": paired,
             "unpaired": unpaired,
             "method": "paired: speedup_vs_fp32 / best form's speedup_vs_fp32" if paired is not None else "unpaired medians",

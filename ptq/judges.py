@@ -172,17 +172,23 @@ def _samples(record: CaseRecord) -> Timings | None:
     return Timings(rounds, "round" if len(rounds) > 1 else "call")
 
 
-def _speedup_value(record: CaseRecord) -> tuple[float, float, float] | None:
+def _speedup_value(record: CaseRecord) -> tuple[float, float, float, float] | None:
+    """(ratio, low, high, between-placement spread or NaN where one placement was timed)."""
     m = path(record.extra_info, "metrics.speedup")
     if not isinstance(m, Mapping) or not all(isinstance(m.get(k), int | float) for k in ("ratio", "low", "high")):
         return None
-    return (float(m["ratio"]), float(m["low"]), float(m["high"]))
+    spread = m.get("spread")
+    return (float(m["ratio"]), float(m["low"]), float(m["high"]),
+            float(spread) if isinstance(spread, int | float) else math.nan)
 
 
-def _speedup(base: tuple[float, float, float], cur: tuple[float, float, float], s: Mapping[str, Any]) -> Judgement:
-    verdict = decide_interval(base, cur, threshold=s["speedup_threshold"])
+def _speedup(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
+    verdict = decide_interval(base[:3], cur[:3], threshold=s["speedup_threshold"])
     show = lambda v: f"{v[0]:.2f}x [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
-    return Judgement(verdict, show(base), show(cur), _pct(cur[0] / base[0]), "interleaved speedup over fp32, 95% CIs")
+    spreads = "" if math.isnan(base[3]) and math.isnan(cur[3]) else \
+        f"; placements spread {base[3]:.1%} -> {cur[3]:.1%}"
+    return Judgement(verdict, show(base), show(cur), _pct(cur[0] / base[0]),
+                     f"interleaved speedup over fp32, 95% CIs{spreads}")
 
 
 def _number(dotted: str) -> Callable[[CaseRecord], float | None]:

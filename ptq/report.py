@@ -28,6 +28,14 @@ def _speedup_cell(r: CaseResult) -> str:
     return f"{r.speedup_vs_fp32:.2f}x"
 
 
+def _spread_cell(r: CaseResult) -> str:
+    """Placements and the spread of the case's 1st percentile between them (max/min - 1)."""
+    placed = (r.metrics.get("speedup") or {}).get("latency_placements")
+    if not placed or not placed.get("per_placement_ms"):
+        return "-"
+    return f"{len(placed['per_placement_ms'])}: {placed['spread']:.1%}"
+
+
 def speedup_table(results: Sequence[CaseResult]) -> str:
     """One row per timed case: median latency, speedup over the model's fp32, what was quantized."""
     rows = []
@@ -40,10 +48,12 @@ def speedup_table(results: Sequence[CaseResult]) -> str:
             f"{r.latency.stddev / r.latency.mean * 100:.1f}%" if r.latency.mean else "-",
             str(r.latency.rounds),
             _speedup_cell(r),
+            _spread_cell(r),
             f"{r.speedup_unpaired:.2f}x" if r.speedup_unpaired else "-",
             f"{r.quantized_layers}/{r.quantized_layers + r.float_layers}",
             r.weights.split(" ")[0],
         ])
     return format_table(
-        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup (95% CI)", "unpaired", "quantized", "weights"], rows
+        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup (95% CI)", "placements: spread", "unpaired",
+         "quantized", "weights"], rows
     )

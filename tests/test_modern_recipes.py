@@ -129,3 +129,13 @@ def test_speedup_over_best_fp32_form_chains_the_paired_figures():
     assert out["m-int8_unpaired"]["ratio"] == pytest.approx(8.0 / 5.0) and out["m-int8_unpaired"]["paired"] is None
     assert out["m-fp32_jit"]["ratio"] == pytest.approx(1.0)
     assert "other-int8" not in out
+
+
+def test_the_speedup_over_the_best_fp32_form_carries_both_placement_intervals():
+    results = [_result("m", "fp32", 20.0, 1.0), _result("m", "fp32_jit", 8.0, 2.4), _result("m", "int8", 4.0, 6.0)]
+    for r, (low, high) in zip(results, [(0.98, 1.02), (2.3, 2.5), (5.5, 6.6)], strict=True):
+        r.metrics["speedup"] = {"ratio": r.speedup_vs_fp32, "low": low, "high": high}
+    out = best_fp32_speedups(results, is_float=lambda r: r.startswith("fp32"))
+    assert out["m-int8"]["low"] == pytest.approx(5.5 / 2.5) and out["m-int8"]["high"] == pytest.approx(6.6 / 2.3)
+    assert out["m-fp32_jit"]["low"] == out["m-fp32_jit"]["high"] == 1.0  # the best form against itself
+    assert out["m-fp32"]["low"] == pytest.approx(0.98 / 2.5)

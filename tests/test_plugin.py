@@ -77,9 +77,13 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     assert info["weights"] == "random:seed=0" and info["input_shapes"] == [[8, 32]]
     assert info["threads"] >= 1 and info["warmup_rounds"] == 1
     assert info["quantized_layers"] == 2 and info["float_layers"] == 0
-    assert info["speedup_vs_fp32"] > 0 and info["metrics"]["speedup"]["n"] >= 5
+    speedup = info["metrics"]["speedup"]  # sampled over 4 placements (the default), interval over them
+    assert info["speedup_vs_fp32"] == speedup["ratio"] > 0 and speedup["n"] == 4 and speedup["unit"] == "placement"
+    assert len(speedup["per_placement"]) == 4 and len(speedup["latency_placements"]["per_placement_ms"]) == 4
+    assert speedup["low"] <= speedup["ratio"] <= speedup["high"]
     assert info["speedup_unpaired"] > 0
-    assert by_case["user_mlp-fp32"]["extra_info"]["speedup_vs_fp32"] == 1.0
+    fp32 = by_case["user_mlp-fp32"]["extra_info"]
+    assert fp32["speedup_vs_fp32"] == 1.0 and fp32["metrics"]["speedup"]["n"] == 4  # its A/A: the placement spread
     assert data["ptq"]["fingerprint"] and data["ptq"]["environment"]["torch"]
     assert data["machine_info"]["ptq"]["environment"]["threads"] == info["threads"]
 

@@ -47,7 +47,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             r.model, r.recipe, r.stack, deploy.get("form", "-"),
             f"{r.latency.median * 1e3:.3f}",
             f"{r.speedup_vs_fp32:.2f}x" if r.speedup_vs_fp32 else "-",
-            f"{s['ratio']:.2f}x", s["best_form"],
+            f"{s['ratio']:.2f}x" + (f" [{s['low']:.2f}, {s['high']:.2f}]" if s.get("low") is not None else ""),
+            s["best_form"],
             f"{deploy['deploy_seconds']:.1f}" if "deploy_seconds" in deploy else "-",
         ])
     terminalreporter.write_sep("-", "ptq: speedup over eager fp32 and over the fastest fp32 form (same run)")
