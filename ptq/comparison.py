@@ -1,24 +1,70 @@
 """Compare a run with a baseline: every case through every judge, a table, an exit code.
 
-Exit codes (``ptq compare``, ``ptq ab``; ``--ptq-compare`` fails the pytest session instead):
-0 no regression, 1 at least one regression, 2 usage error or bad input.
+The gate fails closed: a row passes only when it was judged ``ok`` or ``improved``.
+Exit codes (``ptq compare``, ``ptq ab``; ``--ptq-compare`` maps them onto pytest's, see
+:mod:`ptq.plugins.gate`):
+
+- 0: every row passed;
+- 1: a row failed: ``REGRESSION``, ``not measured`` (a figure missing on one side) or ``not
+  compared`` (timings of another environment): the gate cannot vouch for what it did not judge;
+- 2: usage error or bad input;
+- 3: no baseline: none applies to the run (the message lists the stored ones and how they
+  differ, and the command that records one), or a case has none (``new``) and new cases were
+  not accepted (``--accept-new``). A missing baseline fails even with ``--accept-new``.
+
+1 wins over 3 where both apply. The summary line names every outcome that failed the gate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ptq.config import Config
+from ptq.errors import UserError
 from ptq.gate import Verdict
 from ptq.judges import DEFAULTS, Judgement, get_judge, list_judges
 from ptq.report import format_table
-from ptq.runs import CaseRecord, Run
+from ptq.runs import BASELINES, CaseRecord, Run, baseline_path, load_run
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_REGRESSION", "Comparison", "Row", "compare", "judge_case", "render"]
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "OUTCOMES", "RECORD_BASELINE", "Comparison",
+    "Outcome", "Row", "compare", "compare_stored", "judge_case", "missing_baseline", "render", "resolve_baseline",
+]
 
-EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_NO_BASELINE = 0, 1, 2, 3
+
+#: The command a missing-baseline message gives.
+RECORD_BASELINE = "pytest benchmarks --benchmark-only --ptq-save-baseline"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one verdict does to the gate: the exit code it sets (0: it passes) and its summary noun."""
+
+    exit_code: int
+    noun: str
+    plural: str | None = None
+
+    def count(self, n: int) -> str:
+        return f"{n} {self.noun if n == 1 or self.plural is None else self.plural}"
+
+
+#: Verdict -> outcome. ``new`` fails unless new cases are accepted (``--accept-new``).
+OUTCOMES: Mapping[Verdict, Outcome] = MappingProxyType({
+    Verdict.REGRESSION: Outcome(EXIT_REGRESSION, "regression", "regressions"),
+    Verdict.NOT_MEASURED: Outcome(EXIT_REGRESSION, "not measured"),
+    Verdict.NOT_COMPARED: Outcome(EXIT_REGRESSION, "not compared"),
+    Verdict.NEW: Outcome(EXIT_NO_BASELINE, "new"),
+    Verdict.IMPROVED: Outcome(EXIT_OK, "improved"),
+    Verdict.OK: Outcome(EXIT_OK, "ok"),
+})
+
+#: Which failure's exit code wins where several apply.
+PRECEDENCE = (EXIT_REGRESSION, EXIT_NO_BASELINE)
 
 HEADER = ["case", "metric", "baseline", "current", "change", "verdict"]
 
@@ -40,18 +86,37 @@ class Row:
 
 @dataclass(frozen=True)
 class Comparison:
+    """Every row of one run judged against one baseline, and whether that passes the gate.
+
+    ``no_baseline``: why no baseline applies (the gate fails with :data:`EXIT_NO_BASELINE`
+    whatever ``accept_new`` says); ``accept_new``: ``new`` rows pass.
+    """
+
     baseline: str
     current: str
     rows: tuple[Row, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    accept_new: bool = False
+    no_baseline: str | None = None
 
     @property
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.verdict is Verdict.REGRESSION]
 
+    def fails(self, verdict: Verdict) -> bool:
+        return OUTCOMES[verdict].exit_code != EXIT_OK and not (verdict is Verdict.NEW and self.accept_new)
+
+    @property
+    def failing(self) -> list[Row]:
+        """The rows that fail the gate."""
+        return [r for r in self.rows if self.fails(r.verdict)]
+
     @property
     def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.regressions else EXIT_OK
+        codes = {OUTCOMES[r.verdict].exit_code for r in self.failing}
+        if self.no_baseline:
+            codes.add(EXIT_NO_BASELINE)
+        return next((code for code in PRECEDENCE if code in codes), EXIT_OK)
 
     def counts(self) -> dict[Verdict, int]:
         return {v: sum(r.verdict is v for r in self.rows) for v in Verdict if any(r.verdict is v for r in self.rows)}
@@ -84,19 +149,22 @@ def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool, 
 
 def compare(
     baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None,
-    same_machine: bool = False,
+    same_machine: bool = False, accept_new: bool = False, no_baseline: str | None = None,
 ) -> Comparison:
     """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``.
 
     ``same_machine``: both runs were timed interleaved on one machine (``ptq ab``), so timings
-    are compared even where the fingerprints differ (two torch versions, say).
+    are compared even where the fingerprints differ (two torch versions, say). ``no_baseline``:
+    why no baseline applies; a ``baseline`` without a case is one too (``ptq ab``'s side A
+    measured nothing).
     """
     config = config or Config()
     names = list(judges) if judges is not None else list_judges()
     same_env = baseline.fingerprint == current.fingerprint
     notes: list[str] = []
-    differing = sorted(k for k in set(baseline.environment) | set(current.environment)
-                       if k in _fingerprint_keys() and baseline.environment.get(k) != current.environment.get(k))
+    if no_baseline is None and current.cases and not baseline.cases:
+        no_baseline = f"{baseline.path} holds no case"
+    differing = _differing(baseline.environment, current.environment)
     if not same_env and same_machine:
         same_env = True
         notes.append(f"fingerprints differ ({', '.join(differing) or 'fingerprint'}) but both sides ran interleaved "
@@ -127,8 +195,14 @@ def compare(
         notes.append(f"{len(gone)} baseline case(s) not in this run (not selected?): {', '.join(gone)}")
     for name, n in unmeasured.items():
         notes.append(f"{name}: not measured in either run ({n} case(s))")
+    new = sum(r.verdict is Verdict.NEW for r in rows)
+    if new and not no_baseline:
+        notes.append(f"{new} case(s) have no baseline figure: "
+                     + ("accepted (--accept-new)" if accept_new else
+                        f"record them (`{RECORD_BASELINE}`) or accept new cases with --accept-new "
+                        "(pytest: --ptq-accept-new)"))
     rows.sort(key=lambda r: (r.verdict.rank, r.case, r.metric))
-    return Comparison(baseline.path, current.path, tuple(rows), tuple(notes))
+    return Comparison(baseline.path, current.path, tuple(rows), tuple(notes), accept_new, no_baseline)
 
 
 def _fingerprint_keys() -> tuple[str, ...]:
@@ -137,16 +211,70 @@ def _fingerprint_keys() -> tuple[str, ...]:
     return FINGERPRINT_KEYS
 
 
+def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The fingerprint keys whose values differ between two environments."""
+    return sorted(k for k in set(a) | set(b) if k in _fingerprint_keys() and a.get(k) != b.get(k))
+
+
+def resolve_baseline(root: str | Path, run: Run, explicit: str | Path | None) -> Run | None:
+    """The baseline to compare with: ``explicit``, else the run's fingerprint's, else None."""
+    if explicit:
+        return load_run(explicit)
+    own = baseline_path(root, run.fingerprint)
+    return load_run(own) if own.exists() else None
+
+
+def _why_not(path: Path, run: Run) -> str:
+    try:
+        other = load_run(path)
+    except UserError as exc:
+        return f"{path.name} (unreadable: {exc})"
+    differ = ", ".join(_differing(other.environment, run.environment)) or "fingerprint keys"
+    return f"{path.name} (fingerprint {other.fingerprint}: {differ} differ)"
+
+
+def missing_baseline(root: str | Path, run: Run) -> str:
+    """Why no stored baseline applies to ``run``: the ones there are, how each differs, the fix."""
+    stored = sorted(Path(root, BASELINES).glob("*.json"))
+    listed = "; ".join(_why_not(p, run) for p in stored) or "none"
+    return (f"no baseline for fingerprint {run.fingerprint} ({baseline_path(root, run.fingerprint)} does not exist); "
+            f"stored in {Path(root, BASELINES)}: {listed}; record this machine's with `{RECORD_BASELINE}`")
+
+
+def compare_stored(
+    root: str | Path, current: Run, *, baseline: str | Path | None = None, config: Config | None = None,
+    judges: Sequence[str] | None = None, accept_new: bool = False,
+) -> Comparison:
+    """``current`` against ``baseline`` (a path), else its fingerprint's stored baseline; where
+    there is none, every case is ``new`` and the comparison fails with :data:`EXIT_NO_BASELINE`."""
+    base = resolve_baseline(root, current, baseline)
+    why = None
+    if base is None:
+        why = missing_baseline(root, current)
+        base = Run(f"{baseline_path(root, current.fingerprint)} (none)", current.fingerprint, current.environment, {})
+    if base.path == current.path:
+        raise UserError(f"{current.path} is both the run and the baseline; name another run")
+    return compare(base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why)
+
+
 def _summary(c: Comparison) -> str:
-    counts = ", ".join(f"{n} {v.value}" for v, n in c.counts().items()) or "nothing compared"
-    verdict = f"FAIL: {len(c.regressions)} regression(s)" if c.regressions else "PASS"
-    return f"{verdict} ({counts})"
+    """``FAIL: <each failing outcome>`` or ``PASS``, then the other counts: one line."""
+    counts = c.counts()
+    failing = {v for v in counts if c.fails(v)} - ({Verdict.NEW} if c.no_baseline else set())  # new: as no baseline
+    failed = ["no baseline"] * bool(c.no_baseline) + [OUTCOMES[v].count(counts[v]) for v in counts if v in failing]
+    passed = [OUTCOMES[v].count(n) + (" accepted" if v is Verdict.NEW and c.accept_new else "")
+              for v, n in counts.items() if v not in failing]
+    rest = f" ({', '.join(passed)})" if passed else ("" if failed else " (nothing compared)")
+    return f"FAIL: {', '.join(failed)}{rest}" if failed else f"PASS{rest}"
 
 
 def _text(c: Comparison) -> str:
     lines = [f"baseline: {c.baseline}", f"current:  {c.current}", ""]
     lines.append(format_table(HEADER, [r.cells() for r in c.rows]) if c.rows else "(no cases)")
-    lines += ["", *(f"note: {n}" for n in c.notes), _summary(c)]
+    lines += ["", *(f"note: {n}" for n in c.notes)]
+    if c.no_baseline:
+        lines.append(f"error: {c.no_baseline}")
+    lines.append(_summary(c))
     return "\n".join(lines)
 
 
@@ -156,12 +284,14 @@ def _md_cell(text: str) -> str:
 
 def _markdown(c: Comparison) -> str:
     lines = ["### ptq regression gate: " + _summary(c), "", f"Baseline `{c.baseline}`, current `{c.current}`.", ""]
+    if c.no_baseline:
+        lines += [f"**No baseline**: {c.no_baseline}.", ""]
     if c.rows:
         lines.append("| " + " | ".join(HEADER) + " |")
         lines.append("|" + "---|" * len(HEADER))
         for r in c.rows:
             cells = r.cells()
-            if r.verdict is Verdict.REGRESSION:
+            if c.fails(r.verdict):
                 cells[-1] = f"**{cells[-1]}**"
             lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
     lines += ["", *(f"- {n}" for n in c.notes)]

@@ -18,3 +18,16 @@ def test_env_prints_the_fingerprinted_environment(capsys):
     assert main(["env"]) == 0
     env = json.loads(capsys.readouterr().out)
     assert len(env["fingerprint"]) == 12 and env["torch"] and env["threads"] >= 1
+
+
+def test_ab_with_an_unbalanced_quote_in_pytest_args_is_a_usage_error(monkeypatch, capsys):
+    import ptq.commands.ab
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("ptq ab went on to materialize a side")
+
+    monkeypatch.setattr(ptq.commands.ab, "materialize", no_work)
+    assert main(["ab", "HEAD", "HEAD", "--pytest-args=--ptq-models='micro_*"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ptq: error: --pytest-args=\"--ptq-models='micro_*\": No closing quotation; close every quote")
+    assert len(err.strip().splitlines()) == 1

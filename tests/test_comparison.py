@@ -8,7 +8,7 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.cli import main
-from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare, render
+from ptq.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, compare, render
 from ptq.config import validate
 from ptq.errors import UserError
 from ptq.gate import Verdict
@@ -47,11 +47,15 @@ def test_regressions_come_first_and_set_the_exit_code():
     assert "memory: not measured in either run (3 case(s))" in c.notes
 
 
-def test_new_cases_and_unchanged_runs_pass():
+def test_new_cases_fail_unless_accepted():
     cur = run(bench("m-fp32", samples(1e-3, seed=21), metrics={"size": {"serialized_bytes": 1000}}), bench("x-fp32", samples(1.0)))
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
-    assert c.exit_code == EXIT_OK and _verdicts(c)[("x-fp32", "*")] is Verdict.NEW
+    assert c.exit_code == EXIT_NO_BASELINE and _verdicts(c)[("x-fp32", "*")] is Verdict.NEW
+    assert render(c).endswith("FAIL: 1 new (2 ok)")
+    assert any("1 case(s) have no baseline figure" in n and "--accept-new" in n for n in c.notes)
     assert any("2 baseline case(s) not in this run" in n for n in c.notes)
+    accepted = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"), accept_new=True)
+    assert accepted.exit_code == EXIT_OK and render(accepted).endswith("PASS (1 new accepted, 2 ok)")
 
 
 def test_other_fingerprint_compares_size_but_not_latency_and_says_why():
@@ -62,12 +66,23 @@ def test_other_fingerprint_compares_size_but_not_latency_and_says_why():
     assert any("latency and speedup not compared" in n and "torch differ" in n for n in c.notes)
 
 
-def test_metric_missing_on_one_side_is_not_measured_not_failed():
+def test_metric_missing_on_one_side_is_not_measured_and_fails_the_gate():
     cur = run(bench("m-fp32", samples(1e-3, seed=31)))
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
     row = next(r for r in c.rows if r.metric == "size")
     assert row.verdict is Verdict.NOT_MEASURED and row.judgement.detail == "not in the current run"
-    assert c.exit_code == EXIT_OK
+    assert c.exit_code == EXIT_REGRESSION and c.failing == [row]
+    assert render(c).endswith("FAIL: 1 not measured (1 ok)")
+    assert "| **not measured** |" in render(c, "md")
+
+
+def test_summary_names_every_failing_outcome():
+    cur = run(bench("m-int8", samples(6e-4, seed=12)), bench("m-fp16", samples(1e-2, seed=5)), fingerprint="bbbb")
+    c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"), accept_new=True)
+    # latency of another fingerprint: not compared; size, and m-int8's speedup, missing in the current run: not measured
+    assert _verdicts(c)[("m-int8", "latency")] is Verdict.NOT_COMPARED
+    assert c.exit_code == EXIT_REGRESSION
+    assert render(c).endswith("FAIL: 3 not measured, 2 not compared")
 
 
 def test_memory_and_drift_judges_read_their_documented_keys():
@@ -125,7 +140,7 @@ def test_latency_statistic_comes_from_the_gate_config_section():
 def test_markdown_has_a_table_and_the_summary():
     cur = run(bench("m-int8", samples(6e-4, seed=12), metrics={**_speedup(1.6), "size": {"serialized_bytes": 300}}))
     md = render(compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json")), "md")
-    assert md.startswith("### ptq regression gate: FAIL: 2 regression(s)")
+    assert md.startswith("### ptq regression gate: FAIL: 2 regressions (1 ok)")
     assert "| case | metric | baseline | current | change | verdict |" in md and "| **REGRESSION** |" in md
 
 
@@ -147,12 +162,27 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert "--judges='size,latncy': latncy matches no judge; valid: latency, speedup" in capsys.readouterr().err
 
 
-def test_cli_without_a_baseline_reports_every_case_new(tmp_path, capsys):
+@pytest.mark.parametrize("accept_new", [[], ["--accept-new"]], ids=["plain", "accept-new"])
+def test_cli_without_a_baseline_fails_and_lists_the_stored_ones(tmp_path, capsys, accept_new):
     (tmp_path / "results" / "runs").mkdir(parents=True)
     (tmp_path / "results" / "runs" / "r.json").write_text(json.dumps(BASE))
-    assert main(["compare", "--root", str(tmp_path)]) == 0
+    (tmp_path / "results" / "baselines").mkdir()
+    (tmp_path / "results" / "baselines" / "bbbb.json").write_text(json.dumps(run(fingerprint="bbbb", torch="2.15")))
+    (tmp_path / "results" / "baselines" / "cccc.json").write_text("{")
+    assert main(["compare", "--root", str(tmp_path), *accept_new]) == EXIT_NO_BASELINE  # accepted new or not
     out = capsys.readouterr().out
-    assert "no baseline for fingerprint aaaa" in out and out.count("  new\n") == 3 and "PASS (3 new)" in out
+    [error] = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert error.startswith(f"error: no baseline for fingerprint aaaa ({tmp_path}/results/baselines/aaaa.json does not exist)")
+    assert "bbbb.json (fingerprint bbbb: torch differ)" in error and "cccc.json (unreadable: " in error
+    assert error.endswith("record this machine's with `pytest benchmarks --benchmark-only --ptq-save-baseline`")
+    assert out.count("  new\n") == 3 and out.rstrip().endswith("FAIL: no baseline (3 new" + (" accepted)" if accept_new else ")"))
+    assert main(["compare", "--root", str(tmp_path), "--format", "md"]) == EXIT_NO_BASELINE
+    assert "### ptq regression gate: FAIL: no baseline (3 new)" in capsys.readouterr().out
+
+
+def test_a_baseline_without_cases_is_no_baseline():
+    c = compare(parse_run(run(), "A: HEAD~1"), parse_run(BASE, "B: HEAD"), accept_new=True)
+    assert c.exit_code == EXIT_NO_BASELINE and c.no_baseline == "A: HEAD~1 holds no case"
 
 
 @pytest.mark.parametrize("fmt", ["text", "md"])

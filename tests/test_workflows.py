@@ -146,13 +146,17 @@ def test_gate_job_steps_run_on_fixture_shards(tmp_path, existing):
     env = dict(os.environ, PATH=f"{bin_dir}:{BIN}:{os.environ['PATH']}", GITHUB_STEP_SUMMARY=str(summary),
                GH_TOKEN="x", REPO="owner/repo", PR="7", PYTHONPATH=str(ROOT))
 
-    for name in ("Merge shards", "Compare with the baseline", "Comment on the pull request (one comment, updated)",
-                 "Fail on regression"):
+    for name in ("Merge shards", "Compare with the baseline", "Comment on the pull request (one comment, updated)"):
         result = _bash(_step("benchmarks.yml", "gate", name), tmp_path, env)
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
     merged = json.loads((tmp_path / "run.json").read_text())
     assert len(merged["benchmarks"]) == len(doc["benchmarks"])
-    assert "No baseline for fingerprint" in summary.read_text()  # fixtures have no results/baselines/
+    # The fixtures have no results/baselines/: the check fails closed, saying how to record one.
+    assert "FAIL: no baseline" in summary.read_text() and "--ptq-save-baseline" in summary.read_text()
+    assert (tmp_path / "comment.md").read_text().startswith("<!-- ptq-report -->\n### ptq regression gate: FAIL: no baseline")
+    failed = _bash(_step("benchmarks.yml", "gate", "Fail on regression"), tmp_path, env)
+    assert failed.returncode == 3
+    assert failed.stdout.startswith("::error title=ptq: no baseline::") and "--ptq-save-baseline" in failed.stdout
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
     calls = log.read_text().splitlines()
     assert "--jq" in calls[0]

@@ -3,7 +3,8 @@
 A and B are git revisions (exported with ``git archive``), source directories, or
 ``installed`` (with ``--python-a`` / ``--python-b`` naming two environments). Latency is timed
 as a duet of one worker per side (``--latency=duet``, the default; see :mod:`ptq.duet`). Exit codes as
-``ptq compare``: 0 no regression of B against A, 1 regression, 2 usage error or bad input.
+``ptq compare``: 0 pass, 1 a regression of B against A or a row not measured / not compared,
+2 usage error or bad input, 3 no baseline (A measured nothing, or B has cases A lacks without ``--accept-new``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ptq.commands.compare import select_judges
 from ptq.comparison import FORMATS, compare, render
 from ptq.config import load_config
 from ptq.duet import DuetPlan
+from ptq.errors import UserError
 from ptq.judges import list_judges
 from ptq.runs import parse_run
 
@@ -45,6 +47,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
     p.add_argument("--save", action="store_true", help="keep the merged runs as results/ab/<time>-{a,b}.json")
     p.add_argument("--root", default=".", help="the git repository (default: .)")
+    p.add_argument("--accept-new", action="store_true",
+                   help="cases B has and A lacks pass (default: they fail, exit 3, as in ptq compare)")
     p.add_argument("--pytest-args", default="", metavar="ARGS",
                    help="passed to every pytest session (one shell-quoted string), "
                         "e.g. --pytest-args=\"--ptq-models='micro_*' --benchmark-max-time=0.2\"")
@@ -53,7 +57,11 @@ def _args(p: argparse.ArgumentParser) -> None:
 @command("ab", _args)
 def _ab(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
-    extra = shlex.split(args.pytest_args)
+    try:
+        extra = shlex.split(args.pytest_args)
+    except ValueError as exc:
+        raise UserError(f"--pytest-args={args.pytest_args!r}: {exc}; close every quote "
+                        "(one shell-quoted string, e.g. --pytest-args=\"--ptq-models='micro_*'\")") from None
     judges = select_judges(args.judges) if args.judges else None
     if judges is None and args.latency == "duet":
         # Each session's speedup CI covers its own pairs, not the spread between sessions: an A/A
@@ -76,6 +84,6 @@ def _ab(args: argparse.Namespace) -> int:
             text = json.dumps(data, indent=1).encode()
             print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}")
     result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=load_config(root),
-                     judges=judges, same_machine=True)
+                     judges=judges, same_machine=True, accept_new=args.accept_new)
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code

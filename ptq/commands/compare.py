@@ -1,6 +1,7 @@
-"""``ptq compare [RUN] [--baseline PATH]``: judge a stored run against its baseline.
+"""``ptq compare [RUN] [--baseline PATH] [--accept-new]``: judge a stored run against its baseline.
 
-Exit codes: 0 no regression, 1 regression, 2 usage error or bad input.
+Exit codes (see :mod:`ptq.comparison`): 0 pass, 1 a regression or a row not measured / not
+compared, 2 usage error or bad input, 3 no baseline applies or a case is new (without ``--accept-new``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import argparse
 from pathlib import Path
 
 from ptq.cli import command
-from ptq.comparison import FORMATS, compare, render
+from ptq.comparison import FORMATS, compare_stored, render, resolve_baseline
 from ptq.config import load_config
 from ptq.errors import UserError
 from ptq.judges import list_judges
-from ptq.runs import Run, baseline_path, find_newest_run, load_run
+from ptq.runs import find_newest_run, load_run
 
 __all__ = ["resolve_baseline", "select_judges"]
 
@@ -38,29 +39,16 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judges", default=None, metavar="GLOBS",
                    help="comma-separated judges to run (default: all; see ptq.judges), e.g. "
                         "'*memory,size,drift' where latency is gated by ptq ab instead")
-
-
-def resolve_baseline(root: Path, run: Run, explicit: str | None) -> Run | None:
-    """The baseline to compare with: explicit, else the run's fingerprint's, else None (all new)."""
-    if explicit:
-        return load_run(explicit)
-    own = baseline_path(root, run.fingerprint)
-    return load_run(own) if own.exists() else None
+    p.add_argument("--accept-new", action="store_true",
+                   help="cases without a baseline figure pass (default: they fail, exit 3); a run without "
+                        "any baseline still fails")
 
 
 @command("compare", _args)
 def _compare(args: argparse.Namespace) -> int:
     root = Path(args.root)
     current = load_run(args.run or find_newest_run(root))
-    baseline = resolve_baseline(root, current, args.baseline)
-    if baseline is None:
-        others = sorted(p.name for p in (root / "results" / "baselines").glob("*.json"))
-        hint = f"; baselines of other environments: {', '.join(others)} (pass one with --baseline)" if others else ""
-        baseline = Run(f"{baseline_path(root, current.fingerprint)} (none yet)", current.fingerprint,
-                       current.environment, {})
-        print(f"note: no baseline for fingerprint {current.fingerprint}{hint}")
-    if baseline.path == current.path:
-        raise UserError(f"{current.path} is both the run and the baseline; name another run")
-    result = compare(baseline, current, config=load_config(root), judges=select_judges(args.judges))
+    result = compare_stored(root, current, baseline=args.baseline, config=load_config(root),
+                            judges=select_judges(args.judges), accept_new=args.accept_new)
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code
