@@ -27,8 +27,8 @@ from typing import Any
 from ptq.duet import DuetPlan, Worker, run_plan
 from ptq.errors import UserError
 
-__all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "run_duet", "run_rounds",
-           "run_side", "schedule"]
+__all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "refuse_unlike", "run_duet",
+           "run_rounds", "run_side", "schedule", "unlike_keys"]
 
 #: A side spec meaning "the ptq importable by that side's Python", with no source tree put first.
 INSTALLED = "installed"
@@ -149,6 +149,27 @@ def run_rounds(
         except json.JSONDecodeError as exc:
             raise UserError(f"{out}: side {label} wrote invalid JSON ({exc.msg})") from None
     return merge_rounds(collected["A"]), merge_rounds(collected["B"])
+
+
+def unlike_keys(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The timing keys (:data:`ptq.env.FINGERPRINT_KEYS`) whose values differ between the two
+    sides' environments: {key: (A's, B's)}. An A/B of two code versions must differ in none,
+    or a thread count or a torch build, not the code, decides the verdict."""
+    from ptq.env import FINGERPRINT_KEYS
+
+    env_a, env_b = ((r.get("ptq") or {}).get("environment") or {} for r in (run_a, run_b))
+    return {k: (env_a.get(k), env_b.get(k)) for k in FINGERPRINT_KEYS if env_a.get(k) != env_b.get(k)}
+
+
+def refuse_unlike(run_a: Mapping[str, Any], run_b: Mapping[str, Any], *, installs: bool) -> None:
+    """Raise naming the differing timing keys, unless ``installs`` (the user compares two
+    environments on purpose: ``--compare-installs``)."""
+    differ = unlike_keys(run_a, run_b)
+    if differ and not installs:
+        listed = "; ".join(f"{k}: A {a!r}, B {b!r}" for k, (a, b) in differ.items())
+        raise UserError(f"the two sides ran in different environments ({listed}): their timings would compare "
+                        "those, not the code. Make them match (e.g. the same --ptq-threads via --pytest-args), "
+                        "or pass --compare-installs to compare two installs on purpose")
 
 
 def duet_cases(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[tuple[str, int]]:

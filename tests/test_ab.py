@@ -91,3 +91,15 @@ def test_materialize_exports_revisions_and_takes_directories_as_they_are(tmp_pat
     assert materialize(INSTALLED, repo=repo, into=tmp_path / "work", label="B").pythonpath is None
     with pytest.raises(UserError, match="'nope' is neither a directory nor a git revision"):
         materialize("nope", repo=repo, into=tmp_path / "work", label="A")
+
+
+def test_sides_in_different_environments_are_refused_naming_the_keys_unless_installs_are_compared():
+    from ptq.ab import refuse_unlike, unlike_keys
+
+    a, b = run(bench("m-fp32", [1.0] * 5)), run(bench("m-fp32", [1.0] * 5))
+    assert unlike_keys(a, b) == {} and refuse_unlike(a, b, installs=False) is None
+    b["ptq"]["environment"]["threads"] = 1  # ran with 1 thread; A with 2 (the old default)
+    assert unlike_keys(a, b) == {"threads": (2, 1)}
+    with pytest.raises(UserError, match=r"threads: A 2, B 1.*--compare-installs"):
+        refuse_unlike(a, b, installs=False)
+    refuse_unlike(a, b, installs=True)  # asked for: compared
