@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ptq.ab import materialize, run_duet, run_rounds
+from ptq.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.cache import atomic_write
 from ptq.cli import command
 from ptq.commands.compare import select_judges
@@ -42,6 +42,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judges", default=None, metavar="GLOBS",
                    help="judges to run, as ptq compare's --judges (default: all; with the duet all but speedup, "
                         "which the duet's direct A/B of every case supersedes)")
+    p.add_argument("--compare-installs", action="store_true",
+                   help="judge sides whose environments differ (threads, torch build, CPU...): for comparing two "
+                        "installs on purpose; without it such sides are refused (exit 2) naming the keys")
     p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
     p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
@@ -75,6 +78,7 @@ def _ab(args: argparse.Namespace) -> int:
         rounds = args.rounds if args.rounds is not None else (3 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=extra, progress=progress)
+        refuse_unlike(run_a, run_b, installs=args.compare_installs)
         if duet_plan is not None:
             for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress):
                 print(f"note: {note}", file=sys.stderr)
