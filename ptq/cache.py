@@ -22,10 +22,19 @@ def cache_dir() -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Write through ``write(fileobj)`` to a temporary file beside ``path``, then rename.
 
-    A crash mid-write leaves the old file intact; readers never see half a file.
+    A crash mid-write leaves the old file intact; readers never see half a file. The file gets
+    the mode a plain ``open`` would give it (``0o666`` less the umask), not ``mkstemp``'s 0600.
+    The temporary file is removed on any exception (Ctrl-C included); only a kill -9 leaves
+    one, named ``.<name>.*.tmp`` (ignored by git under ``results/``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +44,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,8 +7,10 @@ Layout under ``results/``::
     results/baselines/<fingerprint>.json           the baseline of one environment
 
 A baseline is itself a run file; saving merges per case (a partial run updates only its own
-cases) under an ``fcntl`` lock, so two sessions saving at once lose nothing, and every write
-is atomic (temporary file + rename).
+cases, replacing their entries) under an ``fcntl`` lock, so two sessions saving at once lose
+nothing, and every write is atomic (temporary file + rename). A baseline holds ptq cases only,
+each once: a benchmark without ``extra_info.case`` (a user's own, or one cut short before ptq
+recorded it) is not merged, and a file holding a case twice is refused.
 """
 
 from __future__ import annotations
@@ -209,7 +211,10 @@ def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
         if name is None:
             continue  # a benchmark that is not a ptq case (a user's own); not ours to judge
         if name in cases:
-            raise UserError(f"{where}: case {name!r} appears twice; a run holds each case once")
+            raise UserError(
+                f"{where}: case {name!r} appears twice; a run holds each case once: restore the file "
+                f"(`git checkout -- {where}`) or delete one of its two entries"
+            )
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
         samples = stats.get("data") or ()
         if not isinstance(samples, list | tuple) or not all(isinstance(s, int | float) for s in samples):
@@ -268,14 +273,26 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _by_case(benchmarks: Any) -> dict[str, Any]:
+    """Case id -> its benchmark, the last one where a case repeats; benchmarks without a case left out."""
+    out: dict[str, Any] = {}
+    for b in benchmarks or ():
+        case = (b.get("extra_info") or {}).get("case") if isinstance(b, dict) else None
+        if case is not None:
+            out.pop(case, None)
+            out[case] = b
+    return out
+
+
 def merge_runs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    """``new``'s provenance and cases, plus the cases of ``old`` that ``new`` did not run."""
+    """``new``'s provenance and cases, plus the cases of ``old`` that ``new`` did not run: one
+    entry per case id, ``new``'s replacing ``old``'s."""
     merged = json.loads(json.dumps(new))
-    if old is None:
-        return merged
-    fresh = {b.get("extra_info", {}).get("case") for b in merged["benchmarks"]}
-    kept = [b for b in old.get("benchmarks", []) if b.get("extra_info", {}).get("case") not in fresh]
-    merged["benchmarks"] = kept + merged["benchmarks"]
+    cases = _by_case(old.get("benchmarks") if old is not None else ())
+    for case, b in _by_case(merged["benchmarks"]).items():
+        cases.pop(case, None)
+        cases[case] = b
+    merged["benchmarks"] = list(cases.values())
     return merged
 
 

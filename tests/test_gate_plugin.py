@@ -71,3 +71,87 @@ def test_accept_new_and_save_partial_need_the_option_they_modify(pytester: pytes
         result = pytester.runpytest_subprocess(*FAST, option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {option} needs {needs}"])
+
+
+CONFTEST = '''
+import os
+import signal
+
+import torch
+
+from ptq.models import Built, TensorData, register_model
+
+
+class StopMidway(torch.nn.Module):
+    """Sends its own process $STOP_SIGNAL on its 30th call: while pytest-benchmark times it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 30:
+            os.kill(os.getpid(), getattr(signal, os.environ["STOP_SIGNAL"]))
+        return self.fc(x)
+
+
+@register_model("user_stop", batch_size=2)
+def user_stop(*, weights):
+    return Built(StopMidway().eval(), weights="random:seed=0",
+                 data=TensorData(lambda g, n: (torch.randn(n, 8, generator=g),), "randn(8)"))
+
+
+@register_model("user_nan", batch_size=2)
+def user_nan(*, weights):
+    model = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        model.bias.fill_(float("nan"))
+    return Built(model, weights="random:seed=0", data=TensorData(lambda g, n: (torch.randn(n, 4, generator=g),), "randn(4)"))
+'''
+
+
+def _files(root) -> list[str]:
+    results = root / "results"
+    return sorted(str(p.relative_to(root)) for p in results.rglob("*") if p.is_file()) if results.exists() else []
+
+
+def test_a_failing_session_saves_nothing_unless_asked_for_its_passed_cases(pytester: pytest.Pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=TEST_FILE)
+    args = [*FAST, "--ptq-models=micro_linear_256,user_nan", "--ptq-save-baseline", "--ptq-save-run"]
+    failing = pytester.runpytest_subprocess(*args)
+    failing.assert_outcomes(passed=1, failed=1)
+    failing.stdout.fnmatch_lines(["ptq: nothing saved (--ptq-save-baseline, --ptq-save-run): the session had 1 failing "
+                                  "test(s); fix it and rerun, or pass --ptq-save-partial to save the 1 case(s) whose "
+                                  "tests passed"])
+    assert _files(pytester.path) == []
+    partial = pytester.runpytest_subprocess(*args, "--ptq-save-partial")
+    assert partial.ret == pytest.ExitCode.TESTS_FAILED
+    [baseline] = (pytester.path / "results" / "baselines").glob("*.json")
+    assert [b["extra_info"]["case"] for b in json.loads(baseline.read_text())["benchmarks"]] == ["micro_linear_256-fp32"]
+    partial.stdout.fnmatch_lines([f"saved baseline (1 case(s) merged): {baseline}"])
+
+
+def test_an_interrupted_session_saves_nothing_and_never_a_half_timed_case(pytester: pytest.Pytester, monkeypatch):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=TEST_FILE)
+    args = [*FAST, "--benchmark-min-rounds=200", "--ptq-models=micro_linear_256,user_stop", "--ptq-save-baseline"]
+    # SIGTERM, which ends a process at once by default, is an interrupt like Ctrl-C while saving is wanted.
+    monkeypatch.setenv("STOP_SIGNAL", "SIGTERM")
+    partial = pytester.runpytest_subprocess(*args, "--ptq-save-partial")
+    assert partial.ret == pytest.ExitCode.INTERRUPTED
+    [baseline] = (pytester.path / "results" / "baselines").glob("*.json")
+    partial.stdout.fnmatch_lines([f"saved baseline (1 case(s) merged; 1 left out: their tests did not pass): {baseline}"])
+    saved = baseline.read_bytes()
+    data = json.loads(saved)
+    assert [b["extra_info"]["case"] for b in data["benchmarks"]] == ["micro_linear_256-fp32"]  # user_stop was cut short
+
+    monkeypatch.setenv("STOP_SIGNAL", "SIGINT")
+    interrupted = pytester.runpytest_subprocess(*args)
+    assert interrupted.ret == pytest.ExitCode.INTERRUPTED
+    interrupted.stdout.fnmatch_lines(["ptq: nothing saved (--ptq-save-baseline): the session was interrupted "
+                                      "(KeyboardInterrupt*); fix it and rerun, or pass --ptq-save-partial *"])
+    assert baseline.read_bytes() == saved
+    assert _files(pytester.path) == [str(baseline.relative_to(pytester.path)), f"{baseline.relative_to(pytester.path)}.lock"]

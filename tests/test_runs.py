@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
 
 import pytest
 from gate_fixtures import bench, run, samples
@@ -149,3 +150,41 @@ def test_newest_run_is_found_or_the_error_says_how_to_record_one(tmp_path):
     _write(new, {})
     os.utime(old, ns=(1, 1))
     assert find_newest_run(tmp_path) == new
+
+
+def test_merge_keeps_one_entry_per_case_and_no_caseless_benchmark():
+    old = run(bench("m-fp32", samples(1.0)), bench("m-int8", samples(2.0)), {"name": "cut short", "stats": {"data": [1.0]}})
+    new = run(bench("m-int8", samples(3.0)), bench("m-int8", samples(4.0)), {"name": "user's own", "extra_info": {}})
+    merged = ptq.runs.merge_runs(old, new)
+    assert [(b["extra_info"]["case"], b["stats"]["data"]) for b in merged["benchmarks"]] == [
+        ("m-fp32", samples(1.0)), ("m-int8", samples(4.0))]  # new replaces old; of two new entries the last
+
+
+def test_a_file_holding_a_case_twice_is_refused_naming_the_file_and_the_fix(tmp_path):
+    target = baseline_path(tmp_path, "aaaa")
+    _write(target, run(bench("m-fp32", samples(1.0)), bench("m-fp32", samples(2.0))))
+    message = (f"{target}: case 'm-fp32' appears twice; a run holds each case once: restore the file "
+               f"(`git checkout -- {target}`) or delete one of its two entries")
+    with pytest.raises(UserError) as info:
+        load_run(target)
+    assert str(info.value) == message
+    with pytest.raises(UserError, match="appears twice"):  # and a save does not build on it
+        save_baseline(tmp_path, run(bench("m-int8", samples(1.0))))
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_files_follow_the_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        paths = [save_run(tmp_path, run(bench("m-fp32", samples(1.0)))), save_baseline(tmp_path, run(bench("m-fp32", samples(1.0))))]
+    finally:
+        os.umask(previous)
+    assert [p.stat().st_mode & 0o777 for p in paths] == [mode, mode]
+
+
+def test_git_ignores_a_temporary_file_a_kill_left_under_results():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    leftover = "results/baselines/.6be583aa9aa7.json.k3j9x_2a.tmp"
+    check = subprocess.run(["git", "check-ignore", "--no-index", "-q", leftover], cwd=root)
+    assert check.returncode == 0, f"{leftover} is not ignored by .gitignore"
+    assert subprocess.run(["git", "check-ignore", "--no-index", "-q", "results/baselines/6be583aa9aa7.json"], cwd=root).returncode == 1

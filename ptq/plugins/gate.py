@@ -150,10 +150,11 @@ def _run_json(config: pytest.Config) -> dict[str, Any] | None:
 
 
 def _complete(data: dict[str, Any], state: GateState) -> int:
-    """Keep only the benchmarks whose test passed (timed, every probe run); how many were left out."""
+    """Keep only the benchmarks whose test passed (timed, every probe run), the last one of a
+    test that ran twice (a rerun plugin); how many were left out."""
     done = state.passed - state.failed
-    kept = [b for b in data["benchmarks"] if b.get("fullname") in done]
-    left_out, data["benchmarks"] = len(data["benchmarks"]) - len(kept), kept
+    kept = {b.get("fullname"): b for b in data["benchmarks"] if b.get("fullname") in done}
+    left_out, data["benchmarks"] = len(data["benchmarks"]) - len(kept), list(kept.values())
     return left_out
 
 
