@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ptq.errors import UserError
 from ptq.models import list_models
 from ptq.recipes import REFERENCE, list_recipes
+from ptq.registry import match_globs
 
-__all__ = ["COMPILED", "MATRICES", "SLOW_KERNELS", "Case", "Matrix", "select_cases"]
+__all__ = ["AXES", "COMPILED", "MATRICES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases"]
 
 
 @dataclass(frozen=True)
@@ -60,19 +63,51 @@ MATRICES: dict[str, Matrix] = {
 }
 
 
+@dataclass(frozen=True)
+class Axis:
+    """One side of the matrix: what ``--ptq-<name>s`` selects and the names a matrix offers."""
+
+    name: str
+    names: Callable[[Matrix], list[str]]
+
+    def narrow(self, matrix: str, pattern: str | None) -> list[str]:
+        """The matrix's names matching ``pattern``; a blank pattern, or one glob matching none of
+        them, is an error naming the glob, the nearest names and the matrices that have it."""
+        offered = self.names(MATRICES[matrix])
+        if pattern is None:
+            return offered
+        option, globs = f"--ptq-{self.name}s={pattern!r}", [g.strip() for g in pattern.split(",") if g.strip()]
+        if not globs:
+            raise UserError(f"{option} is blank; give comma-separated globs of {self.name} names, or drop the "
+                            f"option for every {self.name} of matrix {matrix!r}")
+        for glob in globs:
+            if match_globs(offered, glob):
+                continue
+            elsewhere = [m for m in MATRICES if match_globs(self.names(MATRICES[m]), glob)]
+            close = difflib.get_close_matches(glob, offered, n=3)
+            hint = (f"it is in {'matrix' if len(elsewhere) == 1 else 'matrices'} {', '.join(elsewhere)}: "
+                    f"pass --ptq-matrix={elsewhere[0]}" if elsewhere
+                    else f"nearest: {', '.join(close)}" if close else f"valid: {', '.join(offered)}")
+            where = f"{option}: {glob!r}" if len(globs) > 1 else option
+            raise UserError(f"{where} matches no {self.name} of matrix {matrix!r}; {hint}")
+        return match_globs(offered, globs)
+
+
+AXES = {
+    "model": Axis("model", lambda m: list_models(m.models)),
+    "recipe": Axis("recipe", lambda m: list_recipes(m.recipes, m.exclude_recipes)),
+}
+
+
 def select_cases(
     matrix: str = "default", models: str | None = None, recipes: str | None = None
 ) -> list[Case]:
     """Cases of ``matrix`` whose model and recipe match the optional globs, model-major with
-    the fp32 reference first, so its latency is measured before the cases compared to it."""
+    the fp32 reference first, so its latency is measured before the cases compared to it.
+    Every glob must match something: a typo would silently run fewer cases."""
     if matrix not in MATRICES:
         raise UserError(f"unknown matrix {matrix!r}; valid matrices: {', '.join(MATRICES)}")
-    m = MATRICES[matrix]
-    model_names = [n for n in list_models(m.models) if n in set(list_models(models))]
-    recipe_names = [n for n in list_recipes(m.recipes, m.exclude_recipes) if n in set(list_recipes(recipes))]
-    for label, pattern, found in (("model", models, model_names), ("recipe", recipes, recipe_names)):
-        if pattern and not found:
-            valid = list_models() if label == "model" else list_recipes()
-            raise UserError(f"--ptq-{label}s={pattern!r} matches no {label} of matrix {matrix!r}; valid: {', '.join(valid)}")
+    model_names = AXES["model"].narrow(matrix, models)
+    recipe_names = AXES["recipe"].narrow(matrix, recipes)
     recipe_names.sort(key=lambda r: r != REFERENCE)
     return [Case(mo, r) for mo in model_names for r in recipe_names]

@@ -77,19 +77,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="probes to run after timing (default: all registered)")
 
 
+@dataclass(frozen=True)
+class Bound:
+    """A numeric option's lower limit, checked before any work: one line naming option, value and limit."""
+
+    option: str
+    minimum: float
+    why: str
+
+    def check(self, config: pytest.Config) -> None:
+        value = config.getoption(self.option)
+        if value is not None and value < self.minimum:
+            raise pytest.UsageError(f"{self.option}={value}: must be >= {self.minimum:g} ({self.why})")
+
+
+BOUNDS = (
+    Bound("--ptq-threads", 1, "torch intra-op threads; omit it for the default"),
+    Bound("--ptq-warmup", 0, "untimed calls before timing"),
+    Bound("--ptq-warmup-time", 0, "seconds of warm-up"),
+    Bound("--ptq-placements", 2, "an interval over placements needs two"),
+    Bound("--ptq-pair-time", 0, "0 disables the speedup pairs"),
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for bound in BOUNDS:
+        bound.check(config)
     threads = config.getoption("--ptq-threads") or benchmark_threads()
     warmup = config.getoption("--ptq-warmup")
-    if threads < 1:
-        raise pytest.UsageError(f"--ptq-threads must be >= 1, got {threads}")
-    if warmup < 0:
-        raise pytest.UsageError(f"--ptq-warmup must be >= 0, got {warmup}")
-    if config.getoption("--ptq-placements") < 2:
-        raise pytest.UsageError(f"--ptq-placements must be >= 2 (an interval over placements needs two), "
-                                f"got {config.getoption('--ptq-placements')}")
-    if config.getoption("--ptq-pair-time") < 0:
-        raise pytest.UsageError(f"--ptq-pair-time must be >= 0 (0 disables the speedup pairs), "
-                                f"got {config.getoption('--ptq-pair-time')}")
     config.stash[STATE] = PluginState(
         options=RunOptions(
             warmup=warmup,

@@ -1,3 +1,5 @@
+import fnmatch
+
 import pytest
 
 from ptq.errors import UserError
@@ -43,3 +45,20 @@ def test_bad_selection_is_a_clear_error():
         select_cases("default", models="vgg*")
     with pytest.raises(UserError, match=f"unknown matrix 'nightly'; valid matrices: {', '.join(MATRICES)}"):
         select_cases("nightly")
+
+
+@pytest.mark.parametrize(("selection", "message"), [
+    ({"recipes": "fp32,dynamci_int8"},
+     "--ptq-recipes='fp32,dynamci_int8': 'dynamci_int8' matches no recipe of matrix 'default'; "
+     "nearest: dynamic_int8, ort_dynamic_int8, dynamic_int8_rnn"),
+    ({"recipes": "fp32,*_compile"},
+     "--ptq-recipes='fp32,*_compile': '*_compile' matches no recipe of matrix 'default'; it is in matrices deploy, "
+     "all: pass --ptq-matrix=deploy"),
+    ({"models": " "}, "--ptq-models=' ' is blank; give comma-separated globs of model names, or drop the option "
+                      "for every model of matrix 'default'"),
+    ({"models": ","}, "--ptq-models=',' is blank; *"),
+])
+def test_every_glob_must_match_and_a_blank_selection_is_an_error(selection, message):
+    with pytest.raises(UserError) as info:
+        select_cases("default", **selection)
+    assert fnmatch.fnmatchcase(str(info.value), message), str(info.value)

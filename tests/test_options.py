@@ -1,0 +1,40 @@
+"""Options are checked before the first benchmark runs: one line naming the option, the value
+and what is allowed, pytest exit status 4 (a usage error), and nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+TEST_FILE = '''
+def test_case(ptq_bench):
+    ptq_bench()
+'''
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ptq-threads=0"], "--ptq-threads=0: must be >= 1 (torch intra-op threads; omit it for the default)"),
+    (["--ptq-threads=-2"], "--ptq-threads=-2: must be >= 1 *"),
+    (["--ptq-warmup-time=-5"], "--ptq-warmup-time=-5.0: must be >= 0 (seconds of warm-up)"),
+    (["--ptq-pair-time=-1"], "--ptq-pair-time=-1.0: must be >= 0 (0 disables the speedup pairs)"),
+    (["--ptq-placements=1"], "--ptq-placements=1: must be >= 2 (an interval over placements needs two)"),
+    (["--ptq-models= "], "--ptq-models=' ' is blank; give comma-separated globs of model names, or drop the option "
+                         "for every model of matrix 'default'"),
+    (["--ptq-recipes=fp32,dynamci_int8"], "--ptq-recipes='fp32,dynamci_int8': 'dynamci_int8' matches no recipe of "
+                                          "matrix 'default'; nearest: dynamic_int8, *"),
+    (["--ptq-save-baseline", "test_suite.py"], "--ptq-save-baseline='test_suite.py' is a test path, not a baseline "
+                                               "file (the option takes the next argument as its value); write "
+                                               "--ptq-save-baseline=PATH.json, or put the test paths first"),
+    (["--ptq-compare", "."], "--ptq-compare='.' is a test path, not a baseline file *"),
+], ids=["threads-0", "threads-negative", "warmup-time", "pair-time", "placements", "blank-models", "glob-typo",
+        "save-baseline-test-file", "compare-test-dir"])
+def test_bad_option_is_one_line_usage_error_before_any_work(pytester: pytest.Pytester, args, message):
+    test_file = pytester.makepyfile(test_suite=TEST_FILE)
+    result = pytester.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32",
+                                           *args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.stderr.str()
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "passed" not in result.stdout.str()
+    assert not (pytester.path / "results").exists() and not list(pytester.path.glob("*.lock"))  # nothing saved
+    assert test_file.read_text().strip() == TEST_FILE.strip()
