@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ptq.config import Section, register_section
+from ptq.config import Range, Section, register_section
 from ptq.gate import (
     DEFAULT_LOCATION,
     LOCATIONS,
@@ -66,6 +66,15 @@ register_section(Section(
     "gate",
     keys={k: str if isinstance(v, str) else (int, float) for k, v in DEFAULTS.items()},
     choices={"latency_statistic": tuple(LOCATIONS)},
+    bounds={
+        "latency_threshold": Range(0, why="a fraction of the latency statistic: 0.05 is 5%"),
+        "alpha": Range(0, 1, low_open=True, high_open=True, why="a p-value cutoff"),
+        "speedup_threshold": Range(0, 1, high_open=True, why="a fraction of the speedup, which cannot fall by 100%"),
+        "memory_threshold": Range(0, why="a fraction of peak bytes: 0.05 is 5%"),
+        "memory_absolute": Range(0, why="bytes"),
+        "size_threshold": Range(0, why="a fraction of serialized bytes: 0.01 is 1%"),
+        "drift_tolerance": Range(0, why="an absolute worsening of the drift figure"),
+    },
     description="regression gate thresholds (ptq compare, --ptq-compare, ptq ab)",
 ))
 
