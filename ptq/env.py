@@ -1,4 +1,13 @@
-"""The environment a measurement was taken in, and the fingerprint that says when two are comparable."""
+"""The environment a measurement was taken in, and the two keys that say when two are comparable.
+
+A latency depends on the machine and the stack that runs the kernels; a memory, size or drift
+figure depends on which kernels were selected (the CPU's ISA flags, the quantized engine, the
+thread count) and on the versions that compute. So a run carries two keys: the **timing** key
+(latency, speedup) and the **numerics** key (memory, size, drift). Neither holds the kernel
+release or the Python patch version: they select no kernel, and with them in the key a baseline
+stopped applying to its own VM when the host's kernel was updated (6.18.44-fc-v595 to -v669).
+The fingerprint that names a baseline file is the timing key.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +17,31 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 import torch
 
-__all__ = ["FINGERPRINT_KEYS", "cpu_info", "environment", "fingerprint", "package_version"]
+__all__ = ["FINGERPRINT_KEYS", "KEYS", "NUMERICS_KEYS", "TIMING_KEYS", "cpu_info", "differing_keys", "environment",
+           "fingerprint", "key_hash", "package_version"]
 
 #: CPU flags that change which int8/bf16 kernels run.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
-#: What must match for latencies of two runs to be compared at all.
-FINGERPRINT_KEYS = (
-    "cpu_model", "cpu_flags", "logical_cpus", "threads", "os", "python",
-    "torch", "torchvision", "torchao", "device", "quantized_engine",
+#: What must match for latencies (and speedups) of two runs to be compared at all.
+TIMING_KEYS = (
+    "cpu_model", "cpu_flags", "logical_cpus", "threads",
+    "torch", "torchvision", "torchao", "onnxruntime", "device", "quantized_engine",
 )
+#: What must match for memory, size and drift: the kernels selected and the versions that compute.
+NUMERICS_KEYS = (
+    "cpu_flags", "threads", "torch", "torchvision", "torchao", "onnxruntime", "transformers", "device",
+    "quantized_engine",
+)
+KEYS: dict[str, tuple[str, ...]] = {"timing": TIMING_KEYS, "numerics": NUMERICS_KEYS}
+#: A baseline file is named by its timing key.
+FINGERPRINT_KEYS = TIMING_KEYS
 
 
 def package_version(name: str) -> str | None:
@@ -79,6 +98,7 @@ def environment(threads: int | None = None) -> dict[str, Any]:
         "torchvision": package_version("torchvision"),
         "torchao": package_version("torchao"),
         "transformers": package_version("transformers"),
+        "onnxruntime": package_version("onnxruntime"),
         "numpy": package_version("numpy"),
         "device": "cpu",
         "quantized_engine": torch.backends.quantized.engine,
@@ -86,7 +106,18 @@ def environment(threads: int | None = None) -> dict[str, Any]:
     }
 
 
-def fingerprint(env: dict[str, Any]) -> str:
-    """A short stable hash of the fingerprint keys; equal hashes mean latencies are comparable."""
-    key = {k: env.get(k) for k in FINGERPRINT_KEYS}
+def key_hash(env: Mapping[str, Any], kind: str) -> str:
+    """A short stable hash of one kind of key (``timing`` or ``numerics``, see :data:`KEYS`)."""
+    key = {k: env.get(k) for k in KEYS[kind]}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def fingerprint(env: Mapping[str, Any]) -> str:
+    """The timing key: equal hashes mean latencies are comparable; it names baseline files."""
+    return key_hash(env, "timing")
+
+
+def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any], kind: str) -> list[str]:
+    """The keys of one kind whose values differ between two environments. A key only one of them
+    recorded differs (unknown is not equal); one neither recorded does not."""
+    return [k for k in KEYS[kind] if (k in a) != (k in b) or a.get(k) != b.get(k)]

@@ -95,12 +95,21 @@ class Judge:
     name: str
     extract: Callable[[CaseRecord], Any]
     judge: Callable[[Any, Any, Mapping[str, Any]], Judgement]
-    #: True: only comparable on the same environment fingerprint (timings).
-    same_environment: bool = False
+    #: Which environment key must match for the figure to be compared (:data:`ptq.env.KEYS`):
+    #: "timing" for latencies, "numerics" for what the selected kernels compute or allocate.
+    key: str = "numerics"
+    #: ``extra_info`` fields that must match between the two records (drift: the same weights and
+    #: data, e.g. a model trained on another CPU has other weights under the same recipe).
+    same_case: tuple[str, ...] = ()
     #: Whether a case should have this metric at all (speedup: not on fp32).
     applies: Callable[[CaseRecord], bool] = lambda record: True
     #: Said where the metric is missing on one side.
     missing_hint: str = ""
+
+    @property
+    def same_environment(self) -> bool:
+        """Only comparable where the timing keys match (latency, speedup)."""
+        return self.key == "timing"
 
 
 _REGISTRY: Registry[Judge] = Registry("judge")
@@ -256,12 +265,12 @@ def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s:
                      f"allowed: {tolerance:g} absolute")
 
 
-register_judge(Judge("latency", _samples, _latency, same_environment=True,
+register_judge(Judge("latency", _samples, _latency, key="timing",
                      missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"))
-register_judge(Judge("speedup", _speedup_value, _speedup, same_environment=True,
+register_judge(Judge("speedup", _speedup_value, _speedup, key="timing",
                      applies=lambda r: r.extra_info.get("recipe") != "fp32"))
 register_judge(Judge("memory", _memory_value("inference"), _memory))
 register_judge(Judge("quantize_memory", _memory_value("quantize"), _memory,
                      applies=lambda r: r.extra_info.get("recipe") != "fp32"))
 register_judge(Judge("size", _number("metrics.size.serialized_bytes"), _size))
-register_judge(Judge("drift", _drift_value, _drift, applies=lambda r: r.extra_info.get("recipe") != "fp32"))
+register_judge(Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=lambda r: r.extra_info.get("recipe") != "fp32"))

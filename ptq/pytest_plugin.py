@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ptq.config import Config, load_config
-from ptq.env import benchmark_threads, environment, fingerprint
+from ptq.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 from ptq.errors import NotApplicable, PtqError, UserError
 from ptq.known_issues import known_issue
 from ptq.matrix import MATRICES, Case, select_cases
@@ -224,6 +224,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         "schema_version": SCHEMA_VERSION,
         "environment": env,
         "fingerprint": fingerprint(env),
+        "keys": {kind: key_hash(env, kind) for kind in KEYS},
         "matrix": state.matrix,
         "models": state.models,
         "recipes": state.recipes,

@@ -58,12 +58,43 @@ def test_new_cases_fail_unless_accepted():
     assert accepted.exit_code == EXIT_OK and render(accepted).endswith("PASS (1 new accepted, 2 ok)")
 
 
-def test_other_fingerprint_compares_size_but_not_latency_and_says_why():
-    cur = run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"serialized_bytes": 900}}), fingerprint="bbbb", torch="2.15")
+def _elsewhere(data: dict, **env: object) -> dict:
+    """The run as if measured in another environment (its keys are read from it, not the stored fingerprint)."""
+    data["ptq"]["environment"] = {**data["ptq"]["environment"], **env}
+    return data
+
+
+def test_another_cpu_model_compares_size_but_not_latency_and_names_the_timing_key():
+    cur = _elsewhere(run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"serialized_bytes": 900}})),
+                     cpu_model="another cpu")
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
     v = _verdicts(c)
     assert v[("m-fp16", "latency")] is Verdict.NOT_COMPARED and v[("m-fp16", "size")] is Verdict.REGRESSION
-    assert any("latency and speedup not compared" in n and "torch differ" in n for n in c.notes)
+    row = next(r for r in c.rows if r.metric == "latency")
+    assert row.judgement.detail == "not comparable: timing keys differ (cpu_model)"
+    assert any("latency and speedup not compared" in n and "(cpu_model)" in n for n in c.notes)
+
+
+def test_other_isa_flags_or_versions_make_memory_size_and_drift_not_comparable_naming_the_keys():
+    drift = {"drift": {"value": 0.1, "tolerance": 0.01}}
+    base = run(bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}, **drift}))
+    cur = _elsewhere(run(bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 900}, **drift})),
+                     cpu_flags=["avx2", "amx_int8"], torch="2.15")
+    c = compare(parse_run(base, "base.json"), parse_run(cur, "cur.json"))
+    details = {r.metric: r.judgement.detail for r in c.rows}
+    assert {r.verdict for r in c.rows} == {Verdict.NOT_COMPARED} and c.exit_code == EXIT_REGRESSION
+    assert details["size"] == details["drift"] == "not comparable: numerics keys differ (cpu_flags, torch)"
+    assert any("memory, size and drift not compared" in n for n in c.notes)
+
+
+def test_drift_of_other_weights_is_not_comparable_even_on_the_same_machine():
+    def one(weights: str) -> dict:
+        return run(bench("m-int8", None, weights=weights, metrics={"drift": {"value": 0.1}}))
+
+    same = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=aa (trained now)"), "c"))
+    assert [r.verdict for r in same.rows] == [Verdict.OK]  # how the weights were obtained is not what they are
+    other = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=bb (loaded)"), "c"))
+    assert [r.judgement.detail for r in other.rows] == ["not comparable: weights differ (trained:k,sha256=aa vs trained:k,sha256=bb)"]
 
 
 def test_metric_missing_on_one_side_is_not_measured_and_fails_the_gate():
@@ -77,9 +108,10 @@ def test_metric_missing_on_one_side_is_not_measured_and_fails_the_gate():
 
 
 def test_summary_names_every_failing_outcome():
-    cur = run(bench("m-int8", samples(6e-4, seed=12)), bench("m-fp16", samples(1e-2, seed=5)), fingerprint="bbbb")
+    cur = _elsewhere(run(bench("m-int8", samples(6e-4, seed=12)), bench("m-fp16", samples(1e-2, seed=5))),
+                     cpu_model="another cpu")
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"), accept_new=True)
-    # latency of another fingerprint: not compared; size, and m-int8's speedup, missing in the current run: not measured
+    # latency of another CPU: not compared; size, and m-int8's speedup, missing in the current run: not measured
     assert _verdicts(c)[("m-int8", "latency")] is Verdict.NOT_COMPARED
     assert c.exit_code == EXIT_REGRESSION
     assert render(c).endswith("FAIL: 3 not measured, 2 not compared")
@@ -133,7 +165,7 @@ def test_latency_statistic_comes_from_the_gate_config_section():
         validate({"gate": {"latency_statistic": "p3"}}, "cfg")
     with pytest.raises(UserError, match=r"latency_statistic = 'p3' is not one of"):  # in a scope too
         validate({"gate": {"cases": {"m-int8": {"latency_statistic": "p3"}}}}, "cfg")
-    with pytest.raises(UserError, match=r"latency_statistic must be <class 'str'>"):
+    with pytest.raises(UserError, match=r"latency_statistic = 1: must be a string"):
         validate({"gate": {"latency_statistic": 1}}, "cfg")
 
 
@@ -195,3 +227,20 @@ def test_interleaved_ab_compares_timings_across_fingerprints_and_says_so():
     c = compare(parse_run(BASE, "A"), parse_run(cur, "B"), same_machine=True)
     assert _verdicts(c)[("m-fp16", "latency")] is Verdict.REGRESSION
     assert any("both sides ran interleaved on this machine" in n and "torch" in n for n in c.notes)
+
+
+def test_a_stored_baseline_of_another_runner_applies_where_its_numerics_keys_match(tmp_path):
+    from ptq.comparison import compare_stored
+
+    stored = tmp_path / "results" / "baselines"
+    stored.mkdir(parents=True)
+    size = lambda n: {"size": {"serialized_bytes": n}}  # noqa: E731
+    other_cpu = _elsewhere(run(bench("m-int8", samples(1e-3), metrics=size(100))), cpu_model="runner cpu")
+    (stored / "bbbb.json").write_text(json.dumps(other_cpu))
+    cur = run(bench("m-int8", samples(1e-3, seed=3), metrics=size(900)))
+    c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
+    assert c.baseline.endswith("bbbb.json") and c.no_baseline is None
+    assert _verdicts(c) == {("m-int8", "latency"): Verdict.NOT_COMPARED, ("m-int8", "size"): Verdict.REGRESSION}
+    (stored / "bbbb.json").write_text(json.dumps(_elsewhere(other_cpu, threads=3)))  # other kernels: none applies
+    c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
+    assert c.exit_code == EXIT_NO_BASELINE and "bbbb.json (fingerprint aaaa: cpu_model, threads differ)" in c.no_baseline

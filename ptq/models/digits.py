@@ -133,7 +133,18 @@ def trained_model(cfg: TrainConfig = TRAIN_CONFIG) -> tuple[DigitsCNN, str]:
         torch.save(model.state_dict(), buf)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
         how = "trained now"
-    return model.eval(), f"trained:digits:seed={cfg.seed},epochs={cfg.epochs},key={key} ({how})"
+    return model.eval(), (f"trained:digits:seed={cfg.seed},epochs={cfg.epochs},key={key},"
+                          f"sha256={weights_hash(model)} ({how})")
+
+
+def weights_hash(model: nn.Module) -> str:
+    """Content hash of the trained tensors: training is deterministic per CPU, not across CPUs
+    (another ISA takes other kernels), so two runs' drift is comparable only where this matches."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 def _register() -> None:
