@@ -8,6 +8,10 @@ weights: the registry's float model, then the same recipe applied to it, then
 
 File layout: a zip archive (stored, not compressed) holding ``manifest.json`` (readable with
 ``unzip -p model.ptq manifest.json``) and ``state_dict.pt`` (``torch.save`` of the state_dict).
+
+Loading checks every saved value's layout (tensor class, dtype, shape; packed parameters unpacked
+by their own ``__getstate__``) against the rebuilt model before returning: a quantized module
+takes packed weights of any shape, so another model's file would load and fail on its first call.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import importlib.metadata
 import io
 import json
 import os
+import pickle
+import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -27,7 +35,7 @@ import torch
 from torch import nn
 
 from ptq.cache import atomic_write
-from ptq.errors import UserError
+from ptq.errors import PtqError, UserError
 from ptq.models import DataSource, ModelEntry, get_model
 from ptq.recipes import Recipe, StaticInt8, apply_recipe, get_recipe
 
@@ -178,38 +186,121 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             manifest = json.loads(archive.read(_MANIFEST))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
         raise UserError(f"{os.fspath(path)!r} is not a model file written by ptq.save") from None
-    if manifest.get("format") != FORMAT:
+    except OSError as exc:
+        raise UserError(f"{os.fspath(path)!r}: cannot read it: {exc.strerror or exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{os.fspath(path)!r} is not a model file written by ptq.save")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"{os.fspath(path)!r} has format version {manifest.get('format_version')!r}; "
             f"this ptq reads version {FORMAT_VERSION}: save it again with this ptq"
         )
+    missing = [k for k in ("model", "model_version", "recipe_config") if k not in manifest]
+    if missing:
+        raise UserError(f"{os.fspath(path)!r}: its manifest lacks {', '.join(missing)}; the file is damaged: save it again")
     return manifest
 
 
+@contextmanager
+def _naming(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Any ptq error inside (an unknown model or recipe type, a recipe that no longer applies)
+    names the file it was loading."""
+    try:
+        yield
+    except PtqError as exc:
+        raise UserError(f"{os.fspath(path)!r}: {exc}") from None
+
+
+def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """The saved state_dict, unpickled with ``weights_only=True``. A refusal is not retried in
+    any other mode, and the message does not suggest one: the file may be hostile."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            payload = io.BytesIO(archive.read(_WEIGHTS))
+    except KeyError:
+        raise UserError(f"{os.fspath(path)!r}: no {_WEIGHTS} in it; it is damaged or not written by ptq.save") from None
+    try:
+        with torch.serialization.safe_globals([torch.ScriptObject]):
+            state = torch.load(payload, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        asked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it asks for {asked.group(1)})" if asked else ""
+        raise UserError(
+            f"{os.fspath(path)!r}: refused to unpickle its {_WEIGHTS}: it holds more than tensors{what}; the file "
+            "may be malicious or not a ptq file: do not load it; save the model again with ptq.save"
+        ) from None
+    except RuntimeError as exc:
+        raise UserError(f"{os.fspath(path)!r}: its {_WEIGHTS} is damaged ({str(exc).splitlines()[0]}); "
+                        "save the model again") from None
+    if not isinstance(state, Mapping):
+        raise UserError(f"{os.fspath(path)!r}: its {_WEIGHTS} holds a {type(state).__name__}, not a state_dict; "
+                        "save the model again with ptq.save")
+    return state  # as loaded: its ``_metadata`` holds the module versions load_state_dict needs
+
+
+def _layout(value: Any) -> list[str]:
+    """What must match for ``value`` to replace a rebuilt model's value: per tensor its class
+    (a torchao subclass), dtype, shape and quantization scheme. Packed parameters (torch.ao's
+    ``_packed_params``, quantized RNN cells) are unpacked by their own ``__getstate__``, the way
+    the modules' ``weight()`` / ``_weight_bias()`` read them; strings inside name the packing."""
+    if isinstance(value, torch.Tensor):
+        kind = "" if type(value) in (torch.Tensor, nn.Parameter) else f"{type(value).__name__} "
+        scheme = f" {value.qscheme()}".replace("torch.", "") if value.is_quantized else ""
+        return [f"{kind}{str(value.dtype).removeprefix('torch.')} {list(value.shape)}{scheme}"]
+    if isinstance(value, torch.ScriptObject):
+        return _layout(value.__getstate__()) if value._has_method("__getstate__") else [str(value._type())]
+    if isinstance(value, (tuple, list)):
+        return [part for item in value for part in _layout(item)]
+    if isinstance(value, (str, torch.dtype)):
+        return [str(value).removeprefix("torch.")]
+    return [type(value).__name__]
+
+
+def _check_state(path: str | os.PathLike[str], state: Mapping[str, Any], model: nn.Module, what: str) -> None:
+    """Refuse ``state`` unless its keys and every value's layout are the rebuilt model's: one
+    error naming the file, the first differing key, both layouts and the fix."""
+    expected = model.state_dict()
+    fix = ("the weights are another model's or recipe's than the manifest names; save the model again with "
+           "ptq.save, naming the entry and recipe that produced it")
+    missing, extra = [k for k in expected if k not in state], [k for k in state if k not in expected]
+    if missing or extra:
+        keys = "; ".join(f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                         for label, keys in (("missing", missing), ("unexpected", extra)) if keys)
+        raise UserError(f"{os.fspath(path)!r}: keys differ from {what} ({keys}): {fix}")
+    differ = [(k, _layout(state[k]), _layout(expected[k])) for k in expected]
+    differ = [(k, saved, want) for k, saved, want in differ if saved != want]
+    if differ:
+        key, saved, want = differ[0]
+        got, wanted = next(pair for pair in zip_longest(saved, want, fillvalue="nothing") if pair[0] != pair[1])
+        more = f" ({len(differ) - 1} more tensor(s) differ)" if len(differ) > 1 else ""
+        raise UserError(f"{os.fspath(path)!r}: tensor {key!r} is {got} in the file, but {wanted} in {what}{more}: {fix}")
+
+
 def load(path: str | os.PathLike[str]) -> Loaded:
-    """Rebuild the quantized structure the manifest names, then load the saved values into it.
+    """Rebuild the quantized structure the manifest names, check the saved values fit it, then
+    load them into it.
 
     The float model is built with seeded random weights (no download; every value is then
-    replaced), the recipe's structure re-applied, and the state_dict loaded strictly. The file
-    is read with ``torch.load(weights_only=True)``, allowing ``torch.ScriptObject``: quantized
-    RNNs keep their packed weights in TorchScript objects.
+    replaced), the recipe's structure re-applied, each saved value's layout compared with the
+    rebuilt one, and the state_dict loaded strictly. The file is read with
+    ``torch.load(weights_only=True)``, allowing ``torch.ScriptObject``: quantized RNNs keep their
+    packed weights in TorchScript objects. Every error names the file.
     """
     manifest = read_manifest(path)
-    entry = get_model(manifest["model"])
-    if entry.version != manifest["model_version"]:
-        raise UserError(
-            f"{os.fspath(path)!r} holds {entry.name!r} version {manifest['model_version']}, but the registry's is "
-            f"version {entry.version}: the model definition changed, so quantize and save it again"
-        )
-    recipe = recipe_from_dict(manifest["recipe_config"])
-    built = entry.build(weights="random")
-    model = apply_recipe(_structure_recipe(recipe), entry, built).model
-    with zipfile.ZipFile(path) as archive:
-        payload = io.BytesIO(archive.read(_WEIGHTS))
-    with torch.serialization.safe_globals([torch.ScriptObject]):
-        state = torch.load(payload, weights_only=True)
+    with _naming(path):
+        entry = get_model(manifest["model"])
+        if entry.version != manifest["model_version"]:
+            raise UserError(
+                f"holds {entry.name!r} version {manifest['model_version']}, but the registry's is "
+                f"version {entry.version}: the model definition changed, so quantize and save it again"
+            )
+        recipe = recipe_from_dict(manifest["recipe_config"])
+        built = entry.build(weights="random")
+        model = apply_recipe(_structure_recipe(recipe), entry, built).model
+    # Read after the rebuild: applying the recipe imports its stack, and torchao allows its tensor
+    # subclasses in weights_only unpickling only once imported.
+    state = _read_state(path)
+    _check_state(path, state, model, f"model {entry.name!r} quantized by {recipe.name!r}")
     model.load_state_dict(state, strict=True)
     model.eval()
     return Loaded(model=model, manifest=manifest, entry=entry, recipe=recipe, data=built.data)

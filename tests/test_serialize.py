@@ -158,3 +158,121 @@ def test_round_trip_in_a_fresh_process(round_trip: dict[str, str], case: str):
     if verdict.startswith("skip: "):
         pytest.skip(verdict)
     assert verdict == "identical", f"{case}: the loaded model's outputs {verdict}"
+
+
+# ptq.load checks what it loads: every value's layout against the rebuilt model, and every error
+# names the file. A packed quantized Linear takes another shape's weights without a word and fails
+# on its first call ("packB should be equal to K"), so the check has to unpack them.
+
+
+def _quantized(model: str, recipe: str) -> tuple[ptq.ModelEntry, torch.nn.Module]:
+    entry = ptq.get_model(model)
+    return entry, ptq.apply_recipe(_fast(get_recipe(recipe)), entry, entry.build(weights="random")).model
+
+
+def _with_payload(path: Path, payload: bytes | None) -> Path:
+    """``path`` rewritten with the same manifest and ``payload`` as its state_dict.pt (None: none)."""
+    with zipfile.ZipFile(path) as archive:
+        manifest = archive.read("manifest.json")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.json", manifest)
+        if payload is not None:
+            archive.writestr("state_dict.pt", payload)
+    return path
+
+
+def _saved_as(path: Path, value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+# (file's model, recipe, model whose tensors are put in the file, first differing key, its layout in each)
+FOREIGN = [
+    ("micro_linear_256", "dynamic_int8", "micro_linear_1024", "0._packed_params._packed_params",
+     "qint8 [1024, 1024] per_tensor_affine", "qint8 [256, 256] per_tensor_affine"),
+    ("micro_linear_256", "static_int8", "micro_linear_1024", "0._packed_params._packed_params",
+     "qint8 [1024, 1024] per_channel_affine", "qint8 [256, 256] per_channel_affine"),
+    ("micro_conv_16", "static_int8", "micro_conv_64", "0.weight",
+     "qint8 [64, 64, 3, 3] per_channel_affine", "qint8 [16, 16, 3, 3] per_channel_affine"),
+    ("micro_lstm_128", "dynamic_int8_rnn", "micro_lstm_512", "0.lstm._all_weight_values.0.param",
+     "float32 [2048]", "float32 [512]"),
+]
+
+
+@pytest.mark.parametrize(("model", "recipe", "other", "key", "in_file", "in_model"), FOREIGN,
+                         ids=[f"{m}-{r}" for m, r, *_ in FOREIGN])
+def test_another_models_tensors_are_refused_naming_file_key_both_layouts_and_fix(
+        tmp_path: Path, model, recipe, other, key, in_file, in_model):
+    entry, quantized = _quantized(model, recipe)
+    path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe=recipe)
+    loaded = ptq.load(path)  # the genuine file passes the check
+    inputs = entry.example_inputs(entry.build(weights="random"))
+    with torch.inference_mode():
+        assert torch.equal(loaded.model(*inputs), quantized(*inputs))
+    _with_payload(path, _saved_as(path, _quantized(other, recipe)[1].state_dict()))
+    with pytest.raises(UserError) as caught:
+        ptq.load(path)
+    assert str(caught.value).startswith(
+        f"{str(path)!r}: tensor {key!r} is {in_file} in the file, but {in_model} in model {model!r} quantized by "
+        f"{recipe!r}"), str(caught.value)
+    assert str(caught.value).endswith("save the model again with ptq.save, naming the entry and recipe that produced it")
+
+
+@pytest.mark.parametrize(("recipe", "other", "message"), [
+    ("static_int8", "dynamic_int8", r"keys differ from model 'micro_linear_256' quantized by 'static_int8' \(missing "
+                                    r"0_input_scale_0, 0_input_zero_point_0\): the weights are another"),
+    ("dynamic_int8", "dynamic_fp16", r"tensor '0._packed_params.dtype' is float16 in the file, but qint8 in model "
+                                     r"'micro_linear_256' quantized by 'dynamic_int8' \(1 more tensor\(s\) differ\): the weights"),
+], ids=["keys", "dtype"])
+def test_another_recipes_state_is_refused_by_its_keys_or_its_dtype(tmp_path: Path, recipe, other, message):
+    entry, quantized = _quantized("micro_linear_256", recipe)
+    path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe=recipe)
+    _with_payload(path, _saved_as(path, _quantized("micro_linear_256", other)[1].state_dict()))
+    with pytest.raises(UserError, match=f"^'{path}': {message}"):
+        ptq.load(path)
+
+
+class _Hostile:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_refused_unpickle_says_the_file_may_be_malicious_and_never_suggests_weights_only_false(tmp_path: Path):
+    entry, quantized = _quantized("micro_linear_256", "dynamic_int8")
+    path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="dynamic_int8")
+    marker = tmp_path / "executed"
+    _with_payload(path, _saved_as(path, {"0.weight": _Hostile(marker)}))
+    with pytest.raises(UserError) as caught:
+        ptq.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{str(path)!r}: refused to unpickle its state_dict.pt: it holds more than tensors")
+    assert "may be malicious or not a ptq file" in message and "weights_only" not in message
+    assert len(message.splitlines()) == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    (b"not a pickle at all", r"refused to unpickle its state_dict.pt: .*may be malicious or not a ptq file"),
+    (None, r"no state_dict.pt in it; it is damaged or not written by ptq.save"),
+    (_saved_as(Path("x"), [torch.zeros(1)]), r"its state_dict.pt holds a list, not a state_dict"),
+], ids=["garbage", "no-weights", "not-a-dict"])
+def test_every_load_error_names_the_file(tmp_path: Path, payload, message):
+    entry, quantized = _quantized("micro_linear_256", "dynamic_int8")
+    path = _with_payload(ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="dynamic_int8"), payload)
+    with pytest.raises(UserError, match=f"^'{path}': {message}"):
+        ptq.load(path)
+
+
+def test_an_unknown_model_in_the_manifest_names_the_file(tmp_path: Path):
+    entry, quantized = _quantized("micro_linear_256", "fp32")
+    path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="fp32")
+    with zipfile.ZipFile(path) as archive:
+        manifest, weights = json.loads(archive.read("manifest.json")), archive.read("state_dict.pt")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.json", json.dumps({**manifest, "model": "nope"}))
+        archive.writestr("state_dict.pt", weights)
+    with pytest.raises(UserError, match=f"^'{path}': unknown model 'nope'; valid models: "):
+        ptq.load(path)
