@@ -227,13 +227,8 @@ def decide_latency_rounds(
 
 
 def decide_latency_placements(
-    baseline: Sequence[Sequence[float]],
-    current: Sequence[Sequence[float]],
-    *,
-    threshold: float = 0.05,
-    alpha: float = 0.01,
-    statistic: str = DEFAULT_LOCATION,
-    level: float = 0.95,
+    baseline: Sequence[Sequence[float]], current: Sequence[Sequence[float]], *, threshold: float = 0.05,
+    alpha: float = 0.01, statistic: str = DEFAULT_LOCATION, level: float = 0.95,
 ) -> LatencyDecision:
     """The verdict for samples taken over paired placements (``ptq ab``'s duet: placement k of
     each side timed in adjacent windows, each a fresh allocation of the model and its inputs).
