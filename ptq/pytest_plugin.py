@@ -7,6 +7,7 @@ per-case ``extra_info``, run provenance in the JSON, and a speedup table.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,9 @@ from ptq.matrix import MATRICES, Case, select_cases
 from ptq.models import WEIGHT_POLICIES
 from ptq.placement import DEFAULT_PLACEMENTS
 from ptq.plugins import discover
+from ptq.probes import list_probes
 from ptq.recipes import REFERENCE
+from ptq.registry import match_globs
 from ptq.report import speedup_table
 from ptq.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
 from ptq.runner import PreparedCase, RunOptions, Workbench, run_case
@@ -103,6 +106,17 @@ BOUNDS = (
 def pytest_configure(config: pytest.Config) -> None:
     for bound in BOUNDS:
         bound.check(config)
+    probes = config.getoption("--ptq-probes")
+    if probes is not None:  # a blank value would run every probe, a typo none: both silently
+        option, valid = f"--ptq-probes={probes!r}", list_probes()
+        globs = [g.strip() for g in probes.split(",") if g.strip()]
+        if not globs:
+            raise pytest.UsageError(f"{option} is blank; give comma-separated globs of probe names "
+                                    f"({', '.join(valid)}), or drop the option to run every probe")
+        for glob in (g for g in globs if not match_globs(valid, g)):
+            close = difflib.get_close_matches(glob, valid, n=3)
+            nearest = f"nearest: {', '.join(close)}; " if close else ""
+            raise pytest.UsageError(f"{option}: {glob!r} matches no registered probe; {nearest}valid: {', '.join(valid)}")
     threads = config.getoption("--ptq-threads") or benchmark_threads()
     warmup = config.getoption("--ptq-warmup")
     config.stash[STATE] = PluginState(
