@@ -13,12 +13,19 @@ Exit codes (``ptq compare``, ``ptq ab``; ``--ptq-compare`` maps them onto pytest
   not accepted (``--accept-new``). A missing baseline fails even with ``--accept-new``.
 
 1 wins over 3 where both apply. The summary line names every outcome that failed the gate.
+
+One :class:`Comparison` is rendered (:data:`FORMATS`) as text, Markdown (the pull-request
+comment, ``ptq report --format md``), an HTML section (the report's) or JSON (schema
+``ptq.comparison``, ``ptq/schemas/comparison.schema.json``): each shows the same verdicts.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -31,8 +38,9 @@ from ptq.report import format_table
 from ptq.runs import BASELINES, CaseRecord, Run, baseline_path, load_run
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "OUTCOMES", "RECORD_BASELINE", "Comparison",
-    "Outcome", "Row", "compare", "compare_stored", "judge_case", "missing_baseline", "render", "resolve_baseline",
+    "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "FORMATS", "OUTCOMES", "RECORD_BASELINE",
+    "SCHEMA_ID", "SCHEMA_VERSION", "VERDICT_IDS", "Comparison", "Outcome", "Row", "as_json", "compare",
+    "compare_stored", "json_schema", "judge_case", "missing_baseline", "render", "resolve_baseline",
 ]
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_NO_BASELINE = 0, 1, 2, 3
@@ -68,6 +76,13 @@ PRECEDENCE = (EXIT_REGRESSION, EXIT_NO_BASELINE)
 
 HEADER = ["case", "metric", "baseline", "current", "change", "verdict"]
 
+#: Exit code -> the JSON's ``outcome``.
+OUTCOME_NAMES: Mapping[int, str] = MappingProxyType({EXIT_OK: "pass", EXIT_REGRESSION: "fail",
+                                                     EXIT_NO_BASELINE: "no-baseline"})
+
+#: Verdict -> its stable id: the JSON's ``verdict`` and the HTML row's class.
+VERDICT_IDS: Mapping[Verdict, str] = MappingProxyType({v: v.name.lower().replace("_", "-") for v in Verdict})
+
 
 @dataclass(frozen=True)
 class Row:
@@ -82,6 +97,12 @@ class Row:
     def cells(self) -> list[str]:
         j = self.judgement
         return [self.case, self.metric, j.baseline, j.current, j.change, j.verdict.value]
+
+    @property
+    def explanation(self) -> str:
+        """The judge's detail (statistic, test, p, spread, allowance) where a verdict needs one: every
+        row but ``ok`` and ``new`` (a new row's only explanation is that it has no baseline)."""
+        return "" if self.verdict in (Verdict.OK, Verdict.NEW) else self.judgement.detail
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,17 @@ class Comparison:
 
     def counts(self) -> dict[Verdict, int]:
         return {v: sum(r.verdict is v for r in self.rows) for v in Verdict if any(r.verdict is v for r in self.rows)}
+
+    @property
+    def outcome(self) -> str:
+        """``pass``, ``fail`` or ``no-baseline``: the exit code in words (the JSON's ``outcome``)."""
+        return OUTCOME_NAMES[self.exit_code]
+
+    @property
+    def shown_failing(self) -> list[Row]:
+        """The failing rows a reader is shown first: all of them, less the ``new`` rows where no
+        baseline applies at all (the missing baseline, said once, is why every case is new)."""
+        return [r for r in self.failing if not (self.no_baseline and r.verdict is Verdict.NEW)]
 
 
 def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, Any]:
@@ -271,7 +303,8 @@ def _summary(c: Comparison) -> str:
 def _text(c: Comparison) -> str:
     lines = [f"baseline: {c.baseline}", f"current:  {c.current}", ""]
     lines.append(format_table(HEADER, [r.cells() for r in c.rows]) if c.rows else "(no cases)")
-    lines += ["", *(f"note: {n}" for n in c.notes)]
+    lines += ["", *(f"detail: {r.case} {r.metric}: {r.explanation}" for r in c.rows if r.explanation)]
+    lines += [f"note: {n}" for n in c.notes]
     if c.no_baseline:
         lines.append(f"error: {c.no_baseline}")
     lines.append(_summary(c))
@@ -279,26 +312,99 @@ def _text(c: Comparison) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A table cell: ``|`` would end it, ``<`` could open an HTML tag."""
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def _md_table(c: Comparison, rows: Sequence[Row]) -> list[str]:
+    head = [*HEADER, "detail"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [*r.cells(), r.explanation]
+        if c.fails(r.verdict):
+            cells[len(HEADER) - 1] = f"**{cells[len(HEADER) - 1]}**"
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    return lines
 
 
 def _markdown(c: Comparison) -> str:
+    """Failing rows first, with the judges' details; notes; then every row under ``<details>``,
+    last, so that a comment too long for GitHub can drop it and keep the verdicts."""
     lines = ["### ptq regression gate: " + _summary(c), "", f"Baseline `{c.baseline}`, current `{c.current}`.", ""]
     if c.no_baseline:
         lines += [f"**No baseline**: {c.no_baseline}.", ""]
+    if c.shown_failing:
+        lines += [f"Failing the gate ({len(c.shown_failing)} of {len(c.rows)} rows):", "",
+                  *_md_table(c, c.shown_failing), ""]
+    elif c.rows and not c.no_baseline:
+        lines += ["No row fails the gate.", ""]
+    lines += [*(f"- {n}" for n in c.notes), ""]
     if c.rows:
-        lines.append("| " + " | ".join(HEADER) + " |")
-        lines.append("|" + "---|" * len(HEADER))
-        for r in c.rows:
-            cells = r.cells()
-            if c.fails(r.verdict):
-                cells[-1] = f"**{cells[-1]}**"
-            lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
-    lines += ["", *(f"- {n}" for n in c.notes)]
+        lines += [f"<details><summary>All {len(c.rows)} rows</summary>", "", *_md_table(c, c.rows), "", "</details>"]
     return "\n".join(lines).rstrip() + "\n"
 
 
-FORMATS = {"text": _text, "md": _markdown}
+def _html_table(c: Comparison, rows: Sequence[Row]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in (*HEADER, "detail"))
+    body = "".join(
+        f'<tr class="{VERDICT_IDS[r.verdict]}{" fails" if c.fails(r.verdict) else ""}"><td><code>{escape(r.case)}</code></td>'
+        + "".join(f"<td>{escape(x)}</td>" for x in r.cells()[1:len(HEADER) - 1])
+        + f'<td><span class="badge {VERDICT_IDS[r.verdict]}">{escape(r.verdict.value)}</span></td>'
+        f"<td>{escape(r.explanation)}</td></tr>"
+        for r in rows
+    )
+    return f'<table class="comparison"><tr>{head}</tr>{body}</table>'
+
+
+def _html(c: Comparison) -> str:
+    """A ``<div>`` the HTML report embeds, laid out as the Markdown (classes: the verdicts' ids)."""
+    parts = [f'<div class="comparison {c.outcome}"><p class="outcome"><b>{escape(_summary(c))}</b></p>',
+             f'<p class="legend">Baseline <code>{escape(c.baseline)}</code>, current <code>{escape(c.current)}</code>.</p>']
+    if c.no_baseline:
+        parts.append(f'<p class="error"><b>No baseline</b>: {escape(c.no_baseline)}</p>')
+    if c.shown_failing:
+        parts.append(f"<h3>Failing the gate ({len(c.shown_failing)} of {len(c.rows)} rows)</h3>"
+                     + _html_table(c, c.shown_failing))
+    elif c.rows and not c.no_baseline:
+        parts.append('<p class="legend">No row fails the gate.</p>')
+    if c.notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in c.notes) + "</ul>")
+    if c.rows:
+        parts.append(f"<details><summary>All {len(c.rows)} rows</summary>{_html_table(c, c.rows)}</details>")
+    return "".join(parts) + "</div>\n"
+
+
+#: The ``json`` format's ``schema`` and ``version``: a consumer checks both; the version grows
+#: when a field changes meaning or goes away (adding one does not).
+SCHEMA_ID, SCHEMA_VERSION = "ptq.comparison", 1
+
+
+def as_json(c: Comparison) -> dict[str, Any]:
+    """The comparison as the documented JSON object (see :func:`json_schema`)."""
+    return {
+        "schema": SCHEMA_ID, "version": SCHEMA_VERSION, "baseline": c.baseline, "current": c.current,
+        "outcome": c.outcome, "exit_code": c.exit_code, "summary": _summary(c), "no_baseline": c.no_baseline,
+        "accept_new": c.accept_new, "counts": {VERDICT_IDS[v]: n for v, n in c.counts().items()},
+        "rows": [{"case": r.case, "metric": r.metric, "baseline": r.judgement.baseline, "current": r.judgement.current,
+                  "change": r.judgement.change, "verdict": VERDICT_IDS[r.verdict], "fails": c.fails(r.verdict),
+                  "detail": r.judgement.detail} for r in c.rows],
+        "notes": list(c.notes),
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the ``json`` format (``ptq/schemas/comparison.schema.json``, shipped with ptq)."""
+    text = resources.files("ptq").joinpath("schemas/comparison.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _json(c: Comparison) -> str:
+    return json.dumps(as_json(c), indent=1) + "\n"
+
+
+#: Renderers of one :class:`Comparison`: ``ptq compare`` / ``ptq ab`` ``--format``, ``ptq report``'s
+#: Markdown and JSON, and the table section of its HTML.
+FORMATS = {"text": _text, "md": _markdown, "html": _html, "json": _json}
 
 
 def render(c: Comparison, fmt: str = "text") -> str:

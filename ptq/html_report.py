@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
+from ptq.comparison import Comparison, compare, render
 from ptq.config import Config
+from ptq.gate import Verdict
 from ptq.runs import Run
 from ptq.svg import Point, fmt, heat_color, interval_bar, line_chart, scatter_chart, sparkline
-from ptq.trends import METRICS, Change, Marker, Metric, Reading, compare, layer_sqnr, series
+from ptq.trends import METRICS, Marker, Metric, Reading, layer_sqnr, series
 
 __all__ = ["render_html"]
 
@@ -38,6 +40,11 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}td.changed{background:
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:11px;font-weight:600;line-height:18px;white-space:nowrap}
 .badge.regression{background:#fde2e1;color:var(--red)}.badge.improvement{background:#dcf3e5;color:var(--green)}
 .badge.unchanged,.badge.new{background:#e6edf7;color:var(--blue)}.badge.incomparable{background:#eceff2;color:#6b7480}
+.badge.improved{background:#dcf3e5;color:var(--green)}.badge.ok{background:#e6edf7;color:var(--blue)}
+.badge.not-measured,.badge.not-compared{background:#eceff2;color:#6b7480}
+.comparison tr.fails td{background:#fff5f5}.comparison p.outcome{font-size:15px;margin:12px 0 4px}
+.comparison:not(.pass) p.outcome,.comparison p.error{color:var(--red)}.comparison.pass p.outcome{color:var(--green)}
+.comparison ul.notes{color:var(--muted);font-size:12px;padding-left:18px}
 .models{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:14px}.models table{width:100%}.models.wide{grid-template-columns:repeat(auto-fill,minmax(660px,1fr))}main{overflow-x:hidden}
 .card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 14px;overflow-x:auto}
 .card h3{margin:0 0 2px}.card .sub{color:var(--muted);font-size:12px;margin-bottom:6px}
@@ -125,31 +132,21 @@ def _cases_by_model(runs: Sequence[Run]) -> dict[str, list[str]]:
     return models
 
 
-def _summary(runs: Sequence[Run], changes: list[Change] | None) -> str:
+def _summary(runs: Sequence[Run], c: Comparison | None) -> str:
+    """Tiles, then the latest run's comparison as ``ptq compare`` renders it (one engine, one verdict)."""
     latest = runs[-1]
     tiles = [f'<div class="tile"><b>{len(runs)}</b><span>runs, {escape(runs[0].label)} … {escape(latest.label)}</span></div>',
              f'<div class="tile"><b>{len(latest.cases)}</b><span>cases in the latest run</span></div>']
-    if changes is None:
+    if c is None:
         return f'<div class="tiles">{"".join(tiles)}</div><p class="legend">Only one run: nothing to compare yet.</p>'
-    counts = {v: sum(1 for c in changes if c.verdict is v) for v in Marker}
+    counts = c.counts()
+    failing, improved = len(c.failing), counts.get(Verdict.IMPROVED, 0)
     tiles += [
-        f'<div class="tile {"bad" if counts[Marker.REGRESSION] else ""}"><b>{counts[Marker.REGRESSION]}</b><span>regressions</span></div>',
-        f'<div class="tile {"good" if counts[Marker.IMPROVEMENT] else ""}"><b>{counts[Marker.IMPROVEMENT]}</b><span>improvements</span></div>',
-        f'<div class="tile"><b>{counts[Marker.UNCHANGED]}</b><span>unchanged figures</span></div>',
-        f'<div class="tile"><b>{counts[Marker.INCOMPARABLE] + counts[Marker.NEW]}</b><span>new or not comparable</span></div>',
+        f'<div class="tile {"bad" if failing else ""}"><b>{failing}</b><span>rows failing the gate</span></div>',
+        f'<div class="tile {"good" if improved else ""}"><b>{improved}</b><span>improvements</span></div>',
+        f'<div class="tile"><b>{counts.get(Verdict.OK, 0)}</b><span>ok</span></div>',
     ]
-    moved = [c for c in changes if c.verdict in (Marker.REGRESSION, Marker.IMPROVEMENT)]
-    rows = "".join(
-        f"<tr><td>{_badge(c.verdict)}</td><td><code>{escape(c.case)}</code></td><td>{escape(c.metric.title)}</td>"
-        f'<td class="num">{escape(_reading_text(c.metric, c.old))}</td><td class="num">{escape(_reading_text(c.metric, c.new))}</td>'
-        f'<td class="num">{(c.ratio - 1) * 100:+.1f}%</td></tr>'
-        for c in moved if c.old is not None and c.ratio is not None
-    )
-    table = (f"<table><tr><th>verdict</th><th>case</th><th>metric</th><th>{escape(runs[-2].label)}</th>"
-             f"<th>{escape(latest.label)}</th><th>change</th></tr>{rows}</table>" if rows
-             else '<p class="legend">No figure moved beyond its threshold and spread.</p>')
-    return (f'<div class="tiles">{"".join(tiles)}</div><h3>Latest run {escape(latest.label)} against '
-            f'{escape(runs[-2].label)}</h3>{table}')
+    return f'<div class="tiles">{"".join(tiles)}</div>{render(c, "html")}'
 
 
 def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: Config) -> str:
@@ -282,20 +279,24 @@ def _environments(runs: Sequence[Run]) -> str:
             f"with the same fingerprint.</p><div style=\"overflow-x:auto\"><table><tr>{head}</tr>{''.join(rows)}</table></div>")
 
 
-def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Config | None = None) -> str:
-    """The whole report for ``runs`` (oldest first); ``config`` holds the gate's thresholds."""
+def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Config | None = None,
+                comparison: Comparison | None = None) -> str:
+    """The whole report for ``runs`` (oldest first); ``config`` holds the gate's thresholds.
+    ``comparison``: the latest run's (``ptq report`` judges it against ``--baseline``); default:
+    the latest run against the one before it, all judges."""
     if not runs:
         raise ValueError("render_html needs at least one run")
     models = _cases_by_model(runs)
     config = config or Config()
-    changes = compare(runs[-2], runs[-1], config=config) if len(runs) > 1 else None
+    if comparison is None and len(runs) > 1:
+        comparison = compare(runs[-2], runs[-1], config=config)
     legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
               '<span style="color:#9aa3ad">◇ not comparable (other machine or figure)</span><span style="color:#3867a8">● unchanged '
               "○ first</span><span>band: IQR of the timed rounds, or the 95% CI</span> — each point is judged against the "
               "previous comparable run by the regression gate's judges (thresholds from [tool.ptq.gate]), as "
               "<code>ptq compare</code> would judge it.</p>")
     sections = [
-        ("summary", "Latest change", _summary(runs, changes)),
+        ("summary", "Latest change", _summary(runs, comparison)),
         ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models, config)),
         ("tradeoff", "Latency vs drift per model (which recipe is worth it)", _scatters(runs, models)),
         ("trends", "Trends per case",

@@ -4,7 +4,9 @@ of that run against the previous comparable run, so a chart shows *when* the gat
 
 Each metric pairs a reading for drawing (value and spread of a :class:`~ptq.runs.CaseRecord`) with
 the gate judge that decides it. A metric a run did not record reads as ``None`` and is shown as
-"not recorded", never as zero. ``ptq compare`` judges a run against its baseline with the same judges.
+"not recorded", never as zero. Every marker's verdict comes from :func:`ptq.comparison.judge_case`,
+as every row of ``ptq compare``; the report's table of the latest run is that command's
+:class:`~ptq.comparison.Comparison` itself (:func:`ptq.comparison.render`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ from ptq.config import Config
 from ptq.judges import Judgement, get_judge
 from ptq.runs import CaseRecord, Run
 
-__all__ = [
-    "METRICS", "Change", "Marker", "Metric", "Reading", "Step", "compare", "dig", "layer_sqnr", "marker", "series",
-]
+__all__ = ["METRICS", "Marker", "Metric", "Reading", "Step", "dig", "layer_sqnr", "marker", "series"]
 
 
 class Marker(str, Enum):
@@ -200,40 +200,3 @@ def series(metric: Metric, case: str, runs: Sequence[Run], config: Config | None
     config = config or Config()
     return [_step(metric, case, run, run.cases[case], runs[:i], config) if case in run.cases else Step(run, None, None)
             for i, run in enumerate(runs)]
-
-
-@dataclass(frozen=True)
-class Change:
-    case: str
-    metric: Metric
-    old: Reading | None
-    new: Reading
-    verdict: Marker
-    judgement: Judgement | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        return self.new.value / self.old.value if self.old is not None and self.old.value else None
-
-
-def compare(base: Run, current: Run, metrics: Sequence[Metric] | None = None, config: Config | None = None) -> list[Change]:
-    """Every recorded metric of every case of ``current`` judged against ``base`` by the gate's
-    judges: regressions first, then improvements, then the rest. Figures a judge does not apply
-    to (fp32's speedup) are left out."""
-    config = config or Config()
-    changes: list[Change] = []
-    for case, rec in current.cases.items():
-        old_rec = base.cases.get(case)
-        for metric in metrics or METRICS.values():
-            new = metric.read(rec)
-            if new is None or not get_judge(metric.judge).applies(rec):
-                continue
-            if old_rec is None:
-                changes.append(Change(case, metric, None, new, Marker.NEW))
-                continue
-            same_env = _fingerprint(base, old_rec) == _fingerprint(current, rec)
-            judgement = judge_case(metric.judge, old_rec, rec, same_env=same_env, config=config)
-            verdict = marker(judgement) if judgement is not None else Marker.INCOMPARABLE
-            changes.append(Change(case, metric, metric.read(old_rec), new, verdict, judgement))
-    order = list(Marker)
-    return sorted(changes, key=lambda c: order.index(c.verdict))

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from ptq.cli import main
+from ptq.comparison import compare, render
 from ptq.config import Config, validate
 from ptq.errors import UserError
+from ptq.gate import Verdict
 from ptq.history import load_history
 from ptq.html_report import render_html
-from ptq.md_report import MARKER, render_markdown
-from ptq.trends import METRICS, Marker, compare, layer_sqnr, series
+from ptq.trends import METRICS, Marker, layer_sqnr, series
 
 HISTORY = Path(__file__).parent / "fixtures" / "history"
 SLOWED, FATTER = "micro_linear_256-static_int8", "digits_cnn-static_int8"
@@ -65,23 +66,20 @@ def test_series_marks_the_injected_events(runs):
     assert layer_sqnr(runs[4].cases[FATTER])["classifier.3"] < 20 and layer_sqnr(runs[2].cases[FATTER]) is None
 
 
-def test_markdown_lists_regressions_then_improvements_then_counts(runs):
-    md = render_markdown(runs[3], runs[4])
-    assert md.startswith(MARKER)
-    assert "1 regression, 0 improvements" in md  # run 5's speedup recovery is on another CPU: not compared
-    regressions = md[md.index("#### Regressions"):]
-    assert FATTER in regressions and "accuracy" in regressions and SLOWED not in regressions
-    md = render_markdown(runs[2], runs[3])
-    assert "3 regressions, 0 improvements" in md
-    assert md.index("#### Regressions") < md.index("Figures:")
-    regressions = md[md.index("#### Regressions"):md.index("Figures:")]
-    assert SLOWED in regressions and FATTER in regressions and "peak memory" in regressions
-    changes = compare(runs[3], runs[4])
-    unchanged = int(re.search(r"(\d+) unchanged", render_markdown(runs[3], runs[4])).group(1))
-    incomparable = int(re.search(r"(\d+) not comparable", render_markdown(runs[3], runs[4])).group(1))
-    assert unchanged + incomparable + 1 == len(changes)
-    timed = sum(1 for c in changes if c.metric.key in ("latency", "speedup"))
-    assert incomparable == timed  # every latency and speedup: other fingerprint
+def test_markdown_is_the_gates_comparison_failing_rows_first(runs):
+    c = compare(runs[2], runs[3])
+    md = render(c, "md")
+    assert md.startswith("### ptq regression gate: FAIL: 3 regressions")
+    failing = md[md.index("Failing the gate"):md.index("<details>")]
+    assert {(r.case, r.metric) for r in c.failing} == {(SLOWED, "latency"), (SLOWED, "speedup"), (FATTER, "memory")}
+    for r in c.failing:  # each with the judge's explanation
+        assert f"| {r.case} | {r.metric} |" in failing and r.judgement.detail.split(",")[0] in failing
+    assert "Mann-Whitney" in failing and "allowed: max(5%" in failing
+    assert md[md.index("<details>"):].count("\n| ") == len(c.rows) + 1  # every row, and the header
+    # Run 5 is on another CPU: its latency and speedup rows are not compared, and fail the gate.
+    other = compare(runs[3], runs[4])
+    assert {r.verdict for r in other.rows if r.metric in ("latency", "speedup")} == {Verdict.NOT_COMPARED}
+    assert other.exit_code == 1 and "not compared" in render(other, "md").splitlines()[0]
 
 
 def test_html_report_is_self_contained_and_says_what_is_missing(runs):
@@ -110,6 +108,35 @@ def test_report_command_writes_html_and_md(tmp_path, capsys):
     assert main(["report", str(HISTORY / "runs" / "run-0004.json"), "--baseline", str(base), "--format", "md"]) == 0
     md = capsys.readouterr().out
     assert "3 regressions" in md and SLOWED in md and FATTER in md  # latency, speedup; memory
+
+
+@pytest.mark.parametrize("fmt", ["md", "json"])
+def test_report_renders_exactly_what_ptq_compare_renders(capsys, fmt):
+    """One engine: same run, baseline, judges and --accept-new give the same text, whichever command."""
+    run4, run3 = str(HISTORY / "runs" / "run-0004.json"), str(HISTORY / "runs" / "run-0003.json")
+    for judges in (["--judges", "*memory,size,drift"], []):
+        assert main(["compare", run4, "--baseline", run3, "--format", fmt, "--accept-new", *judges]) == 1
+        compared = capsys.readouterr().out
+        assert main(["report", run4, "--baseline", run3, "--format", fmt, "--accept-new", *judges]) == 0
+        assert capsys.readouterr().out.rstrip("\n") == compared.rstrip("\n")
+    assert main(["report", run4, "--baseline", run3, "--judges", "latncy"]) == 2
+    assert "--judges='latncy': latncy matches no judge" in capsys.readouterr().err
+
+
+def test_html_report_embeds_the_comparison_it_is_given(runs):
+    gate = compare(runs[2], runs[3], judges=["memory", "size", "drift"])
+    html = render_html(runs[:4], comparison=gate)
+    assert render(gate, "html") in html and "FAIL: 1 regression" in html
+    assert "allowed: max(5%" in html  # the memory row's explanation
+    default = render_html(runs[:4])  # the latest run against the one before it, every judge
+    assert render(compare(runs[2], runs[3]), "html") in default and "FAIL: 3 regressions" in default
+
+
+def test_report_to_an_existing_directory_is_one_line_naming_it_and_the_fix(tmp_path, capsys):
+    assert main(["report", str(HISTORY), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"ptq: error: -o {tmp_path}: is a directory; name a file in it, e.g. -o {tmp_path / 'report.html'}"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_report_command_bad_input_is_one_clear_error(tmp_path, capsys):

@@ -50,13 +50,44 @@ def _commands(script: str) -> list[list[str]]:
     return out
 
 
-def test_there_are_workflows_for_tests_pull_requests_history_and_baselines():
+def test_there_are_workflows_for_tests_pull_requests_history_baselines_and_the_comment():
     names = {p.name for p in WORKFLOWS}
-    assert {"tests.yml", "benchmarks.yml", "history.yml", "baselines.yml"} <= names
+    assert {"tests.yml", "benchmarks.yml", "history.yml", "baselines.yml", "comment.yml"} <= names
     triggers = {p.name: _load(p)[True] for p in WORKFLOWS}  # YAML 1.1 reads `on` as True
     assert set(triggers["tests.yml"]) == {"push", "pull_request"}
     assert "pull_request" in triggers["benchmarks.yml"] and "workflow_dispatch" in triggers["baselines.yml"]
     assert triggers["history.yml"]["push"]["branches"] == ["main"]
+    benchmarks = _load(ROOT / ".github" / "workflows" / "benchmarks.yml")["name"]
+    assert triggers["comment.yml"] == {"workflow_run": {"workflows": [benchmarks], "types": ["completed"]}}
+
+
+def _writes(job: dict) -> set[str]:
+    return {scope for scope, level in job.get("permissions", {}).items() if level == "write"}
+
+
+def test_no_job_a_pull_request_starts_can_write_only_the_comment_poster_can():
+    """The gate's verdict never depends on a write token (a fork's pull request has none)."""
+    for path in WORKFLOWS:
+        if "pull_request" in _load(path)[True]:
+            writing = {name: _writes(job) for name, job in _load(path)["jobs"].items() if _writes(job)}
+            assert writing == {}, f"{path.name}: {writing}"
+    jobs = _load(ROOT / ".github" / "workflows" / "comment.yml")["jobs"]
+    assert {name: _writes(job) for name, job in jobs.items()} == {"post": {"pull-requests"}}
+    # It runs no code of the pull request: no checkout, no install, no ptq, pytest or python.
+    assert not any("checkout" in s.get("uses", "") or re.search(r"^\s*(pip|ptq|pytest|python)\b", s.get("run", ""), re.M)
+                   for s in jobs["post"]["steps"])
+
+
+def test_untrusted_values_reach_scripts_through_env_only():
+    for name, job, step in _steps():
+        assert "${{" not in step.get("run", ""), f"{name} {job} {step.get('name')}: an expression in a run: script"
+
+
+def test_the_only_zizmor_suppression_is_the_comment_workflows_trigger_with_its_reason():
+    found = [(p.name, line.strip()) for p in WORKFLOWS for line in p.read_text().splitlines() if "zizmor:" in line]
+    [(name, line)] = found
+    assert name == "comment.yml" and line.startswith("workflow_run: # zizmor: ignore[dangerous-triggers] ")
+    assert len(line.split("]", 1)[1].split()) >= 5  # a reason, not just the rule
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -112,17 +143,23 @@ def test_every_pytest_option_in_the_workflows_is_registered():
     assert not missing, f"pytest does not know {missing}"
 
 
-def _step(workflow: str, job: str, name: str) -> str:
-    for step in _load(ROOT / ".github" / "workflows" / workflow)["jobs"][job]["steps"]:
+def _job(workflow: str, job: str) -> dict:
+    return _load(ROOT / ".github" / "workflows" / workflow)["jobs"][job]
+
+
+def _step(workflow: str, job: str, name: str) -> dict:
+    for step in _job(workflow, job)["steps"]:
         if step.get("name") == name:
-            return step["run"]
+            return step
     raise LookupError(name)
 
 
-def _fake_gh(bin_dir: Path, existing_id: str) -> Path:
+def _fake_gh(bin_dir: Path, existing_id: str = "", head: str = "c0ffee") -> Path:
+    """``gh`` that logs its arguments and answers the two queries the posting step makes."""
     log = bin_dir / "gh.log"
     gh = bin_dir / "gh"
-    gh.write_text(f'#!/bin/sh\necho "$@" >> {log}\ncase "$*" in *--jq*) echo "{existing_id}";; esac\n')
+    gh.write_text(f'#!/bin/sh\necho "$@" >> {log}\n'
+                  f'case "$*" in *"/pulls/"*) echo "{head}";; *--paginate*) echo "{existing_id}";; esac\n')
     gh.chmod(0o755)
     return log
 
@@ -131,52 +168,197 @@ def _bash(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("existing", ["", "4242"], ids=["new-comment", "update-comment"])
-def test_gate_job_steps_run_on_fixture_shards(tmp_path, existing):
+def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, **values: str) -> subprocess.CompletedProcess:
+    """Run the named steps of a job as the runner would: the job's and steps' literal env, then
+    ``values`` for every expression-valued one (each must be given, so a renamed one fails here).
+    Stops at the first step that fails and returns it."""
+    literal = {k: str(v) for k, v in _job(workflow, job).get("env", {}).items()}
+    result = None
+    for name in names:
+        step = _step(workflow, job, name)
+        env = {**literal, **{k: str(v) for k, v in step.get("env", {}).items() if "${{" not in str(v)}}
+        wanted = {k for k, v in step.get("env", {}).items() if "${{" in str(v)}
+        assert wanted <= set(values), f"{name}: give {wanted - set(values)}"
+        env.update({k: values[k] for k in wanted})
+        base = dict(os.environ, PATH=f"{cwd / 'bin'}:{BIN}:{os.environ['PATH']}", PYTHONPATH=str(ROOT),
+                    GITHUB_STEP_SUMMARY=str(cwd / "summary.md"))
+        result = _bash(step["run"], cwd, {**base, **env})
+        if result.returncode != 0:
+            return result
+    return result
+
+
+def _workspace(tmp_path: Path, *, baseline: bool) -> Path:
+    """What the gate job has after its downloads: the fixture run split into two shards, the
+    history branch, and (``baseline``) run 3 stored as run 4's baseline (run 4 regressed)."""
     doc = json.loads(FIXTURE_RUN.read_text())
     (tmp_path / "shards").mkdir()
     for i, keep in enumerate((lambda g: g == "digits_cnn", lambda g: g != "digits_cnn"), 1):
         part = dict(doc, benchmarks=[b for b in doc["benchmarks"] if keep(b["group"])])
         (tmp_path / "shards" / f"shard-{i}.json").write_text(json.dumps(part))
     shutil.copytree(FIXTURE_RUN.parent, tmp_path / "history")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = _fake_gh(bin_dir, existing)
-    summary = tmp_path / "summary.md"
-    env = dict(os.environ, PATH=f"{bin_dir}:{BIN}:{os.environ['PATH']}", GITHUB_STEP_SUMMARY=str(summary),
-               GH_TOKEN="x", REPO="owner/repo", PR="7", PYTHONPATH=str(ROOT))
+    if baseline:
+        (tmp_path / "results" / "baselines").mkdir(parents=True)
+        shutil.copy(FIXTURE_RUN.parent / "run-0003.json",
+                    tmp_path / "results" / "baselines" / f"{doc['ptq']['fingerprint']}.json")
+    (tmp_path / "bin").mkdir()
+    return tmp_path
 
-    for name in ("Merge shards", "Compare with the baseline", "Comment on the pull request (one comment, updated)"):
-        result = _bash(_step("benchmarks.yml", "gate", name), tmp_path, env)
-        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
-    merged = json.loads((tmp_path / "run.json").read_text())
-    assert len(merged["benchmarks"]) == len(doc["benchmarks"])
+
+GATE_STEPS = ("Merge shards", "Compare with the baseline", "HTML report")
+COMMENT_VALUES = {"PR": "7", "RUN_URL": "https://github.com/owner/repo/actions/runs/99"}
+
+
+def _latency_stand_in(cwd: Path) -> int:
+    """The latency-ab job's output without ptq ab (minutes of timing): the same renderer judging
+    run 4's latency against run 3's, as ab.md in the artifact layout; returns its exit code."""
+    out = cwd / "parts" / "ptq-ab" / "ab.md"
+    out.parent.mkdir(parents=True)
+    args = [str(BIN / "ptq"), "compare", str(FIXTURE_RUN), "--baseline", str(FIXTURE_RUN.parent / "run-0003.json"),
+            "--judges", "latency"]
+    for fmt, path in (("md", out), ("json", cwd / "ab.json")):
+        done = subprocess.run([*args, "--format", fmt], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        path.write_text(done.stdout)
+    return done.returncode
+
+
+def _gate_artifact(cwd: Path) -> None:
+    (cwd / "parts" / "ptq-run").mkdir(parents=True)
+    shutil.copy(cwd / "compare.md", cwd / "parts" / "ptq-run" / "compare.md")
+
+
+def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_path):
+    cwd = _workspace(tmp_path, baseline=False)
+    result = _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = json.loads((cwd / "run.json").read_text())
+    assert len(merged["benchmarks"]) == len(json.loads(FIXTURE_RUN.read_text())["benchmarks"])
     # The fixtures have no results/baselines/: the check fails closed, saying how to record one.
-    assert "FAIL: no baseline" in summary.read_text() and "--ptq-save-baseline" in summary.read_text()
-    assert (tmp_path / "comment.md").read_text().startswith("<!-- ptq-report -->\n### ptq regression gate: FAIL: no baseline")
-    failed = _bash(_step("benchmarks.yml", "gate", "Fail on regression"), tmp_path, env)
+    summary = (cwd / "summary.md").read_text()
+    assert "FAIL: no baseline" in summary and "--ptq-save-baseline" in summary
+    assert json.loads((cwd / "compare.json").read_text())["outcome"] == "no-baseline"
+    assert (cwd / "report.html").read_text().startswith("<!DOCTYPE html>")
+    failed = _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd)
     assert failed.returncode == 3
     assert failed.stdout.startswith("::error title=ptq: no baseline::") and "--ptq-save-baseline" in failed.stdout
-    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
-    calls = log.read_text().splitlines()
-    assert "--jq" in calls[0]
-    assert calls[1].startswith("api --method PATCH repos/owner/repo/issues/comments/4242" if existing
-                               else "api --method POST repos/owner/repo/issues/7/comments")
 
 
-def test_gate_step_with_a_baseline(tmp_path):
-    if "compare" not in COMMANDS:
-        pytest.skip("`ptq compare` arrives with the baselines/gate branch; this test runs the compare path once it is merged")
-    doc = json.loads(FIXTURE_RUN.read_text())
-    (tmp_path / "run.json").write_text(json.dumps(doc))
-    (tmp_path / "results" / "baselines").mkdir(parents=True)
-    shutil.copy(FIXTURE_RUN.parent / "run-0003.json", tmp_path / "results" / "baselines" / f"{doc['ptq']['fingerprint']}.json")
-    shutil.copytree(FIXTURE_RUN.parent, tmp_path / "history")
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", GITHUB_STEP_SUMMARY=str(tmp_path / "s.md"), PYTHONPATH=str(ROOT))
-    result = _bash(_step("benchmarks.yml", "gate", "Compare with the baseline"), tmp_path, env)
+def test_html_report_step_runs_before_the_first_push_to_main(tmp_path):
+    cwd = _workspace(tmp_path, baseline=True)
+    shutil.rmtree(cwd / "history")  # no ptq-history branch yet
+    result = _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "compare.rc").read_text().strip() == "1"  # run 4 regressed against run 3
-    assert (tmp_path / "comment.md").read_text().startswith("<!-- ptq-report -->")
+    html = (cwd / "report.html").read_text()
+    assert "FAIL: 1 regression" in html and "digits_cnn-static_int8" in html  # the gate's own comparison
+
+
+def _failing_rows(part: str) -> set[tuple[str, str]]:
+    """(case, metric) of the rows in a rendered part's "Failing the gate" table."""
+    if "Failing the gate" not in part:
+        return set()
+    table = part.split("Failing the gate", 1)[1].split("\n\n")[1]
+    return {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in table.splitlines()[2:]}
+
+
+def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
+    cwd = _workspace(tmp_path, baseline=True)
+    assert _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd).returncode == 0
+    gate = _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd)
+    assert gate.returncode == 1 and "::error title=ptq: gate failed::" in gate.stdout
+    ab_exit = _latency_stand_in(cwd)
+    assert ab_exit == 1
+    _gate_artifact(cwd)
+    built = _run_steps("benchmarks.yml", "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
+                       AB_RESULT="failure", GATE_RESULT="failure")
+    assert built.returncode == 0, built.stdout + built.stderr
+    comment = (cwd / "comment" / "comment.md").read_text()
+    assert comment.startswith("<!-- ptq-report -->\n") and f"]({COMMENT_VALUES['RUN_URL']})" in comment
+    assert (cwd / "comment" / "pr-number").read_text() == "7\n"
+    _, latency, gate_part = comment.split("\n---\n")
+    assert "(job `latency-ab`: failure)" in latency and "(job `gate`: failure)" in gate_part
+    for part, judged in ((latency, cwd / "ab.json"), (gate_part, cwd / "compare.json")):
+        doc = json.loads(judged.read_text())
+        failing = {(r["case"], r["metric"]) for r in doc["rows"] if r["fails"]}
+        assert failing and _failing_rows(part) == failing  # case by case, no more, no less
+        assert doc["summary"] in part and part.index("Failing the gate") < part.index("<details>")
+        assert part.count("digits_cnn-fp32") >= 1  # every row under <details>
+    assert _failing_rows(gate_part) == {("digits_cnn-static_int8", "memory")}
+    assert _failing_rows(latency) == {("micro_linear_256-static_int8", "latency")}
+
+
+def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
+    cwd = _workspace(tmp_path, baseline=True)
+    assert _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd).returncode == 0
+    _latency_stand_in(cwd)
+    _gate_artifact(cwd)
+    step = _step("benchmarks.yml", "comment", "Build the comment")
+    assert int(step["env"]["LIMIT"]) < 65536
+    script = step["run"]
+    env = dict(os.environ, **COMMENT_VALUES, AB_RESULT="failure", GATE_RESULT="failure", LIMIT="3000")
+    assert _bash(script, cwd, env).returncode == 0
+    comment = (cwd / "comment" / "comment.md").read_text()
+    assert "<details>" not in comment and "GitHub caps a comment at 65,536 characters" in comment
+    assert "digits_cnn-static_int8 | memory" in comment and "micro_linear_256-static_int8 | latency" in comment
+
+
+def test_a_job_that_stopped_before_judging_is_said_in_the_comment(tmp_path):
+    cwd = _workspace(tmp_path, baseline=True)
+    result = _run_steps("benchmarks.yml", "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
+                        AB_RESULT="cancelled", GATE_RESULT="skipped")
+    assert result.returncode == 0, result.stderr
+    comment = (cwd / "comment" / "comment.md").read_text()
+    assert comment.count("No verdict: the job stopped before judging") == 2 and "(job `gate`: skipped)" in comment
+
+
+POST = ("Post or update the one comment",)
+POST_VALUES = {"GH_TOKEN": "x", "REPO": "owner/repo", "HEAD_SHA": "c0ffee"}
+
+
+def _artifact(cwd: Path, pr: str) -> None:
+    (cwd / "comment").mkdir()
+    (cwd / "comment" / "comment.md").write_text("<!-- ptq-report -->\nbody\n")
+    (cwd / "comment" / "pr-number").write_text(pr)
+
+
+@pytest.mark.parametrize("existing", ["", "4242"], ids=["new-comment", "update-comment"])
+def test_comment_workflow_posts_or_updates_the_one_comment(tmp_path, existing):
+    (tmp_path / "bin").mkdir()
+    log = _fake_gh(tmp_path / "bin", existing)
+    _artifact(tmp_path, "7\n")
+    result = _run_steps("comment.yml", "post", POST, tmp_path, **POST_VALUES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "api repos/owner/repo/pulls/7 --jq .head.sha"
+    assert 'github-actions[bot]' in calls[1] and "<!-- ptq-report -->" in calls[1]  # only its own comment
+    assert calls[2] == ("api --method PATCH repos/owner/repo/issues/comments/4242 -F body=@comment/comment.md" if existing
+                        else "api --method POST repos/owner/repo/issues/7/comments -F body=@comment/comment.md")
+
+
+@pytest.mark.parametrize("pr", ["", "abc", "7; touch pwned", "$(touch pwned)", "7\n8", "-1", "7 8"])
+def test_comment_workflow_refuses_a_pull_request_number_that_is_not_an_integer(tmp_path, pr):
+    (tmp_path / "bin").mkdir()
+    log = _fake_gh(tmp_path / "bin")
+    _artifact(tmp_path, pr)
+    result = _run_steps("comment.yml", "post", POST, tmp_path, **POST_VALUES)
+    assert result.returncode == 1 and "pull-request number is not an integer; nothing posted" in result.stdout
+    assert not log.exists() and not (tmp_path / "pwned").exists()
+
+
+def test_comment_workflow_posts_nothing_where_the_pull_requests_head_is_another_commit(tmp_path):
+    (tmp_path / "bin").mkdir()
+    log = _fake_gh(tmp_path / "bin", head="deadbeef")  # pushed since, or a forged number
+    _artifact(tmp_path, "8\n")
+    result = _run_steps("comment.yml", "post", POST, tmp_path, **POST_VALUES)
+    assert result.returncode == 0 and "::warning title=ptq comment::pull request 8's head is deadbeef" in result.stdout
+    assert log.read_text().splitlines() == ["api repos/owner/repo/pulls/8 --jq .head.sha"]
+
+
+def test_latency_job_uploads_the_markdown_the_comment_includes():
+    uploads = [s for s in _job("benchmarks.yml", "latency-ab")["steps"] if "upload-artifact" in s.get("uses", "")]
+    [upload] = uploads
+    assert upload["with"]["name"] == "ptq-ab" and upload["with"]["path"] == "ab.md" and upload["if"] == "always()"
+    assert "ptq-ab/ab.md" in _step("benchmarks.yml", "comment", "Build the comment")["run"]
+    assert set(_job("benchmarks.yml", "comment")["needs"]) == {"gate", "latency-ab"}
 
 
 def test_baselines_are_recorded_in_the_shards_pull_requests_run():
@@ -184,4 +366,4 @@ def test_baselines_are_recorded_in_the_shards_pull_requests_run():
     shards = {p.name: _load(p).get("env", {}).get("SHARDS") for p in WORKFLOWS}
     assert shards["baselines.yml"] == shards["benchmarks.yml"] is not None
     assert '--ptq-shard="$SHARD/$SHARDS"' in _step("baselines.yml", "refresh",
-                                                   "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")
+                                                   "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")["run"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from ptq.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.cache import atomic_write
 from ptq.cli import command
-from ptq.commands.compare import select_judges
+from ptq.commands.compare import FORMAT_HELP, select_judges
 from ptq.comparison import FORMATS, compare, render
 from ptq.config import load_config
 from ptq.duet import DuetPlan
@@ -47,7 +47,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "installs on purpose; without it such sides are refused (exit 2) naming the keys")
     p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
     p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
-    p.add_argument("--format", choices=sorted(FORMATS), default="text")
+    p.add_argument("--format", choices=sorted(FORMATS), default="text", help=FORMAT_HELP)
     p.add_argument("--save", action="store_true", help="keep the merged runs as results/ab/<time>-{a,b}.json")
     p.add_argument("--root", default=".", help="the git repository (default: .)")
     p.add_argument("--accept-new", action="store_true",

@@ -16,7 +16,10 @@ from ptq.errors import UserError
 from ptq.judges import list_judges
 from ptq.runs import find_newest_run, load_run
 
-__all__ = ["resolve_baseline", "select_judges"]
+__all__ = ["FORMAT_HELP", "resolve_baseline", "select_judges"]
+
+FORMAT_HELP = ("text (default); md: Markdown, failing rows first, every row under <details>; json: schema "
+               "ptq.comparison version 1 (ptq/schemas/comparison.schema.json); html: the HTML report's table section")
 
 
 def select_judges(globs: str | None) -> list[str] | None:
@@ -34,7 +37,7 @@ def select_judges(globs: str | None) -> list[str] | None:
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", help="run JSON (default: the newest under results/runs or .benchmarks)")
     p.add_argument("--baseline", help="baseline JSON (default: results/baselines/<the run's fingerprint>.json)")
-    p.add_argument("--format", choices=sorted(FORMATS), default="text", help="text (default) or md (Markdown)")
+    p.add_argument("--format", choices=sorted(FORMATS), default="text", help=FORMAT_HELP)
     p.add_argument("--root", default=".", help="project root holding results/ (default: .)")
     p.add_argument("--judges", default=None, metavar="GLOBS",
                    help="comma-separated judges to run (default: all; see ptq.judges), e.g. "

@@ -1,5 +1,9 @@
 """``ptq report HISTORY... -o report.html``: a history of runs as one offline HTML file, or
-(``--format md``) the latest run against its baseline or the run before it, as Markdown."""
+(``--format md`` / ``json``) the latest run against ``--baseline`` or the run before it.
+
+Every format renders the :class:`~ptq.comparison.Comparison` that ``ptq compare`` judges (same
+judges, ``--judges``, ``[tool.ptq.gate]``), so a report never disagrees with the gate.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +13,51 @@ from pathlib import Path
 
 from ptq.cache import atomic_write
 from ptq.cli import command
+from ptq.commands.compare import select_judges
+from ptq.comparison import compare, render
 from ptq.config import load_config
 from ptq.errors import UserError
 from ptq.history import load_history
-from ptq.runs import load_run
+from ptq.runs import Run, load_run
 
 __all__: list[str] = []
+
+#: ``--format``: the whole HTML report, or the comparison alone as ``ptq compare --format`` writes it.
+FORMATS = ("html", "md", "json")
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("history", nargs="+", help="run JSON files or directories of them (.benchmarks/, results/history/)")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
-    p.add_argument("--format", choices=["html", "md"], default="html")
-    p.add_argument("--baseline", help="md: compare the latest run against this run file instead of the run before it")
+    p.add_argument("--format", choices=FORMATS, default="html",
+                   help="html (default): the history, with the latest comparison; md, json: the comparison alone, "
+                        "as ptq compare --format md / json")
+    p.add_argument("--baseline", help="compare the latest run against this run file instead of the run before it")
+    p.add_argument("--judges", default=None, metavar="GLOBS", help="judges to run, as ptq compare's --judges (default: all)")
+    p.add_argument("--accept-new", action="store_true", help="cases without a baseline figure pass, as in ptq compare")
     p.add_argument("--title", default="ptq report")
     p.add_argument("--root", default=".", help="project root whose [tool.ptq.gate] thresholds judge each step (default: .)")
 
 
 @command("report", _configure)
 def _report(args: argparse.Namespace) -> int:
+    if args.output and Path(args.output).is_dir():
+        raise UserError(f"-o {args.output}: is a directory; name a file in it, e.g. "
+                        f"-o {Path(args.output) / ('report.' + args.format)}")
+    judges = select_judges(args.judges)
     runs = load_history(args.history)
+    base: Run | None = load_run(args.baseline, plain=True) if args.baseline else (runs[-2] if len(runs) > 1 else None)
     config = load_config(Path(args.root))
+    comparison = None if base is None else compare(base, runs[-1], config=config, judges=judges,
+                                                   accept_new=args.accept_new)
     if args.format == "html":
-        if args.baseline:
-            raise UserError("--baseline applies to --format md; the HTML report judges each run against the one before it")
         from ptq.html_report import render_html
 
-        text = render_html(runs, title=args.title, config=config)
+        text = render_html(runs, title=args.title, config=config, comparison=comparison)
+    elif comparison is None:
+        raise UserError(f"--format {args.format} needs two runs or --baseline FILE; got one run")
     else:
-        from ptq.md_report import render_markdown
-
-        if args.baseline:
-            base = load_run(args.baseline, plain=True)
-        elif len(runs) > 1:
-            base = runs[-2]
-        else:
-            raise UserError("--format md needs two runs or --baseline FILE; got one run")
-        text = render_markdown(base, runs[-1], config)
+        text = render(comparison, args.format)
     if args.output:
         atomic_write(args.output, lambda fh: fh.write(text.encode()))
     else:
