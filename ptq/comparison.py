@@ -338,7 +338,8 @@ def _markdown(c: Comparison) -> str:
                   *_md_table(c, c.shown_failing), ""]
     elif c.rows and not c.no_baseline:
         lines += ["No row fails the gate.", ""]
-    lines += [*(f"- {n}" for n in c.notes), ""]
+    if c.notes:
+        lines += [*(f"- {n}" for n in c.notes), ""]
     if c.rows:
         lines += [f"<details><summary>All {len(c.rows)} rows</summary>", "", *_md_table(c, c.rows), "", "</details>"]
     return "\n".join(lines).rstrip() + "\n"

@@ -166,3 +166,10 @@ def test_html_section_marks_failing_rows_and_badges_by_verdict_id():
     assert '<span class="badge improved">improved: refresh the baseline</span>' in html
     assert '<tr class="ok">' in html and "<details><summary>All 7 rows</summary>" in html
     assert render(COMPARISONS["pass"](), "html").startswith('<div class="comparison pass">')
+
+
+@pytest.mark.parametrize("name", COMPARISONS)
+def test_markdown_has_no_empty_paragraphs(name):
+    c = COMPARISONS[name]()
+    assert "\n\n\n" not in render(c, "md")
+    assert render(c, "md").count("<details>") == (1 if c.rows else 0)
