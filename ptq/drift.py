@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ptq import metrics as m
-from ptq.config import Section, register_section
+from ptq.config import Range, Section, register_section
 from ptq.errors import UserError
 from ptq.layerwise import LayerDrift, layer_drift, worst_layers
 from ptq.models import Batch, Built, ModelEntry
@@ -56,10 +56,16 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "min_output_sqnr_db": 5.0,  # classifiers: floor that catches a broken recipe on any weights
 }
 
+#: Tolerances that are shares of the samples (accuracy drops, agreements): in [0, 1].
+SHARES = ("max_relative_accuracy_drop", "max_absolute_accuracy_drop", "min_top1_agreement", "min_top5_agreement",
+          "min_neighbour_agreement")
+
 TOLERANCE_SECTION = register_section(
     Section(
         "tolerance",
         keys={k: (int, float) for k in DEFAULT_TOLERANCES},
+        bounds={**dict.fromkeys(SHARES, Range(0, 1, why="a share: 0.01 is 1%")),
+                "min_cosine": Range(-1, 1, why="a cosine similarity")},
         description="drift tolerances of the drift probe (per model, recipe or case)",
     )
 )

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -162,3 +163,15 @@ def test_the_repositorys_own_config_loads_in_a_fresh_process():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "tolerance" in done.stdout
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("min_top1_agreement = 75", "min_top1_agreement = 75 is out of range: it must be in [0, 1] (a share: 0.01 is 1%)"),
+    ("min_cosine = 2", "min_cosine = 2 is out of range: it must be in [-1, 1] (a cosine similarity)"),
+])
+def test_drift_tolerances_outside_their_domain_are_refused_when_the_config_loads(tmp_path, line, message):
+    import ptq.drift  # noqa: F401  (registers [tool.ptq.tolerance])
+
+    (tmp_path / "pyproject.toml").write_text(f"[tool.ptq.tolerance]\n{line}\n")
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_config(tmp_path)
