@@ -159,11 +159,19 @@ def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, Any
                           defaults=DEFAULTS)
 
 
-def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool, config: Config) -> Judgement | None:
+def _identity(provenance: object) -> str:
+    """A weights/data description without its parenthetical how ("(loaded)", "(trained now)")."""
+    return str(provenance or "").split(" (")[0]
+
+
+def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool = True, config: Config,
+               unlike: Mapping[str, Sequence[str]] | None = None) -> Judgement | None:
     """Judge ``name``'s figure of one case, baseline against current: NOT_MEASURED where one side
-    lacks it, NOT_COMPARED for a timing across environments; None where neither side has it or
-    the judge does not apply (speedup of fp32). The one place a verdict is made, for the gate
-    and the report's trend markers alike."""
+    lacks it; NOT_COMPARED where the environment key the judge needs differs (``unlike``: per
+    key kind, the keys that differ; without it ``same_env`` says whether timings compare) or,
+    for drift, the case's weights or data differ; None where neither side has it or the judge
+    does not apply (speedup of fp32). The one place a verdict is made, for the gate and the
+    report's trend markers alike."""
     judge = get_judge(name)
     if not judge.applies(cur):
         return None
@@ -174,8 +182,15 @@ def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool, 
         where = "baseline" if b is None else "current run"
         return Judgement(Verdict.NOT_MEASURED, "-" if b is None else "measured", "-" if c is None else "measured", "-",
                          f"not in the {where}" + (f"; {judge.missing_hint}" if judge.missing_hint else ""))
-    if judge.same_environment and not same_env:
-        return Judgement(Verdict.NOT_COMPARED, "-", "-", "-", "different fingerprint")
+    differ = list((unlike or {}).get(judge.key, ())) if unlike is not None else (
+        [] if same_env or judge.key != "timing" else ["fingerprint"])
+    if differ:
+        return Judgement(Verdict.NOT_COMPARED, "-", "-", "-",
+                         f"not comparable: {judge.key} keys differ ({', '.join(differ)})")
+    for what in judge.same_case:
+        was, now = _identity(base.extra_info.get(what)), _identity(cur.extra_info.get(what))
+        if was != now:
+            return Judgement(Verdict.NOT_COMPARED, "-", "-", "-", f"not comparable: {what} differ ({was} vs {now})")
     return judge.judge(b, c, _settings(config, cur.extra_info))
 
 
@@ -185,28 +200,31 @@ def compare(
 ) -> Comparison:
     """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``.
 
+    Latency and speedup compare where the timing keys match, memory, size and drift where the
+    numerics keys do (:data:`ptq.env.KEYS`); otherwise "not compared", naming the keys.
     ``same_machine``: both runs were timed interleaved on one machine (``ptq ab``), so timings
-    are compared even where the fingerprints differ (two torch versions, say). ``no_baseline``:
-    why no baseline applies; a ``baseline`` without a case is one too (``ptq ab``'s side A
-    measured nothing).
+    are compared even where the timing keys differ (two torch versions, ``--compare-installs``).
+    ``no_baseline``: why no baseline applies; a ``baseline`` without a case is one too (``ptq
+    ab``'s side A measured nothing).
     """
+    from ptq.env import KEYS, differing_keys
+
     config = config or Config()
     names = list(judges) if judges is not None else list_judges()
-    same_env = baseline.fingerprint == current.fingerprint
     notes: list[str] = []
     if no_baseline is None and current.cases and not baseline.cases:
         no_baseline = f"{baseline.path} holds no case"
-    differing = _differing(baseline.environment, current.environment)
-    if not same_env and same_machine:
-        same_env = True
-        notes.append(f"fingerprints differ ({', '.join(differing) or 'fingerprint'}) but both sides ran interleaved "
-                     "on this machine: timings compared")
-    if not same_env:
-        notes.append(
-            f"latency and speedup not compared: environment fingerprint {current.fingerprint} differs from the "
-            f"baseline's {baseline.fingerprint} ({', '.join(differing) or 'fingerprint'} differ); timings from "
-            "different machines or stacks say nothing about the code. Memory, size and drift are still compared."
-        )
+    unlike = {kind: differing_keys(baseline.environment, current.environment, kind) for kind in KEYS}
+    if unlike["timing"] and same_machine:
+        notes.append(f"timing keys differ ({', '.join(unlike['timing'])}) but both sides ran interleaved on this "
+                     "machine: timings compared")
+        unlike["timing"] = []
+    if unlike["timing"]:
+        notes.append(f"latency and speedup not compared: the timing keys differ ({', '.join(unlike['timing'])}); "
+                     "timings from different machines or stacks say nothing about the code")
+    if unlike["numerics"]:
+        notes.append(f"memory, size and drift not compared: the numerics keys differ ({', '.join(unlike['numerics'])}); "
+                     "other kernels or versions allocate and compute differently")
     rows: list[Row] = []
     unmeasured: dict[str, int] = {}
     for case in sorted(current.cases):
@@ -216,7 +234,7 @@ def compare(
             rows.append(Row(case, "*", Judgement(Verdict.NEW, "-", "measured", "-", "no baseline for this case")))
             continue
         for name in names:
-            judgement = judge_case(name, base, cur, same_env=same_env, config=config)
+            judgement = judge_case(name, base, cur, config=config, unlike=unlike)
             if judgement is None:
                 if get_judge(name).applies(cur):
                     unmeasured[name] = unmeasured.get(name, 0) + 1
@@ -237,23 +255,32 @@ def compare(
     return Comparison(baseline.path, current.path, tuple(rows), tuple(notes), accept_new, no_baseline)
 
 
-def _fingerprint_keys() -> tuple[str, ...]:
-    from ptq.env import FINGERPRINT_KEYS
-
-    return FINGERPRINT_KEYS
-
-
 def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The fingerprint keys whose values differ between two environments."""
-    return sorted(k for k in set(a) | set(b) if k in _fingerprint_keys() and a.get(k) != b.get(k))
+    """The keys, of either kind, whose values differ between two environments."""
+    from ptq.env import KEYS, differing_keys
+
+    return sorted({k for kind in KEYS for k in differing_keys(a, b, kind)})
 
 
 def resolve_baseline(root: str | Path, run: Run, explicit: str | Path | None) -> Run | None:
-    """The baseline to compare with: ``explicit``, else the run's fingerprint's, else None."""
+    """The baseline to compare with: ``explicit``; else the run's fingerprint's (its timing key);
+    else a stored baseline whose numerics keys match (another runner with the same ISA flags,
+    threads and versions: memory, size and drift compare, latency is "not compared"); else None."""
+    from ptq.env import differing_keys
+
     if explicit:
         return load_run(explicit)
     own = baseline_path(root, run.fingerprint)
-    return load_run(own) if own.exists() else None
+    if own.exists():
+        return load_run(own)
+    for path in sorted(Path(root, BASELINES).glob("*.json")):
+        try:
+            other = load_run(path)
+        except UserError:
+            continue  # listed as unreadable by missing_baseline when nothing applies
+        if not differing_keys(other.environment, run.environment, "numerics"):
+            return other
+    return None
 
 
 def _why_not(path: Path, run: Run) -> str:
