@@ -19,6 +19,7 @@ from typing import Any
 from ptq import gate
 from ptq.comparison import judge_case
 from ptq.config import Config
+from ptq.env import KEYS, differing_keys
 from ptq.judges import Judgement, get_judge
 from ptq.runs import CaseRecord, Run
 
@@ -188,10 +189,15 @@ def _step(metric: Metric, case: str, run: Run, rec: CaseRecord, earlier: Sequenc
     had = [r for r in earlier if case in r.cases and judge.extract(r.cases[case]) is not None]
     if not had:
         return Step(run, reading, Marker.NEW)
-    fp = _fingerprint(run, rec)
-    same = [r for r in had if _fingerprint(r, r.cases[case]) == fp] if judge.same_environment else had
+    def unlike(other: Run) -> dict[str, list[str]]:
+        keys = {kind: differing_keys(other.environment, run.environment, kind) for kind in KEYS}
+        if _fingerprint(other, other.cases[case]) != _fingerprint(run, rec) and not keys["timing"]:
+            keys["timing"] = ["fingerprint"]  # a merged run's shard from another machine
+        return keys
+
+    same = [r for r in had if not unlike(r)[judge.key]]
     prev = (same or had)[-1]
-    judgement = judge_case(metric.judge, prev.cases[case], rec, same_env=bool(same), config=config)
+    judgement = judge_case(metric.judge, prev.cases[case], rec, config=config, unlike=unlike(prev))
     return Step(run, reading, marker(judgement) if judgement else Marker.INCOMPARABLE, prev, judgement)
 
 
