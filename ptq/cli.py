@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +17,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 
 def command(name: str, configure: Callable[[argparse.ArgumentParser], None]):
     def decorator(fn: Callable[[argparse.Namespace], int]):
+        if name in COMMANDS and COMMANDS[name][1] is not fn:
+            raise PtqError(f"command {name!r} is registered twice ({COMMANDS[name][1].__module__} and {fn.__module__})")
         COMMANDS[name] = (configure, fn)
         return fn
 
@@ -58,15 +59,6 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("env", lambda p: None)
-def _env(args: argparse.Namespace) -> int:
-    from ptq.env import environment, fingerprint
-
-    env = environment()
-    print(json.dumps({"fingerprint": fingerprint(env), **env}, indent=2))
-    return 0
-
-
 def _load_command_modules() -> None:
     import ptq.commands
 
@@ -92,5 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run as ``python -m ptq.cli``: the commands register in ptq.cli, not __main__
+    from ptq.cli import main as _main
+
+    sys.exit(_main())

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from ptq.cli import main
 
 
@@ -31,3 +33,15 @@ def test_ab_with_an_unbalanced_quote_in_pytest_args_is_a_usage_error(monkeypatch
     err = capsys.readouterr().err
     assert err.startswith("ptq: error: --pytest-args=\"--ptq-models='micro_*\": No closing quotation; close every quote")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_command_registered_twice_is_an_error_naming_both_modules():
+    from ptq.cli import COMMANDS, command
+    from ptq.errors import PtqError
+
+    def other(args):
+        return 0
+
+    with pytest.raises(PtqError, match=r"command 'list' is registered twice \(ptq\.cli and (tests\.)?test_cli\)"):
+        command("list", lambda p: None)(other)
+    assert COMMANDS["list"][1] is not other
