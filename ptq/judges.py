@@ -165,12 +165,19 @@ def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
     sides: the session; else the call."""
     kw = {"threshold": s["latency_threshold"], "alpha": s["alpha"], "statistic": s["latency_statistic"]}
     pooled = [base.pooled, cur.pooled]
-    if base.unit == cur.unit == "placement" and len(base.blocks) == len(cur.blocks):
-        d = decide_latency_placements(base.blocks, cur.blocks, **kw)
-    elif base.unit == cur.unit == "round" and len(base.blocks) > 1 and len(cur.blocks) > 1:
-        d = decide_latency_rounds(base.blocks, cur.blocks, **kw)
-    else:
-        d = decide_latency(*pooled, **kw)
+    try:
+        if base.unit == cur.unit == "placement":  # paired, or refused: never pooled back into one draw
+            d = decide_latency_placements(base.blocks, cur.blocks, **kw)
+        elif base.unit == cur.unit == "round" and len(base.blocks) > 1 and len(cur.blocks) > 1:
+            d = decide_latency_rounds(base.blocks, cur.blocks, **kw)
+        else:
+            d = decide_latency(*pooled, **kw)
+    except ValueError as exc:  # e.g. one placement with samples on a side: no interval, so no verdict
+        return Judgement(Verdict.NOT_MEASURED, _ms(pooled[0], s["latency_statistic"]),
+                         _ms(pooled[1], s["latency_statistic"]), "-", f"no interval could be estimated: {exc}")
+    if not all(math.isfinite(x) for x in (d.ratio, d.low, d.high)):
+        return Judgement(Verdict.NOT_MEASURED, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic), "-",
+                         f"no finite interval could be estimated ({d.test})")
     spread = "" if math.isnan(d.spread) else f", placements spread {d.spread:.1%}"
     return Judgement(
         d.verdict, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic),

@@ -244,3 +244,16 @@ def test_a_stored_baseline_of_another_runner_applies_where_its_numerics_keys_mat
     (stored / "bbbb.json").write_text(json.dumps(_elsewhere(other_cpu, threads=3)))  # other kernels: none applies
     c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
     assert c.exit_code == EXIT_NO_BASELINE and "bbbb.json (fingerprint aaaa: cpu_model, threads differ)" in c.no_baseline
+
+
+def test_a_latency_whose_interval_cannot_be_estimated_is_not_measured_never_ok():
+    """Both sides split by placement, but a single placement (no interval over placements) or
+    placements that cannot be paired: not measured, and not pooled back into one draw."""
+    def one(sizes: list[int]) -> dict:
+        return run(bench("m-int8", samples(1e-3, n=20), ab_placement_sizes=sizes))
+
+    for a, b, why in (([20], [20], ">= 2 placements"), ([10, 10], [20], "differ in number: 1 vs 2")):
+        c = compare(parse_run(one(a), "a"), parse_run(one(b), "b"), judges=["latency"])
+        [row] = c.rows
+        assert row.verdict is Verdict.NOT_MEASURED and c.exit_code == EXIT_REGRESSION
+        assert row.judgement.detail.startswith("no interval could be estimated") and why in row.judgement.detail
