@@ -71,6 +71,7 @@ def _ab(args: argparse.Namespace) -> int:
         # on the quick matrix flagged lstm_classifier-ort_dynamic_int8 at 2.89x vs 2.71x that way.
         judges = [j for j in list_judges() if j != "speedup"]
     duet_plan = DuetPlan.from_args(args) if args.latency == "duet" else None  # checked before any work
+    config = load_config(root)  # a bad [tool.ptq] is said before the sessions, not after them
     with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
@@ -87,7 +88,7 @@ def _ab(args: argparse.Namespace) -> int:
         for label, data in (("a", run_a), ("b", run_b)):
             text = json.dumps(data, indent=1).encode()
             print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}")
-    result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=load_config(root),
+    result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=config,
                      judges=judges, same_machine=True, accept_new=args.accept_new)
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code
