@@ -1,7 +1,8 @@
 """The GitHub workflows: valid against GitHub's schema, clean under zizmor, and their commands
 run here. "Run here" means: every ``ptq`` command line parses with ptq's own parser, every
-pytest option they pass is registered, and the gate job's shell steps run as written (bash, the
-fixture run split into shards, a fake ``gh`` recording its calls)."""
+pytest option they pass is registered, and the gate's and the history job's shell steps run as
+written (bash, the fixture run split into shards, a fake ``gh`` recording its calls, a bare
+repository standing in for GitHub's with its ``ptq-history`` branch)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,16 @@ def _steps():
 
 
 def _commands(script: str) -> list[list[str]]:
-    """The ``ptq`` and ``pytest`` command lines of a step's script, as argv lists (redirections cut)."""
+    """The ``ptq`` and ``pytest`` command lines of a step's script, as argv lists (redirections cut).
+    An array the script fills (``NAME=(--flag value)``) is expanded as filled, so its options parse too."""
+    arrays = dict(re.findall(r"\b(\w+)=\(([^)]+)\)", script))
     out = []
     for line in script.replace("\\\n", " ").splitlines():
         line = re.sub(r"^\s*(then|else)?\s*", "", line)
         if not re.match(r"(ptq|pytest) ", line):
             continue
         line = re.split(r" (?:>|>>|\|) ", line)[0]
+        line = re.sub(r'"\$\{(\w+)\[@\]\}"', lambda m: arrays[m[1]], line)
         out.append(shlex.split(line))
     return out
 
@@ -130,7 +134,18 @@ def test_every_ptq_command_in_the_workflows_parses():
                 continue
             argv = [re.sub(r"\$\{?\w+\}?", "x", a) for a in cmd[1:]]
             parser.parse_args(argv)  # SystemExit on a bad command or option
-    assert {"merge", "report"} <= seen
+    assert {"merge", "report", "compare"} <= seen
+
+
+def test_the_gate_and_the_history_job_look_up_baselines_alike():
+    """Same judges, same fallback to the branch a push to main records baselines on."""
+    gate, record = _job("benchmarks.yml", "gate"), _load(ROOT / ".github" / "workflows" / "history.yml")
+    assert record["env"]["GATE_JUDGES"] == gate["env"]["GATE_JUDGES"]
+    for step in (_step("benchmarks.yml", "gate", "Compare with the baseline"), _step("history.yml", "record", RECORD)):
+        compares = [c for c in _commands(step["run"]) if c[:2] == ["ptq", "compare"]]
+        assert compares, step["name"]
+        for c in compares:
+            assert c[-2:] == ["--fallback-root", "history"] and "--accept-new" in c, c
 
 
 def test_every_pytest_option_in_the_workflows_is_registered():
@@ -168,11 +183,14 @@ def _bash(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, **values: str) -> subprocess.CompletedProcess:
-    """Run the named steps of a job as the runner would: the job's and steps' literal env, then
-    ``values`` for every expression-valued one (each must be given, so a renamed one fails here).
-    Stops at the first step that fails and returns it."""
-    literal = {k: str(v) for k, v in _job(workflow, job).get("env", {}).items()}
+def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, extra_env: dict | None = None,
+               **values: str) -> subprocess.CompletedProcess:
+    """Run the named steps of a job as the runner would: the workflow's, job's and steps' literal
+    env, then ``values`` for every expression-valued one (each must be given, so a renamed one
+    fails here), and ``extra_env`` (the test's stand-ins). Stops at the first step that fails and
+    returns it."""
+    literal = {k: str(v) for k, v in {**_load(ROOT / ".github" / "workflows" / workflow).get("env", {}),
+                                      **_job(workflow, job).get("env", {})}.items()}
     result = None
     for name in names:
         step = _step(workflow, job, name)
@@ -182,21 +200,30 @@ def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, **val
         env.update({k: values[k] for k in wanted})
         base = dict(os.environ, PATH=f"{cwd / 'bin'}:{BIN}:{os.environ['PATH']}", PYTHONPATH=str(ROOT),
                     GITHUB_STEP_SUMMARY=str(cwd / "summary.md"))
-        result = _bash(step["run"], cwd, {**base, **env})
+        result = _bash(step["run"], cwd, {**base, **env, **(extra_env or {})})
         if result.returncode != 0:
             return result
     return result
 
 
-def _workspace(tmp_path: Path, *, baseline: bool) -> Path:
-    """What the gate job has after its downloads: the fixture run split into two shards, the
-    history branch, and (``baseline``) run 3 stored as run 4's baseline (run 4 regressed)."""
-    doc = json.loads(FIXTURE_RUN.read_text())
-    (tmp_path / "shards").mkdir()
+def _shards(run: Path, directory: Path) -> None:
+    """``run`` split as two ``--ptq-shard`` runs would write it: shard-1.json, shard-2.json."""
+    doc = json.loads(run.read_text())
+    directory.mkdir(parents=True, exist_ok=True)
     for i, keep in enumerate((lambda g: g == "digits_cnn", lambda g: g != "digits_cnn"), 1):
         part = dict(doc, benchmarks=[b for b in doc["benchmarks"] if keep(b["group"])])
-        (tmp_path / "shards" / f"shard-{i}.json").write_text(json.dumps(part))
-    shutil.copytree(FIXTURE_RUN.parent, tmp_path / "history")
+        (directory / f"shard-{i}.json").write_text(json.dumps(part))
+
+
+def _workspace(tmp_path: Path, *, baseline: bool) -> Path:
+    """What the gate job has after its downloads: the fixture run split into two shards, the
+    history branch's runs before it (1 and 3), and (``baseline``) run 3 stored as run 4's baseline
+    (run 4 regressed)."""
+    doc = json.loads(FIXTURE_RUN.read_text())
+    _shards(FIXTURE_RUN, tmp_path / "shards")
+    (tmp_path / "history" / "runs").mkdir(parents=True)
+    for older in ("run-0001.json", "run-0003.json"):
+        shutil.copy(FIXTURE_RUN.parent / older, tmp_path / "history" / "runs" / older)
     if baseline:
         (tmp_path / "results" / "baselines").mkdir(parents=True)
         shutil.copy(FIXTURE_RUN.parent / "run-0003.json",
@@ -233,14 +260,21 @@ def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     merged = json.loads((cwd / "run.json").read_text())
     assert len(merged["benchmarks"]) == len(json.loads(FIXTURE_RUN.read_text())["benchmarks"])
-    # The fixtures have no results/baselines/: the check fails closed, saying how to record one.
+    # No results/baselines/ and none recorded on the branch: the check fails closed, listing both
+    # places and saying how a baseline gets there.
     summary = (cwd / "summary.md").read_text()
     assert "FAIL: no baseline" in summary and "--ptq-save-baseline" in summary
+    assert "stored in results/baselines: none" in summary and "nor under --fallback-root history" in summary
+    first = _job("benchmarks.yml", "gate")["env"]["FIRST_BASELINE"]
+    assert summary.rstrip().endswith(first)  # the comment's gate part ends with how to get one
     assert json.loads((cwd / "compare.json").read_text())["outcome"] == "no-baseline"
     assert (cwd / "report.html").read_text().startswith("<!DOCTYPE html>")
     failed = _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd)
     assert failed.returncode == 3
-    assert failed.stdout.startswith("::error title=ptq: no baseline::") and "--ptq-save-baseline" in failed.stdout
+    [line] = failed.stdout.splitlines()  # one annotation
+    assert line.startswith("::error title=ptq: no baseline::")
+    for said in ("A push to main records one", "refresh baselines workflow (baselines.yml)", "fails here by design"):
+        assert said in line, said
 
 
 def test_html_report_step_runs_before_the_first_push_to_main(tmp_path):
@@ -364,6 +398,177 @@ def test_latency_job_uploads_the_markdown_the_comment_includes():
 def test_baselines_are_recorded_in_the_shards_pull_requests_run():
     # A quantize step's memory depends on which cases ran before it in the process.
     shards = {p.name: _load(p).get("env", {}).get("SHARDS") for p in WORKFLOWS}
-    assert shards["baselines.yml"] == shards["benchmarks.yml"] is not None
+    assert shards["baselines.yml"] == shards["history.yml"] == shards["benchmarks.yml"] is not None
     assert '--ptq-shard="$SHARD/$SHARDS"' in _step("baselines.yml", "refresh",
                                                    "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")["run"]
+    # history.yml: the same shards one after another on one runner, merged as the gate merges them.
+    [loop] = _commands(_step("history.yml", "record", "Benchmarks, shard after shard")["run"])
+    [gate] = _commands(_step("benchmarks.yml", "bench", "Benchmarks (one shard)")["run"])
+    assert loop == gate
+    assert [c[:2] for c in _commands(_step("history.yml", "record", "Merge shards")["run"])] == [["ptq", "merge"]]
+    names = [s.get("name") for s in _job("history.yml", "record")["steps"]]
+    assert names[-5:] == ["Benchmarks, shard after shard", *HISTORY_STEPS]
+
+
+# The history job (push to main) after its benchmarks: the shards merged, the branch checked out
+# from a bare repository standing in for GitHub's, a baseline recorded where none applies, the run
+# committed and pushed.
+RECORD = "Record this runner's baseline where none applies"
+HISTORY_STEPS = ("Merge shards", "Check out branch ptq-history", RECORD, "Add the run to branch ptq-history")
+HISTORY_VALUES = {"GH_TOKEN": "x", "REPO": "owner/repo", "SHA": "0123456789abcdef0123"}
+RUNS = FIXTURE_RUN.parent
+FINGERPRINT = json.loads(FIXTURE_RUN.read_text())["ptq"]["fingerprint"]  # runs 1, 3 and 4
+OTHER_CPU = RUNS / "run-0005.json"  # another fingerprint, the same numerics keys as runs 1-4
+
+
+def _git(*args: str | Path, cwd: Path | None = None) -> str:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def _remote(tmp_path: Path, branch: dict[str, Path] | None) -> tuple[Path, dict[str, str]]:
+    """A bare repository whose ptq-history branch holds ``branch`` (path on it -> file to copy),
+    no such branch where None; and the git config that sends the workflows' GitHub URL to it."""
+    remote = tmp_path / "remote.git"
+    _git("init", "--bare", "-b", "main", remote)
+    if branch is not None:
+        seed = tmp_path / "seed"
+        _git("init", "-b", "ptq-history", seed)
+        for name, src in branch.items():
+            (seed / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, seed / name)
+        _git("add", ".", cwd=seed)
+        _git("commit", "-m", "seed", cwd=seed)
+        _git("push", remote, "ptq-history", cwd=seed)
+    github = f"https://x-access-token:{HISTORY_VALUES['GH_TOKEN']}@github.com/{HISTORY_VALUES['REPO']}.git"
+    return remote, {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.file://{remote}.insteadOf",
+                    "GIT_CONFIG_VALUE_0": github}
+
+
+def _on_branch(remote: Path) -> list[str]:
+    return sorted(_git("ls-tree", "-r", "--name-only", "ptq-history", cwd=remote).split())
+
+
+def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, main_baseline: Path | None = None):
+    """The history job's steps after its benchmarks, ``run`` standing in for what they measured:
+    the record step's result, else the first that failed; then the add step's."""
+    cwd = tmp_path / "push"
+    (cwd / "bin").mkdir(parents=True)
+    _shards(run, cwd)
+    if main_baseline is not None:
+        (cwd / "results" / "baselines").mkdir(parents=True)
+        shutil.copy(main_baseline, cwd / "results" / "baselines" / main_baseline.name)
+    remote, git_env = _remote(tmp_path, branch)
+    recorded = _run_steps("history.yml", "record", HISTORY_STEPS[:3], cwd, git_env, **HISTORY_VALUES)
+    assert recorded.returncode != 0 or _run_steps("history.yml", "record", HISTORY_STEPS[3:], cwd, git_env,
+                                                  **HISTORY_VALUES).returncode == 0
+    return cwd, remote, recorded
+
+
+def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_request_is_gated(tmp_path):
+    run3 = RUNS / "run-0003.json"
+    cwd, remote, result = _push_to_main(tmp_path, run3, {"runs/run-0001.json": RUNS / "run-0001.json"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "::notice title=ptq: baseline recorded::" in result.stdout
+    files = _on_branch(remote)
+    assert f"results/baselines/{FINGERPRINT}.json" in files and "index.html" in files
+    assert len([f for f in files if f.startswith("runs/")]) == 2  # the seeded run and this one
+    stored = json.loads(_git("show", f"ptq-history:results/baselines/{FINGERPRINT}.json", cwd=remote))
+    assert stored == json.loads((cwd / "run.json").read_text())  # the merged shards, as the gate merges them
+    assert _git("log", "-1", "--format=%s", "ptq-history", cwd=remote).strip() == "history: 0123456789ab"
+    # The pull request that follows (run 4, whose digits memory regressed) is gated by it.
+    pr = _workspace(tmp_path / "pr", baseline=False)
+    shutil.rmtree(pr / "history")
+    _git("clone", "--branch", "ptq-history", f"file://{remote}", pr / "history")
+    assert _run_steps("benchmarks.yml", "gate", GATE_STEPS, pr).returncode == 0
+    judged = json.loads((pr / "compare.json").read_text())
+    assert judged["baseline"] == f"history/results/baselines/{FINGERPRINT}.json"
+    assert judged["outcome"] == "fail" and judged["summary"].startswith("FAIL: 1 regression")
+    assert _run_steps("benchmarks.yml", "gate", ("Fail on regression",), pr).returncode == 1
+
+
+def test_the_first_push_to_main_creates_the_branch_with_the_run_and_its_baseline(tmp_path):
+    _, remote, result = _push_to_main(tmp_path, FIXTURE_RUN, None)
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = _on_branch(remote)
+    assert f"results/baselines/{FINGERPRINT}.json" in files and len(files) == 3  # the run, its baseline, index.html
+
+
+@pytest.mark.parametrize("where", ["main-own", "branch-own", "branch-same-numerics"])
+def test_a_push_to_main_records_no_baseline_where_one_applies(tmp_path, where):
+    branch = {"runs/run-0001.json": RUNS / "run-0001.json"}
+    main_baseline = None
+    if where == "main-own":
+        main_baseline = tmp_path / f"{FINGERPRINT}.json"
+        shutil.copy(RUNS / "run-0003.json", main_baseline)
+    elif where == "branch-own":
+        branch[f"results/baselines/{FINGERPRINT}.json"] = RUNS / "run-0003.json"
+    else:  # another CPU model with the same ISA flags and versions: memory, size and drift compare
+        branch[f"results/baselines/{json.loads(OTHER_CPU.read_text())['ptq']['fingerprint']}.json"] = OTHER_CPU
+    before = [f for f in branch if f.startswith("results/")]
+    _, remote, result = _push_to_main(tmp_path, FIXTURE_RUN, branch, main_baseline)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "A baseline applies to this runner; none recorded." in result.stdout
+    files = _on_branch(remote)
+    assert [f for f in files if f.startswith("results/")] == before  # nothing recorded
+    for name in before:  # nothing replaced
+        assert _git("show", f"ptq-history:{name}", cwd=remote) == branch[name].read_text()
+    assert len([f for f in files if f.startswith("runs/")]) == 2  # the run itself is still added
+
+
+def test_a_push_to_main_stops_on_a_damaged_baseline_on_the_branch(tmp_path):
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"benchmarks": [')
+    _, remote, result = _push_to_main(tmp_path, FIXTURE_RUN, {f"results/baselines/{FINGERPRINT}.json": damaged})
+    assert result.returncode == 2 and "corrupt or truncated JSON" in result.stderr
+    assert len(_git("log", "--format=%H", "ptq-history", cwd=remote).split()) == 1  # nothing pushed
+
+
+def _gate_with_branch_baseline(tmp_path: Path, baseline: Path, name: str, *, on_main: Path | None = None) -> Path:
+    cwd = _workspace(tmp_path, baseline=False)
+    (cwd / "history" / "results" / "baselines").mkdir(parents=True)
+    shutil.copy(baseline, cwd / "history" / "results" / "baselines" / name)
+    if on_main is not None:
+        (cwd / "results" / "baselines").mkdir(parents=True)
+        shutil.copy(on_main, cwd / "results" / "baselines" / f"{FINGERPRINT}.json")
+    result = _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return cwd
+
+
+@pytest.mark.parametrize(("baseline", "exit_code"), [("run-0003.json", 1), ("run-0004.json", 0)],
+                         ids=["regressed-against-it", "unchanged-against-it"])
+def test_the_gate_judges_by_the_baseline_a_push_to_main_recorded(tmp_path, baseline, exit_code):
+    cwd = _gate_with_branch_baseline(tmp_path, RUNS / baseline, f"{FINGERPRINT}.json")
+    judged = json.loads((cwd / "compare.json").read_text())
+    assert judged["baseline"] == f"history/results/baselines/{FINGERPRINT}.json" and judged["exit_code"] == exit_code
+    assert _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd).returncode == exit_code
+    assert judged["summary"] in (cwd / "report.html").read_text()  # the report's comparison is the gate's
+    assert "No baseline" not in (cwd / "compare.md").read_text()
+
+
+def test_the_gate_uses_a_recorded_baseline_of_another_cpu_whose_numerics_keys_match(tmp_path):
+    other = json.loads(OTHER_CPU.read_text())["ptq"]["fingerprint"]
+    assert other != FINGERPRINT
+    cwd = _gate_with_branch_baseline(tmp_path, OTHER_CPU, f"{other}.json")
+    judged = json.loads((cwd / "compare.json").read_text())
+    assert judged["baseline"] == f"history/results/baselines/{other}.json" and judged["outcome"] != "no-baseline"
+
+
+def test_a_baseline_in_results_baselines_comes_before_the_recorded_one(tmp_path):
+    cwd = _gate_with_branch_baseline(tmp_path, FIXTURE_RUN, f"{FINGERPRINT}.json", on_main=RUNS / "run-0003.json")
+    judged = json.loads((cwd / "compare.json").read_text())
+    assert judged["baseline"] == f"results/baselines/{FINGERPRINT}.json" and judged["exit_code"] == 1
+
+
+def test_fallback_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", "history"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("ptq: error: --fallback-root history: no such directory; name a checkout holding "
+                                   "results/baselines/")
+    both = subprocess.run([BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", ".", "--baseline",
+                           str(FIXTURE_RUN)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

@@ -1,4 +1,9 @@
-"""``ptq compare [RUN] [--baseline PATH] [--accept-new]``: judge a stored run against its baseline.
+"""``ptq compare [RUN] [--baseline PATH | --fallback-root DIR] [--accept-new]``: judge a stored run
+against its baseline.
+
+``--fallback-root DIR``: where ROOT's results/baselines holds none that applies, DIR/results/baselines
+is searched the same way (the run's fingerprint, then matching numerics keys); CI points it at a
+checkout of the ``ptq-history`` branch, where a push to main records the runner's baseline.
 
 Exit codes (see :mod:`ptq.comparison`): 0 pass, 1 a regression or a row not measured / not
 compared, 2 usage error or bad input, 3 no baseline applies or a case is new (without ``--accept-new``).
@@ -7,14 +12,15 @@ compared, 2 usage error or bad input, 3 no baseline applies or a case is new (wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from ptq.cli import command
-from ptq.comparison import FORMATS, compare_stored, render, resolve_baseline
+from ptq.comparison import FORMATS, compare_stored, missing_baseline, render, resolve_baseline
 from ptq.config import load_config
 from ptq.errors import UserError
 from ptq.judges import list_judges
-from ptq.runs import find_newest_run, load_run
+from ptq.runs import Run, find_newest_run, load_run
 
 __all__ = ["FORMAT_HELP", "resolve_baseline", "select_judges"]
 
@@ -36,7 +42,12 @@ def select_judges(globs: str | None) -> list[str] | None:
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", help="run JSON (default: the newest under results/runs or .benchmarks)")
-    p.add_argument("--baseline", help="baseline JSON (default: results/baselines/<the run's fingerprint>.json)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--baseline", help="baseline JSON (default: results/baselines/<the run's fingerprint>.json, "
+                                          "else one there whose numerics keys match)")
+    where.add_argument("--fallback-root", metavar="DIR",
+                       help="where results/baselines holds none that applies, look in DIR/results/baselines the "
+                            "same way (e.g. a checkout of the ptq-history branch, where CI records baselines)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text", help=FORMAT_HELP)
     p.add_argument("--root", default=".", help="project root holding results/ (default: .)")
     p.add_argument("--judges", default=None, metavar="GLOBS",
@@ -47,11 +58,28 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "any baseline still fails")
 
 
+def _fallback_baseline(directory: str | None, root: Path, current: Run) -> str | None:
+    """``--fallback-root``: the baseline that applies under ``directory`` where none under ``root`` does."""
+    if directory is None:
+        return None
+    if not Path(directory).is_dir():
+        raise UserError(f"--fallback-root {directory}: no such directory; name a checkout holding results/baselines/")
+    if resolve_baseline(root, current, None) is not None:
+        return None
+    found = resolve_baseline(directory, current, None)
+    return None if found is None else found.path
+
+
 @command("compare", _args)
 def _compare(args: argparse.Namespace) -> int:
     root = Path(args.root)
     current = load_run(args.run or find_newest_run(root))
-    result = compare_stored(root, current, baseline=args.baseline, config=load_config(root),
+    baseline = args.baseline or _fallback_baseline(args.fallback_root, root, current)
+    result = compare_stored(root, current, baseline=baseline, config=load_config(root),
                             judges=select_judges(args.judges), accept_new=args.accept_new)
+    if args.fallback_root and result.no_baseline:
+        there = missing_baseline(args.fallback_root, current)
+        result = dataclasses.replace(result, no_baseline=f"{result.no_baseline}; nor under --fallback-root "
+                                                         f"{args.fallback_root}: {there}")
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code
