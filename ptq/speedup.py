@@ -40,6 +40,29 @@ MIN_PAIRS = 5
 MAX_PAIRS = 400
 
 
+def time_pairs(
+    reference: Callable[[], Any], candidate: Callable[[], Any], *, budget_s: float, warmup: int = 3,
+    min_pairs: int = MIN_PAIRS, max_pairs: int = MAX_PAIRS, timer: Callable[[], float] = time.perf_counter,
+) -> list[tuple[float, float]]:
+    """(reference, candidate) call times, alternated ABBA until ``budget_s`` or ``max_pairs``
+    (at least ``min_pairs``), after ``warmup`` untimed pairs."""
+    for _ in range(warmup):
+        reference()
+        candidate()
+    ref_t: list[float] = []
+    cand_t: list[float] = []
+    start = timer()
+    i = 0
+    while i < max_pairs and (i < min_pairs or timer() - start < budget_s):
+        order = ((reference, ref_t), (candidate, cand_t)) if i % 2 == 0 else ((candidate, cand_t), (reference, ref_t))
+        for fn, sink in order:
+            t0 = timer()
+            fn()
+            sink.append(timer() - t0)
+        i += 1
+    return list(zip(ref_t, cand_t, strict=True))
+
+
 def interleaved_speedup(
     reference: Callable[[], Any],
     candidate: Callable[[], Any],
@@ -55,23 +78,15 @@ def interleaved_speedup(
     """Alternate reference and candidate calls (ABBA order) until ``budget_s`` or ``max_pairs``;
     the ratio of the sides' ``statistic``. ``pairs``, when given, receives the raw (reference,
     candidate) times."""
-    for _ in range(warmup):
-        reference()
-        candidate()
-    ref_t: list[float] = []
-    cand_t: list[float] = []
-    start = timer()
-    i = 0
-    while i < max_pairs and (i < min_pairs or timer() - start < budget_s):
-        order = ((reference, ref_t), (candidate, cand_t)) if i % 2 == 0 else ((candidate, cand_t), (reference, ref_t))
-        for fn, sink in order:
-            t0 = timer()
-            fn()
-            sink.append(timer() - t0)
-        i += 1
+    got = time_pairs(reference, candidate, budget_s=budget_s, warmup=warmup, min_pairs=min_pairs,
+                     max_pairs=max_pairs, timer=timer)
     if pairs is not None:
-        pairs.extend(zip(ref_t, cand_t, strict=True))
-    return paired_quantile_ratio(ref_t, cand_t, q=location(statistic))
+        pairs.extend(got)
+    return paired_quantile_ratio([r for r, _ in got], [c for _, c in got], q=location(statistic))
+
+
+#: Turns each placement gets in ``placement_speedup``: its windows spread over the whole budget.
+TURNS = 3
 
 
 def placement_speedup(
@@ -81,29 +96,30 @@ def placement_speedup(
     """The interleaved speedup of ``candidate`` over ``reference`` sampled over ``placements``
     fresh placements of both (:mod:`ptq.placement`), ``budget_s`` split among them: per
     placement the ratio of the sides' ``statistic``, combined with an interval over placements.
-    Also returns the candidate's per-placement latency (the spread a single allocation hides)."""
+    The placements live side by side and take ``TURNS`` turns each, round-robin, so a slow
+    episode of the machine (1-3 s on the reference VM) cannot fall on one placement's pairs
+    alone. Also returns the candidate's per-placement latency (the spread one allocation hides)."""
     q = location(statistic)
     with torch.inference_mode():
         ref_out, cand_out = reference(*inputs), candidate(*inputs)
-    ref_blocks: list[list[float]] = []
-    cand_blocks: list[list[float]] = []
-    kinds = set()
-    for k in range(placements):
-        ref = place(reference, inputs, seed=seed + 2 * k, reference_output=ref_out)
-        cand = place(candidate, inputs, seed=seed + 2 * k + 1, reference_output=cand_out)
-        kinds.update(f"{p.kind}" + (f" ({p.why})" if p.why else "") for p in (ref, cand))
-        pairs: list[tuple[float, float]] = []
-        interleaved_speedup(ref.call, cand.call, budget_s=budget_s / placements, warmup=1, pairs=pairs,
-                            statistic=statistic)
-        ref_blocks.append([r for r, _ in pairs])
-        cand_blocks.append([c for _, c in pairs])
-        del ref, cand  # free this placement before the next one is allocated
+    placed = [(place(reference, inputs, seed=seed + 2 * k, reference_output=ref_out),
+               place(candidate, inputs, seed=seed + 2 * k + 1, reference_output=cand_out)) for k in range(placements)]
+    kinds = sorted({p.kind + (f" ({p.why})" if p.why else "") for pair in placed for p in pair})
+    ref_blocks: list[list[float]] = [[] for _ in placed]
+    cand_blocks: list[list[float]] = [[] for _ in placed]
+    window = budget_s / (placements * TURNS)
+    for turn in range(TURNS):  # round-robin, so each placement's pairs span the whole budget
+        for k in (range(placements) if turn % 2 == 0 else reversed(range(placements))):
+            ref, cand = placed[k]
+            for r, c in time_pairs(ref.call, cand.call, budget_s=window, warmup=1, min_pairs=2):
+                ref_blocks[k].append(r)
+                cand_blocks[k].append(c)
     est = placement_ratio(ref_blocks, cand_blocks, q=q)
     per = [float(np.quantile(b, q)) for b in cand_blocks]
     mid, low, high, _ = geometric_interval(per)
     latency = {"statistic": statistic, "ms": mid * 1e3, "low_ms": low * 1e3, "high_ms": high * 1e3,
                "per_placement_ms": [x * 1e3 for x in per], "spread": max(per) / min(per) - 1,
-               "placed": sorted(kinds)}
+               "placed": kinds}
     return est, latency
 
 

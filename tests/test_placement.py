@@ -47,3 +47,20 @@ def test_the_speedup_of_a_model_over_itself_is_one_with_an_interval_over_placeme
     assert est.n == 3 and len(est.per_placement) == 3 and est.low <= est.ratio <= est.high
     assert len(latency["per_placement_ms"]) == 3 and latency["placed"] == ["model+inputs"]
     assert latency["low_ms"] <= latency["ms"] <= latency["high_ms"]
+
+
+def test_placements_take_turns_so_each_ones_pairs_span_the_whole_budget(monkeypatch):
+    import ptq.speedup
+
+    seen: list = []
+
+    def fake_pairs(ref, cand, **kw):
+        seen.append(ref)
+        return [(2e-3, 1e-3)] * 3
+
+    monkeypatch.setattr(ptq.speedup, "time_pairs", fake_pairs)
+    model, x = torch.nn.Linear(8, 8).eval(), torch.randn(2, 8)
+    est, _ = placement_speedup(model, model, (x,), budget_s=0.9, placements=3)
+    order = [next(i for i, f in enumerate(dict.fromkeys(seen)) if f == call) for call in seen]
+    assert order == [0, 1, 2, 2, 1, 0, 0, 1, 2]  # ptq.speedup.TURNS turns, alternating direction
+    assert est.ratio == pytest.approx(2.0) and est.n == 3
