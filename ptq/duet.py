@@ -133,7 +133,6 @@ class TimedCases:
         self.calls: dict[str, Callable[[], Any]] = {}
         self.medians: dict[str, float] = {}
         self._originals: dict[str, tuple[Any, tuple[Any, ...], Any]] = {}  # model, inputs, output
-        self._placed: dict[str, Any] = {}
 
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str, calibrate_s: float = 0.05) -> dict[str, Any]:
         import torch
@@ -167,10 +166,10 @@ class TimedCases:
 
         kinds: dict[str, str] = {}
         for i, spec in enumerate(sorted(self._originals)):
-            self._placed.pop(spec, None)
+            del self.calls[spec]  # the bound call holds the previous placement: free it before the next
             model, inputs, output = self._originals[spec]
             placed = place(model, inputs, seed=seed * 10_007 + i, reference_output=output)
-            self._placed[spec], self.calls[spec] = placed, placed.call
+            self.calls[spec] = placed.call
             kinds[spec] = placed.kind + (f" ({placed.why})" if placed.why else "")
         return {"placed": kinds}
 
