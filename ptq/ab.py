@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,11 +25,11 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from ptq.duet import DuetPlan, Worker, run_plan
+from ptq.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.errors import UserError
 
 __all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "refuse_unlike", "run_duet",
-           "run_rounds", "run_side", "schedule", "unlike_keys"]
+           "run_rounds", "run_side", "schedule", "set_samples", "unlike_keys"]
 
 #: A side spec meaning "the ptq importable by that side's Python", with no source tree put first.
 INSTALLED = "installed"
@@ -86,6 +87,24 @@ def run_side(side: Side, out: Path, pytest_args: Sequence[str]) -> Path:
     return out
 
 
+def set_samples(bench: dict[str, Any], data: Sequence[float]) -> None:
+    """Put ``data`` (seconds per call) in place of a benchmark's samples and rewrite every summary
+    statistic pytest-benchmark derives from them, computed by its own :class:`Stats`, so ``pytest-benchmark
+    compare``, github-action-benchmark (``stats.ops``) and ptq's charts read the kept samples, not
+    the last session's. Each sample is one call (``iterations`` 1). No samples: every figure NaN
+    (rounds, total and ops 0), so no reader takes a stale figure for a measured one."""
+    from pytest_benchmark.stats import Stats
+
+    stats = Stats()
+    stats.data = [float(x) for x in data]
+    if stats.data:
+        figures: dict[str, Any] = stats.as_dict()
+    else:
+        figures = {name: math.nan for name in Stats.fields}
+        figures.update(rounds=0, total=0.0, ops=0.0, iqr_outliers=0, stddev_outliers=0, outliers="0;0")
+    bench["stats"] = {**figures, "iterations": 1, "data": stats.data}
+
+
 def _merge_speedup(values: list[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "method": "median over A/B rounds of interleaved speedups",
@@ -122,7 +141,7 @@ def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         case = bench.get("extra_info", {}).get("case")
         same = [b for r in rounds for b in r["benchmarks"] if b.get("extra_info", {}).get("case") == case]
         per_round = [list(b.get("stats", {}).get("data", [])) for b in same]
-        bench["stats"]["data"] = [x for r in per_round for x in r]
+        set_samples(bench, [x for r in per_round for x in r])
         bench.setdefault("extra_info", {})["ab_round_sizes"] = [len(r) for r in per_round]
         speedups = [b["extra_info"]["metrics"]["speedup"] for b in same
                     if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)]
@@ -183,21 +202,24 @@ def duet_cases(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[tuple
 
 
 def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float]]], plan: DuetPlan,
-               unmeasured: Mapping[str, str] | None = None) -> None:
+               unmeasured: Mapping[str, str] | None = None, placed: Mapping[str, Sequence[str]] | None = None) -> None:
     """Put a side's duet samples in place of its sessions' timings: one pool per case, split by
-    placement (``extra_info.ab_placement_sizes``: the judge's unit). A case the duet could not
-    time loses its session timings too, with the reason (``ab_latency_why``): its latency is
-    "not measured", never judged from the sessions' one-allocation figures."""
+    placement (``extra_info.ab_placement_sizes``: the judge's unit), with what its placements
+    re-allocated (``ab_placement_kinds``: the distinct kinds, model+inputs or inputs only, from
+    ``placed``). A case the duet could not time loses its session timings too, with the reason
+    (``ab_latency_why``): its latency is "not measured", never judged from the sessions'
+    one-allocation figures. Every summary statistic follows the samples (:func:`set_samples`)."""
     for bench in run["benchmarks"]:
         info = bench.setdefault("extra_info", {})
         case = info.get("case")
         if case in blocks:
-            bench["stats"]["data"] = [x for block in blocks[case] for x in block]
+            set_samples(bench, [x for block in blocks[case] for x in block])
             info.pop("ab_round_sizes", None)
             info["ab_placement_sizes"] = [len(block) for block in blocks[case]]
+            info["ab_placement_kinds"] = sorted(set((placed or {}).get(case, ())))
             info["ab_latency"] = "duet"
         elif case in (unmeasured or {}):
-            bench["stats"]["data"] = []
+            set_samples(bench, [])
             info.pop("ab_round_sizes", None)
             info["ab_latency"] = "not measured"
             info["ab_latency_why"] = unmeasured[case]
@@ -218,15 +240,17 @@ def run_duet(
     weights = str(run_a.get("ptq", {}).get("weights_policy") or "auto")
     sides = {"A": a, "B": b}
     got: dict[str, dict[str, list[list[float]]]] = {"A": {}, "B": {}}
+    kinds: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
     failed: dict[str, str] = {}
     for threads, cases in by_threads.items():
-        blocks, why = run_plan(
+        result: DuetResult = run_plan(
             plan, cases, threads=threads, weights=weights, progress=progress,
             new_worker=lambda label: worker(label, python=sides[label].python, pythonpath=sides[label].pythonpath,
                                             cwd=sides[label].tree))
-        failed.update(why)
-        for label, slots in blocks.items():
+        failed.update(result.failed)
+        for label, slots in result.blocks.items():
             got[label].update({case: b for (case, _), b in slots.items()})
-    apply_duet(run_a, got["A"], plan, failed)
-    apply_duet(run_b, got["B"], plan, failed)
+            kinds[label].update(result.placed.get(label, {}))
+    for label, data in (("A", run_a), ("B", run_b)):
+        apply_duet(data, got[label], plan, failed, kinds[label])
     return [f"{c}: latency not measured (a duet worker could not prepare it: {why})" for c, why in sorted(failed.items())]

@@ -30,13 +30,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from ptq.errors import PtqError, UserError
 
-__all__ = ["Blocks", "DuetPlan", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
+__all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
 
 
 @dataclass(frozen=True)
@@ -281,19 +281,33 @@ Slot = tuple[str, float]  # (case, the slowdown side B's worker injects: 0 but i
 Blocks = dict[str, dict[Slot, list[list[float]]]]
 
 
+@dataclass(frozen=True)
+class DuetResult:
+    """What a duet timed: the ``blocks`` of the cases every worker prepared, {case: why} for
+    those ``failed`` (left out of every block), and per side label, per case, what each
+    placement re-allocated, in placement order (``placed``: "model+inputs", or "inputs" with
+    why the model could not be copied, :mod:`ptq.placement`), so a run records which it got."""
+
+    blocks: Blocks
+    failed: dict[str, str] = field(default_factory=dict)
+    placed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+
 def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, window_s: float, first_placement: int = 0,
          slowdowns: Mapping[str, Sequence[float]] | None = None,
-         progress: Callable[[str], None] = lambda line: None) -> Blocks:
+         progress: Callable[[str], None] = lambda line: None) -> DuetResult:
     """One worker pair's share of a duet: for each entry of ``sweeps``, both workers place every
     case afresh (seeded by the placement's number and side), then each slot is timed that many
     sweeps, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
     one slot, (case, 0.0), unless ``slowdowns`` gives it several (side B slowed by each)."""
     slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
     out: Blocks = {w.label: {s: [] for s in slots} for w in (a, b)}
+    placed: dict[str, dict[str, list[str]]] = {w.label: {} for w in (a, b)}
     for k, count in enumerate(sweeps):
         placement = first_placement + k
         for side, worker in enumerate((a, b)):
-            worker.place(2 * placement + side)
+            for case, kind in worker.place(2 * placement + side).items():
+                placed[worker.label].setdefault(case, []).append(kind)
             for s in slots:
                 out[worker.label][s].append([])
         for sweep in range(count):
@@ -302,17 +316,17 @@ def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, w
                     got = worker.time(case, window_s, slow=slow) if worker is b else worker.time(case, window_s)
                     out[worker.label][(case, slow)][-1].extend(got)
             progress(f"duet placement {placement + 1}, sweep {sweep + 1}/{count}")
-    return out
+    return DuetResult(out, placed=placed)
 
 
 def run_plan(
     plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str = "auto",
     slowdowns: Mapping[str, Sequence[float]] | None = None, progress: Callable[[str], None] = lambda line: None,
-) -> tuple[Blocks, dict[str, str]]:
+) -> DuetResult:
     """The whole duet: ``plan.workers`` fresh worker pairs, one after another, each preparing
-    ``cases`` and timing its share of the placements. Returns the blocks of the cases every
-    worker prepared, and {case: why} for the others (left out of every block)."""
+    ``cases`` and timing its share of the placements, their results joined in order."""
     out: Blocks = {"A": {}, "B": {}}
+    placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
     failed: dict[str, str] = {}
     done = 0
     for pair, sweeps in enumerate(plan.blocks()):
@@ -328,14 +342,17 @@ def run_plan(
         finally:
             a.close()
             b.close()
-        for label, slots in got.items():
+        for label, slots in got.blocks.items():
             for slot, blocks in slots.items():
                 out[label].setdefault(slot, []).extend(blocks)
+            for case, kinds in got.placed[label].items():
+                placed[label].setdefault(case, []).extend(kinds)
         done += len(sweeps)
-    for side in out.values():  # a case one later worker could not prepare is dropped from every block
+    for label, side in out.items():  # a case one later worker could not prepare is dropped from every block
         for slot in [s for s in side if s[0] in failed]:
             del side[slot]
-    return out, failed
+        placed[label] = {c: kinds for c, kinds in placed[label].items() if c not in failed}
+    return DuetResult(out, failed, placed)
 
 
 if __name__ == "__main__":

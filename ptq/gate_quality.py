@@ -176,11 +176,11 @@ def run_duet_trial(
     fraction (0 first: its A/A), fp32 cases included (nothing here needs them unslowed), so
     every (case, fraction) has its own adjacent A windows. Returns (A, B) samples per (case,
     fraction), split by placement."""
-    blocks, failed = run_plan(plan, [t.case for t in targets], new_worker=worker, threads=threads, weights="random",
-                              slowdowns={t.case: (0.0, *fractions) for t in targets})
-    if failed:
-        raise UserError(f"a duet worker could not prepare: {failed}")
-    return blocks["A"], blocks["B"]
+    got = run_plan(plan, [t.case for t in targets], new_worker=worker, threads=threads, weights="random",
+                   slowdowns={t.case: (0.0, *fractions) for t in targets})
+    if got.failed:
+        raise UserError(f"a duet worker could not prepare: {got.failed}")
+    return got.blocks["A"], got.blocks["B"]
 
 
 def speedups(targets: Sequence[Target], fraction: float, budget_s: float) -> dict[str, tuple[float, float, float]]:

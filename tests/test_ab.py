@@ -103,3 +103,59 @@ def test_sides_in_different_environments_are_refused_naming_the_keys_unless_inst
     with pytest.raises(UserError, match=r"threads: A 2, B 1.*--compare-installs"):
         refuse_unlike(a, b, installs=False)
     refuse_unlike(a, b, installs=True)  # asked for: compared
+
+
+def test_set_samples_rewrites_every_statistic_pytest_benchmark_derives():
+    from pytest_benchmark.stats import Stats
+
+    from ptq.ab import set_samples
+
+    b = bench("m-int8", [9.0] * 5)
+    b["stats"].update(min=9.0, max=9.0, mean=9.0, ops=0.1, rounds=5)  # the last session's figures
+    kept = samples(1e-3, n=101, seed=3)
+    set_samples(b, kept)
+    expected = Stats()
+    expected.data = kept
+    assert {k: b["stats"][k] for k in Stats.fields} == expected.as_dict()
+    assert b["stats"]["data"] == kept and b["stats"]["iterations"] == 1 and b["stats"]["rounds"] == 101
+    set_samples(b, [])  # not measured: no stale figure survives
+    assert b["stats"]["rounds"] == 0 and all(b["stats"][k] != b["stats"][k] for k in ("min", "median", "mean"))
+
+
+def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_figures(monkeypatch, tmp_path, capsys):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from pytest_benchmark.stats import Stats
+
+    from ptq.ab import apply_duet
+    from ptq.cli import main
+
+    def entry(case, data):
+        b = bench(case, data, threads=1)
+        b.update(fullname=f"benchmarks/test_ptq.py::test_case[{case}]", group=None, params=None, param=case, options={})
+        b["stats"].update(min=data[0], max=data[-1], mean=data[0], ops=1 / data[0], rounds=len(data), iterations=1)
+        return b
+
+    sessions = [run(entry("m-int8", samples(5e-3, n=20, seed=s))) for s in (1, 2)]  # 5 ms: the stale figure
+    duet = {"m-int8": [samples(1e-3, n=50, seed=k) for k in range(4)]}  # 1 ms: what the duet kept
+    monkeypatch.setattr("ptq.commands.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
+    monkeypatch.setattr("ptq.commands.ab.run_rounds", lambda a, b, **kw: sessions)
+    monkeypatch.setattr("ptq.commands.ab.run_duet", lambda a, b, ra, rb, **kw: [
+        apply_duet(r, duet, kw["plan"], placed={"m-int8": ["model+inputs"] * 4}) for r in (ra, rb)] and [])
+    main(["ab", "x", "y", "--root", str(tmp_path), "--save", "--sweeps", "4", "--placements", "4"])
+    saved = [Path(line.split("saved: ")[1]) for line in capsys.readouterr().out.splitlines() if "saved: " in line]
+    assert len(saved) == 2
+    kept = Stats()
+    kept.data = [x for block in duet["m-int8"] for x in block]
+    tool = shutil.which("pytest-benchmark", path=str(Path(sys.executable).parent))
+    assert tool, "pytest-benchmark's console script is installed with the [dev] extra"
+    done = subprocess.run([tool, "compare", str(saved[1]), "--columns=min,median,max,mean,rounds", "--time-unit=us"],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    [row] = [line for line in done.stdout.splitlines() if "test_case[m-int8]" in line]
+    # "test_case[m-int8] (<file>)  1,001.1303 (1.0)  ...": each figure then its ratio to the best
+    cells = [c.replace(",", "") for c in row.split(")", 1)[1].split() if not c.startswith("(")]
+    for cell, name in zip(cells, ("min", "median", "max", "mean"), strict=False):
+        assert float(cell) == pytest.approx(getattr(kept, name) * 1e6, rel=1e-4), (name, row)
+    assert int(cells[-1]) == 200  # rounds: the duet's samples, not a session's 20

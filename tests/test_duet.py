@@ -22,19 +22,19 @@ class FakeWorker:
     """Answers like a worker; ``median`` sets the samples it returns, ``log`` records the order;
     ``placement_offsets`` (seed -> factor) plants a placement's luck on the samples."""
 
-    def __init__(self, label, log=None, median=1e-3, ready=None, placement_offsets=None, **_):
+    def __init__(self, label, log=None, median=1e-3, ready=None, placement_offsets=None, kind="model+inputs", **_):
         self.label, self.log, self.median, self.ready, self.closed = label, log if log is not None else [], median, ready, False
-        self.offsets, self.factor = placement_offsets or {}, 1.0
+        self.offsets, self.factor, self.kind, self.cases = placement_offsets or {}, 1.0, kind, []
 
     def place(self, seed):
         self.log.append((self.label, "place", seed))
         self.factor = self.offsets.get(seed, 1.0)
-        return {}
+        return {c: self.kind for c in self.cases}
 
     def prepare(self, cases, *, threads, weights="auto"):
         self.prepared = (threads, weights)
-        ready = [c for c in cases if self.ready is None or c in self.ready]
-        return {"ready": ready, "failed": {c: "boom" for c in cases if c not in ready}}
+        self.cases = [c for c in cases if self.ready is None or c in self.ready]
+        return {"ready": self.cases, "failed": {c: "boom" for c in cases if c not in self.cases}}
 
     def time(self, case, budget_s, slow=0.0):
         self.log.append((self.label, case, slow))
@@ -72,7 +72,7 @@ def test_duet_places_both_sides_afresh_per_placement_and_alternates_which_goes_f
         ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # placement 4, sweep 1
     ]
     assert [seed for _, case, seed in log if case == "place"] == [6, 7, 8, 9]  # distinct per side and placement
-    assert {tuple(len(b) for b in blocks) for side in out.values() for blocks in side.values()} == {(40, 40)}
+    assert {tuple(len(b) for b in blocks) for side in out.blocks.values() for blocks in side.values()} == {(40, 40)}
 
 
 def test_run_plan_uses_fresh_worker_pairs_and_drops_a_case_one_of_them_could_not_prepare():
@@ -82,11 +82,12 @@ def test_run_plan_uses_fresh_worker_pairs_and_drops_a_case_one_of_them_could_not
         made.append(FakeWorker(label, ready={"m-fp32", "m-int8"} if len(made) < 2 else {"m-int8"}))
         return made[-1]
 
-    blocks, failed = run_plan(DuetPlan(0.01, sweeps=4, placements=4, workers=2), ["m-fp32", "m-int8"],
-                              new_worker=worker, threads=1)
+    got = run_plan(DuetPlan(0.01, sweeps=4, placements=4, workers=2), ["m-fp32", "m-int8"],
+                   new_worker=worker, threads=1)
     assert len(made) == 4 and all(w.closed for w in made)
-    assert failed == {"m-fp32": "side A: boom"} and set(blocks["A"]) == set(blocks["B"]) == {("m-int8", 0.0)}
-    assert len(blocks["A"][("m-int8", 0.0)]) == 4  # two placements from each worker pair
+    assert got.failed == {"m-fp32": "side A: boom"} and set(got.blocks["A"]) == set(got.blocks["B"]) == {("m-int8", 0.0)}
+    assert len(got.blocks["A"][("m-int8", 0.0)]) == 4  # two placements from each worker pair
+    assert got.placed == {side: {"m-int8": ["model+inputs"] * 4} for side in "AB"}  # one kind per placement
 
 
 def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
@@ -207,7 +208,8 @@ def test_run_duet_judges_the_duet_placements_not_the_sessions(tmp_path, median_b
 
     def worker(label, **kw):
         return FakeWorker(label, log, median=median_b if label == "B" else 1e-3, ready={"m-fp32", "m-int8"} - (
-            {"m-fp32"} if label == "B" else set()), placement_offsets=offsets if label == "B" else None)
+            {"m-fp32"} if label == "B" else set()), placement_offsets=offsets if label == "B" else None,
+            kind="model+inputs" if label == "A" else "inputs (deepcopy failed: TypeError)")
 
     side = lambda label: Side(label, label, tmp_path)  # noqa: E731
     notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 10), worker=worker)
@@ -217,6 +219,8 @@ def test_run_duet_judges_the_duet_placements_not_the_sessions(tmp_path, median_b
     assert result.exit_code == exit_code
     [int8] = [r for r in result.rows if r.case == "m-int8"]
     assert "t over 10 paired placements" in int8.judgement.detail and "n=400/400" in int8.judgement.detail
+    kinds = [r["benchmarks"][1]["extra_info"]["ab_placement_kinds"] for r in (a_run, b_run)]
+    assert kinds == [["model+inputs"], ["inputs (deepcopy failed: TypeError)"]]  # what each side's duet re-placed
 
 
 def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction():
