@@ -29,7 +29,7 @@ from ptq.registry import match_globs
 from ptq.report import speedup_table
 from ptq.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
 from ptq.runner import PreparedCase, RunOptions, Workbench, run_case
-from ptq.speedup import DEFAULT_PAIR_TIME
+from ptq.speedup import DEFAULT_PAIR_TIME, SpeedupVisits
 
 __all__ = ["STATE", "PluginState"]
 
@@ -46,6 +46,8 @@ class PluginState:
     results: list[CaseResult] = field(default_factory=list)
     workbench: Workbench | None = None
     selection_error: str | None = None
+    #: Each recorded case's ``benchmark.extra_info``: refreshed once the speedup visits are made.
+    extra_infos: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 STATE = pytest.StashKey[PluginState]()
@@ -72,8 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"seconds per case of interleaved fp32/quantized pairs for the speedup "
                          f"(default {DEFAULT_PAIR_TIME}; 0 disables)")
     group.addoption("--ptq-placements", type=int, default=DEFAULT_PLACEMENTS, metavar="N",
-                    help=f"fresh allocations of each case's models and inputs the speedup pairs are split over; the "
-                         f"interval is over placements (default {DEFAULT_PLACEMENTS}, at least 2)")
+                    help=f"visits the speedup pairs are split over, each a fresh allocation of the case's models and "
+                         f"inputs; the first during the case's test, the rest in rounds when the session ends; the "
+                         f"interval is over visits (default {DEFAULT_PLACEMENTS}, at least 2)")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
                     help="run cases listed in ptq.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
@@ -129,6 +132,8 @@ def pytest_configure(config: pytest.Config) -> None:
             pair_budget_s=config.getoption("--ptq-pair-time"),
             placements=config.getoption("--ptq-placements"),
             config=_load_config(config),
+            speedup_visits=SpeedupVisits(budget_s=config.getoption("--ptq-pair-time"),
+                                         visits=config.getoption("--ptq-placements")),
         ),
         matrix=config.getoption("--ptq-matrix"),
         models=config.getoption("--ptq-models"),
@@ -201,12 +206,34 @@ def ptq_bench(benchmark: Any, ptq_prepared: PreparedCase, pytestconfig: pytest.C
         benchmark.group = ptq_prepared.case.model
         result, failures = run_case(benchmark, ptq_prepared, state.options)
         benchmark.extra_info.update(result.to_extra_info())
+        state.extra_infos[result.case] = benchmark.extra_info
         state.results.append(result)
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
         return result
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """Make every case's remaining speedup visits before anything reads or saves the results
+    (pytest-benchmark writes its JSON in its own wrapper of this hook, inside this one)."""
+    state = session.config.stash.get(STATE, None)
+    visits = state.options.speedup_visits if state is not None else None
+    if visits is not None and len(visits) and exitstatus != pytest.ExitCode.INTERRUPTED:
+        reporter, cases = session.config.pluginmanager.get_plugin("terminalreporter"), len(visits)
+
+        def progress(turn: int, turns: int) -> None:
+            if reporter is not None:
+                reporter.write_line(f"ptq: speedup visits, round {turn}/{turns} over {cases} case(s)")
+
+        visits.finish(progress)
+        for r in state.results:
+            info = state.extra_infos.get(r.case)
+            if info is not None:
+                info.update(r.to_extra_info())
+    yield
 
 
 def _fill_unpaired(state: PluginState) -> None:

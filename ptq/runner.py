@@ -32,7 +32,10 @@ class RunOptions:
     weights: str = "auto"
     probes: str | None = None  # glob of probe names; None runs all
     pair_budget_s: float = 1.5  # seconds of interleaved fp32/quantized pairs per case; 0 disables
-    placements: int = DEFAULT_PLACEMENTS  # fresh allocations the pairs are split over (ptq.placement)
+    placements: int = DEFAULT_PLACEMENTS  # visits (a fresh placement each) the pairs are split over
+    #: The session's scheduler of speedup visits (ptq.speedup.SpeedupVisits), which makes every
+    #: case's later visits when the session ends; None: each case's visits at once, back to back.
+    speedup_visits: Any = field(default=None, compare=False)
     config: Config = field(default_factory=Config)  # validated [tool.ptq], for probes' limits
 
 

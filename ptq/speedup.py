@@ -6,33 +6,36 @@ a few seconds apart). Alternating ABBA pairs cancels that drift (duet benchmarki
 speedup is the ratio of the two sides' 1st percentiles, the statistic the gate judges latency
 by (:mod:`ptq.gate`).
 
-One allocation is one draw: where the two models' tensors landed moved a speedup by a third on
-an Intel Xeon. So the pairs are split over several placements (fresh copies of both models and
-the inputs, :mod:`ptq.placement`), each placement gives one ratio, and the figure is their
-geometric mean with a t interval over placements: an interval that covers the spread a single
-allocation hides.
+One allocation is one draw, and one window is one draw of the machine's state: where the two
+models' tensors landed moved a speedup by a third on an Intel Xeon, and the same speedup
+re-measured in one process moved by 2% from one 1.5 s window to the next on the reference VM.
+So the pairs are split over visits spread across the session (:class:`SpeedupVisits`), each a
+fresh placement of both models and the inputs (:mod:`ptq.placement`); each visit gives one
+ratio, and the figure is their median with an order-statistic interval over visits.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ptq.gate import DEFAULT_LOCATION, location
-from ptq.placement import place
+from ptq.placement import DEFAULT_PLACEMENTS, place
 from ptq.probes import register_probe
 from ptq.recipes import REFERENCE
-from ptq.stats import PlacementEstimate, RatioEstimate, geometric_interval, paired_quantile_ratio, placement_ratio
+from ptq.stats import PlacementEstimate, RatioEstimate, median_interval, paired_quantile_ratio, visit_ratio
 
 if TYPE_CHECKING:
     from ptq.results import CaseResult
     from ptq.runner import PreparedCase, RunOptions
 
-__all__ = ["interleaved_speedup", "placement_speedup"]
+__all__ = ["SpeedupVisits", "interleaved_speedup", "placement_speedup"]
 
 #: Seconds of interleaved pairs per case (``--ptq-pair-time``).
 DEFAULT_PAIR_TIME = 1.5
@@ -85,55 +88,123 @@ def interleaved_speedup(
     return paired_quantile_ratio([r for r, _ in got], [c for _, c in got], q=location(statistic))
 
 
-#: Turns each placement gets in ``placement_speedup``: its windows spread over the whole budget.
-TURNS = 3
+#: Visits per case: each one a fresh placement of both models and the inputs, timed in its own
+#: window of ``budget / visits`` seconds (``--ptq-placements``).
+DEFAULT_VISITS = DEFAULT_PLACEMENTS
+
+
+@dataclass
+class _Visited:
+    """One case's speedup in progress: its models, and the samples of the visits made so far."""
+
+    reference: Any
+    candidate: Any
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, Any]
+    seed: int
+    on_done: Callable[[PlacementEstimate, dict[str, Any]], None]
+    ref_blocks: list[list[float]] = field(default_factory=list)
+    cand_blocks: list[list[float]] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)
+
+    def visit(self, window_s: float) -> None:
+        k = len(self.ref_blocks)
+        ref, cand = (place(m, self.inputs, seed=self.seed + 2 * k + i, reference_output=out)
+                     for i, (m, out) in enumerate(((self.reference, self.outputs[0]), (self.candidate, self.outputs[1]))))
+        self.kinds.update(p.kind + (f" ({p.why})" if p.why else "") for p in (ref, cand))
+        pairs = time_pairs(ref.call, cand.call, budget_s=window_s, warmup=1, min_pairs=2)
+        self.ref_blocks.append([r for r, _ in pairs])
+        self.cand_blocks.append([c for _, c in pairs])
+
+
+class SpeedupVisits:
+    """Times each added case's speedup over its fp32 model in ``visits`` windows, a fresh
+    placement of both models and the inputs each (:mod:`ptq.placement`), ``budget_s`` split among
+    them. :meth:`add` makes a case's first visit at once; :meth:`finish` makes the rest in rounds
+    over every added case, so a case's visits lie as far apart as the session allows.
+
+    Why rounds: a speedup re-measured in one process moved by 2% (CV) from one 1.5 s window to
+    the next, while windows 25 s apart were uncorrelated; placements timed side by side within one
+    window shared its machine state, so an interval over them was too narrow to cover the next
+    run's figure. Visits apart in time are independent draws of placement and state, the unit the
+    interval is over (:func:`ptq.stats.visit_ratio`: median, order-statistic interval).
+    """
+
+    def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION) -> None:
+        if visits < 2:
+            raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
+        self.window_s, self.visits, self.statistic = budget_s / visits, visits, statistic
+        self._open: list[_Visited] = []
+
+    def add(self, reference: Any, candidate: Any, inputs: tuple[Any, ...], *, seed: int = 0,
+            on_done: Callable[[PlacementEstimate, dict[str, Any]], None]) -> None:
+        """Time the case's first visit now; ``on_done(estimate, latency)`` once its last is made."""
+        with torch.inference_mode():
+            outputs = (reference(*inputs), candidate(*inputs))
+        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done)
+        case.visit(self.window_s)
+        self._open.append(case)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def finish(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """The remaining visits, round by round (every other round in reverse order, so no case is
+        always visited first), then each case's ``on_done``. ``progress(round, rounds)`` is called
+        before each round."""
+        cases, self._open = self._open, []
+        for turn in range(1, self.visits):
+            if progress is not None:
+                progress(turn + 1, self.visits)
+            for case in cases if turn % 2 == 0 else reversed(cases):
+                case.visit(self.window_s)
+        q = location(self.statistic)
+        for case in cases:
+            est = visit_ratio(case.ref_blocks, case.cand_blocks, q=q)
+            per = [float(np.quantile(b, q)) for b in case.cand_blocks]
+            mid, low, high, _ = median_interval(per)
+            case.on_done(est, {"statistic": self.statistic, "ms": mid * 1e3, "low_ms": low * 1e3,
+                               "high_ms": high * 1e3, "per_placement_ms": [x * 1e3 for x in per],
+                               "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)})
 
 
 def placement_speedup(
     reference: Any, candidate: Any, inputs: tuple[Any, ...], *, budget_s: float, placements: int,
     statistic: str = DEFAULT_LOCATION, seed: int = 0,
 ) -> tuple[PlacementEstimate, dict[str, Any]]:
-    """The interleaved speedup of ``candidate`` over ``reference`` sampled over ``placements``
-    fresh placements of both (:mod:`ptq.placement`), ``budget_s`` split among them: per
-    placement the ratio of the sides' ``statistic``, combined with an interval over placements.
-    The placements live side by side and take ``TURNS`` turns each, round-robin, so a slow
-    episode of the machine (1-3 s on the reference VM) cannot fall on one placement's pairs
-    alone. Also returns the candidate's per-placement latency (the spread one allocation hides)."""
-    q = location(statistic)
-    with torch.inference_mode():
-        ref_out, cand_out = reference(*inputs), candidate(*inputs)
-    placed = [(place(reference, inputs, seed=seed + 2 * k, reference_output=ref_out),
-               place(candidate, inputs, seed=seed + 2 * k + 1, reference_output=cand_out)) for k in range(placements)]
-    kinds = sorted({p.kind + (f" ({p.why})" if p.why else "") for pair in placed for p in pair})
-    ref_blocks: list[list[float]] = [[] for _ in placed]
-    cand_blocks: list[list[float]] = [[] for _ in placed]
-    window = budget_s / (placements * TURNS)
-    for turn in range(TURNS):  # round-robin, so each placement's pairs span the whole budget
-        for k in (range(placements) if turn % 2 == 0 else reversed(range(placements))):
-            ref, cand = placed[k]
-            for r, c in time_pairs(ref.call, cand.call, budget_s=window, warmup=1, min_pairs=2):
-                ref_blocks[k].append(r)
-                cand_blocks[k].append(c)
-    est = placement_ratio(ref_blocks, cand_blocks, q=q)
-    per = [float(np.quantile(b, q)) for b in cand_blocks]
-    mid, low, high, _ = geometric_interval(per)
-    latency = {"statistic": statistic, "ms": mid * 1e3, "low_ms": low * 1e3, "high_ms": high * 1e3,
-               "per_placement_ms": [x * 1e3 for x in per], "spread": max(per) / min(per) - 1,
-               "placed": kinds}
-    return est, latency
+    """One case's speedup over ``placements`` visits made back to back (:class:`SpeedupVisits`
+    with that case alone): the estimate and the candidate's per-visit latency."""
+    got: list[tuple[PlacementEstimate, dict[str, Any]]] = []
+    visits = SpeedupVisits(budget_s=budget_s, visits=placements, statistic=statistic)
+    visits.add(reference, candidate, inputs, seed=seed, on_done=lambda est, latency: got.append((est, latency)))
+    visits.finish()
+    return got[0]
 
 
-@register_probe("speedup", description="interleaved speedup over the same model's fp32 over several placements, "
-                "with a 95% CI across placements")
+@register_probe("speedup", description="interleaved speedup over the same model's fp32, over visits spread "
+                "across the session (a fresh placement each), with an order-statistic interval over visits")
 def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any] | None:
     """fp32 itself is timed too, against a second placement of itself: its ratio is the A/A
-    spread between placements, and its per-placement latency is recorded like every case's."""
+    spread between visits. With the session's :class:`SpeedupVisits` (``options.speedup_visits``)
+    the figures land in ``result`` when the session finishes its rounds; without, at once."""
     if options.pair_budget_s <= 0:
         return None
-    est, latency = placement_speedup(prepared.built.model, prepared.model, prepared.inputs,
-                                     budget_s=options.pair_budget_s, placements=options.placements)
-    if prepared.recipe.name != REFERENCE:
-        result.speedup_vs_fp32 = est.ratio
-    return {"method": f"interleaved ABBA pairs over {est.n} placements: per placement {DEFAULT_LOCATION} of fp32 "
-                      f"calls / {DEFAULT_LOCATION} of the case's calls; geometric mean, t interval over placements",
+
+    def done(est: PlacementEstimate, latency: dict[str, Any]) -> None:
+        if prepared.recipe.name != REFERENCE:
+            result.speedup_vs_fp32 = est.ratio
+        result.metrics["speedup"] = {
+            "method": f"interleaved ABBA pairs in {est.n} visits spread over the session, a fresh placement each: "
+                      f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
+                      f"over visits, order-statistic interval (coverage in 'level')",
             **est.to_dict(), "latency_placements": latency}
+
+    visits = options.speedup_visits
+    own = visits is None
+    if own:
+        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements)
+    visits.add(prepared.built.model, prepared.model, prepared.inputs, seed=zlib.crc32(prepared.case.id.encode()),
+               on_done=done)
+    if own:
+        visits.finish()
+    return None

@@ -49,18 +49,41 @@ def test_the_speedup_of_a_model_over_itself_is_one_with_an_interval_over_placeme
     assert latency["low_ms"] <= latency["ms"] <= latency["high_ms"]
 
 
-def test_placements_take_turns_so_each_ones_pairs_span_the_whole_budget(monkeypatch):
+def test_visits_are_made_in_rounds_over_every_case_each_on_a_fresh_placement(monkeypatch):
     import ptq.speedup
 
-    seen: list = []
+    seen: list = []  # (case, the reference placement's model is a fresh copy, window) per visit
+    placed = []
 
-    def fake_pairs(ref, cand, **kw):
-        seen.append(ref)
+    def fake_pairs(ref, cand, *, budget_s, **kw):
+        seen.append((ref.__self__.model.tag, ref.__self__.model is not originals[ref.__self__.model.tag], budget_s))
         return [(2e-3, 1e-3)] * 3
 
+    def counting_place(*args, **kw):
+        placed.append(kw["seed"])
+        return place(*args, **kw)
+
     monkeypatch.setattr(ptq.speedup, "time_pairs", fake_pairs)
-    model, x = torch.nn.Linear(8, 8).eval(), torch.randn(2, 8)
-    est, _ = placement_speedup(model, model, (x,), budget_s=0.9, placements=3)
-    order = [next(i for i, f in enumerate(dict.fromkeys(seen)) if f == call) for call in seen]
-    assert order == [0, 1, 2, 2, 1, 0, 0, 1, 2]  # ptq.speedup.TURNS turns, alternating direction
-    assert est.ratio == pytest.approx(2.0) and est.n == 3
+    monkeypatch.setattr(ptq.speedup, "place", counting_place)
+    originals: dict = {}
+    done: dict = {}
+    visits = ptq.speedup.SpeedupVisits(budget_s=0.9, visits=3)
+    for tag in "ab":
+        model = torch.nn.Linear(8, 8).eval()
+        model.tag = tag
+        originals[tag] = model
+        visits.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat, tag=tag: done.setdefault(tag, est))
+    assert [c for c, _, _ in seen] == ["a", "b"] and not done  # the first visit at once, figures at the end
+    visits.finish()
+    assert [c for c, _, _ in seen] == ["a", "b", "b", "a", "a", "b"]  # rounds, every other one reversed
+    assert all(fresh for _, fresh, _ in seen) and [w for _, _, w in seen] == pytest.approx([0.3] * 6)
+    assert len(placed) == 12 and len(set(placed)) == 6  # both models per visit; seeds per visit, not per case
+    assert done["a"].ratio == pytest.approx(2.0) and done["a"].n == 3 and done["a"].unit == "visit"
+    assert len(visits) == 0
+
+
+def test_visits_refuse_a_count_no_interval_can_be_built_from():
+    import ptq.speedup
+
+    with pytest.raises(ValueError, match=">= 2 visits"):
+        ptq.speedup.SpeedupVisits(budget_s=1.0, visits=1)

@@ -62,6 +62,8 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     # A recipe that raises errors its own case at setup; the other cases still run.
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines([
+        "ptq: speedup visits, round 2/6 over 3 case(s)",
+        "ptq: speedup visits, round 6/6 over 3 case(s)",
         "*ERROR at setup of test_case?user_mlp-broken?*",
         "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
         "*ptq: speedup over fp32, same session, warm-up excluded*",
@@ -77,13 +79,14 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     assert info["weights"] == "random:seed=0" and info["input_shapes"] == [[8, 32]]
     assert info["threads"] >= 1 and info["warmup_rounds"] == 1
     assert info["quantized_layers"] == 2 and info["float_layers"] == 0
-    speedup = info["metrics"]["speedup"]  # sampled over 4 placements (the default), interval over them
-    assert info["speedup_vs_fp32"] == speedup["ratio"] > 0 and speedup["n"] == 4 and speedup["unit"] == "placement"
-    assert len(speedup["per_placement"]) == 4 and len(speedup["latency_placements"]["per_placement_ms"]) == 4
-    assert speedup["low"] <= speedup["ratio"] <= speedup["high"]
+    # 6 visits (the default), the last 5 made after every test, in rounds; the interval is over visits
+    speedup = info["metrics"]["speedup"]
+    assert info["speedup_vs_fp32"] == speedup["ratio"] > 0 and speedup["n"] == 6 and speedup["unit"] == "visit"
+    assert len(speedup["per_placement"]) == 6 and len(speedup["latency_placements"]["per_placement_ms"]) == 6
+    assert speedup["low"] <= speedup["ratio"] <= speedup["high"] and speedup["level"] == pytest.approx(0.96875)
     assert info["speedup_unpaired"] > 0
     fp32 = by_case["user_mlp-fp32"]["extra_info"]
-    assert fp32["speedup_vs_fp32"] == 1.0 and fp32["metrics"]["speedup"]["n"] == 4  # its A/A: the placement spread
+    assert fp32["speedup_vs_fp32"] == 1.0 and fp32["metrics"]["speedup"]["n"] == 6  # its A/A: the spread between visits
     assert data["ptq"]["fingerprint"] and data["ptq"]["environment"]["torch"]
     assert data["machine_info"]["ptq"]["environment"]["threads"] == info["threads"]
 

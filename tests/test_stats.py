@@ -69,3 +69,27 @@ def test_placement_ratio_is_the_geometric_mean_of_per_placement_ratios_with_a_t_
     assert est.to_dict()["unit"] == "placement"
     with pytest.raises(ValueError, match=">= 2 placements"):
         placement_ratio([[1.0]], [[1.0]])
+
+
+def test_median_interval_has_the_binomial_coverage_of_its_order_statistics():
+    from ptq.stats import median_interval
+
+    assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0, 0.9375)  # [min, max] of 5: 1 - 2/32
+    mid, low, high, cover = median_interval([float(x) for x in range(1, 13)])
+    assert (mid, low, high) == (6.5, 3.0, 10.0) and cover == pytest.approx(1 - 2 * 79 / 4096)  # P(Bin(12,.5) <= 2) = (1+12+66)/4096
+    with pytest.raises(ValueError, match=">= 2 finite"):
+        median_interval([1.0, float("nan")])
+
+
+def test_visit_ratio_is_the_median_of_per_visit_ratios_and_shrugs_off_one_wild_visit():
+    from ptq.stats import visit_ratio
+
+    rng = np.random.default_rng(0)
+    ref = [list(2e-3 * (1 + rng.exponential(0.05, 50))) for _ in range(6)]
+    cand = [list(1e-3 * (1 + rng.exponential(0.05, 50))) for _ in range(6)]
+    calm = visit_ratio(ref, cand)
+    cand[2] = [2 * x for x in cand[2]]  # one visit where the candidate ran at half speed throughout
+    wild = visit_ratio(ref, cand)
+    assert calm.unit == "visit" and calm.n == 6 and calm.level == pytest.approx(0.96875)
+    assert calm.low <= calm.ratio <= calm.high and calm.ratio == pytest.approx(2.0, rel=0.02)
+    assert wild.ratio == pytest.approx(calm.ratio, rel=0.02) and wild.low == pytest.approx(min(wild.per_placement))
