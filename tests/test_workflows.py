@@ -2,7 +2,9 @@
 run here. "Run here" means: every ``ptq`` command line parses with ptq's own parser, every
 pytest option they pass is registered, and the gate's and the history job's shell steps run as
 written (bash, the fixture run split into shards, a fake ``gh`` recording its calls, a bare
-repository standing in for GitHub's with its ``ptq-history`` branch)."""
+repository standing in for GitHub's with its ``ptq-history`` branch). The jobs live in reusable
+workflows (``reusable-*.yml``, ``on: workflow_call``) that ptq's own workflows call, as a project
+that adopts ptq does: their ``inputs`` take the values ptq's callers pass (else their defaults)."""
 
 from __future__ import annotations
 
@@ -35,21 +37,41 @@ def _load(path: Path) -> dict:
 def _steps():
     for path in WORKFLOWS:
         for job_name, job in _load(path)["jobs"].items():
-            for step in job["steps"]:
+            for step in job.get("steps", []):  # a job that calls a reusable workflow has none
                 yield path.name, job_name, step
+
+
+LOCAL = "./.github/workflows/"
+
+
+def _callers() -> dict[str, tuple[str, dict]]:
+    """Reusable workflow -> (the workflow whose job calls it, that job)."""
+    return {job["uses"].removeprefix(LOCAL): (path.name, job) for path in WORKFLOWS
+            for job in _load(path)["jobs"].values() if job.get("uses", "").startswith(LOCAL)}
+
+
+def _inputs(workflow: str) -> dict[str, str]:
+    """A reusable workflow's inputs as ptq's own caller sets them: its ``with``, else the default."""
+    declared = (_load(ROOT / ".github" / "workflows" / workflow)[True]["workflow_call"] or {}).get("inputs", {})
+    given = _callers()[workflow][1].get("with", {})
+    return {name: str(given.get(name, spec.get("default", ""))) for name, spec in declared.items()}
+
+
+def _resolve(value: object, inputs: dict[str, str]) -> str:
+    return re.sub(r"\$\{\{ inputs\.([\w-]+) \}\}", lambda m: inputs[m[1]], str(value))
 
 
 def _commands(script: str) -> list[list[str]]:
     """The ``ptq`` and ``pytest`` command lines of a step's script, as argv lists (redirections cut).
     An array the script fills (``NAME=(--flag value)``) is expanded as filled, so its options parse too."""
-    arrays = dict(re.findall(r"\b(\w+)=\(([^)]+)\)", script))
+    arrays = dict(re.findall(r"\b(\w+)=\(([^)]+)\)", script))  # one read with ``read -ra`` expands to nothing
     out = []
     for line in script.replace("\\\n", " ").splitlines():
         line = re.sub(r"^\s*(then|else)?\s*", "", line)
         if not re.match(r"(ptq|pytest) ", line):
             continue
         line = re.split(r" (?:>|>>|\|) ", line)[0]
-        line = re.sub(r'"\$\{(\w+)\[@\]\}"', lambda m: arrays[m[1]], line)
+        line = re.sub(r'"\$\{(\w+)\[@\]\}"', lambda m: arrays.get(m[1], ""), line)
         out.append(shlex.split(line))
     return out
 
@@ -57,6 +79,12 @@ def _commands(script: str) -> list[list[str]]:
 def test_there_are_workflows_for_tests_pull_requests_history_baselines_and_the_comment():
     names = {p.name for p in WORKFLOWS}
     assert {"tests.yml", "benchmarks.yml", "history.yml", "baselines.yml", "comment.yml"} <= names
+    # Each of ptq's own calls the reusable workflow a project that adopts ptq calls.
+    assert {k: v[0] for k, v in _callers().items()} == {
+        "reusable-gate.yml": "benchmarks.yml", "reusable-history.yml": "history.yml",
+        "reusable-baselines.yml": "baselines.yml", "reusable-comment.yml": "comment.yml"}
+    for reusable in _callers():
+        assert set(_load(ROOT / ".github" / "workflows" / reusable)[True]) == {"workflow_call"}, reusable
     triggers = {p.name: _load(p)[True] for p in WORKFLOWS}  # YAML 1.1 reads `on` as True
     assert set(triggers["tests.yml"]) == {"push", "pull_request"}
     assert "pull_request" in triggers["benchmarks.yml"] and "workflow_dispatch" in triggers["baselines.yml"]
@@ -69,17 +97,47 @@ def _writes(job: dict) -> set[str]:
     return {scope for scope, level in job.get("permissions", {}).items() if level == "write"}
 
 
+def _jobs(path: Path) -> dict[str, dict]:
+    """A workflow's jobs, and those of the reusable workflows it calls (named caller/job)."""
+    out = {}
+    for name, job in _load(path)["jobs"].items():
+        out[name] = job
+        if job.get("uses", "").startswith(LOCAL):
+            called = _load(ROOT / ".github" / "workflows" / job["uses"].removeprefix(LOCAL))["jobs"]
+            out.update({f"{name}/{inner}": sub for inner, sub in called.items()})
+    return out
+
+
 def test_no_job_a_pull_request_starts_can_write_only_the_comment_poster_can():
     """The gate's verdict never depends on a write token (a fork's pull request has none)."""
     for path in WORKFLOWS:
         if "pull_request" in _load(path)[True]:
-            writing = {name: _writes(job) for name, job in _load(path)["jobs"].items() if _writes(job)}
+            writing = {name: _writes(job) for name, job in _jobs(path).items() if _writes(job)}
             assert writing == {}, f"{path.name}: {writing}"
-    jobs = _load(ROOT / ".github" / "workflows" / "comment.yml")["jobs"]
-    assert {name: _writes(job) for name, job in jobs.items()} == {"post": {"pull-requests"}}
+    jobs = _jobs(ROOT / ".github" / "workflows" / "comment.yml")
+    assert {name: _writes(job) for name, job in jobs.items()} == {"post": {"pull-requests"},
+                                                                   "post/post": {"pull-requests"}}
     # It runs no code of the pull request: no checkout, no install, no ptq, pytest or python.
     assert not any("checkout" in s.get("uses", "") or re.search(r"^\s*(pip|ptq|pytest|python)\b", s.get("run", ""), re.M)
-                   for s in jobs["post"]["steps"])
+                   for s in jobs["post/post"]["steps"])
+
+
+def test_pull_request_runs_are_cancelled_when_a_newer_push_supersedes_them():
+    for path in WORKFLOWS:
+        doc = _load(path)
+        if "pull_request" in doc[True]:
+            assert "github.event.pull_request.number" in doc["concurrency"]["group"], path.name
+            assert doc["concurrency"]["cancel-in-progress"] in (True, "${{ github.event_name == 'pull_request' }}")
+    assert _load(ROOT / ".github" / "workflows" / "history.yml")["concurrency"]["cancel-in-progress"] is False
+
+
+def test_dependabot_keeps_the_pinned_actions_current():
+    path = ROOT / ".github" / "dependabot.yml"
+    [update] = yaml.safe_load(path.read_text())["updates"]
+    assert update["package-ecosystem"] == "github-actions" and update["directory"] == "/"
+    result = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_untrusted_values_reach_scripts_through_env_only():
@@ -102,7 +160,8 @@ def test_workflow_matches_githubs_schema(path):
 
 
 def test_zizmor_finds_nothing_medium_or_high():
-    result = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", "--min-severity", "medium", *map(str, WORKFLOWS)],
+    result = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", "--min-severity", "medium", *map(str, WORKFLOWS),
+                             str(ROOT / ".github" / "dependabot.yml")],
                             capture_output=True, text=True)
     findings = json.loads(result.stdout)
     assert findings == [], json.dumps(findings, indent=1)[:3000]
@@ -112,6 +171,9 @@ def test_actions_pinned_pip_cached_no_xdist_permissions_minimal():
     for path in WORKFLOWS:
         text = path.read_text()
         for ref in re.findall(r"uses:\s*(\S+)(.*)", text):
+            if ref[0].startswith(LOCAL):  # a reusable workflow of the same commit
+                assert (ROOT / ".github" / "workflows" / ref[0].removeprefix(LOCAL)).exists(), ref[0]
+                continue
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref[0]), f"{path.name}: {ref[0]} is not pinned by SHA"
             assert re.match(r"\s*# v\d", ref[1]), f"{path.name}: {ref[0]} has no version comment"
         assert _load(path)["permissions"] == {}, f"{path.name}: top-level permissions must be empty"
@@ -139,9 +201,9 @@ def test_every_ptq_command_in_the_workflows_parses():
 
 def test_the_gate_and_the_history_job_look_up_baselines_alike():
     """Same judges, same fallback to the branch a push to main records baselines on."""
-    gate, record = _job("benchmarks.yml", "gate"), _load(ROOT / ".github" / "workflows" / "history.yml")
-    assert record["env"]["GATE_JUDGES"] == gate["env"]["GATE_JUDGES"]
-    for step in (_step("benchmarks.yml", "gate", "Compare with the baseline"), _step("history.yml", "record", RECORD)):
+    gate, record = _job(GATE, "gate"), _load(ROOT / ".github" / "workflows" / HISTORY)
+    assert _resolve(record["env"]["GATE_JUDGES"], _inputs(HISTORY)) == _resolve(gate["env"]["GATE_JUDGES"], _inputs(GATE))
+    for step in (_step(GATE, "gate", "Compare with the baseline"), _step(HISTORY, "record", RECORD)):
         compares = [c for c in _commands(step["run"]) if c[:2] == ["ptq", "compare"]]
         assert compares, step["name"]
         for c in compares:
@@ -189,13 +251,15 @@ def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, extra
     env, then ``values`` for every expression-valued one (each must be given, so a renamed one
     fails here), and ``extra_env`` (the test's stand-ins). Stops at the first step that fails and
     returns it."""
-    literal = {k: str(v) for k, v in {**_load(ROOT / ".github" / "workflows" / workflow).get("env", {}),
-                                      **_job(workflow, job).get("env", {})}.items()}
+    inputs = _inputs(workflow) if workflow in _callers() else {}
+    literal = {k: _resolve(v, inputs) for k, v in {**_load(ROOT / ".github" / "workflows" / workflow).get("env", {}),
+                                                   **_job(workflow, job).get("env", {})}.items()}
     result = None
     for name in names:
         step = _step(workflow, job, name)
-        env = {**literal, **{k: str(v) for k, v in step.get("env", {}).items() if "${{" not in str(v)}}
-        wanted = {k for k, v in step.get("env", {}).items() if "${{" in str(v)}
+        given = {k: _resolve(v, inputs) for k, v in step.get("env", {}).items()}
+        env = {**literal, **{k: v for k, v in given.items() if "${{" not in v}}
+        wanted = {k for k, v in given.items() if "${{" in v}
         assert wanted <= set(values), f"{name}: give {wanted - set(values)}"
         env.update({k: values[k] for k in wanted})
         base = dict(os.environ, PATH=f"{cwd / 'bin'}:{BIN}:{os.environ['PATH']}", PYTHONPATH=str(ROOT),
@@ -232,6 +296,7 @@ def _workspace(tmp_path: Path, *, baseline: bool) -> Path:
     return tmp_path
 
 
+GATE, HISTORY, BASELINES, COMMENT = "reusable-gate.yml", "reusable-history.yml", "reusable-baselines.yml", "reusable-comment.yml"
 GATE_STEPS = ("Merge shards", "Compare with the baseline", "HTML report")
 COMMENT_VALUES = {"PR": "7", "RUN_URL": "https://github.com/owner/repo/actions/runs/99"}
 
@@ -256,7 +321,7 @@ def _gate_artifact(cwd: Path) -> None:
 
 def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_path):
     cwd = _workspace(tmp_path, baseline=False)
-    result = _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd)
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd)
     assert result.returncode == 0, result.stdout + result.stderr
     merged = json.loads((cwd / "run.json").read_text())
     assert len(merged["benchmarks"]) == len(json.loads(FIXTURE_RUN.read_text())["benchmarks"])
@@ -265,22 +330,22 @@ def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_pa
     summary = (cwd / "summary.md").read_text()
     assert "FAIL: no baseline" in summary and "--ptq-save-baseline" in summary
     assert "stored in results/baselines: none" in summary and "nor under --fallback-root history" in summary
-    first = _job("benchmarks.yml", "gate")["env"]["FIRST_BASELINE"]
+    first = _job(GATE, "gate")["env"]["FIRST_BASELINE"]
     assert summary.rstrip().endswith(first)  # the comment's gate part ends with how to get one
     assert json.loads((cwd / "compare.json").read_text())["outcome"] == "no-baseline"
     assert (cwd / "report.html").read_text().startswith("<!DOCTYPE html>")
-    failed = _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd)
+    failed = _run_steps(GATE, "gate", ("Fail on regression",), cwd)
     assert failed.returncode == 3
     [line] = failed.stdout.splitlines()  # one annotation
     assert line.startswith("::error title=ptq: no baseline::")
-    for said in ("A push to main records one", "refresh baselines workflow (baselines.yml)", "fails here by design"):
+    for said in ("A push to main records one", "run the refresh baselines workflow", "fails here by design"):
         assert said in line, said
 
 
 def test_html_report_step_runs_before_the_first_push_to_main(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
     shutil.rmtree(cwd / "history")  # no ptq-history branch yet
-    result = _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd)
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd)
     assert result.returncode == 0, result.stdout + result.stderr
     html = (cwd / "report.html").read_text()
     assert "FAIL: 1 regression" in html and "digits_cnn-static_int8" in html  # the gate's own comparison
@@ -296,13 +361,13 @@ def _failing_rows(part: str) -> set[tuple[str, str]]:
 
 def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
-    assert _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd).returncode == 0
-    gate = _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd)
+    assert _run_steps(GATE, "gate", GATE_STEPS, cwd).returncode == 0
+    gate = _run_steps(GATE, "gate", ("Fail on regression",), cwd)
     assert gate.returncode == 1 and "::error title=ptq: gate failed::" in gate.stdout
     ab_exit = _latency_stand_in(cwd)
     assert ab_exit == 1
     _gate_artifact(cwd)
-    built = _run_steps("benchmarks.yml", "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
+    built = _run_steps(GATE, "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
                        AB_RESULT="failure", GATE_RESULT="failure")
     assert built.returncode == 0, built.stdout + built.stderr
     comment = (cwd / "comment" / "comment.md").read_text()
@@ -322,10 +387,10 @@ def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
 
 def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
-    assert _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd).returncode == 0
+    assert _run_steps(GATE, "gate", GATE_STEPS, cwd).returncode == 0
     _latency_stand_in(cwd)
     _gate_artifact(cwd)
-    step = _step("benchmarks.yml", "comment", "Build the comment")
+    step = _step(GATE, "comment", "Build the comment")
     assert int(step["env"]["LIMIT"]) < 65536
     script = step["run"]
     env = dict(os.environ, **COMMENT_VALUES, AB_RESULT="failure", GATE_RESULT="failure", LIMIT="3000")
@@ -337,7 +402,7 @@ def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
 
 def test_a_job_that_stopped_before_judging_is_said_in_the_comment(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
-    result = _run_steps("benchmarks.yml", "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
+    result = _run_steps(GATE, "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
                         AB_RESULT="cancelled", GATE_RESULT="skipped")
     assert result.returncode == 0, result.stderr
     comment = (cwd / "comment" / "comment.md").read_text()
@@ -359,7 +424,7 @@ def test_comment_workflow_posts_or_updates_the_one_comment(tmp_path, existing):
     (tmp_path / "bin").mkdir()
     log = _fake_gh(tmp_path / "bin", existing)
     _artifact(tmp_path, "7\n")
-    result = _run_steps("comment.yml", "post", POST, tmp_path, **POST_VALUES)
+    result = _run_steps(COMMENT, "post", POST, tmp_path, **POST_VALUES)
     assert result.returncode == 0, result.stdout + result.stderr
     calls = log.read_text().splitlines()
     assert calls[0] == "api repos/owner/repo/pulls/7 --jq .head.sha"
@@ -373,7 +438,7 @@ def test_comment_workflow_refuses_a_pull_request_number_that_is_not_an_integer(t
     (tmp_path / "bin").mkdir()
     log = _fake_gh(tmp_path / "bin")
     _artifact(tmp_path, pr)
-    result = _run_steps("comment.yml", "post", POST, tmp_path, **POST_VALUES)
+    result = _run_steps(COMMENT, "post", POST, tmp_path, **POST_VALUES)
     assert result.returncode == 1 and "pull-request number is not an integer; nothing posted" in result.stdout
     assert not log.exists() and not (tmp_path / "pwned").exists()
 
@@ -382,31 +447,34 @@ def test_comment_workflow_posts_nothing_where_the_pull_requests_head_is_another_
     (tmp_path / "bin").mkdir()
     log = _fake_gh(tmp_path / "bin", head="deadbeef")  # pushed since, or a forged number
     _artifact(tmp_path, "8\n")
-    result = _run_steps("comment.yml", "post", POST, tmp_path, **POST_VALUES)
+    result = _run_steps(COMMENT, "post", POST, tmp_path, **POST_VALUES)
     assert result.returncode == 0 and "::warning title=ptq comment::pull request 8's head is deadbeef" in result.stdout
     assert log.read_text().splitlines() == ["api repos/owner/repo/pulls/8 --jq .head.sha"]
 
 
 def test_latency_job_uploads_the_markdown_the_comment_includes():
-    uploads = [s for s in _job("benchmarks.yml", "latency-ab")["steps"] if "upload-artifact" in s.get("uses", "")]
+    uploads = [s for s in _job(GATE, "latency-ab")["steps"] if "upload-artifact" in s.get("uses", "")]
     [upload] = uploads
     assert upload["with"]["name"] == "ptq-ab" and upload["with"]["path"] == "ab.md" and upload["if"] == "always()"
-    assert "ptq-ab/ab.md" in _step("benchmarks.yml", "comment", "Build the comment")["run"]
-    assert set(_job("benchmarks.yml", "comment")["needs"]) == {"gate", "latency-ab"}
+    assert "ptq-ab/ab.md" in _step(GATE, "comment", "Build the comment")["run"]
+    assert set(_job(GATE, "comment")["needs"]) == {"gate", "latency-ab"}
 
 
 def test_baselines_are_recorded_in_the_shards_pull_requests_run():
     # A quantize step's memory depends on which cases ran before it in the process.
-    shards = {p.name: _load(p).get("env", {}).get("SHARDS") for p in WORKFLOWS}
-    assert shards["baselines.yml"] == shards["history.yml"] == shards["benchmarks.yml"] is not None
-    assert '--ptq-shard="$SHARD/$SHARDS"' in _step("baselines.yml", "refresh",
-                                                   "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")["run"]
-    # history.yml: the same shards one after another on one runner, merged as the gate merges them.
-    [loop] = _commands(_step("history.yml", "record", "Benchmarks, shard after shard")["run"])
-    [gate] = _commands(_step("benchmarks.yml", "bench", "Benchmarks (one shard)")["run"])
-    assert loop == gate
-    assert [c[:2] for c in _commands(_step("history.yml", "record", "Merge shards")["run"])] == [["ptq", "merge"]]
-    names = [s.get("name") for s in _job("history.yml", "record")["steps"]]
+    shards = {w: (_inputs(w)["shards"], _load(ROOT / ".github" / "workflows" / w)["env"]["SHARDS"])
+              for w in (GATE, HISTORY, BASELINES)}
+    assert len(set(shards.values())) == 1 and shards[GATE] == ("2", "${{ inputs.shards }}")
+    # The same shards one after another on one runner (history, baselines), merged as the gate merges them,
+    # with the same selection and options as the pull request's.
+    [loop] = _commands(_step(HISTORY, "record", "Benchmarks, shard after shard")["run"])
+    [gate] = _commands(_step(GATE, "bench", "Benchmarks (one shard)")["run"])
+    [save] = _commands(_step(BASELINES, "refresh", "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")["run"])
+    assert loop == gate == [a for a in save if a != "--ptq-save-baseline"] and '--ptq-shard=$SHARD/$SHARDS' in gate
+    for option in ("--ptq-matrix=$MATRIX", "--ptq-models=$MODELS", "--ptq-recipes=$RECIPES"):
+        assert option in gate
+    assert [c[:2] for c in _commands(_step(HISTORY, "record", "Merge shards")["run"])] == [["ptq", "merge"]]
+    names = [s.get("name") for s in _job(HISTORY, "record")["steps"]]
     assert names[-5:] == ["Benchmarks, shard after shard", *HISTORY_STEPS]
 
 
@@ -460,8 +528,8 @@ def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, mai
         (cwd / "results" / "baselines").mkdir(parents=True)
         shutil.copy(main_baseline, cwd / "results" / "baselines" / main_baseline.name)
     remote, git_env = _remote(tmp_path, branch)
-    recorded = _run_steps("history.yml", "record", HISTORY_STEPS[:3], cwd, git_env, **HISTORY_VALUES)
-    assert recorded.returncode != 0 or _run_steps("history.yml", "record", HISTORY_STEPS[3:], cwd, git_env,
+    recorded = _run_steps(HISTORY, "record", HISTORY_STEPS[:3], cwd, git_env, **HISTORY_VALUES)
+    assert recorded.returncode != 0 or _run_steps(HISTORY, "record", HISTORY_STEPS[3:], cwd, git_env,
                                                   **HISTORY_VALUES).returncode == 0
     return cwd, remote, recorded
 
@@ -481,11 +549,11 @@ def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_requ
     pr = _workspace(tmp_path / "pr", baseline=False)
     shutil.rmtree(pr / "history")
     _git("clone", "--branch", "ptq-history", f"file://{remote}", pr / "history")
-    assert _run_steps("benchmarks.yml", "gate", GATE_STEPS, pr).returncode == 0
+    assert _run_steps(GATE, "gate", GATE_STEPS, pr).returncode == 0
     judged = json.loads((pr / "compare.json").read_text())
     assert judged["baseline"] == f"history/results/baselines/{FINGERPRINT}.json"
     assert judged["outcome"] == "fail" and judged["summary"].startswith("FAIL: 1 regression")
-    assert _run_steps("benchmarks.yml", "gate", ("Fail on regression",), pr).returncode == 1
+    assert _run_steps(GATE, "gate", ("Fail on regression",), pr).returncode == 1
 
 
 def test_the_first_push_to_main_creates_the_branch_with_the_run_and_its_baseline(tmp_path):
@@ -532,7 +600,7 @@ def _gate_with_branch_baseline(tmp_path: Path, baseline: Path, name: str, *, on_
     if on_main is not None:
         (cwd / "results" / "baselines").mkdir(parents=True)
         shutil.copy(on_main, cwd / "results" / "baselines" / f"{FINGERPRINT}.json")
-    result = _run_steps("benchmarks.yml", "gate", GATE_STEPS, cwd)
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd)
     assert result.returncode == 0, result.stdout + result.stderr
     return cwd
 
@@ -543,7 +611,7 @@ def test_the_gate_judges_by_the_baseline_a_push_to_main_recorded(tmp_path, basel
     cwd = _gate_with_branch_baseline(tmp_path, RUNS / baseline, f"{FINGERPRINT}.json")
     judged = json.loads((cwd / "compare.json").read_text())
     assert judged["baseline"] == f"history/results/baselines/{FINGERPRINT}.json" and judged["exit_code"] == exit_code
-    assert _run_steps("benchmarks.yml", "gate", ("Fail on regression",), cwd).returncode == exit_code
+    assert _run_steps(GATE, "gate", ("Fail on regression",), cwd).returncode == exit_code
     assert judged["summary"] in (cwd / "report.html").read_text()  # the report's comparison is the gate's
     assert "No baseline" not in (cwd / "compare.md").read_text()
 
