@@ -1,13 +1,24 @@
-"""ptq: a post-training-quantization benchmark regression suite for PyTorch."""
+"""ptq: a post-training-quantization benchmark regression suite for PyTorch.
+
+The public names below load on first use (PEP 562), so ``import ptq`` and the commands that
+only read result files (``ptq --help``, ``compare``, ``report``, ``merge``) do not import torch.
+"""
 
 from __future__ import annotations
 
-from ptq.errors import NotApplicable, PtqError, RecipeFailed, UserError
-from ptq.models import Built, ModelEntry, TensorData, get_model, list_models, register_model
-from ptq.recipes import Recipe, apply_recipe, get_recipe, list_recipes, register_handler, register_recipe
-from ptq.serialize import Loaded, load, save
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    **dict.fromkeys(["NotApplicable", "PtqError", "RecipeFailed", "UserError"], "ptq.errors"),
+    **dict.fromkeys(["Built", "ModelEntry", "TensorData", "get_model", "list_models", "register_model"], "ptq.models"),
+    **dict.fromkeys(["Recipe", "apply_recipe", "get_recipe", "list_recipes", "register_handler", "register_recipe"],
+                    "ptq.recipes"),
+    **dict.fromkeys(["Loaded", "load", "save"], "ptq.serialize"),
+}
 
 __all__ = [
     "Built",
@@ -31,3 +42,22 @@ __all__ = [
     "register_recipe",
     "save",
 ]
+
+if TYPE_CHECKING:
+    from ptq.errors import NotApplicable, PtqError, RecipeFailed, UserError
+    from ptq.models import Built, ModelEntry, TensorData, get_model, list_models, register_model
+    from ptq.recipes import Recipe, apply_recipe, get_recipe, list_recipes, register_handler, register_recipe
+    from ptq.serialize import Loaded, load, save
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ptq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

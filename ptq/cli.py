@@ -68,7 +68,10 @@ def _load_command_modules() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     _load_command_modules()
+    from ptq import __version__
+
     parser = argparse.ArgumentParser(prog="ptq", description="Post-training-quantization benchmark regression suite.")
+    parser.add_argument("--version", action="version", version=f"ptq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (configure, _fn) in COMMANDS.items():
         configure(sub.add_parser(name))

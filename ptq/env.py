@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-import torch
-
 __all__ = ["FINGERPRINT_KEYS", "KEYS", "NUMERICS_KEYS", "TIMING_KEYS", "cpu_info", "differing_keys", "environment",
            "fingerprint", "key_hash", "package_version"]
 
@@ -70,9 +68,14 @@ def cpu_info() -> dict[str, Any]:
     return {"cpu_model": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
 
 
-#: torch's own default thread count (its physical cores, or OMP_NUM_THREADS), read at import,
-#: before anything calls ``torch.set_num_threads``.
-TORCH_DEFAULT_THREADS = torch.get_num_threads()
+@lru_cache(maxsize=1)
+def torch_default_threads() -> int:
+    """torch's own default thread count (its physical cores, or OMP_NUM_THREADS), read once, on
+    first use: the pytest plugin asks before anything calls ``torch.set_num_threads``. torch is
+    imported here, not at module level, so commands that only read results stay fast."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def benchmark_threads() -> int:
@@ -83,11 +86,13 @@ def benchmark_threads() -> int:
     spread of a case's fastest calls was 2-5% at 2 threads and 0.3-1.7% at 1 thread (micro
     cases, 0.25 s windows, ``ptq gate-quality``), and a 5% gate cannot stand on 5% noise.
     """
-    return max(1, TORCH_DEFAULT_THREADS - 1)
+    return max(1, torch_default_threads() - 1)
 
 
 def environment(threads: int | None = None) -> dict[str, Any]:
     """Everything recorded with a run: CPU, threads, OS, Python and the stack's versions."""
+    import torch
+
     return {
         **cpu_info(),
         "logical_cpus": os.cpu_count(),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ptq.defaults import DEFAULT_PAIR_TIME
 from ptq.gate import DEFAULT_LOCATION, location
 from ptq.placement import DEFAULT_PLACEMENTS, place
 from ptq.probes import register_probe
@@ -35,10 +36,8 @@ if TYPE_CHECKING:
     from ptq.results import CaseResult
     from ptq.runner import PreparedCase, RunOptions
 
-__all__ = ["SpeedupVisits", "interleaved_speedup", "placement_speedup"]
+__all__ = ["DEFAULT_PAIR_TIME", "SpeedupVisits", "interleaved_speedup", "placement_speedup"]
 
-#: Seconds of interleaved pairs per case (``--ptq-pair-time``).
-DEFAULT_PAIR_TIME = 1.5
 MIN_PAIRS = 5
 MAX_PAIRS = 400
 

@@ -45,3 +45,24 @@ def test_a_command_registered_twice_is_an_error_naming_both_modules():
     with pytest.raises(PtqError, match=r"command 'list' is registered twice \(ptq\.cli and (tests\.)?test_cli\)"):
         command("list", lambda p: None)(other)
     assert COMMANDS["list"][1] is not other
+
+
+def test_the_command_line_and_the_package_load_without_torch():
+    """``ptq --help``, ``compare``, ``report`` and ``merge`` read result files: importing torch
+    (seconds) for them was the issue; the check runs in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ptq, ptq.cli; ptq.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_package_exports_load_on_first_use():
+    import ptq
+
+    assert sorted(ptq._EXPORTS) == sorted(set(ptq.__all__) - {"__version__"})
+    assert ptq.get_model("micro_conv_16").name == "micro_conv_16" and callable(ptq.load)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ptq.nope  # noqa: B018

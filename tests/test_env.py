@@ -20,7 +20,7 @@ def test_benchmark_threads_leave_one_core_spare(monkeypatch):
     import ptq.env
 
     for torch_default, expected in ((1, 1), (2, 1), (8, 7)):
-        monkeypatch.setattr(ptq.env, "TORCH_DEFAULT_THREADS", torch_default)
+        monkeypatch.setattr(ptq.env, "torch_default_threads", lambda n=torch_default: n)
         assert ptq.env.benchmark_threads() == expected
 
 
@@ -36,7 +36,7 @@ def _ptq_env(capsys, *args: str) -> dict:
 def test_ptq_env_defaults_to_the_threads_a_benchmark_run_uses(monkeypatch, capsys):
     import ptq.env
 
-    monkeypatch.setattr(ptq.env, "TORCH_DEFAULT_THREADS", 8)  # a run would use 7; this process may use 8
+    monkeypatch.setattr(ptq.env, "torch_default_threads", lambda: 8)  # a run would use 7; this process may use 8
     out = _ptq_env(capsys)
     assert out["threads"] == 7
     assert out["fingerprint"] == fingerprint(environment(7)) != fingerprint(environment(8))

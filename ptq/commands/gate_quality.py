@@ -13,11 +13,11 @@ import sys
 import time
 
 from ptq.cli import command
+from ptq.defaults import DEFAULT_PAIR_TIME
 from ptq.duet import DuetPlan
 from ptq.errors import UserError
 from ptq.gate import LOCATIONS
 from ptq.judges import DEFAULTS
-from ptq.speedup import DEFAULT_PAIR_TIME
 
 TARGET_FALSE = 0.01
 TARGET_DETECT = 0.95
