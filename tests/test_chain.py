@@ -1,0 +1,109 @@
+"""The chained history: summaries, their storage, and the trend's math, on synthetic ratios (no timing)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from gate_fixtures import bench, run, samples
+
+from ptq.chain import SCHEMA_VERSION, CommitSummary, Link, link, load_chain, save_summary, summarize, trend
+from ptq.errors import UserError
+from ptq.runs import parse_run
+
+
+def _link(ratio: float, half: float = 0.01, n: int = 6) -> Link:
+    """A link whose interval is ``ratio`` x exp(+-half) (symmetric on the log scale, as a t interval is)."""
+    return Link(ratio, ratio * math.exp(-half), ratio * math.exp(half), n, 0.5, "OK", 1.0)
+
+
+def _chain(ratios: list[float], half: float = 0.01) -> list[CommitSummary]:
+    return [CommitSummary(f"c{k}", f"c{k - 1}", f"2000-01-01T00:{k:02d}:00Z", {"m-fp32": _link(r, half)})
+            for k, r in enumerate(ratios, start=1)]
+
+
+def test_the_trend_is_the_running_product_with_summed_log_variances():
+    ratios = [1.0, 1.01, 0.99, 1.05, 1.0]
+    points = trend(_chain(ratios, half=0.02), "m-fp32")
+    assert [p.level for p in points] == pytest.approx(list(math.prod(ratios[:k + 1]) for k in range(len(ratios))))
+    for k, p in enumerate(points, start=1):  # half-widths add in quadrature: sqrt(k) x one link's
+        assert math.log(p.high / p.level) == pytest.approx(0.02 * math.sqrt(k))
+        assert math.log(p.level / p.low) == pytest.approx(0.02 * math.sqrt(k))
+    assert points[0].low == pytest.approx(points[0].link.low) and points[0].high == pytest.approx(points[0].link.high)
+
+
+def test_a_step_is_a_link_whose_interval_excludes_one_by_more_than_the_minimum():
+    ratios = [1.0, 0.998, 1.003, 1.0, 1.05, 1.0, 1.004, 0.997]
+    points = trend(_chain(ratios, half=0.01), "m-fp32")
+    assert [p.commit for p in points if p.step] == ["c5"]
+    assert trend(_chain([1.05], half=0.08), "m-fp32")[0].step is False  # interval straddles 1: not shown as a step
+    assert trend(_chain([1.012], half=0.005), "m-fp32")[0].step is False  # significant, but under 2%: a placement's
+    assert trend(_chain([0.95], half=0.01), "m-fp32")[0].step is True  # an improvement is a step too
+
+
+def test_a_commit_without_the_case_keeps_the_level_and_a_missing_parent_is_a_gap():
+    chain = _chain([1.1, 1.0, 1.0])
+    chain[1] = CommitSummary("c2", "c1", chain[1].time, {})
+    chain[2] = CommitSummary("c3", "c1b", chain[2].time, chain[2].links)  # parent c1b never measured
+    points = trend(chain, "m-fp32")
+    assert [p.link is None for p in points] == [False, True, False] and points[1].level == pytest.approx(1.1)
+    assert [p.gap for p in points] == [False, False, True]
+
+
+def test_link_judges_paired_placements_as_ptq_ab_does():
+    parent = [samples(1e-3 * f, n=40, seed=k, sigma=0.005) for k, f in enumerate([1.0, 1.01, 0.99, 1.0])]
+    commit = [samples(1.1e-3 * f, n=40, seed=10 + k, sigma=0.005) for k, f in enumerate([1.0, 1.01, 0.99, 1.0])]
+    lk = link(parent, commit)
+    assert lk.n == 4 and lk.low < lk.ratio < lk.high and lk.ratio == pytest.approx(1.1, rel=0.02)
+    assert lk.verdict == "REGRESSION" and lk.is_step() and lk.ms == pytest.approx(1.1, rel=0.05)
+
+
+def _side(median: float) -> dict:
+    blocks = [samples(median, n=30, seed=k, sigma=0.005) for k in range(3)]
+    return run(bench("m-int8", [x for b in blocks for x in b], ab_placement_sizes=[30] * 3),
+               bench("m-fp32", samples(median, n=30)))  # m-fp32: sessions only, no placements
+
+
+def test_summaries_round_trip_compactly_and_load_in_order(tmp_path):
+    s = summarize(parse_run(_side(1e-3), "a"), parse_run(_side(1.2e-3), "b"), commit="bbb", parent="aaa",
+                  time="2000-01-02T00:00:00Z")
+    assert set(s.links) == {"m-int8"} and "m-fp32: no paired placements" in s.notes[0]
+    path = save_summary(s, tmp_path)
+    data = json.loads(path.read_text())
+    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and "data" not in path.read_text()
+    assert path.stat().st_size < 2000  # a summary, not the samples
+    older = CommitSummary("aaa", "zzz", "2000-01-01T00:00:00Z", {"m-int8": _link(1.0)})
+    save_summary(older, tmp_path)
+    loaded = load_chain(tmp_path)
+    assert [c.commit for c in loaded] == ["aaa", "bbb"]
+    assert loaded[1].links["m-int8"].ratio == pytest.approx(s.links["m-int8"].ratio, rel=1e-5)
+
+
+def test_bad_chain_input_is_one_error_naming_the_file_and_the_fix(tmp_path):
+    with pytest.raises(UserError, match="holds no chain summary; add one with `ptq chain append`"):
+        load_chain(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps({"schema": "ptq.chain", "version": 99}))
+    with pytest.raises(UserError, match=r"x\.json: chain summary version 99"):
+        load_chain(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps({"schema": "ptq.chain", "version": SCHEMA_VERSION, "cases": {}}))
+    with pytest.raises(UserError, match=r"x\.json: damaged chain summary \(KeyError"):
+        load_chain(tmp_path)
+    with pytest.raises(UserError, match=r"no case was timed over paired placements.*-a\.json and -b\.json"):
+        summarize(parse_run(run(bench("m-fp32", samples(1e-3))), "a"), parse_run(run(bench("m-fp32", samples(1e-3))), "b"),
+                  commit="b", parent="a", time="t")
+
+
+def test_the_command_appends_and_shows_the_chain(tmp_path, capsys):
+    from ptq.cli import main
+
+    for name, median in (("a", 1e-3), ("b", 1.2e-3)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(_side(median)))
+    chain = tmp_path / "chain"
+    assert main(["chain", "append", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--commit", "b" * 40,
+                 "--parent", "a" * 40, "--time", "2000-01-01T00:00:00Z", "-d", str(chain)]) == 0
+    assert main(["chain", "show", str(chain), "-o", str(tmp_path / "chain.html")]) == 0
+    out = capsys.readouterr().out
+    [row] = [line for line in out.splitlines() if line.startswith("m-int8")]
+    assert "bbbbbbbbbbbb" in row and "STEP" in row and "regression" in row
+    assert "<svg" in (tmp_path / "chain.html").read_text()
