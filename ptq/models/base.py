@@ -104,7 +104,7 @@ class ModelEntry:
         if missing:
             raise NotApplicable(
                 f"model {self.name!r} needs {', '.join(missing)}; install them "
-                "(pip install 'ptq[all]')"
+                "(pip install 'pytest-ptq[all]')"
             )
         built = self.build_fn(weights=weights)
         built.model.eval()
