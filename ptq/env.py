@@ -104,6 +104,9 @@ def environment(threads: int | None = None) -> dict[str, Any]:
         "torchao": package_version("torchao"),
         "transformers": package_version("transformers"),
         "onnxruntime": package_version("onnxruntime"),
+        # Recorded, not in the keys: adding a key would make every stored baseline incomparable.
+        "openvino": package_version("openvino"),
+        "nncf": package_version("nncf"),
         "numpy": package_version("numpy"),
         "device": "cpu",
         "quantized_engine": torch.backends.quantized.engine,

@@ -186,6 +186,38 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: C
     return f'<div class="models wide">{"".join(cards)}</div>'
 
 
+def _pick_cell(pick: dict | None) -> str:
+    if not pick:
+        return DASH
+    return (f"{escape(pick['recipe'])} <b>{fmt(pick['median_ms'])}</b> ms <small>{pick['vs_best']:.2f}x"
+            f"{', ' + escape(pick['drift']) if pick.get('drift') else ''}</small>")
+
+
+def _fastest(runs: Sequence[Run]) -> str:
+    """The latest run's fastest in-tolerance case per model and stack (``ptq.fastest``)."""
+    summaries = runs[-1].data.get("ptq", {}).get("fastest")
+    if not summaries:
+        return '<p class="none">The latest run records no fastest-path summary (a run before it was added, or no case in tolerance).</p>'
+    cards = []
+    for s in summaries:
+        rows = "".join(
+            f"<tr><td>{escape(st['stack'])}</td><td>{_pick_cell(st['fastest'])}</td><td>{_pick_cell(st['fp32'])}</td>"
+            f"<td>{_pick_cell(st['int8'])}</td><td><small>"
+            + escape(", ".join(f"{op['op']} {op['share']:.0%}" for op in st.get("limits") or ()) or DASH)
+            + "</small></td></tr>"
+            for st in s["stacks"]
+        )
+        versus = s.get("torch_int8_vs_peer")
+        note = (f"torch's fastest int8 ({escape(versus['torch_int8'])}) takes {versus['ratio']:.2f}x the time of the fastest peer "
+                f"({escape(versus['peer'])})") if versus else "no torch int8 and peer pair in tolerance"
+        cards.append(
+            f'<div class="card"><h3>{escape(s["model"])}</h3><div class="sub">fastest overall: {escape(s["best"]["case"])}; '
+            f"{note}; x: median over the fastest</div><table><tr><th>stack</th><th>fastest in tolerance</th><th>best fp32</th>"
+            f"<th>best int8</th><th>top ops by self time</th></tr>{rows}</table></div>"
+        )
+    return f'<div class="models wide">{"".join(cards)}</div>'
+
+
 def _scatters(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
     """Latest run, one point per quantized case; fp32 (no drift by definition) is the dashed line."""
     latest, lat_m, drift_m = runs[-1], METRICS["latency"], METRICS["drift"]
@@ -298,6 +330,7 @@ def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Confi
     sections = [
         ("summary", "Latest change", _summary(runs, comparison)),
         ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models, config)),
+        ("fastest", "Fastest in-tolerance path per model and stack", _fastest(runs)),
         ("tradeoff", "Latency vs drift per model (which recipe is worth it)", _scatters(runs, models)),
         ("trends", "Trends per case",
          legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _case_cards(runs, models, config)),

@@ -74,6 +74,8 @@ def serialized_bytes(prepared: PreparedCase) -> tuple[int | None, str]:
     form = prepared.quantized.notes.get("deploy")
     if form in UNSIZED_FORMS:
         return None, f"not measured: {UNSIZED_FORMS[form]}"
+    if "serialized_bytes" in prepared.quantized.notes:  # a peer runtime's own file (OpenVINO IR)
+        return int(prepared.quantized.notes["serialized_bytes"]), str(prepared.quantized.notes["size_method"])
     if "onnx_bytes" in prepared.quantized.notes:
         return int(prepared.quantized.notes["onnx_bytes"]), "size of the ONNX file onnxruntime loads"
     if isinstance(prepared.model, torch.jit.ScriptModule):

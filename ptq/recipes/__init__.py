@@ -11,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, handler_for, register_handler
+from ptq.recipes.bf16 import Bfloat16
 from ptq.recipes.deploy import Deployed
 from ptq.recipes.onnx_runtime import OnnxRuntime
+from ptq.recipes.openvino import OpenVino
 from ptq.recipes.pt2e import Pt2eInt8
 from ptq.recipes.torch_ao import DynamicQuant, Float32, StaticInt8
 from ptq.recipes.torchao_recipes import TorchaoRecipe
 from ptq.registry import Registry
 
 __all__ = [
+    "Bfloat16",
     "Deployed",
     "DynamicQuant",
     "Float32",
     "OnnxRuntime",
+    "OpenVino",
     "Pt2eInt8",
     "Quantized",
     "Recipe",
@@ -95,9 +99,15 @@ for _recipe in (
     OnnxRuntime("ort_fp32", description="ONNX export run by onnxruntime, fp32"),
     OnnxRuntime("ort_static_int8", quantization="static", description="onnxruntime static int8, QDQ, per-channel, same calib data"),
     OnnxRuntime("ort_dynamic_int8", quantization="dynamic", description="onnxruntime dynamic int8 weights, per-channel"),
+    # OpenVINO, the second peer: converted from the same model, NNCF int8 on the same calibration data.
+    OpenVino("ov_fp32", description="ov.convert_model run by OpenVINO's CPU plugin, f32 inference precision"),
+    OpenVino("ov_int8", quantization="static", description="NNCF post-training int8 (default preset), same calib data, OpenVINO CPU"),
+    # bfloat16 weights and activations; skipped on CPUs without native bf16 (AVX512-BF16, AMX).
+    Bfloat16("bf16", description="model.to(bfloat16), float32 at the boundary"),
     # torch.compile forms: tens of seconds of compilation per model on 2 cores, so only in
     # the ``deploy`` matrix (ptq.matrix), never in ``default``.
     Deployed("fp32_compile", base=REFERENCE, form="compile", description="fp32, torch.compile (inductor, freezing)"),
+    Deployed("bf16_compile", base="bf16", form="compile", description="bfloat16, torch.compile (inductor, freezing)"),
     Deployed("ao_int8_dynamic_compile", base="ao_int8_dynamic", form="compile", description="torchao int8 dynamic, torch.compile"),
     Pt2eInt8("pt2e_static_int8", description="PT2E static int8, X86InductorQuantizer, torch.compile (freezing)"),
 ):

@@ -35,6 +35,11 @@ class Recipe:
         """False for float forms (eager, compiled, exported fp32): they need quantize no layer."""
         return True
 
+    def precision(self) -> str:
+        """The arithmetic the recipe's weighted layers run in (``fp32``, ``int8``, ``bf16``...), so
+        summaries can pick the fastest case of one precision."""
+        return "int8" if self.quantizes() else "fp32"
+
     def to_dict(self) -> dict[str, Any]:
         """``{_type, _version, _data}``, the shape torchao uses to serialise configs."""
         data = asdict(self)

@@ -18,6 +18,7 @@ from torch import nn
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, register_handler
+from ptq.recipes.peer import first_line, peer_runtime
 
 __all__ = ["DEPLOY_FORMS", "Deployed", "NoGradCall", "compile_model", "deployment_form"]
 
@@ -53,6 +54,11 @@ class Deployed(Recipe):
         from ptq.recipes import get_recipe
 
         return get_recipe(self.base).quantizes()
+
+    def precision(self) -> str:
+        from ptq.recipes import get_recipe
+
+        return get_recipe(self.base).precision()
 
 
 def deployment_form(quantized: Quantized) -> str:
@@ -120,8 +126,9 @@ def _deployed(recipe: Deployed, model: nn.Module, built: Built, entry: ModelEntr
     inner = apply_recipe(base, entry, built)
     if "deploy" in inner.notes:
         raise NotApplicable(f"recipe {recipe.base!r} already deploys as {inner.notes['deploy']}")
-    if inner.stack.startswith("onnxruntime"):
-        raise NotApplicable(f"recipe {recipe.base!r} runs in ONNX Runtime, not in PyTorch; {recipe.form} does not apply")
+    runtime = peer_runtime(inner.stack)
+    if runtime is not None:
+        raise NotApplicable(f"recipe {recipe.base!r} runs in {runtime}, not in PyTorch; {recipe.form} does not apply")
     inputs = entry.example_inputs(built)
     if recipe.form == "compile":  # a compile error is a failure of the case, never a skip
         deployed, seconds = compile_model(inner.model, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
@@ -129,8 +136,9 @@ def _deployed(recipe: Deployed, model: nn.Module, built: Built, entry: ModelEntr
         try:
             deployed, seconds = _jit(inner.model, inputs, recipe.form, recipe.warmup_calls)
         except Exception as exc:  # tracing limits belong to the model x base pair: say which
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise NotApplicable(f"{DEPLOY_FORMS[recipe.form]} failed on {recipe.base!r} ({type(exc).__name__}: {first})") from exc
+            raise NotApplicable(
+                f"{DEPLOY_FORMS[recipe.form]} failed on {recipe.base!r} ({type(exc).__name__}: {first_line(exc)})"
+            ) from exc
     notes = {
         **inner.notes,
         "base": recipe.base,

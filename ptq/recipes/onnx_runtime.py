@@ -1,15 +1,12 @@
 """ONNX Runtime as the peer: the same model exported to ONNX and run by onnxruntime, in fp32
 and quantized by onnxruntime's own static (QDQ) and dynamic quantization.
 
-The handler returns an ``nn.Module`` that calls an ``InferenceSession``, so the suite times,
-warms up and probes it exactly as it does a PyTorch model; only the tensor <-> numpy copies
-at the boundary are added to its latency (microseconds, and paid by any real deployment too).
+The handler returns an ``nn.Module`` that calls an ``InferenceSession`` (``ptq.recipes.peer``,
+shared with OpenVINO), so the suite times, warms up and probes it as it does a PyTorch model.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ from torch import nn
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.recipes.peer import PeerModule, calib_inputs, first_line, peer_result, require
 
 __all__ = ["OnnxRuntime", "OrtModule", "count_onnx_layers"]
 
@@ -59,18 +57,13 @@ class OnnxRuntime(Recipe):
         return self.quantization != "none"
 
 
-class OrtModule(nn.Module):
+class OrtModule(PeerModule):
     """Calls an onnxruntime session with torch tensors; returns torch tensors."""
 
     def __init__(self, session: Any) -> None:
-        super().__init__()
-        self.session = session
         self.input_names = [i.name for i in session.get_inputs()]
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        feeds = {name: t.detach().cpu().numpy() for name, t in zip(self.input_names, inputs, strict=True)}
-        outputs = [torch.from_numpy(o) for o in self.session.run(None, feeds)]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        super().__init__(lambda arrays: session.run(None, dict(zip(self.input_names, arrays, strict=True))))
+        self.session = session
 
 
 def count_onnx_layers(model: Any) -> tuple[int, int]:
@@ -104,8 +97,9 @@ def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, reci
                 dynamo=recipe.exporter == "dynamo", **({"verbose": False} if recipe.exporter == "dynamo" else {}),
             )
     except Exception as exc:  # export limits belong to the model: name the op that stopped it
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise NotApplicable(f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({type(exc).__name__}: {first})") from exc
+        raise NotApplicable(
+            f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
 
 
 
@@ -113,16 +107,13 @@ def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, reci
 class _CalibReader:
     """onnxruntime's CalibrationDataReader over the model's ``calib`` split."""
 
-    def __init__(self, recipe: OnnxRuntime, built: Built, entry: ModelEntry, names: list[str]) -> None:
-        self._batches = iter(range(recipe.calib_batches))
-        self._split, self._size, self._built, self._names = recipe.calib_split, recipe.calib_batch_size, built, names
+    def __init__(self, recipe: OnnxRuntime, built: Built, names: list[str]) -> None:
+        self._batches = calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)
+        self._names = names
 
     def get_next(self) -> dict[str, Any] | None:
-        i = next(self._batches, None)
-        if i is None:
-            return None
-        inputs = self._built.data.batch(self._split, i, self._size).inputs
-        return {n: t.numpy() for n, t in zip(self._names, inputs, strict=True)}
+        inputs = next(self._batches, None)
+        return None if inputs is None else {n: t.numpy() for n, t in zip(self._names, inputs, strict=True)}
 
 
 def _session(path: Path) -> Any:
@@ -143,9 +134,7 @@ def _session(path: Path) -> Any:
 
 @register_handler(OnnxRuntime)
 def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
-    missing = [m for m in ("onnx", "onnxruntime") + (("onnxscript",) if recipe.exporter == "dynamo" else ()) if importlib.util.find_spec(m) is None]
-    if missing:
-        raise NotApplicable(f"recipe {recipe.name!r} needs {', '.join(missing)}; pip install 'ptq[onnx]'")
+    require(recipe.name, ("onnx", "onnxruntime") + (("onnxscript",) if recipe.exporter == "dynamo" else ()), "onnx")
     import onnx
     from onnxruntime import quantization as oq
 
@@ -159,7 +148,7 @@ def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: Mo
             names = [i.name for i in onnx.load(str(fp32_path)).graph.input]
             if recipe.quantization == "static":
                 oq.quantize_static(
-                    str(fp32_path), str(path), _CalibReader(recipe, built, entry, names),
+                    str(fp32_path), str(path), _CalibReader(recipe, built, names),
                     quant_format=oq.QuantFormat.QDQ, per_channel=recipe.per_channel,
                     activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8,
                 )
@@ -172,11 +161,4 @@ def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: Mo
         notes["onnx_bytes"] = path.stat().st_size
         session = _session(path)
     notes["intra_op_threads"] = torch.get_num_threads()
-    return Quantized(
-        OrtModule(session),
-        stack=f"onnxruntime=={importlib.metadata.version('onnxruntime')}",
-        engine="CPUExecutionProvider",
-        quantized_layers=q,
-        float_layers=f,
-        notes=notes,
-    )
+    return peer_result(OrtModule(session), "onnxruntime", "CPUExecutionProvider", (q, f), notes)

@@ -8,6 +8,11 @@ Known issue (torch 2.14.1 + torchao 0.18): with the default non-strict ``torch.e
 module called twice (torchvision's BasicBlock reuses one ``nn.ReLU``) lands in one source
 partition with two outputs, and ``prepare_pt2e`` raises "Input partition has more than one
 output node". Strict (dynamo) export names each call apart, so ``strict=True`` is the default.
+
+The graph is exported with a free batch dimension (``torch.export.Dim``): exported at batch 1 it
+kept the guard ``x.size()[0] == 1``, and the drift and memory probes, which feed other batch
+sizes, failed on it. ``torch.compile`` compiles the benchmark batch size with ``freezing`` first;
+another batch size recompiles (outside the timed calls).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.deploy import compile_model
+from ptq.recipes.peer import first_line
 
 __all__ = ["Pt2eInt8", "count_pt2e_layers"]
 
@@ -35,6 +41,7 @@ _WEIGHTED_OPS = ("aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.linear")
 class Pt2eInt8(Recipe):
     """Static (or dynamic-activation) int8 through PT2E, calibrated on the ``calib`` split."""
 
+    version: int = 2  # 2: exported with a free batch dimension
     calib_samples: int = 64
     calib_split: str = "calib"
     is_dynamic: bool = False
@@ -66,6 +73,18 @@ def count_pt2e_layers(gm: torch.fx.GraphModule) -> tuple[int, int, dict[str, int
     return quantized, floats, qdq
 
 
+def _export_batch_free(model: nn.Module, entry: ModelEntry, built: Built, recipe: Pt2eInt8) -> nn.Module:
+    """Export with a free batch dimension, so probes may feed any batch size.
+
+    Traced at batch 2 at least: torch.export specialises a dimension of size 1 ("0/1
+    specialisation"), which would pin the graph to batch 1 again.
+    """
+    sample = built.data.batch(recipe.calib_split, 0, max(2, entry.batch_size)).inputs
+    batch = torch.export.Dim("batch", min=1)
+    shapes = tuple({0: batch} for _ in sample)
+    return torch.export.export(model, sample, dynamic_shapes=shapes, strict=recipe.strict_export).module()
+
+
 @register_handler(Pt2eInt8)
 def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
     if importlib.util.find_spec("torchao") is None:
@@ -76,10 +95,12 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
 
     inputs = entry.example_inputs(built)
     try:
-        exported = torch.export.export(model, inputs, strict=recipe.strict_export).module()
-    except Exception as exc:  # export is the usual limit of PT2E, as tracing is of FX
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        raise NotApplicable(f"torch.export of {entry.name!r} failed ({type(exc).__name__}: {first})") from exc
+        exported = _export_batch_free(model, entry, built, recipe)
+    except Exception as exc:  # export is the usual limit of PT2E, as tracing is of FX; a batch
+        # dimension export cannot free fails here too, and the guard it names is in the reason
+        raise NotApplicable(
+            f"torch.export of {entry.name!r} with a free batch dimension failed ({type(exc).__name__}: {first_line(exc, 160)})"
+        ) from exc
     quantizer = xiq.X86InductorQuantizer().set_global(
         xiq.get_default_x86_inductor_quantization_config(is_dynamic=recipe.is_dynamic)
     )
@@ -92,7 +113,7 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
             f"known issue (torch 2.14 + torchao 0.18): X86InductorQuantizer: {KNOWN_PARTITION_ERROR!r} "
             "on a module called twice after non-strict export; use strict_export=True"
         ) from exc
-    # The exported graph is specialised to the benchmark batch size: calibrate in batches of it.
+    # Calibrated in batches of the benchmark batch size, as before the batch dimension was freed.
     size = entry.batch_size
     with torch.no_grad():
         for i in range(max(1, recipe.calib_samples // size)):

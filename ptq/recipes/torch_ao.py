@@ -94,6 +94,9 @@ class DynamicQuant(Recipe):
     only_layers: tuple[str, ...] = ()
     stack: ClassVar[str] = "torch.ao.eager"
 
+    def precision(self) -> str:
+        return "fp16" if self.dtype == "float16" else "int8"
+
     def __post_init__(self) -> None:
         layer_types(self.layers)
         if self.dtype not in ("qint8", "float16"):

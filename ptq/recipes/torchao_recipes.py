@@ -54,6 +54,11 @@ class TorchaoRecipe(Recipe):
     config: str = "Int8WeightOnlyConfig"
     stack: ClassVar[str] = "torchao"
 
+    def precision(self) -> str:
+        """From the config's name: ``Int4...`` int4, ``Float8...`` fp8, the rest int8."""
+        name = self.config.removeprefix("Prototype")
+        return "int4" if name.startswith("Int4") else "fp8" if name.startswith("Float8") else "int8"
+
     def __post_init__(self) -> None:
         if self.config not in TORCHAO_CONFIGS:
             raise UserError(

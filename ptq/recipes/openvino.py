@@ -1,0 +1,164 @@
+"""OpenVINO as the second peer: the model converted by ``ov.convert_model`` and run by OpenVINO's
+CPU plugin, in fp32 and quantized by NNCF post-training quantization (default preset) on the
+same ``calib`` batches as the PyTorch and ONNX Runtime static recipes.
+
+The compiled model runs behind :class:`ptq.recipes.peer.PeerModule`, the wrapper ONNX Runtime
+uses, with as many inference threads as torch (``INFERENCE_NUM_THREADS``), one stream, the
+``LATENCY`` performance hint, no CPU pinning (the cores are shared with torch and the timer) and
+``f32`` inference precision: on CPUs with bf16 units OpenVINO would otherwise run its "fp32" model
+in bf16, and the case would measure another precision than it names.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ptq.errors import NotApplicable, UserError
+from ptq.models.base import Built, ModelEntry
+from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.recipes.peer import PeerModule, calib_inputs, first_line, peer_result, require
+
+__all__ = ["OpenVino", "OvModule", "count_ov_layers", "ov_config"]
+
+QUANTIZATIONS = ("none", "static")
+#: OpenVINO ops that carry weights.
+_WEIGHTED_OPS = {"Convolution", "GroupConvolution", "MatMul", "LSTMSequence", "GRUSequence", "RNNSequence"}
+#: Ops between a weight constant and its consumer: decompression (int8/fp16 -> f32) and layout.
+_WEIGHT_PATH = {"Convert", "Multiply", "Subtract", "Reshape", "Transpose", "Unsqueeze", "FakeQuantize"}
+_LOW_BIT = {"i8", "u8", "i4", "u4"}
+
+
+@dataclass(frozen=True)
+class OpenVino(Recipe):
+    """Convert with ``ov.convert_model``; run in OpenVINO, optionally quantized by ``nncf.quantize``.
+
+    ``static`` calibrates on ``calib_batches`` x ``calib_batch_size`` samples of ``calib_split``,
+    as :class:`~ptq.recipes.onnx_runtime.OnnxRuntime` does, with NNCF's default (performance) preset.
+    """
+
+    quantization: str = "none"
+    inference_precision: str = "f32"
+    calib_batches: int = 8
+    calib_batch_size: int = 8
+    calib_split: str = "calib"
+    #: (model family, ``nncf.ModelType`` name): NNCF's TRANSFORMER scheme keeps the ops whose int8
+    #: breaks attention (softmax inputs, layer norms) in float; without it MiniLM's embeddings fell
+    #: to a cosine far below the tolerance here. The preset stays NNCF's default.
+    model_types: tuple[tuple[str, str], ...] = (("text", "TRANSFORMER"),)
+    stack: ClassVar[str] = "openvino"
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise UserError(f"recipe {self.name!r}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        if self.calib_batches < 1 or self.calib_batch_size < 1:
+            raise UserError(f"recipe {self.name!r}: calib_batches and calib_batch_size must be >= 1")
+
+    def quantizes(self) -> bool:
+        return self.quantization != "none"
+
+
+class OvModule(PeerModule):
+    """Calls an OpenVINO compiled model with torch tensors; returns torch tensors."""
+
+    def __init__(self, compiled: Any) -> None:
+        request = compiled.create_infer_request()  # one request reused: no allocation per call
+        super().__init__(lambda arrays: request.infer(arrays).to_tuple())
+        self.compiled = compiled
+
+
+def ov_config(threads: int, precision: str) -> dict[str, Any]:
+    """The CPU plugin's properties for a case: torch's thread count, one latency-bound stream."""
+    return {
+        "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_CPU_PINNING": False,
+        "INFERENCE_PRECISION_HINT": precision,
+    }
+
+
+def _quantized_weight(node: Any) -> bool:
+    """Does the weight feeding ``node`` come from a FakeQuantize or a low-bit constant?"""
+    seen = 0
+    while seen < 8:  # a decompression chain is a few ops long
+        kind = node.get_type_name()
+        if kind == "FakeQuantize" or (kind == "Constant" and node.get_element_type().get_type_name() in _LOW_BIT):
+            return True
+        if kind not in _WEIGHT_PATH or node.get_input_size() == 0:
+            return False
+        node, seen = node.input(0).get_source_output().get_node(), seen + 1
+    return False
+
+
+def count_ov_layers(model: Any) -> tuple[int, int]:
+    """(weighted ops with a quantized weight, weighted ops left float) of an OpenVINO model."""
+    quantized = floats = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in _WEIGHTED_OPS and op.get_input_size() > 1:
+            if _quantized_weight(op.input(1).get_source_output().get_node()):
+                quantized += 1
+            else:
+                floats += 1
+    return quantized, floats
+
+
+def _convert(model: nn.Module, inputs: tuple[torch.Tensor, ...], entry: ModelEntry) -> Any:
+    import openvino as ov
+
+    try:
+        with torch.no_grad():
+            return ov.convert_model(model, example_input=inputs)
+    except Exception as exc:  # conversion limits belong to the model: name what stopped it
+        raise NotApplicable(f"ov.convert_model of {entry.name!r} failed ({type(exc).__name__}: {first_line(exc)})") from exc
+
+
+def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -> Any:
+    import nncf
+
+    batches = [tuple(t.numpy() for t in b) for b in calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)]
+    dataset = nncf.Dataset(batches, lambda b: list(b))
+    model_type = dict(recipe.model_types).get(family)
+    kwargs = {"model_type": getattr(nncf.ModelType, model_type)} if model_type else {}
+    return nncf.quantize(ov_model, dataset, subset_size=len(batches), **kwargs)
+
+
+def _ir_bytes(ov_model: Any) -> int:
+    """Bytes of the IR (``.xml`` + ``.bin``) ``ov.save_model`` writes, weights not recompressed."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory(prefix="ptq-openvino-") as tmp:
+        path = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, str(path), compress_to_fp16=False)
+        return sum(p.stat().st_size for p in Path(tmp).iterdir())
+
+
+@register_handler(OpenVino)
+def _openvino(recipe: OpenVino, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    require(recipe.name, ("openvino",) + (("nncf",) if recipe.quantizes() else ()), "openvino")
+    import openvino as ov
+
+    ov_model = _convert(model, entry.example_inputs(built), entry)
+    notes: dict[str, Any] = {"converter": "ov.convert_model"}
+    if recipe.quantizes():
+        ov_model = _nncf_quantize(ov_model, recipe, built, entry.family)
+        notes["calibration"] = (
+            f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples, nncf.quantize, default preset"
+        )
+        notes["nncf"] = importlib.metadata.version("nncf")
+        notes["nncf_model_type"] = dict(recipe.model_types).get(entry.family, "default")
+    quantized, floats = count_ov_layers(ov_model)
+    config = ov_config(torch.get_num_threads(), recipe.inference_precision)
+    compiled = ov.Core().compile_model(ov_model, "CPU", config)
+    notes.update(
+        serialized_bytes=_ir_bytes(ov_model),
+        size_method="size of the OpenVINO IR (.xml + .bin, ov.save_model without fp16 compression)",
+        ov_config={k: str(v) for k, v in config.items()},
+    )
+    return peer_result(OvModule(compiled), "openvino", "CPU", (quantized, floats), notes)

@@ -1,0 +1,104 @@
+"""The fastest-path summary (``ptq.fastest``): pure selection on synthetic results, the profile on a
+tiny model, and the plugin's terminal table and JSON on a small model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from ptq.fastest import STACKS, fastest_paths, fastest_table, top_operators
+from ptq.results import CaseResult, LatencyStats
+
+PRECISION = {"fp32": "fp32", "fp32_jit": "fp32", "int8": "int8", "int8_jit": "int8", "ort_fp32": "fp32",
+             "ort_int8": "int8", "ov_int8": "int8", "bad_int8": "int8"}
+STACK = {"ort_fp32": "onnxruntime==1", "ort_int8": "onnxruntime==1", "ov_int8": "openvino==2"}
+
+
+def _result(recipe: str, median_ms: float, *, passed: bool | None = True, form: str = "eager") -> CaseResult:
+    metrics = {"deployment": {"form": form}, "size": {"serialized_bytes": 100}}
+    if passed is not None:
+        metrics["drift"] = {"passed": passed, "headline": "top1_agreement", "value": 0.99}
+    return CaseResult(
+        case=f"m-{recipe}", model="m", model_version=1, family="f", recipe=recipe, recipe_version=1, recipe_config={},
+        stack=STACK.get(recipe, "none"), engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1,
+        warmup_rounds=0, quantized_layers=0, float_layers=0, quantize_seconds=0.0,
+        latency=LatencyStats.from_samples([median_ms / 1e3]), metrics=metrics,
+    )
+
+
+RESULTS = [
+    _result("fp32", 20.0),
+    _result("fp32_jit", 10.0, form="jit_optimize"),
+    _result("int8", 8.0),
+    _result("int8_jit", 5.0, form="jit_freeze"),
+    _result("ort_fp32", 9.0),
+    _result("ort_int8", 4.0),
+    _result("ov_int8", 2.5),
+    _result("bad_int8", 1.0, passed=False),  # fastest, but out of tolerance
+    _result("unmeasured", 0.5, passed=None),  # no drift record: not known to be in tolerance
+]
+
+
+def test_fastest_in_tolerance_case_per_stack_and_its_ratio_to_the_best():
+    calls = []
+    [m] = fastest_paths(RESULTS, PRECISION.get, lambda model, recipe: calls.append(recipe) or [{"op": "aten::x", "share": 1.0}])
+    assert m.best.case == "m-ov_int8" and m.best.vs_best == 1.0
+    assert set(m.excluded) == {"m-bad_int8", "m-unmeasured"}
+    stacks = {s.stack: s for s in m.stacks}
+    assert [s.name for s in STACKS] == list(stacks)
+    eager, deployed = stacks["torch eager"], stacks["torch deployed"]
+    assert (eager.fastest.recipe, eager.fp32.recipe, eager.int8.recipe) == ("int8", "fp32", "int8")
+    assert eager.fastest.vs_best == pytest.approx(8.0 / 2.5) and eager.fastest.drift == "top1_agreement=0.99"
+    assert (deployed.fastest.recipe, deployed.fp32.recipe) == ("int8_jit", "fp32_jit")
+    assert stacks["ONNX Runtime"].fp32.median_ms == pytest.approx(9.0) and stacks["OpenVINO"].fp32 is None
+    # Only the torch stacks are profiled, and only their fastest case.
+    assert calls == ["int8", "int8_jit"] and eager.limits[0]["op"] == "aten::x" and stacks["OpenVINO"].limits == ()
+    assert m.torch_int8_vs_peer == {"torch_int8": "m-int8_jit", "peer": "m-ov_int8", "ratio": pytest.approx(2.0)}
+
+
+def test_a_model_without_an_in_tolerance_case_has_no_summary_and_the_table_renders_the_json_form():
+    assert fastest_paths([_result("bad_int8", 1.0, passed=False)], PRECISION.get) == []
+    summaries = [m.to_dict() for m in fastest_paths(RESULTS, PRECISION.get)]
+    json.dumps(summaries)  # the run JSON holds it as is
+    lines = fastest_table(summaries).splitlines()
+    assert any(line.startswith("m") and "OpenVINO" in line and "ov_int8 2.500 ms (1.00x)" in line for line in lines)
+    assert any("torch int8 / peer" in line and "2.00x" in line for line in lines)
+
+
+def test_top_operators_names_the_ops_with_the_most_self_time(tiny_entry, tiny_built):
+    ops = top_operators(tiny_built.model, tiny_entry.example_inputs(tiny_built), calls=2, top=3)
+    assert 1 <= len(ops) <= 3 and all(op["op"].startswith("aten::") for op in ops)
+    assert all(0 < op["share"] <= 1 for op in ops) and ops == sorted(ops, key=lambda o: -o["share"])
+
+
+CONFTEST = '''
+import torch
+from ptq.models import Built, TensorData, register_model
+
+@register_model("user_conv", batch_size=4)
+def user_conv(*, weights):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 4))
+    data = TensorData(lambda g, n: (torch.randn(n, 3, 16, 16, generator=g),), "randn(3,16,16)")
+    return Built(model.eval(), weights="random:seed=0", data=data)
+'''
+FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01",
+        "--ptq-placements=2", "-p", "no:cacheprovider"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed: pip install 'ptq[openvino]'")
+def test_plugin_prints_and_records_the_fastest_paths(pytester: pytest.Pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
+    result = pytester.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=user_conv", "--ptq-recipes=fp32,fp32_jit,ov_fp32", "--benchmark-json=out.json", *FAST
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*ptq: fastest in-tolerance path per model and stack*", "user_conv*torch eager*", "user_conv*OpenVINO*ov_fp32*"])
+    [summary] = json.loads((pytester.path / "out.json").read_text())["ptq"]["fastest"]
+    stacks = {s["stack"]: s for s in summary["stacks"]}
+    assert summary["model"] == "user_conv" and stacks["OpenVINO"]["fp32"]["recipe"] == "ov_fp32"
+    assert stacks["torch eager"]["limits"] and all(op["op"] for op in stacks["torch eager"]["limits"])
+    assert stacks["ONNX Runtime"]["fastest"] is None and stacks["torch deployed"]["fp32"]["recipe"] == "fp32_jit"
