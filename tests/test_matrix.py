@@ -40,6 +40,12 @@ def test_compile_recipes_are_only_in_the_deploy_matrix():
     assert {"fp32_jit", "ort_static_int8"} <= default
 
 
+def test_deploy_matrix_holds_both_peers_and_the_bf16_forms():
+    deploy = {c.recipe for c in select_cases("deploy")}
+    assert {"ort_fp32", "ort_static_int8", "ov_fp32", "ov_int8", "bf16", "bf16_compile", "pt2e_static_int8"} <= deploy
+    assert "bf16_compile" not in {c.recipe for c in select_cases("default")}
+
+
 def test_bad_selection_is_a_clear_error():
     with pytest.raises(UserError, match=r"--ptq-models='vgg\*' matches no model"):
         select_cases("default", models="vgg*")

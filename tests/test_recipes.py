@@ -141,3 +141,25 @@ def test_static_int8_generic_on_torchvision_resnet18():
     q = apply_recipe(get_recipe("static_int8"), entry, entry.build())
     assert q.float_layers == 0 and q.quantized_layers == 21
     assert q.engine == "x86" and q.stack == "torch.ao.fx"
+
+
+@pytest.mark.parametrize("flags", [["avx2", "avx512f", "avx512_vnni"], []])
+def test_bf16_skips_naming_the_missing_flags_on_a_cpu_without_bf16(tiny_entry, tiny_built, monkeypatch, flags):
+    monkeypatch.setattr("ptq.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    recorded = ", ".join(flags) or "none"
+    with pytest.raises(NotApplicable, match=rf"needs a CPU with avx512_bf16 or amx_bf16 \(native bf16\); Test CPU has neither "
+                                            rf"\(flags recorded: {recorded}\)"):
+        apply_recipe(get_recipe("bf16"), tiny_entry, tiny_built)
+
+
+@pytest.mark.parametrize("flags", [["avx512_bf16"], ["amx_tile", "amx_bf16"]])
+def test_bf16_runs_the_model_in_bfloat16_where_the_cpu_has_it(tiny_entry, tiny_built, monkeypatch, flags):
+    monkeypatch.setattr("ptq.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    q = apply_recipe(get_recipe("bf16"), tiny_entry, tiny_built)
+    assert q.engine == "+".join(f for f in flags if f.endswith("bf16")) and q.quantized_layers == 2
+    assert {p.dtype for p in q.model.parameters()} == {torch.bfloat16}
+    assert get_recipe("bf16").precision() == get_recipe("bf16_compile").precision() == "bf16"
+    x = tiny_entry.example_inputs(tiny_built)
+    with torch.inference_mode():
+        out = q.model(*x)
+        assert out.dtype == torch.float32 and torch.allclose(out, tiny_built.model(*x), atol=0.05)
