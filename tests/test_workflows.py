@@ -640,3 +640,59 @@ def test_fallback_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
     both = subprocess.run([BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", ".", "--baseline",
                            str(FIXTURE_RUN)], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def _fake(bin_dir: Path, name: str) -> Path:
+    """``name`` on PATH logging its arguments (and pip's extra index) one call a line."""
+    log = bin_dir / f"{name}.log"
+    tool = bin_dir / name
+    tool.write_text(f'#!/bin/sh\necho "PIP_EXTRA_INDEX_URL=$PIP_EXTRA_INDEX_URL $*" >> {log}\n')
+    tool.chmod(0o755)
+    return log
+
+
+@pytest.mark.parametrize(("workflow", "job"), [(GATE, "bench"), (GATE, "latency-ab"), (GATE, "gate"),
+                                               (HISTORY, "record"), (BASELINES, "refresh")])
+def test_install_takes_torch_from_the_cpu_index_then_extra_packages_and_prints_the_keys(tmp_path, workflow, job):
+    (tmp_path / "bin").mkdir()
+    pip, ptq = _fake(tmp_path / "bin", "pip"), _fake(tmp_path / "bin", "ptq")
+    result = _run_steps(workflow, job, ("Install",), tmp_path, {"EXTRA_PACKAGES": "onnx  'scipy>=1.11'"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    cpu = _load(ROOT / ".github" / "workflows" / workflow)[True]["workflow_call"]["inputs"]["torch-index"]["default"]
+    assert cpu == "https://download.pytorch.org/whl/cpu" and "torch-index" not in _callers()[workflow][1]["with"]
+    assert pip.read_text().splitlines() == [f"PIP_EXTRA_INDEX_URL={cpu} install -c constraints.txt -e .[all,dev]",
+                                            f"PIP_EXTRA_INDEX_URL={cpu} install onnx 'scipy>=1.11'"]
+    assert ptq.read_text().split()[1:] == ["env"]  # the keys, torch's build (+cpu) in its version
+
+
+def test_install_without_a_torch_index_leaves_pips_own(tmp_path):
+    (tmp_path / "bin").mkdir()
+    pip = _fake(tmp_path / "bin", "pip")
+    _fake(tmp_path / "bin", "ptq")
+    result = _run_steps(GATE, "bench", ("Install",), tmp_path, {"TORCH_INDEX": "", "PIP_EXTRA_INDEX_URL": ""})
+    assert result.returncode == 0 and pip.read_text().startswith("PIP_EXTRA_INDEX_URL= install -c constraints.txt")
+
+
+@pytest.mark.parametrize(("shards", "expected"), [("2", "list=[1,2]"), ("1", "list=[1]"), ("0", None), ("x", None)])
+def test_the_plan_job_lists_the_shards_or_refuses_a_count_that_is_not_one_or_more(tmp_path, shards, expected):
+    out = tmp_path / "output"
+    result = _run_steps(GATE, "plan", ("Shards",), tmp_path, {"SHARDS": shards, "GITHUB_OUTPUT": str(out)})
+    if expected is None:
+        assert result.returncode == 2 and f"input shards = '{shards}': give a whole number, 1 or more" in result.stdout
+    else:
+        assert result.returncode == 0 and out.read_text().strip() == expected
+
+
+def test_the_latency_ab_passes_the_selection_to_every_session_as_one_quoted_string(tmp_path):
+    (tmp_path / "bin").mkdir()
+    log = tmp_path / "bin" / "ptq.args"
+    (tmp_path / "bin" / "ptq").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {log}\n")  # one argument a line
+    (tmp_path / "bin" / "ptq").chmod(0o755)
+    step = "A/B of base commit against head, latency timed as a duet (the latency gate)"
+    result = _run_steps(GATE, "latency-ab", (step,), tmp_path, {"MODELS": "acme_*,resnet_custom"}, BASE_SHA="abc123")
+    assert result.returncode == 0, result.stdout + result.stderr
+    argv = log.read_text().splitlines()
+    assert argv[:3] == ["ab", "abc123", "HEAD"] and "--accept-new" in argv
+    [passed] = [a.removeprefix("--pytest-args=") for a in argv if a.startswith("--pytest-args=")]
+    assert shlex.split(passed) == ["--ptq-matrix=quick", "--ptq-models=acme_*,resnet_custom", "--ptq-recipes=*",
+                                   "--benchmark-max-time=0.5", "--ptq-pair-time=0.5"]
