@@ -17,8 +17,14 @@ the variance of the summed logs is the sum of their variances: the trend's inter
 link it is that link's own. It widens with every link, as it should: N links of equal width
 know the level N commits back to sqrt(N) times one link's width.
 
+Memory, size and drift are stable across runners where the gate's numerics key
+(:data:`ptq.env.NUMERICS_KEYS`) matches, so a summary also keeps, per case, the B side's own
+figures (the ``extra_info`` fields the gate's numerics judges read, :data:`KEPT`) with the
+run's numerics key: the report draws one series per key, a runner with another key starting a
+new series rather than a step, each point judged by the gate against the previous of its series.
+
 Storage is bounded: one small JSON summary per commit (:func:`save_summary`, schema
-``ptq.chain`` version 1, no samples), the raw runs left to CI artifacts.
+``ptq.chain`` version 2, no samples), the raw runs left to CI artifacts.
 """
 
 from __future__ import annotations
@@ -31,13 +37,62 @@ from pathlib import Path
 from typing import Any
 
 from ptq.cache import atomic_write
+from ptq.env import NUMERICS_KEYS, key_hash
 from ptq.errors import UserError
 from ptq.gate import DEFAULT_LOCATION, decide_latency_placements, location
+from ptq.judges import get_judge, list_judges, path
+from ptq.runs import CaseRecord
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "CommitSummary", "Link", "TrendPoint", "link", "load_chain", "save_summary",
-           "summarize", "trend"]
+__all__ = ["KEPT", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "CommitSummary", "Link", "TrendPoint", "keep_numerics",
+           "link", "load_chain", "numerics_judges", "save_summary", "summarize", "trend"]
 
-SCHEMA, SCHEMA_VERSION = "ptq.chain", 1
+SCHEMA, SCHEMA_VERSION = "ptq.chain", 2
+
+#: What a summary keeps of a case's ``extra_info``: the fields the gate's numerics judges
+#: (memory, quantize_memory, size, drift: :func:`numerics_judges`) and the report's readers
+#: (:data:`ptq.trends.METRICS`) read, so the history judges them as ``ptq compare`` would. A final
+#: ``*`` keeps that mapping's scalar entries (drift's figures, headline, tolerance; not its layers).
+KEPT = ("model", "recipe", "stack", "weights", "data",
+        "metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples",
+        "metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples",
+        "metrics.size.serialized_bytes", "metrics.drift.*")
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept latency links only: no numerics figures, no numerics key."""
+    return {**data, "numerics": {"key": "", "environment": {}, "cases": {}}}
+
+
+#: version -> the function upgrading a summary dict from it to the next version.
+MIGRATIONS = {1: _from_v1}
+
+
+def numerics_judges() -> list[str]:
+    """The gate's judges keyed by the numerics key (read from the judge registry, not listed here)."""
+    return [n for n in list_judges() if get_judge(n).key == "numerics"]
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def keep_numerics(extra_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`KEPT` part of ``extra_info``, nested as it was (a :class:`~ptq.runs.CaseRecord`
+    built on it reads the same numerics figures as the full one)."""
+    kept: dict[str, Any] = {}
+    for dotted in KEPT:
+        *parents, leaf = dotted.split(".")
+        node = path(extra_info, ".".join(parents)) if parents else extra_info
+        if not isinstance(node, Mapping):
+            continue
+        found = ({k: v for k, v in node.items() if _scalar(v)} if leaf == "*"
+                 else {leaf: node[leaf]} if leaf in node else {})
+        if found:
+            target = kept
+            for p in parents:
+                target = target.setdefault(p, {})
+            target.update(found)
+    return kept
 
 #: Smallest change a link must show, beyond its interval excluding 1, to count as a step of the
 #: trend: placements spread by about 1% on quiet cases, so a significant 0.5% is a placement, not code.
@@ -88,34 +143,51 @@ def link(parent: Sequence[Sequence[float]], commit: Sequence[Sequence[float]], *
 
 @dataclass(frozen=True)
 class CommitSummary:
-    """What the history keeps of one commit: its links to ``parent``, per case."""
+    """What the history keeps of one commit: its links to ``parent``, per case, and the commit's
+    own numerics figures per case (``records``: :func:`keep_numerics` of each case's
+    ``extra_info``) under the numerics key of the run that measured them."""
 
     commit: str
     parent: str
     time: str
     links: Mapping[str, Link]
     statistic: str = DEFAULT_LOCATION
-    runner: str = ""  # the fingerprint of the machine that ran the duet (the absolute ms are its)
+    runner: str = ""  # the fingerprint (timing key) of the machine that ran the duet (the absolute ms are its)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    numerics_key: str = ""  # :func:`ptq.env.key_hash` of ``environment``, "numerics"
+    environment: Mapping[str, Any] = field(default_factory=dict)  # the run's values of the numerics keys
+    records: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def record(self, case: str) -> CaseRecord | None:
+        """The case's numerics figures as a record the gate's judges and the report's readers read."""
+        kept = self.records.get(case)
+        return None if kept is None else CaseRecord(case, kept, ())
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "version": SCHEMA_VERSION, "commit": self.commit, "parent": self.parent,
                 "time": self.time, "statistic": self.statistic, "runner": self.runner, "notes": list(self.notes),
                 "cases": {c: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(lk).items()}
-                          for c, lk in sorted(self.links.items())}}
+                          for c, lk in sorted(self.links.items())},
+                "numerics": {"key": self.numerics_key, "environment": dict(self.environment),
+                             "cases": {c: self.records[c] for c in sorted(self.records)}}}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> CommitSummary:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise UserError(f"{where}: not a ptq chain summary (no schema {SCHEMA!r}); write one with `ptq chain append`")
-        if data.get("version") != SCHEMA_VERSION:
+        version = data.get("version")
+        while version in MIGRATIONS:
+            data, version = MIGRATIONS[version](data), version + 1
+        if version != SCHEMA_VERSION:
             raise UserError(f"{where}: chain summary version {data.get('version')!r}, this ptq reads {SCHEMA_VERSION}; "
                             "re-create it with `ptq chain append` from the run's artifacts")
         try:
             links = {c: Link(**v) for c, v in data["cases"].items()}
+            numerics = data["numerics"]
             return cls(str(data["commit"]), str(data["parent"]), str(data["time"]), links, str(data["statistic"]),
-                       str(data.get("runner", "")), tuple(data.get("notes", ())))
-        except (KeyError, TypeError, AttributeError) as exc:
+                       str(data.get("runner", "")), tuple(data.get("notes", ())), str(numerics["key"]),
+                       dict(numerics["environment"]), {str(c): dict(v) for c, v in numerics["cases"].items()})
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise UserError(f"{where}: damaged chain summary ({type(exc).__name__}: {exc}); re-create it with "
                             "`ptq chain append`") from None
 
@@ -123,7 +195,8 @@ class CommitSummary:
 def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
               statistic: str = DEFAULT_LOCATION) -> CommitSummary:
     """The summary of ``ptq ab PARENT COMMIT``'s two saved sides (:class:`ptq.runs.Run`): a link
-    per case both timed over paired placements; other cases are named in ``notes``."""
+    per case both timed over paired placements (other cases are named in ``notes``), and B's
+    numerics figures of every case that recorded one, under B's numerics key."""
     links: dict[str, Link] = {}
     notes: list[str] = []
     for case in sorted(run_b.cases):
@@ -136,7 +209,15 @@ def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
     if not links:
         raise UserError(f"{run_b.path}: no case was timed over paired placements on both sides; pass the two files "
                         "`ptq ab PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)")
-    return CommitSummary(commit, parent, time, links, statistic, str(run_b.fingerprint), tuple(notes))
+    env = {k: run_b.environment.get(k) for k in NUMERICS_KEYS}
+    judges = [get_judge(n) for n in numerics_judges()]
+    records = {}
+    for case, rec in sorted(run_b.cases.items()):
+        kept = keep_numerics(rec.extra_info)
+        if any(j.extract(CaseRecord(case, kept, ())) is not None for j in judges):
+            records[case] = kept
+    return CommitSummary(commit, parent, time, links, statistic, str(run_b.fingerprint), tuple(notes),
+                         key_hash(env, "numerics"), env, records)
 
 
 def save_summary(summary: CommitSummary, directory: str | Path) -> Path:

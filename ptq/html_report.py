@@ -1,21 +1,27 @@
 """``ptq report``'s HTML: one self-contained file (inline CSS and SVG, a few lines of inline JS,
 nothing fetched) showing a history of runs: what changed last, speedups, trade-offs, trends,
-per-layer SQNR and the environment of every run."""
+per-layer SQNR and the environment of every run. Given a chained history (:mod:`ptq.chain`),
+its trends come from the per-commit summaries alone: the chained latency with its interval,
+memory, size and drift as one series per numerics key, and each runner's absolute figures."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
+from ptq.chain import CommitSummary, TrendPoint, trend
 from ptq.comparison import Comparison, compare, render
 from ptq.config import Config
+from ptq.env import NUMERICS_KEYS
 from ptq.gate import Verdict
+from ptq.history import chain_runs
 from ptq.runs import Run
 from ptq.svg import Point, fmt, heat_color, interval_bar, line_chart, scatter_chart, sparkline
-from ptq.trends import METRICS, Marker, Metric, Reading, layer_sqnr, series
+from ptq.trends import METRICS, Marker, Metric, Reading, Step, keyed_series, layer_sqnr, series
 
-__all__ = ["render_html"]
+__all__ = ["chain_chart", "render_html"]
 
 #: Environment fields shown per run, in this order.
 ENV_FIELDS = ("cpu_model", "cpu_flags", "logical_cpus", "threads", "os", "python", "torch", "torchvision", "torchao",
@@ -23,6 +29,8 @@ ENV_FIELDS = ("cpu_model", "cpu_flags", "logical_cpus", "threads", "os", "python
 
 #: Trend charts per case card.
 CARD_METRICS = ("latency", "memory", "drift")
+#: A chained history's charts per case, after its chained latency: one series per numerics key.
+CHAIN_METRICS = ("memory", "size", "drift")
 
 CSS = """
 :root{--ink:#1d2430;--muted:#6b7480;--line:#e3e7ec;--bg:#f6f7f9;--red:#d1342f;--green:#1f9d55;--blue:#3867a8}
@@ -95,12 +103,8 @@ def _reading_text(metric: Metric, r: Reading) -> str:
     return text
 
 
-def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> str:
-    steps = series(metric, case, runs, config)
-    present = [s for s in steps if s.reading is not None]
-    if not present:
-        return (f'<p class="chartlabel">{escape(metric.title)}</p>'
-                f'<div class="none">{escape(metric.title)} not recorded in any run of this case</div>')
+def _step_points(metric: Metric, steps: Sequence[Step]) -> list[Point]:
+    """Chart points of a series, each marked and explained by the gate's verdict on it."""
     points = []
     for s in steps:
         if s.reading is None:
@@ -114,11 +118,24 @@ def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> st
         elif s.verdict is not None:
             tip += f" · {s.verdict.value}"
         points.append(Point(s.reading.value, s.reading.low, s.reading.high, s.verdict.value if s.verdict else "", tip))
-    labels = {s.reading.label for s in present}
-    what = " / ".join(sorted(labels))
+    return points
+
+
+def _not_recorded(metric: Metric, where: str) -> str:
+    return (f'<p class="chartlabel">{escape(metric.title)}</p>'
+            f'<div class="none">{escape(metric.title)} not recorded in any {where} of this case</div>')
+
+
+def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> str:
+    steps = series(metric, case, runs, config)
+    present = [s for s in steps if s.reading is not None]
+    if not present:
+        return _not_recorded(metric, "run")
+    what = " / ".join(sorted({s.reading.label for s in present}))
     missing = len(steps) - len(present)
     note = f" · not recorded in {missing} of {len(steps)} runs" if missing else ""
-    chart = line_chart(points, [r.label for r in runs], unit=metric.unit, label=f"{metric.title} of {case}")
+    chart = line_chart(_step_points(metric, steps), [r.label for r in runs], unit=metric.unit,
+                       label=f"{metric.title} of {case}")
     return f'<p class="chartlabel">{escape(metric.title)} <i>{escape(what)}{escape(note)}</i></p>{chart}'
 
 
@@ -311,15 +328,142 @@ def _environments(runs: Sequence[Run]) -> str:
             f"with the same fingerprint.</p><div style=\"overflow-x:auto\"><table><tr>{head}</tr>{''.join(rows)}</table></div>")
 
 
+def chain_points(points: Sequence[TrendPoint]) -> list[Point]:
+    """The chained trend as chart points: the level with its propagated interval, a link that is
+    a step marked by its direction, each tip naming the link."""
+    out = []
+    for pt in points:
+        lk = pt.link
+        kind = ("regression" if lk.ratio > 1 else "improvement") if pt.step and lk is not None else ""
+        tip = f"{pt.commit[:12]}: trend {pt.level:.4f} [{pt.low:.4f}, {pt.high:.4f}]"
+        tip += (f" · link {lk.ratio:.4f} [{lk.low:.4f}, {lk.high:.4f}], {lk.verdict.lower()}" if lk is not None
+                else " · not timed at this commit")
+        out.append(Point(pt.level, pt.low, pt.high, kind, tip + (" · parent not measured (gap)" if pt.gap else "")))
+    return out
+
+
+def chain_chart(chain: Sequence[CommitSummary], case: str) -> str:
+    """``case``'s chained latency over ``chain``: running product of its links, 95% band."""
+    return line_chart(chain_points(trend(chain, case)), [s.commit[:7] for s in chain], unit="x",
+                      label=f"chained latency of {case}")
+
+
+def _varying(envs: Sequence[dict]) -> list[str]:
+    """The numerics keys whose values differ between ``envs``: what tells their series apart."""
+    return [k for k in NUMERICS_KEYS if len({json.dumps(e.get(k), sort_keys=True) for e in envs}) > 1]
+
+
+def _keyed_trends(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> str:
+    """One chart per numerics key under which ``case`` recorded ``metric``: a runner with another
+    key starts its own series, judged only against its own earlier points."""
+    keyed = keyed_series(metric, case, runs, config=config)
+    if not keyed:
+        return _not_recorded(metric, "commit")
+    envs = {key: dict(next(s.run for s in steps if s.reading is not None).environment) for key, steps in keyed.items()}
+    varying = _varying(list(envs.values()))
+    parts = []
+    for key, steps in keyed.items():
+        present = [s for s in steps if s.reading is not None]
+        what = " / ".join(sorted({s.reading.label for s in present}))
+        which = ", ".join(f"{k} {envs[key].get(k)}" for k in varying)
+        head = f"numerics key {key}" + (f" ({which})" if which else "") if len(keyed) > 1 else what
+        chart = line_chart(_step_points(metric, steps), [r.label for r in runs], unit=metric.unit,
+                           label=f"{metric.title} of {case}, numerics key {key}")
+        parts.append(f'<p class="chartlabel">{escape(metric.title)} <i>{escape(head)} · {len(present)} commits</i></p>{chart}')
+    return "".join(parts)
+
+
+def _absolute(chain: Sequence[CommitSummary], case: str) -> str:
+    """The secondary series: each commit's own absolute figure, one chart per runner (timing key)."""
+    parts = []
+    for runner in dict.fromkeys(s.runner for s in chain if case in s.links):
+        points = [Point(s.links[case].ms, tip=f"{s.commit[:12]}: {fmt(s.links[case].ms)} ms")
+                  if s.runner == runner and case in s.links else Point(None) for s in chain]
+        statistic = next(s.statistic for s in chain if s.runner == runner)
+        chart = line_chart(points, [s.commit[:7] for s in chain], unit="ms", label=f"{statistic} of {case} on {runner}")
+        parts.append(f'<p class="chartlabel">absolute {escape(statistic)} <i>runner {escape(runner or "?")}, '
+                     f"comparable on this runner only</i></p>{chart}")
+    return "".join(parts)
+
+
+def _chain_cards(chain: Sequence[CommitSummary], config: Config) -> str:
+    runs = chain_runs(chain)
+    cards = []
+    for case in sorted({c for s in chain for c in (*s.links, *s.records)}):
+        rec = next((s.record(case) for s in reversed(chain) if case in s.records), None)
+        timed = any(case in s.links for s in chain)
+        latency = (f'<p class="chartlabel">chained latency <i>running product of the ratios to the parent, '
+                   f"95% band; ▲▼ a step</i></p>{chain_chart(chain, case)}" if timed else
+                   '<div class="none">not timed by the duet at any commit</div>')
+        charts = "".join(_keyed_trends(METRICS[m], case, runs, config) for m in CHAIN_METRICS)
+        stack = rec.extra_info.get("stack", "") if rec else ""
+        cards.append(f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
+                     f'<div class="sub">{escape(str(stack))}</div>{latency}{charts}{_absolute(chain, case)}</div>')
+    return f'<div class="cases">{"".join(cards)}</div>'
+
+
+def _commits(chain: Sequence[CommitSummary]) -> str:
+    rows, prev = [], None
+    for s in chain:
+        gap = prev is not None and s.parent != prev.commit
+        steps = sum(1 for lk in s.links.values() if lk.is_step())
+        cells = [(s.runner or DASH, prev is not None and s.runner != prev.runner),
+                 (s.numerics_key or DASH, prev is not None and s.numerics_key != prev.numerics_key)]
+        keyed = "".join(f'<td{" class=changed" if changed else ""}><code>{escape(text)}</code></td>' for text, changed in cells)
+        rows.append(f"<tr><td><code>{escape(s.commit[:12])}</code></td><td{' class=changed' if gap else ''}><code>"
+                    f"{escape(s.parent[:12])}</code>{' (gap)' if gap else ''}</td><td>{escape(s.time)}</td>{keyed}"
+                    f'<td class="num">{len(s.links)}</td><td class="num">{steps}</td><td class="num">{len(s.records)}</td>'
+                    f"<td><small>{escape('; '.join(s.notes)) or DASH}</small></td></tr>")
+        prev = s
+    head = "".join(f"<th>{h}</th>" for h in ("commit", "parent", "time", "runner (timing key)", "numerics key",
+                                            "cases chained", "steps", "cases with numerics", "notes"))
+    return ('<p class="legend">Yellow: another runner, another numerics key (a new memory, size and drift series), '
+            "or a parent without a summary (the chain has a gap there).</p>"
+            f'<div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>')
+
+
+def _chain_sections(chain: Sequence[CommitSummary], config: Config) -> list[tuple[str, str, str]]:
+    legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement'
+              '</span><span style="color:#3867a8">● unchanged ○ first of its series</span> — chained latency: the running '
+              "product of each commit's duet ratio to its parent, band its propagated 95% interval, a step where a link's "
+              "interval excludes 1 by more than 2%. Memory, size and drift: the commit's own figures, one series per "
+              "numerics key, each point judged by the gate against the previous point of its series.</p>")
+    return [
+        ("chain", "Chained history per case (from the per-commit summaries)",
+         legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _chain_cards(chain, config)),
+        ("commits", "Commits of the chained history", _commits(chain)),
+    ]
+
+
 def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Config | None = None,
-                comparison: Comparison | None = None) -> str:
+                comparison: Comparison | None = None, chain: Sequence[CommitSummary] | None = None) -> str:
     """The whole report for ``runs`` (oldest first); ``config`` holds the gate's thresholds.
     ``comparison``: the latest run's (``ptq report`` judges it against ``--baseline``); default:
-    the latest run against the one before it, all judges."""
-    if not runs:
-        raise ValueError("render_html needs at least one run")
-    models = _cases_by_model(runs)
+    the latest run against the one before it, all judges. ``chain`` (oldest first): the trends
+    come from its summaries instead of the runs, which may then be none at all."""
+    if not runs and not chain:
+        raise ValueError("render_html needs at least one run or a chained history")
     config = config or Config()
+    sections = _run_sections(runs, config, comparison, trends=not chain) if runs else []
+    if chain:
+        sections[len(sections) - 2 if runs else 0:0] = _chain_sections(chain, config)  # before SQNR and environments
+        span = f"{len(chain)} commits, {escape(chain[0].time)} … {escape(chain[-1].time)}"
+    else:
+        span = f"{len(runs)} runs, {_date(runs[0])} … {_date(runs[-1])}"
+    if runs:
+        span += f"; latest on {escape(str(runs[-1].environment.get('cpu_model', '?')))}"
+    nav = "".join(f'<a href="#{key}">{escape(name.split(" (")[0])}</a>' for key, name, _ in sections)
+    body = "".join(f'<section id="{key}"><h2>{escape(name)}</h2>{html}</section>' for key, name, html in sections)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><header><h1>{escape(title)}</h1>"
+            f"<p>{span}</p><nav>{nav}</nav></header><main>{body}</main><script>{JS}</script></body></html>")
+
+
+def _run_sections(runs: Sequence[Run], config: Config, comparison: Comparison | None, *,
+                  trends: bool) -> list[tuple[str, str, str]]:
+    """The sections a history of runs gives; ``trends``: with its trends per case (a chained
+    history draws its own)."""
+    models = _cases_by_model(runs)
     if comparison is None and len(runs) > 1:
         comparison = compare(runs[-2], runs[-1], config=config)
     legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
@@ -332,15 +476,9 @@ def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Confi
         ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models, config)),
         ("fastest", "Fastest in-tolerance path per model and stack", _fastest(runs)),
         ("tradeoff", "Latency vs drift per model (which recipe is worth it)", _scatters(runs, models)),
-        ("trends", "Trends per case",
-         legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _case_cards(runs, models, config)),
-        ("sqnr", "Per-layer SQNR over time", _sqnr(runs, models)),
-        ("env", "Environment of each run", _environments(runs)),
     ]
-    nav = "".join(f'<a href="#{key}">{escape(name.split(" (")[0])}</a>' for key, name, _ in sections)
-    body = "".join(f'<section id="{key}"><h2>{escape(name)}</h2>{html}</section>' for key, name, html in sections)
-    span = f"{_date(runs[0])} … {_date(runs[-1])}"
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><header><h1>{escape(title)}</h1>"
-            f"<p>{len(runs)} runs, {span}; latest on {escape(str(runs[-1].environment.get('cpu_model', '?')))}</p>"
-            f"<nav>{nav}</nav></header><main>{body}</main><script>{JS}</script></body></html>")
+    if trends:
+        sections.append(("trends", "Trends per case", legend + '<input id="filter" type="search" placeholder="filter '
+                         'cases, e.g. static_int8">' + _case_cards(runs, models, config)))
+    return [*sections, ("sqnr", "Per-layer SQNR over time", _sqnr(runs, models)),
+            ("env", "Environment of each run", _environments(runs))]

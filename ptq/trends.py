@@ -19,11 +19,11 @@ from typing import Any
 from ptq import gate
 from ptq.comparison import judge_case
 from ptq.config import Config
-from ptq.env import KEYS, differing_keys
+from ptq.env import KEYS, differing_keys, key_hash
 from ptq.judges import Judgement, get_judge
 from ptq.runs import CaseRecord, Run
 
-__all__ = ["METRICS", "Marker", "Metric", "Reading", "Step", "dig", "layer_sqnr", "marker", "series"]
+__all__ = ["METRICS", "Marker", "Metric", "Reading", "Step", "dig", "keyed_series", "layer_sqnr", "marker", "series"]
 
 
 class Marker(str, Enum):
@@ -117,6 +117,11 @@ def _memory(rec: CaseRecord) -> Reading | None:
     return None
 
 
+def _size(rec: CaseRecord) -> Reading | None:
+    value = _number(dig(rec.metrics, "size", "serialized_bytes"))
+    return Reading(value / 2**20, label="serialized") if value is not None else None
+
+
 #: Drift figures (key of ``metrics.drift``: chart label, higher is better), in order of preference
 #: where a case records no headline (``metrics.drift.headline``, the figure the gate judges).
 DRIFT_FIGURES: dict[str, tuple[str, bool]] = {
@@ -147,6 +152,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("latency", "latency", "ms", _latency, "latency"),
     Metric("speedup", "speedup over fp32", "x", _speedup, "speedup"),
     Metric("memory", "peak memory", "MiB", _memory, "memory"),
+    Metric("size", "serialized size", "MiB", _size, "size"),
     Metric("drift", "drift", "", _drift, "drift"),
 )}
 
@@ -206,3 +212,24 @@ def series(metric: Metric, case: str, runs: Sequence[Run], config: Config | None
     config = config or Config()
     return [_step(metric, case, run, run.cases[case], runs[:i], config) if case in run.cases else Step(run, None, None)
             for i, run in enumerate(runs)]
+
+
+def keyed_series(metric: Metric, case: str, runs: Sequence[Run], *, kind: str = "numerics",
+                 config: Config | None = None) -> dict[str, list[Step]]:
+    """One series per key of ``kind`` (:func:`ptq.env.key_hash` of each run's environment), each
+    step judged against the previous run of its own series, so a runner with another key starts
+    a series instead of showing a step. Each list is aligned with ``runs`` (a run of another key
+    is a step without a reading); keys under which the case has no reading are left out."""
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(key_hash(run.environment, kind), []).append(i)
+    out: dict[str, list[Step]] = {}
+    for key, members in groups.items():
+        steps = series(metric, case, [runs[i] for i in members], config)
+        if all(s.reading is None for s in steps):
+            continue
+        aligned = [Step(run, None, None) for run in runs]
+        for i, step in zip(members, steps, strict=True):
+            aligned[i] = step
+        out[key] = aligned
+    return out

@@ -8,9 +8,22 @@ import math
 import pytest
 from gate_fixtures import bench, run, samples
 
-from ptq.chain import SCHEMA_VERSION, CommitSummary, Link, link, load_chain, save_summary, summarize, trend
+from ptq.chain import (
+    SCHEMA_VERSION,
+    CommitSummary,
+    Link,
+    keep_numerics,
+    link,
+    load_chain,
+    numerics_judges,
+    save_summary,
+    summarize,
+    trend,
+)
+from ptq.env import key_hash
 from ptq.errors import UserError
-from ptq.runs import parse_run
+from ptq.judges import get_judge
+from ptq.runs import CaseRecord, parse_run
 
 
 def _link(ratio: float, half: float = 0.01, n: int = 6) -> Link:
@@ -59,10 +72,55 @@ def test_link_judges_paired_placements_as_ptq_ab_does():
     assert lk.verdict == "REGRESSION" and lk.is_step() and lk.ms == pytest.approx(1.1, rel=0.05)
 
 
-def _side(median: float) -> dict:
+#: A case's extra_info as the plugin records it, with what a summary leaves out (sites, layers).
+FULL = {"model": "m", "recipe": "int8", "stack": "eager", "weights": "random", "data": "synthetic", "batch_size": 1,
+        "metrics": {"memory": {"inference": {"increment_bytes": 5_000_000, "samples": [4_990_000, 5_000_000],
+                                             "baseline_bytes": 1, "top_sites": [{"site": "conv", "bytes": 9}]},
+                               "quantize": {"increment_bytes": 7_000_000, "samples": [7_000_000]}},
+                    "size": {"serialized_bytes": 1_234_567, "method": "state_dict", "ratio_vs_fp32": 0.26},
+                    "drift": {"headline": "sqnr_db", "value": 31.5, "higher_is_better": True, "tolerance": 1.0,
+                              "sqnr_db": 31.5, "cosine_mean": 0.999, "tolerances": {"sqnr_db": 20},
+                              "worst_layers": [{"name": "fc", "sqnr_db": 28.0}]}}}
+
+
+def test_a_summary_keeps_what_the_numerics_judges_read_and_nothing_else():
+    kept = keep_numerics(FULL)
+    assert set(numerics_judges()) == {"memory", "quantize_memory", "size", "drift"}  # the gate's numerics-keyed judges
+    full, pruned = CaseRecord("m-int8", FULL, ()), CaseRecord("m-int8", kept, ())
+    for name in numerics_judges():
+        assert get_judge(name).extract(pruned) == get_judge(name).extract(full) is not None
+    text = json.dumps(kept)
+    for dropped in ("top_sites", "worst_layers", "tolerances", "baseline_bytes", "batch_size", "method"):
+        assert dropped not in text
+    assert keep_numerics({"case": "m-fp32"}) == {}
+
+
+def _side(median: float, *, threads: int = 2) -> dict:
     blocks = [samples(median, n=30, seed=k, sigma=0.005) for k in range(3)]
-    return run(bench("m-int8", [x for b in blocks for x in b], ab_placement_sizes=[30] * 3),
-               bench("m-fp32", samples(median, n=30)))  # m-fp32: sessions only, no placements
+    side = run(bench("m-int8", [x for b in blocks for x in b], ab_placement_sizes=[30] * 3),
+               bench("m-fp32", samples(median, n=30)))  # m-fp32: sessions only, no placements, no numerics
+    side["benchmarks"][0]["extra_info"].update(FULL)
+    side["ptq"]["environment"]["threads"] = threads
+    return side
+
+
+def test_a_summary_records_the_b_sides_numerics_under_its_numerics_key(tmp_path):
+    a, b = parse_run(_side(1e-3), "a"), parse_run(_side(1e-3, threads=4), "b")
+    s = summarize(a, b, commit="bbb", parent="aaa", time="t")
+    assert s.numerics_key == key_hash(b.environment, "numerics") != key_hash(a.environment, "numerics")
+    assert s.environment["threads"] == 4 and set(s.records) == {"m-int8"}
+    loaded = load_chain(save_summary(s, tmp_path).parent)[0]
+    assert loaded.records == s.records and loaded.numerics_key == s.numerics_key
+    assert get_judge("drift").extract(loaded.record("m-int8")) == (-31.5, 1.0) and loaded.record("m-fp32") is None
+
+
+def test_a_version_1_summary_is_migrated_without_numerics(tmp_path):
+    v1 = {"schema": "ptq.chain", "version": 1, "commit": "c1", "parent": "c0", "time": "t", "statistic": "p1",
+          "runner": "r", "notes": [], "cases": {"m-int8": {"ratio": 1.0, "low": 0.99, "high": 1.01, "n": 3, "p": 0.5,
+                                                           "verdict": "OK", "ms": 1.0, "level": 0.95}}}
+    (tmp_path / "c1.json").write_text(json.dumps(v1))
+    [s] = load_chain(tmp_path)
+    assert s.links["m-int8"].ratio == 1.0 and s.records == {} and s.numerics_key == ""
 
 
 def test_summaries_round_trip_compactly_and_load_in_order(tmp_path):
@@ -71,8 +129,8 @@ def test_summaries_round_trip_compactly_and_load_in_order(tmp_path):
     assert set(s.links) == {"m-int8"} and "m-fp32: no paired placements" in s.notes[0]
     path = save_summary(s, tmp_path)
     data = json.loads(path.read_text())
-    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and "data" not in path.read_text()
-    assert path.stat().st_size < 2000  # a summary, not the samples
+    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and "\"data\": [" not in path.read_text()
+    assert path.stat().st_size < 3000  # a summary, not the samples
     older = CommitSummary("aaa", "zzz", "2000-01-01T00:00:00Z", {"m-int8": _link(1.0)})
     save_summary(older, tmp_path)
     loaded = load_chain(tmp_path)

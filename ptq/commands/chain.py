@@ -61,15 +61,9 @@ def _table(chain: Sequence, cases: Sequence[str]) -> str:
 
 
 def _html(chain: Sequence, cases: Sequence[str]) -> str:
-    from ptq.chain import trend
-    from ptq.svg import Point, line_chart
+    from ptq.html_report import chain_chart
 
-    parts = []
-    for case in cases:
-        points = [Point(pt.level, pt.low, pt.high, ("regression" if pt.link.ratio > 1 else "improvement")
-                        if pt.step and pt.link else "", f"{pt.commit}: {pt.level:.4f}") for pt in trend(chain, case)]
-        chart = line_chart(points, [s.commit[:7] for s in chain], unit="x", label=f"{case} chained latency")
-        parts.append(f"<h2>{escape(case)}</h2>{chart}")
+    parts = [f"<h2>{escape(case)}</h2>{chain_chart(chain, case)}" for case in cases]
     return ("<!doctype html><meta charset=utf-8><title>ptq chained history</title><h1>Chained latency "
             "(running product of duet ratios, 95% band)</h1>" + "".join(parts) + "\n")
 
