@@ -42,6 +42,7 @@ from ptq.errors import UserError
 from ptq.gate import DEFAULT_LOCATION, decide_latency_placements, location
 from ptq.judges import get_judge, list_judges, path
 from ptq.runs import CaseRecord
+from ptq.trends import DRIFT_FIGURES
 
 __all__ = ["KEPT", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "CommitSummary", "Link", "TrendPoint", "keep_numerics",
            "link", "load_chain", "numerics_judges", "save_summary", "summarize", "trend"]
@@ -50,12 +51,12 @@ SCHEMA, SCHEMA_VERSION = "ptq.chain", 2
 
 #: What a summary keeps of a case's ``extra_info``: the fields the gate's numerics judges
 #: (memory, quantize_memory, size, drift: :func:`numerics_judges`) and the report's readers
-#: (:data:`ptq.trends.METRICS`) read, so the history judges them as ``ptq compare`` would. A final
-#: ``*`` keeps that mapping's scalar entries (drift's figures, headline, tolerance; not its layers).
+#: (:data:`ptq.trends.METRICS`) read, so the history judges them as ``ptq compare`` would.
 KEPT = ("model", "recipe", "stack", "weights", "data",
         "metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples",
         "metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples",
-        "metrics.size.serialized_bytes", "metrics.drift.*")
+        "metrics.size.serialized_bytes",
+        *(f"metrics.drift.{k}" for k in ("headline", "value", "higher_is_better", "tolerance", *DRIFT_FIGURES)))
 
 
 def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -72,10 +73,6 @@ def numerics_judges() -> list[str]:
     return [n for n in list_judges() if get_judge(n).key == "numerics"]
 
 
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
 def keep_numerics(extra_info: Mapping[str, Any]) -> dict[str, Any]:
     """The :data:`KEPT` part of ``extra_info``, nested as it was (a :class:`~ptq.runs.CaseRecord`
     built on it reads the same numerics figures as the full one)."""
@@ -83,16 +80,13 @@ def keep_numerics(extra_info: Mapping[str, Any]) -> dict[str, Any]:
     for dotted in KEPT:
         *parents, leaf = dotted.split(".")
         node = path(extra_info, ".".join(parents)) if parents else extra_info
-        if not isinstance(node, Mapping):
-            continue
-        found = ({k: v for k, v in node.items() if _scalar(v)} if leaf == "*"
-                 else {leaf: node[leaf]} if leaf in node else {})
-        if found:
+        if isinstance(node, Mapping) and leaf in node:
             target = kept
             for p in parents:
                 target = target.setdefault(p, {})
-            target.update(found)
+            target[leaf] = node[leaf]
     return kept
+
 
 #: Smallest change a link must show, beyond its interval excluding 1, to count as a step of the
 #: trend: placements spread by about 1% on quiet cases, so a significant 0.5% is a placement, not code.
@@ -222,7 +216,7 @@ def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
 
 def save_summary(summary: CommitSummary, directory: str | Path) -> Path:
     """One file per commit, ``<directory>/<commit>.json``, written atomically (a rerun replaces it)."""
-    text = (json.dumps(summary.to_dict(), indent=1, allow_nan=False) + "\n").encode()
+    text = (json.dumps(summary.to_dict(), separators=(",", ":"), allow_nan=False) + "\n").encode()  # jq . reads it
     return atomic_write(Path(directory) / f"{summary.commit}.json", lambda fh: fh.write(text))
 
 

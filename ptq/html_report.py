@@ -369,7 +369,7 @@ def _keyed_trends(metric: Metric, case: str, runs: Sequence[Run], config: Config
         head = f"numerics key {key}" + (f" ({which})" if which else "") if len(keyed) > 1 else what
         chart = line_chart(_step_points(metric, steps), [r.label for r in runs], unit=metric.unit,
                            label=f"{metric.title} of {case}, numerics key {key}")
-        parts.append(f'<p class="chartlabel">{escape(metric.title)} <i>{escape(head)} · {len(present)} commits</i></p>{chart}')
+        parts.append(f'<p class="chartlabel">{escape(metric.title)} <i>{escape(head)} · {len(present)} commit{"s" if len(present) != 1 else ""}</i></p>{chart}')
     return "".join(parts)
 
 

@@ -24,6 +24,7 @@ from ptq.env import key_hash
 from ptq.errors import UserError
 from ptq.judges import get_judge
 from ptq.runs import CaseRecord, parse_run
+from ptq.trends import METRICS
 
 
 def _link(ratio: float, half: float = 0.01, n: int = 6) -> Link:
@@ -89,6 +90,8 @@ def test_a_summary_keeps_what_the_numerics_judges_read_and_nothing_else():
     full, pruned = CaseRecord("m-int8", FULL, ()), CaseRecord("m-int8", kept, ())
     for name in numerics_judges():
         assert get_judge(name).extract(pruned) == get_judge(name).extract(full) is not None
+    for name in ("memory", "size", "drift"):  # and the report reads the same figures
+        assert METRICS[name].read(pruned) == METRICS[name].read(full) is not None
     text = json.dumps(kept)
     for dropped in ("top_sites", "worst_layers", "tolerances", "baseline_bytes", "batch_size", "method"):
         assert dropped not in text
@@ -129,7 +132,7 @@ def test_summaries_round_trip_compactly_and_load_in_order(tmp_path):
     assert set(s.links) == {"m-int8"} and "m-fp32: no paired placements" in s.notes[0]
     path = save_summary(s, tmp_path)
     data = json.loads(path.read_text())
-    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and "\"data\": [" not in path.read_text()
+    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and "\"data\":[" not in path.read_text()
     assert path.stat().st_size < 3000  # a summary, not the samples
     older = CommitSummary("aaa", "zzz", "2000-01-01T00:00:00Z", {"m-int8": _link(1.0)})
     save_summary(older, tmp_path)
