@@ -27,6 +27,7 @@ from typing import Any
 
 from ptq.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.errors import UserError
+from ptq.progress import Progress
 
 __all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "refuse_unlike", "run_duet",
            "run_rounds", "run_side", "schedule", "set_samples", "unlike_keys"]
@@ -160,9 +161,11 @@ def run_rounds(
     """Alternate the two sides ``rounds`` times each; returns the merged (A, B) runs."""
     sides = {"A": a, "B": b}
     collected: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    sessions = Progress("sessions", 2 * rounds, emit=progress)
     for r, label in schedule(rounds):
-        progress(f"round {r + 1}/{rounds}: side {label} ({sides[label].spec})")
+        progress(f"round {r + 1}/{rounds}: side {label} ({sides[label].spec}); sessions {sessions.summary()}")
         out = runner(sides[label], workdir / f"{label}-{r}.json", pytest_args)
+        sessions.done += 1
         try:
             collected[label].append(json.loads(out.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:

@@ -16,6 +16,7 @@ from ptq.drift import DriftReport, measure_drift
 from ptq.errors import NotApplicable, UserError
 from ptq.layers import LAYER_TYPES, is_quantized
 from ptq.models import Built, ModelEntry
+from ptq.progress import Progress
 from ptq.recipes import Recipe, apply_recipe
 
 __all__ = ["Proposal", "Sensitivity", "propose_float_layers", "quantized_layer_names", "recipe_source", "sweep", "with_fields"]
@@ -92,16 +93,18 @@ def sweep(
     _check_selectable(recipe)
     types = {n: type(m).__name__ for n, m in built.model.named_modules()}
     out = []
-    for name in quantized_layer_names(entry, built, recipe):
+    names = quantized_layer_names(entry, built, recipe)
+    layers = Progress("layers", len(names), emit=progress) if progress else None
+    for name in names:
         variant = dataclasses.replace(recipe, name=f"{recipe.name}[only={name}]", only_layers=(name,), float_layers=())
         try:
             report = _drift(entry, built, variant, tolerances)
         except NotApplicable as exc:  # the recipe quantizes nothing with this layer alone
-            if progress:
-                progress(f"{name}: skipped ({exc})")
+            if layers:
+                layers.step(f"{name}: skipped ({exc})")
             continue
-        if progress:
-            progress(f"{name}: output SQNR {report.figures.get('sqnr_db', float('nan')):.1f} dB")
+        if layers:
+            layers.step(f"{name}: output SQNR {report.figures.get('sqnr_db', float('nan')):.1f} dB")
         out.append(Sensitivity(name, types[name], report))
     return sorted(out, key=Sensitivity.sort_key)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ptq.errors import PtqError, UserError
+from ptq.progress import Progress
 
 __all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
 
@@ -315,7 +316,7 @@ def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, w
                 for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
                     got = worker.time(case, window_s, slow=slow) if worker is b else worker.time(case, window_s)
                     out[worker.label][(case, slow)][-1].extend(got)
-            progress(f"duet placement {placement + 1}, sweep {sweep + 1}/{count}")
+            progress(f"placement {placement + 1}, sweep {sweep + 1}/{count}")
     return DuetResult(out, placed=placed)
 
 
@@ -329,6 +330,7 @@ def run_plan(
     placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
     failed: dict[str, str] = {}
     done = 0
+    sweeps_done = Progress("duet sweeps", sum(sum(s) for s in plan.blocks()), emit=progress)
     for pair, sweeps in enumerate(plan.blocks()):
         a, b = new_worker("A"), new_worker("B")
         try:
@@ -338,7 +340,7 @@ def run_plan(
                     failed.setdefault(case, f"side {w.label}: {why}")
             ready = [c for c in cases if c not in failed]
             got = duet(a, b, ready, sweeps, window_s=plan.window_s, first_placement=done, slowdowns=slowdowns,
-                       progress=progress)
+                       progress=sweeps_done.step)
         finally:
             a.close()
             b.close()

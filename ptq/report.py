@@ -29,7 +29,7 @@ def _speedup_cell(r: CaseResult) -> str:
 
 
 def _spread_cell(r: CaseResult) -> str:
-    """Placements and the spread of the case's 1st percentile between them (max/min - 1)."""
+    """Visits (a placement each) and the spread of the case's 1st percentile between them (max/min - 1)."""
     placed = (r.metrics.get("speedup") or {}).get("latency_placements")
     if not placed or not placed.get("per_placement_ms"):
         return "-"
@@ -54,6 +54,6 @@ def speedup_table(results: Sequence[CaseResult]) -> str:
             r.weights.split(" ")[0],
         ])
     return format_table(
-        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup (95% CI)", "placements: spread", "unpaired",
+        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup [CI]", "visits: spread", "unpaired",
          "quantized", "weights"], rows
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from ptq.cli import command
@@ -58,7 +59,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     for v in full.violations:
         print(f"  {v}")
     print()
-    ranking = sweep(entry, built, recipe, tolerances)
+    ranking = sweep(entry, built, recipe, tolerances, progress=lambda line: print(line, file=sys.stderr, flush=True))
     rows = [
         [str(i), s.layer, s.layer_type, _sqnr(s.sqnr_db), "ok" if s.report.passed else "FAIL", drift_summary(s.report.to_dict())]
         for i, s in enumerate(ranking, 1)

@@ -18,6 +18,7 @@ from ptq.duet import DuetPlan
 from ptq.errors import UserError
 from ptq.gate import LOCATIONS
 from ptq.judges import DEFAULTS
+from ptq.progress import Progress
 
 TARGET_FALSE = 0.01
 TARGET_DETECT = 0.95
@@ -107,29 +108,29 @@ def _gate_quality(args: argparse.Namespace) -> int:
     for mode in modes:
         outcome = Outcome(mode)
         if mode == "processes":
-            for i in range(args.process_trials):
+            trials = Progress(f"{mode} trials", args.process_trials)
+            for _ in range(args.process_trials):
                 base, cur = run_process_trial(targets, fractions, cases=args.cases, threads=threads,
                                               budget_s=args.time / args.rounds * args.process_rounds,
                                               rounds=args.process_rounds)
                 outcome.record_rounds(base, cur, threshold=args.threshold, alpha=args.alpha,
                                       statistic=args.statistic)
-                print(f"\r{mode}: trial {i + 1}/{args.process_trials}", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
+                trials.step()
             outcomes.append(outcome)
             continue
         if mode == "duet":
             duet_plan = DuetPlan.from_args(args)
-            for i in range(args.duet_trials):
+            trials = Progress(f"{mode} trials", args.duet_trials)
+            for _ in range(args.duet_trials):
                 base, cur = run_duet_trial(targets, fractions, threads=threads, plan=duet_plan)
                 outcome.record_placements(base, cur, threshold=args.threshold, alpha=args.alpha,
                                           statistic=args.statistic)
-                elapsed = time.perf_counter() - started
-                print(f"{mode}: trial {i + 1}/{args.duet_trials}, {elapsed:.0f}s elapsed, "
-                      f"about {elapsed / (i + 1) * (args.duet_trials - i - 1):.0f}s to go", file=sys.stderr, flush=True)
+                trials.step()
             print(format_table(["case", "A/A false", "caught", "placement spread (median)"], outcome.case_rows()))
             outcomes.append(outcome)
             continue
-        for i, fraction in enumerate(plan):
+        trials = Progress(f"{mode} trials", len(plan))
+        for fraction in plan:
             if mode == "speedup":
                 outcome.record_speedups(fraction, speedups(targets, 0.0, args.pair_time),
                                         speedups(targets, fraction, args.pair_time),
@@ -138,8 +139,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
                 base, cur = run_trial(targets, fraction, mode=mode, budget_s=args.time, rounds=args.rounds)
                 outcome.record(fraction, targets, base, cur, threshold=args.threshold, alpha=args.alpha,
                                statistic=args.statistic)
-            print(f"\r{mode}: trial {i + 1}/{len(plan)}", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
+            trials.step(f"{fraction:.0%} injected" if fraction else "A/A")
         outcomes.append(outcome)
     print(format_table(["mode", "injected", "judgements", "flagged", "rate", "median ratio"], summarize(outcomes)))
     ok = True
