@@ -8,7 +8,7 @@ import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
-from ptq.errors import PtqError
+from ptq.errors import DuplicateRegistration, PtqError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 def command(name: str, configure: Callable[[argparse.ArgumentParser], None]):
     def decorator(fn: Callable[[argparse.Namespace], int]):
         if name in COMMANDS and COMMANDS[name][1] is not fn:
-            raise PtqError(f"command {name!r} is registered twice ({COMMANDS[name][1].__module__} and {fn.__module__})")
+            raise DuplicateRegistration(f"command {name!r} is registered twice ({COMMANDS[name][1].__module__} and {fn.__module__})")
         COMMANDS[name] = (configure, fn)
         return fn
 

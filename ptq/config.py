@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ptq.errors import UserError
+from ptq.errors import DuplicateRegistration, UserError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,7 +87,7 @@ _SECTIONS: dict[str, Section] = {}
 
 def register_section(section: Section) -> Section:
     if section.name in _SECTIONS:
-        raise UserError(f"config section {section.name!r} is already registered")
+        raise DuplicateRegistration(f"config section {section.name!r} is already registered")
     _SECTIONS[section.name] = section
     return section
 

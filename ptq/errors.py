@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NotApplicable", "PtqError", "RecipeFailed", "UserError"]
+__all__ = ["DuplicateRegistration", "NotApplicable", "PtqError", "RecipeFailed", "UserError"]
 
 
 class PtqError(Exception):
@@ -16,6 +16,11 @@ class UserError(PtqError, ValueError):
     """
 
     __tracebackhide__ = True
+
+
+class DuplicateRegistration(UserError):
+    """A name registered twice (model, recipe, probe, command, handler, section...): its own
+    kind, so a plugin's clash is told apart from bad input; still a ``UserError`` to callers."""
 
 
 class NotApplicable(PtqError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ptq.errors import DuplicateRegistration
 from ptq.matrix import Case
 from ptq.registry import match_globs
 
@@ -29,6 +30,10 @@ _ISSUES: list[KnownIssue] = []
 
 
 def register_known_issue(issue: KnownIssue) -> KnownIssue:
+    same = next((i for i in _ISSUES if (i.models, i.recipes) == (issue.models, issue.recipes)), None)
+    if same is not None:
+        raise DuplicateRegistration(f"a known issue for models {issue.models!r} x recipes {issue.recipes!r} is already "
+                                    f"registered ({same.reason!r}); edit that entry instead of adding another")
     _ISSUES.append(issue)
     return issue
 

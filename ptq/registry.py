@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from ptq.errors import UserError
+from ptq.errors import DuplicateRegistration, UserError
 
 __all__ = ["Registry", "match_globs"]
 
@@ -68,7 +68,7 @@ class Registry(Generic[T]):
         if not name or not isinstance(name, str):
             raise UserError(f"a {self.kind} needs a non-empty string name, got {name!r}")
         if name in self._items and not replace:
-            raise UserError(
+            raise DuplicateRegistration(
                 f"{self.kind} {name!r} is already registered; pick another name "
                 "or pass replace=True to override it"
             )

@@ -13,7 +13,7 @@ import torch
 
 from ptq import speedup as _speedup  # noqa: F401  (registers the speedup probe)
 from ptq.config import Config
-from ptq.errors import PtqError
+from ptq.errors import DuplicateRegistration, PtqError
 from ptq.matrix import Case
 from ptq.models import Built, ModelEntry, get_model
 from ptq.placement import DEFAULT_PLACEMENTS
@@ -68,7 +68,7 @@ def register_quantize_monitor(name: str, monitor: QuantizeMonitor) -> QuantizeMo
     a measurement of the quantization step (e.g. its peak memory) without quantizing twice.
     """
     if name in _QUANTIZE_MONITORS:
-        raise PtqError(f"quantize monitor {name!r} is already registered")
+        raise DuplicateRegistration(f"quantize monitor {name!r} is already registered")
     _QUANTIZE_MONITORS[name] = monitor
     return monitor
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ptq.cache import atomic_write
-from ptq.errors import PtqError, UserError
+from ptq.errors import DuplicateRegistration, PtqError, UserError
 from ptq.models import DataSource, ModelEntry, get_model
 from ptq.recipes import Recipe, StaticInt8, apply_recipe, get_recipe
 
@@ -58,7 +58,7 @@ def register_rebuild(recipe_type: type[R]) -> Callable[[Callable[[R], Recipe]], 
 
     def decorator(fn: Callable[[R], Recipe]) -> Callable[[R], Recipe]:
         if recipe_type in _REBUILDS:
-            raise UserError(f"a rebuild for {recipe_type.__name__} is already registered")
+            raise DuplicateRegistration(f"a rebuild for {recipe_type.__name__} is already registered")
         _REBUILDS[recipe_type] = fn
         return fn
 

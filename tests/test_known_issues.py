@@ -30,3 +30,13 @@ def test_known_issue_is_skipped_with_its_reason_unless_asked(pytester: pytest.Py
     result.stdout.fnmatch_lines(["SKIPPED*micro_linear_256-dynamic_int8: known issue: measured: it is broken*"])
     result = pytester.runpytest_subprocess(*args, "--ptq-run-known-issues")
     result.assert_outcomes(passed=2)
+
+
+def test_a_known_issue_registered_twice_is_refused(monkeypatch):
+    import ptq.known_issues as ki
+    from ptq.errors import DuplicateRegistration
+
+    monkeypatch.setattr(ki, "_ISSUES", [])
+    ki.register_known_issue(KnownIssue("m*", "r", "measured once"))
+    with pytest.raises(DuplicateRegistration, match="models 'm\\*' x recipes 'r' is already registered"):
+        ki.register_known_issue(KnownIssue("m*", "r", "measured again"))

@@ -1,6 +1,6 @@
 import pytest
 
-from ptq.errors import UserError
+from ptq.errors import DuplicateRegistration, UserError
 from ptq.registry import Registry, match_globs
 
 
@@ -16,8 +16,9 @@ def test_register_get_and_list_in_order():
 def test_duplicate_is_refused_unless_replaced():
     reg = Registry[int]("widget")
     reg.register("a", 1)
-    with pytest.raises(UserError, match="'a' is already registered"):
+    with pytest.raises(DuplicateRegistration, match="'a' is already registered") as caught:
         reg.register("a", 2)
+    assert isinstance(caught.value, UserError)  # its own kind, still a user-facing error
     reg.register("a", 3, replace=True)
     assert reg.get("a") == 3
 
