@@ -21,6 +21,7 @@ comment, ``ptq report --format md``), an HTML section (the report's) or JSON (sc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -313,7 +314,22 @@ def compare_stored(
         base = Run(f"{baseline_path(root, current.fingerprint)} (none)", current.fingerprint, current.environment, {})
     if base.path == current.path:
         raise UserError(f"{current.path} is both the run and the baseline; name another run")
-    return compare(base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why)
+    result = compare(base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why)
+    if why is None and baseline is None and Path(base.path) != baseline_path(root, current.fingerprint):
+        # another runner's baseline was chosen: any stored one that could not be read is said, not skipped
+        skipped = [_why_not(p, current) for p in sorted(Path(root, BASELINES).glob("*.json")) if _unreadable(p)]
+        if skipped:
+            result = dataclasses.replace(result, notes=(*result.notes, *(
+                f"skipped {s}; restore it (git checkout -- FILE) or delete it" for s in skipped)))
+    return result
+
+
+def _unreadable(path: Path) -> bool:
+    try:
+        load_run(path)
+    except UserError:
+        return True
+    return False
 
 
 def _summary(c: Comparison) -> str:

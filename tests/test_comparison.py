@@ -241,6 +241,10 @@ def test_a_stored_baseline_of_another_runner_applies_where_its_numerics_keys_mat
     c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
     assert c.baseline.endswith("bbbb.json") and c.no_baseline is None
     assert _verdicts(c) == {("m-int8", "latency"): Verdict.NOT_COMPARED, ("m-int8", "size"): Verdict.REGRESSION}
+    (stored / "cccc.json").write_text("{")  # a corrupt one beside the one that applies: said, not skipped silently
+    c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
+    assert c.baseline.endswith("bbbb.json") and any(n.startswith("skipped cccc.json (unreadable: ") for n in c.notes)
+    (stored / "cccc.json").unlink()
     (stored / "bbbb.json").write_text(json.dumps(_elsewhere(other_cpu, threads=3)))  # other kernels: none applies
     c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
     assert c.exit_code == EXIT_NO_BASELINE and "bbbb.json (fingerprint aaaa: cpu_model, threads differ)" in c.no_baseline
