@@ -198,7 +198,7 @@ def _samples(record: CaseRecord) -> Timings | None:
 
 
 def _speedup_value(record: CaseRecord) -> tuple[float, float, float, float] | None:
-    """(ratio, low, high, between-placement spread or NaN where one placement was timed)."""
+    """(ratio, low, high, spread between visits (placements) or NaN where one was timed)."""
     m = path(record.extra_info, "metrics.speedup")
     if not isinstance(m, Mapping) or not all(isinstance(m.get(k), int | float) for k in ("ratio", "low", "high")):
         return None
@@ -211,9 +211,9 @@ def _speedup(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, An
     verdict = decide_interval(base[:3], cur[:3], threshold=s["speedup_threshold"])
     show = lambda v: f"{v[0]:.2f}x [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
     spreads = "" if math.isnan(base[3]) and math.isnan(cur[3]) else \
-        f"; placements spread {base[3]:.1%} -> {cur[3]:.1%}"
+        f"; spread between visits {base[3]:.1%} -> {cur[3]:.1%}"
     return Judgement(verdict, show(base), show(cur), _pct(cur[0] / base[0]),
-                     f"interleaved speedup over fp32, 95% CIs{spreads}")
+                     f"interleaved speedup over fp32 with its interval (coverage: metrics.speedup.level){spreads}")
 
 
 def _number(dotted: str) -> Callable[[CaseRecord], float | None]:
