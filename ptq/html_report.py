@@ -197,7 +197,7 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: C
             )
         cards.append(
             f'<div class="card"><h3>{escape(model)}</h3><div class="sub">run {escape(latest.label)}; log axis, the dashed line is 1.0x '
-            f"(as fast as fp32); green: faster beyond its 95% CI</div><table><tr><th>recipe, stack</th><th>median ms</th><th>speedup (95% CI)</th>"
+            f"(as fast as fp32); green: faster beyond its interval</div><table><tr><th>recipe, stack</th><th>median ms</th><th>speedup [interval]</th>"
             f"<th>over runs</th><th>quantized</th><th>last step</th></tr>{''.join(rows)}</table></div>"
         )
     return f'<div class="models wide">{"".join(cards)}</div>'
@@ -468,7 +468,7 @@ def _run_sections(runs: Sequence[Run], config: Config, comparison: Comparison | 
         comparison = compare(runs[-2], runs[-1], config=config)
     legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
               '<span style="color:#9aa3ad">◇ not comparable (other machine or figure)</span><span style="color:#3867a8">● unchanged '
-              "○ first</span><span>band: IQR of the timed rounds, or the 95% CI</span> — each point is judged against the "
+              "○ first</span><span>band: IQR of the timed rounds, or the speedup's interval</span> — each point is judged against the "
               "previous comparable run by the regression gate's judges (thresholds from [tool.ptq.gate]), as "
               "<code>ptq compare</code> would judge it.</p>")
     sections = [
