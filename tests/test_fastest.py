@@ -102,3 +102,17 @@ def test_plugin_prints_and_records_the_fastest_paths(pytester: pytest.Pytester):
     assert summary["model"] == "user_conv" and stacks["OpenVINO"]["fp32"]["recipe"] == "ov_fp32"
     assert stacks["torch eager"]["limits"] and all(op["op"] for op in stacks["torch eager"]["limits"])
     assert stacks["ONNX Runtime"]["fastest"] is None and stacks["torch deployed"]["fp32"]["recipe"] == "fp32_jit"
+
+
+def test_html_report_shows_the_latest_runs_summary():
+    from ptq.html_report import render_html
+    from ptq.runs import parse_run, read_json
+
+    path = "tests/fixtures/history/runs/run-0004.json"
+    data = read_json(path)
+    before = render_html([parse_run(data, path)])
+    assert "records no fastest-path summary" in before
+    data["ptq"]["fastest"] = [m.to_dict() for m in fastest_paths(RESULTS, PRECISION.get)]
+    html = render_html([parse_run(data, path)])
+    assert 'id="fastest"' in html and "fastest overall: m-ov_int8" in html
+    assert "torch's fastest int8 (m-int8_jit) takes 2.00x the time of the fastest peer (m-ov_int8)" in html
