@@ -474,15 +474,15 @@ def test_baselines_are_recorded_in_the_shards_pull_requests_run():
     for option in ("--ptq-matrix=$MATRIX", "--ptq-models=$MODELS", "--ptq-recipes=$RECIPES"):
         assert option in gate
     assert [c[:2] for c in _commands(_step(HISTORY, "record", "Merge shards")["run"])] == [["ptq", "merge"]]
-    names = [s.get("name") for s in _job(HISTORY, "record")["steps"]]
+    names = [s["name"] for s in _job(HISTORY, "record")["steps"] if "name" in s]
     assert names[-5:] == ["Benchmarks, shard after shard", *HISTORY_STEPS]
 
 
-# The history job (push to main) after its benchmarks: the shards merged, the branch checked out
-# from a bare repository standing in for GitHub's, a baseline recorded where none applies, the run
-# committed and pushed.
+# The history's record job (push to main) after its benchmarks: the shards merged, the branch
+# checked out from a bare repository standing in for GitHub's, a baseline recorded where none
+# applies and pushed; the run itself goes to an artifact, never to the branch.
 RECORD = "Record this runner's baseline where none applies"
-HISTORY_STEPS = ("Merge shards", "Check out branch ptq-history", RECORD, "Add the run to branch ptq-history")
+HISTORY_STEPS = ("Merge shards", "Check out branch ptq-history", RECORD, "Push the recorded baseline to branch ptq-history")
 HISTORY_VALUES = {"GH_TOKEN": "x", "REPO": "owner/repo", "SHA": "0123456789abcdef0123"}
 RUNS = FIXTURE_RUN.parent
 FINGERPRINT = json.loads(FIXTURE_RUN.read_text())["ptq"]["fingerprint"]  # runs 1, 3 and 4
@@ -519,8 +519,8 @@ def _on_branch(remote: Path) -> list[str]:
 
 
 def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, main_baseline: Path | None = None):
-    """The history job's steps after its benchmarks, ``run`` standing in for what they measured:
-    the record step's result, else the first that failed; then the add step's."""
+    """The record job's steps after its benchmarks, ``run`` standing in for what they measured:
+    the record step's result, else the first that failed; then the push step's."""
     cwd = tmp_path / "push"
     (cwd / "bin").mkdir(parents=True)
     _shards(run, cwd)
@@ -540,11 +540,10 @@ def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_requ
     assert result.returncode == 0, result.stdout + result.stderr
     assert "::notice title=ptq: baseline recorded::" in result.stdout
     files = _on_branch(remote)
-    assert f"results/baselines/{FINGERPRINT}.json" in files and "index.html" in files
-    assert len([f for f in files if f.startswith("runs/")]) == 2  # the seeded run and this one
+    assert files == sorted(["runs/run-0001.json", f"results/baselines/{FINGERPRINT}.json"])  # the run: an artifact
     stored = json.loads(_git("show", f"ptq-history:results/baselines/{FINGERPRINT}.json", cwd=remote))
     assert stored == json.loads((cwd / "run.json").read_text())  # the merged shards, as the gate merges them
-    assert _git("log", "-1", "--format=%s", "ptq-history", cwd=remote).strip() == "history: 0123456789ab"
+    assert _git("log", "-1", "--format=%s", "ptq-history", cwd=remote).strip() == "baseline: 0123456789ab"
     # The pull request that follows (run 4, whose digits memory regressed) is gated by it.
     pr = _workspace(tmp_path / "pr", baseline=False)
     shutil.rmtree(pr / "history")
@@ -560,7 +559,7 @@ def test_the_first_push_to_main_creates_the_branch_with_the_run_and_its_baseline
     _, remote, result = _push_to_main(tmp_path, FIXTURE_RUN, None)
     assert result.returncode == 0, result.stdout + result.stderr
     files = _on_branch(remote)
-    assert f"results/baselines/{FINGERPRINT}.json" in files and len(files) == 3  # the run, its baseline, index.html
+    assert files == [f"results/baselines/{FINGERPRINT}.json"]  # the baseline alone: the run is an artifact
 
 
 @pytest.mark.parametrize("where", ["main-own", "branch-own", "branch-same-numerics"])
@@ -582,7 +581,7 @@ def test_a_push_to_main_records_no_baseline_where_one_applies(tmp_path, where):
     assert [f for f in files if f.startswith("results/")] == before  # nothing recorded
     for name in before:  # nothing replaced
         assert _git("show", f"ptq-history:{name}", cwd=remote) == branch[name].read_text()
-    assert len([f for f in files if f.startswith("runs/")]) == 2  # the run itself is still added
+    assert files == sorted(branch) and len(_git("log", "--format=%H", "ptq-history", cwd=remote).split()) == 1  # no push
 
 
 def test_a_push_to_main_stops_on_a_damaged_baseline_on_the_branch(tmp_path):
@@ -591,6 +590,133 @@ def test_a_push_to_main_stops_on_a_damaged_baseline_on_the_branch(tmp_path):
     _, remote, result = _push_to_main(tmp_path, FIXTURE_RUN, {f"results/baselines/{FINGERPRINT}.json": damaged})
     assert result.returncode == 2 and "corrupt or truncated JSON" in result.stderr
     assert len(_git("log", "--format=%H", "ptq-history", cwd=remote).split()) == 1  # nothing pushed
+
+
+# The history's chain job (after the record job): the commit's A/B against its parent, its
+# summary appended to the chained history on the branch. A stub ``ptq ab`` (the real one takes
+# minutes) saves two sides made from fixture runs 3 (parent) and 4 (commit: micro_linear_256-
+# static_int8 1.5x slower) and exits with the code given; every other ptq command is the real one.
+AB_STEP = "A/B of the parent commit against this one, latency timed as a duet"
+CHAIN_STEPS = (AB_STEP, "Check out branch ptq-history", "Add the commit's summary to the chained history on branch ptq-history")
+SLOWED = "micro_linear_256-static_int8"
+
+
+def _sides(directory: Path) -> tuple[Path, Path]:
+    """Fixture runs 3 and 4 as ``ptq ab --save`` writes its sides: each case's samples in 3 placements."""
+    directory.mkdir()
+    out = []
+    for label, run in (("a", "run-0003.json"), ("b", "run-0004.json")):
+        doc = json.loads((RUNS / run).read_text())
+        for bench in doc["benchmarks"]:
+            n = len(bench["stats"]["data"])
+            bench["extra_info"]["ab_placement_sizes"] = [n // 3, n // 3, n - 2 * (n // 3)]
+        (directory / f"{label}.json").write_text(json.dumps(doc))
+        out.append(directory / f"{label}.json")
+    return out[0], out[1]
+
+
+def _stub_ab(bin_dir: Path, sides: tuple[Path, Path], code: int) -> Path:
+    """``ptq`` whose ``ab`` logs its arguments one a line, saves ``sides`` (unless it fails, exit 2)
+    and exits ``code``; any other command runs the real ptq."""
+    log = bin_dir / "ab.args"
+    saved = "".join(f"cp {src} results/ab/T-{label}.json\necho \"saved: $PWD/results/ab/T-{label}.json\"\n"
+                    for label, src in zip("ab", sides, strict=True))
+    body = ("echo 'ptq: error: side A wrote no results' >&2\n" if code == 2
+            else f"mkdir -p results/ab\n{saved}echo '**ptq ab**: the verdict table'\n")
+    (bin_dir / "ptq").write_text(f'#!/bin/sh\nif [ "$1" != ab ]; then exec {BIN / "ptq"} "$@"; fi\n'
+                                 f'printf \'%s\\n\' "$@" > {log}\n{body}exit {code}\n')
+    (bin_dir / "ptq").chmod(0o755)
+    return log
+
+
+def _commits(cwd: Path, parent: str) -> list[str]:
+    """The checkout (``fetch-depth: 2``): HEAD with benchmarks/, after a parent ``with``
+    benchmarks/, one ``without`` them, or ``none``; the SHAs, oldest first."""
+    _git("init", "-b", "main", cwd)
+    if parent != "none":
+        (cwd / "README.md").write_text("parent\n")
+        if parent == "with":
+            (cwd / "benchmarks").mkdir()
+            (cwd / "benchmarks" / "test_ptq.py").write_text("# parent\n")
+        _git("add", "--all", "README.md", *(["benchmarks"] if parent == "with" else []), cwd=cwd)
+        _git("commit", "-m", "parent", cwd=cwd)
+    (cwd / "benchmarks").mkdir(exist_ok=True)
+    (cwd / "benchmarks" / "test_ptq.py").write_text("# commit\n")
+    _git("add", "benchmarks", cwd=cwd)
+    _git("commit", "-m", "commit", cwd=cwd)
+    return _git("rev-list", "--reverse", "HEAD", cwd=cwd).split()
+
+
+def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: dict[str, Path] | None = None):
+    """The chain job's steps after its install, as the runner runs them: the A/B step, then
+    (where it set output ``b``, the later steps' ``if``) the branch checkout and the append.
+    Returns the checkout, the remote, the A/B step's result, the later steps' (or None), the SHAs."""
+    cwd = tmp_path / "push"
+    (cwd / "bin").mkdir(parents=True)
+    shas = _commits(cwd, parent)
+    _stub_ab(cwd / "bin", _sides(tmp_path / "sides"), code)
+    remote, git_env = _remote(tmp_path, branch)
+    env = {**git_env, "GITHUB_OUTPUT": str(cwd / "output")}
+    ab = _run_steps(HISTORY, "chain", CHAIN_STEPS[:1], cwd, env)
+    outputs = dict(line.split("=", 1) for line in (cwd / "output").read_text().splitlines()) if (cwd / "output").exists() else {}
+    assert {_step(HISTORY, "chain", name)["if"] for name in CHAIN_STEPS[1:]} == {"steps.ab.outputs.b != ''"}
+    rest = None
+    if ab.returncode == 0 and outputs.get("b"):
+        rest = _run_steps(HISTORY, "chain", CHAIN_STEPS[1:], cwd, env, GH_TOKEN=HISTORY_VALUES["GH_TOKEN"],
+                          REPO=HISTORY_VALUES["REPO"], **{k.upper(): v for k, v in outputs.items()})
+    return cwd, remote, ab, rest, shas
+
+
+@pytest.mark.parametrize("code", [0, 1], ids=["pass", "regression"])
+def test_a_push_to_main_adds_its_summary_to_the_chained_history_and_no_run(tmp_path, code):
+    baseline = {f"results/baselines/{FINGERPRINT}.json": RUNS / "run-0003.json"}  # as the record job left it
+    cwd, remote, ab, rest, (parent, commit) = _push_chain(tmp_path, code=code, branch=baseline)
+    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stdout + ab.stderr + (rest.stderr if rest else "")
+    assert ("::warning title=ptq: slower than its parent::" in ab.stdout) == (code == 1)  # recorded all the same
+    argv = (cwd / "bin" / "ab.args").read_text().splitlines()
+    assert argv[:5] == ["ab", "HEAD~1", "HEAD", "--save", "--accept-new"]
+    [passed] = [a.removeprefix("--pytest-args=") for a in argv if a.startswith("--pytest-args=")]
+    assert shlex.split(passed)[0] == "--ptq-matrix=quick"
+    files = _on_branch(remote)
+    assert files == sorted([*baseline, f"chain/{commit}.json", "index.html"])  # no runs/
+    summary = json.loads(_git("show", f"ptq-history:chain/{commit}.json", cwd=remote))
+    assert (summary["commit"], summary["parent"]) == (commit, parent)
+    assert summary["cases"][SLOWED]["verdict"] == "REGRESSION" and summary["cases"][SLOWED]["ratio"] > 1
+    assert len(json.dumps(summary)) < (tmp_path / "sides" / "b.json").stat().st_size  # a summary, not the run
+    assert commit[:12] in _git("show", "ptq-history:index.html", cwd=remote)
+    assert _git("log", "-1", "--format=%s", "ptq-history", cwd=remote).strip() == f"chain: {commit[:12]}"
+    assert sorted(p.name for p in (cwd / "results" / "ab").iterdir()) == ["T-a.json", "T-b.json"]  # the artifact's
+
+
+def test_the_chain_job_fails_closed_when_ptq_ab_fails(tmp_path):
+    _, remote, ab, rest, _ = _push_chain(tmp_path, code=2, branch={"README.md": ROOT / "README.md"})
+    assert ab.returncode == 2 and rest is None
+    assert "::error title=ptq: A/B failed::ptq ab HEAD~1 HEAD exited 2; nothing recorded" in ab.stdout
+    assert _on_branch(remote) == ["README.md"]
+
+
+@pytest.mark.parametrize(("parent", "code", "why"), [
+    ("none", 0, "no parent commit"), ("without", 0, "has no benchmarks/"), ("with", 3, "measured no case (ptq ab exit 3)")])
+def test_the_chain_starts_at_a_commit_without_a_measured_parent(tmp_path, parent, code, why):
+    cwd, remote, ab, rest, shas = _push_chain(tmp_path, parent=parent, code=code, branch={"README.md": ROOT / "README.md"})
+    assert ab.returncode == 0 and rest is None, ab.stdout + ab.stderr
+    [notice] = [line for line in ab.stdout.splitlines() if line.startswith("::notice title=ptq: the chain starts here::")]
+    assert why in notice and shas[-1][:12] in notice
+    assert (cwd / "bin" / "ab.args").exists() == (code == 3)  # nothing timed without a parent's benchmarks
+    assert _on_branch(remote) == ["README.md"]  # nothing appended
+
+
+def test_the_history_jobs_never_push_at_once_and_keep_raw_runs_as_artifacts():
+    record, chain = _job(HISTORY, "record"), _job(HISTORY, "chain")
+    assert chain["needs"] == "record" and _writes(chain) == {"contents"}
+    assert chain["steps"][0]["with"]["fetch-depth"] == 2
+    retention = _load(ROOT / ".github" / "workflows" / HISTORY)[True]["workflow_call"]["inputs"]["retention-days"]
+    assert retention["type"] == "number" and retention["default"] > 0
+    uploads = {job: [s["with"] for s in _job(HISTORY, job)["steps"] if "upload-artifact" in s.get("uses", "")]
+               for job in ("record", "chain")}
+    assert [u["path"] for u in uploads["record"]] == ["run.json"] and [u["path"] for u in uploads["chain"]] == ["results/ab/"]
+    assert all(u["retention-days"] == "${{ inputs.retention-days }}" for us in uploads.values() for u in us)
+    assert not any("runs" in s.get("run", "") for s in record["steps"] + chain["steps"])  # no raw run on the branch
 
 
 def _gate_with_branch_baseline(tmp_path: Path, baseline: Path, name: str, *, on_main: Path | None = None) -> Path:
@@ -652,7 +778,7 @@ def _fake(bin_dir: Path, name: str) -> Path:
 
 
 @pytest.mark.parametrize(("workflow", "job"), [(GATE, "bench"), (GATE, "latency-ab"), (GATE, "gate"),
-                                               (HISTORY, "record"), (BASELINES, "refresh")])
+                                               (HISTORY, "record"), (HISTORY, "chain"), (BASELINES, "refresh")])
 def test_install_takes_torch_from_the_cpu_index_then_extra_packages_and_prints_the_keys(tmp_path, workflow, job):
     (tmp_path / "bin").mkdir()
     pip, ptq = _fake(tmp_path / "bin", "pip"), _fake(tmp_path / "bin", "ptq")
