@@ -54,6 +54,7 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "min_neighbour_agreement": 0.9,  # encoders: nearest other sentence unchanged
     "min_sqnr_db": 20.0,  # raw tensors: output signal-to-quantization-noise ratio
     "min_output_sqnr_db": 5.0,  # classifiers: floor that catches a broken recipe on any weights
+    "max_perplexity_rise": 0.05,  # LMs: relative held-out perplexity rise (README, "Language models")
 }
 
 #: Tolerances that are shares of the samples (accuracy drops, agreements): in [0, 1].
@@ -161,6 +162,16 @@ def _embedding(ref: torch.Tensor, cand: torch.Tensor, target: torch.Tensor | Non
     return out
 
 
+def _lm(ref: torch.Tensor, cand: torch.Tensor, target: torch.Tensor | None) -> dict[str, float]:
+    """Next-token logits (batch, positions, vocabulary); ``target`` the next tokens of the text."""
+    out = {"top1_agreement": m.topk_agreement(ref, cand, 1), "kl_divergence": m.kl_divergence(ref, cand),
+           **_output_errors(ref, cand)}
+    if target is not None:
+        ppl_ref, ppl = m.perplexity(ref, target), m.perplexity(cand, target)
+        out.update(perplexity_fp32=ppl_ref, perplexity=ppl, perplexity_rise=ppl / ppl_ref - 1)
+    return out
+
+
 def _tensor(ref: torch.Tensor, cand: torch.Tensor, target: torch.Tensor | None) -> dict[str, float]:
     return _output_errors(ref, cand)
 
@@ -220,6 +231,21 @@ register_profile(
         description="embeddings: cosine to float, nearest-neighbour and similarity-ranking agreement",
     ),
     families=("text",),
+)
+register_profile(
+    DriftProfile(
+        "lm", _lm,
+        gates=(
+            Gate("perplexity_rise", "max_perplexity_rise", real_weights_only=True),
+            Gate("top1_agreement", "min_top1_agreement", real_weights_only=True),
+            Gate("sqnr_db", "min_output_sqnr_db"),
+        ),
+        generated_samples=4, layer_samples=1,
+        headline=(("kl_divergence", False, 0.01),),
+        description="next-token logits: held-out perplexity fp32 / quantized and its relative rise, "
+                    "top-1 agreement and KL divergence with float",
+    ),
+    families=("lm",),
 )
 register_profile(
     DriftProfile(

@@ -11,7 +11,7 @@ from ptq.models import list_models
 from ptq.recipes import REFERENCE, list_recipes
 from ptq.registry import match_globs
 
-__all__ = ["AXES", "COMPILED", "MATRICES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases"]
+__all__ = ["AXES", "COMPILED", "LM_MODELS", "LM_RECIPES", "MATRICES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Matrix:
     recipes: str = "*"
     description: str = ""
     exclude_recipes: str | None = None
+    exclude_models: str | None = None
 
 
 #: torch.compile recipes take tens of seconds per model on 2 cores: opt-in (``deploy``) only.
@@ -41,11 +42,15 @@ COMPILED = "*_compile,pt2e_*"
 #: torchao's CPU int4 kernel is built for batch-1 decoding: MiniLM at batch 32 x 128 tokens took
 #: 38.6 s a call here (fp32: 0.67 s), so a case would take minutes. Opt-in (``all``) only.
 SLOW_KERNELS = "ao_int4_weight_only_cpu"
+#: Decoder LMs and the recipes that apply to them (weight-only and dynamic int8, CPU int4, fp8
+#: weights, bf16): opt-in (``llm``) until their cost in the default run is measured.
+LM_MODELS = "tiny_lm,smollm2_135m"
+LM_RECIPES = "fp32,dynamic_int8,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_only_cpu,ao_float8_weight_only,bf16"
 
 MATRICES: dict[str, Matrix] = {
     "default": Matrix(
-        description="every registered model x every recipe but the torch.compile ones and CPU int4",
-        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}",
+        description="every registered model but the LMs x every recipe but the torch.compile ones and CPU int4",
+        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", exclude_models=LM_MODELS,
     ),
     "quick": Matrix(
         # Small models only: with MobileNetV2 it took 3 min 27 s here, and MiniLM (0.6 s a call
@@ -59,6 +64,8 @@ MATRICES: dict[str, Matrix] = {
         description="the non-micro models x every recipe but CPU int4, torch.compile and PT2E included (slow: compiles)",
         exclude_recipes=SLOW_KERNELS,
     ),
+    "llm": Matrix(models=LM_MODELS, recipes=LM_RECIPES, description="decoder LMs x the recipes that apply to "
+                  "them: prefill, KV-cache decode, perplexity (see README, Language models)"),
     "all": Matrix(description="every registered model x every registered recipe (slow: compiles, CPU int4)"),
 }
 
@@ -94,7 +101,7 @@ class Axis:
 
 
 AXES = {
-    "model": Axis("model", lambda m: list_models(m.models)),
+    "model": Axis("model", lambda m: list_models(m.models, m.exclude_models)),
     "recipe": Axis("recipe", lambda m: list_recipes(m.recipes, m.exclude_recipes)),
 }
 

@@ -17,12 +17,15 @@ __all__ = [
     "accuracy",
     "accuracy_drop",
     "cosine_similarity",
+    "kl_divergence",
     "max_abs_error",
     "neighbour_agreement",
     "nonfinite",
     "pair_retrieval_accuracy",
+    "perplexity",
     "rank_correlation",
     "sqnr_db",
+    "token_agreement",
     "topk_agreement",
 ]
 
@@ -177,3 +180,33 @@ def rank_correlation(reference: torch.Tensor, candidate: torch.Tensor) -> float:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = float(ra.norm() * rb.norm())
     return float((ra * rb).sum()) / denom if denom else 1.0
+
+
+def _positions(logits: torch.Tensor) -> torch.Tensor:
+    """Next-token logits as one row per position (batch and sequence flattened), float64."""
+    return logits.detach().to(torch.float64).reshape(-1, logits.shape[-1])
+
+
+def perplexity(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """``exp`` of the mean negative log-likelihood of ``target`` (token ids, one per position)."""
+    rows, labels = _positions(logits), target.reshape(-1)
+    if rows.shape[0] != labels.shape[0] or labels.shape[0] == 0:
+        raise ValueError(f"perplexity needs one target per position, got {tuple(logits.shape)} and {tuple(target.shape)}")
+    return math.exp(float(torch.nn.functional.cross_entropy(rows, labels)))
+
+
+def kl_divergence(reference: torch.Tensor, candidate: torch.Tensor) -> float:
+    """Mean over positions of KL(reference || candidate) of the next-token distributions, in nats:
+    how much likelihood the candidate loses on what the reference would sample."""
+    if reference.shape != candidate.shape:
+        raise ValueError(f"shapes differ: {tuple(reference.shape)} vs {tuple(candidate.shape)}")
+    log_p, log_q = _positions(reference).log_softmax(-1), _positions(candidate).log_softmax(-1)
+    return float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
+
+
+def token_agreement(reference: torch.Tensor, candidate: torch.Tensor) -> float:
+    """Share of positions where two generated token sequences hold the same token."""
+    if reference.shape != candidate.shape or reference.numel() == 0:
+        raise ValueError(f"token agreement needs two non-empty sequences of one shape, got "
+                         f"{tuple(reference.shape)} and {tuple(candidate.shape)}")
+    return float((reference == candidate).double().mean())

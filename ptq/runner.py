@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ptq import lm_probe as _lm_probe  # noqa: F401  (registers the lm probe)
 from ptq import speedup as _speedup  # noqa: F401  (registers the speedup probe)
 from ptq.config import Config
 from ptq.errors import DuplicateRegistration, PtqError

@@ -91,4 +91,4 @@ def list_models(
 
 
 # Built-in entries register themselves on import.
-from ptq.models import vision, text, sequence, digits, micro  # noqa: E402,F401,I001
+from ptq.models import vision, text, sequence, digits, micro, lm  # noqa: E402,F401,I001
