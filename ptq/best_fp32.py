@@ -2,9 +2,9 @@
 record of each case.
 
 A quantized model's speedup over *eager* fp32 flatters it when the float model could itself
-run faster traced, compiled or in ONNX Runtime. At the end of a run, each model's fastest
+run faster traced, compiled, in ONNX Runtime or in OpenVINO. At the end of a run, each model's fastest
 float case (every recipe with ``quantizes() == False``: fp32, fp32_jit, fp32_compile,
-ort_fp32...) is its best fp32 form, and every case of the model gets
+ort_fp32, ov_fp32...) is its best fp32 form, and every case of the model gets
 
 - ``paired``: its interleaved speedup over eager fp32 divided by the best form's. Both were
   measured in ABBA pairs against the same eager model, so machine drift cancels in each, at

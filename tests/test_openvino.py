@@ -67,3 +67,19 @@ def test_openvino_recipe_fields_and_plugin_config_are_validated():
     assert not get_recipe("ov_fp32").quantizes() and get_recipe("ov_int8").precision() == "int8"
     config = ov_config(3, "f32")
     assert config["INFERENCE_NUM_THREADS"] == 3 and config["PERFORMANCE_HINT"] == "LATENCY" and config["NUM_STREAMS"] == 1
+
+
+def test_peer_fp32_forms_count_for_the_speedup_over_the_best_fp32_form():
+    from ptq.best_fp32 import best_fp32_speedups
+    from ptq.plugins.deploy import _is_float
+    from ptq.results import CaseResult, LatencyStats
+
+    def result(recipe, ms):
+        return CaseResult(
+            case=f"m-{recipe}", model="m", model_version=1, family="f", recipe=recipe, recipe_version=1, recipe_config={},
+            stack="s", engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1, warmup_rounds=0,
+            quantized_layers=0, float_layers=0, quantize_seconds=0.0, latency=LatencyStats.from_samples([ms / 1e3]),
+        )
+
+    out = best_fp32_speedups([result("fp32", 10.0), result("ort_fp32", 6.0), result("ov_fp32", 4.0), result("ov_int8", 2.0)], _is_float)
+    assert out["m-ov_int8"]["best_form"] == "ov_fp32" and out["m-ov_int8"]["ratio"] == pytest.approx(2.0)
