@@ -1,8 +1,9 @@
 """The GitHub workflows: valid against GitHub's schema, clean under zizmor, and their commands
 run here. "Run here" means: every ``ptq`` command line parses with ptq's own parser, every
-pytest option they pass is registered, and the gate's and the history job's shell steps run as
-written (bash, the fixture run split into shards, a fake ``gh`` recording its calls, a bare
-repository standing in for GitHub's with its ``ptq-history`` branch). The jobs live in reusable
+pytest option they pass is registered, and the gate's and the history jobs' shell steps run as
+written (bash, the fixture run split into shards, a fake ``gh`` recording its calls, a stub
+``ptq ab`` saving sides made from fixture runs, a bare repository standing in for GitHub's with
+its ``ptq-history`` branch). The jobs live in reusable
 workflows (``reusable-*.yml``, ``on: workflow_call``) that ptq's own workflows call, as a project
 that adopts ptq does: their ``inputs`` take the values ptq's callers pass (else their defaults)."""
 
