@@ -689,6 +689,20 @@ def test_a_push_to_main_adds_its_summary_to_the_chained_history_and_no_run(tmp_p
     assert sorted(p.name for p in (cwd / "results" / "ab").iterdir()) == ["T-a.json", "T-b.json"]  # the artifact's
 
 
+def test_the_next_push_extends_the_chain_the_branch_holds(tmp_path):
+    earlier = tmp_path / "earlier"
+    a, b = _sides(tmp_path / "earlier-sides")
+    done = subprocess.run([BIN / "ptq", "chain", "append", str(a), str(b), "--commit", "e" * 40, "--parent", "d" * 40,
+                           "--time", "2000-01-01T00:00:00Z", "-d", str(earlier)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    _, remote, ab, rest, (_, commit) = _push_chain(tmp_path, branch={f"chain/{'e' * 40}.json": earlier / f"{'e' * 40}.json"})
+    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stderr + (rest.stderr if rest else "")
+    assert _on_branch(remote) == sorted([f"chain/{'e' * 40}.json", f"chain/{commit}.json", "index.html"])
+    html = _git("show", "ptq-history:index.html", cwd=remote)
+    assert "e" * 12 in html and commit[:12] in html  # the report draws both links
+
+
 def test_the_chain_job_fails_closed_when_ptq_ab_fails(tmp_path):
     _, remote, ab, rest, _ = _push_chain(tmp_path, code=2, branch={"README.md": ROOT / "README.md"})
     assert ab.returncode == 2 and rest is None
