@@ -52,3 +52,9 @@ register_known_issue(KnownIssue(
     "MiniLM embeddings: cosine 0.44 to fp32 and paraphrase retrieval -2.5 points on the eval "
     "sentences (measured 2026-11-26); ort_dynamic_int8 is the ONNX Runtime recipe for transformers",
 ))
+register_known_issue(KnownIssue(
+    "smollm2_135m", "ao_int4_weight_only_cpu",
+    "torchao 0.18's CPU int4 layout is a batch-1 decoding kernel: on tiny_lm its prefill (1 x 128 "
+    "tokens) took 753 ms against fp32's 17.9 ms and its decode 10.8 ms a token against 6.4 ms "
+    "(measured 2026-11-30, 2 shared cores); at SmolLM2-135M's 82x the parameters a case would run for minutes",
+))
