@@ -86,6 +86,10 @@ def _recipe_types(base: type = Recipe) -> dict[str, type]:
     return found
 
 
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     """The recipe a ``Recipe.to_dict()`` describes; its type must be imported in this process."""
     try:
@@ -104,8 +108,8 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     if unknown:
         raise UserError(f"recipe type {type_name!r} has no field(s) {', '.join(unknown)}; was it saved by another version?")
     for key, value in fields.items():
-        if isinstance(value, list):  # to_dict writes tuples and frozensets as lists
-            fields[key] = frozenset(value) if "frozenset" in declared[key] else tuple(value)
+        if isinstance(value, list):  # to_dict writes tuples and frozensets as lists, nested ones too
+            fields[key] = frozenset(value) if "frozenset" in declared[key] else _tuples(value)
     return klass(**fields)
 
 
