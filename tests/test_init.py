@@ -96,6 +96,11 @@ def test_the_pinned_commit_holds_the_reusable_workflows():
         done = subprocess.run(["git", "cat-file", "-e", f"{sha}:.github/workflows/reusable-{name}.yml"], cwd=ROOT,
                               capture_output=True, text=True)
         assert done.returncode == 0, f"{sha} has no reusable-{name}.yml: {done.stderr}"
+        pinned = subprocess.run(["git", "show", f"{sha}:.github/workflows/reusable-{name}.yml"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout
+        current = (ROOT / ".github" / "workflows" / f"reusable-{name}.yml").read_text()
+        assert pinned == current, (f"reusable-{name}.yml changed since the commit ptq init pins ({sha}): point "
+                                   "ptq.commands.init.WORKFLOWS_FROM at the commit that changed it")
 
 
 def test_init_never_overwrites_and_names_what_it_would_have_written(tmp_path, capsys):

@@ -36,7 +36,7 @@ __all__ = ["WORKFLOWS_FROM", "Planned", "plan", "render"]
 #: ptq's repository and the commit whose reusable workflows (.github/workflows/reusable-*.yml)
 #: the generated callers pin; bump the SHA when their inputs change (tests/test_init.py checks it
 #: against the repository's history where there is one).
-WORKFLOWS_FROM = "pytest-ptq/ptq@8c0bdd9a7a458269132b2ba429fa9b21d0917c3d"
+WORKFLOWS_FROM = "pytest-ptq/ptq@d70cc3d673f8b3d04f6cacd6e6504cad54a4701c"
 _WORKFLOWS_FROM = re.compile(r"(?P<repo>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})")
 _PLACEHOLDER = re.compile(r"\{\{ptq:(\w+)\}\}")
 
