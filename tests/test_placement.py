@@ -60,7 +60,7 @@ def test_visits_are_made_in_rounds_over_every_case_each_on_a_fresh_placement(mon
         return [(2e-3, 1e-3)] * 3
 
     def counting_place(*args, **kw):
-        placed.append(kw["seed"])
+        placed.append((kw["seed"], kw["reference_output"] is not None))
         return place(*args, **kw)
 
     monkeypatch.setattr(ptq.speedup, "time_pairs", fake_pairs)
@@ -77,7 +77,9 @@ def test_visits_are_made_in_rounds_over_every_case_each_on_a_fresh_placement(mon
     visits.finish()
     assert [c for c, _, _ in seen] == ["a", "b", "b", "a", "a", "b"]  # rounds, every other one reversed
     assert all(fresh for _, fresh, _ in seen) and [w for _, _, w in seen] == pytest.approx([0.3] * 6)
-    assert len(placed) == 12 and len(set(placed)) == 6  # both models per visit; seeds per visit, not per case
+    assert len(placed) == 12 and len({seed for seed, _ in placed}) == 6  # both models per visit, seeded per visit
+    # a copy is checked against the original's outputs on a case's first visit only (then it is known to copy)
+    assert [checked for _, checked in placed] == [True] * 4 + [False] * 8
     assert done["a"].ratio == pytest.approx(2.0) and done["a"].n == 3 and done["a"].unit == "visit"
     assert len(visits) == 0
 
