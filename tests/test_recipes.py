@@ -163,3 +163,25 @@ def test_bf16_runs_the_model_in_bfloat16_where_the_cpu_has_it(tiny_entry, tiny_b
     with torch.inference_mode():
         out = q.model(*x)
         assert out.dtype == torch.float32 and torch.allclose(out, tiny_built.model(*x), atol=0.05)
+
+
+def test_pt2e_names_the_known_prepare_failures_and_no_other():
+    from ptq.recipes.pt2e import _known_prepare_issue
+
+    def _get_output_nodes_of_partitions():  # the torchao frame MiniLM's IndexError comes from
+        return [][0]
+
+    def elsewhere():
+        return [][0]
+
+    def raised(fn):
+        try:
+            fn()
+        except IndexError as exc:
+            return exc
+        raise AssertionError("no IndexError")
+
+    assert "a linear + unary partition without an output node" in _known_prepare_issue(raised(_get_output_nodes_of_partitions))
+    assert _known_prepare_issue(raised(elsewhere)) is None
+    assert "use strict_export=True" in _known_prepare_issue(ValueError("Input partition has more than one output node"))
+    assert _known_prepare_issue(ValueError("another")) is None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import traceback
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,6 +35,7 @@ from ptq.recipes.peer import first_line
 __all__ = ["Pt2eInt8", "count_pt2e_layers"]
 
 KNOWN_PARTITION_ERROR = "Input partition has more than one output node"
+KNOWN_EMPTY_PARTITION_FRAME = "_get_output_nodes_of_partitions"
 _WEIGHTED_OPS = ("aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.linear")
 
 
@@ -73,6 +75,18 @@ def count_pt2e_layers(gm: torch.fx.GraphModule) -> tuple[int, int, dict[str, int
     return quantized, floats, qdq
 
 
+def _known_prepare_issue(exc: BaseException) -> str | None:
+    """The known ``prepare_pt2e`` failures, named; None for any other (the case then fails)."""
+    if isinstance(exc, ValueError) and KNOWN_PARTITION_ERROR in str(exc):
+        return f"{KNOWN_PARTITION_ERROR!r} on a module called twice after non-strict export; use strict_export=True"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, IndexError) and frames and frames[-1].name == KNOWN_EMPTY_PARTITION_FRAME:
+        # Seen on MiniLM (BERT): strict or not, batch free or not; the linear + unary pattern finds a
+        # source partition without output nodes.
+        return f"IndexError in {KNOWN_EMPTY_PARTITION_FRAME} (a linear + unary partition without an output node)"
+    return None
+
+
 def _export_batch_free(model: nn.Module, entry: ModelEntry, built: Built, recipe: Pt2eInt8) -> nn.Module:
     """Export with a free batch dimension, so probes may feed any batch size.
 
@@ -106,13 +120,11 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
     )
     try:
         prepared = prepare_pt2e(exported, quantizer)
-    except ValueError as exc:
-        if KNOWN_PARTITION_ERROR not in str(exc):
+    except (ValueError, IndexError) as exc:
+        issue = _known_prepare_issue(exc)
+        if issue is None:
             raise
-        raise NotApplicable(
-            f"known issue (torch 2.14 + torchao 0.18): X86InductorQuantizer: {KNOWN_PARTITION_ERROR!r} "
-            "on a module called twice after non-strict export; use strict_export=True"
-        ) from exc
+        raise NotApplicable(f"known issue (torch 2.14 + torchao 0.18): X86InductorQuantizer: {issue}") from exc
     # Calibrated in batches of the benchmark batch size, as before the batch dimension was freed.
     size = entry.batch_size
     with torch.no_grad():
