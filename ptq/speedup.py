@@ -137,6 +137,7 @@ class SpeedupVisits:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
         self.window_s, self.visits, self.statistic = budget_s / visits, visits, statistic
         self._open: list[_Visited] = []
+        self._threads: int | None = None  # torch's threads when the first case was added
 
     def add(self, reference: Any, candidate: Any, inputs: tuple[Any, ...], *, seed: int = 0,
             on_done: Callable[[PlacementEstimate, dict[str, Any]], None]) -> None:
@@ -144,6 +145,11 @@ class SpeedupVisits:
         with torch.inference_mode():
             outputs = (reference(*inputs), candidate(*inputs))
         case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done)
+        if self._threads is None:
+            self._threads = torch.get_num_threads()
+        elif torch.get_num_threads() != self._threads:
+            raise ValueError(f"speedup visits were added at {self._threads} torch thread(s) and now at "
+                             f"{torch.get_num_threads()}: one session's visits share one thread count")
         case.visit(self.window_s)
         self._open.append(case)
 
@@ -155,11 +161,20 @@ class SpeedupVisits:
         always visited first), then each case's ``on_done``. ``progress(round, rounds)`` is called
         before each round."""
         cases, self._open = self._open, []
-        for turn in range(1, self.visits):
-            if progress is not None:
-                progress(turn + 1, self.visits)
-            for case in cases if turn % 2 == 0 else reversed(cases):
-                case.visit(self.window_s)
+        # The cases were timed at the session's thread count; by the end of a pytest session its
+        # fixtures have restored torch's default (2 threads on the 2-core VM, where the remaining
+        # visits then ran 2-7x slower and erratic). The visits run at the count they started at.
+        before = torch.get_num_threads()
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        try:
+            for turn in range(1, self.visits):
+                if progress is not None:
+                    progress(turn + 1, self.visits)
+                for case in cases if turn % 2 == 0 else reversed(cases):
+                    case.visit(self.window_s)
+        finally:
+            torch.set_num_threads(before)
         q = location(self.statistic)
         for case in cases:
             est = visit_ratio(case.ref_blocks, case.cand_blocks, q=q)

@@ -89,3 +89,29 @@ def test_visits_refuse_a_count_no_interval_can_be_built_from():
 
     with pytest.raises(ValueError, match=">= 2 visits"):
         ptq.speedup.SpeedupVisits(budget_s=1.0, visits=1)
+
+
+def test_the_later_visits_run_at_the_thread_count_the_cases_were_added_at(monkeypatch):
+    """A pytest session's fixtures restore torch's default threads before its last hook runs."""
+    import ptq.speedup
+
+    seen: list[int] = []
+
+    def fake_pairs(ref, cand, **kw):
+        seen.append(torch.get_num_threads())
+        return [(2e-3, 1e-3)] * 3
+
+    monkeypatch.setattr(ptq.speedup, "time_pairs", fake_pairs)
+    before = torch.get_num_threads()
+    visits = ptq.speedup.SpeedupVisits(budget_s=0.3, visits=3)
+    model = torch.nn.Linear(8, 8).eval()
+    try:
+        torch.set_num_threads(1)
+        visits.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat: None)
+        torch.set_num_threads(2)  # what the session's fixture teardown does
+        with pytest.raises(ValueError, match="added at 1 torch thread"):
+            visits.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat: None)
+        visits.finish()
+        assert seen == [1, 1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
