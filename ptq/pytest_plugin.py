@@ -8,6 +8,7 @@ per-case ``extra_info``, run provenance in the JSON, and a speedup table.
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from ptq.models import WEIGHT_POLICIES
 from ptq.placement import DEFAULT_PLACEMENTS
 from ptq.plugins import discover
 from ptq.probes import list_probes
+from ptq.progress import duration
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
 from ptq.report import speedup_table
@@ -228,7 +230,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
             if reporter is not None:
                 reporter.write_line(f"ptq: speedup visits, round {turn}/{turns} over {cases} case(s)")
 
+        started = time.monotonic()
         visits.finish(progress)
+        if reporter is not None:
+            reporter.write_line(f"ptq: speedup visits done in {duration(time.monotonic() - started)}")
         for r in state.results:
             info = state.extra_infos.get(r.case)
             if info is not None:

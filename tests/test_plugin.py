@@ -64,6 +64,7 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     result.stdout.fnmatch_lines([
         "ptq: speedup visits, round 2/6 over 3 case(s)",
         "ptq: speedup visits, round 6/6 over 3 case(s)",
+        "ptq: speedup visits done in *s",
         "*ERROR at setup of test_case?user_mlp-broken?*",
         "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
         "*ptq: speedup over fp32, same session, warm-up excluded*",
