@@ -88,7 +88,7 @@ FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1
         "--ptq-placements=2", "-p", "no:cacheprovider"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed: pip install 'ptq[openvino]'")
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed: pip install 'pytest-ptq[openvino]'")
 def test_plugin_prints_and_records_the_fastest_paths(pytester: pytest.Pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")

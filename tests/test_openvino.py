@@ -14,7 +14,7 @@ from ptq.recipes.peer import PeerModule, peer_runtime
 
 needs_openvino = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None,
-    reason="openvino and nncf are not installed: pip install 'ptq[openvino]'",
+    reason="openvino and nncf are not installed: pip install 'pytest-ptq[openvino]'",
 )
 
 

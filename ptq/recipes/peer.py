@@ -51,7 +51,7 @@ def require(recipe: str, modules: Sequence[str], extra: str) -> None:
     """Skip (never fall back) when a peer's packages are missing, naming the extra that installs them."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise NotApplicable(f"recipe {recipe!r} needs {', '.join(missing)}; pip install 'ptq[{extra}]'")
+        raise NotApplicable(f"recipe {recipe!r} needs {', '.join(missing)}; pip install 'pytest-ptq[{extra}]'")
 
 
 def calib_inputs(built: Built, split: str, batches: int, batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
