@@ -55,7 +55,7 @@ def test_torch_deployment_forms_refuse_an_openvino_base(tiny_entry, tiny_built):
 def test_missing_openvino_is_a_skip_naming_the_extra(tiny_entry, tiny_built, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in {"openvino", "nncf"} else real(name, *a))
-    with pytest.raises(NotApplicable, match=r"recipe 'ov_int8' needs openvino, nncf; pip install 'ptq\[openvino\]'"):
+    with pytest.raises(NotApplicable, match=r"recipe 'ov_int8' needs openvino, nncf; pip install 'pytest-ptq\[openvino\]'"):
         apply_recipe(get_recipe("ov_int8"), tiny_entry, tiny_built)
 
 
