@@ -42,7 +42,7 @@ __all__ = ["EXPORTERS", "MEASURES", "Exporter", "Figure", "Measure", "export", "
 
 @dataclass(frozen=True)
 class Figure:
-    """One exported figure of one case: ``low``/``high`` its 95% interval where measured."""
+    """One exported figure of one case: ``low``/``high`` its interval where measured (the run's own coverage)."""
 
     case: str
     measure: str
