@@ -144,8 +144,9 @@ def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         per_round = [list(b.get("stats", {}).get("data", [])) for b in same]
         set_samples(bench, [x for r in per_round for x in r])
         bench.setdefault("extra_info", {})["ab_round_sizes"] = [len(r) for r in per_round]
-        speedups = [b["extra_info"]["metrics"]["speedup"] for b in same
-                    if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)]
+        speedups = [b["extra_info"]["metrics"]["speedup"] for b in same  # measured ones ("not_measured" has no ratio)
+                    if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)
+                    and "ratio" in b["extra_info"]["metrics"]["speedup"]]
         if speedups:
             bench["extra_info"]["metrics"]["speedup"] = _merge_speedup(speedups)
         _merge_memory(bench["extra_info"], same)

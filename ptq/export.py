@@ -89,7 +89,7 @@ def _interval(found: Any, how: str) -> tuple[float, float | None, float | None, 
 
 
 def _speedup(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:
-    return _interval(rec.metrics.get("speedup"), "interleaved over eager fp32, 95% CI")
+    return _interval(rec.metrics.get("speedup"), "interleaved over eager fp32, its interval")
 
 
 def _speedup_best(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:

@@ -23,7 +23,7 @@ def _speedup_cell(r: CaseResult) -> str:
     if r.speedup_vs_fp32 is None:
         return "-"
     ci = r.metrics.get("speedup")
-    if ci:
+    if ci and "low" in ci:
         return f"{r.speedup_vs_fp32:.2f}x [{ci['low']:.2f}, {ci['high']:.2f}]"
     return f"{r.speedup_vs_fp32:.2f}x"
 

@@ -102,6 +102,8 @@ class _Visited:
     outputs: tuple[Any, Any]
     seed: int
     on_done: Callable[[PlacementEstimate, dict[str, Any]], None]
+    on_error: Callable[[str], None] | None = None
+    error: str = ""  # why its visits stopped, when one raised
     ref_blocks: list[list[float]] = field(default_factory=list)
     cand_blocks: list[list[float]] = field(default_factory=list)
     kinds: set[str] = field(default_factory=set)
@@ -140,11 +142,14 @@ class SpeedupVisits:
         self._threads: int | None = None  # torch's threads when the first case was added
 
     def add(self, reference: Any, candidate: Any, inputs: tuple[Any, ...], *, seed: int = 0,
-            on_done: Callable[[PlacementEstimate, dict[str, Any]], None]) -> None:
-        """Time the case's first visit now; ``on_done(estimate, latency)`` once its last is made."""
+            on_done: Callable[[PlacementEstimate, dict[str, Any]], None],
+            on_error: Callable[[str], None] | None = None) -> None:
+        """Time the case's first visit now; ``on_done(estimate, latency)`` once its last is made.
+        A later visit that raises stops that case alone: ``on_error(why)`` is called instead (without
+        it, :meth:`finish` raises once every other case is done), so one case cannot sink a session."""
         with torch.inference_mode():
             outputs = (reference(*inputs), candidate(*inputs))
-        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done)
+        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error)
         if self._threads is None:
             self._threads = torch.get_num_threads()
         elif torch.get_num_threads() != self._threads:
@@ -172,17 +177,30 @@ class SpeedupVisits:
                 if progress is not None:
                     progress(turn + 1, self.visits)
                 for case in cases if turn % 2 == 0 else reversed(cases):
-                    case.visit(self.window_s)
+                    if not case.error:
+                        try:
+                            case.visit(self.window_s)
+                        except Exception as exc:  # reported as this case's outcome
+                            case.error = f"visit {len(case.ref_blocks) + 1} raised {type(exc).__name__}: {exc}"
         finally:
             torch.set_num_threads(before)
         q = location(self.statistic)
+        unreported = []
         for case in cases:
+            if case.error:
+                if case.on_error is None:
+                    unreported.append(case.error)
+                else:
+                    case.on_error(case.error)
+                continue
             est = visit_ratio(case.ref_blocks, case.cand_blocks, q=q)
             per = [float(np.quantile(b, q)) for b in case.cand_blocks]
             mid, low, high, _ = median_interval(per)
             case.on_done(est, {"statistic": self.statistic, "ms": mid * 1e3, "low_ms": low * 1e3,
                                "high_ms": high * 1e3, "per_placement_ms": [x * 1e3 for x in per],
                                "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)})
+        if unreported:
+            raise RuntimeError("speedup visits failed: " + "; ".join(unreported))
 
 
 def placement_speedup(
@@ -220,8 +238,11 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     own = visits is None
     if own:
         visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements)
+    def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
+        result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}
+
     visits.add(prepared.built.model, prepared.model, prepared.inputs, seed=zlib.crc32(prepared.case.id.encode()),
-               on_done=done)
+               on_done=done, on_error=failed)
     if own:
         visits.finish()
     return None

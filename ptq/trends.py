@@ -98,7 +98,7 @@ def _speedup(rec: CaseRecord) -> Reading | None:
     ci = rec.metrics.get("speedup")
     if isinstance(ci, Mapping) and _number(ci.get("ratio")) is not None:
         return Reading(float(ci["ratio"]), _number(ci.get("low")), _number(ci.get("high")),
-                       label="interleaved, 95% CI", higher_is_better=True)
+                       label="interleaved, its interval", higher_is_better=True)
     ratio = _number(rec.extra_info.get("speedup_vs_fp32"))
     return Reading(ratio, label="interleaved", higher_is_better=True) if ratio is not None else None
 

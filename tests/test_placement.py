@@ -115,3 +115,33 @@ def test_the_later_visits_run_at_the_thread_count_the_cases_were_added_at(monkey
         assert seen == [1, 1, 1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_case_whose_later_visit_raises_is_reported_and_the_others_finish(monkeypatch):
+    import ptq.speedup
+
+    calls = {"n": 0}
+
+    def flaky_pairs(ref, cand, **kw):
+        calls["n"] += 1
+        if ref.__self__.model.tag == "bad" and calls["n"] > 2:
+            raise RuntimeError("kernel went away")
+        return [(2e-3, 1e-3)] * 3
+
+    monkeypatch.setattr(ptq.speedup, "time_pairs", flaky_pairs)
+    done, errors = {}, {}
+    visits = ptq.speedup.SpeedupVisits(budget_s=0.3, visits=3)
+    for tag in ("bad", "good"):
+        model = torch.nn.Linear(8, 8).eval()
+        model.tag = tag
+        visits.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat, tag=tag: done.setdefault(tag, est),
+                   on_error=lambda why, tag=tag: errors.setdefault(tag, why))
+    visits.finish()
+    assert set(done) == {"good"} and errors == {"bad": "visit 2 raised RuntimeError: kernel went away"}
+    calls["n"] = 1  # its first visit (at add) passes, its second raises
+    lone = ptq.speedup.SpeedupVisits(budget_s=0.3, visits=3)
+    model = torch.nn.Linear(8, 8).eval()
+    model.tag = "bad"
+    lone.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat: None)
+    with pytest.raises(RuntimeError, match="speedup visits failed: visit 2 raised RuntimeError"):
+        lone.finish()
