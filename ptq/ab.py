@@ -144,10 +144,12 @@ def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         per_round = [list(b.get("stats", {}).get("data", [])) for b in same]
         set_samples(bench, [x for r in per_round for x in r])
         bench.setdefault("extra_info", {})["ab_round_sizes"] = [len(r) for r in per_round]
-        speedups = [b["extra_info"]["metrics"]["speedup"] for b in same  # measured ones ("not_measured" has no ratio)
-                    if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)
-                    and "ratio" in b["extra_info"]["metrics"]["speedup"]]
-        if speedups:
+        speedups = [b["extra_info"]["metrics"]["speedup"] for b in same
+                    if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)]
+        missed = [v["not_measured"] for v in speedups if "ratio" not in v and "not_measured" in v]
+        if missed:  # a round without a figure makes the merged figure not measured, never a partial median
+            bench["extra_info"]["metrics"]["speedup"] = {"not_measured": "; ".join(missed)}
+        elif speedups:
             bench["extra_info"]["metrics"]["speedup"] = _merge_speedup(speedups)
         _merge_memory(bench["extra_info"], same)
     merged["ptq"]["ab_rounds"] = len(rounds)

@@ -32,6 +32,9 @@ def test_merge_concatenates_samples_and_pools_speedups():
     assert parse_run(merged, "merged").cases["m-int8"].rounds == ((1.0, 2.0), (3.0,), (4.0,))
     assert b["extra_info"]["metrics"]["speedup"]["ratio"] == pytest.approx(1.7)
     assert b["extra_info"]["metrics"]["speedup"]["n"] == 30 and merged["ptq"]["ab_rounds"] == 3
+    lost = run(bench("m-int8", [5.0], metrics={"speedup": {"not_measured": "m-int8: visit 2 raised RuntimeError: x"}}))
+    [b] = merge_rounds([r1, lost, r3])["benchmarks"]  # one round without a figure: no partial median
+    assert b["extra_info"]["metrics"]["speedup"] == {"not_measured": "m-int8: visit 2 raised RuntimeError: x"}
 
 
 def test_merge_takes_memory_as_the_median_of_the_rounds_with_their_spread():
