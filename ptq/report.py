@@ -28,6 +28,12 @@ def _speedup_cell(r: CaseResult) -> str:
     return f"{r.speedup_vs_fp32:.2f}x"
 
 
+def _repeat_cell(r: CaseResult) -> str:
+    """Where another run's speedup should land (:func:`ptq.stats.repeat_interval`)."""
+    again = (r.metrics.get("speedup") or {}).get("repeat")
+    return f"[{again['low']:.2f}, {again['high']:.2f}]" if r.speedup_vs_fp32 is not None and again else "-"
+
+
 def _spread_cell(r: CaseResult) -> str:
     """Visits (a placement each) and the spread of the case's 1st percentile between them (max/min - 1)."""
     placed = (r.metrics.get("speedup") or {}).get("latency_placements")
@@ -48,12 +54,13 @@ def speedup_table(results: Sequence[CaseResult]) -> str:
             f"{r.latency.stddev / r.latency.mean * 100:.1f}%" if r.latency.mean else "-",
             str(r.latency.rounds),
             _speedup_cell(r),
+            _repeat_cell(r),
             _spread_cell(r),
             f"{r.speedup_unpaired:.2f}x" if r.speedup_unpaired else "-",
             f"{r.quantized_layers}/{r.quantized_layers + r.float_layers}",
             r.weights.split(" ")[0],
         ])
     return format_table(
-        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup [CI]", "visits: spread", "unpaired",
+        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup [CI]", "rerun in", "visits: spread", "unpaired",
          "quantized", "weights"], rows
     )

@@ -93,3 +93,38 @@ def test_visit_ratio_is_the_median_of_per_visit_ratios_and_shrugs_off_one_wild_v
     assert calm.unit == "visit" and calm.n == 6 and calm.level == pytest.approx(0.96875)
     assert calm.low <= calm.ratio <= calm.high and calm.ratio == pytest.approx(2.0, rel=0.02)
     assert wild.ratio == pytest.approx(calm.ratio, rel=0.02) and wild.low == pytest.approx(min(wild.per_placement))
+
+
+def test_repeat_interval_holds_another_runs_median_where_the_medians_interval_does_not():
+    """Two runs of 6 exchangeable visits each: the repeat interval of one holds the other's median
+    at about its level; the median's own [min, max] interval (its 96.9% is for the true median)
+    holds it far less often, which is why five runs' intervals failed to cover each other."""
+    from ptq.stats import median_interval, repeat_interval
+
+    rng = np.random.default_rng(7)
+    trials = 4000
+    runs = np.exp(rng.normal(0.0, 0.02, size=(trials, 2, 6)))
+    again = ci = 0
+    for first, second in runs:
+        other = float(np.median(second))
+        low, high, level = repeat_interval(first)
+        _, ci_low, ci_high, _ = median_interval(first)
+        again += low <= other <= high
+        ci += ci_low <= other <= ci_high
+    assert level == 0.99
+    assert 0.97 <= again / trials <= 1.0
+    assert ci / trials < 0.92 < again / trials
+
+
+def test_repeat_interval_widens_with_the_spread_and_refuses_what_it_cannot_use():
+    from ptq.stats import repeat_interval, visit_ratio
+
+    calm = repeat_interval([1.00, 1.01, 0.99, 1.00, 1.02, 0.98])
+    noisy = repeat_interval([1.00, 1.05, 0.95, 1.00, 1.10, 0.90])
+    assert calm[0] < 1.0 < calm[1] and noisy[0] < calm[0] and noisy[1] > calm[1]
+    for bad in ([1.0], [1.0, float("nan")], [1.0, -1.0]):
+        with pytest.raises(ValueError, match="repeat interval"):
+            repeat_interval(bad)
+    est = visit_ratio([[2e-3, 2.1e-3]] * 3 + [[2.2e-3, 2.3e-3]] * 3, [[1e-3, 1.1e-3]] * 6)
+    assert est.repeat is not None and est.repeat[0] <= est.ratio <= est.repeat[1]
+    assert est.to_dict()["repeat"] == {"low": est.repeat[0], "high": est.repeat[1], "level": 0.99}
