@@ -5,5 +5,5 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_PAIR_TIME"]
 
-#: Seconds of interleaved fp32/quantized pairs per case (``--ptq-pair-time``, :mod:`ptq.speedup`).
+#: Seconds of interleaved fp32/quantized pairs per case (``--ptq-pair-time``, :mod:`ptq.probes.speedup`).
 DEFAULT_PAIR_TIME = 1.5

@@ -16,22 +16,22 @@ from typing import Any
 import pytest
 import torch
 
-from ptq.config import Config, load_config
-from ptq.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 from ptq.errors import NotApplicable, PtqError, UserError
-from ptq.known_issues import known_issue
-from ptq.matrix import MATRICES, Case, select_cases
 from ptq.models import WEIGHT_POLICIES
-from ptq.placement import DEFAULT_PLACEMENTS
 from ptq.plugins import discover
 from ptq.probes import list_probes
+from ptq.probes.placement import DEFAULT_PLACEMENTS
+from ptq.probes.speedup import DEFAULT_PAIR_TIME, SpeedupVisits
 from ptq.progress import duration
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
-from ptq.report import speedup_table
-from ptq.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
-from ptq.runner import PreparedCase, RunOptions, Workbench, run_case
-from ptq.speedup import DEFAULT_PAIR_TIME, SpeedupVisits
+from ptq.render.tables import speedup_table
+from ptq.run.config import Config, load_config
+from ptq.run.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
+from ptq.run.known_issues import known_issue
+from ptq.run.matrix import MATRICES, Case, select_cases
+from ptq.run.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
+from ptq.run.workbench import PreparedCase, RunOptions, Workbench, run_case
 
 __all__ = ["STATE", "PluginState"]
 
@@ -65,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="comma-separated fnmatch globs of recipe names, e.g. 'fp32,static_*'")
     group.addoption("--ptq-threads", type=int, default=None,
                     help="torch intra-op threads for every case (default: torch's default less one, at least 1: "
-                         "the spare core keeps OS noise out of the timings, see ptq.env.benchmark_threads)")
+                         "the spare core keeps OS noise out of the timings, see ptq.run.env.benchmark_threads)")
     group.addoption("--ptq-warmup", type=int, default=10,
                     help="untimed warm-up calls before pytest-benchmark's timed rounds (default 10)")
     group.addoption("--ptq-warmup-time", type=float, default=1.0, metavar="SECONDS",
@@ -80,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"inputs; the first during the case's test, the rest in rounds when the session ends; the "
                          f"interval is over visits (default {DEFAULT_PLACEMENTS}, at least 2)")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
-                    help="run cases listed in ptq.known_issues instead of skipping them")
+                    help="run cases listed in ptq.run.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
                     help="probes to run after timing (default: all registered)")
 

@@ -8,11 +8,11 @@ import subprocess
 import pytest
 from gate_fixtures import bench, run, samples
 
-from ptq.ab import INSTALLED, Side, materialize, merge_rounds, run_rounds, schedule
-from ptq.comparison import EXIT_REGRESSION, compare
 from ptq.errors import UserError
-from ptq.gate import Verdict
-from ptq.runs import parse_run
+from ptq.gate.ab import INSTALLED, Side, materialize, merge_rounds, run_rounds, schedule
+from ptq.gate.comparison import EXIT_REGRESSION, compare
+from ptq.stats.decide import Verdict
+from ptq.storage.runs import parse_run
 
 
 def test_schedule_alternates_which_side_goes_first():
@@ -97,7 +97,7 @@ def test_materialize_exports_revisions_and_takes_directories_as_they_are(tmp_pat
 
 
 def test_sides_in_different_environments_are_refused_naming_the_keys_unless_installs_are_compared():
-    from ptq.ab import refuse_unlike, unlike_keys
+    from ptq.gate.ab import refuse_unlike, unlike_keys
 
     a, b = run(bench("m-fp32", [1.0] * 5)), run(bench("m-fp32", [1.0] * 5))
     assert unlike_keys(a, b) == {} and refuse_unlike(a, b, installs=False) is None
@@ -111,7 +111,7 @@ def test_sides_in_different_environments_are_refused_naming_the_keys_unless_inst
 def test_set_samples_rewrites_every_statistic_pytest_benchmark_derives():
     from pytest_benchmark.stats import Stats
 
-    from ptq.ab import set_samples
+    from ptq.gate.ab import set_samples
 
     b = bench("m-int8", [9.0] * 5)
     b["stats"].update(min=9.0, max=9.0, mean=9.0, ops=0.1, rounds=5)  # the last session's figures
@@ -132,8 +132,8 @@ def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_fig
 
     from pytest_benchmark.stats import Stats
 
-    from ptq.ab import apply_duet
     from ptq.cli import main
+    from ptq.gate.ab import apply_duet
 
     def entry(case, data):
         b = bench(case, data, threads=1)
@@ -143,9 +143,9 @@ def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_fig
 
     sessions = [run(entry("m-int8", samples(5e-3, n=20, seed=s))) for s in (1, 2)]  # 5 ms: the stale figure
     duet = {"m-int8": [samples(1e-3, n=50, seed=k) for k in range(4)]}  # 1 ms: what the duet kept
-    monkeypatch.setattr("ptq.commands.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
-    monkeypatch.setattr("ptq.commands.ab.run_rounds", lambda a, b, **kw: sessions)
-    monkeypatch.setattr("ptq.commands.ab.run_duet", lambda a, b, ra, rb, **kw: [
+    monkeypatch.setattr("ptq.cli.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
+    monkeypatch.setattr("ptq.cli.ab.run_rounds", lambda a, b, **kw: sessions)
+    monkeypatch.setattr("ptq.cli.ab.run_duet", lambda a, b, ra, rb, **kw: [
         apply_duet(r, duet, kw["plan"], placed={"m-int8": ["model+inputs"] * 4}) for r in (ra, rb)] and [])
     main(["ab", "x", "y", "--root", str(tmp_path), "--save", "--sweeps", "4", "--placements", "4"])
     saved = [Path(line.split("saved: ")[1]) for line in capsys.readouterr().out.splitlines() if "saved: " in line]

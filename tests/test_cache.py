@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from ptq.cache import atomic_write, cache_dir
+from ptq.storage.cache import atomic_write, cache_dir
 
 
 def test_atomic_write_replaces_the_file(tmp_path):

@@ -8,7 +8,11 @@ import math
 import pytest
 from gate_fixtures import bench, run, samples
 
-from ptq.chain import (
+from ptq.errors import UserError
+from ptq.gate.judges import get_judge
+from ptq.render.trends import METRICS
+from ptq.run.env import key_hash
+from ptq.storage.chain import (
     SCHEMA_VERSION,
     CommitSummary,
     Link,
@@ -20,11 +24,7 @@ from ptq.chain import (
     summarize,
     trend,
 )
-from ptq.env import key_hash
-from ptq.errors import UserError
-from ptq.judges import get_judge
-from ptq.runs import CaseRecord, parse_run
-from ptq.trends import METRICS
+from ptq.storage.runs import CaseRecord, parse_run
 
 
 def _link(ratio: float, half: float = 0.01, n: int = 6) -> Link:

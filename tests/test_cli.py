@@ -23,12 +23,12 @@ def test_env_prints_the_fingerprinted_environment(capsys):
 
 
 def test_ab_with_an_unbalanced_quote_in_pytest_args_is_a_usage_error(monkeypatch, capsys):
-    import ptq.commands.ab
+    import ptq.cli.ab
 
     def no_work(*args, **kwargs):
         raise AssertionError("ptq ab went on to materialize a side")
 
-    monkeypatch.setattr(ptq.commands.ab, "materialize", no_work)
+    monkeypatch.setattr(ptq.cli.ab, "materialize", no_work)
     assert main(["ab", "HEAD", "HEAD", "--pytest-args=--ptq-models='micro_*"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ptq: error: --pytest-args=\"--ptq-models='micro_*\": No closing quotation; close every quote")

@@ -8,11 +8,11 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.cli import main
-from ptq.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, compare, render
-from ptq.config import validate
 from ptq.errors import UserError
-from ptq.gate import Verdict
-from ptq.runs import parse_run
+from ptq.gate.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, compare, render
+from ptq.run.config import validate
+from ptq.stats.decide import Verdict
+from ptq.storage.runs import parse_run
 
 
 def _verdicts(comparison):
@@ -230,7 +230,7 @@ def test_interleaved_ab_compares_timings_across_fingerprints_and_says_so():
 
 
 def test_a_stored_baseline_of_another_runner_applies_where_its_numerics_keys_match(tmp_path):
-    from ptq.comparison import compare_stored
+    from ptq.gate.comparison import compare_stored
 
     stored = tmp_path / "results" / "baselines"
     stored.mkdir(parents=True)

@@ -1,5 +1,5 @@
 """Renderers of one Comparison: text, Markdown, the HTML section and the versioned JSON, which
-validates against the JSON Schema shipped in ptq/schemas/."""
+validates against the JSON Schema shipped in ptq/gate/schemas/."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.cli import build_parser, main
-from ptq.comparison import (
+from ptq.gate.comparison import (
     EXIT_NO_BASELINE,
     EXIT_OK,
     EXIT_REGRESSION,
@@ -27,8 +27,8 @@ from ptq.comparison import (
     json_schema,
     render,
 )
-from ptq.gate import Verdict
-from ptq.runs import parse_run
+from ptq.stats.decide import Verdict
+from ptq.storage.runs import parse_run
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,7 +94,7 @@ def test_the_schema_names_every_verdict_and_outcome_and_refuses_what_it_does_not
 
 def test_the_schema_ships_as_package_data():
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["ptq"]
-    shipped = [p.relative_to(ROOT / "ptq").as_posix() for p in (ROOT / "ptq" / "schemas").iterdir()]
+    shipped = [p.relative_to(ROOT / "ptq").as_posix() for p in (ROOT / "ptq" / "gate" / "schemas").iterdir()]
     assert shipped and all(any(fnmatch(f, g) for g in globs) for f in shipped)
 
 

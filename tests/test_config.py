@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from ptq.config import Config, Range, Section, load_config, register_section, validate
 from ptq.errors import UserError
-from ptq.judges import DEFAULTS
+from ptq.gate.judges import DEFAULTS
+from ptq.run.config import Config, Range, Section, load_config, register_section, validate
 
 register_section(Section("test_section", {"limit": (int, float), "name": str}))
 
@@ -159,7 +159,7 @@ def test_the_repositorys_own_config_loads_in_a_fresh_process():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    code = "from ptq.config import load_config; c = load_config('.'); print(sorted(c.data))"
+    code = "from ptq.run.config import load_config; c = load_config('.'); print(sorted(c.data))"
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "tolerance" in done.stdout
@@ -170,7 +170,7 @@ def test_the_repositorys_own_config_loads_in_a_fresh_process():
     ("min_cosine = 2", "min_cosine = 2 is out of range: it must be in [-1, 1] (a cosine similarity)"),
 ])
 def test_drift_tolerances_outside_their_domain_are_refused_when_the_config_loads(tmp_path, line, message):
-    import ptq.drift  # noqa: F401  (registers [tool.ptq.tolerance])
+    import ptq.probes.drift.profiles  # noqa: F401  (registers [tool.ptq.tolerance])
 
     (tmp_path / "pyproject.toml").write_text(f"[tool.ptq.tolerance]\n{line}\n")
     with pytest.raises(UserError, match=re.escape(message)):

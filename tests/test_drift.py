@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from ptq.config import Config, validate
-from ptq.drift import DEFAULT_TOLERANCES, Gate, measure_drift, profile_for, tolerances_for
-from ptq.drift_report import drift_table
 from ptq.errors import UserError
-from ptq.layerwise import layer_drift, worst_layers
 from ptq.models import Built, ModelEntry, TensorData
 from ptq.models.vision import recalibrate_batchnorm
+from ptq.probes.drift.layerwise import layer_drift, worst_layers
+from ptq.probes.drift.profiles import DEFAULT_TOLERANCES, Gate, measure_drift, profile_for, tolerances_for
+from ptq.probes.drift.report import drift_table
 from ptq.recipes import StaticInt8, apply_recipe, get_recipe
+from ptq.run.config import Config, validate
 
 
 def test_gates_compare_in_the_direction_their_key_says():

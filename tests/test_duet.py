@@ -10,12 +10,12 @@ import pytest
 import torch
 from gate_fixtures import bench, run, samples
 
-from ptq.ab import Side, apply_duet, duet_cases, run_duet
-from ptq.comparison import EXIT_OK, EXIT_REGRESSION, compare
-from ptq.duet import DuetPlan, TimedCases, Worker, _replies, duet, run_plan
 from ptq.errors import UserError
-from ptq.gate_quality import Outcome, Target, run_duet_trial
-from ptq.runs import parse_run
+from ptq.gate.ab import Side, apply_duet, duet_cases, run_duet
+from ptq.gate.comparison import EXIT_OK, EXIT_REGRESSION, compare
+from ptq.gate.duet import DuetPlan, TimedCases, Worker, _replies, duet, run_plan
+from ptq.lab.gate_quality import Outcome, Target, run_duet_trial
+from ptq.storage.runs import parse_run
 
 
 class FakeWorker:
@@ -107,7 +107,7 @@ def test_an_injected_slowdown_adds_its_share_of_the_median_to_every_call(monkeyp
     cases = TimedCases()
     cases.calls["m"], cases.medians["m"] = (lambda: None), 2e-3
     waited: list[float] = []
-    monkeypatch.setattr("ptq.duet.busy_wait", waited.append)
+    monkeypatch.setattr("ptq.gate.duet.busy_wait", waited.append)
     cases.time("m", 0.0, slow=0.1)
     assert waited and all(w == pytest.approx(2e-4) for w in waited)
 
@@ -254,9 +254,9 @@ def test_ptq_ab_leaves_the_speedup_judge_to_the_sessions_only_without_the_duet(
     speed = lambda r: {"speedup": {"ratio": r, "low": r - 0.01, "high": r + 0.01, "n": 10}}  # noqa: E731
     runs = [run(bench("m-int8", samples(1e-3, n=20, seed=s), metrics=speed(r))) for s, r in ((1, 2.9), (2, 2.7))]
     calls = []
-    monkeypatch.setattr("ptq.commands.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
-    monkeypatch.setattr("ptq.commands.ab.run_rounds", lambda a, b, **kw: calls.append(("rounds", kw["rounds"])) or runs)
-    monkeypatch.setattr("ptq.commands.ab.run_duet", lambda *a, **kw: calls.append(("duet", kw["plan"])) or [])
+    monkeypatch.setattr("ptq.cli.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
+    monkeypatch.setattr("ptq.cli.ab.run_rounds", lambda a, b, **kw: calls.append(("rounds", kw["rounds"])) or runs)
+    monkeypatch.setattr("ptq.cli.ab.run_duet", lambda *a, **kw: calls.append(("duet", kw["plan"])) or [])
     code = main(["ab", "x", "y", "--root", str(tmp_path), "--latency", latency])
     out = capsys.readouterr().out
     assert calls[0] == ("rounds", 3 if latency == "duet" else 6) and (len(calls) == 2) == (latency == "duet")

@@ -1,4 +1,4 @@
-"""ptq export: each format's files checked against that tool's documented shape (see ptq/export.py)."""
+"""ptq export: each format's files checked against that tool's documented shape (see ptq/render/export.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.errors import UserError
-from ptq.export import export, figures, write_export
-from ptq.runs import parse_run
+from ptq.render.export import export, figures, write_export
+from ptq.storage.runs import parse_run
 
 # Bencher Metric Format as https://bencher.dev/docs/reference/bencher-metric-format documents it:
 # benchmark name -> measure name -> {value (required), lower_value, upper_value}, all numbers.

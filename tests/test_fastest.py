@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from ptq.fastest import STACKS, fastest_paths, fastest_table, top_operators
-from ptq.results import CaseResult, LatencyStats
+from ptq.probes.fastest import STACKS, fastest_paths, fastest_table, top_operators
+from ptq.run.results import CaseResult, LatencyStats
 
 PRECISION = {"fp32": "fp32", "fp32_jit": "fp32", "int8": "int8", "int8_jit": "int8", "ort_fp32": "fp32",
              "ort_int8": "int8", "ov_int8": "int8", "bad_int8": "int8"}
@@ -105,8 +105,8 @@ def test_plugin_prints_and_records_the_fastest_paths(pytester: pytest.Pytester):
 
 
 def test_html_report_shows_the_latest_runs_summary():
-    from ptq.html_report import render_html
-    from ptq.runs import parse_run, read_json
+    from ptq.render.html import render_html
+    from ptq.storage.runs import parse_run, read_json
 
     path = "tests/fixtures/history/runs/run-0004.json"
     data = read_json(path)

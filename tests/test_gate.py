@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ptq.errors import UserError
-from ptq.gate import (
+from ptq.stats.decide import (
     Verdict,
     decide_interval,
     decide_latency,

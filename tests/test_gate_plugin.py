@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ptq.comparison import EXIT_NO_BASELINE
+from ptq.gate.comparison import EXIT_NO_BASELINE
 from ptq.plugins.gate import PYTEST_EXIT
 
 TEST_FILE = '''

@@ -9,7 +9,7 @@ import pytest
 from gate_fixtures import samples
 
 from ptq.cli import main
-from ptq.gate_quality import Outcome, Target, busy_wait, run_process_trial, run_trial, summarize, time_calls
+from ptq.lab.gate_quality import Outcome, Target, busy_wait, run_process_trial, run_trial, summarize, time_calls
 
 
 def _clock(step: float):
@@ -104,7 +104,7 @@ def test_a_round_process_times_each_case_at_its_fractions(tmp_path):
 
     spec = {"cases": "micro_linear_1024-fp32,micro_linear_1024-dynamic_int8", "threads": 1, "budget_s": 0.0,
             "fractions": [0.0, 0.5]}
-    done = subprocess.run([sys.executable, "-m", "ptq.gate_quality", json.dumps(spec)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ptq.lab.gate_quality", json.dumps(spec)], capture_output=True,
                           text=True, check=True)
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(got) == set(spec["cases"].split(",")) and set(got["micro_linear_1024-dynamic_int8"]) == {"0", "0.5"}

@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from ptq.chain import CommitSummary, Link, keep_numerics, load_chain, save_summary
 from ptq.cli import main
-from ptq.env import NUMERICS_KEYS, key_hash
-from ptq.history import chain_runs
-from ptq.html_report import render_html
-from ptq.trends import METRICS, Marker, keyed_series, series
+from ptq.render.html import render_html
+from ptq.render.trends import METRICS, Marker, keyed_series, series
+from ptq.run.env import NUMERICS_KEYS, key_hash
+from ptq.storage.chain import CommitSummary, Link, keep_numerics, load_chain, save_summary
+from ptq.storage.history import chain_runs
 
 CASE = "m-static_int8"
 MIB = 2**20

@@ -10,9 +10,9 @@ import torchvision
 from PIL import Image
 
 from ptq.errors import UserError
-from ptq.metrics import accuracy
 from ptq.models import get_model
 from ptq.models.image_folder import ENV_VAR, class_label, load_image_folder, preprocessing, set_image_folder
+from ptq.probes.drift.measures import accuracy
 
 CATEGORIES = torchvision.models.MobileNet_V2_Weights.DEFAULT.meta["categories"]
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from ptq.cli import main
-from ptq.commands.init import TARGETS, WORKFLOWS_FROM
-from ptq.config import load_config
+from ptq.cli.init import TARGETS, WORKFLOWS_FROM
+from ptq.run.config import load_config
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -103,7 +103,7 @@ def test_the_pinned_commit_holds_the_reusable_workflows():
                                 capture_output=True, text=True, check=True).stdout
         current = (ROOT / ".github" / "workflows" / f"reusable-{name}.yml").read_text()
         assert pinned == current, (f"reusable-{name}.yml changed since the commit ptq init pins ({sha}): point "
-                                   "ptq.commands.init.WORKFLOWS_FROM at the commit that changed it")
+                                   "ptq.cli.init.WORKFLOWS_FROM at the commit that changed it")
 
 
 def test_init_never_overwrites_and_names_what_it_would_have_written(tmp_path, capsys):

@@ -1,7 +1,7 @@
 import pytest
 
-from ptq.known_issues import KnownIssue, known_issue
-from ptq.matrix import Case
+from ptq.run.known_issues import KnownIssue, known_issue
+from ptq.run.matrix import Case
 
 
 def test_known_issue_matches_by_globs():
@@ -21,7 +21,7 @@ def test_the_measured_minilm_ort_static_issue_is_registered():
 def test_known_issue_is_skipped_with_its_reason_unless_asked(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
     pytester.makeconftest(
-        "from ptq.known_issues import KnownIssue, register_known_issue\n"
+        "from ptq.run.known_issues import KnownIssue, register_known_issue\n"
         "register_known_issue(KnownIssue('micro_linear_256', 'dynamic_int8', 'measured: it is broken'))\n"
     )
     args = ["--benchmark-disable", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32,dynamic_int8", "-rs", "-p", "no:cacheprovider"]
@@ -33,7 +33,7 @@ def test_known_issue_is_skipped_with_its_reason_unless_asked(pytester: pytest.Py
 
 
 def test_a_known_issue_registered_twice_is_refused(monkeypatch):
-    import ptq.known_issues as ki
+    import ptq.run.known_issues as ki
     from ptq.errors import DuplicateRegistration
 
     monkeypatch.setattr(ki, "_ISSUES", [])

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ptq import metrics as m
-from ptq.drift import profile_for
-from ptq.lm_probe import Decoded, cache_bytes, decode_figures, find_lm, greedy_decode
-from ptq.lm_probe import _lm_probe as lm_probe
 from ptq.models import Built, get_model, lm
+from ptq.probes.drift import measures as m
+from ptq.probes.drift.profiles import profile_for
+from ptq.probes.lm import Decoded, cache_bytes, decode_figures, find_lm, greedy_decode
+from ptq.probes.lm import _lm_probe as lm_probe
 from ptq.recipes import get_recipe
-from ptq.runner import RunOptions
+from ptq.run.workbench import RunOptions
 
 pytest.importorskip("transformers")
 

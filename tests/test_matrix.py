@@ -3,7 +3,7 @@ import fnmatch
 import pytest
 
 from ptq.errors import UserError
-from ptq.matrix import MATRICES, Case, select_cases
+from ptq.run.matrix import MATRICES, Case, select_cases
 
 
 def test_default_matrix_is_model_major_with_fp32_first():
@@ -16,9 +16,9 @@ def test_default_matrix_is_model_major_with_fp32_first():
 
 
 def test_quick_matrix_covers_every_default_recipe_and_family():
-    from ptq.matrix import COMPILED, SLOW_KERNELS
     from ptq.models import get_model
     from ptq.recipes import list_recipes
+    from ptq.run.matrix import COMPILED, SLOW_KERNELS
 
     cases = select_cases("quick")
     assert {c.recipe for c in cases} == set(list_recipes(exclude=f"{COMPILED},{SLOW_KERNELS}"))

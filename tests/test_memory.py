@@ -1,4 +1,4 @@
-"""ptq.memory: memray counts torch's native buffers, budgets fail with their reasons."""
+"""ptq.probes.memory: memray counts torch's native buffers, budgets fail with their reasons."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from ptq.config import validate
 from ptq.errors import UserError
-from ptq.matrix import Case
-from ptq.memory import MARKER_LIMITS, Site, StepMemory, check_budget, limits_for, parse_size, track
-from ptq.runner import RunOptions
+from ptq.probes.memory import MARKER_LIMITS, Site, StepMemory, check_budget, limits_for, parse_size, track
+from ptq.run.config import validate
+from ptq.run.matrix import Case
+from ptq.run.workbench import RunOptions
 
 MiB = 2**20
 
@@ -201,6 +201,6 @@ def test_memory_table_reads_a_benchmark_json(tmp_path, capsys):
 
 
 def test_spread_of_samples():
-    from ptq.commands.memory import spread
+    from ptq.cli.memory import spread
 
     assert spread([100, 104, 102]) == {"n": 3, "min": 100, "median": 102, "max": 104, "range": 4, "relative_range": 4 / 102}

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ptq.metrics import (
+from ptq.probes.drift.measures import (
     accuracy,
     accuracy_drop,
     cosine_similarity,

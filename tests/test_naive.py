@@ -1,7 +1,7 @@
 import pytest
 
 from ptq.cli import main
-from ptq.naive import naive_once
+from ptq.lab.naive import naive_once
 
 
 def test_naive_once_reports_both_single_call_times():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptq.placement import INPUTS_ONLY, MODEL_AND_INPUTS, place
-from ptq.speedup import placement_speedup
+from ptq.probes.placement import INPUTS_ONLY, MODEL_AND_INPUTS, place
+from ptq.probes.speedup import placement_speedup
 
 
 class Uncopyable(torch.nn.Module):
@@ -50,7 +50,7 @@ def test_the_speedup_of_a_model_over_itself_is_one_with_an_interval_over_placeme
 
 
 def test_visits_are_made_in_rounds_over_every_case_each_on_a_fresh_placement(monkeypatch):
-    import ptq.speedup
+    import ptq.probes.speedup
 
     seen: list = []  # (case, the reference placement's model is a fresh copy, window) per visit
     placed = []
@@ -63,11 +63,11 @@ def test_visits_are_made_in_rounds_over_every_case_each_on_a_fresh_placement(mon
         placed.append((kw["seed"], kw["reference_output"] is not None))
         return place(*args, **kw)
 
-    monkeypatch.setattr(ptq.speedup, "time_pairs", fake_pairs)
-    monkeypatch.setattr(ptq.speedup, "place", counting_place)
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", fake_pairs)
+    monkeypatch.setattr(ptq.probes.speedup, "place", counting_place)
     originals: dict = {}
     done: dict = {}
-    visits = ptq.speedup.SpeedupVisits(budget_s=0.9, visits=3)
+    visits = ptq.probes.speedup.SpeedupVisits(budget_s=0.9, visits=3)
     for tag in "ab":
         model = torch.nn.Linear(8, 8).eval()
         model.tag = tag
@@ -85,15 +85,15 @@ def test_visits_are_made_in_rounds_over_every_case_each_on_a_fresh_placement(mon
 
 
 def test_visits_refuse_a_count_no_interval_can_be_built_from():
-    import ptq.speedup
+    import ptq.probes.speedup
 
     with pytest.raises(ValueError, match=">= 2 visits"):
-        ptq.speedup.SpeedupVisits(budget_s=1.0, visits=1)
+        ptq.probes.speedup.SpeedupVisits(budget_s=1.0, visits=1)
 
 
 def test_the_later_visits_run_at_the_thread_count_the_cases_were_added_at(monkeypatch):
     """A pytest session's fixtures restore torch's default threads before its last hook runs."""
-    import ptq.speedup
+    import ptq.probes.speedup
 
     seen: list[int] = []
 
@@ -101,9 +101,9 @@ def test_the_later_visits_run_at_the_thread_count_the_cases_were_added_at(monkey
         seen.append(torch.get_num_threads())
         return [(2e-3, 1e-3)] * 3
 
-    monkeypatch.setattr(ptq.speedup, "time_pairs", fake_pairs)
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", fake_pairs)
     before = torch.get_num_threads()
-    visits = ptq.speedup.SpeedupVisits(budget_s=0.3, visits=3)
+    visits = ptq.probes.speedup.SpeedupVisits(budget_s=0.3, visits=3)
     model = torch.nn.Linear(8, 8).eval()
     try:
         torch.set_num_threads(1)
@@ -118,7 +118,7 @@ def test_the_later_visits_run_at_the_thread_count_the_cases_were_added_at(monkey
 
 
 def test_a_case_whose_later_visit_raises_is_reported_and_the_others_finish(monkeypatch):
-    import ptq.speedup
+    import ptq.probes.speedup
 
     calls = {"n": 0}
 
@@ -128,9 +128,9 @@ def test_a_case_whose_later_visit_raises_is_reported_and_the_others_finish(monke
             raise RuntimeError("kernel went away")
         return [(2e-3, 1e-3)] * 3
 
-    monkeypatch.setattr(ptq.speedup, "time_pairs", flaky_pairs)
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", flaky_pairs)
     done, errors = {}, {}
-    visits = ptq.speedup.SpeedupVisits(budget_s=0.3, visits=3)
+    visits = ptq.probes.speedup.SpeedupVisits(budget_s=0.3, visits=3)
     for tag in ("bad", "good"):
         model = torch.nn.Linear(8, 8).eval()
         model.tag = tag
@@ -139,7 +139,7 @@ def test_a_case_whose_later_visit_raises_is_reported_and_the_others_finish(monke
     visits.finish()
     assert set(done) == {"good"} and errors == {"bad": "visit 2 raised RuntimeError: kernel went away"}
     calls["n"] = 1  # its first visit (at add) passes, its second raises
-    lone = ptq.speedup.SpeedupVisits(budget_s=0.3, visits=3)
+    lone = ptq.probes.speedup.SpeedupVisits(budget_s=0.3, visits=3)
     model = torch.nn.Linear(8, 8).eval()
     model.tag = "bad"
     lone.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat: None)

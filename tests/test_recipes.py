@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from ptq.errors import NotApplicable, RecipeFailed, UserError
-from ptq.layers import count_layers
 from ptq.models import get_model
 from ptq.recipes import (
     DynamicQuant,
@@ -18,6 +17,7 @@ from ptq.recipes import (
     register_recipe,
     unregister_recipe,
 )
+from ptq.run.layers import count_layers
 
 DEFAULT_RECIPES = ["fp32", "dynamic_int8", "dynamic_int8_rnn", "dynamic_fp16", "static_int8", "ao_int8_dynamic", "ao_int8_weight_only"]
 
@@ -145,7 +145,7 @@ def test_static_int8_generic_on_torchvision_resnet18():
 
 @pytest.mark.parametrize("flags", [["avx2", "avx512f", "avx512_vnni"], []])
 def test_bf16_skips_naming_the_missing_flags_on_a_cpu_without_bf16(tiny_entry, tiny_built, monkeypatch, flags):
-    monkeypatch.setattr("ptq.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    monkeypatch.setattr("ptq.run.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
     recorded = ", ".join(flags) or "none"
     with pytest.raises(NotApplicable, match=rf"needs a CPU with avx512_bf16 or amx_bf16 \(native bf16\); Test CPU has neither "
                                             rf"\(flags recorded: {recorded}\)"):
@@ -154,7 +154,7 @@ def test_bf16_skips_naming_the_missing_flags_on_a_cpu_without_bf16(tiny_entry, t
 
 @pytest.mark.parametrize("flags", [["avx512_bf16"], ["amx_tile", "amx_bf16"]])
 def test_bf16_runs_the_model_in_bfloat16_where_the_cpu_has_it(tiny_entry, tiny_built, monkeypatch, flags):
-    monkeypatch.setattr("ptq.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    monkeypatch.setattr("ptq.run.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
     q = apply_recipe(get_recipe("bf16"), tiny_entry, tiny_built)
     assert q.engine == "+".join(f for f in flags if f.endswith("bf16")) and q.quantized_layers == 2
     assert {p.dtype for p in q.model.parameters()} == {torch.bfloat16}

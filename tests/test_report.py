@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from ptq.cli import main
-from ptq.comparison import compare, render
-from ptq.config import Config, validate
 from ptq.errors import UserError
-from ptq.gate import Verdict
-from ptq.history import load_history
-from ptq.html_report import render_html
-from ptq.trends import METRICS, Marker, layer_sqnr, series
+from ptq.gate.comparison import compare, render
+from ptq.render.html import render_html
+from ptq.render.trends import METRICS, Marker, layer_sqnr, series
+from ptq.run.config import Config, validate
+from ptq.stats.decide import Verdict
+from ptq.storage.history import load_history
 
 HISTORY = Path(__file__).parent / "fixtures" / "history"
 SLOWED, FATTER = "micro_linear_256-static_int8", "digits_cnn-static_int8"

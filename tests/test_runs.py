@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from gate_fixtures import bench, run, samples
 
-import ptq.runs
+import ptq.storage.runs
 from ptq.errors import UserError
-from ptq.runs import baseline_path, find_newest_run, load_run, parse_run, save_baseline, save_run
+from ptq.storage.runs import baseline_path, find_newest_run, load_run, parse_run, save_baseline, save_run
 
 
 def _write(path, data) -> None:
@@ -64,7 +64,7 @@ def test_missing_file_says_how_to_make_one(tmp_path):
 
 
 def test_older_schema_without_migration_is_refused_with_the_command(monkeypatch):
-    monkeypatch.setattr(ptq.runs, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(ptq.storage.runs, "SCHEMA_VERSION", 2)
     with pytest.raises(UserError, match=r"schema version 1 is older than 2 .*--ptq-save-baseline"):
         parse_run(run(schema=1), "old.json")
 
@@ -75,8 +75,8 @@ def test_older_schema_is_migrated_when_a_migration_exists(monkeypatch):
             b["extra_info"]["migrated"] = True
         return data
 
-    monkeypatch.setattr(ptq.runs, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(ptq.runs.MIGRATIONS, 1, rename_median)
+    monkeypatch.setattr(ptq.storage.runs, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(ptq.storage.runs.MIGRATIONS, 1, rename_median)
     loaded = parse_run(run(bench("m-fp32", samples(1.0)), schema=1), "old.json")
     assert loaded.data["ptq"]["schema_version"] == 2 and loaded.cases["m-fp32"].extra_info["migrated"] is True
 
@@ -119,7 +119,7 @@ def test_an_interrupted_baseline_write_leaves_the_old_file(tmp_path, monkeypatch
 
         return write
 
-    monkeypatch.setattr(ptq.runs, "_dump", half_then_crash)
+    monkeypatch.setattr(ptq.storage.runs, "_dump", half_then_crash)
     with pytest.raises(KeyboardInterrupt):
         save_baseline(tmp_path, run(bench("m-int8", samples(2.0))))
     assert target.read_bytes() == before
@@ -155,7 +155,7 @@ def test_newest_run_is_found_or_the_error_says_how_to_record_one(tmp_path):
 def test_merge_keeps_one_entry_per_case_and_no_caseless_benchmark():
     old = run(bench("m-fp32", samples(1.0)), bench("m-int8", samples(2.0)), {"name": "cut short", "stats": {"data": [1.0]}})
     new = run(bench("m-int8", samples(3.0)), bench("m-int8", samples(4.0)), {"name": "user's own", "extra_info": {}})
-    merged = ptq.runs.merge_runs(old, new)
+    merged = ptq.storage.runs.merge_runs(old, new)
     assert [(b["extra_info"]["case"], b["stats"]["data"]) for b in merged["benchmarks"]] == [
         ("m-fp32", samples(1.0)), ("m-int8", samples(4.0))]  # new replaces old; of two new entries the last
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ptq.cli import main
-from ptq.commands.merge import merge_runs
+from ptq.cli.merge import merge_runs
 from ptq.errors import UserError
 from ptq.plugins.shard import Shard, parse_shard, shard_of_models
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ptq.speedup import interleaved_speedup
+from ptq.probes.speedup import interleaved_speedup
 
 
 class FakeClock:
@@ -50,7 +50,7 @@ def test_interleaved_speedup_respects_min_and_max_pairs():
 
 
 def test_warm_up_stops_at_its_call_count_or_time_cap_but_runs_twice():
-    from ptq.runner import warm_up
+    from ptq.run.workbench import warm_up
 
     clock = FakeClock()
     assert warm_up(clock.work("m", 0.01), calls=10, max_seconds=1.0, timer=clock) == 10

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ptq.stats import bootstrap_median_ci, paired_quantile_ratio, paired_ratio
+from ptq.stats.estimate import bootstrap_median_ci, paired_quantile_ratio, paired_ratio
 
 
 def test_paired_ratio_recovers_a_known_speedup_under_common_drift():
@@ -57,7 +57,7 @@ def test_bad_inputs_are_refused():
 
 
 def test_placement_ratio_is_the_geometric_mean_of_per_placement_ratios_with_a_t_interval():
-    from ptq.stats import placement_ratio
+    from ptq.stats.estimate import placement_ratio
 
     ref = [[2.0, 3.0], [4.0, 5.0], [2.0, 9.0]]
     cand = [[1.0, 2.0], [1.0, 7.0], [2.0, 2.0]]  # per placement (min): 2, 4, 1
@@ -72,7 +72,7 @@ def test_placement_ratio_is_the_geometric_mean_of_per_placement_ratios_with_a_t_
 
 
 def test_median_interval_has_the_binomial_coverage_of_its_order_statistics():
-    from ptq.stats import median_interval
+    from ptq.stats.estimate import median_interval
 
     assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0, 0.9375)  # [min, max] of 5: 1 - 2/32
     mid, low, high, cover = median_interval([float(x) for x in range(1, 13)])
@@ -82,7 +82,7 @@ def test_median_interval_has_the_binomial_coverage_of_its_order_statistics():
 
 
 def test_visit_ratio_is_the_median_of_per_visit_ratios_and_shrugs_off_one_wild_visit():
-    from ptq.stats import visit_ratio
+    from ptq.stats.estimate import visit_ratio
 
     rng = np.random.default_rng(0)
     ref = [list(2e-3 * (1 + rng.exponential(0.05, 50))) for _ in range(6)]
@@ -99,7 +99,7 @@ def test_repeat_interval_holds_another_runs_median_where_the_medians_interval_do
     """Two runs of 6 exchangeable visits each: the repeat interval of one holds the other's median
     at about its level; the median's own [min, max] interval (its 96.9% is for the true median)
     holds it far less often, which is why five runs' intervals failed to cover each other."""
-    from ptq.stats import median_interval, repeat_interval
+    from ptq.stats.estimate import median_interval, repeat_interval
 
     rng = np.random.default_rng(7)
     trials = 4000
@@ -117,7 +117,7 @@ def test_repeat_interval_holds_another_runs_median_where_the_medians_interval_do
 
 
 def test_repeat_interval_widens_with_the_spread_and_refuses_what_it_cannot_use():
-    from ptq.stats import repeat_interval, visit_ratio
+    from ptq.stats.estimate import repeat_interval, visit_ratio
 
     calm = repeat_interval([1.00, 1.01, 0.99, 1.00, 1.02, 0.98])
     noisy = repeat_interval([1.00, 1.05, 0.95, 1.00, 1.10, 0.90])

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ptq.cache import atomic_write, cache_dir
 from ptq.errors import UserError
 from ptq.models.base import SPLITS, Batch, Built
+from ptq.storage.cache import atomic_write, cache_dir
 
 __all__ = ["TRAIN_CONFIG", "DigitsCNN", "DigitsData", "TrainConfig"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ptq.config import Section, register_section
 from ptq.errors import UserError
 from ptq.models.base import SPLITS, Batch
+from ptq.run.config import Section, register_section
 
 __all__ = [
     "CALIB_FRACTION",

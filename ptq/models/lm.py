@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ptq.cache import atomic_write, cache_dir
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import SPLITS, Batch, Built
 from ptq.models.digits import weights_hash
+from ptq.storage.cache import atomic_write, cache_dir
 
 __all__ = [
     "BOS",

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ptq import drift as _drift  # noqa: F401  (registers the drift probe and the tolerance section)
-from ptq.drift_report import drift_table
+from ptq.probes.drift import profiles as _drift  # noqa: F401  (registers the drift probe and the tolerance section)
+from ptq.probes.drift.report import drift_table
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

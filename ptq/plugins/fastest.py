@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from ptq.fastest import fastest_paths, fastest_table, top_operators
-from ptq.matrix import Case
+from ptq.probes.fastest import fastest_paths, fastest_table, top_operators
 from ptq.pytest_plugin import STATE, PluginState
 from ptq.recipes import get_recipe
+from ptq.run.matrix import Case
 
 SUMMARY = pytest.StashKey[list[dict[str, Any]]]()
 

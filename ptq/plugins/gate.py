@@ -1,6 +1,6 @@
 """pytest options of the regression gate: save the run or a baseline, compare at session end.
 
-``--ptq-compare`` fails the session on any row that fails the gate (see :mod:`ptq.comparison`):
+``--ptq-compare`` fails the session on any row that fails the gate (see :mod:`ptq.gate.comparison`):
 exit status 1 on a regression or a row not measured / not compared, **6** where no baseline
 applies or a case is new without ``--ptq-accept-new`` (pytest's own statuses are 0-5; ``ptq
 compare`` says 3). A corrupt baseline or another bad input is a usage error (exit status 4)
@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from ptq.cache import atomic_write
-from ptq.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, Comparison, compare_stored, render
 from ptq.errors import PtqError
-from ptq.runs import parse_run, save_baseline, save_run
+from ptq.gate.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, Comparison, compare_stored, render
+from ptq.storage.cache import atomic_write
+from ptq.storage.runs import parse_run, save_baseline, save_run
 
 __all__ = ["GATE", "PYTEST_EXIT", "GateState"]
 
@@ -177,7 +177,7 @@ def _gate(config: pytest.Config, state: GateState, data: dict[str, Any], failure
     current = parse_run(json.loads(json.dumps(data)), "(this session)")
     target = config.getoption("--ptq-compare")
     if target:
-        from ptq.config import load_config
+        from ptq.run.config import load_config
 
         state.comparison = compare_stored(root, current, baseline=None if target == AUTO else target,
                                           config=load_config(root), accept_new=config.getoption("--ptq-accept-new"))

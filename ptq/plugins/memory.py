@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ptq import memory, size  # noqa: F401  (both register their probes on import)
-from ptq.memory import LIMIT_KEYS, MARKER_LIMITS, parse_size
+from ptq.probes import memory, size  # noqa: F401  (both register their probes on import)
+from ptq.probes.memory import LIMIT_KEYS, MARKER_LIMITS, parse_size
 
 __all__: list[str] = []
 

@@ -105,7 +105,7 @@ for _recipe in (
     # bfloat16 weights and activations; skipped on CPUs without native bf16 (AVX512-BF16, AMX).
     Bfloat16("bf16", description="model.to(bfloat16), float32 at the boundary"),
     # torch.compile forms: tens of seconds of compilation per model on 2 cores, so only in
-    # the ``deploy`` matrix (ptq.matrix), never in ``default``.
+    # the ``deploy`` matrix (ptq.run.matrix), never in ``default``.
     Deployed("fp32_compile", base=REFERENCE, form="compile", description="fp32, torch.compile (inductor, freezing)"),
     Deployed("bf16_compile", base="bf16", form="compile", description="bfloat16, torch.compile (inductor, freezing)"),
     Deployed("ao_int8_dynamic_compile", base="ao_int8_dynamic", form="compile", description="torchao int8 dynamic, torch.compile"),

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ptq import env
 from ptq.errors import NotApplicable
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import first_line
+from ptq.run import env
 
 __all__ = ["BF16_FLAGS", "Bf16Module", "Bfloat16", "bf16_units"]
 

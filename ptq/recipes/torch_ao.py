@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
-from ptq.layers import count_layers, has_layer_types, layer_types
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.run.layers import count_layers, has_layer_types, layer_types
 
 __all__ = ["DynamicQuant", "Float32", "StaticInt8"]
 

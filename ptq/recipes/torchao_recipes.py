@@ -11,9 +11,9 @@ from typing import ClassVar
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
-from ptq.layers import count_layers, has_layer_types
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.run.layers import count_layers, has_layer_types
 
 __all__ = ["TORCHAO_CONFIGS", "TorchaoRecipe"]
 

@@ -1,0 +1,1 @@
+"""The regression gate: judges, comparisons of two runs, interleaved A/B and its duet workers."""

@@ -1,0 +1,361 @@
+"""Duet latency: two code versions' models timed in alternating short windows, one worker each.
+
+Why not a verdict per pytest session: on the shared 2-core reference VM the machine slows down
+in episodes of 1-3 s (every case at once, often both vCPUs), covering 10-30% of the time. A
+case timed in one contiguous half-second window per process is slowed whole by an episode, so
+fresh processes differ by 10-30% and a 10% regression hides among them. Here each side runs
+a long-lived worker (``python -m ptq.duet`` with that side's code) holding its prepared
+cases; the driver has them take turns, ABBA..., in windows of ~50 ms, case after case, sweep
+after sweep. Adjacent windows see the same machine state and each case's samples are spread
+over minutes, so the low quantile the gate compares comes from the quiet stretches on both
+sides (duet benchmarking, Bulej et al. 2020; Laaber et al. 2019).
+
+One allocation is one draw: where a case's tensors land moved a small conv by 2x, so the
+sweeps are split into placements (fresh copies of every model and input, :mod:`ptq.probes.placement`)
+and worker pairs (fresh processes), and the verdict takes the placement as its unit:
+:func:`ptq.stats.decide.decide_latency_placements` over placement k of A against placement k of B.
+
+Protocol: one JSON object per line on stdin, one reply per line on the worker's own stdout
+(anything the libraries print goes to stderr). ``prepare`` builds cases; ``place`` puts every
+case on a fresh placement; ``time`` times one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ptq.errors import PtqError, UserError
+from ptq.progress import Progress
+
+__all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
+
+
+@dataclass(frozen=True)
+class DuetPlan:
+    """How long a duet runs: ``sweeps`` passes over the cases, a ``window_s`` window per side each,
+    split into ``placements`` blocks per side, each on a fresh allocation of every case's model
+    and inputs (:mod:`ptq.probes.placement`), timed by ``workers`` successive worker pairs.
+
+    The placement is the judge's unit (:func:`ptq.stats.decide.decide_latency_placements`): one
+    allocation can decide a latency by up to 2x, so a duet that kept one prepared case per
+    worker turned a placement difference into a "certain" regression. The same windows are
+    split over placements, so sampling them costs no extra timing, only the copies and a
+    second worker pair's preparation.
+    """
+
+    window_s: float = 0.05
+    sweeps: int = 30
+    placements: int = 10
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or self.sweeps < 2:
+            raise UserError(f"a duet needs --window > 0 and --sweeps >= 2, got --window={self.window_s:g} "
+                            f"--sweeps={self.sweeps}")
+        if not 2 <= self.placements <= self.sweeps or not 1 <= self.workers <= self.placements:
+            raise UserError(f"a duet needs 2 <= --placements <= --sweeps and 1 <= --workers <= --placements, got "
+                            f"--placements={self.placements} --sweeps={self.sweeps} --workers={self.workers}")
+
+    def blocks(self) -> list[list[int]]:
+        """Per worker pair, the sweeps of each of its placements: as even as whole numbers allow."""
+        sweeps = _spread(self.sweeps, self.placements)
+        per_worker = _spread(self.placements, self.workers)
+        starts = [sum(per_worker[:i]) for i in range(self.workers)]
+        return [sweeps[s:s + n] for s, n in zip(starts, per_worker, strict=True)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_s": self.window_s, "sweeps": self.sweeps, "placements": self.placements,
+                "workers": self.workers}
+
+    @staticmethod
+    def add_options(p: argparse.ArgumentParser) -> None:
+        """``--window``, ``--sweeps``, ``--placements``, ``--workers``: ``ptq ab`` and ``ptq
+        gate-quality`` share them, so the benchmark of the gate measures the plan the gate runs."""
+        p.add_argument("--window", type=float, default=DuetPlan.window_s,
+                       help=f"seconds per duet window (default {DuetPlan.window_s})")
+        p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
+                       help=f"duet windows per case per side (default {DuetPlan.sweeps})")
+        p.add_argument("--placements", type=int, default=DuetPlan.placements,
+                       help=f"fresh allocations of each case per side, the sweeps split among them; the latency "
+                            f"judge's unit (default {DuetPlan.placements})")
+        p.add_argument("--workers", type=int, default=DuetPlan.workers,
+                       help=f"worker processes per side, one after another, the placements split among them "
+                            f"(default {DuetPlan.workers})")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DuetPlan:
+        return cls(args.window, args.sweeps, args.placements, args.workers)
+
+
+def _spread(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def busy_wait(seconds: float, timer: Callable[[], float] = time.perf_counter) -> None:
+    """Spin (not sleep: a sleep yields the core and its wake-up jitter is larger than 3%)."""
+    end = timer() + seconds
+    while timer() < end:
+        pass
+
+
+def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, warmup: int = 3,
+               timer: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Untimed warm-up, then one call per sample until ``budget_s`` (pytest-benchmark's way)."""
+    for _ in range(warmup):
+        fn()
+    out: list[float] = []
+    start = timer()
+    while len(out) < min_rounds or timer() - start < budget_s:
+        t0 = timer()
+        fn()
+        out.append(timer() - t0)
+    return out
+
+
+# -- the worker (runs with one side's code) ------------------------------------------------
+
+
+class TimedCases:
+    """Prepared cases as calls, each with its median call time (sizes an injected slowdown): the
+    worker's state, and what ``ptq gate-quality`` builds its targets from. ``place`` swaps every
+    case for a fresh placement (a copy of its model and inputs); until then the prepared ones run."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Callable[[], Any]] = {}
+        self.medians: dict[str, float] = {}
+        self._originals: dict[str, tuple[Any, tuple[Any, ...], Any]] = {}  # model, inputs, output
+
+    def prepare(self, cases: Sequence[str], *, threads: int, weights: str, calibrate_s: float = 0.05) -> dict[str, Any]:
+        import torch
+
+        from ptq.run.matrix import Case
+        from ptq.run.workbench import RunOptions, Workbench
+
+        torch.set_num_threads(threads)
+        bench = Workbench(RunOptions(threads=threads, weights=weights))
+        failed: dict[str, str] = {}
+        for spec in cases:
+            model, _, recipe = spec.rpartition("-")
+            try:
+                prepared = bench.prepare(Case(model, recipe))
+            except Exception as exc:  # a case that cannot build here is reported, the rest go on
+                failed[spec] = str(exc) if isinstance(exc, PtqError) else f"{type(exc).__name__}: {exc}"
+                continue
+
+            def call(m=prepared.model, x=prepared.inputs) -> Any:
+                with torch.inference_mode():
+                    return m(*x)
+
+            self._originals[spec] = (prepared.model, prepared.inputs, call())
+            samples = time_calls(call, calibrate_s, warmup=10)
+            self.calls[spec], self.medians[spec] = call, sorted(samples)[len(samples) // 2]
+        return {"ready": sorted(self.calls), "failed": failed}
+
+    def place(self, seed: int) -> dict[str, Any]:
+        """Every prepared case on a fresh placement (the previous one freed first); what each got."""
+        from ptq.probes.placement import place
+
+        kinds: dict[str, str] = {}
+        for i, spec in enumerate(sorted(self._originals)):
+            del self.calls[spec]  # the bound call holds the previous placement: free it before the next
+            model, inputs, output = self._originals[spec]
+            placed = place(model, inputs, seed=seed * 10_007 + i, reference_output=output)
+            self.calls[spec] = placed.call
+            kinds[spec] = placed.kind + (f" ({placed.why})" if placed.why else "")
+        return {"placed": kinds}
+
+    def time(self, case: str, budget_s: float, slow: float = 0.0) -> dict[str, Any]:
+        if case not in self.calls:
+            return {"error": f"case {case!r} was not prepared"}
+        call = self.calls[case]
+        if slow > 0:  # only ptq gate-quality asks for this: an injected slowdown
+            extra, plain = slow * self.medians[case], call
+
+            def call() -> Any:
+                result = plain()
+                busy_wait(extra)
+                return result
+
+        return {"samples": time_calls(call, budget_s)}
+
+
+def _replies(lines: Iterator[str], cases: TimedCases) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        msg = json.loads(line)
+        op = msg.get("op")
+        if op == "prepare":
+            yield cases.prepare(msg["cases"], threads=int(msg["threads"]), weights=msg.get("weights", "auto"))
+        elif op == "place":
+            yield cases.place(int(msg["seed"]))
+        elif op == "time":
+            yield cases.time(msg["case"], float(msg["budget_s"]), float(msg.get("slow", 0.0)))
+        else:
+            yield {"error": f"unknown op {op!r}"}
+
+
+def serve(stdin: IO[str] = sys.stdin) -> None:
+    """The worker's loop. Replies go to the original stdout; fd 1 is pointed at stderr first, so
+    a library that prints (from Python or C) cannot corrupt the protocol."""
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for reply in _replies(iter(stdin.readline, ""), TimedCases()):
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+# -- the driver ---------------------------------------------------------------------------
+
+
+class Worker:
+    """One side's worker process: ``python -m ptq.duet`` with that side's code first on the path."""
+
+    def __init__(self, label: str, *, python: str = sys.executable, pythonpath: Path | None = None,
+                 cwd: Path | None = None) -> None:
+        self.label = label
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH")) if p)
+        self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self._proc = subprocess.Popen([python, "-m", "ptq.duet"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self._log, text=True, cwd=cwd, env=env)
+
+    def ask(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(json.dumps(message) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            self._proc.wait(timeout=30)
+            self._log.seek(0)
+            tail = "\n".join(self._log.read().strip().splitlines()[-10:])
+            hint = (" (that code has no duet worker, ptq.duet: run ptq ab with --latency=rounds)"
+                    if "No module named ptq.duet" in tail else "")
+            raise UserError(f"side {self.label}'s duet worker exited (code {self._proc.returncode}){hint}:\n{tail}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise UserError(f"side {self.label}'s duet worker: {reply['error']}")
+        return reply
+
+    def prepare(self, cases: Sequence[str], *, threads: int, weights: str = "auto") -> dict[str, Any]:
+        return self.ask({"op": "prepare", "cases": list(cases), "threads": threads, "weights": weights})
+
+    def place(self, seed: int) -> dict[str, str]:
+        return self.ask({"op": "place", "seed": seed})["placed"]
+
+    def time(self, case: str, budget_s: float, slow: float = 0.0) -> list[float]:
+        return self.ask({"op": "time", "case": case, "budget_s": budget_s, "slow": slow})["samples"]
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._log.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Slot = tuple[str, float]  # (case, the slowdown side B's worker injects: 0 but in ptq gate-quality)
+#: Per side label, per slot, the samples of each placement in order (placement k of A beside k of B).
+Blocks = dict[str, dict[Slot, list[list[float]]]]
+
+
+@dataclass(frozen=True)
+class DuetResult:
+    """What a duet timed: the ``blocks`` of the cases every worker prepared, {case: why} for
+    those ``failed`` (left out of every block), and per side label, per case, what each
+    placement re-allocated, in placement order (``placed``: "model+inputs", or "inputs" with
+    why the model could not be copied, :mod:`ptq.probes.placement`), so a run records which it got."""
+
+    blocks: Blocks
+    failed: dict[str, str] = field(default_factory=dict)
+    placed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+
+def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, window_s: float, first_placement: int = 0,
+         slowdowns: Mapping[str, Sequence[float]] | None = None,
+         progress: Callable[[str], None] = lambda line: None) -> DuetResult:
+    """One worker pair's share of a duet: for each entry of ``sweeps``, both workers place every
+    case afresh (seeded by the placement's number and side), then each slot is timed that many
+    sweeps, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
+    one slot, (case, 0.0), unless ``slowdowns`` gives it several (side B slowed by each)."""
+    slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
+    out: Blocks = {w.label: {s: [] for s in slots} for w in (a, b)}
+    placed: dict[str, dict[str, list[str]]] = {w.label: {} for w in (a, b)}
+    for k, count in enumerate(sweeps):
+        placement = first_placement + k
+        for side, worker in enumerate((a, b)):
+            for case, kind in worker.place(2 * placement + side).items():
+                placed[worker.label].setdefault(case, []).append(kind)
+            for s in slots:
+                out[worker.label][s].append([])
+        for sweep in range(count):
+            for i, (case, slow) in enumerate(slots):
+                for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
+                    got = worker.time(case, window_s, slow=slow) if worker is b else worker.time(case, window_s)
+                    out[worker.label][(case, slow)][-1].extend(got)
+            progress(f"placement {placement + 1}, sweep {sweep + 1}/{count}")
+    return DuetResult(out, placed=placed)
+
+
+def run_plan(
+    plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str = "auto",
+    slowdowns: Mapping[str, Sequence[float]] | None = None, progress: Callable[[str], None] = lambda line: None,
+) -> DuetResult:
+    """The whole duet: ``plan.workers`` fresh worker pairs, one after another, each preparing
+    ``cases`` and timing its share of the placements, their results joined in order."""
+    out: Blocks = {"A": {}, "B": {}}
+    placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
+    failed: dict[str, str] = {}
+    done = 0
+    sweeps_done = Progress("duet sweeps", sum(sum(s) for s in plan.blocks()), emit=progress)
+    for pair, sweeps in enumerate(plan.blocks()):
+        a, b = new_worker("A"), new_worker("B")
+        try:
+            progress(f"duet: worker pair {pair + 1}/{plan.workers} preparing {len(cases)} cases")
+            for w in (a, b):
+                for case, why in w.prepare(cases, threads=threads, weights=weights)["failed"].items():
+                    failed.setdefault(case, f"side {w.label}: {why}")
+            ready = [c for c in cases if c not in failed]
+            got = duet(a, b, ready, sweeps, window_s=plan.window_s, first_placement=done, slowdowns=slowdowns,
+                       progress=sweeps_done.step)
+        finally:
+            a.close()
+            b.close()
+        for label, slots in got.blocks.items():
+            for slot, blocks in slots.items():
+                out[label].setdefault(slot, []).extend(blocks)
+            for case, kinds in got.placed[label].items():
+                placed[label].setdefault(case, []).extend(kinds)
+        done += len(sweeps)
+    for label, side in out.items():  # a case one later worker could not prepare is dropped from every block
+        for slot in [s for s in side if s[0] in failed]:
+            del side[slot]
+        placed[label] = {c: kinds for c, kinds in placed[label].items() if c not in failed}
+    return DuetResult(out, failed, placed)
+
+
+if __name__ == "__main__":
+    serve()

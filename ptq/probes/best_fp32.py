@@ -1,0 +1,86 @@
+"""Speedup over the fastest fp32 form of the same model in the same run, and the deployment
+record of each case.
+
+A quantized model's speedup over *eager* fp32 flatters it when the float model could itself
+run faster traced, compiled, in ONNX Runtime or in OpenVINO. At the end of a run, each model's fastest
+float case (every recipe with ``quantizes() == False``: fp32, fp32_jit, fp32_compile,
+ort_fp32, ov_fp32...) is its best fp32 form, and every case of the model gets
+
+- ``paired``: its interleaved speedup over eager fp32 divided by the best form's. Both were
+  measured in ABBA pairs against the same eager model, so machine drift cancels in each, at
+  no extra timing cost;
+- ``unpaired``: the best form's median latency over the case's, two separate windows.
+
+``ratio`` is ``paired`` where both interleaved figures exist, else ``unpaired``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ptq.probes import register_probe
+from ptq.recipes.deploy import deployment_form
+
+if TYPE_CHECKING:
+    from ptq.run.results import CaseResult
+    from ptq.run.workbench import PreparedCase, RunOptions
+
+__all__ = ["best_fp32_speedups"]
+
+
+def _interval(r: CaseResult) -> tuple[float, float] | None:
+    m = r.metrics.get("speedup")
+    if isinstance(m, dict) and isinstance(m.get("low"), int | float) and isinstance(m.get("high"), int | float):
+        return float(m["low"]), float(m["high"])
+    return None
+
+
+def _faster(a: CaseResult, b: CaseResult) -> bool:
+    """Is float form ``a`` faster than ``b``: by their paired speedups over eager fp32 where both
+    have one (sampled over placements), else by pytest-benchmark's medians."""
+    if a.speedup_vs_fp32 and b.speedup_vs_fp32:
+        return a.speedup_vs_fp32 > b.speedup_vs_fp32
+    return a.latency.median < b.latency.median
+
+
+def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
+    """case -> {best_form, best_ms, ratio, low, high, paired, unpaired, method} for every timed case.
+
+    ``low``/``high`` bound the paired ratio by the two speedups' intervals (case low over best
+    high, case high over best low): both intervals are over placements, so this one is too."""
+    best: dict[str, CaseResult] = {}
+    for r in results:
+        if r.latency and is_float(r.recipe) and (r.model not in best or _faster(r, best[r.model])):
+            best[r.model] = r
+    out: dict[str, dict[str, Any]] = {}
+    for r in results:
+        b = best.get(r.model)
+        if b is None or r.latency is None or r.latency.median <= 0:
+            continue
+        unpaired = b.latency.median / r.latency.median
+        paired = low = high = None
+        if r.speedup_vs_fp32 and b.speedup_vs_fp32:
+            paired = r.speedup_vs_fp32 / b.speedup_vs_fp32
+            mine, theirs = _interval(r), _interval(b)
+            if r is b:
+                low = high = 1.0
+            elif mine and theirs and theirs[0] > 0:
+                low, high = mine[0] / theirs[1], mine[1] / theirs[0]
+        out[r.case] = {
+            "best_form": b.recipe,
+            "best_ms": round(b.latency.median * 1e3, 4),
+            "ratio": paired if paired is not None else unpaired,
+            "low": low,
+            "high": high,
+            "paired": paired,
+            "unpaired": unpaired,
+            "method": "paired: speedup_vs_fp32 / best form's speedup_vs_fp32" if paired is not None else "unpaired medians",
+        }
+    return out
+
+
+@register_probe("deployment", description="the stack and deployment form that ran, and compile/freeze seconds")
+def _deployment_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+    q = prepared.quantized
+    return {"form": deployment_form(q), "stack": q.stack, "float_form": not prepared.recipe.quantizes(), **q.notes}

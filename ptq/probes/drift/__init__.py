@@ -1,0 +1,1 @@
+"""Accuracy drift against the float model: measures, profiles, per-layer attribution, diagnosis."""

@@ -1,0 +1,200 @@
+"""The fastest path per model: for each stack a user could deploy (torch eager, torch deployed,
+ONNX Runtime, OpenVINO), its fastest case whose drift is within tolerance, and how far each is
+from the fastest overall.
+
+A quantization path is worth taking only against the best the user could run instead, so the
+summary names that best per stack and precision, and for the torch paths what limits them: the
+top operators by self time in a short ``torch.profiler`` profile of that one case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ptq.recipes.peer import peer_runtime
+from ptq.render.tables import format_table
+
+if TYPE_CHECKING:
+    from ptq.run.results import CaseResult
+
+__all__ = ["STACKS", "ModelFastest", "Pick", "StackBest", "StackKind", "fastest_paths", "fastest_table", "top_operators"]
+
+
+@dataclass(frozen=True)
+class StackKind:
+    """A deployment stack of the summary: which cases belong to it, and whether to profile them."""
+
+    name: str
+    runtime: str | None  # peer runtime name (ptq.recipes.peer), None for PyTorch
+    deployed: bool | None  # PyTorch only: traced/compiled (True) or eager (False)
+
+    @property
+    def profiled(self) -> bool:
+        return self.runtime is None
+
+    def holds(self, stack: str, form: str) -> bool:
+        runtime = peer_runtime(stack)
+        if self.runtime is not None or runtime is not None:
+            return runtime == self.runtime
+        return (form != "eager") is self.deployed
+
+
+STACKS = (
+    StackKind("torch eager", None, False),
+    StackKind("torch deployed", None, True),
+    StackKind("ONNX Runtime", "ONNX Runtime", None),
+    StackKind("OpenVINO", "OpenVINO", None),
+)
+PEERS = tuple(s.name for s in STACKS if s.runtime is not None)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One case chosen by the summary, with the figures a reader weighs it by."""
+
+    case: str
+    recipe: str
+    precision: str
+    median_ms: float
+    vs_best: float  # its median over the fastest in-tolerance case's of the model (1.0: it is the fastest)
+    drift: str | None  # the drift headline, e.g. "top1_agreement=0.98"
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class StackBest:
+    stack: str
+    fastest: Pick | None
+    fp32: Pick | None
+    int8: Pick | None
+    #: Top operators by self time of ``fastest`` (torch stacks only): {op, self_ms_per_call, share}.
+    limits: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelFastest:
+    model: str
+    best: Pick
+    stacks: tuple[StackBest, ...]
+    #: torch's fastest in-tolerance int8 median over the fastest peer case's, and the two cases.
+    torch_int8_vs_peer: Mapping[str, Any] | None
+    #: Timed cases left out: drift beyond tolerance, or not measured.
+    excluded: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _drift(r: CaseResult) -> str | None:
+    d = r.metrics.get("drift") or {}
+    return f"{d['headline']}={d['value']:.4g}" if isinstance(d.get("value"), int | float) and d.get("headline") else None
+
+
+def _pick(r: CaseResult, best_ms: float, precision: str) -> Pick:
+    median = r.latency.median * 1e3
+    size = (r.metrics.get("size") or {}).get("serialized_bytes")
+    return Pick(r.case, r.recipe, precision, round(median, 4), round(median / best_ms, 4), _drift(r), size)
+
+
+def _fastest(results: Sequence[CaseResult]) -> CaseResult | None:
+    return min(results, key=lambda r: r.latency.median, default=None)
+
+
+def _form(r: CaseResult) -> str:
+    return str((r.metrics.get("deployment") or {}).get("form", "eager"))
+
+
+Profile = Callable[[str, str], Sequence[Mapping[str, Any]]]
+
+
+def fastest_paths(
+    results: Sequence[CaseResult], precision_of: Callable[[str], str], profile: Profile | None = None
+) -> list[ModelFastest]:
+    """Per model (in run order): the fastest in-tolerance case overall and per stack.
+
+    In tolerance means the drift probe ran and passed; ``precision_of(recipe)`` names a recipe's
+    precision; ``profile(model, recipe)``, when given, returns the top operators of a torch case.
+    """
+    by_model: dict[str, list[CaseResult]] = {}
+    for r in results:
+        if r.latency is not None and r.latency.median > 0:
+            by_model.setdefault(r.model, []).append(r)
+    out = []
+    for model, cases in by_model.items():
+        ok = [r for r in cases if (r.metrics.get("drift") or {}).get("passed") is True]
+        best = _fastest(ok)
+        if best is None:
+            continue
+        best_ms = best.latency.median * 1e3
+        stacks, chosen = [], {}
+        for kind in STACKS:
+            mine = [r for r in ok if kind.holds(r.stack, _form(r))]
+            picks = {
+                key: _fastest([r for r in mine if want is None or precision_of(r.recipe) == want])
+                for key, want in (("fastest", None), ("fp32", "fp32"), ("int8", "int8"))
+            }
+            chosen[kind.name] = picks
+            limits = tuple(profile(model, picks["fastest"].recipe)) if profile and kind.profiled and picks["fastest"] else ()
+            stacks.append(StackBest(
+                kind.name, *(_pick(p, best_ms, precision_of(p.recipe)) if p else None for p in picks.values()), limits=limits
+            ))
+        torch_int8 = _fastest([chosen[s.name]["int8"] for s in STACKS if s.runtime is None and chosen[s.name]["int8"]])
+        peer = _fastest([chosen[name]["fastest"] for name in PEERS if chosen[name]["fastest"]])
+        versus = None
+        if torch_int8 and peer:
+            versus = {"torch_int8": torch_int8.case, "peer": peer.case,
+                      "ratio": round(torch_int8.latency.median / peer.latency.median, 4)}
+        excluded = tuple(r.case for r in cases if r not in ok)
+        out.append(ModelFastest(model, _pick(best, best_ms, precision_of(best.recipe)), tuple(stacks), versus, excluded))
+    return out
+
+
+def top_operators(
+    model: torch.nn.Module, inputs: tuple[Any, ...], *, calls: int = 5, top: int = 3
+) -> list[dict[str, Any]]:
+    """The ``top`` operators by self CPU time over ``calls`` profiled calls (after one warm call):
+    cheap enough to run on the few cases the summary picks, and it names what bounds them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        model(*inputs)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(calls):
+                model(*inputs)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [
+        {"op": e.key, "self_ms_per_call": round(e.self_cpu_time_total / 1e3 / calls, 4),
+         "share": round(e.self_cpu_time_total / total, 4)}
+        for e in events[:top]
+    ]
+
+
+def _cell(pick: Mapping[str, Any] | None) -> str:
+    if not pick:
+        return "-"
+    return f"{pick['recipe']} {pick['median_ms']:.3f} ms ({pick['vs_best']:.2f}x)"
+
+
+def fastest_table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The summary as text, from its JSON form (``ModelFastest.to_dict``), one row per model x stack."""
+    rows = []
+    for s in summaries:
+        for st in s["stacks"]:
+            limits = ", ".join(f"{op['op']} {op['share']:.0%}" for op in st.get("limits") or ()) or "-"
+            fastest = st["fastest"]
+            rows.append([
+                s["model"], st["stack"], _cell(fastest), (fastest or {}).get("drift") or "-",
+                _cell(st["fp32"]), _cell(st["int8"]), limits,
+            ])
+        versus = s.get("torch_int8_vs_peer")
+        if versus:
+            rows.append([s["model"], "torch int8 / peer", f"{versus['ratio']:.2f}x", "", versus["torch_int8"], versus["peer"], ""])
+    return format_table(
+        ["model", "stack", "fastest in tolerance (x best)", "drift", "best fp32", "best int8", "top ops by self time"], rows
+    )

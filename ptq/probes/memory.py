@@ -1,0 +1,309 @@
+"""Peak memory of a step (one inference, one quantization) measured with memray.
+
+memray intercepts ``malloc``/``mmap`` in every loaded library, so torch's native tensor
+buffers count, not only Python objects (``tracemalloc`` sees none of them). A step's
+*increment* is memray's high-water mark: the most bytes the step had allocated and not yet
+freed at any one moment. Its *peak* adds the process's resident memory just before the step.
+
+memray allows one tracker per process and each costs ~0.2-0.5 s to start and stop (it patches
+symbols in every loaded library, and libtorch is big), so a case pays for two: the
+quantization is tracked while the Workbench quantizes it (no second quantization), and one
+inference call is tracked by the ``memory`` probe after the timed rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ptq.errors import PtqError, UserError
+from ptq.probes import CheckFailed, register_probe
+from ptq.recipes import REFERENCE
+from ptq.registry import match_globs
+from ptq.run.config import Section, register_section
+from ptq.run.workbench import register_quantize_monitor
+
+if TYPE_CHECKING:
+    from ptq.run.matrix import Case
+    from ptq.run.results import CaseResult
+    from ptq.run.workbench import PreparedCase, RunOptions
+
+__all__ = [
+    "MARKER_LIMITS",
+    "PROBE",
+    "Site",
+    "StepMemory",
+    "Tracking",
+    "check_budget",
+    "format_bytes",
+    "parse_size",
+    "process_rss",
+    "track",
+]
+
+#: The probe's name: its figures land in ``extra_info["metrics"]["memory"]``.
+PROBE = "memory"
+#: Steps a case measures, with their budget key in ``[tool.ptq.memory]``.
+LIMIT_KEYS = {"inference": "inference_limit", "quantize": "quantize_limit"}
+
+SECTION = register_section(Section(
+    PROBE,
+    keys={key: (int, str) for key in LIMIT_KEYS.values()},
+    description="memory budgets on a step's increment: bytes, or a size such as '24 MB' or '1.5GiB'",
+))
+
+#: Budgets from a ``@pytest.mark.ptq_memory_limit(...)`` on the running test (set by ptq.plugins.memory).
+MARKER_LIMITS: contextvars.ContextVar[Mapping[str, int | str] | None] = contextvars.ContextVar("ptq_memory_limits", default=None)
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "k": 2**10, "m": 2**20, "g": 2**30,
+}
+#: Python frames read per allocation site, enough to reach the model's own ``forward``.
+MAX_FRAMES = 30
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: int | str, *, what: str = "memory limit") -> int:
+    """Bytes from an int or a string such as ``"24 MB"`` (10**6) or ``"1.5 GiB"`` (2**30)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UserError(f"{what} must be bytes or a size such as '24 MB', got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in _UNITS:
+            raise UserError(f"{what}: cannot parse size {value!r}; write e.g. '24 MB', '512 KiB' or '1.5 GiB'")
+        size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise UserError(f"{what} must be positive, got {value!r}")
+    return size
+
+
+def format_bytes(n: float) -> str:
+    """Binary units, as memray prints them: ``12.3 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def process_rss() -> int:
+    """Resident set size of this process now, in bytes (Linux ``/proc/self/statm``)."""
+    statm = Path("/proc/self/statm")
+    if not statm.exists():
+        raise PtqError(
+            f"the memory probe reads /proc/self/statm, which {sys.platform} lacks; "
+            "run on Linux or leave the probe out with --ptq-probes"
+        )
+    return int(statm.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where memory live at the step's peak was allocated (innermost Python frame)."""
+
+    bytes: int
+    allocations: int
+    where: str
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """One tracked step. ``peak_bytes`` = resident memory before it + its increment."""
+
+    baseline_bytes: int
+    increment_bytes: int
+    top_sites: tuple[Site, ...] = ()
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.baseline_bytes + self.increment_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peak_bytes": self.peak_bytes,
+            "increment_bytes": self.increment_bytes,
+            "baseline_bytes": self.baseline_bytes,
+            "top_sites": [asdict(s) for s in self.top_sites],
+        }
+
+
+@dataclass
+class Tracking:
+    """What :func:`track` yields; ``memory`` is filled when the block exits."""
+
+    memory: StepMemory | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _frame(frame: tuple[str, str, int]) -> str:
+    function, filename, line = frame
+    marker = f"{os.sep}site-packages{os.sep}"
+    short = filename.split(marker, 1)[1] if marker in filename else filename
+    return f"{function} at {short}:{line}"
+
+
+def _site(frames: list[tuple[str, str, int]]) -> str:
+    """The innermost Python frame, and the innermost one outside torch (the model's own line)."""
+    if not frames:
+        return "(no Python frame: allocated by a native thread)"
+    inner = _frame(frames[0])
+    for frame in frames:
+        where = _frame(frame)
+        if not where.split(" at ", 1)[1].startswith(("torch/", f"torch{os.sep}")):
+            return inner if where == inner else f"{inner} (from {where})"
+    return inner
+
+
+def _top_sites(reader: Any, top: int) -> tuple[Site, ...]:
+    by_site: dict[str, list[int]] = {}
+    for record in reader.get_high_watermark_allocation_records(merge_threads=True):
+        where = _site(record.stack_trace(max_stacks=MAX_FRAMES))
+        sums = by_site.setdefault(where, [0, 0])
+        sums[0] += record.size
+        sums[1] += record.n_allocations
+    ranked = sorted(by_site.items(), key=lambda kv: -kv[1][0])[:top]
+    return tuple(Site(size, count, where) for where, (size, count) in ranked)
+
+
+@contextlib.contextmanager
+def track(*, top: int = 3) -> Iterator[Tracking]:
+    """Track the block with memray; on exit ``tracking.memory`` holds its :class:`StepMemory`.
+
+    The capture file lives in a temporary directory removed on exit. ``top`` allocation sites
+    at the high-water mark are kept for budget messages.
+    """
+    import memray
+
+    tracking = Tracking()
+    with tempfile.TemporaryDirectory(prefix="ptq-memray-") as tmp:
+        path = os.path.join(tmp, "step.bin")
+        tracker = memray.Tracker(
+            path,
+            native_traces=False,  # native frames are not needed to *count* native allocations
+            follow_fork=False,
+            memory_interval_ms=1000,  # RSS samples are unused; the baseline is read directly
+            file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS,
+        )
+        baseline = process_rss()
+        try:
+            tracker.__enter__()
+        except RuntimeError as exc:
+            raise PtqError(
+                f"memray cannot start ({exc}); another tracker is active in this process "
+                "(pytest --memray?): drop it, or leave ptq's memory probe out with --ptq-probes"
+            ) from None
+        try:
+            yield tracking
+        finally:
+            tracker.__exit__(*sys.exc_info())
+        with memray.FileReader(path) as reader:
+            meta = reader.metadata
+            tracking.memory = StepMemory(
+                baseline_bytes=baseline,
+                increment_bytes=meta.peak_memory,
+                top_sites=_top_sites(reader, top) if top else (),
+            )
+
+
+def enabled(options: RunOptions) -> bool:
+    """Whether the run's ``--ptq-probes`` selection includes this probe."""
+    return options.probes is None or bool(match_globs([PROBE], options.probes))
+
+
+def limits_for(case: Case, options: RunOptions) -> dict[str, int]:
+    """Budget bytes per step: config (case > recipe > model > top) overridden by a marker."""
+    resolved = dict(options.config.resolve(PROBE, model=case.model, recipe=case.recipe))
+    resolved.update(MARKER_LIMITS.get() or {})
+    out = {}
+    for step, key in LIMIT_KEYS.items():
+        if key in resolved:
+            out[step] = parse_size(resolved[key], what=f"{case.id}: memory {key}")
+    return out
+
+
+def check_budget(case_id: str, step: str, memory: StepMemory, limit: int) -> str | None:
+    """The failure message when the step's increment exceeds ``limit``, else None."""
+    if memory.increment_bytes <= limit:
+        return None
+    sites = "; ".join(f"{format_bytes(s.bytes)} in {s.allocations} allocation(s) by {s.where}" for s in memory.top_sites)
+    return (
+        f"{case_id}: {step} allocated {format_bytes(memory.increment_bytes)} at its peak "
+        f"(process peak {format_bytes(memory.peak_bytes)}), over its {format_bytes(limit)} budget "
+        f"({LIMIT_KEYS[step]}); largest allocation sites at the peak: {sites or 'none recorded'}"
+    )
+
+
+@contextlib.contextmanager
+def quantize_monitor(case: Case, options: RunOptions) -> Iterator[dict[str, Any]]:
+    """Tracks the Workbench's own quantization of a case (see ``ptq.run.workbench.QUANTIZE_MONITORS``)."""
+    found: dict[str, Any] = {}
+    if case.recipe == REFERENCE or not enabled(options):  # fp32 has no quantization step
+        yield found
+        return
+    with track() as tracking:
+        yield found
+    found["memory"] = tracking.memory
+
+
+def measure_inference(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> StepMemory:
+    """One tracked call of an already warmed-up model (first calls pay one-time packing)."""
+    with torch.inference_mode(), track() as tracking:
+        model(*inputs)
+    if tracking.memory is None:  # pragma: no cover - track() always fills it on a clean exit
+        raise PtqError("memray returned no capture for the inference step")
+    return tracking.memory
+
+
+def step_figures(inference: StepMemory, quantize: StepMemory | None) -> dict[str, Any]:
+    return {
+        "method": "memray high-water mark of the step (native + Python allocations); peak = RSS before + increment",
+        "inference": inference.to_dict(),
+        "quantize": quantize.to_dict() if quantize is not None else None,
+    }
+
+
+def _warm(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], rounds: int) -> None:
+    with torch.inference_mode():
+        for _ in range(rounds):
+            model(*inputs)
+
+
+def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+    _warm(prepared.model, prepared.inputs, 1)  # the timed rounds already ran; one call settles caches
+    steps = {
+        "inference": measure_inference(prepared.model, prepared.inputs),
+        "quantize": prepared.measurements.get(PROBE, {}).get("memory"),
+    }
+    figures = step_figures(steps["inference"], steps["quantize"])
+    failures = []
+    for step, limit in limits_for(prepared.case, options).items():
+        memory = steps[step]
+        if memory is None:  # fp32 has no quantization step to hold to a budget
+            continue
+        figures[step]["limit_bytes"] = limit
+        message = check_budget(prepared.case.id, step, memory, limit)
+        if message:
+            failures.append(message)
+    if failures:
+        raise CheckFailed("\n".join(failures), value=figures)
+    return figures
+
+
+register_probe(PROBE, description="peak memory of one inference and of the quantization step (memray)")(_probe)
+register_quantize_monitor(PROBE, quantize_monitor)

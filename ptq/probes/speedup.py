@@ -1,0 +1,258 @@
+"""Speedup over fp32 measured interleaved: fp32 and quantized calls alternate, pair by pair.
+
+pytest-benchmark times each case in its own window; on a shared machine two windows differ
+by more than the effect being measured (seen here: the same fp32 MobileNetV2 at 19 and 26 ms
+a few seconds apart). Alternating ABBA pairs cancels that drift (duet benchmarking). The
+speedup is the ratio of the two sides' 1st percentiles, the statistic the gate judges latency
+by (:mod:`ptq.stats.decide`).
+
+One allocation is one draw, and one window is one draw of the machine's state: where the two
+models' tensors landed moved a speedup by a third on an Intel Xeon, and the same speedup
+re-measured in one process moved by 2% from one 1.5 s window to the next on the reference VM.
+So the pairs are split over visits spread across the session (:class:`SpeedupVisits`), each a
+fresh placement of both models and the inputs (:mod:`ptq.probes.placement`); each visit gives one
+ratio, and the figure is their median with an order-statistic interval over visits.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ptq.defaults import DEFAULT_PAIR_TIME
+from ptq.probes import register_probe
+from ptq.probes.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
+from ptq.recipes import REFERENCE
+from ptq.stats.decide import DEFAULT_LOCATION, location
+from ptq.stats.estimate import (
+    PlacementEstimate,
+    RatioEstimate,
+    median_interval,
+    paired_quantile_ratio,
+    repeat_interval,
+    visit_ratio,
+)
+
+if TYPE_CHECKING:
+    from ptq.run.results import CaseResult
+    from ptq.run.workbench import PreparedCase, RunOptions
+
+__all__ = ["DEFAULT_PAIR_TIME", "SpeedupVisits", "interleaved_speedup", "placement_speedup"]
+
+MIN_PAIRS = 5
+MAX_PAIRS = 400
+
+
+def time_pairs(
+    reference: Callable[[], Any], candidate: Callable[[], Any], *, budget_s: float, warmup: int = 3,
+    min_pairs: int = MIN_PAIRS, max_pairs: int = MAX_PAIRS, timer: Callable[[], float] = time.perf_counter,
+) -> list[tuple[float, float]]:
+    """(reference, candidate) call times, alternated ABBA until ``budget_s`` or ``max_pairs``
+    (at least ``min_pairs``), after ``warmup`` untimed pairs."""
+    for _ in range(warmup):
+        reference()
+        candidate()
+    ref_t: list[float] = []
+    cand_t: list[float] = []
+    start = timer()
+    i = 0
+    while i < max_pairs and (i < min_pairs or timer() - start < budget_s):
+        order = ((reference, ref_t), (candidate, cand_t)) if i % 2 == 0 else ((candidate, cand_t), (reference, ref_t))
+        for fn, sink in order:
+            t0 = timer()
+            fn()
+            sink.append(timer() - t0)
+        i += 1
+    return list(zip(ref_t, cand_t, strict=True))
+
+
+def interleaved_speedup(
+    reference: Callable[[], Any],
+    candidate: Callable[[], Any],
+    *,
+    budget_s: float = DEFAULT_PAIR_TIME,
+    warmup: int = 3,
+    min_pairs: int = MIN_PAIRS,
+    max_pairs: int = MAX_PAIRS,
+    timer: Callable[[], float] = time.perf_counter,
+    statistic: str = DEFAULT_LOCATION,
+    pairs: list[tuple[float, float]] | None = None,
+) -> RatioEstimate:
+    """Alternate reference and candidate calls (ABBA order) until ``budget_s`` or ``max_pairs``;
+    the ratio of the sides' ``statistic``. ``pairs``, when given, receives the raw (reference,
+    candidate) times."""
+    got = time_pairs(reference, candidate, budget_s=budget_s, warmup=warmup, min_pairs=min_pairs,
+                     max_pairs=max_pairs, timer=timer)
+    if pairs is not None:
+        pairs.extend(got)
+    return paired_quantile_ratio([r for r, _ in got], [c for _, c in got], q=location(statistic))
+
+
+#: Visits per case: each one a fresh placement of both models and the inputs, timed in its own
+#: window of ``budget / visits`` seconds (``--ptq-placements``).
+DEFAULT_VISITS = DEFAULT_PLACEMENTS
+
+
+@dataclass
+class _Visited:
+    """One case's speedup in progress: its models, and the samples of the visits made so far."""
+
+    reference: Any
+    candidate: Any
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, Any]
+    seed: int
+    on_done: Callable[[PlacementEstimate, dict[str, Any]], None]
+    on_error: Callable[[str], None] | None = None
+    error: str = ""  # why its visits stopped, when one raised
+    ref_blocks: list[list[float]] = field(default_factory=list)
+    cand_blocks: list[list[float]] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)
+
+    def visit(self, window_s: float) -> None:
+        k = len(self.ref_blocks)
+        # A model whose copy computed the same once is copied alike again: only the first visit
+        # checks the copy's outputs (a call of a 135M-parameter LM is a second per side).
+        checked = k > 0 and self.kinds == {MODEL_AND_INPUTS}
+        ref, cand = (place(m, self.inputs, seed=self.seed + 2 * k + i, reference_output=None if checked else out)
+                     for i, (m, out) in enumerate(((self.reference, self.outputs[0]), (self.candidate, self.outputs[1]))))
+        self.kinds.update(p.kind + (f" ({p.why})" if p.why else "") for p in (ref, cand))
+        pairs = time_pairs(ref.call, cand.call, budget_s=window_s, warmup=1, min_pairs=2)
+        self.ref_blocks.append([r for r, _ in pairs])
+        self.cand_blocks.append([c for _, c in pairs])
+
+
+class SpeedupVisits:
+    """Times each added case's speedup over its fp32 model in ``visits`` windows, a fresh
+    placement of both models and the inputs each (:mod:`ptq.probes.placement`), ``budget_s`` split among
+    them. :meth:`add` makes a case's first visit at once; :meth:`finish` makes the rest in rounds
+    over every added case, so a case's visits lie as far apart as the session allows.
+
+    Why rounds: a speedup re-measured in one process moved by 2% (CV) from one 1.5 s window to
+    the next, while windows 25 s apart were uncorrelated; placements timed side by side within one
+    window shared its machine state, so an interval over them was too narrow to cover the next
+    run's figure. Visits apart in time are independent draws of placement and state, the unit the
+    interval is over (:func:`ptq.stats.estimate.visit_ratio`: median, order-statistic interval).
+    """
+
+    def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION) -> None:
+        if visits < 2:
+            raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
+        self.window_s, self.visits, self.statistic = budget_s / visits, visits, statistic
+        self._open: list[_Visited] = []
+        self._threads: int | None = None  # torch's threads when the first case was added
+
+    def add(self, reference: Any, candidate: Any, inputs: tuple[Any, ...], *, seed: int = 0,
+            on_done: Callable[[PlacementEstimate, dict[str, Any]], None],
+            on_error: Callable[[str], None] | None = None) -> None:
+        """Time the case's first visit now; ``on_done(estimate, latency)`` once its last is made.
+        A later visit that raises stops that case alone: ``on_error(why)`` is called instead (without
+        it, :meth:`finish` raises once every other case is done), so one case cannot sink a session."""
+        with torch.inference_mode():
+            outputs = (reference(*inputs), candidate(*inputs))
+        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error)
+        if self._threads is None:
+            self._threads = torch.get_num_threads()
+        elif torch.get_num_threads() != self._threads:
+            raise ValueError(f"speedup visits were added at {self._threads} torch thread(s) and now at "
+                             f"{torch.get_num_threads()}: one session's visits share one thread count")
+        case.visit(self.window_s)
+        self._open.append(case)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def finish(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """The remaining visits, round by round (every other round in reverse order, so no case is
+        always visited first), then each case's ``on_done``. ``progress(round, rounds)`` is called
+        before each round."""
+        cases, self._open = self._open, []
+        # The cases were timed at the session's thread count; by the end of a pytest session its
+        # fixtures have restored torch's default (2 threads on the 2-core VM, where the remaining
+        # visits then ran 2-7x slower and erratic). The visits run at the count they started at.
+        before = torch.get_num_threads()
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        try:
+            for turn in range(1, self.visits):
+                if progress is not None:
+                    progress(turn + 1, self.visits)
+                for case in cases if turn % 2 == 0 else reversed(cases):
+                    if not case.error:
+                        try:
+                            case.visit(self.window_s)
+                        except Exception as exc:  # reported as this case's outcome
+                            case.error = f"visit {len(case.ref_blocks) + 1} raised {type(exc).__name__}: {exc}"
+        finally:
+            torch.set_num_threads(before)
+        q = location(self.statistic)
+        unreported = []
+        for case in cases:
+            if case.error:
+                if case.on_error is None:
+                    unreported.append(case.error)
+                else:
+                    case.on_error(case.error)
+                continue
+            est = visit_ratio(case.ref_blocks, case.cand_blocks, q=q)
+            per = [float(np.quantile(b, q)) for b in case.cand_blocks]
+            mid, low, high, _ = median_interval(per)
+            again_low, again_high, again_level = repeat_interval(per)
+            case.on_done(est, {"statistic": self.statistic, "ms": mid * 1e3, "low_ms": low * 1e3,
+                               "high_ms": high * 1e3, "repeat": {"low_ms": again_low * 1e3, "high_ms": again_high * 1e3,
+                                                                 "level": again_level},
+                               "per_placement_ms": [x * 1e3 for x in per],
+                               "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)})
+        if unreported:
+            raise RuntimeError("speedup visits failed: " + "; ".join(unreported))
+
+
+def placement_speedup(
+    reference: Any, candidate: Any, inputs: tuple[Any, ...], *, budget_s: float, placements: int,
+    statistic: str = DEFAULT_LOCATION, seed: int = 0,
+) -> tuple[PlacementEstimate, dict[str, Any]]:
+    """One case's speedup over ``placements`` visits made back to back (:class:`SpeedupVisits`
+    with that case alone): the estimate and the candidate's per-visit latency."""
+    got: list[tuple[PlacementEstimate, dict[str, Any]]] = []
+    visits = SpeedupVisits(budget_s=budget_s, visits=placements, statistic=statistic)
+    visits.add(reference, candidate, inputs, seed=seed, on_done=lambda est, latency: got.append((est, latency)))
+    visits.finish()
+    return got[0]
+
+
+@register_probe("speedup", description="interleaved speedup over the same model's fp32, over visits spread "
+                "across the session (a fresh placement each), with an order-statistic interval over visits")
+def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any] | None:
+    """fp32 itself is timed too, against a second placement of itself: its ratio is the A/A
+    spread between visits. With the session's :class:`SpeedupVisits` (``options.speedup_visits``)
+    the figures land in ``result`` when the session finishes its rounds; without, at once."""
+    if options.pair_budget_s <= 0:
+        return None
+
+    def done(est: PlacementEstimate, latency: dict[str, Any]) -> None:
+        if prepared.recipe.name != REFERENCE:
+            result.speedup_vs_fp32 = est.ratio
+        result.metrics["speedup"] = {
+            "method": f"interleaved ABBA pairs in {est.n} visits spread over the session, a fresh placement each: "
+                      f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
+                      f"over visits, order-statistic interval (coverage in 'level')",
+            **est.to_dict(), "latency_placements": latency}
+
+    visits = options.speedup_visits
+    own = visits is None
+    if own:
+        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements)
+    def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
+        result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}
+
+    visits.add(prepared.built.model, prepared.model, prepared.inputs, seed=zlib.crc32(prepared.case.id.encode()),
+               on_done=done, on_error=failed)
+    if own:
+        visits.finish()
+    return None

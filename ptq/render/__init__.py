@@ -1,0 +1,1 @@
+"""Rendering: terminal tables, Markdown and HTML reports, SVG charts, trend series, exports."""

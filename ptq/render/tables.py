@@ -1,0 +1,66 @@
+"""Plain-text renderings of results for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ptq.run.results import CaseResult
+
+__all__ = ["format_table", "speedup_table"]
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns, two spaces apart, a dashed rule under the header."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _speedup_cell(r: CaseResult) -> str:
+    if r.speedup_vs_fp32 is None:
+        return "-"
+    ci = r.metrics.get("speedup")
+    if ci and "low" in ci:
+        return f"{r.speedup_vs_fp32:.2f}x [{ci['low']:.2f}, {ci['high']:.2f}]"
+    return f"{r.speedup_vs_fp32:.2f}x"
+
+
+def _repeat_cell(r: CaseResult) -> str:
+    """Where another run's speedup should land (:func:`ptq.stats.estimate.repeat_interval`)."""
+    again = (r.metrics.get("speedup") or {}).get("repeat")
+    return f"[{again['low']:.2f}, {again['high']:.2f}]" if r.speedup_vs_fp32 is not None and again else "-"
+
+
+def _spread_cell(r: CaseResult) -> str:
+    """Visits (a placement each) and the spread of the case's 1st percentile between them (max/min - 1)."""
+    placed = (r.metrics.get("speedup") or {}).get("latency_placements")
+    if not placed or not placed.get("per_placement_ms"):
+        return "-"
+    return f"{len(placed['per_placement_ms'])}: {placed['spread']:.1%}"
+
+
+def speedup_table(results: Sequence[CaseResult]) -> str:
+    """One row per timed case: median latency, speedup over the model's fp32, what was quantized."""
+    rows = []
+    for r in results:
+        if r.latency is None:
+            continue
+        rows.append([
+            r.model, r.recipe, r.stack,
+            f"{r.latency.median * 1e3:.3f}",
+            f"{r.latency.stddev / r.latency.mean * 100:.1f}%" if r.latency.mean else "-",
+            str(r.latency.rounds),
+            _speedup_cell(r),
+            _repeat_cell(r),
+            _spread_cell(r),
+            f"{r.speedup_unpaired:.2f}x" if r.speedup_unpaired else "-",
+            f"{r.quantized_layers}/{r.quantized_layers + r.float_layers}",
+            r.weights.split(" ")[0],
+        ])
+    return format_table(
+        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup [CI]", "rerun in", "visits: spread", "unpaired",
+         "quantized", "weights"], rows
+    )

@@ -1,0 +1,1 @@
+"""One benchmark run: which cases, how each is prepared and probed, what a case result holds."""

@@ -1,0 +1,206 @@
+"""User configuration: ``[tool.ptq]`` in pyproject.toml, or ``results/ptq.toml``.
+
+Each feature registers the section it owns (``register_section``) with the keys it accepts,
+so an unknown key, a wrong type or a value outside the key's declared range is one clear error,
+raised when the config loads (before any work), naming the file, the table, the key and what is
+allowed. Layout, by example::
+
+    [tool.ptq.tolerance]                    # defaults for every case
+    max_relative_accuracy_drop = 0.01
+    [tool.ptq.tolerance.models.resnet18]    # per model
+    [tool.ptq.tolerance.recipes.static_int8]            # per recipe
+    [tool.ptq.tolerance.cases."resnet18-static_int8"]   # per model x recipe (most specific wins)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import re
+import sys
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ptq.errors import DuplicateRegistration, UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Config", "Range", "Section", "load_config", "register_section"]
+
+#: Sub-tables that scope a section's keys; the most specific wins: case > recipe > model > top.
+SCOPES = ("models", "recipes", "cases")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The finite numbers a key allows: from ``low`` to ``high``, each end included unless its
+    ``*_open`` flag says otherwise; ``why`` is said with a refused value, so the user sees the unit."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if math.isinf(self.low):
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config section: its valid keys with their types (and, for some, their allowed values
+    or numeric ``bounds``), and whether it takes scopes."""
+
+    name: str
+    keys: Mapping[str, type | tuple[type, ...]]
+    scoped: bool = True
+    description: str = ""
+    choices: Mapping[str, Collection[Any]] = field(default_factory=dict)
+    bounds: Mapping[str, Range] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        undeclared = sorted((set(self.choices) | set(self.bounds)) - set(self.keys))
+        if undeclared:
+            raise UserError(f"config section {self.name!r} constrains undeclared key(s) {', '.join(undeclared)}; "
+                            "declare them in keys")
+
+
+_SECTIONS: dict[str, Section] = {}
+
+
+def register_section(section: Section) -> Section:
+    if section.name in _SECTIONS:
+        raise DuplicateRegistration(f"config section {section.name!r} is already registered")
+    _SECTIONS[section.name] = section
+    return section
+
+
+#: How a type error names what a key takes; a key typed (int, float) is "a number".
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if float in types:  # a float key takes integers too
+        types = tuple(t for t in types if t is not int)
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+
+
+def _header(prefix: str, *parts: str) -> str:
+    """The TOML table header the user wrote, e.g. ``tool.ptq.gate.cases."a.b-c"``."""
+    return prefix + ".".join(p if _BARE_KEY.fullmatch(p) else f'"{p}"' for p in parts)
+
+
+def _check_value(where: str, header: str, key: str, value: Any, section: Section) -> None:
+    expected = section.keys[key]
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise UserError(f"{where}: [{header}] {key} = {value!r}: must be {_type_name(expected)}")
+    if key in section.choices and value not in section.choices[key]:
+        valid = ", ".join(map(str, section.choices[key]))
+        raise UserError(f"{where}: [{header}] {key} = {value!r} is not one of {valid}; set one of them")
+    bound = section.bounds.get(key)
+    if bound is not None and isinstance(value, int | float) and value not in bound:
+        why = f" ({bound.why})" if bound.why else ""
+        raise UserError(f"{where}: [{header}] {key} = {value!r} is out of range: it must be {bound}{why}")
+
+
+def _check_keys(where: str, header: str, table: Mapping[str, Any], section: Section) -> None:
+    for key, value in table.items():
+        if key in SCOPES and section.scoped:
+            if not isinstance(value, Mapping):
+                raise UserError(f"{where}: {key} in [{header}] must hold tables such as [{header}.{key}.NAME]")
+            continue
+        if key not in section.keys:
+            valid = ", ".join(sorted(section.keys)) or "(none)"
+            raise UserError(f"{where}: unknown key {key!r} in [{header}]; valid keys: {valid}")
+        _check_value(where, header, key, value, section)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated ``[tool.ptq]`` table and where it came from."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "(defaults)"
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        return self.data.get(name, {})
+
+    def resolve(self, name: str, *, model: str, recipe: str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The section's keys for one case: defaults < top level < model < recipe < case."""
+        table = self.section(name)
+        out = dict(defaults or {})
+        out.update({k: v for k, v in table.items() if k not in SCOPES})
+        for scope, key in (("models", model), ("recipes", recipe), ("cases", f"{model}-{recipe}")):
+            out.update(table.get(scope, {}).get(key, {}))
+        return out
+
+
+#: Modules that register the built-in sections; imported before a config is validated, so a
+#: command that never loads, say, the drift probe still accepts ``[tool.ptq.tolerance]``.
+SECTION_MODULES = ("ptq.gate.judges", "ptq.probes.drift.profiles", "ptq.probes.memory", "ptq.models.image_folder")
+
+
+def validate(data: Mapping[str, Any], where: str, *, prefix: str = "tool.ptq.") -> Config:
+    """``data`` as a :class:`Config`, every key checked against its section; ``prefix`` is how
+    the file spells a section's header (``results/ptq.toml`` has none)."""
+    for module in SECTION_MODULES:
+        importlib.import_module(module)
+    for name, table in data.items():
+        if name not in _SECTIONS:
+            valid = ", ".join(sorted(_SECTIONS)) or "(none)"
+            raise UserError(f"{where}: unknown section [{_header(prefix, name)}]; valid sections: {valid}")
+        if not isinstance(table, Mapping):
+            raise UserError(f"{where}: [{_header(prefix, name)}] must be a table")
+        section = _SECTIONS[name]
+        _check_keys(where, _header(prefix, name), table, section)
+        for scope in SCOPES if section.scoped else ():
+            for target, sub in table.get(scope, {}).items():
+                header = _header(prefix, name, scope, target)
+                if not isinstance(sub, Mapping):
+                    raise UserError(f"{where}: [{header}] must be a table")
+                _check_keys(where, header, sub, dataclasses.replace(section, scoped=False))
+    return Config(dict(data), where)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"cannot parse ptq config {path}: {exc}; fix the TOML syntax") from None
+
+
+def load_config(rootdir: str | Path) -> Config:
+    """``results/ptq.toml`` if present, else ``[tool.ptq]`` of ``pyproject.toml``, else defaults.
+
+    Both holding settings is refused: one of them would be ignored without a word.
+    """
+    root = Path(rootdir)
+    dedicated, pyproject = root / "results" / "ptq.toml", root / "pyproject.toml"
+    in_pyproject = _read_toml(pyproject).get("tool", {}).get("ptq", {}) if pyproject.exists() else {}
+    if not dedicated.exists():
+        return validate(in_pyproject, str(pyproject)) if pyproject.exists() else Config({})
+    if in_pyproject:
+        raise UserError(f"{dedicated} and [tool.ptq] in {pyproject} both configure ptq, and only one is read; "
+                        f"keep one: move the settings into {dedicated} (headers without 'tool.ptq.') and delete "
+                        "[tool.ptq], or delete the file")
+    return validate(_read_toml(dedicated), str(dedicated), prefix="")

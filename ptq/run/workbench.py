@@ -1,0 +1,191 @@
+"""Runs a case: builds and quantizes once per session, times it, runs the probes."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from ptq.errors import DuplicateRegistration, PtqError
+from ptq.models import Built, ModelEntry, get_model
+from ptq.probes import CheckFailed, run_probes
+from ptq.probes import lm as _lm_probe  # noqa: F401  (registers the lm probe)
+from ptq.probes import speedup as _speedup  # noqa: F401  (registers the speedup probe)
+from ptq.probes.placement import DEFAULT_PLACEMENTS
+from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
+from ptq.run.config import Config
+from ptq.run.matrix import Case
+from ptq.run.results import CaseResult, LatencyStats
+
+__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    warmup: int = 10  # untimed calls before timing...
+    warmup_time: float = 1.0  # ...or fewer, once this many seconds have passed (at least 2 calls)
+    threads: int = 1
+    weights: str = "auto"
+    probes: str | None = None  # glob of probe names; None runs all
+    pair_budget_s: float = 1.5  # seconds of interleaved fp32/quantized pairs per case; 0 disables
+    placements: int = DEFAULT_PLACEMENTS  # visits (a fresh placement each) the pairs are split over
+    #: The session's scheduler of speedup visits (ptq.probes.speedup.SpeedupVisits), which makes every
+    #: case's later visits when the session ends; None: each case's visits at once, back to back.
+    speedup_visits: Any = field(default=None, compare=False)
+    config: Config = field(default_factory=Config)  # validated [tool.ptq], for probes' limits
+
+
+@dataclass
+class PreparedCase:
+    """Everything a benchmark needs, ready before the clock starts."""
+
+    case: Case
+    entry: ModelEntry
+    recipe: Recipe
+    built: Built
+    quantized: Quantized
+    inputs: tuple[torch.Tensor, ...]
+    #: What quantize monitors recorded while this case was quantized, by monitor name.
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.quantized.model
+
+
+QuantizeMonitor = Callable[[Case, RunOptions], AbstractContextManager[dict[str, Any]]]
+_QUANTIZE_MONITORS: dict[str, QuantizeMonitor] = {}
+
+
+def register_quantize_monitor(name: str, monitor: QuantizeMonitor) -> QuantizeMonitor:
+    """Wrap every case's one quantization in ``monitor(case, options)`` (a context manager).
+
+    The dict it yields, filled by the time it exits, lands in ``PreparedCase.measurements[name]``:
+    a measurement of the quantization step (e.g. its peak memory) without quantizing twice.
+    """
+    if name in _QUANTIZE_MONITORS:
+        raise DuplicateRegistration(f"quantize monitor {name!r} is already registered")
+    _QUANTIZE_MONITORS[name] = monitor
+    return monitor
+
+
+class Workbench:
+    """Session cache: each float model is built once and each case quantized once.
+
+    Failures are cached too, so a model that cannot build is reported once per case
+    without being rebuilt.
+    """
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self._built: dict[str, Built | BaseException] = {}
+        self._prepared: dict[Case, PreparedCase | BaseException] = {}
+
+    def built(self, model: str) -> Built:
+        if model not in self._built:
+            try:
+                self._built[model] = get_model(model).build(weights=self.options.weights)
+            except PtqError as exc:
+                self._built[model] = exc
+        found = self._built[model]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def prepare(self, case: Case) -> PreparedCase:
+        if case not in self._prepared:
+            try:
+                entry, recipe = get_model(case.model), get_recipe(case.recipe)
+                built = self.built(case.model)
+                with contextlib.ExitStack() as monitors:
+                    measured = {n: monitors.enter_context(m(case, self.options)) for n, m in _QUANTIZE_MONITORS.items()}
+                    quantized = apply_recipe(recipe, entry, built)
+                inputs = entry.example_inputs(built)
+                self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
+            except PtqError as exc:
+                self._prepared[case] = exc
+        found = self._prepared[case]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+
+def check_finite(output: Any, case: Case) -> None:
+    """A NaN or Inf output is a failure of its own, not a drift figure."""
+    tensors = output if isinstance(output, (tuple, list)) else (output,)
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+            bad = "NaN" if torch.isnan(t).any() else "Inf"
+            raise CheckFailed(
+                f"{case.id}: the model produced {bad} outputs on the evaluation batch; "
+                "check the recipe's calibration data and observers"
+            )
+
+
+def warm_up(fn: Callable[[], Any], *, calls: int, max_seconds: float, timer: Callable[[], float] = time.perf_counter) -> int:
+    """Run ``fn`` untimed ``calls`` times, stopping early after ``max_seconds`` (but never
+    before 2 calls, when ``calls`` allows). Returns how many calls ran.
+
+    The first calls pay for allocation, kernel selection and weight packing: that is what a
+    one-shot ``time.time()`` measures by mistake. A time cap keeps slow models affordable.
+    """
+    start, done = timer(), 0
+    while done < calls and (done < 2 or timer() - start < max_seconds):
+        fn()
+        done += 1
+    return done
+
+
+def _result(prepared: PreparedCase, options: RunOptions) -> CaseResult:
+    q, entry, recipe = prepared.quantized, prepared.entry, prepared.recipe
+    return CaseResult(
+        case=prepared.case.id,
+        model=entry.name,
+        model_version=entry.version,
+        family=entry.family,
+        recipe=recipe.name,
+        recipe_version=recipe.version,
+        recipe_config=recipe.to_dict(),
+        stack=q.stack,
+        engine=q.engine,
+        weights=prepared.built.weights,
+        data=prepared.built.data.description,
+        input_shapes=[list(t.shape) for t in prepared.inputs],
+        batch_size=entry.batch_size,
+        threads=torch.get_num_threads(),
+        warmup_rounds=0,
+        quantized_layers=q.quantized_layers,
+        float_layers=q.float_layers,
+        quantize_seconds=round(q.quantize_seconds, 4),
+    )
+
+
+def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tuple[CaseResult, list[str]]:
+    """Warm up (untimed), time with pytest-benchmark, then run the probes.
+
+    Returns the result and the failure messages; the caller records and then fails.
+    """
+    model, inputs = prepared.model, prepared.inputs
+    result = _result(prepared, options)
+    enabled = getattr(benchmark, "enabled", True)
+    with torch.inference_mode():
+        output = model(*inputs)
+        check_finite(output, prepared.case)
+        if enabled:
+            result.warmup_rounds = warm_up(lambda: model(*inputs), calls=options.warmup, max_seconds=options.warmup_time)
+        benchmark(model, *inputs)
+    stats = getattr(benchmark, "stats", None)
+    if enabled and stats is not None:
+        result.latency = LatencyStats.from_samples(list(stats.stats.data))
+        if prepared.recipe.name == REFERENCE:
+            result.speedup_vs_fp32 = 1.0
+    if not enabled:
+        options = replace(options, pair_budget_s=0.0)
+    failures = run_probes(prepared, result, options)
+    return result, failures
+

@@ -1,0 +1,1 @@
+"""Statistics of latency samples and the latency verdicts built on them."""
