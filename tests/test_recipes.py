@@ -185,3 +185,20 @@ def test_pt2e_names_the_known_prepare_failures_and_no_other():
     assert _known_prepare_issue(raised(elsewhere)) is None
     assert "use strict_export=True" in _known_prepare_issue(ValueError("Input partition has more than one output node"))
     assert _known_prepare_issue(ValueError("another")) is None
+
+
+def test_a_bug_in_ptqs_own_qconfig_mapping_fails_the_case_instead_of_skipping(tiny_entry, tiny_built, monkeypatch):
+    def buggy_mapping(recipe):
+        raise TypeError("ptq bug in the qconfig mapping")
+
+    monkeypatch.setattr("ptq.recipes.torch_ao._qconfig_mapping", buggy_mapping)
+    with pytest.raises(RecipeFailed, match=r"recipe 'static_int8' failed on model 'tiny': TypeError: ptq bug") as info:
+        apply_recipe(get_recipe("static_int8"), tiny_entry, tiny_built)
+    assert not isinstance(info.value, NotApplicable) and isinstance(info.value.error, TypeError)
+
+
+def test_a_type_error_passed_to_fx_outside_tracing_fails_the_case(tiny_entry, tiny_built, monkeypatch):
+    """prepare_fx given a mapping it cannot read (ptq's mistake, not the model's) is no skip."""
+    monkeypatch.setattr("ptq.recipes.torch_ao._qconfig_mapping", lambda recipe: object())
+    with pytest.raises(RecipeFailed, match=r"recipe 'static_int8' failed on model 'tiny'"):
+        apply_recipe(get_recipe("static_int8"), tiny_entry, tiny_built)

@@ -18,7 +18,7 @@ from torch import nn
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, register_handler
-from ptq.recipes.peer import first_line, peer_runtime
+from ptq.recipes.peer import LibraryLimits, peer_runtime
 
 __all__ = ["DEPLOY_FORMS", "Deployed", "NoGradCall", "compile_model", "deployment_form"]
 
@@ -133,12 +133,11 @@ def _deployed(recipe: Deployed, model: nn.Module, built: Built, entry: ModelEntr
     if recipe.form == "compile":  # a compile error is a failure of the case, never a skip
         deployed, seconds = compile_model(inner.model, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
     else:
-        try:
+        # Tracing limits belong to the model x base pair: the JIT's own errors (RuntimeError,
+        # torch.jit.Error) skip, naming the base; anything else is a bug and fails the case.
+        limits = LibraryLimits(kinds=(RuntimeError, torch.jit.Error))
+        with limits.skip_unsupported(lambda error: f"{DEPLOY_FORMS[recipe.form]} failed on {recipe.base!r} ({error})"):
             deployed, seconds = _jit(inner.model, inputs, recipe.form, recipe.warmup_calls)
-        except Exception as exc:  # tracing limits belong to the model x base pair: say which
-            raise NotApplicable(
-                f"{DEPLOY_FORMS[recipe.form]} failed on {recipe.base!r} ({type(exc).__name__}: {first_line(exc)})"
-            ) from exc
     notes = {
         **inner.notes,
         "base": recipe.base,

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ptq.errors import NotApplicable, UserError
+from ptq.errors import UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
-from ptq.recipes.peer import PeerModule, calib_inputs, first_line, peer_result, require
+from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
 
 __all__ = ["OnnxRuntime", "OrtModule", "count_onnx_layers"]
 
@@ -84,24 +84,23 @@ def count_onnx_layers(model: Any) -> tuple[int, int]:
 
 
 def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, recipe: OnnxRuntime, entry: ModelEntry) -> None:
+    from torch.onnx.errors import OnnxExporterError
+
     names = [f"input{i}" for i in range(len(inputs))]
-    try:
-        with torch.no_grad():
-            out = model(*inputs)
-            outputs = [f"output{i}" for i in range(len(out) if isinstance(out, (tuple, list)) else 1)]
-            # The batch dimension stays free: drift, memory and calibration feed other batch sizes.
-            batch_free = {name: {0: "batch"} for name in names + outputs}
-            torch.onnx.export(
-                model, inputs, str(path), input_names=names, output_names=outputs, opset_version=recipe.opset,
-                dynamic_axes=batch_free,
-                dynamo=recipe.exporter == "dynamo", **({"verbose": False} if recipe.exporter == "dynamo" else {}),
-            )
-    except Exception as exc:  # export limits belong to the model: name the op that stopped it
-        raise NotApplicable(
-            f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({type(exc).__name__}: {first_line(exc)})"
-        ) from exc
-
-
+    with torch.no_grad():
+        out = model(*inputs)
+    outputs = [f"output{i}" for i in range(len(out) if isinstance(out, (tuple, list)) else 1)]
+    # The batch dimension stays free: drift, memory and calibration feed other batch sizes.
+    batch_free = {name: {0: "batch"} for name in names + outputs}
+    # Export limits belong to the model: an op without a symbolic (OnnxExporterError), or what the
+    # TorchScript tracer refuses (RuntimeError); anything else is a bug and fails the case.
+    limits = LibraryLimits(kinds=(OnnxExporterError, RuntimeError))
+    with limits.skip_unsupported(lambda error: f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({error})"), torch.no_grad():
+        torch.onnx.export(
+            model, inputs, str(path), input_names=names, output_names=outputs, opset_version=recipe.opset,
+            dynamic_axes=batch_free,
+            dynamo=recipe.exporter == "dynamo", **({"verbose": False} if recipe.exporter == "dynamo" else {}),
+        )
 
 
 class _CalibReader:

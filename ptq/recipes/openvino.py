@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ptq.errors import NotApplicable, UserError
+from ptq.errors import UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
-from ptq.recipes.peer import PeerModule, calib_inputs, first_line, peer_result, require
+from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
 
 __all__ = ["OpenVino", "OvModule", "count_ov_layers", "ov_config"]
 
@@ -111,12 +111,14 @@ def count_ov_layers(model: Any) -> tuple[int, int]:
 
 def _convert(model: nn.Module, inputs: tuple[torch.Tensor, ...], entry: ModelEntry) -> Any:
     import openvino as ov
+    from openvino.frontend import GeneralFailure, NotImplementedFailure, OpConversionFailure, OpValidationFailure
+    from openvino.tools.ovc.error import BasicError
 
-    try:
-        with torch.no_grad():
-            return ov.convert_model(model, example_input=inputs)
-    except Exception as exc:  # conversion limits belong to the model: name what stopped it
-        raise NotApplicable(f"ov.convert_model of {entry.name!r} failed ({type(exc).__name__}: {first_line(exc)})") from exc
+    # Conversion limits belong to the model: an op the frontend cannot convert, or what the
+    # TorchScript tracer it runs refuses (RuntimeError); anything else is a bug and fails the case.
+    limits = LibraryLimits(kinds=(OpConversionFailure, OpValidationFailure, NotImplementedFailure, GeneralFailure, BasicError, RuntimeError))
+    with limits.skip_unsupported(lambda error: f"ov.convert_model of {entry.name!r} failed ({error})"), torch.no_grad():
+        return ov.convert_model(model, example_input=inputs)
 
 
 def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -> Any:

@@ -8,9 +8,12 @@ paid by any real deployment too).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
+import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,7 @@ from ptq.errors import NotApplicable
 from ptq.models.base import Built
 from ptq.recipes.base import Quantized
 
-__all__ = ["PEER_RUNTIMES", "PeerModule", "calib_inputs", "first_line", "peer_result", "peer_runtime", "require"]
+__all__ = ["PEER_RUNTIMES", "LibraryLimits", "PeerModule", "calib_inputs", "first_line", "peer_result", "peer_runtime", "require"]
 
 #: Stack prefix -> the runtime's name, for the stacks whose model is not a PyTorch module.
 PEER_RUNTIMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
@@ -70,3 +73,34 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, for a one-line skip reason."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else ""
+
+
+@dataclass(frozen=True)
+class LibraryLimits:
+    """What a library raises when a model is beyond it, told apart from a bug in ptq's own code:
+    an exception of one of ``kinds``, or any exception raised beneath one of ``beneath``
+    (``"path/suffix.py:function"`` frames: FX tracing surfaces the model's own ``TypeError``).
+
+    Only these become :class:`NotApplicable` (a skipped case); anything else propagates, and
+    :func:`ptq.recipes.apply_recipe` reports it as :class:`~ptq.errors.RecipeFailed`.
+    """
+
+    kinds: tuple[type[BaseException], ...] = ()
+    beneath: tuple[str, ...] = ()
+    chars: int = 200  # of the error's first line kept in the skip reason
+
+    def matches(self, exc: BaseException) -> bool:
+        if isinstance(exc, self.kinds):
+            return True
+        frames = {f"{frame.filename.replace(chr(92), '/')}:{frame.name}" for frame in traceback.extract_tb(exc.__traceback__)}
+        return any(frame.endswith(spot) for frame in frames for spot in self.beneath)
+
+    @contextlib.contextmanager
+    def skip_unsupported(self, reason: Callable[[str], str]) -> Iterator[None]:
+        """Skip with ``reason("Type: first line")`` on the library's verdict; re-raise anything else."""
+        try:
+            yield
+        except Exception as exc:
+            if not self.matches(exc):
+                raise
+            raise NotApplicable(reason(f"{type(exc).__name__}: {first_line(exc, self.chars)}")) from exc

@@ -30,7 +30,7 @@ from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.deploy import compile_model
-from ptq.recipes.peer import first_line
+from ptq.recipes.peer import LibraryLimits
 
 __all__ = ["Pt2eInt8", "count_pt2e_layers"]
 
@@ -87,6 +87,16 @@ def _known_prepare_issue(exc: BaseException) -> str | None:
     return None
 
 
+def _export_limits() -> LibraryLimits:
+    """What ``torch.export`` raises for a model it cannot export (strict export wraps the model's
+    own errors in dynamo's exceptions), or whose batch dimension it cannot free (the guard it names
+    is in the reason). A ``TypeError`` from ptq's own arguments is none of these: it fails the case."""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch.fx.experimental.symbolic_shapes import ConstraintViolationError, GuardOnDataDependentSymNode
+
+    return LibraryLimits(kinds=(TorchDynamoException, GuardOnDataDependentSymNode, ConstraintViolationError), chars=160)
+
+
 def _export_batch_free(model: nn.Module, entry: ModelEntry, built: Built, recipe: Pt2eInt8) -> nn.Module:
     """Export with a free batch dimension, so probes may feed any batch size.
 
@@ -96,7 +106,10 @@ def _export_batch_free(model: nn.Module, entry: ModelEntry, built: Built, recipe
     sample = built.data.batch(recipe.calib_split, 0, max(2, entry.batch_size)).inputs
     batch = torch.export.Dim("batch", min=1)
     shapes = tuple({0: batch} for _ in sample)
-    return torch.export.export(model, sample, dynamic_shapes=shapes, strict=recipe.strict_export).module()
+    with _export_limits().skip_unsupported(
+        lambda error: f"torch.export of {entry.name!r} with a free batch dimension failed ({error})"
+    ):
+        return torch.export.export(model, sample, dynamic_shapes=shapes, strict=recipe.strict_export).module()
 
 
 @register_handler(Pt2eInt8)
@@ -108,13 +121,7 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     inputs = entry.example_inputs(built)
-    try:
-        exported = _export_batch_free(model, entry, built, recipe)
-    except Exception as exc:  # export is the usual limit of PT2E, as tracing is of FX; a batch
-        # dimension export cannot free fails here too, and the guard it names is in the reason
-        raise NotApplicable(
-            f"torch.export of {entry.name!r} with a free batch dimension failed ({type(exc).__name__}: {first_line(exc, 160)})"
-        ) from exc
+    exported = _export_batch_free(model, entry, built, recipe)  # export is the usual limit of PT2E
     quantizer = xiq.X86InductorQuantizer().set_global(
         xiq.get_default_x86_inductor_quantization_config(is_dynamic=recipe.is_dynamic)
     )

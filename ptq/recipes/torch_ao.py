@@ -15,6 +15,7 @@ from torch import nn
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.recipes.peer import LibraryLimits
 from ptq.run.layers import count_layers, has_layer_types, layer_types
 
 __all__ = ["DynamicQuant", "Float32", "StaticInt8"]
@@ -188,6 +189,11 @@ def _qconfig_mapping(recipe: StaticInt8):
     return mapping
 
 
+#: Tracing is the usual limit of FX: ``TraceError`` (control flow on a proxy), or whatever the
+#: model's own code raises while the tracer runs it (MiniLM: ``TypeError`` slicing with a proxy).
+_FX_TRACING = LibraryLimits(kinds=(torch.fx.proxy.TraceError,), beneath=("torch/fx/_symbolic_trace.py:trace",), chars=160)
+
+
 @register_handler(StaticInt8)
 def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -196,13 +202,11 @@ def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelE
     example = calib(built.data, 0, 1)
     _unknown_layers(model, recipe, recipe.float_layers + recipe.only_layers)
     with _torch_ao(recipe.engine):
-        try:
-            prepared = prepare_fx(model, _qconfig_mapping(recipe), example)
-        except Exception as exc:  # tracing is the usual limit of FX; say which op stopped it
-            raise NotApplicable(
-                f"FX symbolic tracing of {entry.name!r} failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-                "use a dynamic or torchao recipe for this model"
-            ) from exc
+        mapping = _qconfig_mapping(recipe)  # ptq's own code: a bug here fails the case, never skips it
+        with _FX_TRACING.skip_unsupported(
+            lambda error: f"FX symbolic tracing of {entry.name!r} failed ({error}); use a dynamic or torchao recipe for this model"
+        ):
+            prepared = prepare_fx(model, mapping, example)
         with torch.inference_mode():
             for i in range(recipe.calib_batches):
                 prepared(*calib(built.data, i, recipe.calib_batch_size))
