@@ -43,8 +43,8 @@ def test_a_command_registered_twice_is_an_error_naming_both_modules():
         return 0
 
     with pytest.raises(PtqError, match=r"command 'list' is registered twice \(ptq\.cli and (tests\.)?test_cli\)"):
-        command("list", lambda p: None)(other)
-    assert COMMANDS["list"][1] is not other
+        command("list", lambda p: None, "a clash")(other)
+    assert COMMANDS["list"].run is not other
 
 
 def test_the_command_line_and_the_package_load_without_torch():

@@ -8,31 +8,76 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ptq.errors import DuplicateRegistration, PtqError
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "Command", "ExitCodes", "build_parser", "command", "exit_codes", "general_exit_codes", "main"]
 
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+#: ``(code, meaning)`` rows of an exit-code table, in the order ``--help`` prints them.
+ExitCodes = tuple[tuple[int, str], ...]
 
 
-def command(name: str, configure: Callable[[argparse.ArgumentParser], None]):
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its parser's arguments, what runs it, the line ``ptq --help`` lists it with,
+    and the exit codes it adds to (or means otherwise than) :func:`general_exit_codes`, which its own
+    ``--help`` then lists with the general ones."""
+
+    name: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    summary: str
+    exit_codes: ExitCodes = ()
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def general_exit_codes() -> ExitCodes:
+    """What every command returns unless it says otherwise: the gate's own constants for ok and bad input."""
+    from ptq.gate.comparison import EXIT_BAD_INPUT, EXIT_OK
+
+    return ((EXIT_OK, "success"), (EXIT_BAD_INPUT, "usage error or bad input (one line: ptq: error: ...)"))
+
+
+def command(name: str, configure: Callable[[argparse.ArgumentParser], None], summary: str, *, exit_codes: ExitCodes = ()):
+    """Register ``fn(args) -> exit code`` as ``ptq NAME``; ``summary`` is its line in ``ptq --help``."""
+
     def decorator(fn: Callable[[argparse.Namespace], int]):
-        if name in COMMANDS and COMMANDS[name][1] is not fn:
-            raise DuplicateRegistration(f"command {name!r} is registered twice ({COMMANDS[name][1].__module__} and {fn.__module__})")
-        COMMANDS[name] = (configure, fn)
+        if name in COMMANDS and COMMANDS[name].run is not fn:
+            raise DuplicateRegistration(f"command {name!r} is registered twice ({COMMANDS[name].run.__module__} and {fn.__module__})")
+        COMMANDS[name] = Command(name, configure, fn, summary, exit_codes)
         return fn
 
     return decorator
 
 
+def exit_codes(c: Command) -> ExitCodes:
+    """Every code ``c`` returns: its own rows over the general ones, by code."""
+    return tuple(sorted({**dict(general_exit_codes()), **dict(c.exit_codes)}.items()))
+
+
+def _table(codes: ExitCodes) -> str:
+    return "\n".join(f"  {code}  {meaning}" for code, meaning in codes)
+
+
+def _epilog(commands: Sequence[Command]) -> str:
+    """The exit codes: one table per set of commands sharing theirs, the general one first."""
+    groups: dict[ExitCodes, list[str]] = {general_exit_codes(): []}
+    for c in commands:
+        groups.setdefault(exit_codes(c), []).append(c.name)
+    parts = [f"exit codes of {', '.join(names)}:\n{_table(codes)}" for codes, names in groups.items() if names]
+    return "\n\n".join(parts) + "\n\nA command whose codes differ says so in its own --help."
+
+
 def _list_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["models", "recipes", "matrices"])
-    p.add_argument("--include", help="comma-separated fnmatch globs")
-    p.add_argument("--exclude", help="comma-separated fnmatch globs")
+    p.add_argument("what", choices=["models", "recipes", "matrices"], help="which registry to list")
+    p.add_argument("--include", help="comma-separated fnmatch globs of the names to keep (default: all)")
+    p.add_argument("--exclude", help="comma-separated fnmatch globs of the names to drop (default: none)")
 
 
-@command("list", _list_args)
+@command("list", _list_args, "list the registered models, recipes or matrices")
 def _list(args: argparse.Namespace) -> int:
     from ptq.models import get_model, list_models
     from ptq.recipes import get_recipe, list_recipes
@@ -69,21 +114,28 @@ def _load_command_modules() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ptq`` parser: every registered command with its summary; the exit codes in the epilogs."""
     _load_command_modules()
     from ptq import __version__
 
-    parser = argparse.ArgumentParser(prog="ptq", description="Post-training-quantization benchmark regression suite.")
+    raw = argparse.RawDescriptionHelpFormatter
+    commands = list(COMMANDS.values())
+    parser = argparse.ArgumentParser(prog="ptq", description="Post-training-quantization benchmark regression suite.",
+                                     epilog=_epilog(commands), formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"ptq {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (configure, _fn) in COMMANDS.items():
-        configure(sub.add_parser(name))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for c in commands:
+        epilog = f"exit codes:\n{_table(exit_codes(c))}" if c.exit_codes else None
+        c.configure(sub.add_parser(c.name, help=c.summary, description=c.summary, epilog=epilog, formatter_class=raw))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command][1](args)
+        return COMMANDS[args.command].run(args)
     except PtqError as exc:
+        from ptq.gate.comparison import EXIT_BAD_INPUT
+
         print(f"ptq: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT

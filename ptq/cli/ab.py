@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ptq.cli import command
-from ptq.cli.compare import FORMAT_HELP, select_judges
+from ptq.cli.compare import FORMAT_HELP, GATE_EXIT_CODES, select_judges
 from ptq.errors import UserError
 from ptq.gate.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.gate.comparison import FORMATS, compare, render
@@ -57,7 +57,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "e.g. --pytest-args=\"--ptq-models='micro_*' --benchmark-max-time=0.2\"")
 
 
-@command("ab", _args)
+@command("ab", _args, "interleaved A/B of two code versions, judged as ptq compare judges", exit_codes=GATE_EXIT_CODES)
 def _ab(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     try:

@@ -39,10 +39,11 @@ def _args(p: argparse.ArgumentParser) -> None:
     s.add_argument("-o", "--output", default=None, help="also write the trends as an offline HTML file")
     d = sub.add_parser("demo", help="a synthetic history through the real duet, with an injected step")
     d.add_argument("-d", "--dir", required=True, help="where the synthetic chain goes (a new directory)")
-    d.add_argument("--commits", type=int, default=10)
+    d.add_argument("--commits", type=int, default=10, help="synthetic commits after the root (default 10)")
     d.add_argument("--step-at", type=int, default=6, help="the commit whose code is slower (default 6)")
     d.add_argument("--slowdown", type=float, default=0.05, help="how much slower, a fraction (default 0.05)")
-    d.add_argument("--cases", default="micro_linear_256-fp32,micro_conv_16-fp32")
+    d.add_argument("--cases", default="micro_linear_256-fp32,micro_conv_16-fp32",
+                   help="comma-separated model-recipe cases the duet times (default: %(default)s)")
     DuetPlan.add_options(d)
 
 
@@ -116,7 +117,7 @@ def _demo(args: argparse.Namespace) -> int:
     return _show(load_chain(args.dir), None, None)
 
 
-@command("chain", _args)
+@command("chain", _args, "the chained relative history: append a commit's A/B summary, show the trend, or a demo")
 def _chain(args: argparse.Namespace) -> int:
     from ptq.storage.chain import load_chain, save_summary, summarize
     from ptq.storage.runs import load_run

@@ -17,15 +17,33 @@ from pathlib import Path
 
 from ptq.cli import command
 from ptq.errors import UserError
-from ptq.gate.comparison import FORMATS, compare_stored, missing_baseline, render, resolve_baseline
+from ptq.gate.comparison import (
+    EXIT_NO_BASELINE,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    FORMATS,
+    compare_stored,
+    missing_baseline,
+    render,
+    resolve_baseline,
+)
 from ptq.gate.judges import list_judges
 from ptq.run.config import load_config
 from ptq.storage.runs import Run, find_newest_run, load_run
 
-__all__ = ["FORMAT_HELP", "resolve_baseline", "select_judges"]
+__all__ = ["FORMAT_HELP", "GATE_EXIT_CODES", "resolve_baseline", "select_judges"]
 
 FORMAT_HELP = ("text (default); md: Markdown, failing rows first, every row under <details>; json: schema "
                "ptq.comparison version 1 (ptq/gate/schemas/comparison.schema.json); html: the HTML report's table section")
+
+
+#: The gate's exit codes (``ptq compare``, ``ptq ab``), read from :mod:`ptq.gate.comparison`'s constants;
+#: ``EXIT_BAD_INPUT`` comes with every command's (:func:`ptq.cli.general_exit_codes`).
+GATE_EXIT_CODES = (
+    (EXIT_OK, "pass: no regression"),
+    (EXIT_REGRESSION, "a regression, or a row not measured / not compared"),
+    (EXIT_NO_BASELINE, "no baseline applies, or a case is new (without --accept-new)"),
+)
 
 
 def select_judges(globs: str | None) -> list[str] | None:
@@ -70,7 +88,7 @@ def _fallback_baseline(directory: str | None, root: Path, current: Run) -> str |
     return None if found is None else found.path
 
 
-@command("compare", _args)
+@command("compare", _args, "judge a stored run against its baseline (the gate)", exit_codes=GATE_EXIT_CODES)
 def _compare(args: argparse.Namespace) -> int:
     root = Path(args.root)
     current = load_run(args.run or find_newest_run(root))

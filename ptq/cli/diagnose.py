@@ -13,13 +13,13 @@ __all__: list[str] = []
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model")
-    p.add_argument("recipe")
+    p.add_argument("model", help="a registered model (ptq list models)")
+    p.add_argument("recipe", help="a registered recipe (ptq list recipes)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="assignments",
                    help="override a recipe field, e.g. --set calib_split=zeros (repeatable)")
     p.add_argument("--propose", action="store_true",
                    help="also propose a recipe keeping the worst layers in float until the tolerance is met")
-    p.add_argument("--weights", default="auto", help="weights policy: auto, pretrained or random")
+    p.add_argument("--weights", default="auto", help="weights policy: auto, pretrained or random (default: auto)")
     p.add_argument("--rootdir", default=".", help="where to read [tool.ptq] / results/ptq.toml (default: .)")
 
 
@@ -39,7 +39,10 @@ def _sqnr(x: float) -> str:
     return f"{x:.1f}" if math.isfinite(x) else str(x)
 
 
-@command("diagnose", _args)
+@command("diagnose", _args, "rank a model's layers by the drift each causes when quantized alone", exit_codes=(
+    (0, "done; with --propose: the proposed recipe meets its tolerances"),
+    (1, "with --propose: the proposed recipe still fails its tolerances"),
+))
 def _diagnose(args: argparse.Namespace) -> int:
     from ptq.models import get_model
     from ptq.probes.drift.diagnose import propose_float_layers, recipe_source, sweep, with_fields

@@ -14,7 +14,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("json", help="a file written by pytest --benchmark-json (or --benchmark-autosave)")
 
 
-@command("drift", _args)
+@command("drift", _args, "the drift table of a pytest-benchmark JSON file")
 def _drift(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
     from ptq.probes.drift.report import drift_table

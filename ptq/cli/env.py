@@ -23,7 +23,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="the keys of a run with --ptq-threads=N (default: a run's default, ptq.run.env.benchmark_threads())")
 
 
-@command("env", _args)
+@command("env", _args, "the environment and keys a benchmark run on this machine records")
 def _env(args: argparse.Namespace) -> int:
     default = benchmark_threads()
     if args.threads is not None and args.threads < 1:

@@ -20,7 +20,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output-dir", default=".", help="directory the files go to (default: .)")
 
 
-@command("export", _args)
+@command("export", _args, "a run's figures for github-action-benchmark or Bencher")
 def _export(args: argparse.Namespace) -> int:
     from ptq.render.export import write_export
     from ptq.storage.runs import load_run

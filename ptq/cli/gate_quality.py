@@ -34,7 +34,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", default=DEFAULT_CASES,
                    help="comma-separated model-recipe cases; non-fp32 ones get the injected slowdowns (all of them in "
                         "the duet mode; include a model's fp32 case for the speedup mode)")
-    p.add_argument("--slowdowns", default="0.03,0.05,0.10,0.20", help="injected slowdown fractions")
+    p.add_argument("--slowdowns", default="0.03,0.05,0.10,0.20", help="comma-separated injected slowdown fractions (default: %(default)s)")
     p.add_argument("--aa-trials", type=int, default=30, help="trials with nothing injected (default 30)")
     p.add_argument("--trials", type=int, default=20, help="trials per injected slowdown (default 20)")
     p.add_argument("--time", type=float, default=1.0,
@@ -58,8 +58,10 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="plain, interleaved, processes, duet, speedup (default: all)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: the suite's, torch's default less one; see ptq.run.env.benchmark_threads)")
-    p.add_argument("--threshold", type=float, default=DEFAULTS["latency_threshold"])
-    p.add_argument("--alpha", type=float, default=DEFAULTS["alpha"])
+    p.add_argument("--threshold", type=float, default=DEFAULTS["latency_threshold"],
+                   help="latency ratio a regression must exceed, as the gate's (default %(default)s)")
+    p.add_argument("--alpha", type=float, default=DEFAULTS["alpha"],
+                   help="significance level of the latency test, as the gate's (default %(default)s)")
     p.add_argument("--statistic", default=DEFAULTS["latency_statistic"], choices=list(LOCATIONS),
                    help=f"latency statistic compared (default {DEFAULTS['latency_statistic']})")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the tallies as JSON (atomically)")
@@ -75,7 +77,12 @@ def _parse_fractions(text: str) -> list[float]:
     return fractions
 
 
-@command("gate-quality", _args)
+@command("gate-quality", _args, "benchmark the regression gate: false alarms on A/A, detection of injected slowdowns",
+         exit_codes=(
+             (0, f"every gated mode holds both targets (<= {TARGET_FALSE:.0%} false regressions, "
+                 f">= {TARGET_DETECT:.0%} detection of a {TARGET_SLOWDOWN:.0%} slowdown)"),
+             (1, "a target is missed in some mode"),
+         ))
 def _gate_quality(args: argparse.Namespace) -> int:
     import torch
 

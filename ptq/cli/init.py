@@ -137,7 +137,10 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="ptq's repository and commit whose reusable workflows the callers pin (default: %(default)s)")
 
 
-@command("init", _args)
+@command("init", _args, "write what a project needs to run ptq and gate its pull requests", exit_codes=(
+    (0, "every file written (with --dry-run: would be)"),
+    (1, "some files left as they were (named; nothing overwritten)"),
+))
 def _init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     planned = plan(root, workflows_from=args.workflows_from, models=args.models, model=args.model,

@@ -72,17 +72,22 @@ def spread(samples: list[float]) -> dict[str, float]:
 
 
 def _spread_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model")
-    p.add_argument("recipe")
+    p.add_argument("model", help="a registered model (ptq list models)")
+    p.add_argument("recipe", help="a registered recipe (ptq list recipes)")
     p.add_argument("--repeat", type=int, default=5, help="fresh processes to measure in (default 5)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls before the tracked one (default 10)")
-    p.add_argument("--weights", default="auto", choices=["auto", "pretrained", "random"])
-    p.add_argument("--json", dest="json_out", metavar="PATH", help="also write the samples and spreads here")
+    p.add_argument("--weights", default="auto", choices=["auto", "pretrained", "random"],
+                   help="weights policy (default: auto)")
+    p.add_argument("--json", dest="json_out", metavar="PATH", help="also write the samples and spreads here (atomically)")
     p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # the child process's mode
 
 
-@command("memory-spread", _spread_args)
+@command("memory-spread", _spread_args, "one case's memory figures measured in N fresh processes, and their spread",
+         exit_codes=(
+             (0, "success"),
+             (1, "a measuring process crashed: its own exit code is returned, its last error line printed"),
+         ))
 def _memory_spread(args: argparse.Namespace) -> int:
     if args.once:
         try:
@@ -160,7 +165,7 @@ def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("json_path", metavar="BENCHMARK_JSON", help="a pytest-benchmark JSON written by a ptq run")
 
 
-@command("memory-table", _table_args)
+@command("memory-table", _table_args, "fp32 vs each recipe's memory and size, per model, from a benchmark JSON")
 def _memory_table(args: argparse.Namespace) -> int:
     from ptq.storage.runs import read_json
 

@@ -66,11 +66,11 @@ def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("shards", nargs="+", help="JSON files of --ptq-shard runs")
-    p.add_argument("-o", "--output", required=True, help="merged run JSON to write")
+    p.add_argument("shards", nargs="+", help="JSON files of --ptq-shard runs, one per shard, all of one commit")
+    p.add_argument("-o", "--output", required=True, help="merged run JSON to write (required; written atomically)")
 
 
-@command("merge", _configure)
+@command("merge", _configure, "join the JSON files of --ptq-shard runs into one run")
 def _merge(args: argparse.Namespace) -> int:
     docs = [dict(load_run(p, plain=True).data) for p in args.shards]
     merged = merge_runs(docs, [Path(p).name for p in args.shards])

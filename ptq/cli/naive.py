@@ -8,14 +8,14 @@ from ptq.cli import command
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default="mobilenet_v2")
-    p.add_argument("recipe", nargs="?", default="dynamic_int8")
+    p.add_argument("model", nargs="?", default="mobilenet_v2", help="a registered model (default: %(default)s)")
+    p.add_argument("recipe", nargs="?", default="dynamic_int8", help="a registered recipe (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=8, help="fresh processes for the naive method (default 8)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
     p.add_argument("--pair-time", type=float, default=3.0, help="seconds of interleaved warm pairs (default 3)")
 
 
-@command("naive", _configure)
+@command("naive", _configure, "the tutorial's one-call timing beside ptq's warm, interleaved one")
 def _naive(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
     from ptq.lab.naive import compare_naive

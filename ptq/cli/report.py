@@ -40,11 +40,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", help="compare the latest run against this run file instead of the run before it")
     p.add_argument("--judges", default=None, metavar="GLOBS", help="judges to run, as ptq compare's --judges (default: all)")
     p.add_argument("--accept-new", action="store_true", help="cases without a baseline figure pass, as in ptq compare")
-    p.add_argument("--title", default="ptq report")
+    p.add_argument("--title", default="ptq report", help="the HTML report's title (default: %(default)s)")
     p.add_argument("--root", default=".", help="project root whose [tool.ptq.gate] thresholds judge each step (default: .)")
 
 
-@command("report", _configure)
+@command("report", _configure, "a history of runs as one offline HTML file, or the latest comparison as md / json")
 def _report(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).is_dir():
         raise UserError(f"-o {args.output}: is a directory; name a file in it, e.g. "
