@@ -202,3 +202,25 @@ def test_a_type_error_passed_to_fx_outside_tracing_fails_the_case(tiny_entry, ti
     monkeypatch.setattr("ptq.recipes.torch_ao._qconfig_mapping", lambda recipe: object())
     with pytest.raises(RecipeFailed, match=r"recipe 'static_int8' failed on model 'tiny'"):
         apply_recipe(get_recipe("static_int8"), tiny_entry, tiny_built)
+
+
+def test_library_limits_skip_only_the_librarys_verdict():
+    from ptq.recipes.peer import LibraryLimits
+
+    limits = LibraryLimits(kinds=(torch.fx.proxy.TraceError,), beneath=("tests/test_recipes.py:_library_call",))
+
+    def _library_call(exc):
+        raise exc
+
+    def reason(error):
+        return f"tracing failed ({error})"
+
+    with pytest.raises(NotApplicable, match=r"^tracing failed \(TraceError: control flow\)$"):
+        with limits.skip_unsupported(reason):
+            raise torch.fx.proxy.TraceError("control flow\nmore")
+    with pytest.raises(NotApplicable, match=r"^tracing failed \(TypeError: slice indices\)$"):
+        with limits.skip_unsupported(reason):
+            _library_call(TypeError("slice indices"))
+    with pytest.raises(TypeError, match="a bug"):  # neither of its kinds nor beneath its frames
+        with limits.skip_unsupported(reason):
+            raise TypeError("a bug")
