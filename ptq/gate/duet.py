@@ -142,7 +142,7 @@ class TimedCases:
         from ptq.run.workbench import RunOptions, Workbench
 
         torch.set_num_threads(threads)
-        bench = Workbench(RunOptions(threads=threads, weights=weights))
+        bench = Workbench(RunOptions(threads=threads, weights=weights), probed=False)
         failed: dict[str, str] = {}
         for spec in cases:
             model, _, recipe = spec.rpartition("-")

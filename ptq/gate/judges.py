@@ -1,5 +1,7 @@
 """Metric judges: each knows where its figure lives in a case's ``extra_info`` and how to
-judge a baseline value against a current one. Register one with :func:`register_judge`.
+judge a baseline value against a current one. The built-in judges are :data:`JUDGES`, in one
+tuple; others come from :func:`register_judge` (a conftest) or entry points in group
+``ptq.judges`` (an installed package), each resolving to a :class:`Judge`.
 
 A judge's ``extract`` returns None when the case did not measure the metric (reported as
 "not measured", never as a failure). Key paths read (lower is better unless noted):
@@ -29,11 +31,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ptq.registry import Registry
-from ptq.run.config import Range, Section, register_section
+from ptq.registry import NamedRegistry
+from ptq.render.tables import format_bytes
+from ptq.run.sections import GATE_DEFAULTS
 from ptq.stats.decide import (
-    DEFAULT_LOCATION,
-    LOCATIONS,
     Verdict,
     decide_interval,
     decide_latency,
@@ -44,39 +45,10 @@ from ptq.stats.decide import (
 )
 from ptq.storage.runs import CaseRecord
 
-__all__ = ["DEFAULTS", "Judge", "Judgement", "get_judge", "list_judges", "register_judge"]
+__all__ = ["DEFAULTS", "JUDGES", "Judge", "Judgement", "get_judge", "list_judges", "register_judge"]
 
-#: Defaults of ``[tool.ptq.gate]``.
-DEFAULTS: dict[str, Any] = {
-    "latency_threshold": 0.05,  # minimum slowdown of the latency statistic (5%) ...
-    "alpha": 0.01,  # ... AND a Mann-Whitney p below this
-    "latency_statistic": DEFAULT_LOCATION,  # the quantile compared: p1 (see ptq.stats.decide), min, p5, p10, p25, median
-    "speedup_threshold": 0.05,  # speedup over fp32 must fall 5% with non-overlapping CIs
-    "memory_threshold": 0.05,  # relative growth of peak bytes allowed (or the measured spread) ...
-    # ... or this many bytes: one pymalloc arena and change. memray (Python allocators untraced)
-    # sees Python's small objects as 1 MiB arena mmaps, so a step that happens to need a fresh
-    # arena grows by about 1 MiB: unchanged code moved 17 of 280 step figures by 0.96-1.08 MiB
-    # between two runs on the reference machine.
-    "memory_absolute": 5 << 18,  # 1.25 MiB
-    "size_threshold": 0.01,  # relative growth of serialized bytes allowed
-    "drift_tolerance": 0.005,  # absolute worsening of the drift figure allowed
-}
-
-register_section(Section(
-    "gate",
-    keys={k: str if isinstance(v, str) else (int, float) for k, v in DEFAULTS.items()},
-    choices={"latency_statistic": tuple(LOCATIONS)},
-    bounds={
-        "latency_threshold": Range(0, why="a fraction of the latency statistic: 0.05 is 5%"),
-        "alpha": Range(0, 1, low_open=True, high_open=True, why="a p-value cutoff"),
-        "speedup_threshold": Range(0, 1, high_open=True, why="a fraction of the speedup, which cannot fall by 100%"),
-        "memory_threshold": Range(0, why="a fraction of peak bytes: 0.05 is 5%"),
-        "memory_absolute": Range(0, why="bytes"),
-        "size_threshold": Range(0, why="a fraction of serialized bytes: 0.01 is 1%"),
-        "drift_tolerance": Range(0, why="an absolute worsening of the drift figure"),
-    },
-    description="regression gate thresholds (ptq compare, --ptq-compare, ptq ab)",
-))
+#: Defaults of ``[tool.ptq.gate]``, declared with the section in :mod:`ptq.run.sections`.
+DEFAULTS = GATE_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -112,11 +84,9 @@ class Judge:
         return self.key == "timing"
 
 
-_REGISTRY: Registry[Judge] = Registry("judge")
-
-
 def register_judge(judge: Judge, *, replace: bool = False) -> Judge:
-    return _REGISTRY.register(judge.name, judge, replace=replace)
+    """Add a judge after the built-ins."""
+    return _REGISTRY.add(judge, replace=replace)
 
 
 def get_judge(name: str) -> Judge:
@@ -224,12 +194,6 @@ def _number(dotted: str) -> Callable[[CaseRecord], float | None]:
     return extract
 
 
-def _bytes(n: float) -> str:
-    from ptq.probes.memory import format_bytes
-
-    return format_bytes(n)
-
-
 def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | None]:
     def extract(record: CaseRecord) -> tuple[float, float] | None:
         grown = _number(f"metrics.memory.{step}.increment_bytes")(record)
@@ -246,14 +210,14 @@ def _memory(base: tuple[float, float], cur: tuple[float, float], s: Mapping[str,
     spread = 3 * max(base[1], cur[1])
     verdict = decide_threshold(base[0], cur[0], relative=s["memory_threshold"], spread=spread,
                                absolute=s["memory_absolute"])
-    return Judgement(verdict, _bytes(base[0]), _bytes(cur[0]), _pct(cur[0] / base[0]) if base[0] else "-",
-                     f"allowed: max({s['memory_threshold']:.0%}, 3 x spread {_bytes(spread / 3)}, "
-                     f"{_bytes(s['memory_absolute'])})")
+    return Judgement(verdict, format_bytes(base[0]), format_bytes(cur[0]), _pct(cur[0] / base[0]) if base[0] else "-",
+                     f"allowed: max({s['memory_threshold']:.0%}, 3 x spread {format_bytes(spread / 3)}, "
+                     f"{format_bytes(s['memory_absolute'])})")
 
 
 def _size(base: float, cur: float, s: Mapping[str, Any]) -> Judgement:
     verdict = decide_threshold(base, cur, relative=s["size_threshold"])
-    return Judgement(verdict, _bytes(base), _bytes(cur), _pct(cur / base) if base else "-",
+    return Judgement(verdict, format_bytes(base), format_bytes(cur), _pct(cur / base) if base else "-",
                      f"allowed: {s['size_threshold']:.0%}")
 
 
@@ -272,12 +236,19 @@ def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s:
                      f"allowed: {tolerance:g} absolute")
 
 
-register_judge(Judge("latency", _samples, _latency, key="timing",
-                     missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"))
-register_judge(Judge("speedup", _speedup_value, _speedup, key="timing",
-                     applies=lambda r: r.extra_info.get("recipe") != "fp32"))
-register_judge(Judge("memory", _memory_value("inference"), _memory))
-register_judge(Judge("quantize_memory", _memory_value("quantize"), _memory,
-                     applies=lambda r: r.extra_info.get("recipe") != "fp32"))
-register_judge(Judge("size", _number("metrics.size.serialized_bytes"), _size))
-register_judge(Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=lambda r: r.extra_info.get("recipe") != "fp32"))
+def _quantized(record: CaseRecord) -> bool:
+    return record.extra_info.get("recipe") != "fp32"
+
+
+#: The built-in judges, in the order a comparison lists them.
+JUDGES: tuple[Judge, ...] = (
+    Judge("latency", _samples, _latency, key="timing",
+          missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"),
+    Judge("speedup", _speedup_value, _speedup, key="timing", applies=_quantized),
+    Judge("memory", _memory_value("inference"), _memory),
+    Judge("quantize_memory", _memory_value("quantize"), _memory, applies=_quantized),
+    Judge("size", _number("metrics.size.serialized_bytes"), _size),
+    Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=_quantized),
+)
+
+_REGISTRY: NamedRegistry[Judge] = NamedRegistry("judge", Judge, entry_point_group="ptq.judges", builtins=JUDGES)

@@ -21,7 +21,7 @@ import torch
 
 from ptq.errors import UserError
 from ptq.models.base import SPLITS, Batch
-from ptq.run.config import Section, register_section
+from ptq.run.sections import DATA
 
 __all__ = [
     "CALIB_FRACTION",
@@ -43,12 +43,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _WNID = re.compile(r"n\d{8}")
 
-SECTION = register_section(Section(
-    "data",
-    keys={"image_folder": str},
-    scoped=False,
-    description="evaluation data: image_folder = ImageFolder-layout directory for the torchvision models",
-))
+#: ``[tool.ptq.data]`` (declared in :mod:`ptq.run.sections`).
+SECTION = DATA
 
 _FOLDER: Path | None = None
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import ptq.probes.best_fp32  # registers the ``deployment`` probe
+from ptq.probes.best_fp32 import best_fp32_speedups
 from ptq.pytest_plugin import STATE
 from ptq.recipes import get_recipe
 from ptq.render.tables import format_table
@@ -21,7 +21,7 @@ def _speedups(config: pytest.Config) -> tuple[list[Any], dict[str, dict[str, Any
     state = config.stash.get(STATE, None)
     if state is None:
         return [], {}
-    return state.results, ptq.probes.best_fp32.best_fp32_speedups(state.results, _is_float)
+    return state.results, best_fp32_speedups(state.results, _is_float)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from ptq.probes import memory, size  # noqa: F401  (both register their probes on import)
 from ptq.probes.memory import LIMIT_KEYS, MARKER_LIMITS, parse_size
 
 __all__: list[str] = []

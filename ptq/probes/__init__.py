@@ -2,6 +2,10 @@
 
 Each probe writes into ``result.metrics[name]`` and raises :class:`CheckFailed` when the case
 breaks a limit. All probes run before any failure is reported, so every figure is recorded.
+
+The built-in probes are :data:`BUILTIN_PROBES`, run in that order; probe modules register
+nothing on import. Others follow: :func:`register_probe` (a conftest) and entry points in group
+``ptq.probes`` (an installed package), each resolving to a :class:`Probe`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ptq.errors import PtqError
-from ptq.registry import Registry
+from ptq.registry import NamedRegistry, resolve
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
-    from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.run.workbench import PreparedCase, QuantizeMonitor, RunOptions
 
-__all__ = ["CheckFailed", "Probe", "list_probes", "register_probe", "run_probes"]
+__all__ = ["BUILTIN_PROBES", "CheckFailed", "Probe", "list_probes", "quantize_monitors", "register_probe", "run_probes"]
 
 
 class CheckFailed(PtqError):
@@ -33,19 +37,52 @@ class CheckFailed(PtqError):
 
 @dataclass(frozen=True)
 class Probe:
+    """``fn(prepared, result, options)``, whose return value lands in ``result.metrics[name]``;
+    ``monitor`` (optional) wraps the case's one quantization (see
+    :func:`ptq.run.workbench.register_quantize_monitor`), its dict landing in
+    ``prepared.measurements[name]``. Either may be a ``"module:function"`` string, imported when
+    first needed."""
+
     name: str
-    fn: Callable[[PreparedCase, CaseResult, RunOptions], Any]
+    fn: Callable[[PreparedCase, CaseResult, RunOptions], Any] | str
     description: str = ""
+    monitor: QuantizeMonitor | str | None = None
 
 
-_REGISTRY: Registry[Probe] = Registry("probe")
+#: The built-in probes, in the order they run.
+BUILTIN_PROBES: tuple[Probe, ...] = (
+    Probe("speedup", "ptq.probes.speedup:_speedup_probe",
+          "interleaved speedup over the same model's fp32, over visits spread across the session "
+          "(a fresh placement each), with an order-statistic interval over visits"),
+    Probe("lm", "ptq.probes.lm:_lm_probe",
+          "LM decode with a KV cache (greedy, EOS ignored): time to first token, per-token p50/p90, tokens/s, "
+          "KV-cache bytes, generated-token agreement and decode speedup over fp32"),
+    Probe("deployment", "ptq.probes.best_fp32:_deployment_probe",
+          "the stack and deployment form that ran, and compile/freeze seconds"),
+    Probe("drift", "ptq.probes.drift.profiles:_drift_probe",
+          "output drift from the float model on eval data, gated by [tool.ptq.tolerance]"),
+    Probe("memory", "ptq.probes.memory:_probe",
+          "peak memory of one inference and of the quantization step (memray)",
+          monitor="ptq.probes.memory:quantize_monitor"),
+    Probe("size", "ptq.probes.size:_size_probe",
+          "serialized model bytes and their ratio to the same model's fp32 state_dict"),
+)
+
+_REGISTRY: NamedRegistry[Probe] = NamedRegistry("probe", Probe, entry_point_group="ptq.probes",
+                                                builtins=BUILTIN_PROBES)
 
 
 def register_probe(name: str, *, description: str = "", replace: bool = False):
-    """Decorator: ``fn(prepared, result, options)``; its return value lands in ``result.metrics[name]``."""
+    """Decorator: ``fn(prepared, result, options)``; its return value lands in ``result.metrics[name]``.
+    It runs after the built-in probes, e.g. in a conftest::
+
+        @register_probe("params", description="parameter count")
+        def params(prepared, result, options):
+            return sum(p.numel() for p in prepared.model.parameters())
+    """
 
     def decorator(fn):
-        _REGISTRY.register(name, Probe(name, fn, description), replace=replace)
+        _REGISTRY.add(Probe(name, fn, description), replace=replace)
         return fn
 
     return decorator
@@ -55,13 +92,19 @@ def list_probes() -> list[str]:
     return _REGISTRY.names()
 
 
+def quantize_monitors(options: RunOptions) -> dict[str, QuantizeMonitor]:
+    """The quantize monitors of the probes ``options`` selects, by probe name."""
+    probes = (_REGISTRY.get(name) for name in _REGISTRY.names(options.probes))
+    return {p.name: resolve(p.monitor) for p in probes if p.monitor is not None}
+
+
 def run_probes(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> list[str]:
     """Run every enabled probe; returns the failure messages (empty when all passed)."""
     failures = []
     for name in _REGISTRY.names(options.probes):
         probe = _REGISTRY.get(name)
         try:
-            value = probe.fn(prepared, result, options)
+            value = resolve(probe.fn)(prepared, result, options)
         except CheckFailed as exc:
             failures.append(f"[{name}] {exc}")
             value = exc.value

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ptq.probes import register_probe
 from ptq.recipes.deploy import deployment_form
 
 if TYPE_CHECKING:
@@ -80,7 +79,6 @@ def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], 
     return out
 
 
-@register_probe("deployment", description="the stack and deployment form that ran, and compile/freeze seconds")
 def _deployment_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
     q = prepared.quantized
     return {"form": deployment_form(q), "stack": q.stack, "float_form": not prepared.recipe.quantizes(), **q.notes}

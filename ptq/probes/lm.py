@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from ptq.models.lm import CausalLM
-from ptq.probes import register_probe
 from ptq.probes.drift.measures import token_agreement
 from ptq.probes.speedup import time_pairs
 from ptq.recipes import REFERENCE
@@ -152,8 +151,6 @@ def _decode_speedup(reference: CausalLM, candidate: CausalLM, prompt: torch.Tens
             **est.to_dict()}
 
 
-@register_probe(FAMILY, description="LM decode with a KV cache (greedy, EOS ignored): time to first token, "
-                "per-token p50/p90, tokens/s, KV-cache bytes, generated-token agreement and decode speedup over fp32")
 def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any] | None:
     if prepared.entry.family != FAMILY:
         return None

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ptq.errors import PtqError, UserError
-from ptq.probes import CheckFailed, register_probe
+from ptq.probes import CheckFailed
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
-from ptq.run.config import Section, register_section
-from ptq.run.workbench import register_quantize_monitor
+from ptq.render.tables import format_bytes
+from ptq.run.sections import MEMORY, MEMORY_LIMIT_KEYS
 
 if TYPE_CHECKING:
     from ptq.run.matrix import Case
@@ -53,14 +53,9 @@ __all__ = [
 
 #: The probe's name: its figures land in ``extra_info["metrics"]["memory"]``.
 PROBE = "memory"
-#: Steps a case measures, with their budget key in ``[tool.ptq.memory]``.
-LIMIT_KEYS = {"inference": "inference_limit", "quantize": "quantize_limit"}
-
-SECTION = register_section(Section(
-    PROBE,
-    keys={key: (int, str) for key in LIMIT_KEYS.values()},
-    description="memory budgets on a step's increment: bytes, or a size such as '24 MB' or '1.5GiB'",
-))
+#: Steps a case measures, with their budget key in ``[tool.ptq.memory]`` (:mod:`ptq.run.sections`).
+LIMIT_KEYS = MEMORY_LIMIT_KEYS
+SECTION = MEMORY
 
 #: Budgets from a ``@pytest.mark.ptq_memory_limit(...)`` on the running test (set by ptq.plugins.memory).
 MARKER_LIMITS: contextvars.ContextVar[Mapping[str, int | str] | None] = contextvars.ContextVar("ptq_memory_limits", default=None)
@@ -91,15 +86,6 @@ def parse_size(value: int | str, *, what: str = "memory limit") -> int:
     if size <= 0:
         raise UserError(f"{what} must be positive, got {value!r}")
     return size
-
-
-def format_bytes(n: float) -> str:
-    """Binary units, as memray prints them: ``12.3 MiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def process_rss() -> int:
@@ -304,6 +290,3 @@ def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> d
         raise CheckFailed("\n".join(failures), value=figures)
     return figures
 
-
-register_probe(PROBE, description="peak memory of one inference and of the quantization step (memray)")(_probe)
-register_quantize_monitor(PROBE, quantize_monitor)

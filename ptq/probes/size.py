@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ptq.probes import register_probe
-
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
@@ -85,7 +83,6 @@ def serialized_bytes(prepared: PreparedCase) -> tuple[int | None, str]:
     return state_dict_bytes(prepared.model), "len of torch.save(model.state_dict())"
 
 
-@register_probe(PROBE, description="serialized model bytes and their ratio to the same model's fp32 state_dict")
 def _size_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
     fp32 = _fp32_bytes(prepared.built.model)
     size, method = serialized_bytes(prepared)

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from ptq.defaults import DEFAULT_PAIR_TIME
-from ptq.probes import register_probe
 from ptq.probes.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
 from ptq.recipes import REFERENCE
 from ptq.stats.decide import DEFAULT_LOCATION, location
@@ -226,8 +225,6 @@ def placement_speedup(
     return got[0]
 
 
-@register_probe("speedup", description="interleaved speedup over the same model's fp32, over visits spread "
-                "across the session (a fresh placement each), with an order-statistic interval over visits")
 def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any] | None:
     """fp32 itself is timed too, against a second placement of itself: its ratio is the A/A
     spread between visits. With the session's :class:`SpeedupVisits` (``options.speedup_visits``)

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 from ptq.run.results import CaseResult
 
-__all__ = ["format_table", "speedup_table"]
+__all__ = ["format_bytes", "format_table", "speedup_table"]
+
+
+def format_bytes(n: float) -> str:
+    """Binary units, as memray prints them: ``12.3 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

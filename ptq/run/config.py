@@ -1,9 +1,9 @@
 """User configuration: ``[tool.ptq]`` in pyproject.toml, or ``results/ptq.toml``.
 
-Each feature registers the section it owns (``register_section``) with the keys it accepts,
-so an unknown key, a wrong type or a value outside the key's declared range is one clear error,
-raised when the config loads (before any work), naming the file, the table, the key and what is
-allowed. Layout, by example::
+The sections and the keys each accepts are listed in :mod:`ptq.run.sections` (torch-free: no
+feature is imported to validate), so an unknown key, a wrong type or a value outside the key's
+declared range is one clear error, raised when the config loads (before any work), naming the
+file, the table, the key and what is allowed. Layout, by example::
 
     [tool.ptq.tolerance]                    # defaults for every case
     max_relative_accuracy_drop = 0.01
@@ -15,81 +15,38 @@ allowed. Layout, by example::
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import math
 import re
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ptq.errors import DuplicateRegistration, UserError
+from ptq.errors import UserError
+from ptq.registry import NamedRegistry
+from ptq.run.sections import BUILTIN_SECTIONS, Range, Section
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Config", "Range", "Section", "load_config", "register_section"]
+__all__ = ["Config", "Range", "Section", "list_sections", "load_config", "register_section"]
 
 #: Sub-tables that scope a section's keys; the most specific wins: case > recipe > model > top.
 SCOPES = ("models", "recipes", "cases")
 
-
-@dataclass(frozen=True)
-class Range:
-    """The finite numbers a key allows: from ``low`` to ``high``, each end included unless its
-    ``*_open`` flag says otherwise; ``why`` is said with a refused value, so the user sees the unit."""
-
-    low: float = -math.inf
-    high: float = math.inf
-    low_open: bool = False
-    high_open: bool = False
-    why: str = ""
-
-    def __contains__(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        if math.isinf(self.high):
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        if math.isinf(self.low):
-            return f"{'<' if self.high_open else '<='} {self.high:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+_REGISTRY: NamedRegistry[Section] = NamedRegistry("config section", Section, entry_point_group="ptq.config_sections",
+                                                  builtins=BUILTIN_SECTIONS)
 
 
-@dataclass(frozen=True)
-class Section:
-    """A config section: its valid keys with their types (and, for some, their allowed values
-    or numeric ``bounds``), and whether it takes scopes."""
-
-    name: str
-    keys: Mapping[str, type | tuple[type, ...]]
-    scoped: bool = True
-    description: str = ""
-    choices: Mapping[str, Collection[Any]] = field(default_factory=dict)
-    bounds: Mapping[str, Range] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        undeclared = sorted((set(self.choices) | set(self.bounds)) - set(self.keys))
-        if undeclared:
-            raise UserError(f"config section {self.name!r} constrains undeclared key(s) {', '.join(undeclared)}; "
-                            "declare them in keys")
+def register_section(section: Section, *, replace: bool = False) -> Section:
+    """Add a section after the built-ins (:mod:`ptq.run.sections`), e.g. from a conftest."""
+    return _REGISTRY.add(section, replace=replace)
 
 
-_SECTIONS: dict[str, Section] = {}
-
-
-def register_section(section: Section) -> Section:
-    if section.name in _SECTIONS:
-        raise DuplicateRegistration(f"config section {section.name!r} is already registered")
-    _SECTIONS[section.name] = section
-    return section
+def list_sections() -> list[str]:
+    return _REGISTRY.names()
 
 
 #: How a type error names what a key takes; a key typed (int, float) is "a number".
@@ -155,23 +112,16 @@ class Config:
         return out
 
 
-#: Modules that register the built-in sections; imported before a config is validated, so a
-#: command that never loads, say, the drift probe still accepts ``[tool.ptq.tolerance]``.
-SECTION_MODULES = ("ptq.gate.judges", "ptq.probes.drift.profiles", "ptq.probes.memory", "ptq.models.image_folder")
-
-
 def validate(data: Mapping[str, Any], where: str, *, prefix: str = "tool.ptq.") -> Config:
     """``data`` as a :class:`Config`, every key checked against its section; ``prefix`` is how
     the file spells a section's header (``results/ptq.toml`` has none)."""
-    for module in SECTION_MODULES:
-        importlib.import_module(module)
+    valid = _REGISTRY.names()
     for name, table in data.items():
-        if name not in _SECTIONS:
-            valid = ", ".join(sorted(_SECTIONS)) or "(none)"
-            raise UserError(f"{where}: unknown section [{_header(prefix, name)}]; valid sections: {valid}")
+        if name not in valid:
+            raise UserError(f"{where}: unknown section [{_header(prefix, name)}]; valid sections: {', '.join(sorted(valid))}")
         if not isinstance(table, Mapping):
             raise UserError(f"{where}: [{_header(prefix, name)}] must be a table")
-        section = _SECTIONS[name]
+        section = _REGISTRY.get(name)
         _check_keys(where, _header(prefix, name), table, section)
         for scope in SCOPES if section.scoped else ():
             for target, sub in table.get(scope, {}).items():

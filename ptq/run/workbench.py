@@ -13,9 +13,7 @@ import torch
 
 from ptq.errors import DuplicateRegistration, PtqError
 from ptq.models import Built, ModelEntry, get_model
-from ptq.probes import CheckFailed, run_probes
-from ptq.probes import lm as _lm_probe  # noqa: F401  (registers the lm probe)
-from ptq.probes import speedup as _speedup  # noqa: F401  (registers the speedup probe)
+from ptq.probes import CheckFailed, quantize_monitors, run_probes
 from ptq.probes.placement import DEFAULT_PLACEMENTS
 from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
 from ptq.run.config import Config
@@ -78,11 +76,13 @@ class Workbench:
     """Session cache: each float model is built once and each case quantized once.
 
     Failures are cached too, so a model that cannot build is reported once per case
-    without being rebuilt.
+    without being rebuilt. ``probed=False`` where the cases are only timed (the duet's workers):
+    no probe runs, so no probe's quantize monitor either.
     """
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, *, probed: bool = True) -> None:
         self.options = options
+        self.probed = probed
         self._built: dict[str, Built | BaseException] = {}
         self._prepared: dict[Case, PreparedCase | BaseException] = {}
 
@@ -103,7 +103,8 @@ class Workbench:
                 entry, recipe = get_model(case.model), get_recipe(case.recipe)
                 built = self.built(case.model)
                 with contextlib.ExitStack() as monitors:
-                    measured = {n: monitors.enter_context(m(case, self.options)) for n, m in _QUANTIZE_MONITORS.items()}
+                    chosen = {**(quantize_monitors(self.options) if self.probed else {}), **_QUANTIZE_MONITORS}
+                    measured = {n: monitors.enter_context(m(case, self.options)) for n, m in chosen.items()}
                     quantized = apply_recipe(recipe, entry, built)
                 inputs = entry.example_inputs(built)
                 self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs, measured)

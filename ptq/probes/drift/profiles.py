@@ -21,10 +21,10 @@ from torch import nn
 
 from ptq.errors import UserError
 from ptq.models import Batch, Built, ModelEntry
-from ptq.probes import CheckFailed, register_probe
+from ptq.probes import CheckFailed
 from ptq.probes.drift import measures as m
 from ptq.probes.drift.layerwise import LayerDrift, layer_drift, worst_layers
-from ptq.run.config import Range, Section, register_section
+from ptq.run.sections import DEFAULT_TOLERANCES, TOLERANCE
 
 if TYPE_CHECKING:
     from ptq.run.config import Config
@@ -43,33 +43,8 @@ __all__ = [
     "tolerances_for",
 ]
 
-#: Every key of ``[tool.ptq.tolerance]`` with its default. A gate whose metric a profile does
-#: not measure is not applied; set a bound to its loosest value to switch a gate off.
-DEFAULT_TOLERANCES: dict[str, float] = {
-    "max_relative_accuracy_drop": 0.01,  # MLPerf (>= 99% of fp32) and INC (1% relative loss)
-    "max_absolute_accuracy_drop": 0.01,  # NNCF accuracy control
-    "min_top1_agreement": 0.75,  # unlabeled classifiers: share of float's top-1 kept
-    "min_top5_agreement": 0.95,  # share of float's top-1 still within the top-5
-    "min_cosine": 0.98,  # mean per-sample cosine similarity of outputs / embeddings
-    "min_neighbour_agreement": 0.9,  # encoders: nearest other sentence unchanged
-    "min_sqnr_db": 20.0,  # raw tensors: output signal-to-quantization-noise ratio
-    "min_output_sqnr_db": 5.0,  # classifiers: floor that catches a broken recipe on any weights
-    "max_perplexity_rise": 0.05,  # LMs: relative held-out perplexity rise (README, "Language models")
-}
-
-#: Tolerances that are shares of the samples (accuracy drops, agreements): in [0, 1].
-SHARES = ("max_relative_accuracy_drop", "max_absolute_accuracy_drop", "min_top1_agreement", "min_top5_agreement",
-          "min_neighbour_agreement")
-
-TOLERANCE_SECTION = register_section(
-    Section(
-        "tolerance",
-        keys={k: (int, float) for k in DEFAULT_TOLERANCES},
-        bounds={**dict.fromkeys(SHARES, Range(0, 1, why="a share: 0.01 is 1%")),
-                "min_cosine": Range(-1, 1, why="a cosine similarity")},
-        description="drift tolerances of the drift probe (per model, recipe or case)",
-    )
-)
+#: ``[tool.ptq.tolerance]``, its keys and their defaults (declared in :mod:`ptq.run.sections`).
+TOLERANCE_SECTION = TOLERANCE
 
 #: How many lowest-SQNR layers a result records and a failure names.
 WORST_RECORDED, WORST_NAMED = 5, 3
@@ -381,7 +356,6 @@ def measure_drift(
     return DriftReport(profile.name, len(ref), figures, applied, violations, per_layer, not_gated=not_gated, headline=headline)
 
 
-@register_probe("drift", description="output drift from the float model on eval data, gated by [tool.ptq.tolerance]")
 def _drift_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
     tolerances = tolerances_for(options.config, prepared.entry.name, prepared.recipe.name)
     report = measure_drift(prepared.entry, prepared.built, prepared.model, tolerances)
