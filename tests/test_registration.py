@@ -62,6 +62,14 @@ def test_every_builtin_probe_resolves_to_a_function():
                 assert callable(ptq.registry.resolve(target)), (probe.name, target)
 
 
+def test_a_probe_s_quantize_monitor_runs_only_where_the_probe_is_selected():
+    from ptq.probes.memory import quantize_monitor
+    from ptq.run.workbench import RunOptions
+
+    assert probes.quantize_monitors(RunOptions()) == {"memory": quantize_monitor}
+    assert probes.quantize_monitors(RunOptions(probes="size,drift")) == {}
+
+
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
     """Install a distribution (a dist-info folder) whose entry points are the given lines, then
