@@ -156,7 +156,7 @@ def test_a_worker_that_dies_is_one_error_with_its_last_words(tmp_path):
 
 
 def test_the_worker_keeps_library_prints_off_the_protocol():
-    code = ("import os, ptq.duet as d\n"
+    code = ("import os, ptq.gate.duet as d\n"
             "def noisy(self, case, budget_s, slow=0.0):\n"
             "    print('py-noise', flush=True); os.write(1, b'c-noise\\n'); return {'samples': [1.0]}\n"
             "d.TimedCases.time = noisy\n"
