@@ -12,7 +12,7 @@ import torch
 from ptq.models import Built, get_model, lm
 from ptq.probes.drift import measures as m
 from ptq.probes.drift.profiles import profile_for
-from ptq.probes.lm import Decoded, cache_bytes, decode_figures, find_lm, greedy_decode
+from ptq.probes.lm import Decoded, cache_bytes, decode_figures, decode_memory, find_lm, greedy_decode
 from ptq.probes.lm import _lm_probe as lm_probe
 from ptq.recipes import get_recipe
 from ptq.run.workbench import RunOptions
@@ -144,7 +144,30 @@ def test_lm_probe_records_decode_against_fp32(tiny):
     assert 0.0 <= figures["generated_token_agreement"] <= 1.0
     assert figures["tokens_per_s"] > 0 and figures["kv_cache_bytes"] > 0
     assert figures["decode_speedup"]["low"] <= figures["decode_speedup"]["ratio"] <= figures["decode_speedup"]["high"]
+    assert figures["memory"]["kv_cache_bytes"] == figures["kv_cache_bytes"]
+    assert "not_measured" in lm_probe(prepared, None, RunOptions(pair_budget_s=0, probes="lm"))["memory"]
     assert lm_probe(SimpleNamespace(entry=SimpleNamespace(family="vision")), None, RunOptions()) is None
+
+
+def test_decode_memory_splits_the_peak_and_the_cache_grows_with_new_tokens(tiny):
+    from ptq.probes.size import state_dict_bytes
+
+    prompt = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        greedy_decode(tiny, prompt, 2)  # warm: the first call pays one-time costs
+    short, long = decode_memory(tiny, prompt, 4), decode_memory(tiny, prompt, 12)
+    for figures in (short, long):
+        parts = figures["weights_bytes"] + figures["kv_cache_bytes"] + figures["activations_and_other_bytes"]
+        assert parts == figures["peak_bytes"]  # nothing floored: the process holds far more than this model
+        assert figures["peak_bytes"] == figures["decode"]["peak_bytes"]
+        assert figures["weights_bytes"] == state_dict_bytes(tiny)
+        tensors = tiny.state_dict().values()
+        raw = sum(t.numel() * t.element_size() for t in tensors)
+        assert raw < figures["weights_bytes"] < raw + 1024 * len(tensors)  # the tensors plus torch.save's framing
+    # keys and values: layers x batch x kv heads x head dim x float32 bytes, per cached position
+    per_position = 2 * 2 * 1 * 1 * 16 * 4
+    assert long["kv_cache_bytes"] - short["kv_cache_bytes"] == 8 * per_position
+    assert short["kv_cache_bytes"] == (8 + 3) * per_position
 
 
 # -- models ---------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 are its prefill (one batch x prompt forward); this probe decodes greedily from a prompt of the
 held-out text, a fixed number of new tokens with end-of-sequence ignored, and records time to
 first token, per-token latency (p50 / p90), tokens per second, the KV cache's size, how many of
-the generated tokens match fp32's, and the decode step's interleaved speedup over fp32.
+the generated tokens match fp32's, the decode step's interleaved speedup over fp32, and the peak
+memory of one decode run split into weights, KV cache and the rest.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ptq.errors import PtqError
 from ptq.models.lm import CausalLM
+from ptq.probes import memory
 from ptq.probes.drift.measures import token_agreement
+from ptq.probes.size import state_dict_bytes
 from ptq.probes.speedup import time_pairs
 from ptq.recipes import REFERENCE
 from ptq.stats.decide import DEFAULT_LOCATION, location
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
 
-__all__ = ["DECODE", "DecodeSpec", "Decoded", "cache_bytes", "decode_figures", "find_lm", "greedy_decode"]
+__all__ = ["DECODE", "DecodeSpec", "Decoded", "cache_bytes", "decode_figures", "decode_memory", "find_lm", "greedy_decode"]
 
 FAMILY = "lm"
 
@@ -104,6 +108,30 @@ def decode_figures(runs: list[Decoded]) -> dict[str, float]:
     }
 
 
+def decode_memory(lm: CausalLM, prompt: torch.Tensor, new_tokens: int) -> dict[str, Any]:
+    """Peak memory of one greedy run (memray, as the memory probe tracks an inference; call it on a
+    warmed-up model) split into the weights as loaded, the KV cache at the end, and the rest."""
+    weights = state_dict_bytes(lm)
+    with torch.inference_mode(), memory.track() as tracking:
+        run = greedy_decode(lm, prompt, new_tokens)
+    if tracking.memory is None:  # pragma: no cover - track() always fills it on a clean exit
+        raise PtqError("memray returned no capture for the decode run")
+    peak = tracking.memory.peak_bytes
+    return {
+        "method": "memray high-water mark of one decode run; peak = RSS before + increment (as the memory probe)",
+        "peak_bytes": peak,
+        "weights_bytes": weights,
+        "weights": "len of torch.save(state_dict) of the decoding model: parameters, persistent buffers and "
+                   "quantized weights as the recipe packed them (torch.save's framing adds ~0.4 KiB a tensor)",
+        "kv_cache_bytes": run.cache_bytes,
+        "activations_and_other_bytes": max(peak - weights - run.cache_bytes, 0),
+        "activations_and_other": "peak - weights - KV cache, floored at 0: the decode's activations and "
+                                 "temporaries plus the process's other resident memory (interpreter, libraries, "
+                                 "the float model and anything else the session holds)",
+        "decode": tracking.memory.to_dict(),
+    }
+
+
 def find_lm(model: nn.Module) -> CausalLM | None:
     """The :class:`CausalLM` a recipe left in ``model`` (itself, inside a compiled wrapper, or a
     submodule); None when the recipe replaced it (an exported or peer runtime has no KV cache)."""
@@ -172,4 +200,6 @@ def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -
                        generated_token_agreement=token_agreement(reference, runs[0].tokens))
         if prepared.recipe.name != REFERENCE and options.pair_budget_s > 0:
             figures["decode_speedup"] = _decode_speedup(float_lm, lm, prompt, options.pair_budget_s)
+    figures["memory"] = (decode_memory(lm, prompt, spec.new_tokens) if memory.enabled(options) else
+                         {"not_measured": "the memory probe is not selected (--ptq-probes); memray runs with it"})
     return figures
