@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ptq.errors import UserError
 from ptq.models import Built, get_model, lm
 from ptq.probes.drift import measures as m
 from ptq.probes.drift.profiles import profile_for
@@ -171,6 +172,17 @@ def test_decode_memory_splits_the_peak_and_the_cache_grows_with_new_tokens(tiny)
 
 
 # -- models ---------------------------------------------------------------------------------------
+
+def test_quick_matrix_runs_tiny_lm_with_its_main_recipes_only():
+    from ptq.run.matrix import QUICK_LM_RECIPES, select_cases
+
+    assert [c.recipe for c in select_cases("quick", models="tiny_lm")] == QUICK_LM_RECIPES.split(",")
+    assert "tiny_lm" not in {c.model for c in select_cases("default")}
+    assert "static_int8" in {c.recipe for c in select_cases("quick", models="digits_cnn")}
+    with pytest.raises(UserError, match="--ptq-models='tiny_lm' --ptq-recipes='static_int8' selects no case of "
+                                        "matrix 'quick' \\(tiny_lm runs only fp32,"):
+        select_cases("quick", models="tiny_lm", recipes="static_int8")
+
 
 def test_production_shapes_are_smollm2_135m():
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -24,7 +24,7 @@ def test_quick_matrix_covers_every_default_recipe_and_family():
     assert {c.recipe for c in cases} == set(list_recipes(exclude=f"{COMPILED},{SLOW_KERNELS}"))
     assert {c.recipe for c in select_cases("default")} == {c.recipe for c in cases}
     assert "ao_int4_weight_only_cpu" in {c.recipe for c in select_cases("all")}
-    assert {get_model(c.model).family for c in cases} == {"vision", "sequence", "micro"}
+    assert {get_model(c.model).family for c in cases} == {"vision", "sequence", "micro", "lm"}
 
 
 def test_globs_narrow_the_matrix():

@@ -11,7 +11,7 @@ from ptq.models import list_models
 from ptq.recipes import REFERENCE, list_recipes
 from ptq.registry import match_globs
 
-__all__ = ["AXES", "COMPILED", "LM_MODELS", "LM_RECIPES", "MATRICES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases"]
+__all__ = ["AXES", "COMPILED", "GPU_RECIPES", "LM_MODELS", "LM_RECIPES", "MATRICES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,13 @@ class Matrix:
     description: str = ""
     exclude_recipes: str | None = None
     exclude_models: str | None = None
+    #: (model globs, recipe globs): a model matching the first runs only the recipes matching the
+    #: second, so one matrix can hold small models x many recipes and an LM x the few meant for it.
+    only: tuple[tuple[str, str], ...] = ()
+
+    def allows(self, case: Case) -> bool:
+        return all(match_globs([case.recipe], recipes) for models, recipes in self.only
+                   if match_globs([case.model], models))
 
 
 #: torch.compile recipes take tens of seconds per model on 2 cores: opt-in (``deploy``) only.
@@ -46,6 +53,14 @@ SLOW_KERNELS = "ao_int4_weight_only_cpu"
 #: weights, bf16): opt-in (``llm``) until their cost in the default run is measured.
 LM_MODELS = "tiny_lm,smollm2_135m"
 LM_RECIPES = "fp32,dynamic_int8,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_only_cpu,ao_float8_weight_only,bf16"
+#: ``tiny_lm``'s main recipes, the ones the quick matrix runs: the fastest int8 and bf16 forms of
+#: its prefill (torchao's int8 dynamic and fp8 weights were 2x slower than fp32 on it).
+QUICK_LM_RECIPES = "fp32,dynamic_int8,ao_int8_weight_only,bf16"
+#: Recipes whose models run on a CUDA device (ptq.run.workbench.DEVICE_RECIPES): the fp32 reference,
+#: bf16, torchao int8 weight-only / dynamic, int4 weight-only (CUDA layout) and float8 (skipped below
+#: compute capability 8.9 where the config needs it).
+GPU_RECIPES = ("fp32,bf16,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_only,ao_float8_weight_only,"
+               "ao_float8_dynamic")
 
 MATRICES: dict[str, Matrix] = {
     "default": Matrix(
@@ -55,9 +70,10 @@ MATRICES: dict[str, Matrix] = {
     "quick": Matrix(
         # Small models only: with MobileNetV2 it took 3 min 27 s here, and MiniLM (0.6 s a call
         # at batch 32) alone would take the 3 minutes this matrix is for. digits_cnn is the CNN.
-        models="digits_cnn,lstm_classifier,micro_linear_256,micro_conv_16,micro_lstm_128",
-        description="one model of each family but text x the default recipes, for CI smoke runs (< 3 min)",
-        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}",
+        models="digits_cnn,lstm_classifier,micro_linear_256,micro_conv_16,micro_lstm_128,tiny_lm",
+        description=f"one model of each family but text x the default recipes, tiny_lm x {QUICK_LM_RECIPES} only, "
+                    "for CI smoke runs (< 3 min)",
+        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", only=(("tiny_lm", QUICK_LM_RECIPES),),
     ),
     "deploy": Matrix(
         models="mobilenet_v2,resnet18,mobilenet_v3_large,minilm_l6,lstm_classifier,digits_cnn",
@@ -66,6 +82,8 @@ MATRICES: dict[str, Matrix] = {
     ),
     "llm": Matrix(models=LM_MODELS, recipes=LM_RECIPES, description="decoder LMs x the recipes that apply to "
                   "them: prefill, KV-cache decode, perplexity (see README, Language models)"),
+    "gpu": Matrix(recipes=GPU_RECIPES, exclude_models=LM_MODELS,
+                  description="the default models x the recipes that run on CUDA; run with --ptq-device=cuda (.ci/gpu)"),
     "all": Matrix(description="every registered model x every registered recipe (slow: compiles, CPU int4)"),
 }
 
@@ -117,4 +135,10 @@ def select_cases(
     model_names = AXES["model"].narrow(matrix, models)
     recipe_names = AXES["recipe"].narrow(matrix, recipes)
     recipe_names.sort(key=lambda r: r != REFERENCE)
-    return [Case(mo, r) for mo in model_names for r in recipe_names]
+    spec = MATRICES[matrix]
+    cases = [case for mo in model_names for r in recipe_names if spec.allows(case := Case(mo, r))]
+    if not cases:
+        chosen = " ".join(f"--ptq-{axis}s={glob!r}" for axis, glob in (("model", models), ("recipe", recipes)) if glob)
+        limits = "; ".join(f"{m} runs only {r}" for m, r in spec.only)
+        raise UserError(f"{chosen or 'the matrix'} selects no case of matrix {matrix!r} ({limits}); widen the selection")
+    return cases
