@@ -118,13 +118,13 @@ def _merge_memory(merged: dict[str, Any], same: Sequence[Mapping[str, Any]]) -> 
     """Each step's increment becomes the median of the rounds', with the rounds' figures as its
     ``samples``: the memory judge's allowance is 3x their spread, so a step whose high-water
     mark moves from one process to the next is not flagged for that alone."""
-    from ptq.gate.judges import path
+    from ptq.storage.figures import MemoryFigures, read_figures
 
     for step, figures in (merged.get("metrics", {}).get("memory") or {}).items():
         if not isinstance(figures, dict):
             continue
-        found = [path(b["extra_info"], f"metrics.memory.{step}.increment_bytes") for b in same]
-        per_round = [n for n in found if isinstance(n, int | float)]
+        found = [read_figures(MemoryFigures, b["extra_info"]) for b in same]
+        per_round = [s.increment_bytes for s in (getattr(m, step, None) for m in found if m is not None) if s is not None]
         if len(per_round) > 1:
             figures["increment_bytes"] = median(per_round)
             figures["samples"] = per_round

@@ -4,22 +4,21 @@ tuple; others come from :func:`register_judge` (a conftest) or entry points in g
 ``ptq.judges`` (an installed package), each resolving to a :class:`Judge`.
 
 A judge's ``extract`` returns None when the case did not measure the metric (reported as
-"not measured", never as a failure). Key paths read (lower is better unless noted):
+"not measured", never as a failure). Figures are read through the typed results schema
+(:mod:`ptq.storage.figures`); each judge names the figures it reads in ``reads`` (lower is
+better unless noted), and the README's judge table is checked against them:
 
 - ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only; judged
   by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.stats.decide`), per placement
   where both sides were timed as ``ptq ab``'s duet (``extra_info.ab_placement_sizes``), per
   session where both sides were timed in several (``extra_info.ab_round_sizes``, ``--latency=rounds``).
-- ``speedup``: ``extra_info.metrics.speedup = {ratio, low, high}`` (higher is better), same
-  fingerprint only; fp32 cases have none.
-- ``memory``: ``extra_info.metrics.memory.inference.increment_bytes`` (memray's high-water
-  mark of one inference over the process before it: unlike the absolute peak, it does not
-  depend on what earlier cases left loaded); optional ``...inference.samples`` gives the spread.
-- ``quantize_memory``: the same for the quantization step (``metrics.memory.quantize``).
-- ``size``: ``extra_info.metrics.size.serialized_bytes`` (bytes of the deployed form: state_dict, TorchScript archive or ONNX file).
-- ``drift``: ``extra_info.metrics.drift.value``, the drift profile's headline figure
-  (``metrics.drift.headline`` names it; ``higher_is_better: true`` flips it) and its allowed
-  change ``metrics.drift.tolerance``.
+- ``speedup``: ratio and interval (higher is better), same fingerprint only; fp32 has none.
+- ``memory`` / ``quantize_memory``: memray's high-water mark of one inference / of the
+  quantization step over the process before it (unlike the absolute peak, it does not depend on
+  what earlier cases left loaded); ``ptq ab``'s per-session samples give the spread.
+- ``size``: bytes of the deployed form (state_dict, TorchScript archive, ONNX or OpenVINO file).
+- ``drift``: the drift profile's headline figure (``higher_is_better`` flips it) and its allowed
+  change.
 
 Thresholds come from ``[tool.ptq.gate]`` (scoped per model / recipe / case like every section).
 """
@@ -43,6 +42,7 @@ from ptq.stats.decide import (
     decide_threshold,
     location,
 )
+from ptq.storage.figures import DriftFigures, MemoryFigures, SizeFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord
 
 __all__ = ["DEFAULTS", "JUDGES", "Judge", "Judgement", "get_judge", "list_judges", "register_judge"]
@@ -77,6 +77,9 @@ class Judge:
     applies: Callable[[CaseRecord], bool] = lambda record: True
     #: Said where the metric is missing on one side.
     missing_hint: str = ""
+    #: The stored figures ``extract`` reads (paths of :func:`ptq.storage.figures.schema_rows`, or
+    #: pytest-benchmark's own fields): what the README's judge table must name.
+    reads: tuple[str, ...] = ()
 
     @property
     def same_environment(self) -> bool:
@@ -169,12 +172,10 @@ def _samples(record: CaseRecord) -> Timings | None:
 
 def _speedup_value(record: CaseRecord) -> tuple[float, float, float, float] | None:
     """(ratio, low, high, spread between visits (placements) or NaN where one was timed)."""
-    m = path(record.extra_info, "metrics.speedup")
-    if not isinstance(m, Mapping) or not all(isinstance(m.get(k), int | float) for k in ("ratio", "low", "high")):
+    m = read_figures(SpeedupFigures, record.extra_info)
+    if m is None:
         return None
-    spread = m.get("spread")
-    return (float(m["ratio"]), float(m["low"]), float(m["high"]),
-            float(spread) if isinstance(spread, int | float) else math.nan)
+    return (float(m.ratio), float(m.low), float(m.high), float(m.spread) if m.spread is not None else math.nan)
 
 
 def _speedup(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
@@ -186,22 +187,14 @@ def _speedup(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, An
                      f"interleaved speedup over fp32 with its interval (coverage: metrics.speedup.level){spreads}")
 
 
-def _number(dotted: str) -> Callable[[CaseRecord], float | None]:
-    def extract(record: CaseRecord) -> float | None:
-        v = path(record.extra_info, dotted)
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-    return extract
-
-
 def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | None]:
     def extract(record: CaseRecord) -> tuple[float, float] | None:
-        grown = _number(f"metrics.memory.{step}.increment_bytes")(record)
-        if grown is None:
+        m = read_figures(MemoryFigures, record.extra_info)
+        figures = getattr(m, step) if m is not None else None
+        if figures is None:
             return None
-        samples = path(record.extra_info, f"metrics.memory.{step}.samples")
-        nums = [float(x) for x in samples] if isinstance(samples, list) and samples else []
-        return (grown, max(nums) - min(nums) if nums else 0.0)
+        nums = [float(x) for x in figures.samples or ()]
+        return (float(figures.increment_bytes), max(nums) - min(nums) if nums else 0.0)
 
     return extract
 
@@ -221,12 +214,16 @@ def _size(base: float, cur: float, s: Mapping[str, Any]) -> Judgement:
                      f"allowed: {s['size_threshold']:.0%}")
 
 
+def _size_value(record: CaseRecord) -> float | None:
+    m = read_figures(SizeFigures, record.extra_info)
+    return float(m.serialized_bytes) if m is not None and m.serialized_bytes is not None else None
+
+
 def _drift_value(record: CaseRecord) -> tuple[float, float | None] | None:
-    value = _number("metrics.drift.value")(record)
-    if value is None:
+    m = read_figures(DriftFigures, record.extra_info)
+    if m is None or m.value is None:
         return None
-    sign = -1.0 if path(record.extra_info, "metrics.drift.higher_is_better") is True else 1.0
-    return (sign * value, _number("metrics.drift.tolerance")(record))
+    return ((-1.0 if m.higher_is_better is True else 1.0) * float(m.value), m.tolerance)
 
 
 def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s: Mapping[str, Any]) -> Judgement:
@@ -243,12 +240,16 @@ def _quantized(record: CaseRecord) -> bool:
 #: The built-in judges, in the order a comparison lists them.
 JUDGES: tuple[Judge, ...] = (
     Judge("latency", _samples, _latency, key="timing",
-          missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json"),
-    Judge("speedup", _speedup_value, _speedup, key="timing", applies=_quantized),
-    Judge("memory", _memory_value("inference"), _memory),
-    Judge("quantize_memory", _memory_value("quantize"), _memory, applies=_quantized),
-    Judge("size", _number("metrics.size.serialized_bytes"), _size),
-    Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=_quantized),
+          missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json", reads=("stats.data",)),
+    Judge("speedup", _speedup_value, _speedup, key="timing", applies=_quantized,
+          reads=("metrics.speedup.ratio", "metrics.speedup.low", "metrics.speedup.high")),
+    Judge("memory", _memory_value("inference"), _memory,
+          reads=("metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples")),
+    Judge("quantize_memory", _memory_value("quantize"), _memory, applies=_quantized,
+          reads=("metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples")),
+    Judge("size", _size_value, _size, reads=("metrics.size.serialized_bytes",)),
+    Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=_quantized,
+          reads=("metrics.drift.value", "metrics.drift.higher_is_better", "metrics.drift.tolerance")),
 )
 
 _REGISTRY: NamedRegistry[Judge] = NamedRegistry("judge", Judge, entry_point_group="ptq.judges", builtins=JUDGES)

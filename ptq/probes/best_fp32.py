@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ptq.recipes.deploy import deployment_form
+from ptq.storage.figures import SpeedupFigures, metric_figures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -29,10 +30,8 @@ __all__ = ["best_fp32_speedups"]
 
 
 def _interval(r: CaseResult) -> tuple[float, float] | None:
-    m = r.metrics.get("speedup")
-    if isinstance(m, dict) and isinstance(m.get("low"), int | float) and isinstance(m.get("high"), int | float):
-        return float(m["low"]), float(m["high"])
-    return None
+    m = metric_figures(SpeedupFigures, r.metrics)
+    return (float(m.low), float(m.high)) if m is not None else None
 
 
 def _faster(a: CaseResult, b: CaseResult) -> bool:

@@ -17,6 +17,7 @@ import torch
 
 from ptq.recipes.peer import peer_runtime
 from ptq.render.tables import format_table
+from ptq.storage.figures import DeploymentFigures, DriftFigures, SizeFigures, metric_figures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -90,13 +91,14 @@ class ModelFastest:
 
 
 def _drift(r: CaseResult) -> str | None:
-    d = r.metrics.get("drift") or {}
-    return f"{d['headline']}={d['value']:.4g}" if isinstance(d.get("value"), int | float) and d.get("headline") else None
+    d = metric_figures(DriftFigures, r.metrics)
+    return f"{d.headline}={d.value:.4g}" if d is not None and d.value is not None and d.headline else None
 
 
 def _pick(r: CaseResult, best_ms: float, precision: str) -> Pick:
     median = r.latency.median * 1e3
-    size = (r.metrics.get("size") or {}).get("serialized_bytes")
+    sized = metric_figures(SizeFigures, r.metrics)
+    size = sized.serialized_bytes if sized is not None else None
     return Pick(r.case, r.recipe, precision, round(median, 4), round(median / best_ms, 4), _drift(r), size)
 
 
@@ -105,7 +107,8 @@ def _fastest(results: Sequence[CaseResult]) -> CaseResult | None:
 
 
 def _form(r: CaseResult) -> str:
-    return str((r.metrics.get("deployment") or {}).get("form", "eager"))
+    d = metric_figures(DeploymentFigures, r.metrics)
+    return d.form if d is not None else "eager"
 
 
 Profile = Callable[[str, str], Sequence[Mapping[str, Any]]]
@@ -125,7 +128,7 @@ def fastest_paths(
             by_model.setdefault(r.model, []).append(r)
     out = []
     for model, cases in by_model.items():
-        ok = [r for r in cases if (r.metrics.get("drift") or {}).get("passed") is True]
+        ok = [r for r in cases if (d := metric_figures(DriftFigures, r.metrics)) is not None and d.passed is True]
         best = _fastest(ok)
         if best is None:
             continue

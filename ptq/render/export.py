@@ -35,6 +35,7 @@ from ptq.gate.judges import get_judge
 from ptq.registry import Registry
 from ptq.stats.decide import DEFAULT_LOCATION, location
 from ptq.storage.cache import atomic_write
+from ptq.storage.figures import SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord, Run
 
 __all__ = ["EXPORTERS", "MEASURES", "Exporter", "Figure", "Measure", "export", "figures", "write_export"]
@@ -89,7 +90,9 @@ def _interval(found: Any, how: str) -> tuple[float, float | None, float | None, 
 
 
 def _speedup(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:
-    return _interval(rec.metrics.get("speedup"), "interleaved over eager fp32, its interval")
+    m = read_figures(SpeedupFigures, rec.extra_info)
+    return None if m is None else (float(m.ratio), float(m.low), float(m.high), True,
+                                   "interleaved over eager fp32, its interval")
 
 
 def _speedup_best(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ptq.run.results import CaseResult
+from ptq.storage.figures import SpeedupFigures, metric_figures
 
 __all__ = ["format_bytes", "format_table", "speedup_table"]
 
@@ -31,21 +32,21 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _speedup_cell(r: CaseResult) -> str:
     if r.speedup_vs_fp32 is None:
         return "-"
-    ci = r.metrics.get("speedup")
-    if ci and "low" in ci:
-        return f"{r.speedup_vs_fp32:.2f}x [{ci['low']:.2f}, {ci['high']:.2f}]"
-    return f"{r.speedup_vs_fp32:.2f}x"
+    ci = metric_figures(SpeedupFigures, r.metrics)
+    return f"{r.speedup_vs_fp32:.2f}x [{ci.low:.2f}, {ci.high:.2f}]" if ci else f"{r.speedup_vs_fp32:.2f}x"
 
 
 def _repeat_cell(r: CaseResult) -> str:
     """Where another run's speedup should land (:func:`ptq.stats.estimate.repeat_interval`)."""
-    again = (r.metrics.get("speedup") or {}).get("repeat")
+    ci = metric_figures(SpeedupFigures, r.metrics)
+    again = ci.repeat if ci is not None else None
     return f"[{again['low']:.2f}, {again['high']:.2f}]" if r.speedup_vs_fp32 is not None and again else "-"
 
 
 def _spread_cell(r: CaseResult) -> str:
     """Visits (a placement each) and the spread of the case's 1st percentile between them (max/min - 1)."""
-    placed = (r.metrics.get("speedup") or {}).get("latency_placements")
+    ci = metric_figures(SpeedupFigures, r.metrics)
+    placed = ci.latency_placements if ci is not None else None
     if not placed or not placed.get("per_placement_ms"):
         return "-"
     return f"{len(placed['per_placement_ms'])}: {placed['spread']:.1%}"

@@ -21,6 +21,7 @@ from ptq.gate.judges import Judgement, get_judge
 from ptq.run.config import Config
 from ptq.run.env import KEYS, differing_keys, key_hash
 from ptq.stats import decide as gate
+from ptq.storage.figures import DriftFigures, MemoryFigures, SizeFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord, Run
 
 __all__ = ["METRICS", "Marker", "Metric", "Reading", "Step", "dig", "keyed_series", "layer_sqnr", "marker", "series"]
@@ -95,31 +96,23 @@ def _latency(rec: CaseRecord) -> Reading | None:
 
 
 def _speedup(rec: CaseRecord) -> Reading | None:
-    ci = rec.metrics.get("speedup")
-    if isinstance(ci, Mapping) and _number(ci.get("ratio")) is not None:
-        return Reading(float(ci["ratio"]), _number(ci.get("low")), _number(ci.get("high")),
-                       label="interleaved, its interval", higher_is_better=True)
+    ci = read_figures(SpeedupFigures, rec.extra_info)
+    if ci is not None:
+        return Reading(float(ci.ratio), float(ci.low), float(ci.high), label="interleaved, its interval",
+                       higher_is_better=True)
     ratio = _number(rec.extra_info.get("speedup_vs_fp32"))
     return Reading(ratio, label="interleaved", higher_is_better=True) if ratio is not None else None
 
 
-#: Where peak inference memory may sit in ``extra_info["metrics"]`` (bytes).
-MEMORY_PATHS: tuple[tuple[str, ...], ...] = (
-    ("memory", "inference", "increment_bytes"),
-)
-
-
 def _memory(rec: CaseRecord) -> Reading | None:
-    for path in MEMORY_PATHS:
-        value = _number(dig(rec.metrics, *path))
-        if value is not None:
-            return Reading(value / 2**20, label="peak inference")
-    return None
+    m = read_figures(MemoryFigures, rec.extra_info)
+    step = m.inference if m is not None else None
+    return Reading(float(step.increment_bytes) / 2**20, label="peak inference") if step is not None else None
 
 
 def _size(rec: CaseRecord) -> Reading | None:
-    value = _number(dig(rec.metrics, "size", "serialized_bytes"))
-    return Reading(value / 2**20, label="serialized") if value is not None else None
+    m = read_figures(SizeFigures, rec.extra_info)
+    return Reading(float(m.serialized_bytes) / 2**20, label="serialized") if m and m.serialized_bytes else None
 
 
 #: Drift figures (key of ``metrics.drift``: chart label, higher is better), in order of preference
@@ -135,11 +128,11 @@ DRIFT_FIGURES: dict[str, tuple[str, bool]] = {
 
 
 def _drift(rec: CaseRecord) -> Reading | None:
-    drift = rec.metrics.get("drift")
-    if not isinstance(drift, Mapping):
+    m = read_figures(DriftFigures, rec.extra_info)
+    if m is None:
         return None
-    headline = drift.get("headline")
-    order = [headline] if headline in DRIFT_FIGURES else []
+    drift = m.to_dict()
+    order = [m.headline] if m.headline in DRIFT_FIGURES else []
     for key in order + list(DRIFT_FIGURES):
         value = _number(drift.get(key))
         if value is not None:
