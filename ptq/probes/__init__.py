@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ptq.errors import PtqError
 from ptq.registry import NamedRegistry, resolve
+from ptq.storage.figures import Figures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -108,6 +109,8 @@ def run_probes(prepared: PreparedCase, result: CaseResult, options: RunOptions) 
         except CheckFailed as exc:
             failures.append(f"[{name}] {exc}")
             value = exc.value
+        if isinstance(value, Figures):  # typed figures (ptq.storage.figures) are stored as their dict
+            value = value.to_dict()
         if value is not None:
             result.metrics[name] = value
     return failures

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ptq.recipes.deploy import deployment_form
-from ptq.storage.figures import SpeedupFigures, metric_figures
+from ptq.storage.figures import DeploymentFigures, SpeedupFigures, metric_figures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -78,6 +78,7 @@ def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], 
     return out
 
 
-def _deployment_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+def _deployment_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> DeploymentFigures:
     q = prepared.quantized
-    return {"form": deployment_form(q), "stack": q.stack, "float_form": not prepared.recipe.quantizes(), **q.notes}
+    return DeploymentFigures(form=deployment_form(q), stack=q.stack, float_form=not prepared.recipe.quantizes(),
+                             extra=dict(q.notes))

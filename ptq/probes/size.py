@@ -8,10 +8,12 @@ so nothing the size of the model is buffered.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from ptq.storage.figures import SizeFigures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -83,14 +85,8 @@ def serialized_bytes(prepared: PreparedCase) -> tuple[int | None, str]:
     return state_dict_bytes(prepared.model), "len of torch.save(model.state_dict())"
 
 
-def _size_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+def _size_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> SizeFigures:
     fp32 = _fp32_bytes(prepared.built.model)
     size, method = serialized_bytes(prepared)
-    if size is None:
-        return {"method": method, "fp32_state_dict_bytes": fp32}
-    return {
-        "method": method,
-        "serialized_bytes": size,
-        "fp32_state_dict_bytes": fp32,
-        "ratio_vs_fp32": round(size / fp32, 4),
-    }
+    return SizeFigures(method=method, serialized_bytes=size, fp32_state_dict_bytes=fp32,
+                       ratio_vs_fp32=round(size / fp32, 4) if size is not None else None)

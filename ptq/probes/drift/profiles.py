@@ -25,6 +25,7 @@ from ptq.probes import CheckFailed
 from ptq.probes.drift import measures as m
 from ptq.probes.drift.layerwise import LayerDrift, layer_drift, worst_layers
 from ptq.run.sections import DEFAULT_TOLERANCES, TOLERANCE
+from ptq.storage.figures import DriftFigures
 
 if TYPE_CHECKING:
     from ptq.run.config import Config
@@ -356,10 +357,10 @@ def measure_drift(
     return DriftReport(profile.name, len(ref), figures, applied, violations, per_layer, not_gated=not_gated, headline=headline)
 
 
-def _drift_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+def _drift_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> DriftFigures:
     tolerances = tolerances_for(options.config, prepared.entry.name, prepared.recipe.name)
     report = measure_drift(prepared.entry, prepared.built, prepared.model, tolerances)
-    value = report.to_dict()
+    value = DriftFigures.from_dict(report.to_dict())  # checked against the schema as it is written
     if not report.passed:
         raise CheckFailed(report.message(prepared.case.id), value=value)
     return value
