@@ -136,9 +136,10 @@ def test_lm_probe_records_decode_against_fp32(tiny):
     data = lm.lm_text(16, 2, 2)
     built = Built(tiny, weights="random:seed=0", data=data)
     entry = SimpleNamespace(name="tiny", family="lm", batch_size=1)
-    quantized = apply_recipe(get_recipe("dynamic_int8"), entry, built).model
+    applied = apply_recipe(get_recipe("dynamic_int8"), entry, built)
+    quantized = applied.model
     prepared = SimpleNamespace(entry=entry, built=built, model=quantized, recipe=get_recipe("dynamic_int8"),
-                               inputs=data.batch("eval", 0, 1).inputs)
+                               quantized=applied, inputs=data.batch("eval", 0, 1).inputs)
     figures = lm_probe(prepared, None, RunOptions(pair_budget_s=0.05))
     assert find_lm(quantized) is quantized
     assert figures["prompt_tokens"] == 16 and figures["new_tokens"] > 1
@@ -148,6 +149,10 @@ def test_lm_probe_records_decode_against_fp32(tiny):
     assert figures["memory"]["kv_cache_bytes"] == figures["kv_cache_bytes"]
     assert "not_measured" in lm_probe(prepared, None, RunOptions(pair_budget_s=0, probes="lm"))["memory"]
     assert lm_probe(SimpleNamespace(entry=SimpleNamespace(family="vision")), None, RunOptions()) is None
+    compiled = SimpleNamespace(**{**vars(prepared), "quantized": SimpleNamespace(notes={"deploy": "compile"})})
+    skipped = lm_probe(compiled, None, RunOptions())
+    assert "deploys the prefill forward as compile" in skipped["not_measured"]
+    assert "tokens_per_s" not in skipped  # never the eager model's decode under a compiled recipe's name
 
 
 def test_decode_memory_splits_the_peak_and_the_cache_grows_with_new_tokens(tiny):

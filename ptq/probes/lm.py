@@ -25,6 +25,7 @@ from ptq.probes.drift.measures import token_agreement
 from ptq.probes.size import state_dict_bytes
 from ptq.probes.speedup import time_pairs
 from ptq.recipes import REFERENCE
+from ptq.recipes.deploy import deployment_form
 from ptq.stats.decide import DEFAULT_LOCATION, location
 from ptq.stats.estimate import paired_quantile_ratio
 
@@ -190,6 +191,11 @@ def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -
                                "prefill": f"the timed rounds: batch {list(prepared.inputs[0].shape)} without cache"}
     if lm is None or float_lm is None:
         figures["not_measured"] = f"recipe {prepared.recipe.name!r} leaves no transformers model to decode with a KV cache"
+        return figures
+    form = deployment_form(prepared.quantized)
+    if form != "eager":  # the wrapper holds the prefill's forward only: decoding would time the eager model
+        figures["not_measured"] = (f"recipe {prepared.recipe.name!r} deploys the prefill forward as {form}; "
+                                   "its decode steps would run the eager model, so they are not measured under its name")
         return figures
     with torch.inference_mode():
         torch.manual_seed(spec.seed)
