@@ -27,6 +27,7 @@ from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
 from ptq.render.tables import speedup_table
 from ptq.run.config import Config, load_config
+from ptq.run.device import DEVICE_OPTION, Device, resolve
 from ptq.run.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 from ptq.run.known_issues import known_issue
 from ptq.run.matrix import MATRICES, Case, select_cases
@@ -83,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run cases listed in ptq.run.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
                     help="probes to run after timing (default: all registered)")
+    group.addoption(DEVICE_OPTION, default="cpu", metavar="auto|cpu|cuda[:N]",
+                    help="where models and inputs run (default cpu, what stored baselines were measured on; "
+                         "auto: the current CUDA device when one is available, else cpu); recorded in the run's keys")
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
             close = difflib.get_close_matches(glob, valid, n=3)
             nearest = f"nearest: {', '.join(close)}; " if close else ""
             raise pytest.UsageError(f"{option}: {glob!r} matches no registered probe; {nearest}valid: {', '.join(valid)}")
+    device = _resolve_device(config)
     threads = config.getoption("--ptq-threads") or benchmark_threads()
     warmup = config.getoption("--ptq-warmup")
     config.stash[STATE] = PluginState(
@@ -135,12 +140,21 @@ def pytest_configure(config: pytest.Config) -> None:
             placements=config.getoption("--ptq-placements"),
             config=_load_config(config),
             speedup_visits=SpeedupVisits(budget_s=config.getoption("--ptq-pair-time"),
-                                         visits=config.getoption("--ptq-placements")),
+                                         visits=config.getoption("--ptq-placements"), timer=device.timer()),
+            device=device,
         ),
         matrix=config.getoption("--ptq-matrix"),
         models=config.getoption("--ptq-models"),
         recipes=config.getoption("--ptq-recipes"),
     )
+
+
+def _resolve_device(config: pytest.Config) -> Device:
+    """``--ptq-device`` resolved once, before any case: a CUDA device that is not there is one line."""
+    try:
+        return resolve(config.getoption(DEVICE_OPTION))
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _load_config(config: pytest.Config) -> Config:
@@ -250,7 +264,7 @@ def _fill_unpaired(state: PluginState) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     state = config.stash.get(STATE, None)
-    env = environment(state.options.threads if state else None)
+    env = environment(state.options.threads if state else None, state.options.device if state else None)
     machine_info["ptq"] = {"environment": env, "fingerprint": fingerprint(env)}
 
 
@@ -265,7 +279,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         info = bench.get("extra_info", {})
         if info.get("case") in unpaired:
             info["speedup_unpaired"] = unpaired[info["case"]]
-    env = environment(state.options.threads)
+    env = environment(state.options.threads, state.options.device)
     output_json["ptq"] = {
         "schema_version": SCHEMA_VERSION,
         "environment": env,

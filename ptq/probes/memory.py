@@ -9,6 +9,10 @@ memray allows one tracker per process and each costs ~0.2-0.5 s to start and sto
 symbols in every loaded library, and libtorch is big), so a case pays for two: the
 quantization is tracked while the Workbench quantizes it (no second quantization), and one
 inference call is tracked by the ``memory`` probe after the timed rounds.
+
+memray sees host memory only. On CUDA (``--ptq-device``) each step also records the device's peak
+allocated (bytes held by tensors) and reserved (bytes the caching allocator took from the driver)
+bytes, from torch's counters reset before the step.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,7 @@ from ptq.probes import CheckFailed
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
 from ptq.render.tables import format_bytes
+from ptq.run.device import CPU, Device
 from ptq.run.sections import MEMORY, MEMORY_LIMIT_KEYS
 
 if TYPE_CHECKING:
@@ -45,6 +50,7 @@ __all__ = [
     "StepMemory",
     "Tracking",
     "check_budget",
+    "device_peaks",
     "format_bytes",
     "parse_size",
     "process_rss",
@@ -115,18 +121,36 @@ class StepMemory:
     baseline_bytes: int
     increment_bytes: int
     top_sites: tuple[Site, ...] = ()
+    #: On CUDA: the device's peak bytes held by tensors, and held by the caching allocator.
+    device_peak_allocated_bytes: int | None = None
+    device_peak_reserved_bytes: int | None = None
 
     @property
     def peak_bytes(self) -> int:
         return self.baseline_bytes + self.increment_bytes
 
     def to_dict(self) -> dict[str, Any]:
+        device = {k: v for k in ("device_peak_allocated_bytes", "device_peak_reserved_bytes")
+                  if (v := getattr(self, k)) is not None}
         return {
             "peak_bytes": self.peak_bytes,
             "increment_bytes": self.increment_bytes,
             "baseline_bytes": self.baseline_bytes,
             "top_sites": [asdict(s) for s in self.top_sites],
+            **device,
         }
+
+
+@contextlib.contextmanager
+def device_peaks(device: Device) -> Iterator[Tracking]:
+    """:func:`track` the block's host memory and, on CUDA, the device's peaks (reset on entry)."""
+    device.reset_peak()
+    with track() as tracking:
+        yield tracking
+        device.synchronize()  # the block's queued kernels allocate before the peaks are read
+    if tracking.memory is not None:
+        tracking.memory = replace(tracking.memory, device_peak_allocated_bytes=device.peak_allocated(),
+                                  device_peak_reserved_bytes=device.peak_reserved())
 
 
 @dataclass
@@ -242,14 +266,14 @@ def quantize_monitor(case: Case, options: RunOptions) -> Iterator[dict[str, Any]
     if case.recipe == REFERENCE or not enabled(options):  # fp32 has no quantization step
         yield found
         return
-    with track() as tracking:
+    with device_peaks(options.device) as tracking:
         yield found
     found["memory"] = tracking.memory
 
 
-def measure_inference(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> StepMemory:
+def measure_inference(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], device: Device = CPU) -> StepMemory:
     """One tracked call of an already warmed-up model (first calls pay one-time packing)."""
-    with torch.inference_mode(), track() as tracking:
+    with torch.inference_mode(), device_peaks(device) as tracking:
         model(*inputs)
     if tracking.memory is None:  # pragma: no cover - track() always fills it on a clean exit
         raise PtqError("memray returned no capture for the inference step")
@@ -273,7 +297,7 @@ def _warm(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], rounds: int)
 def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
     _warm(prepared.model, prepared.inputs, 1)  # the timed rounds already ran; one call settles caches
     steps = {
-        "inference": measure_inference(prepared.model, prepared.inputs),
+        "inference": measure_inference(prepared.model, prepared.inputs, options.device),
         "quantize": prepared.measurements.get(PROBE, {}).get("memory"),
     }
     figures = step_figures(steps["inference"], steps["quantize"])

@@ -53,7 +53,8 @@ def time_pairs(
     min_pairs: int = MIN_PAIRS, max_pairs: int = MAX_PAIRS, timer: Callable[[], float] = time.perf_counter,
 ) -> list[tuple[float, float]]:
     """(reference, candidate) call times, alternated ABBA until ``budget_s`` or ``max_pairs``
-    (at least ``min_pairs``), after ``warmup`` untimed pairs."""
+    (at least ``min_pairs``), after ``warmup`` untimed pairs. ``timer`` is read around each call:
+    on CUDA, the device's synchronising clock (:meth:`ptq.run.device.Device.timer`)."""
     for _ in range(warmup):
         reference()
         candidate()
@@ -109,6 +110,7 @@ class _Visited:
     seed: int
     on_done: Callable[[PlacementEstimate, dict[str, Any]], None]
     on_error: Callable[[str], None] | None = None
+    timer: Callable[[], float] = time.perf_counter
     error: str = ""  # why its visits stopped, when one raised
     ref_blocks: list[list[float]] = field(default_factory=list)
     cand_blocks: list[list[float]] = field(default_factory=list)
@@ -122,7 +124,7 @@ class _Visited:
         ref, cand = (place(m, self.inputs, seed=self.seed + 2 * k + i, reference_output=None if checked else out)
                      for i, (m, out) in enumerate(((self.reference, self.outputs[0]), (self.candidate, self.outputs[1]))))
         self.kinds.update(p.kind + (f" ({p.why})" if p.why else "") for p in (ref, cand))
-        pairs = time_pairs(ref.call, cand.call, budget_s=window_s, warmup=1, min_pairs=2)
+        pairs = time_pairs(ref.call, cand.call, budget_s=window_s, warmup=1, min_pairs=2, timer=self.timer)
         self.ref_blocks.append([r for r, _ in pairs])
         self.cand_blocks.append([c for _, c in pairs])
 
@@ -140,10 +142,12 @@ class SpeedupVisits:
     interval is over (:func:`ptq.stats.estimate.visit_ratio`: median, order-statistic interval).
     """
 
-    def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION) -> None:
+    def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         if visits < 2:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
         self.window_s, self.visits, self.statistic = budget_s / visits, visits, statistic
+        self.timer = timer  # the device's clock (ptq.run.device.Device.timer): synchronising on CUDA
         self._open: list[_Visited] = []
         self._threads: int | None = None  # torch's threads when the first case was added
 
@@ -155,7 +159,7 @@ class SpeedupVisits:
         it, :meth:`finish` raises once every other case is done), so one case cannot sink a session."""
         with torch.inference_mode():
             outputs = (reference(*inputs), candidate(*inputs))
-        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error)
+        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error, self.timer)
         if self._threads is None:
             self._threads = torch.get_num_threads()
         elif torch.get_num_threads() != self._threads:
@@ -244,7 +248,7 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     visits = options.speedup_visits
     own = visits is None
     if own:
-        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements)
+        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements, timer=options.device.timer())
     def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
         result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}
 

@@ -19,6 +19,7 @@ from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import first_line
 from ptq.run import env
+from ptq.run.device import module_device
 
 __all__ = ["BF16_FLAGS", "Bf16Module", "Bfloat16", "bf16_units"]
 
@@ -63,7 +64,8 @@ class Bf16Module(nn.Module):
 
 @register_handler(Bfloat16)
 def _bf16(recipe: Bfloat16, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
-    units = bf16_units()
+    where = module_device(model)
+    units = bf16_units() if where == "cpu" else [where]  # a GPU's bf16 needs no CPU flag
     if not units:
         info = env.cpu_info()
         raise NotApplicable(

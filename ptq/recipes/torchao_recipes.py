@@ -8,11 +8,13 @@ import importlib.util
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
+from ptq.run.device import module_device
 from ptq.run.layers import count_layers, has_layer_types
 
 __all__ = ["TORCHAO_CONFIGS", "TorchaoRecipe"]
@@ -29,13 +31,23 @@ TORCHAO_CONFIGS: dict[str, tuple[str, str]] = {
     "Float8DynamicActivationFloat8WeightConfig": ("torchao.quantization", "cuda-sm89"),
 }
 
-#: Why a config needing a device cannot run here: the suite runs every model on CPU.
+#: Why a config needing a device cannot run where the model is (``--ptq-device``), and the least
+#: CUDA compute capability it needs.
 _DEVICE_REASONS = {
-    "cuda": "packs int4 weights for CUDA kernels (it needs the mslk package and a GPU); "
+    "cuda": "packs int4 weights for CUDA kernels (it needs the mslk package and a GPU, --ptq-device=cuda); "
     "the CPU int4 layout is recipe ao_int4_weight_only_cpu",
-    "cuda-sm89": "needs float8 matmul kernels (CUDA compute capability >= 8.9, MI300 or XPU); "
-    "this suite runs models on CPU",
+    "cuda-sm89": "needs float8 matmul kernels (CUDA compute capability >= 8.9, MI300 or XPU; --ptq-device=cuda)",
 }
+_CAPABILITY = {"cuda": (0, 0), "cuda-sm89": (8, 9)}
+
+
+def _unmet(needs: str, model: nn.Module) -> str | None:
+    """Why the model's device cannot run a config that ``needs`` one, or None when it can."""
+    where = module_device(model)
+    if not where.startswith("cuda"):
+        return f"the model is on {where}"
+    have = torch.cuda.get_device_capability(where)
+    return None if tuple(have) >= _CAPABILITY[needs] else f"{where} has compute capability {have[0]}.{have[1]}"
 
 
 def _int4_cpu_packable(module: nn.Module, fqn: str) -> bool:
@@ -71,8 +83,9 @@ def _torchao(recipe: TorchaoRecipe, model: nn.Module, built: Built, entry: Model
     if importlib.util.find_spec("torchao") is None:
         raise NotApplicable(f"recipe {recipe.name!r} needs torchao; pip install torchao")
     module_name, needs = TORCHAO_CONFIGS[recipe.config]
-    if needs:
-        raise NotApplicable(f"torchao {recipe.config} {_DEVICE_REASONS[needs]}")
+    unmet = _unmet(needs, model) if needs else None
+    if unmet:
+        raise NotApplicable(f"torchao {recipe.config} {_DEVICE_REASONS[needs]}; {unmet}")
     if not has_layer_types(model, {nn.Linear}):
         raise NotApplicable(f"model {entry.name!r} has no Linear layer for torchao's {recipe.config}")
     import torchao.quantization as tq

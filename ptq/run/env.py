@@ -7,6 +7,11 @@ thread count) and on the versions that compute. So a run carries two keys: the *
 release or the Python patch version: they select no kernel, and with them in the key a baseline
 stopped applying to its own VM when the host's kernel was updated (6.18.44-fc-v595 to -v669).
 The fingerprint that names a baseline file is the timing key.
+
+On CUDA (``--ptq-device``) both keys add the GPU: its name, compute capability and CUDA runtime,
+and the timing key the driver too. A CPU run records them as null, and a null or missing one is left
+out of key hashes and comparisons, so CPU baselines stored before the option keep their fingerprints
+and stay comparable.
 """
 
 from __future__ import annotations
@@ -19,23 +24,28 @@ import platform
 import sys
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FINGERPRINT_KEYS", "KEYS", "NUMERICS_KEYS", "TIMING_KEYS", "cpu_info", "differing_keys", "environment",
+if TYPE_CHECKING:
+    from ptq.run.device import Device
+
+__all__ = ["DEVICE_KEYS", "FINGERPRINT_KEYS", "KEYS", "NUMERICS_KEYS", "TIMING_KEYS", "cpu_info", "differing_keys", "environment",
            "fingerprint", "key_hash", "package_version"]
 
 #: CPU flags that change which int8/bf16 kernels run.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
+#: Keys only a GPU run fills (:meth:`ptq.run.device.Device.describe`); null or missing ones are not compared.
+DEVICE_KEYS = ("device_name", "compute_capability", "cuda_runtime", "cuda_driver")
 #: What must match for latencies (and speedups) of two runs to be compared at all.
 TIMING_KEYS = (
     "cpu_model", "cpu_flags", "logical_cpus", "threads",
-    "torch", "torchvision", "torchao", "onnxruntime", "device", "quantized_engine",
+    "torch", "torchvision", "torchao", "onnxruntime", "device", "quantized_engine", *DEVICE_KEYS,
 )
 #: What must match for memory, size and drift: the kernels selected and the versions that compute.
 NUMERICS_KEYS = (
     "cpu_flags", "threads", "torch", "torchvision", "torchao", "onnxruntime", "transformers", "device",
-    "quantized_engine",
+    "quantized_engine", "device_name", "compute_capability", "cuda_runtime",
 )
 KEYS: dict[str, tuple[str, ...]] = {"timing": TIMING_KEYS, "numerics": NUMERICS_KEYS}
 #: A baseline file is named by its timing key.
@@ -89,9 +99,12 @@ def benchmark_threads() -> int:
     return max(1, torch_default_threads() - 1)
 
 
-def environment(threads: int | None = None) -> dict[str, Any]:
-    """Everything recorded with a run: CPU, threads, OS, Python and the stack's versions."""
+def environment(threads: int | None = None, device: Device | None = None) -> dict[str, Any]:
+    """Everything recorded with a run: CPU, threads, OS, Python, the stack's versions and the
+    device the models ran on (CPU unless given)."""
     import torch
+
+    from ptq.run.device import CPU
 
     return {
         **cpu_info(),
@@ -108,7 +121,7 @@ def environment(threads: int | None = None) -> dict[str, Any]:
         "openvino": package_version("openvino"),
         "nncf": package_version("nncf"),
         "numpy": package_version("numpy"),
-        "device": "cpu",
+        **dict.fromkeys(DEVICE_KEYS), **(device or CPU).describe(),
         "quantized_engine": torch.backends.quantized.engine,
         "cuda_available": torch.cuda.is_available(),
     }
@@ -116,7 +129,7 @@ def environment(threads: int | None = None) -> dict[str, Any]:
 
 def key_hash(env: Mapping[str, Any], kind: str) -> str:
     """A short stable hash of one kind of key (``timing`` or ``numerics``, see :data:`KEYS`)."""
-    key = {k: env.get(k) for k in KEYS[kind]}
+    key = {k: env.get(k) for k in KEYS[kind] if k not in DEVICE_KEYS or env.get(k) is not None}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -127,5 +140,7 @@ def fingerprint(env: Mapping[str, Any]) -> str:
 
 def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any], kind: str) -> list[str]:
     """The keys of one kind whose values differ between two environments. A key only one of them
-    recorded differs (unknown is not equal); one neither recorded does not."""
-    return [k for k in KEYS[kind] if (k in a) != (k in b) or a.get(k) != b.get(k)]
+    recorded differs (unknown is not equal); one neither recorded does not. A GPU key
+    (:data:`DEVICE_KEYS`) null or missing on both sides does not: runs before ``--ptq-device`` lack them."""
+    return [k for k in KEYS[kind]
+            if a.get(k) != b.get(k) or (k not in DEVICE_KEYS and (k in a) != (k in b))]

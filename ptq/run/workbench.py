@@ -11,16 +11,17 @@ from typing import Any
 
 import torch
 
-from ptq.errors import DuplicateRegistration, PtqError
+from ptq.errors import DuplicateRegistration, NotApplicable, PtqError
 from ptq.models import Built, ModelEntry, get_model
 from ptq.probes import CheckFailed, quantize_monitors, run_probes
 from ptq.probes.placement import DEFAULT_PLACEMENTS
-from ptq.recipes import REFERENCE, Quantized, Recipe, apply_recipe, get_recipe
+from ptq.recipes import REFERENCE, Bfloat16, Float32, Quantized, Recipe, TorchaoRecipe, apply_recipe, get_recipe
 from ptq.run.config import Config
+from ptq.run.device import CPU, Device
 from ptq.run.matrix import Case
 from ptq.run.results import CaseResult, LatencyStats
 
-__all__ = ["PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
+__all__ = ["DEVICE_RECIPES", "PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,30 @@ class RunOptions:
     #: case's later visits when the session ends; None: each case's visits at once, back to back.
     speedup_visits: Any = field(default=None, compare=False)
     config: Config = field(default_factory=Config)  # validated [tool.ptq], for probes' limits
+    device: Device = CPU  # where models and inputs run (--ptq-device)
+
+
+#: Recipe types whose models run on a device kind other than the CPU; every type runs on CPU. The
+#: others (torch.ao int8, ONNX Runtime, OpenVINO, traced and compiled forms) run CPU kernels only.
+DEVICE_RECIPES: dict[str, tuple[type[Recipe], ...]] = {"cuda": (Float32, Bfloat16, TorchaoRecipe)}
+
+
+def _to_device(value: Any, device: Device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device.name)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
+
+
+def _check_device(recipe: Recipe, device: Device) -> None:
+    """A recipe whose kernels do not run on the device skips, naming the device and what does run there."""
+    if not device.is_cuda:
+        return
+    runs = DEVICE_RECIPES["cuda"]
+    if type(recipe) not in runs:  # exact types: a subclass (a Deployed form) may run other kernels
+        raise NotApplicable(f"recipe {recipe.name!r} ({type(recipe).__name__}) runs on CPU only; on {device.name} "
+                            f"the suite runs {', '.join(t.__name__ for t in runs)} recipes")
 
 
 @dataclass
@@ -89,7 +114,10 @@ class Workbench:
     def built(self, model: str) -> Built:
         if model not in self._built:
             try:
-                self._built[model] = get_model(model).build(weights=self.options.weights)
+                built = get_model(model).build(weights=self.options.weights)
+                if self.options.device.is_cuda:
+                    built.model.to(self.options.device.name)
+                self._built[model] = built
             except PtqError as exc:
                 self._built[model] = exc
         found = self._built[model]
@@ -101,12 +129,15 @@ class Workbench:
         if case not in self._prepared:
             try:
                 entry, recipe = get_model(case.model), get_recipe(case.recipe)
+                _check_device(recipe, self.options.device)
                 built = self.built(case.model)
                 with contextlib.ExitStack() as monitors:
                     chosen = {**(quantize_monitors(self.options) if self.probed else {}), **_QUANTIZE_MONITORS}
                     measured = {n: monitors.enter_context(m(case, self.options)) for n, m in chosen.items()}
                     quantized = apply_recipe(recipe, entry, built)
                 inputs = entry.example_inputs(built)
+                if self.options.device.is_cuda:
+                    inputs = _to_device(inputs, self.options.device)
                 self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
             except PtqError as exc:
                 self._prepared[case] = exc
@@ -171,7 +202,7 @@ def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tup
 
     Returns the result and the failure messages; the caller records and then fails.
     """
-    model, inputs = prepared.model, prepared.inputs
+    model, inputs, device = prepared.model, prepared.inputs, options.device
     result = _result(prepared, options)
     enabled = getattr(benchmark, "enabled", True)
     with torch.inference_mode():
@@ -179,7 +210,10 @@ def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tup
         check_finite(output, prepared.case)
         if enabled:
             result.warmup_rounds = warm_up(lambda: model(*inputs), calls=options.warmup, max_seconds=options.warmup_time)
-        benchmark(model, *inputs)
+            device.synchronize()  # no warm-up kernel left queued to land in the first timed round
+        # pytest-benchmark reads its clock right after the callable returns: on CUDA the callable
+        # synchronises, so each round covers its kernels, not their launch (on CPU: model itself).
+        benchmark(device.synchronized(model), *inputs)
     stats = getattr(benchmark, "stats", None)
     if enabled and stats is not None:
         result.latency = LatencyStats.from_samples(list(stats.stats.data))
