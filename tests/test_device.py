@@ -3,6 +3,7 @@ so every test runs on a machine without a GPU."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -19,7 +20,7 @@ from ptq.recipes import get_recipe
 from ptq.run.device import CPU, Device, module_device, nvidia_driver, resolve
 from ptq.run.env import DEVICE_KEYS, KEYS, differing_keys, environment, fingerprint, key_hash
 from ptq.run.matrix import AXES, MATRICES
-from ptq.run.workbench import DEVICE_RECIPES, _check_device
+from ptq.run.workbench import DEVICE_RECIPES, DeviceData, _check_device
 
 
 class FakeCuda:
@@ -228,3 +229,15 @@ def test_cuda_option_without_cuda_is_one_usage_error_before_any_case(pytester: p
         "ERROR: --ptq-device=cuda: CUDA is not available here (this torch is a CPU-only build and sees no GPU); "
         "run on a machine with a GPU, or pass --ptq-device=cpu (or auto)"]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_device_data_moves_batches_and_passes_everything_else_through():
+    from ptq.models import get_model
+
+    entry = get_model("micro_linear_256")
+    source = entry.build(weights="random").data
+    data = DeviceData(source, CPU)
+    assert data.description == source.description
+    got, want = data.batch("eval", 0, 4), source.batch("eval", 0, 4)
+    assert all(torch.equal(a, b) for a, b in zip(got.inputs, want.inputs, strict=True))
+    assert copy.deepcopy(data).description == source.description

@@ -13,6 +13,7 @@ import torch
 
 from ptq.errors import DuplicateRegistration, NotApplicable, PtqError
 from ptq.models import Built, ModelEntry, get_model
+from ptq.models.base import Batch
 from ptq.probes import CheckFailed, quantize_monitors, run_probes
 from ptq.probes.placement import DEFAULT_PLACEMENTS
 from ptq.recipes import REFERENCE, Bfloat16, Float32, Quantized, Recipe, TorchaoRecipe, apply_recipe, get_recipe
@@ -21,7 +22,7 @@ from ptq.run.device import CPU, Device
 from ptq.run.matrix import Case
 from ptq.run.results import CaseResult, LatencyStats
 
-__all__ = ["DEVICE_RECIPES", "PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
+__all__ = ["DEVICE_RECIPES", "DeviceData", "PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,24 @@ def _to_device(value: Any, device: Device) -> Any:
     if isinstance(value, (tuple, list)):
         return type(value)(_to_device(v, device) for v in value)
     return value
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A model's data source whose batches land on the run's device, so example inputs, calibration
+    and the drift probe's evaluation batches meet the model where it is. Anything else is the source's."""
+
+    source: Any
+    device: Device
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "source" or name.startswith("__"):  # mid-copy, before fields exist: no recursion
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def batch(self, split: str, index: int, batch_size: int) -> Batch:
+        found = self.source.batch(split, index, batch_size)
+        return replace(found, inputs=_to_device(found.inputs, self.device), target=_to_device(found.target, self.device))
 
 
 def _check_device(recipe: Recipe, device: Device) -> None:
@@ -117,6 +136,7 @@ class Workbench:
                 built = get_model(model).build(weights=self.options.weights)
                 if self.options.device.is_cuda:
                     built.model.to(self.options.device.name)
+                    built.data = DeviceData(built.data, self.options.device)
                 self._built[model] = built
             except PtqError as exc:
                 self._built[model] = exc
@@ -135,9 +155,7 @@ class Workbench:
                     chosen = {**(quantize_monitors(self.options) if self.probed else {}), **_QUANTIZE_MONITORS}
                     measured = {n: monitors.enter_context(m(case, self.options)) for n, m in chosen.items()}
                     quantized = apply_recipe(recipe, entry, built)
-                inputs = entry.example_inputs(built)
-                if self.options.device.is_cuda:
-                    inputs = _to_device(inputs, self.options.device)
+                inputs = entry.example_inputs(built)  # on the device: built.data is DeviceData there
                 self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
             except PtqError as exc:
                 self._prepared[case] = exc
