@@ -37,6 +37,7 @@ from ptq.registry import match_globs
 from ptq.render.tables import format_bytes
 from ptq.run.device import CPU, Device
 from ptq.run.sections import MEMORY, MEMORY_LIMIT_KEYS
+from ptq.storage.figures import MemoryFigures
 
 if TYPE_CHECKING:
     from ptq.run.matrix import Case
@@ -294,7 +295,7 @@ def _warm(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], rounds: int)
             model(*inputs)
 
 
-def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any]:
+def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> MemoryFigures:
     _warm(prepared.model, prepared.inputs, 1)  # the timed rounds already ran; one call settles caches
     steps = {
         "inference": measure_inference(prepared.model, prepared.inputs, options.device),
@@ -310,7 +311,8 @@ def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> d
         message = check_budget(prepared.case.id, step, memory, limit)
         if message:
             failures.append(message)
+    typed = MemoryFigures.from_dict(figures)  # checked against the schema as it is written
     if failures:
-        raise CheckFailed("\n".join(failures), value=figures)
-    return figures
+        raise CheckFailed("\n".join(failures), value=typed)
+    return typed
 

@@ -37,6 +37,7 @@ from ptq.stats.estimate import (
     repeat_interval,
     visit_ratio,
 )
+from ptq.storage.figures import SpeedupFigures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -239,11 +240,11 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     def done(est: PlacementEstimate, latency: dict[str, Any]) -> None:
         if prepared.recipe.name != REFERENCE:
             result.speedup_vs_fp32 = est.ratio
-        result.metrics["speedup"] = {
+        result.metrics["speedup"] = SpeedupFigures.from_dict({  # checked against the schema as it is written
             "method": f"interleaved ABBA pairs in {est.n} visits spread over the session, a fresh placement each: "
                       f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
                       f"over visits, order-statistic interval (coverage in 'level')",
-            **est.to_dict(), "latency_placements": latency}
+            **est.to_dict(), "latency_placements": latency}).to_dict()
 
     visits = options.speedup_visits
     own = visits is None
