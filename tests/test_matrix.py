@@ -58,7 +58,7 @@ def test_bad_selection_is_a_clear_error():
      "--ptq-recipes='fp32,dynamci_int8': 'dynamci_int8' matches no recipe of matrix 'default'; "
      "nearest: dynamic_int8, ort_dynamic_int8, dynamic_int8_rnn"),
     ({"recipes": "fp32,*_compile"},
-     "--ptq-recipes='fp32,*_compile': '*_compile' matches no recipe of matrix 'default'; it is in matrices deploy, "
+     "--ptq-recipes='fp32,*_compile': '*_compile' matches no recipe of matrix 'default'; it is in matrices deploy, llm, "
      "all: pass --ptq-matrix=deploy"),
     ({"models": " "}, "--ptq-models=' ' is blank; give comma-separated globs of model names, or drop the option "
                       "for every model of matrix 'default'"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ptq.errors import DuplicateRegistration
 from ptq.registry import match_globs
-from ptq.run.matrix import Case
+from ptq.run.matrix import LM_MODELS, Case
 
 __all__ = ["KnownIssue", "known_issue", "list_known_issues", "register_known_issue"]
 
@@ -57,4 +57,11 @@ register_known_issue(KnownIssue(
     "torchao 0.18's CPU int4 layout is a batch-1 decoding kernel: on tiny_lm its prefill (1 x 128 "
     "tokens) took 753 ms against fp32's 17.9 ms and its decode 10.8 ms a token against 6.4 ms "
     "(measured 2026-11-30, 2 shared cores); at SmolLM2-135M's 82x the parameters a case would run for minutes",
+))
+register_known_issue(KnownIssue(
+    LM_MODELS, "fp32_jit",
+    "torch.jit.trace records the traced call's batch size in transformers' causal mask (TracerWarning at "
+    "masking_utils: batch_size != position_ids.shape[0]): the traced tiny_lm ran its batch-1 prefill, then "
+    "failed on drift's 32 windows with 'index 1 is out of bounds for dimension 0 with size 1' (transformers "
+    "5, measured 2026-11-30); fp32_compile is the float LM's faster form",
 ))
