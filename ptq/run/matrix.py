@@ -11,7 +11,10 @@ from ptq.models import list_models
 from ptq.recipes import REFERENCE, list_recipes
 from ptq.registry import match_globs
 
-__all__ = ["AXES", "COMPILED", "GPU_RECIPES", "LM_MODELS", "LM_RECIPES", "MATRICES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases"]
+__all__ = [
+    "AXES", "COMPILED", "GPU_RECIPES", "LM_COMPILED", "LM_MODELS", "LM_RECIPES", "MATRICES", "QUICK_LM_RECIPES",
+    "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases",
+]
 
 
 @dataclass(frozen=True)
