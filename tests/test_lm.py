@@ -166,6 +166,8 @@ def test_decode_memory_splits_the_peak_and_the_cache_grows_with_new_tokens(tiny)
         parts = figures["weights_bytes"] + figures["kv_cache_bytes"] + figures["activations_and_other_bytes"]
         assert parts == figures["peak_bytes"]  # nothing floored: the process holds far more than this model
         assert figures["peak_bytes"] == figures["decode"]["peak_bytes"]
+        assert figures["decode"]["increment_bytes"] >= figures["kv_cache_bytes"]  # the cache is built in the run
+        assert figures["activations_bytes"] == figures["decode"]["increment_bytes"] - figures["kv_cache_bytes"]
         assert figures["weights_bytes"] == state_dict_bytes(tiny)
         tensors = tiny.state_dict().values()
         raw = sum(t.numel() * t.element_size() for t in tensors)

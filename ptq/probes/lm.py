@@ -129,6 +129,8 @@ def decode_memory(lm: CausalLM, prompt: torch.Tensor, new_tokens: int) -> dict[s
         "activations_and_other": "peak - weights - KV cache, floored at 0: the decode's activations and "
                                  "temporaries plus the process's other resident memory (interpreter, libraries, "
                                  "the float model and anything else the session holds)",
+        # The decode's own part of that: its high-water mark (which the cache, built during the run, is in) less the cache.
+        "activations_bytes": max(tracking.memory.increment_bytes - run.cache_bytes, 0),
         "decode": tracking.memory.to_dict(),
     }
 
