@@ -140,17 +140,17 @@ def test_lm_probe_records_decode_against_fp32(tiny):
     quantized = applied.model
     prepared = SimpleNamespace(entry=entry, built=built, model=quantized, recipe=get_recipe("dynamic_int8"),
                                quantized=applied, inputs=data.batch("eval", 0, 1).inputs)
-    figures = lm_probe(prepared, None, RunOptions(pair_budget_s=0.05))
+    figures = lm_probe(prepared, None, RunOptions(pair_budget_s=0.05)).to_dict()  # as stored
     assert find_lm(quantized) is quantized
     assert figures["prompt_tokens"] == 16 and figures["new_tokens"] > 1
     assert 0.0 <= figures["generated_token_agreement"] <= 1.0
     assert figures["tokens_per_s"] > 0 and figures["kv_cache_bytes"] > 0
     assert figures["decode_speedup"]["low"] <= figures["decode_speedup"]["ratio"] <= figures["decode_speedup"]["high"]
     assert figures["memory"]["kv_cache_bytes"] == figures["kv_cache_bytes"]
-    assert "not_measured" in lm_probe(prepared, None, RunOptions(pair_budget_s=0, probes="lm"))["memory"]
+    assert "not_measured" in lm_probe(prepared, None, RunOptions(pair_budget_s=0, probes="lm")).memory
     assert lm_probe(SimpleNamespace(entry=SimpleNamespace(family="vision")), None, RunOptions()) is None
     compiled = SimpleNamespace(**{**vars(prepared), "quantized": SimpleNamespace(notes={"deploy": "compile"})})
-    skipped = lm_probe(compiled, None, RunOptions())
+    skipped = lm_probe(compiled, None, RunOptions()).to_dict()
     assert "deploys the prefill forward as compile" in skipped["not_measured"]
     assert "tokens_per_s" not in skipped  # never the eager model's decode under a compiled recipe's name
 

@@ -57,7 +57,8 @@ BUILTIN_PROBES: tuple[Probe, ...] = (
           "(a fresh placement each), with an order-statistic interval over visits"),
     Probe("lm", "ptq.probes.lm:_lm_probe",
           "LM decode with a KV cache (greedy, EOS ignored): time to first token, per-token p50/p90, tokens/s, "
-          "KV-cache bytes, generated-token agreement and decode speedup over fp32"),
+          "KV-cache bytes, generated-token agreement, decode speedup over fp32 and decode memory (weights, KV cache, "
+          "activations)"),
     Probe("deployment", "ptq.probes.best_fp32:_deployment_probe",
           "the stack and deployment form that ran, and compile/freeze seconds"),
     Probe("drift", "ptq.probes.drift.profiles:_drift_probe",

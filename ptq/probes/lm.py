@@ -28,6 +28,7 @@ from ptq.recipes import REFERENCE
 from ptq.recipes.deploy import deployment_form
 from ptq.stats.decide import DEFAULT_LOCATION, location
 from ptq.stats.estimate import paired_quantile_ratio
+from ptq.storage.figures import LmFigures
 
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
@@ -182,7 +183,7 @@ def _decode_speedup(reference: CausalLM, candidate: CausalLM, prompt: torch.Tens
             **est.to_dict()}
 
 
-def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> dict[str, Any] | None:
+def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> LmFigures | None:
     if prepared.entry.family != FAMILY:
         return None
     spec = DECODE
@@ -193,12 +194,12 @@ def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -
                                "prefill": f"the timed rounds: batch {list(prepared.inputs[0].shape)} without cache"}
     if lm is None or float_lm is None:
         figures["not_measured"] = f"recipe {prepared.recipe.name!r} leaves no transformers model to decode with a KV cache"
-        return figures
+        return LmFigures.from_dict(figures)
     form = deployment_form(prepared.quantized)
     if form != "eager":  # the wrapper holds the prefill's forward only: decoding would time the eager model
         figures["not_measured"] = (f"recipe {prepared.recipe.name!r} deploys the prefill forward as {form}; "
                                    "its decode steps would run the eager model, so they are not measured under its name")
-        return figures
+        return LmFigures.from_dict(figures)
     with torch.inference_mode():
         torch.manual_seed(spec.seed)
         greedy_decode(lm, prompt, spec.new_tokens)  # warm-up: kernels chosen, weights packed
@@ -210,4 +211,4 @@ def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -
             figures["decode_speedup"] = _decode_speedup(float_lm, lm, prompt, options.pair_budget_s)
     figures["memory"] = (decode_memory(lm, prompt, spec.new_tokens) if memory.enabled(options) else
                          {"not_measured": "the memory probe is not selected (--ptq-probes); memray runs with it"})
-    return figures
+    return LmFigures.from_dict(figures)  # checked against the schema as it is written

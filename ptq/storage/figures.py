@@ -250,6 +250,8 @@ class LmFigures(Figures):
     kv_cache_bytes: int = figure("number", "bytes of the KV cache at the end of decoding")
     generated_token_agreement: float = figure("number", "share of generated tokens equal to fp32's")
     decode_speedup: Mapping[str, Any] = figure("mapping", "interleaved speedup of one decode step over fp32")
+    memory: Mapping[str, Any] = figure("mapping", "one decode run's peak split into `weights_bytes`, "
+                                       "`kv_cache_bytes` and `activations_bytes` (memray, as the memory probe)")
     not_measured: str = figure("text", "why the decode figures are missing, where they are")
 
 
