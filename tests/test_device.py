@@ -107,11 +107,10 @@ def test_cuda_clock_synchronises_before_each_reading_so_a_call_covers_its_kernel
     fake = FakeCuda()
     device = cuda_device(fake, "cuda:1")
     clock = device.timer()
-    start = clock()
+    clock()
     fake.log.append("kernel queued")
-    elapsed = clock() - start
-    assert fake.log == ["sync 1", "kernel queued", "sync 1"]
-    assert elapsed >= 0
+    clock()
+    assert fake.log == ["sync 1", "kernel queued", "sync 1"]  # each reading waited for the queued kernels
 
 
 def test_cuda_synchronized_callable_returns_the_output_after_waiting():
