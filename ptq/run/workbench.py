@@ -131,38 +131,41 @@ class Workbench:
         self._prepared: dict[Case, PreparedCase | BaseException] = {}
 
     def built(self, model: str) -> Built:
-        if model not in self._built:
-            try:
-                built = get_model(model).build(weights=self.options.weights)
-                if self.options.device.is_cuda:
-                    built.model.to(self.options.device.name)
-                    built.data = DeviceData(built.data, self.options.device)
-                self._built[model] = built
-            except PtqError as exc:
-                self._built[model] = exc
-        found = self._built[model]
-        if isinstance(found, BaseException):
-            raise found
-        return found
+        return _cached(self._built, model, lambda: self._build(model))
 
     def prepare(self, case: Case) -> PreparedCase:
-        if case not in self._prepared:
-            try:
-                entry, recipe = get_model(case.model), get_recipe(case.recipe)
-                _check_device(recipe, self.options.device)
-                built = self.built(case.model)
-                with contextlib.ExitStack() as monitors:
-                    chosen = {**(quantize_monitors(self.options) if self.probed else {}), **_QUANTIZE_MONITORS}
-                    measured = {n: monitors.enter_context(m(case, self.options)) for n, m in chosen.items()}
-                    quantized = apply_recipe(recipe, entry, built)
-                inputs = entry.example_inputs(built)  # on the device: built.data is DeviceData there
-                self._prepared[case] = PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
-            except PtqError as exc:
-                self._prepared[case] = exc
-        found = self._prepared[case]
-        if isinstance(found, BaseException):
-            raise found
-        return found
+        return _cached(self._prepared, case, lambda: self._prepare(case))
+
+    def _build(self, model: str) -> Built:
+        built = get_model(model).build(weights=self.options.weights)
+        if self.options.device.is_cuda:
+            built.model.to(self.options.device.name)
+            built.data = DeviceData(built.data, self.options.device)
+        return built
+
+    def _prepare(self, case: Case) -> PreparedCase:
+        entry, recipe = get_model(case.model), get_recipe(case.recipe)
+        _check_device(recipe, self.options.device)
+        built = self.built(case.model)
+        with contextlib.ExitStack() as monitors:
+            chosen = {**(quantize_monitors(self.options) if self.probed else {}), **_QUANTIZE_MONITORS}
+            measured = {n: monitors.enter_context(m(case, self.options)) for n, m in chosen.items()}
+            quantized = apply_recipe(recipe, entry, built)
+        inputs = entry.example_inputs(built)  # on the device: built.data is DeviceData there
+        return PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
+
+
+def _cached(store: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """``store[key]``, made once; a :class:`PtqError` is stored too and raised again on every ask."""
+    if key not in store:
+        try:
+            store[key] = make()
+        except PtqError as exc:
+            store[key] = exc
+    found = store[key]
+    if isinstance(found, BaseException):
+        raise found
+    return found
 
 
 def check_finite(output: Any, case: Case) -> None:
