@@ -181,6 +181,10 @@ class MemoryStep(Figures):
     limit_bytes: int = figure("number", "the budget the step was held to, where one is set")
     samples: tuple[float, ...] = figure("numbers", "`ptq ab`: each session's `increment_bytes` (their spread widens "
                                         "the judge's allowance)")
+    device_peak_allocated_bytes: int = figure("number", "`--ptq-device=cuda`: the device's peak bytes held by tensors "
+                                              "during the step")
+    device_peak_reserved_bytes: int = figure("number", "`--ptq-device=cuda`: the device's peak bytes held by the "
+                                             "caching allocator during the step")
 
 
 @dataclass(frozen=True, kw_only=True)
