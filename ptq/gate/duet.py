@@ -356,6 +356,3 @@ def run_plan(
         placed[label] = {c: kinds for c, kinds in placed[label].items() if c not in failed}
     return DuetResult(out, failed, placed)
 
-
-if __name__ == "__main__":
-    serve()
