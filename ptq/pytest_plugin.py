@@ -21,7 +21,7 @@ from ptq.models import WEIGHT_POLICIES
 from ptq.plugins import discover
 from ptq.probes import list_probes
 from ptq.probes.placement import DEFAULT_PLACEMENTS
-from ptq.probes.speedup import DEFAULT_PAIR_TIME, SpeedupVisits
+from ptq.probes.speedup import DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA, SpeedupVisits, metered
 from ptq.progress import duration
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
@@ -80,6 +80,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"visits the speedup pairs are split over, each a fresh allocation of the case's models and "
                          f"inputs; the first during the case's test, the rest in rounds when the session ends; the "
                          f"interval is over visits (default {DEFAULT_PLACEMENTS}, at least 2)")
+    group.addoption("--ptq-quiet-extra", type=int, default=DEFAULT_QUIET_EXTRA, metavar="N",
+                    help=f"on CPU, N more speedup visits in the same --ptq-pair-time, a memory-bandwidth meter read "
+                         f"around each; the figures come from the --ptq-placements visits it found quietest "
+                         f"(default {DEFAULT_QUIET_EXTRA}; 0: no meter, every visit counts)")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
                     help="run cases listed in ptq.run.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
@@ -109,6 +113,7 @@ BOUNDS = (
     Bound("--ptq-warmup-time", 0, "seconds of warm-up"),
     Bound("--ptq-placements", 2, "an interval over placements needs two"),
     Bound("--ptq-pair-time", 0, "0 disables the speedup pairs"),
+    Bound("--ptq-quiet-extra", 0, "0 makes no extra visits"),
 )
 
 
@@ -138,9 +143,11 @@ def pytest_configure(config: pytest.Config) -> None:
             probes=config.getoption("--ptq-probes"),
             pair_budget_s=config.getoption("--ptq-pair-time"),
             placements=config.getoption("--ptq-placements"),
+            quiet_extra=config.getoption("--ptq-quiet-extra"),
             config=_load_config(config),
             speedup_visits=SpeedupVisits(budget_s=config.getoption("--ptq-pair-time"),
-                                         visits=config.getoption("--ptq-placements"), timer=device.timer()),
+                                         visits=config.getoption("--ptq-placements"), timer=device.timer(),
+                                         **metered(device, config.getoption("--ptq-quiet-extra"))),
             device=device,
         ),
         matrix=config.getoption("--ptq-matrix"),

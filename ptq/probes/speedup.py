@@ -12,6 +12,10 @@ re-measured in one process moved by 2% from one 1.5 s window to the next on the 
 So the pairs are split over visits spread across the session (:class:`SpeedupVisits`), each a
 fresh placement of both models and the inputs (:mod:`ptq.probes.placement`); each visit gives one
 ratio, and the figure is their median with an order-statistic interval over visits.
+
+And a window is one draw of the memory bandwidth other tenants leave the machine: the speedup of
+a model that streams its weights from DRAM moves with it (:mod:`ptq.probes.bandwidth`). On CPU
+the suite makes twice the visits, reads a bandwidth meter around each, and keeps the quietest.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ptq.defaults import DEFAULT_PAIR_TIME
+from ptq.defaults import DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA
+from ptq.probes.bandwidth import BandwidthMeter
 from ptq.probes.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
 from ptq.recipes import REFERENCE
 from ptq.stats.decide import DEFAULT_LOCATION, location
@@ -40,10 +45,11 @@ from ptq.stats.estimate import (
 from ptq.storage.figures import SpeedupFigures
 
 if TYPE_CHECKING:
+    from ptq.run.device import Device
     from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
 
-__all__ = ["DEFAULT_PAIR_TIME", "SpeedupVisits", "interleaved_speedup", "placement_speedup"]
+__all__ = ["DEFAULT_PAIR_TIME", "DEFAULT_QUIET_EXTRA", "SpeedupVisits", "interleaved_speedup", "metered", "placement_speedup", "quietest"]
 
 MIN_PAIRS = 5
 MAX_PAIRS = 400
@@ -112,9 +118,11 @@ class _Visited:
     on_done: Callable[[PlacementEstimate, dict[str, Any]], None]
     on_error: Callable[[str], None] | None = None
     timer: Callable[[], float] = time.perf_counter
+    meter: Callable[[], float] | None = None  # the memory bandwidth's meter, read before and after each visit
     error: str = ""  # why its visits stopped, when one raised
     ref_blocks: list[list[float]] = field(default_factory=list)
     cand_blocks: list[list[float]] = field(default_factory=list)
+    readings: list[float] = field(default_factory=list)  # per visit: the mean of the meter's two readings
     kinds: set[str] = field(default_factory=set)
 
     def visit(self, window_s: float) -> None:
@@ -125,9 +133,20 @@ class _Visited:
         ref, cand = (place(m, self.inputs, seed=self.seed + 2 * k + i, reference_output=None if checked else out)
                      for i, (m, out) in enumerate(((self.reference, self.outputs[0]), (self.candidate, self.outputs[1]))))
         self.kinds.update(p.kind + (f" ({p.why})" if p.why else "") for p in (ref, cand))
+        before = self.meter() if self.meter is not None else None
         pairs = time_pairs(ref.call, cand.call, budget_s=window_s, warmup=1, min_pairs=2, timer=self.timer)
+        if self.meter is not None and before is not None:
+            self.readings.append((before + self.meter()) / 2)
         self.ref_blocks.append([r for r, _ in pairs])
         self.cand_blocks.append([c for _, c in pairs])
+
+
+def quietest(readings: list[float], keep: int) -> list[int]:
+    """Indices, in visit order, of the ``keep`` visits with the lowest meter readings (the earlier
+    visit first among equal readings)."""
+    if keep > len(readings):
+        raise ValueError(f"cannot keep {keep} of {len(readings)} visits")
+    return sorted(sorted(range(len(readings)), key=lambda i: (readings[i], i))[:keep])
 
 
 class SpeedupVisits:
@@ -135,6 +154,11 @@ class SpeedupVisits:
     placement of both models and the inputs each (:mod:`ptq.probes.placement`), ``budget_s`` split among
     them. :meth:`add` makes a case's first visit at once; :meth:`finish` makes the rest in rounds
     over every added case, so a case's visits lie as far apart as the session allows.
+
+    With a ``meter`` (:class:`ptq.probes.bandwidth.BandwidthMeter`), ``extra`` more visits are made
+    in the same budget and the figures come from the ``visits`` visits the meter found quietest:
+    the speedup on the machine's memory system with the least contention the session saw, not an
+    average over whatever the neighbours did during it.
 
     Why rounds: a speedup re-measured in one process moved by 2% (CV) from one 1.5 s window to
     the next, while windows 25 s apart were uncorrelated; placements timed side by side within one
@@ -144,11 +168,15 @@ class SpeedupVisits:
     """
 
     def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter, meter: Callable[[], float] | None = None,
+                 extra: int = 0) -> None:
         if visits < 2:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
-        self.window_s, self.visits, self.statistic = budget_s / visits, visits, statistic
+        if extra < 0 or (extra and meter is None):
+            raise ValueError(f"extra visits ({extra}) need a meter to choose the quietest by, and cannot be negative")
+        self.window_s, self.visits, self.extra, self.statistic = budget_s / (visits + extra), visits, extra, statistic
         self.timer = timer  # the device's clock (ptq.run.device.Device.timer): synchronising on CUDA
+        self.meter = meter
         self._open: list[_Visited] = []
         self._threads: int | None = None  # torch's threads when the first case was added
 
@@ -160,7 +188,7 @@ class SpeedupVisits:
         it, :meth:`finish` raises once every other case is done), so one case cannot sink a session."""
         with torch.inference_mode():
             outputs = (reference(*inputs), candidate(*inputs))
-        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error, self.timer)
+        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error, self.timer, self.meter)
         if self._threads is None:
             self._threads = torch.get_num_threads()
         elif torch.get_num_threads() != self._threads:
@@ -184,9 +212,9 @@ class SpeedupVisits:
         if self._threads is not None:
             torch.set_num_threads(self._threads)
         try:
-            for turn in range(1, self.visits):
+            for turn in range(1, self.visits + self.extra):
                 if progress is not None:
-                    progress(turn + 1, self.visits)
+                    progress(turn + 1, self.visits + self.extra)
                 for case in cases if turn % 2 == 0 else reversed(cases):
                     if not case.error:
                         try:
@@ -196,6 +224,7 @@ class SpeedupVisits:
         finally:
             torch.set_num_threads(before)
         q = location(self.statistic)
+        best = min((r for case in cases for r in case.readings), default=None)  # the session's quietest reading
         unreported = []
         for case in cases:
             if case.error:
@@ -204,17 +233,35 @@ class SpeedupVisits:
                 else:
                     case.on_error(case.error)
                 continue
-            est = visit_ratio(case.ref_blocks, case.cand_blocks, q=q)
-            per = [float(np.quantile(b, q)) for b in case.cand_blocks]
+            kept = quietest(case.readings, self.visits) if case.readings else list(range(len(case.ref_blocks)))
+            est = visit_ratio([case.ref_blocks[i] for i in kept], [case.cand_blocks[i] for i in kept], q=q)
+            per = [float(np.quantile(case.cand_blocks[i], q)) for i in kept]
             mid, low, high, _ = median_interval(per)
             again_low, again_high, again_level = repeat_interval(per)
-            case.on_done(est, {"statistic": self.statistic, "ms": mid * 1e3, "low_ms": low * 1e3,
-                               "high_ms": high * 1e3, "repeat": {"low_ms": again_low * 1e3, "high_ms": again_high * 1e3,
-                                                                 "level": again_level},
-                               "per_placement_ms": [x * 1e3 for x in per],
-                               "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)})
+            latency = {"statistic": self.statistic, "ms": mid * 1e3, "low_ms": low * 1e3,
+                       "high_ms": high * 1e3, "repeat": {"low_ms": again_low * 1e3, "high_ms": again_high * 1e3,
+                                                         "level": again_level},
+                       "per_placement_ms": [x * 1e3 for x in per],
+                       "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)}
+            if case.readings and best is not None:
+                latency["bandwidth"] = _bandwidth_record(case, kept, best, q)
+            case.on_done(est, latency)
         if unreported:
             raise RuntimeError("speedup visits failed: " + "; ".join(unreported))
+
+
+def metered(device: Device, extra: int) -> dict[str, Any]:
+    """:class:`SpeedupVisits` keywords for ``extra`` metered visits on ``device``: on CPU only (a GPU
+    model's kernels stream device memory, which a host copy does not measure)."""
+    return {} if extra == 0 or device.is_cuda else {"meter": BandwidthMeter().read, "extra": extra}
+
+
+def _bandwidth_record(case: _Visited, kept: list[int], best: float, q: float) -> dict[str, Any]:
+    """Which visits were kept and how contended each was: the meter's reading over the session's
+    quietest, and every visit's ratio (kept or not), so a reader can see what the choice changed."""
+    ratios = [float(np.quantile(r, q) / np.quantile(c, q)) for r, c in zip(case.ref_blocks, case.cand_blocks, strict=True)]
+    return {"meter_ms": [x * 1e3 for x in case.readings], "session_best_ms": best * 1e3, "kept": kept,
+            "kept_excess": max(case.readings[i] for i in kept) / best - 1, "ratio_per_visit": ratios}
 
 
 def placement_speedup(
@@ -240,16 +287,20 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     def done(est: PlacementEstimate, latency: dict[str, Any]) -> None:
         if prepared.recipe.name != REFERENCE:
             result.speedup_vs_fp32 = est.ratio
+        bandwidth = latency.pop("bandwidth", None)
+        chosen = (f"the {est.n} of {len(bandwidth['meter_ms'])} visits a memory-bandwidth meter found quietest"
+                  if bandwidth else f"{est.n} visits")
         result.metrics["speedup"] = SpeedupFigures.from_dict({  # checked against the schema as it is written
-            "method": f"interleaved ABBA pairs in {est.n} visits spread over the session, a fresh placement each: "
+            "method": f"interleaved ABBA pairs in {chosen} spread over the session, a fresh placement each: "
                       f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
                       f"over visits, order-statistic interval (coverage in 'level')",
-            **est.to_dict(), "latency_placements": latency}).to_dict()
+            **est.to_dict(), "latency_placements": latency, **({"bandwidth": bandwidth} if bandwidth else {})}).to_dict()
 
     visits = options.speedup_visits
     own = visits is None
     if own:
-        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements, timer=options.device.timer())
+        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements, timer=options.device.timer(),
+                               **metered(options.device, options.quiet_extra))
     def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
         result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}
 

@@ -34,6 +34,9 @@ class RunOptions:
     probes: str | None = None  # glob of probe names; None runs all
     pair_budget_s: float = 1.5  # seconds of interleaved fp32/quantized pairs per case; 0 disables
     placements: int = DEFAULT_PLACEMENTS  # visits (a fresh placement each) the pairs are split over
+    #: More visits in the same budget, on CPU, to keep the ``placements`` a memory-bandwidth meter found
+    #: quietest (ptq.probes.bandwidth); 0: every visit counts, no meter.
+    quiet_extra: int = 0
     #: The session's scheduler of speedup visits (ptq.probes.speedup.SpeedupVisits), which makes every
     #: case's later visits when the session ends; None: each case's visits at once, back to back.
     speedup_visits: Any = field(default=None, compare=False)

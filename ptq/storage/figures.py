@@ -167,6 +167,9 @@ class SpeedupFigures(Figures):
     latency_placements: Mapping[str, Any] = figure("mapping", "the case's own 1st percentile per visit (`ms`, "
                                                    "`per_placement_ms`, `spread`, `repeat`, `placed`: what each "
                                                    "placement re-allocated)")
+    bandwidth: Mapping[str, Any] = figure("mapping", "CPU: the memory-bandwidth meter around each visit (`meter_ms`, "
+                                          "`session_best_ms`), the visits `kept` (quietest), `kept_excess` (their "
+                                          "worst reading over the session's best - 1), every visit's ratio")
     method: str = figure("text", "how the figure was measured, in words")
 
 

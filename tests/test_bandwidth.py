@@ -1,0 +1,84 @@
+"""The memory-bandwidth meter and the speedup visits it chooses among."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import ptq.probes.speedup
+from ptq.probes.bandwidth import BandwidthMeter
+from ptq.probes.speedup import SpeedupVisits, metered, quietest
+
+
+def test_quietest_keeps_the_lowest_readings_in_visit_order_and_the_earlier_of_equals():
+    assert quietest([5.0, 1.0, 3.0, 1.0, 2.0], 3) == [1, 3, 4]
+    assert quietest([2.0, 2.0, 2.0], 2) == [0, 1]
+    with pytest.raises(ValueError, match="cannot keep 4 of 3"):
+        quietest([1.0, 2.0, 3.0], 4)
+
+
+def test_the_meter_reads_the_fastest_copy_and_holds_its_buffers():
+    clock = iter([0.0, 3.0, 0.0, 2.0, 0.0, 5.0, 0.0, 4.0])  # (start, end) per copy: 3 s, 2 s, 5 s, 4 s
+    meter = BandwidthMeter(1 << 10, copies=2, timer=clock.__next__)
+    assert meter.read() == 2.0 and meter.read() == 4.0
+    first = meter._buffers
+    assert first is not None and first[0].numel() == 256 and torch.equal(first[0], first[1])
+    assert meter.gigabytes_per_second(1e-6) == pytest.approx(2 * 1024 / 1e-6 / 1e9)
+    with pytest.raises(ValueError, match="needs >= 4 bytes"):
+        BandwidthMeter(2)
+    with pytest.raises(ValueError, match=">= 1 copy"):
+        BandwidthMeter(1 << 10, copies=0)
+
+
+def test_extra_visits_need_a_meter_to_choose_by():
+    with pytest.raises(ValueError, match="need a meter"):
+        SpeedupVisits(budget_s=1.0, visits=3, extra=3)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        SpeedupVisits(budget_s=1.0, visits=3, extra=-1, meter=lambda: 1.0)
+
+
+def test_the_figures_come_from_the_visits_the_meter_found_quietest(monkeypatch):
+    """Visits under contention (meter 2.0) give ratio 3; quiet ones (meter 1.0) give ratio 2:
+    the figure is the quiet ratio, and the record names every visit and which were kept."""
+    # meter readings per visit (before, after): contended on visits 1, 2 and 5 (0-based)
+    contended = {1, 2, 5}
+    readings = iter(r for k in range(6) for r in ((2.0, 2.0) if k in contended else (1.0, 1.2)))
+    windows: list[float] = []
+    visit = {"k": 0}
+
+    def fake_pairs(ref, cand, *, budget_s, **kw):
+        windows.append(budget_s)
+        k, visit["k"] = visit["k"], visit["k"] + 1
+        return [(3e-3 if k in contended else 2e-3, 1e-3)] * 3
+
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", fake_pairs)
+    got = {}
+    visits = SpeedupVisits(budget_s=1.2, visits=3, extra=3, meter=lambda: next(readings))
+    model = torch.nn.Linear(4, 4).eval()
+    visits.add(model, model, (torch.randn(2, 4),), on_done=lambda est, lat: got.update(est=est, lat=lat))
+    visits.finish()
+    est, band = got["est"], got["lat"]["bandwidth"]
+    assert windows == pytest.approx([0.2] * 6)  # the same budget over twice the visits
+    assert est.n == 3 and est.ratio == pytest.approx(2.0) and est.high == pytest.approx(2.0)
+    assert band["kept"] == [0, 3, 4] and band["meter_ms"] == pytest.approx([1100, 2000, 2000, 1100, 1100, 2000])
+    assert band["session_best_ms"] == pytest.approx(1100) and band["kept_excess"] == pytest.approx(0.0)
+    assert band["ratio_per_visit"] == pytest.approx([2, 3, 3, 2, 2, 3])
+
+
+def test_without_a_meter_every_visit_counts_and_no_record_is_written(monkeypatch):
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", lambda ref, cand, **kw: [(2e-3, 1e-3)] * 2)
+    got = {}
+    visits = SpeedupVisits(budget_s=0.3, visits=3)
+    model = torch.nn.Linear(4, 4).eval()
+    visits.add(model, model, (torch.randn(2, 4),), on_done=lambda est, lat: got.update(est=est, lat=lat))
+    visits.finish()
+    assert got["est"].n == 3 and "bandwidth" not in got["lat"]
+
+
+def test_only_a_cpu_run_with_extra_visits_is_metered():
+    cpu, cuda = SimpleNamespace(is_cuda=False), SimpleNamespace(is_cuda=True)
+    on_cpu = metered(cpu, 6)
+    assert on_cpu["extra"] == 6 and on_cpu["meter"].__self__.__class__ is BandwidthMeter
+    assert metered(cpu, 0) == {} and metered(cuda, 6) == {}
