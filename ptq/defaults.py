@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_PAIR_TIME", "DEFAULT_QUIET_EXTRA"]
+__all__ = ["DEFAULT_MAX_VISITS", "DEFAULT_PAIR_TIME", "DEFAULT_QUIET_EXTRA", "DEFAULT_RERUN_TARGET"]
 
 #: Seconds of interleaved fp32/quantized pairs per case (``--ptq-pair-time``, :mod:`ptq.probes.speedup`).
 DEFAULT_PAIR_TIME = 1.5
 
 #: Visits per case beyond ``--ptq-placements``, made in the same budget, so that the figures can come
 #: from the visits a memory-bandwidth meter found quietest (``--ptq-quiet-extra``,
-#: :mod:`ptq.probes.bandwidth`). 6: half the visits kept.
-DEFAULT_QUIET_EXTRA = 6
+#: :mod:`ptq.probes.bandwidth`). Off by default: with 6 (half the visits kept), five runs held their
+#: speedups no closer than without it (README, "Memory bandwidth").
+DEFAULT_QUIET_EXTRA = 0
+
+#: A case whose speedup's rerun interval is wider than its median +-4% after the scheduled visits
+#: gets more, up to ``DEFAULT_MAX_VISITS`` (``--ptq-rerun-target``, ``--ptq-max-visits``). 4%: an
+#: interval that narrow keeps five runs' figures within about 5% of each other (max/min).
+DEFAULT_RERUN_TARGET = 0.04
+DEFAULT_MAX_VISITS = 18

@@ -21,7 +21,14 @@ from ptq.models import WEIGHT_POLICIES
 from ptq.plugins import discover
 from ptq.probes import list_probes
 from ptq.probes.placement import DEFAULT_PLACEMENTS
-from ptq.probes.speedup import DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA, SpeedupVisits, metered
+from ptq.probes.speedup import (
+    DEFAULT_MAX_VISITS,
+    DEFAULT_PAIR_TIME,
+    DEFAULT_QUIET_EXTRA,
+    DEFAULT_RERUN_TARGET,
+    SpeedupVisits,
+    metered,
+)
 from ptq.progress import duration
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
@@ -80,10 +87,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"visits the speedup pairs are split over, each a fresh allocation of the case's models and "
                          f"inputs; the first during the case's test, the rest in rounds when the session ends; the "
                          f"interval is over visits (default {DEFAULT_PLACEMENTS}, at least 2)")
+    group.addoption("--ptq-rerun-target", type=float, default=DEFAULT_RERUN_TARGET, metavar="FRACTION",
+                    help=f"a case whose speedup's rerun interval is wider than median * (1 +- FRACTION) after the "
+                         f"--ptq-placements visits gets more visits, up to --ptq-max-visits (default "
+                         f"{DEFAULT_RERUN_TARGET}; 0: none)")
+    group.addoption("--ptq-max-visits", type=int, default=DEFAULT_MAX_VISITS, metavar="N",
+                    help=f"the most speedup visits a case gets for --ptq-rerun-target (default {DEFAULT_MAX_VISITS})")
     group.addoption("--ptq-quiet-extra", type=int, default=DEFAULT_QUIET_EXTRA, metavar="N",
                     help=f"on CPU, N more speedup visits in the same --ptq-pair-time, a memory-bandwidth meter read "
                          f"around each; the figures come from the --ptq-placements visits it found quietest "
-                         f"(default {DEFAULT_QUIET_EXTRA}; 0: no meter, every visit counts)")
+                         f"(default {DEFAULT_QUIET_EXTRA}: no meter, every visit counts)")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
                     help="run cases listed in ptq.run.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
@@ -114,6 +127,7 @@ BOUNDS = (
     Bound("--ptq-placements", 2, "an interval over placements needs two"),
     Bound("--ptq-pair-time", 0, "0 disables the speedup pairs"),
     Bound("--ptq-quiet-extra", 0, "0 makes no extra visits"),
+    Bound("--ptq-rerun-target", 0, "0 adds no visits"),
 )
 
 
@@ -134,6 +148,11 @@ def pytest_configure(config: pytest.Config) -> None:
     device = _resolve_device(config)
     threads = config.getoption("--ptq-threads") or benchmark_threads()
     warmup = config.getoption("--ptq-warmup")
+    made = config.getoption("--ptq-placements") + config.getoption("--ptq-quiet-extra")
+    visit_cap = config.getoption("--ptq-max-visits")
+    if visit_cap < made:
+        raise pytest.UsageError(f"--ptq-max-visits={visit_cap}: must be >= the visits made ({made}: --ptq-placements "
+                                f"+ --ptq-quiet-extra); raise it or lower those")
     config.stash[STATE] = PluginState(
         options=RunOptions(
             warmup=warmup,
@@ -144,9 +163,12 @@ def pytest_configure(config: pytest.Config) -> None:
             pair_budget_s=config.getoption("--ptq-pair-time"),
             placements=config.getoption("--ptq-placements"),
             quiet_extra=config.getoption("--ptq-quiet-extra"),
+            rerun_target=config.getoption("--ptq-rerun-target"),
+            max_visits=visit_cap,
             config=_load_config(config),
             speedup_visits=SpeedupVisits(budget_s=config.getoption("--ptq-pair-time"),
                                          visits=config.getoption("--ptq-placements"), timer=device.timer(),
+                                         target=config.getoption("--ptq-rerun-target"), max_visits=visit_cap,
                                          **metered(device, config.getoption("--ptq-quiet-extra"))),
             device=device,
         ),

@@ -7,8 +7,8 @@ clock and the caches were steady. A 128 MiB copy, which must go to DRAM, moved b
 the fp32 model (Pearson r = 0.80) and, at half the amplitude, its static int8 model (r = 0.69).
 The memory bandwidth left to the guest changes with whatever else shares the host, and a model
 that streams more bytes per call (fp32 weights are 4x int8's) slows more: the speedup rose from
-4.45 to 4.98 with it (the README's "Memory bandwidth" section). So the suite reads this meter
-before and after every visit and keeps the visits the meter found quietest
+4.45 to 4.98 with it (the README's "Memory bandwidth" section). With ``--ptq-quiet-extra`` the
+suite reads this meter before and after every visit and keeps the visits it found quietest
 (:class:`ptq.probes.speedup.SpeedupVisits`).
 """
 

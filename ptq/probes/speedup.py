@@ -14,8 +14,9 @@ fresh placement of both models and the inputs (:mod:`ptq.probes.placement`); eac
 ratio, and the figure is their median with an order-statistic interval over visits.
 
 And a window is one draw of the memory bandwidth other tenants leave the machine: the speedup of
-a model that streams its weights from DRAM moves with it (:mod:`ptq.probes.bandwidth`). On CPU
-the suite makes twice the visits, reads a bandwidth meter around each, and keeps the quietest.
+a model that streams its weights from DRAM moves with it (:mod:`ptq.probes.bandwidth`). With
+``--ptq-quiet-extra`` the suite makes more visits, reads a bandwidth meter around each, and keeps
+the quietest (off by default: it did not hold five runs' figures closer).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ptq.defaults import DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA
+from ptq.defaults import DEFAULT_MAX_VISITS, DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA, DEFAULT_RERUN_TARGET
 from ptq.probes.bandwidth import BandwidthMeter
 from ptq.probes.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
 from ptq.recipes import REFERENCE
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
 
-__all__ = ["DEFAULT_PAIR_TIME", "DEFAULT_QUIET_EXTRA", "SpeedupVisits", "interleaved_speedup", "metered", "placement_speedup", "quietest"]
+__all__ = ["DEFAULT_MAX_VISITS", "DEFAULT_PAIR_TIME", "DEFAULT_QUIET_EXTRA", "DEFAULT_RERUN_TARGET", "SpeedupVisits", "interleaved_speedup", "metered", "placement_speedup", "quietest"]
 
 MIN_PAIRS = 5
 MAX_PAIRS = 400
@@ -140,6 +141,19 @@ class _Visited:
         self.ref_blocks.append([r for r, _ in pairs])
         self.cand_blocks.append([c for _, c in pairs])
 
+    def kept(self, extra: int) -> list[int]:
+        """The visits that count: all, or with a meter all but the ``extra`` it found busiest."""
+        if not self.readings:
+            return list(range(len(self.ref_blocks)))
+        return quietest(self.readings, len(self.readings) - extra)
+
+    def half_width(self, extra: int, q: float) -> float:
+        """The rerun interval's larger half, relative to the median, over the visits that count."""
+        ratios = [float(np.quantile(self.ref_blocks[i], q) / np.quantile(self.cand_blocks[i], q)) for i in self.kept(extra)]
+        low, high, _ = repeat_interval(ratios)
+        mid = float(np.median(ratios))
+        return max(high / mid - 1, 1 - low / mid)
+
 
 def quietest(readings: list[float], keep: int) -> list[int]:
     """Indices, in visit order, of the ``keep`` visits with the lowest meter readings (the earlier
@@ -155,6 +169,12 @@ class SpeedupVisits:
     them. :meth:`add` makes a case's first visit at once; :meth:`finish` makes the rest in rounds
     over every added case, so a case's visits lie as far apart as the session allows.
 
+    With a ``target`` (``--ptq-rerun-target``), a case whose rerun interval is wider than
+    ``median * (1 +- target)`` after those rounds gets more visits, round by round, until it is
+    not or it has ``max_visits``: the noisy cases get the time, the steady ones are done at once.
+    Five runs of 39 cases at 6 visits each kept 29-38 within 5% of each other, the misses the
+    cases whose visits spread most (README, "One allocation is one draw").
+
     With a ``meter`` (:class:`ptq.probes.bandwidth.BandwidthMeter`), ``extra`` more visits are made
     in the same budget and the figures come from the ``visits`` visits the meter found quietest:
     the speedup on the machine's memory system with the least contention the session saw, not an
@@ -169,9 +189,13 @@ class SpeedupVisits:
 
     def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION,
                  timer: Callable[[], float] = time.perf_counter, meter: Callable[[], float] | None = None,
-                 extra: int = 0) -> None:
+                 extra: int = 0, target: float = 0.0, max_visits: int | None = None) -> None:
         if visits < 2:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
+        if target < 0 or (max_visits is not None and max_visits < visits + extra):
+            raise ValueError(f"a rerun target must be >= 0 (got {target}) and max visits >= the visits made "
+                             f"({visits + extra}, got {max_visits})")
+        self.target, self.max_visits = target, max_visits if max_visits is not None else visits + extra
         if extra < 0 or (extra and meter is None):
             raise ValueError(f"extra visits ({extra}) need a meter to choose the quietest by, and cannot be negative")
         self.window_s, self.visits, self.extra, self.statistic = budget_s / (visits + extra), visits, extra, statistic
@@ -200,6 +224,13 @@ class SpeedupVisits:
     def __len__(self) -> int:
         return len(self._open)
 
+    def _visit(self, case: _Visited) -> None:
+        if not case.error:
+            try:
+                case.visit(self.window_s)
+            except Exception as exc:  # reported as this case's outcome
+                case.error = f"visit {len(case.ref_blocks) + 1} raised {type(exc).__name__}: {exc}"
+
     def finish(self, progress: Callable[[int, int], None] | None = None) -> None:
         """The remaining visits, round by round (every other round in reverse order, so no case is
         always visited first), then each case's ``on_done``. ``progress(round, rounds)`` is called
@@ -216,14 +247,20 @@ class SpeedupVisits:
                 if progress is not None:
                     progress(turn + 1, self.visits + self.extra)
                 for case in cases if turn % 2 == 0 else reversed(cases):
-                    if not case.error:
-                        try:
-                            case.visit(self.window_s)
-                        except Exception as exc:  # reported as this case's outcome
-                            case.error = f"visit {len(case.ref_blocks) + 1} raised {type(exc).__name__}: {exc}"
+                    self._visit(case)
+            q = location(self.statistic)
+            made = self.visits + self.extra
+            while self.target > 0 and made < self.max_visits:
+                wanting = [c for c in cases if not c.error and c.half_width(self.extra, q) > self.target]
+                if not wanting:
+                    break
+                made += 1
+                if progress is not None:
+                    progress(made, self.max_visits)
+                for case in wanting:
+                    self._visit(case)
         finally:
             torch.set_num_threads(before)
-        q = location(self.statistic)
         best = min((r for case in cases for r in case.readings), default=None)  # the session's quietest reading
         unreported = []
         for case in cases:
@@ -233,7 +270,7 @@ class SpeedupVisits:
                 else:
                     case.on_error(case.error)
                 continue
-            kept = quietest(case.readings, self.visits) if case.readings else list(range(len(case.ref_blocks)))
+            kept = case.kept(self.extra)
             est = visit_ratio([case.ref_blocks[i] for i in kept], [case.cand_blocks[i] for i in kept], q=q)
             per = [float(np.quantile(case.cand_blocks[i], q)) for i in kept]
             mid, low, high, _ = median_interval(per)
@@ -245,6 +282,10 @@ class SpeedupVisits:
                        "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)}
             if case.readings and best is not None:
                 latency["bandwidth"] = _bandwidth_record(case, kept, best, q)
+            if self.target > 0:
+                width = case.half_width(self.extra, q)
+                latency["precision"] = {"target": self.target, "half_width": width, "reached": width <= self.target,
+                                        "visits": len(case.ref_blocks), "max_visits": self.max_visits}
             case.on_done(est, latency)
         if unreported:
             raise RuntimeError("speedup visits failed: " + "; ".join(unreported))
@@ -287,19 +328,21 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     def done(est: PlacementEstimate, latency: dict[str, Any]) -> None:
         if prepared.recipe.name != REFERENCE:
             result.speedup_vs_fp32 = est.ratio
-        bandwidth = latency.pop("bandwidth", None)
+        bandwidth, precision = latency.pop("bandwidth", None), latency.pop("precision", None)
         chosen = (f"the {est.n} of {len(bandwidth['meter_ms'])} visits a memory-bandwidth meter found quietest"
                   if bandwidth else f"{est.n} visits")
         result.metrics["speedup"] = SpeedupFigures.from_dict({  # checked against the schema as it is written
             "method": f"interleaved ABBA pairs in {chosen} spread over the session, a fresh placement each: "
                       f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
                       f"over visits, order-statistic interval (coverage in 'level')",
-            **est.to_dict(), "latency_placements": latency, **({"bandwidth": bandwidth} if bandwidth else {})}).to_dict()
+            **est.to_dict(), "latency_placements": latency, **({"bandwidth": bandwidth} if bandwidth else {}),
+            **({"precision": precision} if precision else {})}).to_dict()
 
     visits = options.speedup_visits
     own = visits is None
     if own:
         visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements, timer=options.device.timer(),
+                               target=options.rerun_target, max_visits=options.max_visits,
                                **metered(options.device, options.quiet_extra))
     def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
         result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}

@@ -44,12 +44,14 @@ def _repeat_cell(r: CaseResult) -> str:
 
 
 def _spread_cell(r: CaseResult) -> str:
-    """Visits (a placement each) and the spread of the case's 1st percentile between them (max/min - 1)."""
+    """Visits the figures are over (of those made, where a bandwidth meter chose the quietest) and
+    the spread of the case's 1st percentile between them (max/min - 1)."""
     ci = metric_figures(SpeedupFigures, r.metrics)
     placed = ci.latency_placements if ci is not None else None
     if not placed or not placed.get("per_placement_ms"):
         return "-"
-    return f"{len(placed['per_placement_ms'])}: {placed['spread']:.1%}"
+    made = f"/{len(ci.bandwidth['meter_ms'])}" if ci.bandwidth else ""
+    return f"{len(placed['per_placement_ms'])}{made}: {placed['spread']:.1%}"
 
 
 def speedup_table(results: Sequence[CaseResult]) -> str:

@@ -37,6 +37,8 @@ class RunOptions:
     #: More visits in the same budget, on CPU, to keep the ``placements`` a memory-bandwidth meter found
     #: quietest (ptq.probes.bandwidth); 0: every visit counts, no meter.
     quiet_extra: int = 0
+    rerun_target: float = 0.0  # more visits while the rerun interval is wider than median * (1 +- this); 0: none
+    max_visits: int | None = None  # the most visits a case gets for that (None: no more than scheduled)
     #: The session's scheduler of speedup visits (ptq.probes.speedup.SpeedupVisits), which makes every
     #: case's later visits when the session ends; None: each case's visits at once, back to back.
     speedup_visits: Any = field(default=None, compare=False)

@@ -170,6 +170,9 @@ class SpeedupFigures(Figures):
     bandwidth: Mapping[str, Any] = figure("mapping", "CPU: the memory-bandwidth meter around each visit (`meter_ms`, "
                                           "`session_best_ms`), the visits `kept` (quietest), `kept_excess` (their "
                                           "worst reading over the session's best - 1), every visit's ratio")
+    precision: Mapping[str, Any] = figure("mapping", "`--ptq-rerun-target`: the `target`, the rerun interval's "
+                                          "`half_width` reached (relative), whether it was `reached`, the `visits` made "
+                                          "and `max_visits`")
     method: str = figure("text", "how the figure was measured, in words")
 
 
