@@ -17,6 +17,9 @@ def test_case(ptq_bench):
     (["--ptq-warmup-time=-5"], "--ptq-warmup-time=-5.0: must be >= 0 (seconds of warm-up)"),
     (["--ptq-pair-time=-1"], "--ptq-pair-time=-1.0: must be >= 0 (0 disables the speedup pairs)"),
     (["--ptq-placements=1"], "--ptq-placements=1: must be >= 2 (an interval over placements needs two)"),
+    (["--ptq-rerun-target=-0.1"], "--ptq-rerun-target=-0.1: must be >= 0 (0 adds no visits)"),
+    (["--ptq-max-visits=3"], "--ptq-max-visits=3: must be >= the visits made (6: --ptq-placements + "
+                             "--ptq-quiet-extra); raise it or lower those"),
     (["--ptq-models= "], "--ptq-models=' ' is blank; give comma-separated globs of model names, or drop the option "
                          "for every model of matrix 'default'"),
     (["--ptq-recipes=fp32,dynamci_int8"], "--ptq-recipes='fp32,dynamci_int8': 'dynamci_int8' matches no recipe of "
@@ -25,7 +28,7 @@ def test_case(ptq_bench):
                                                "file (the option takes the next argument as its value); write "
                                                "--ptq-save-baseline=PATH.json, or put the test paths first"),
     (["--ptq-compare", "."], "--ptq-compare='.' is a test path, not a baseline file *"),
-], ids=["threads-0", "threads-negative", "warmup-time", "pair-time", "placements", "blank-models", "glob-typo",
+], ids=["threads-0", "threads-negative", "warmup-time", "pair-time", "placements", "rerun-target", "max-visits", "blank-models", "glob-typo",
         "save-baseline-test-file", "compare-test-dir"])
 def test_bad_option_is_one_line_usage_error_before_any_work(pytester: pytest.Pytester, args, message):
     test_file = pytester.makepyfile(test_suite=TEST_FILE)
