@@ -172,7 +172,7 @@ class SpeedupVisits:
     With a ``target`` (``--ptq-rerun-target``), a case whose rerun interval is wider than
     ``median * (1 +- target)`` after those rounds gets more visits, round by round, until it is
     not or it has ``max_visits``: the noisy cases get the time, the steady ones are done at once.
-    Five runs of 39 cases at 6 visits each kept 29-38 within 5% of each other, the misses the
+    Five runs of 39 cases at 6 visits each kept 30-38 within 5% of each other, the misses the
     cases whose visits spread most (README, "One allocation is one draw").
 
     With a ``meter`` (:class:`ptq.probes.bandwidth.BandwidthMeter`), ``extra`` more visits are made
