@@ -85,13 +85,15 @@ def test_only_a_cpu_run_with_extra_visits_is_metered():
     assert metered(cpu, 0) == {} and metered(cuda, 6) == {}
 
 
-def test_the_terminal_table_says_how_many_visits_the_figures_were_chosen_from():
+def test_the_terminal_table_says_how_many_visits_the_figures_came_from_and_when_they_ran_out():
     from ptq.render.tables import speedup_table
     from ptq.run.results import CaseResult, LatencyStats
 
-    def row(bandwidth):
+    def row(bandwidth, reached=True):
         speedup = {"ratio": 2.0, "low": 1.9, "high": 2.1, "n": 2, "unit": "visit", "per_placement": [1.9, 2.1],
-                   "latency_placements": {"ms": 1.0, "per_placement_ms": [1.0, 1.1], "spread": 0.1}}
+                   "latency_placements": {"ms": 1.0, "per_placement_ms": [1.0, 1.1], "spread": 0.1},
+                   "precision": {"target": 0.04, "half_width": 0.03 if reached else 0.06, "reached": reached,
+                                 "visits": 2, "max_visits": 2}}
         if bandwidth:
             speedup["bandwidth"] = {"meter_ms": [5.0, 6.0, 5.1, 7.0], "session_best_ms": 5.0, "kept": [0, 2],
                                     "kept_excess": 0.02, "ratio_per_visit": [1.9, 2.4, 2.1, 2.6]}
@@ -103,6 +105,7 @@ def test_the_terminal_table_says_how_many_visits_the_figures_were_chosen_from():
 
     metered_row, plain_row = speedup_table([row(True)]).splitlines()[2], speedup_table([row(False)]).splitlines()[2]
     assert " 2/4: 10.0% " in metered_row and " 2: 10.0% " in plain_row
+    assert " 2 (cap): 10.0% " in speedup_table([row(False, reached=False)]).splitlines()[2]  # short of the target: said
 
 
 def test_a_case_whose_rerun_interval_is_too_wide_gets_more_visits_up_to_the_cap(monkeypatch):
