@@ -277,6 +277,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
         visits.finish(progress)
         if reporter is not None:
             reporter.write_line(f"ptq: speedup visits done in {duration(time.monotonic() - started)}")
+            bandwidth = visits.bandwidth()
+            if bandwidth is not None:
+                reporter.write_line(f"ptq: memory bandwidth during the visits: median {bandwidth['median_gbps']:.1f} GB/s "
+                                    f"({bandwidth['low_gbps']:.1f}-{bandwidth['high_gbps']:.1f}, {bandwidth['reads']} reads); "
+                                    "compare speedups across runs only where it matches")
         for r in state.results:
             info = state.extra_infos.get(r.case)
             if info is not None:
@@ -320,6 +325,10 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         "warmup": state.options.warmup,
         "weights_policy": state.options.weights,
     }
+    visits = state.options.speedup_visits
+    bandwidth = visits.bandwidth() if visits is not None else None
+    if bandwidth is not None:  # not part of the environment: it is a state of the machine, not a key
+        output_json["ptq"]["memory_bandwidth"] = bandwidth
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

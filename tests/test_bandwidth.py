@@ -78,11 +78,31 @@ def test_without_a_meter_every_visit_counts_and_no_record_is_written(monkeypatch
     assert got["est"].n == 3 and "bandwidth" not in got["lat"]
 
 
-def test_only_a_cpu_run_with_extra_visits_is_metered():
+def test_a_cpu_session_is_metered_each_round_and_chooses_visits_only_with_extra_ones():
     cpu, cuda = SimpleNamespace(is_cuda=False), SimpleNamespace(is_cuda=True)
     on_cpu = metered(cpu, 6)
-    assert on_cpu["extra"] == 6 and on_cpu["meter"].__self__.__class__ is BandwidthMeter
-    assert metered(cpu, 0) == {} and metered(cuda, 6) == {}
+    assert on_cpu["extra"] == 6 and on_cpu["meter"].__self__ is on_cpu["session_meter"]  # one meter serves both
+    assert isinstance(on_cpu["session_meter"], BandwidthMeter)
+    plain = metered(cpu, 0)
+    assert set(plain) == {"session_meter"} and metered(cuda, 6) == {}
+
+
+def test_the_session_meter_is_read_before_each_first_visit_and_each_round(monkeypatch):
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", lambda *a, **k: [(2e-3, 1e-3)] * 3)
+    meter = BandwidthMeter(1 << 20)
+    seconds = iter([1e-3, 2e-3, 4e-3, 1e-3, 1e-3, 1e-3])
+    monkeypatch.setattr(meter, "read", lambda: next(seconds))
+    visits = SpeedupVisits(budget_s=0.3, visits=3, session_meter=meter)
+    assert visits.bandwidth() is None  # nothing read yet: no figure, not a zero
+    model, x = torch.nn.Linear(4, 4).eval(), torch.randn(1, 4)
+    for seed in (0, 1):
+        visits.add(model, model, (x,), seed=seed, on_done=lambda est, lat: None)
+    visits.finish()
+    got = visits.bandwidth()
+    assert got["reads"] == 4  # two first visits, two more rounds
+    one_ms = meter.gigabytes_per_second(1e-3)
+    assert got["high_gbps"] == pytest.approx(one_ms) and got["low_gbps"] == pytest.approx(one_ms / 4)
+    assert got["median_gbps"] == pytest.approx((one_ms + one_ms / 2) / 2) and "64 MiB" not in got["method"]
 
 
 def test_the_terminal_table_says_how_many_visits_the_figures_came_from_and_when_they_ran_out():

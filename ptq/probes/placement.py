@@ -6,9 +6,10 @@ input eight times in one process gave 1st percentiles alternating between 0.6 an
 six deep copies of MobileNetV2 ranged 17.2-24.0 ms. A placement here is a deep copy of the
 model and clones of its inputs, made after a seeded pad allocation of random size that lives
 as long as the placement, so the allocator's state differs from one placement to the next (the
-heap half of STABILIZER's re-randomization, Curtsinger & Berger 2013). A model that cannot be
-deep-copied (an ONNX Runtime session), or whose copy does not compute what the original does,
-keeps its original and gets fresh inputs only: ``kind`` says which was sampled.
+heap half of STABILIZER's re-randomization, Curtsinger & Berger 2013). The peer runtimes' modules
+deep-copy to a fresh session (:mod:`ptq.recipes.peer`). A model that cannot be deep-copied, or
+whose copy does not compute what the original does, keeps its original and gets fresh inputs
+only: ``kind`` says which was sampled.
 """
 
 from __future__ import annotations

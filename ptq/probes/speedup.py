@@ -189,7 +189,8 @@ class SpeedupVisits:
 
     def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION,
                  timer: Callable[[], float] = time.perf_counter, meter: Callable[[], float] | None = None,
-                 extra: int = 0, target: float = 0.0, max_visits: int | None = None) -> None:
+                 extra: int = 0, target: float = 0.0, max_visits: int | None = None,
+                 session_meter: BandwidthMeter | None = None) -> None:
         if visits < 2:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
         if target < 0 or (max_visits is not None and max_visits < visits + extra):
@@ -201,6 +202,10 @@ class SpeedupVisits:
         self.window_s, self.visits, self.extra, self.statistic = budget_s / (visits + extra), visits, extra, statistic
         self.timer = timer  # the device's clock (ptq.run.device.Device.timer): synchronising on CUDA
         self.meter = meter
+        #: Read before each case's first visit and before each round: the memory bandwidth the
+        #: session's speedups were taken under, stored with the run (:meth:`bandwidth`).
+        self.session_meter = session_meter
+        self.session_readings: list[float] = []
         self._open: list[_Visited] = []
         self._threads: int | None = None  # torch's threads when the first case was added
 
@@ -218,8 +223,24 @@ class SpeedupVisits:
         elif torch.get_num_threads() != self._threads:
             raise ValueError(f"speedup visits were added at {self._threads} torch thread(s) and now at "
                              f"{torch.get_num_threads()}: one session's visits share one thread count")
+        self._read_session_meter()
         case.visit(self.window_s)
         self._open.append(case)
+
+    def _read_session_meter(self) -> None:
+        if self.session_meter is not None:
+            self.session_readings.append(self.session_meter.read())
+
+    def bandwidth(self) -> dict[str, Any] | None:
+        """The session's memory bandwidth over its visits (GB/s: median, lowest, highest reading),
+        or None without a session meter or readings. Two runs' speedups of a model that streams
+        its weights from DRAM differ when this does (README, "Memory bandwidth")."""
+        if self.session_meter is None or not self.session_readings:
+            return None
+        gbps = sorted(self.session_meter.gigabytes_per_second(r) for r in self.session_readings)
+        return {"method": f"fastest of {self.session_meter.copies} copies of {self.session_meter.nbytes >> 20} MiB, "
+                          "read before each case's first visit and each round of visits",
+                "reads": len(gbps), "median_gbps": float(np.median(gbps)), "low_gbps": gbps[0], "high_gbps": gbps[-1]}
 
     def __len__(self) -> int:
         return len(self._open)
@@ -246,6 +267,7 @@ class SpeedupVisits:
             for turn in range(1, self.visits + self.extra):
                 if progress is not None:
                     progress(turn + 1, self.visits + self.extra)
+                self._read_session_meter()
                 for case in cases if turn % 2 == 0 else reversed(cases):
                     self._visit(case)
             q = location(self.statistic)
@@ -257,6 +279,7 @@ class SpeedupVisits:
                 made += 1
                 if progress is not None:
                     progress(made, self.max_visits)
+                self._read_session_meter()
                 for case in wanting:
                     self._visit(case)
         finally:
@@ -292,9 +315,13 @@ class SpeedupVisits:
 
 
 def metered(device: Device, extra: int) -> dict[str, Any]:
-    """:class:`SpeedupVisits` keywords for ``extra`` metered visits on ``device``: on CPU only (a GPU
-    model's kernels stream device memory, which a host copy does not measure)."""
-    return {} if extra == 0 or device.is_cuda else {"meter": BandwidthMeter().read, "extra": extra}
+    """:class:`SpeedupVisits` keywords for a memory-bandwidth meter on ``device``, read each round
+    (``session_meter``), and for ``extra`` metered visits: on CPU only (a GPU model's kernels
+    stream device memory, which a host copy does not measure). One meter serves both."""
+    if device.is_cuda:
+        return {}
+    meter = BandwidthMeter()
+    return {"session_meter": meter, **({"meter": meter.read, "extra": extra} if extra else {})}
 
 
 def _bandwidth_record(case: _Visited, kept: list[int], best: float, q: float) -> dict[str, Any]:
