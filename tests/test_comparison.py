@@ -261,3 +261,21 @@ def test_a_latency_whose_interval_cannot_be_estimated_is_not_measured_never_ok()
         [row] = c.rows
         assert row.verdict is Verdict.NOT_MEASURED and c.exit_code == EXIT_REGRESSION
         assert row.judgement.detail.startswith("no interval could be estimated") and why in row.judgement.detail
+
+
+def test_runs_under_different_memory_bandwidth_get_a_note_and_keep_their_verdicts():
+    def measured(gbps: float | None) -> dict:
+        data = run(bench("m-int8", samples(5e-4, seed=2), metrics=_speedup(2.0)))
+        if gbps is not None:
+            data["ptq"]["memory_bandwidth"] = {"median_gbps": gbps, "low_gbps": gbps, "high_gbps": gbps, "reads": 3}
+        return data
+
+    def notes(base: float | None, cur: float | None, **kw) -> list[str]:
+        c = compare(parse_run(measured(base), "base.json"), parse_run(measured(cur), "cur.json"), **kw)
+        assert _verdicts(c)[("m-int8", "speedup")] is Verdict.OK  # a note, never a verdict of its own
+        return [n for n in c.notes if n.startswith("memory bandwidth")]
+
+    [note] = notes(20.0, 16.0)
+    assert "baseline 20.0 GB/s, current 16.0 GB/s (-20%)" in note and "ptq ab" in note
+    assert notes(20.0, 19.5) == [] and notes(None, 16.0) == [] and notes(20.0, None) == []
+    assert notes(20.0, 16.0, same_machine=True) == []  # interleaved sides shared the machine's state

@@ -57,7 +57,7 @@ FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1
 def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pytester):
     result = suite.runpytest_subprocess(
         "--benchmark-only", "--ptq-models=user_mlp", "--ptq-recipes=fp32,dynamic_int8,static_int8,broken",
-        "--benchmark-json=out.json", *FAST,
+        "--benchmark-json=out.json", *FAST, "--ptq-rerun-target=0",  # the scheduled visits only: 6, whatever the noise
     )
     # A recipe that raises errors its own case at setup; the other cases still run.
     result.assert_outcomes(passed=3, errors=1)
@@ -65,6 +65,7 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
         "ptq: speedup visits, round 2/6 over 3 case(s)",
         "ptq: speedup visits, round 6/6 over 3 case(s)",
         "ptq: speedup visits done in *s",
+        "ptq: memory bandwidth during the visits: median * GB/s (*-*, * reads); compare speedups across runs only where it matches",
         "*ERROR at setup of test_case?user_mlp-broken?*",
         "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
         "*ptq: speedup over fp32, same session, warm-up excluded*",
@@ -89,6 +90,9 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     fp32 = by_case["user_mlp-fp32"]["extra_info"]
     assert fp32["speedup_vs_fp32"] == 1.0 and fp32["metrics"]["speedup"]["n"] == 6  # its A/A: the spread between visits
     assert data["ptq"]["fingerprint"] and data["ptq"]["environment"]["torch"]
+    bandwidth = data["ptq"]["memory_bandwidth"]  # 3 first visits, then one reading per round (5)
+    assert bandwidth["reads"] == 8 and 0 < bandwidth["low_gbps"] <= bandwidth["median_gbps"] <= bandwidth["high_gbps"]
+    assert "memory_bandwidth" not in data["ptq"]["environment"]  # a state of the machine, not a key
     assert data["machine_info"]["ptq"]["environment"]["threads"] == info["threads"]
 
 

@@ -55,6 +55,7 @@ def _split(doc):
 def test_merge_joins_shards_back_into_the_run(tmp_path, capsys):
     doc = json.loads(RUN.read_text())
     a, b = _split(doc)
+    a["ptq"]["memory_bandwidth"] = {"median_gbps": 20.0, "low_gbps": 19.0, "high_gbps": 21.0, "reads": 9}
     (tmp_path / "s1.json").write_text(json.dumps(a))
     (tmp_path / "s2.json").write_text(json.dumps(b))
     out = tmp_path / "run.json"
@@ -63,6 +64,9 @@ def test_merge_joins_shards_back_into_the_run(tmp_path, capsys):
     assert sorted(x["name"] for x in merged["benchmarks"]) == sorted(x["name"] for x in doc["benchmarks"])
     assert merged["ptq"]["fingerprint"] == doc["ptq"]["fingerprint"]
     assert [s["cases"] for s in merged["ptq"]["shards"]] == [len(a["benchmarks"]), len(b["benchmarks"])]
+    # a shard's memory bandwidth stays with its shard (another time, maybe another machine), not the merged run's
+    assert "memory_bandwidth" not in merged["ptq"] and merged["ptq"]["shards"][0]["memory_bandwidth"]["reads"] == 9
+    assert "memory_bandwidth" not in merged["ptq"]["shards"][1]
 
 
 def test_merge_refuses_overlap_and_other_commits_and_flags_mixed_machines():

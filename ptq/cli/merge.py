@@ -55,8 +55,10 @@ def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str
     if isinstance(merged.get("ptq"), dict):
         ptq = dict(merged["ptq"])
         ptq.pop("shard", None)
+        ptq.pop("memory_bandwidth", None)  # each shard's own, below: shards ran at other times, maybe elsewhere
         ptq["shards"] = [
-            {"file": name, "shard": (d.get("ptq") or {}).get("shard"), "fingerprint": _fingerprint(d), "cases": len(d["benchmarks"])}
+            {"file": name, "shard": (d.get("ptq") or {}).get("shard"), "fingerprint": _fingerprint(d), "cases": len(d["benchmarks"]),
+             **({"memory_bandwidth": bw} if (bw := (d.get("ptq") or {}).get("memory_bandwidth")) else {})}
             for d, name in zip(docs, names, strict=True)
         ]
         if len(fingerprints) > 1:

@@ -39,8 +39,8 @@ from ptq.stats.decide import Verdict
 from ptq.storage.runs import BASELINES, CaseRecord, Run, baseline_path, load_run
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "FORMATS", "OUTCOMES", "RECORD_BASELINE",
-    "SCHEMA_ID", "SCHEMA_VERSION", "VERDICT_IDS", "Comparison", "Outcome", "Row", "as_json", "compare",
+    "BANDWIDTH_NOTE_AT", "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "FORMATS", "OUTCOMES", "RECORD_BASELINE",
+    "SCHEMA_ID", "SCHEMA_VERSION", "VERDICT_IDS", "Comparison", "Outcome", "Row", "as_json", "bandwidth_note", "compare",
     "compare_stored", "json_schema", "judge_case", "missing_baseline", "render", "resolve_baseline",
 ]
 
@@ -48,6 +48,10 @@ EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_NO_BASELINE = 0, 1, 2, 3
 
 #: The command a missing-baseline message gives.
 RECORD_BASELINE = "pytest benchmarks --benchmark-only --ptq-save-baseline"
+#: Two runs whose memory bandwidth differs by more than this get a note (:func:`bandwidth_note`).
+#: On the reference VM five runs' medians spanned 20.9-25.0 GB/s within 35 minutes, and the
+#: quiet and busy fifths of one study's rounds moved resnet18's static int8 speedup 4.50 -> 4.83.
+BANDWIDTH_NOTE_AT = 0.10
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,9 @@ def compare(
     if unlike["numerics"]:
         notes.append(f"memory, size and drift not compared: the numerics keys differ ({', '.join(unlike['numerics'])}); "
                      "other kernels or versions allocate and compute differently")
+    bandwidth = None if unlike["timing"] or same_machine else bandwidth_note(baseline, current)
+    if bandwidth:
+        notes.append(bandwidth)
     rows: list[Row] = []
     unmeasured: dict[str, int] = {}
     for case in sorted(current.cases):
@@ -254,6 +261,24 @@ def compare(
                         "(pytest: --ptq-accept-new)"))
     rows.sort(key=lambda r: (r.verdict.rank, r.case, r.metric))
     return Comparison(baseline.path, current.path, tuple(rows), tuple(notes), accept_new, no_baseline)
+
+
+def bandwidth_note(baseline: Run, current: Run, *, at: float = BANDWIDTH_NOTE_AT) -> str | None:
+    """A note when the two runs' memory bandwidth (``ptq.memory_bandwidth``, the median over their
+    speedup visits) differs by more than ``at``; None when it does not or a run did not record it."""
+    medians = []
+    for run in (baseline, current):
+        record = (run.data.get("ptq") or {}).get("memory_bandwidth")
+        value = record.get("median_gbps") if isinstance(record, Mapping) else None
+        if not isinstance(value, int | float) or value <= 0:
+            return None
+        medians.append(float(value))
+    change = medians[1] / medians[0] - 1
+    if abs(change) <= at:
+        return None
+    return (f"memory bandwidth during the speedup visits differed: baseline {medians[0]:.1f} GB/s, current "
+            f"{medians[1]:.1f} GB/s ({change:+.0%}); speedups of models that stream their weights from DRAM move "
+            "with it (README, \"Memory bandwidth\"): for a verdict on the code, time both sides interleaved (`ptq ab`)")
 
 
 def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
