@@ -85,6 +85,8 @@ def test_a_cpu_session_is_metered_each_round_and_chooses_visits_only_with_extra_
     assert isinstance(on_cpu["session_meter"], BandwidthMeter)
     plain = metered(cpu, 0)
     assert set(plain) == {"session_meter"} and metered(cuda, 6) == {}
+    # a probe's own visits (no session run to store the reading in) get no round meter
+    assert metered(cpu, 0, session=False) == {} and set(metered(cpu, 6, session=False)) == {"meter", "extra"}
 
 
 def test_the_session_meter_is_read_before_each_first_visit_and_each_round(monkeypatch):

@@ -11,7 +11,6 @@ visits (README, "Memory bandwidth").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,14 +59,10 @@ class ContentionStudy:
 
 
 def _p1_ms(fn: Callable[[], Any], seconds: float) -> float:
+    from ptq.gate.duet import time_calls
+
     with torch.inference_mode():
-        fn()
-        times: list[float] = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end or len(times) < 2:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+        times = time_calls(fn, seconds, min_rounds=2, warmup=1)
     return float(np.quantile(times, 0.01)) * 1e3
 
 

@@ -314,14 +314,15 @@ class SpeedupVisits:
             raise RuntimeError("speedup visits failed: " + "; ".join(unreported))
 
 
-def metered(device: Device, extra: int) -> dict[str, Any]:
+def metered(device: Device, extra: int, *, session: bool = True) -> dict[str, Any]:
     """:class:`SpeedupVisits` keywords for a memory-bandwidth meter on ``device``, read each round
-    (``session_meter``), and for ``extra`` metered visits: on CPU only (a GPU model's kernels
-    stream device memory, which a host copy does not measure). One meter serves both."""
-    if device.is_cuda:
+    (``session_meter``, for a session whose run stores it), and for ``extra`` metered visits: on CPU
+    only (a GPU model's kernels stream device memory, which a host copy does not measure). One
+    meter serves both."""
+    if device.is_cuda or not (session or extra):
         return {}
     meter = BandwidthMeter()
-    return {"session_meter": meter, **({"meter": meter.read, "extra": extra} if extra else {})}
+    return {**({"session_meter": meter} if session else {}), **({"meter": meter.read, "extra": extra} if extra else {})}
 
 
 def _bandwidth_record(case: _Visited, kept: list[int], best: float, q: float) -> dict[str, Any]:
@@ -370,7 +371,7 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
     if own:
         visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements, timer=options.device.timer(),
                                target=options.rerun_target, max_visits=options.max_visits,
-                               **metered(options.device, options.quiet_extra))
+                               **metered(options.device, options.quiet_extra, session=False))  # nothing stores it
     def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
         result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}
 
