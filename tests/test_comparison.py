@@ -44,7 +44,7 @@ def test_regressions_come_first_and_set_the_exit_code():
     assert v[("m-fp32", "latency")] is Verdict.OK and v[("m-new", "*")] is Verdict.NEW
     assert [r.verdict for r in c.rows[:2]] == [Verdict.REGRESSION] * 2
     assert c.exit_code == EXIT_REGRESSION
-    assert "memory: not measured in either run (3 case(s))" in c.notes
+    assert "memory: recorded by neither run, and no probe said it should be (3 case(s))" in c.notes
 
 
 def test_new_cases_fail_unless_accepted():
@@ -91,9 +91,11 @@ def test_drift_of_other_weights_is_not_comparable_even_on_the_same_machine():
     def one(weights: str) -> dict:
         return run(bench("m-int8", None, weights=weights, metrics={"drift": {"value": 0.1}}))
 
-    same = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=aa (trained now)"), "c"))
+    same = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=aa (trained now)"), "c"),
+                   judges=["drift"])
     assert [r.verdict for r in same.rows] == [Verdict.OK]  # how the weights were obtained is not what they are
-    other = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=bb (loaded)"), "c"))
+    other = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=bb (loaded)"), "c"),
+                    judges=["drift"])
     assert [r.judgement.detail for r in other.rows] == ["not comparable: weights differ (trained:k,sha256=aa vs trained:k,sha256=bb)"]
 
 
@@ -182,8 +184,13 @@ def test_cli_exit_codes(tmp_path, capsys):
     ok.write_text(json.dumps(run(bench("m-fp32", samples(1e-3, seed=41), metrics={"size": {"serialized_bytes": 1000}}))))
     bad.write_text(json.dumps(run(bench("m-fp32", samples(2e-3, seed=42), metrics={"size": {"serialized_bytes": 1000}}))))
     assert main(["compare", str(ok), "--baseline", str(base)]) == 0
-    assert main(["compare", str(bad), "--baseline", str(base), "--format", "md"]) == 1
-    assert "**REGRESSION**" in capsys.readouterr().out
+    # two separate runs: latency is ptq ab's, so the 2x slower run passes on memory, size, drift, and says so
+    assert main(["compare", str(bad), "--baseline", str(base)]) == 0
+    out = capsys.readouterr().out
+    assert "latency and speedup are not judged across two runs" in out and "latency  " not in out
+    assert main(["compare", str(bad), "--baseline", str(base), "--format", "md", "--judges", "latency,size"]) == 1
+    out = capsys.readouterr().out
+    assert "**REGRESSION**" in out and "latency judged across two runs because --judges asked" in out
     (tmp_path / "trunc.json").write_text(base.read_text()[:40])
     assert main(["compare", str(ok), "--baseline", str(tmp_path / "trunc.json")]) == 2
     assert "trunc.json: corrupt or truncated JSON" in capsys.readouterr().err
@@ -240,7 +247,7 @@ def test_a_stored_baseline_of_another_runner_applies_where_its_numerics_keys_mat
     cur = run(bench("m-int8", samples(1e-3, seed=3), metrics=size(900)))
     c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
     assert c.baseline.endswith("bbbb.json") and c.no_baseline is None
-    assert _verdicts(c) == {("m-int8", "latency"): Verdict.NOT_COMPARED, ("m-int8", "size"): Verdict.REGRESSION}
+    assert _verdicts(c) == {("m-int8", "size"): Verdict.REGRESSION}  # latency: not judged across runs
     (stored / "cccc.json").write_text("{")  # a corrupt one beside the one that applies: said, not skipped silently
     c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
     assert c.baseline.endswith("bbbb.json") and any(n.startswith("skipped cccc.json (unreadable: ") for n in c.notes)
@@ -279,3 +286,32 @@ def test_runs_under_different_memory_bandwidth_get_a_note_and_keep_their_verdict
     assert "baseline 20.0 GB/s, current 16.0 GB/s (-20%)" in note and "ptq ab" in note
     assert notes(20.0, 19.5) == [] and notes(None, 16.0) == [] and notes(20.0, None) == []
     assert notes(20.0, 16.0, same_machine=True) == []  # interleaved sides shared the machine's state
+
+
+def test_a_latency_no_side_measured_is_a_failing_row_with_the_duet_s_reason():
+    """ptq ab's duet could not prepare the case on either side: never a note beside PASS."""
+    why = "a duet worker could not prepare it: side A: unknown model 'user_mlp'"
+    unmeasured = bench("m-fp32", [], ab_latency="not measured", ab_latency_why=why)
+    c = compare(parse_run(run(unmeasured), "A"), parse_run(run(unmeasured), "B"), judges=["latency"], same_machine=True)
+    [row] = c.rows
+    assert row.verdict is Verdict.NOT_MEASURED and c.exit_code == EXIT_REGRESSION
+    assert row.judgement.detail == f"not measured on either side ({why})"
+    assert render(c).endswith("FAIL: 1 not measured")
+
+
+def test_a_figure_a_probe_said_it_could_not_measure_on_both_sides_fails():
+    said = {"memory": {"inference": {"not_measured": "memray is not installed"}}}
+    c = compare(parse_run(run(bench("m-fp32", samples(1e-3), metrics=said)), "A"),
+                parse_run(run(bench("m-fp32", samples(1e-3, seed=1), metrics=said)), "B"), judges=["memory", "size"])
+    assert _verdicts(c) == {("m-fp32", "memory"): Verdict.NOT_MEASURED}
+    assert "memray is not installed" in c.rows[0].judgement.detail and c.exit_code == EXIT_REGRESSION
+    assert "size: recorded by neither run, and no probe said it should be (1 case(s))" in c.notes
+
+
+def test_in_an_a_b_a_case_side_b_lacks_is_a_failing_row_not_a_note():
+    base = run(bench("m-fp32", samples(1e-3)), bench("m-int8", samples(5e-4)))
+    cur = run(bench("m-fp32", samples(1e-3, seed=4)))
+    ab = compare(parse_run(base, "A"), parse_run(cur, "B"), judges=["latency"], same_machine=True)
+    assert _verdicts(ab)[("m-int8", "*")] is Verdict.NOT_MEASURED and ab.exit_code == EXIT_REGRESSION
+    across = compare(parse_run(base, "base"), parse_run(cur, "cur"), judges=["latency"])  # a narrower selection
+    assert ("m-int8", "*") not in _verdicts(across) and any("not in this run" in n for n in across.notes)

@@ -102,7 +102,7 @@ def test_compare_and_ab_write_json(tmp_path, capsys):
     base, cur = tmp_path / "base.json", tmp_path / "cur.json"
     base.write_text(json.dumps(BASE))
     cur.write_text(json.dumps(CURRENT))
-    assert main(["compare", str(cur), "--baseline", str(base), "--format", "json"]) == EXIT_REGRESSION
+    assert main(["compare", str(cur), "--baseline", str(base), "--format", "json", "--judges", "*"]) == EXIT_REGRESSION
     doc = json.loads(capsys.readouterr().out)
     jsonschema.validate(doc, json_schema(), cls=jsonschema.Draft202012Validator)
     assert doc["exit_code"] == EXIT_REGRESSION and doc["current"] == str(cur)

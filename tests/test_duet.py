@@ -15,6 +15,7 @@ from ptq.gate.ab import Side, apply_duet, duet_cases, run_duet
 from ptq.gate.comparison import EXIT_OK, EXIT_REGRESSION, compare
 from ptq.gate.duet import DuetPlan, TimedCases, Worker, _replies, duet, run_plan
 from ptq.lab.gate_quality import Outcome, Target, run_duet_trial
+from ptq.stats.decide import Verdict
 from ptq.storage.runs import parse_run
 
 
@@ -217,8 +218,11 @@ def test_run_duet_judges_the_duet_placements_not_the_sessions(tmp_path, median_b
     assert notes == ["m-fp32: latency not measured (a duet worker could not prepare it: side B: boom)"]
     assert {c for _, c, _ in log} == {"m-int8", "place"}  # m-fp32 failed in B: not timed
     result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])
-    assert result.exit_code == exit_code
+    assert result.exit_code == EXIT_REGRESSION  # m-fp32 was timed on neither side: a failing row, never a note
+    [fp32] = [r for r in result.rows if r.case == "m-fp32"]
+    assert fp32.verdict is Verdict.NOT_MEASURED and "side B: boom" in fp32.judgement.detail
     [int8] = [r for r in result.rows if r.case == "m-int8"]
+    assert int8.verdict is (Verdict.REGRESSION if exit_code == EXIT_REGRESSION else Verdict.OK)
     assert "t over 10 paired placements" in int8.judgement.detail and "n=400/400" in int8.judgement.detail
     kinds = [r["benchmarks"][1]["extra_info"]["ab_placement_kinds"] for r in (a_run, b_run)]
     assert kinds == [["model+inputs"], ["inputs (deepcopy failed: TypeError)"]]  # what each side's duet re-placed

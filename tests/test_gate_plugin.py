@@ -31,7 +31,11 @@ def test_save_compare_regress_and_refuse_a_corrupt_baseline(pytester: pytest.Pyt
     stats = data["benchmarks"][0]["stats"]
     stats["data"] = [1e-9 * (1 + i / 100) for i in range(len(stats["data"]))]
     baseline.write_text(json.dumps(data))
-    slower = pytester.runpytest_subprocess(*FAST, "--ptq-compare", "--ptq-compare-md=summary.md")
+    # two runs: latency is not judged unless asked for (ptq ab judges it, both sides interleaved)
+    unjudged = pytester.runpytest_subprocess(*FAST, "--ptq-compare")
+    assert unjudged.ret == pytest.ExitCode.OK
+    unjudged.stdout.fnmatch_lines(["note: latency and speedup are not judged across two runs*", "PASS*"])
+    slower = pytester.runpytest_subprocess(*FAST, "--ptq-compare", "--ptq-judges=*", "--ptq-compare-md=summary.md")
     assert slower.ret == pytest.ExitCode.TESTS_FAILED
     slower.stdout.fnmatch_lines(["*ptq: regression gate*", "micro_linear_256-fp32*latency*REGRESSION", "FAIL: 1 regression*"])
     assert "**REGRESSION**" in (pytester.path / "summary.md").read_text()
@@ -55,12 +59,7 @@ def test_no_baseline_fails_with_its_own_status_and_new_cases_need_accepting(pyte
         "FAIL: no baseline (1 new accepted)",
     ])
     assert pytester.runpytest_subprocess(*FAST, "--ptq-save-baseline").ret == 0
-    # Two processes are two placements, so fp32 may move either way between them (issue 20); plant a baseline a
-    # second per call so its verdict is always "improved" and the summary lines below are fixed.
-    [baseline] = (pytester.path / "results" / "baselines").glob("*.json")
-    data = json.loads(baseline.read_text())
-    data["benchmarks"][0]["stats"]["data"] = [1.0 + i / 100 for i in range(len(data["benchmarks"][0]["stats"]["data"]))]
-    baseline.write_text(json.dumps(data))
+    # Latency is not judged across two runs (two processes are two placements, issue 20): memory and size are.
     both = [*FAST, "--ptq-models=micro_linear_256", "--ptq-recipes=fp32,dynamic_int8"]  # the second one is new
     new = pytester.runpytest_subprocess(*both, "--ptq-compare", "--ptq-save-baseline")
     assert new.ret == 6
@@ -68,7 +67,7 @@ def test_no_baseline_fails_with_its_own_status_and_new_cases_need_accepting(pyte
                               "regression gate; fix it and rerun, or pass --ptq-save-partial *"])
     accepted = pytester.runpytest_subprocess(*both, "--ptq-compare", "--ptq-accept-new")
     assert accepted.ret == 0
-    accepted.stdout.fnmatch_lines(["PASS (1 improved, 1 new accepted, 2 ok)"])
+    accepted.stdout.fnmatch_lines(["PASS (1 new accepted, 2 ok)"])
 
 
 def test_accept_new_and_save_partial_need_the_option_they_modify(pytester: pytest.Pytester):

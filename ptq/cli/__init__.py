@@ -29,6 +29,9 @@ class Command:
     run: Callable[[argparse.Namespace], int]
     summary: str
     exit_codes: ExitCodes = ()
+    #: Builds cases: the project's own registrations (its conftest.py, :mod:`ptq.project`) are
+    #: loaded from ``--rootdir`` first, so it sees the models and recipes a pytest session sees.
+    project: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
@@ -41,13 +44,15 @@ def general_exit_codes() -> ExitCodes:
     return ((EXIT_OK, "success"), (EXIT_BAD_INPUT, "usage error or bad input (one line: ptq: error: ...)"))
 
 
-def command(name: str, configure: Callable[[argparse.ArgumentParser], None], summary: str, *, exit_codes: ExitCodes = ()):
-    """Register ``fn(args) -> exit code`` as ``ptq NAME``; ``summary`` is its line in ``ptq --help``."""
+def command(name: str, configure: Callable[[argparse.ArgumentParser], None], summary: str, *, exit_codes: ExitCodes = (),
+            project: bool = False):
+    """Register ``fn(args) -> exit code`` as ``ptq NAME``; ``summary`` is its line in ``ptq --help``;
+    ``project``: the command builds cases, so the project's conftest registrations load first."""
 
     def decorator(fn: Callable[[argparse.Namespace], int]):
         if name in COMMANDS and COMMANDS[name].run is not fn:
             raise DuplicateRegistration(f"command {name!r} is registered twice ({COMMANDS[name].run.__module__} and {fn.__module__})")
-        COMMANDS[name] = Command(name, configure, fn, summary, exit_codes)
+        COMMANDS[name] = Command(name, configure, fn, summary, exit_codes, project)
         return fn
 
     return decorator
@@ -77,7 +82,7 @@ def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", help="comma-separated fnmatch globs of the names to drop (default: none)")
 
 
-@command("list", _list_args, "list the registered models, recipes or matrices")
+@command("list", _list_args, "list the registered models, recipes or matrices", project=True)
 def _list(args: argparse.Namespace) -> int:
     from ptq.models import get_model, list_models
     from ptq.recipes import get_recipe, list_recipes
@@ -126,13 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for c in commands:
         epilog = f"exit codes:\n{_table(exit_codes(c))}" if c.exit_codes else None
-        c.configure(sub.add_parser(c.name, help=c.summary, description=c.summary, epilog=epilog, formatter_class=raw))
+        p = sub.add_parser(c.name, help=c.summary, description=c.summary, epilog=epilog, formatter_class=raw)
+        c.configure(p)
+        if c.project and not any(a.dest == "rootdir" for a in p._actions):
+            p.add_argument("--rootdir", default=".",
+                           help="the project whose conftest.py registers models and recipes (default: .)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if COMMANDS[args.command].project:
+            from ptq.project import load_project
+
+            load_project(args.rootdir)
         return COMMANDS[args.command].run(args)
     except PtqError as exc:
         from ptq.gate.comparison import EXIT_BAD_INPUT

@@ -83,6 +83,8 @@ def _ab(args: argparse.Namespace) -> int:
         if duet_plan is not None:
             for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress):
                 print(f"note: {note}", file=sys.stderr)
+        if run_b["ptq"].get("ab_session_failed"):
+            print(f"note: {run_b['ptq']['ab_session_failed']}", file=sys.stderr)
     if args.save:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for label, data in (("a", run_a), ("b", run_b)):

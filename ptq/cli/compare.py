@@ -27,7 +27,7 @@ from ptq.gate.comparison import (
     render,
     resolve_baseline,
 )
-from ptq.gate.judges import list_judges
+from ptq.gate.judges import select_judges
 from ptq.run.config import load_config
 from ptq.storage.runs import Run, find_newest_run, load_run
 
@@ -46,18 +46,6 @@ GATE_EXIT_CODES = (
 )
 
 
-def select_judges(globs: str | None) -> list[str] | None:
-    """The judges ``--judges`` names (None: all); a glob matching none is an error naming the valid ones."""
-    if globs is None:
-        return None
-    chosen = list_judges(globs)
-    missing = [g for g in (x.strip() for x in globs.split(",")) if g and not list_judges(g)]
-    if missing or not chosen:
-        raise UserError(f"--judges={globs!r}: {', '.join(missing) or 'nothing'} matches no judge; "
-                        f"valid: {', '.join(list_judges())}")
-    return chosen
-
-
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", help="run JSON (default: the newest under results/runs or .benchmarks)")
     where = p.add_mutually_exclusive_group()
@@ -69,8 +57,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=sorted(FORMATS), default="text", help=FORMAT_HELP)
     p.add_argument("--root", default=".", help="project root holding results/ (default: .)")
     p.add_argument("--judges", default=None, metavar="GLOBS",
-                   help="comma-separated judges to run (default: all; see ptq.gate.judges), e.g. "
-                        "'*memory,size,drift' where latency is gated by ptq ab instead")
+                   help="comma-separated judges to run (default: memory, quantize_memory, size, drift: two "
+                        "runs' latencies differ with the host's state, so latency is ptq ab's; '*' or 'latency' "
+                        "asks for it here anyway)")
     p.add_argument("--accept-new", action="store_true",
                    help="cases without a baseline figure pass (default: they fail, exit 3); a run without "
                         "any baseline still fails")

@@ -16,7 +16,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as the suite)")
 
 
-@command("contention", _configure, "which machine resource (clock, cache, DRAM bandwidth) moves a case's latency")
+@command("contention", _configure, "which machine resource (clock, cache, DRAM bandwidth) moves a case's latency", project=True)
 def _contention(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
     from ptq.lab.contention import study

@@ -42,7 +42,7 @@ def _sqnr(x: float) -> str:
 @command("diagnose", _args, "rank a model's layers by the drift each causes when quantized alone", exit_codes=(
     (0, "done; with --propose: the proposed recipe meets its tolerances"),
     (1, "with --propose: the proposed recipe still fails its tolerances"),
-))
+), project=True)
 def _diagnose(args: argparse.Namespace) -> int:
     from ptq.models import get_model
     from ptq.probes.drift.diagnose import propose_float_layers, recipe_source, sweep, with_fields

@@ -82,7 +82,7 @@ def _parse_fractions(text: str) -> list[float]:
              (0, f"every gated mode holds both targets (<= {TARGET_FALSE:.0%} false regressions, "
                  f">= {TARGET_DETECT:.0%} detection of a {TARGET_SLOWDOWN:.0%} slowdown)"),
              (1, "a target is missed in some mode"),
-         ))
+         ), project=True)
 def _gate_quality(args: argparse.Namespace) -> int:
     import torch
 

@@ -87,7 +87,7 @@ def _spread_args(p: argparse.ArgumentParser) -> None:
          exit_codes=(
              (0, "success"),
              (1, "a measuring process crashed: its own exit code is returned, its last error line printed"),
-         ))
+         ), project=True)
 def _memory_spread(args: argparse.Namespace) -> int:
     if args.once:
         try:
@@ -101,7 +101,8 @@ def _memory_spread(args: argparse.Namespace) -> int:
     runs = []
     for i in range(args.repeat):
         child = [sys.executable, "-c", _CHILD, "memory-spread", args.model, args.recipe, "--once",
-                 f"--threads={args.threads}", f"--warmup={args.warmup}", f"--weights={args.weights}"]
+                 f"--threads={args.threads}", f"--warmup={args.warmup}", f"--weights={args.weights}",
+                 f"--rootdir={args.rootdir}"]
         proc = subprocess.run(child, capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"run {i + 1} failed", file=sys.stderr)

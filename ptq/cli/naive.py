@@ -15,7 +15,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair-time", type=float, default=3.0, help="seconds of interleaved warm pairs (default 3)")
 
 
-@command("naive", _configure, "the tutorial's one-call timing beside ptq's warm, interleaved one")
+@command("naive", _configure, "the tutorial's one-call timing beside ptq's warm, interleaved one", project=True)
 def _naive(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
     from ptq.lab.naive import compare_naive

@@ -58,7 +58,7 @@ def _report(args: argparse.Namespace) -> int:
     base: Run | None = load_run(args.baseline, plain=True) if args.baseline else (runs[-2] if len(runs) > 1 else None)
     config = load_config(Path(args.root))
     comparison = None if base is None or not runs else compare(base, runs[-1], config=config, judges=judges,
-                                                               accept_new=args.accept_new)
+                                                               accept_new=args.accept_new, across_runs=True)
     if args.format == "html":
         from ptq.render.html import render_html
 

@@ -29,7 +29,7 @@ from ptq.errors import UserError
 from ptq.gate.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.progress import Progress
 
-__all__ = ["INSTALLED", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "refuse_unlike", "run_duet",
+__all__ = ["INSTALLED", "SessionFailed", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "refuse_unlike", "run_duet",
            "run_rounds", "run_side", "schedule", "set_samples", "unlike_keys"]
 
 #: A side spec meaning "the ptq importable by that side's Python", with no source tree put first.
@@ -84,8 +84,14 @@ def run_side(side: Side, out: Path, pytest_args: Sequence[str]) -> Path:
     done = subprocess.run(cmd, cwd=side.tree, env=env, capture_output=True, text=True, check=False)
     if not out.exists():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise UserError(f"side {side.label} ({side.spec}) wrote no results (pytest exit {done.returncode}):\n{tail}")
+        kind = SessionFailed if done.returncode == 1 else UserError  # 1: it collected, and every case failed
+        raise kind(f"side {side.label} ({side.spec}) wrote no results (pytest exit {done.returncode}):\n{tail}")
     return out
+
+
+class SessionFailed(UserError):
+    """A side's session collected its cases and every one of them failed: on side B, each case is
+    then a failing "not measured" row of the verdict, not a usage error."""
 
 
 def set_samples(bench: dict[str, Any], data: Sequence[float]) -> None:
@@ -165,15 +171,32 @@ def run_rounds(
     sides = {"A": a, "B": b}
     collected: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
     sessions = Progress("sessions", 2 * rounds, emit=progress)
+    failed_b: str | None = None
     for r, label in schedule(rounds):
+        if label == "B" and failed_b is not None:
+            continue
         progress(f"round {r + 1}/{rounds}: side {label} ({sides[label].spec}); sessions {sessions.summary()}")
-        out = runner(sides[label], workdir / f"{label}-{r}.json", pytest_args)
-        sessions.done += 1
+        try:
+            out = runner(sides[label], workdir / f"{label}-{r}.json", pytest_args)
+        except SessionFailed as exc:
+            if label == "A":
+                raise
+            failed_b = str(exc)
+            continue
+        finally:
+            sessions.done += 1
         try:
             collected[label].append(json.loads(out.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:
             raise UserError(f"{out}: side {label} wrote invalid JSON ({exc.msg})") from None
-    return merge_rounds(collected["A"]), merge_rounds(collected["B"])
+    merged_a = merge_rounds(collected["A"])
+    if failed_b is None:
+        return merged_a, merge_rounds(collected["B"])
+    # Side B measured nothing: its run is side A's environment (the same Python on this machine)
+    # with no case, so every case of A is judged "not measured" on B, with B's session's reason.
+    empty_b = {**json.loads(json.dumps(merged_a)), "benchmarks": []}
+    empty_b["ptq"]["ab_session_failed"] = failed_b
+    return merged_a, empty_b
 
 
 def unlike_keys(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -40,7 +40,7 @@ from ptq.storage.runs import BASELINES, CaseRecord, Run, baseline_path, load_run
 
 __all__ = [
     "BANDWIDTH_NOTE_AT", "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "FORMATS", "OUTCOMES", "RECORD_BASELINE",
-    "SCHEMA_ID", "SCHEMA_VERSION", "VERDICT_IDS", "Comparison", "Outcome", "Row", "as_json", "bandwidth_note", "compare",
+    "SCHEMA_ID", "SCHEMA_VERSION", "VERDICT_IDS", "Comparison", "Outcome", "Row", "across_runs_judges", "as_json", "bandwidth_note", "compare",
     "compare_stored", "json_schema", "judge_case", "missing_baseline", "render", "resolve_baseline",
 ]
 
@@ -201,7 +201,7 @@ def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool =
 
 def compare(
     baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None,
-    same_machine: bool = False, accept_new: bool = False, no_baseline: str | None = None,
+    same_machine: bool = False, accept_new: bool = False, no_baseline: str | None = None, across_runs: bool = False,
 ) -> Comparison:
     """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``.
 
@@ -210,13 +210,25 @@ def compare(
     ``same_machine``: both runs were timed interleaved on one machine (``ptq ab``), so timings
     are compared even where the timing keys differ (two torch versions, ``--compare-installs``).
     ``no_baseline``: why no baseline applies; a ``baseline`` without a case is one too (``ptq
-    ab``'s side A measured nothing).
+    ab``'s side A measured nothing). ``across_runs``: the gate of two separate runs (``ptq compare``,
+    ``--ptq-compare``): without ``judges``, only :func:`across_runs_judges`; timing judges asked for
+    by name are judged with a note saying what they compare.
     """
     from ptq.run.env import KEYS, differing_keys
 
     config = config or Config()
-    names = list(judges) if judges is not None else list_judges()
     notes: list[str] = []
+    if judges is None and across_runs:
+        names = across_runs_judges()
+        notes.append("latency and speedup are not judged across two runs (each run is one draw of the host's "
+                     "state): `ptq ab BASE HEAD` judges them, both sides interleaved; --judges asks for them here")
+    else:
+        names = list(judges) if judges is not None else list_judges()
+        timed = [n for n in names if get_judge(n).key == "timing"]
+        if timed and across_runs:
+            notes.append(f"{', '.join(timed)} judged across two runs because --judges asked: each run is one draw "
+                         "of the host's state, so a change here may be the machine's; `ptq ab` times both sides "
+                         "interleaved")
     if no_baseline is None and current.cases and not baseline.cases:
         no_baseline = f"{baseline.path} holds no case"
     unlike = {kind: differing_keys(baseline.environment, current.environment, kind) for kind in KEYS}
@@ -234,7 +246,7 @@ def compare(
     if bandwidth:
         notes.append(bandwidth)
     rows: list[Row] = []
-    unmeasured: dict[str, int] = {}
+    absent: dict[str, int] = {}
     for case in sorted(current.cases):
         cur = current.cases[case]
         base = baseline.cases.get(case)
@@ -243,16 +255,25 @@ def compare(
             continue
         for name in names:
             judgement = judge_case(name, base, cur, config=config, unlike=unlike)
-            if judgement is None:
-                if get_judge(name).applies(cur):
-                    unmeasured[name] = unmeasured.get(name, 0) + 1
-            else:
+            judge = get_judge(name)
+            if judgement is None and judge.applies(cur):
+                why = {side: judge.expected(record) for side, record in (("baseline", base), ("current", cur))}
+                if any(why.values()):  # the figure should be there: fail closed, with the reason
+                    said = "; ".join(dict.fromkeys(w for w in why.values() if w))
+                    judgement = Judgement(Verdict.NOT_MEASURED, "-", "-", "-", f"not measured on either side ({said})")
+                else:
+                    absent[name] = absent.get(name, 0) + 1
+            if judgement is not None:
                 rows.append(Row(case, name, judgement))
     gone = sorted(set(baseline.cases) - set(current.cases))
-    if gone:
+    if gone and same_machine:  # both sides ran one selection: a case only one side has failed on the other
+        rows.extend(Row(case, "*", Judgement(Verdict.NOT_MEASURED, "measured", "-", "-",
+                                             "no result on this side: the case failed or could not be built there"))
+                    for case in gone)
+    elif gone:
         notes.append(f"{len(gone)} baseline case(s) not in this run (not selected?): {', '.join(gone)}")
-    for name, n in unmeasured.items():
-        notes.append(f"{name}: not measured in either run ({n} case(s))")
+    for name, n in absent.items():
+        notes.append(f"{name}: recorded by neither run, and no probe said it should be ({n} case(s))")
     new = sum(r.verdict is Verdict.NEW for r in rows)
     if new and not no_baseline:
         notes.append(f"{new} case(s) have no baseline figure: "
@@ -261,6 +282,12 @@ def compare(
                         "(pytest: --ptq-accept-new)"))
     rows.sort(key=lambda r: (r.verdict.rank, r.case, r.metric))
     return Comparison(baseline.path, current.path, tuple(rows), tuple(notes), accept_new, no_baseline)
+
+
+def across_runs_judges() -> list[str]:
+    """The judges a comparison of two separate runs applies by default: those whose figures do not
+    depend on the host's state at the time (memory, size, drift; not the timing judges)."""
+    return [n for n in list_judges() if get_judge(n).key != "timing"]
 
 
 def bandwidth_note(baseline: Run, current: Run, *, at: float = BANDWIDTH_NOTE_AT) -> str | None:
@@ -339,7 +366,8 @@ def compare_stored(
         base = Run(f"{baseline_path(root, current.fingerprint)} (none)", current.fingerprint, current.environment, {})
     if base.path == current.path:
         raise UserError(f"{current.path} is both the run and the baseline; name another run")
-    result = compare(base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why)
+    result = compare(base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why,
+                     across_runs=True)
     if why is None and baseline is None and Path(base.path) != baseline_path(root, current.fingerprint):
         # another runner's baseline was chosen: any stored one that could not be read is said, not skipped
         skipped = [_why_not(p, current) for p in sorted(Path(root, BASELINES).glob("*.json")) if _unreadable(p)]

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from ptq.errors import PtqError, UserError
 from ptq.progress import Progress
+from ptq.project import load_project
 
 __all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
 
@@ -142,6 +143,10 @@ class TimedCases:
         from ptq.run.workbench import RunOptions, Workbench
 
         torch.set_num_threads(threads)
+        try:  # the worker runs in its side's tree: the models and recipes its conftest registers
+            load_project(Path.cwd())
+        except PtqError as exc:
+            return {"ready": [], "failed": dict.fromkeys(cases, str(exc))}
         bench = Workbench(RunOptions(threads=threads, weights=weights), probed=False)
         failed: dict[str, str] = {}
         for spec in cases:

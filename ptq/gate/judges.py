@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ptq.errors import UserError
 from ptq.registry import NamedRegistry
 from ptq.render.tables import format_bytes
 from ptq.run.sections import GATE_DEFAULTS
@@ -45,7 +46,7 @@ from ptq.stats.decide import (
 from ptq.storage.figures import DriftFigures, MemoryFigures, SizeFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord
 
-__all__ = ["DEFAULTS", "JUDGES", "Judge", "Judgement", "get_judge", "list_judges", "register_judge"]
+__all__ = ["DEFAULTS", "JUDGES", "Judge", "Judgement", "get_judge", "list_judges", "register_judge", "select_judges"]
 
 #: Defaults of ``[tool.ptq.gate]``, declared with the section in :mod:`ptq.run.sections`.
 DEFAULTS = GATE_DEFAULTS
@@ -80,6 +81,10 @@ class Judge:
     #: The stored figures ``extract`` reads (paths of :func:`ptq.storage.figures.schema_rows`, or
     #: pytest-benchmark's own fields): what the README's judge table must name.
     reads: tuple[str, ...] = ()
+    #: Why a case should have had the figure though it has none (a probe that ran and said
+    #: ``not_measured``, a duet that could not prepare the case), else None: where neither side
+    #: has the figure, this makes the row a failing "not measured" instead of leaving it out.
+    expected: Callable[[CaseRecord], str | None] = lambda record: None
 
     @property
     def same_environment(self) -> bool:
@@ -98,6 +103,19 @@ def get_judge(name: str) -> Judge:
 
 def list_judges(include: str | None = None) -> list[str]:
     return _REGISTRY.names(include)
+
+
+def select_judges(globs: str | None, *, option: str = "--judges") -> list[str] | None:
+    """The judges ``globs`` names (None: the caller's default); a glob matching none is an error
+    naming the valid ones."""
+    if globs is None:
+        return None
+    chosen = list_judges(globs)
+    missing = [g for g in (x.strip() for x in globs.split(",")) if g and not list_judges(g)]
+    if missing or not chosen:
+        raise UserError(f"{option}={globs!r}: {', '.join(missing) or 'nothing'} matches no judge; "
+                        f"valid: {', '.join(list_judges())}")
+    return chosen
 
 
 def path(info: Mapping[str, Any], dotted: str) -> Any:
@@ -237,19 +255,41 @@ def _quantized(record: CaseRecord) -> bool:
     return record.extra_info.get("recipe") != "fp32"
 
 
+def _said_not_measured(probe: str, step: str | None = None) -> Callable[[CaseRecord], str | None]:
+    """The ``not_measured`` reason a probe (or one of its steps) wrote for the case, if any."""
+
+    def why(record: CaseRecord) -> str | None:
+        node = path(record.metrics, probe if step is None else f"{probe}.{step}")
+        if node is None and step is not None:
+            node = record.metrics.get(probe)
+        return str(node["not_measured"]) if isinstance(node, Mapping) and "not_measured" in node else None
+
+    return why
+
+
+def _latency_expected(record: CaseRecord) -> str:
+    """A timed case always has latency: its absence is a failure, with the duet's reason if it gave one."""
+    return str(record.extra_info.get("ab_latency_why") or "no latency samples (timing disabled, or the case failed)")
+
+
 #: The built-in judges, in the order a comparison lists them.
 JUDGES: tuple[Judge, ...] = (
     Judge("latency", _samples, _latency, key="timing",
-          missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json", reads=("stats.data",)),
+          missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json", reads=("stats.data",),
+          expected=_latency_expected),
     Judge("speedup", _speedup_value, _speedup, key="timing", applies=_quantized,
-          reads=("metrics.speedup.ratio", "metrics.speedup.low", "metrics.speedup.high")),
+          reads=("metrics.speedup.ratio", "metrics.speedup.low", "metrics.speedup.high"),
+          expected=_said_not_measured("speedup")),
     Judge("memory", _memory_value("inference"), _memory,
-          reads=("metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples")),
+          reads=("metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples"),
+          expected=_said_not_measured("memory", "inference")),
     Judge("quantize_memory", _memory_value("quantize"), _memory, applies=_quantized,
-          reads=("metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples")),
-    Judge("size", _size_value, _size, reads=("metrics.size.serialized_bytes",)),
+          reads=("metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples"),
+          expected=_said_not_measured("memory", "quantize")),
+    Judge("size", _size_value, _size, reads=("metrics.size.serialized_bytes",), expected=_said_not_measured("size")),
     Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=_quantized,
-          reads=("metrics.drift.value", "metrics.drift.higher_is_better", "metrics.drift.tolerance")),
+          reads=("metrics.drift.value", "metrics.drift.higher_is_better", "metrics.drift.tolerance"),
+          expected=_said_not_measured("drift")),
 )
 
 _REGISTRY: NamedRegistry[Judge] = NamedRegistry("judge", Judge, entry_point_group="ptq.judges", builtins=JUDGES)

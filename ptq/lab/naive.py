@@ -48,7 +48,7 @@ def naive_once(model: str, recipe: str, *, threads: int | None = None) -> dict[s
 def _naive_in_fresh_process(model: str, recipe: str, threads: int | None) -> dict[str, float]:
     code = (
         "import json, sys, warnings; warnings.simplefilter('ignore');"
-        "from ptq.lab.naive import naive_once;"
+        "from ptq.lab.naive import naive_once; from ptq.project import load_project; load_project();"
         f"print(json.dumps(naive_once({model!r}, {recipe!r}, threads={threads!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

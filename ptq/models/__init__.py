@@ -13,6 +13,7 @@ from ptq.models.base import WEIGHT_POLICIES, Batch, Built, DataSource, ModelEntr
 from ptq.registry import Registry
 
 __all__ = [
+    "BUILTIN_MODELS",
     "WEIGHT_POLICIES",
     "Batch",
     "Built",
@@ -92,3 +93,6 @@ def list_models(
 
 # Built-in entries register themselves on import.
 from ptq.models import vision, text, sequence, digits, micro, lm  # noqa: E402,F401,I001
+
+#: The models ptq ships; any other registered model is a project's (:mod:`ptq.project`).
+BUILTIN_MODELS: frozenset[str] = frozenset(_REGISTRY)

@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
-from ptq.errors import PtqError
+from ptq.errors import PtqError, UserError
 from ptq.gate.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, Comparison, compare_stored, render
+from ptq.gate.judges import select_judges
 from ptq.storage.cache import atomic_write
 from ptq.storage.runs import parse_run, save_baseline, save_run
 
@@ -64,6 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "6 without a baseline)")
     group.addoption("--ptq-compare-md", default=None, metavar="PATH",
                     help="also write the comparison as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)")
+    group.addoption("--ptq-judges", default=None, metavar="GLOBS",
+                    help="with --ptq-compare: the judges to run (default: memory, size and drift; two runs' "
+                         "latencies differ with the host's state, so latency is `ptq ab`'s unless named here)")
     group.addoption("--ptq-accept-new", action="store_true", default=False,
                     help="with --ptq-compare: cases without a baseline figure pass (a run without any baseline "
                          "still fails)")
@@ -89,7 +93,12 @@ def _check_options(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"{option}={value!r} is a test path, not a baseline file (the option takes the next argument "
                 f"as its value); write {option}=PATH.json, or put the test paths first")
-    for option, needs in (("--ptq-save-partial", SAVES), ("--ptq-accept-new", ("--ptq-compare",))):
+    try:
+        select_judges(config.getoption("--ptq-judges"), option="--ptq-judges")
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for option, needs in (("--ptq-save-partial", SAVES), ("--ptq-accept-new", ("--ptq-compare",)),
+                          ("--ptq-judges", ("--ptq-compare",))):
         if config.getoption(option) and not any(config.getoption(o) for o in needs):
             raise pytest.UsageError(f"{option} needs {' or '.join(needs)}")
 
@@ -180,7 +189,8 @@ def _gate(config: pytest.Config, state: GateState, data: dict[str, Any], failure
         from ptq.run.config import load_config
 
         state.comparison = compare_stored(root, current, baseline=None if target == AUTO else target,
-                                          config=load_config(root), accept_new=config.getoption("--ptq-accept-new"))
+                                          config=load_config(root), accept_new=config.getoption("--ptq-accept-new"),
+                                          judges=select_judges(config.getoption("--ptq-judges"), option="--ptq-judges"))
         md = config.getoption("--ptq-compare-md")
         if md:
             text = render(state.comparison, "md").encode()

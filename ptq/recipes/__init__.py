@@ -21,6 +21,7 @@ from ptq.recipes.torchao_recipes import TorchaoRecipe
 from ptq.registry import Registry
 
 __all__ = [
+    "BUILTIN_RECIPES",
     "Bfloat16",
     "Deployed",
     "DynamicQuant",
@@ -112,3 +113,6 @@ for _recipe in (
     Pt2eInt8("pt2e_static_int8", description="PT2E static int8, X86InductorQuantizer, torch.compile (freezing)"),
 ):
     register_recipe(_recipe)
+
+#: The recipes ptq ships; any other registered recipe is a project's (:mod:`ptq.project`).
+BUILTIN_RECIPES: frozenset[str] = frozenset(_REGISTRY)

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ptq.errors import UserError
-from ptq.models import list_models
+from ptq.models import BUILTIN_MODELS, list_models
 from ptq.recipes import REFERENCE, list_recipes
 from ptq.registry import match_globs
 
 __all__ = [
     "AXES", "COMPILED", "GPU_RECIPES", "LM_COMPILED", "LM_MODELS", "LM_RECIPES", "MATRICES", "QUICK_LM_RECIPES",
-    "SLOW_KERNELS", "Axis", "Case", "Matrix", "select_cases",
+    "SLOW_KERNELS", "Axis", "Case", "Matrix", "default_matrix", "select_cases",
 ]
 
 
@@ -41,6 +41,8 @@ class Matrix:
     #: (model globs, recipe globs): a model matching the first runs only the recipes matching the
     #: second, so one matrix can hold small models x many recipes and an LM x the few meant for it.
     only: tuple[tuple[str, str], ...] = ()
+    #: Only models the project registers (its conftest.py, a plugin, an entry point), none of ptq's own.
+    project_only: bool = False
 
     def allows(self, case: Case) -> bool:
         return all(match_globs([case.recipe], recipes) for models, recipes in self.only
@@ -69,6 +71,11 @@ GPU_RECIPES = ("fp32,bf16,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_onl
                "ao_float8_dynamic")
 
 MATRICES: dict[str, Matrix] = {
+    "project": Matrix(
+        description="the models this project registers (conftest.py, plugins) x the default recipes; what runs "
+                    "without --ptq-matrix wherever a project registers a model",
+        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", project_only=True,
+    ),
     "default": Matrix(
         description="every registered model but the LMs x every recipe but the torch.compile ones and CPU int4",
         exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", exclude_models=LM_MODELS,
@@ -125,8 +132,21 @@ class Axis:
         return match_globs(offered, globs)
 
 
+def _models(m: Matrix) -> list[str]:
+    names = list_models(m.models, m.exclude_models)
+    return [n for n in names if n not in BUILTIN_MODELS] if m.project_only else names
+
+
+def default_matrix() -> str:
+    """The matrix a run without ``--ptq-matrix`` or ``--ptq-models`` covers: in a project that
+    registers models of its own, those (``project``: a user's run measures their models, not
+    ptq's 250 built-in cases); in ptq's own repository, ``default``. Named models are looked up
+    in ``default``, which holds every registered model but the LMs."""
+    return "project" if _models(MATRICES["project"]) else "default"
+
+
 AXES = {
-    "model": Axis("model", lambda m: list_models(m.models, m.exclude_models)),
+    "model": Axis("model", _models),
     "recipe": Axis("recipe", lambda m: list_recipes(m.recipes, m.exclude_recipes)),
 }
 
