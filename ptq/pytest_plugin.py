@@ -37,7 +37,7 @@ from ptq.run.config import Config, load_config
 from ptq.run.device import DEVICE_OPTION, Device, resolve
 from ptq.run.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 from ptq.run.known_issues import known_issue
-from ptq.run.matrix import MATRICES, Case, select_cases
+from ptq.run.matrix import MATRICES, Case, default_matrix, select_cases
 from ptq.run.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
 from ptq.run.workbench import PreparedCase, RunOptions, Workbench, run_case
 
@@ -50,7 +50,7 @@ pytest_plugins = discover()
 @dataclass
 class PluginState:
     options: RunOptions
-    matrix: str
+    matrix: str | None  # None until collection: then the default (:func:`ptq.run.matrix.default_matrix`)
     models: str | None
     recipes: str | None
     results: list[CaseResult] = field(default_factory=list)
@@ -58,6 +58,8 @@ class PluginState:
     selection_error: str | None = None
     #: Each recorded case's ``benchmark.extra_info``: refreshed once the speedup visits are made.
     extra_infos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Why each case ptq skipped was skipped (its id leads the reason), for the terminal summary.
+    skipped: list[str] = field(default_factory=list)
 
 
 STATE = pytest.StashKey[PluginState]()
@@ -65,8 +67,9 @@ STATE = pytest.StashKey[PluginState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ptq", "ptq quantization benchmarks")
-    group.addoption("--ptq-matrix", default="default", choices=sorted(MATRICES),
-                    help="named case matrix (default: every registered model x recipe)")
+    group.addoption("--ptq-matrix", default=None, choices=sorted(MATRICES),
+                    help="named case matrix (default: 'project', the models your conftest.py registers, where "
+                         "it registers any; else 'default', ptq's built-in models x the default recipes)")
     group.addoption("--ptq-models", default=None, metavar="GLOBS",
                     help="comma-separated fnmatch globs of model names, e.g. 'resnet*,mobilenet_v2'")
     group.addoption("--ptq-recipes", default=None, metavar="GLOBS",
@@ -197,6 +200,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "ptq_case" not in metafunc.fixturenames:
         return
     state = metafunc.config.stash[STATE]
+    if state.matrix is None:  # every conftest is loaded by now: whether the project registers models is known
+        state.matrix = "default" if state.models is not None else default_matrix()
     try:
         cases = select_cases(state.matrix, state.models, state.recipes)
     except UserError as exc:
@@ -227,18 +232,21 @@ def ptq_workbench(pytestconfig: pytest.Config):
 @pytest.fixture
 def ptq_prepared(ptq_case: Case, ptq_workbench: Workbench, pytestconfig: pytest.Config) -> PreparedCase:
     """The case's quantized model, built once per session; skipped when the recipe cannot apply."""
+    skipped = pytestconfig.stash[STATE].skipped
     issue = known_issue(ptq_case)
     if issue is not None and not pytestconfig.getoption("--ptq-run-known-issues"):
-        pytest.skip(f"{ptq_case.id}: known issue: {issue.reason} (run it with --ptq-run-known-issues)")
+        skipped.append(f"{ptq_case.id}: known issue: {issue.reason} (run it with --ptq-run-known-issues)")
+        pytest.skip(skipped[-1])
     try:
         return ptq_workbench.prepare(ptq_case)
     except NotApplicable as exc:
-        skipped, failed = str(exc), None
+        why, failed = str(exc), None
     except PtqError as exc:
-        skipped, failed = None, str(exc)
+        why, failed = None, str(exc)
     # Outside the except blocks, so the report is one line, not a chained traceback.
-    if skipped is not None:
-        pytest.skip(f"{ptq_case.id}: {skipped}")
+    if why is not None:
+        skipped.append(f"{ptq_case.id}: {why}")
+        pytest.skip(skipped[-1])
     pytest.fail(f"{ptq_case.id}: {failed}", pytrace=False)
 
 
@@ -333,10 +341,15 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not state.results:
+    if state is None:
         return
-    _fill_unpaired(state)
-    if not any(r.latency for r in state.results):
-        return
-    terminalreporter.write_sep("-", "ptq: speedup over fp32, same session, warm-up excluded")
-    terminalreporter.write_line(speedup_table(state.results))
+    if any(r.latency for r in state.results):
+        _fill_unpaired(state)
+        terminalreporter.write_sep("-", "ptq: speedup over fp32, same session, warm-up excluded")
+        terminalreporter.write_line(speedup_table(state.results))
+    # pytest lists skip reasons only with -rs (or -ra); a case skipped for its model or machine
+    # is an answer the user asked for, so ptq lists its own unless pytest's list already will.
+    if state.skipped and "s" not in getattr(terminalreporter, "reportchars", ""):
+        terminalreporter.write_sep("-", f"ptq: {len(state.skipped)} case(s) skipped (-rs: pytest's own list)")
+        for reason in state.skipped:
+            terminalreporter.write_line(reason)

@@ -14,7 +14,7 @@ from ptq.models import Built, ModelEntry, TensorData
 from ptq.models.vision import recalibrate_batchnorm
 from ptq.probes.drift.layerwise import layer_drift, worst_layers
 from ptq.probes.drift.profiles import DEFAULT_TOLERANCES, Gate, measure_drift, profile_for, tolerances_for
-from ptq.probes.drift.report import drift_table
+from ptq.probes.drift.report import drift_headline, drift_table
 from ptq.recipes import StaticInt8, apply_recipe, get_recipe
 from ptq.run.config import Config, validate
 
@@ -77,6 +77,17 @@ def test_zero_calibrated_recipe_fails_naming_metric_tolerance_and_layers(tiny_en
     assert "lowest-SQNR layers: conv (ConvReLU2d," in msg and "fc (Linear," in msg
     assert "ptq diagnose tiny static_int8_zeros" in msg
     assert worst_layers(report.layers, 1)[0].name == "conv"  # the error enters at the first layer
+
+
+def test_the_headline_names_its_measure_samples_and_limit():
+    # "1 -> 0.875" alone hides that this is top-1 agreement over 16 inputs, where two flips fail
+    d = {"headline": "top1_agreement", "value": 0.875, "samples": 16, "tolerances": {"min_top1_agreement": 0.9}}
+    assert drift_headline(d) == "top1_agreement 0.875 (16 samples, min 0.9)"
+    assert drift_headline({"headline": "sqnr_db", "value": 18.26, "samples": 1,
+                           "tolerances": {"min_output_sqnr_db": 20.0}}) == "sqnr_db 18.26 (1 sample, min 20)"
+    assert drift_headline({**d, "tolerances": {}, "not_gated": ["top1_agreement: random weights"]}) == (
+        "top1_agreement 0.875 (16 samples, not gated: random weights)")
+    assert drift_headline({"samples": 16, "nonfinite": "NaN"}) is None
 
 
 def test_nan_output_is_its_own_failure(tiny_entry: ModelEntry, tiny_built: Built):

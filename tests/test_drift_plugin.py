@@ -44,8 +44,11 @@ def test_broken_calibration_fails_its_case_naming_metric_tolerance_and_layers(su
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
         "*[[]drift[]] user_cls-static_int8_zeros: drift beyond tolerance: sqnr_db = * "
-        "(tolerance min_output_sqnr_db >= 5)*lowest-SQNR layers: 0 (LinearReLU, * dB), 2 (Linear, * dB)*",
+        "(tolerance min_output_sqnr_db >= 5) over 16 evaluation samples; "
+        "lowest-SQNR layers: 0 (LinearReLU, * dB), 2 (Linear, * dB)*",
         "*ptq: drift from fp32 on the evaluation split*",
+        # the measure the gate follows, named, with its sample count and why it has no limit here
+        "*user_cls*static_int8 *top1_agreement * (16 samples, not gated: random weights)*ok*",
         "*user_cls*static_int8_zeros*FAIL*",
     ])
     data = json.loads((suite.path / "out.json").read_text())

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ptq.probes.fastest import STACKS, fastest_paths, fastest_table, top_operators
+from ptq.probes.fastest import STACKS, _quiet_kineto, fastest_paths, fastest_table, top_operators
 from ptq.run.results import CaseResult, LatencyStats
 
 PRECISION = {"fp32": "fp32", "fp32_jit": "fp32", "int8": "int8", "int8_jit": "int8", "ort_fp32": "fp32",
@@ -16,7 +16,8 @@ PRECISION = {"fp32": "fp32", "fp32_jit": "fp32", "int8": "int8", "int8_jit": "in
 STACK = {"ort_fp32": "onnxruntime==1", "ort_int8": "onnxruntime==1", "ov_int8": "openvino==2"}
 
 
-def _result(recipe: str, median_ms: float, *, passed: bool | None = True, form: str = "eager") -> CaseResult:
+def _result(recipe: str, median_ms: float, *, passed: bool | None = True, form: str = "eager",
+            speedup: float | None = None) -> CaseResult:
     metrics = {"deployment": {"form": form}, "size": {"serialized_bytes": 100}}
     if passed is not None:
         metrics["drift"] = {"passed": passed, "headline": "top1_agreement", "value": 0.99}
@@ -24,7 +25,7 @@ def _result(recipe: str, median_ms: float, *, passed: bool | None = True, form: 
         case=f"m-{recipe}", model="m", model_version=1, family="f", recipe=recipe, recipe_version=1, recipe_config={},
         stack=STACK.get(recipe, "none"), engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1,
         warmup_rounds=0, quantized_layers=0, float_layers=0, quantize_seconds=0.0,
-        latency=LatencyStats.from_samples([median_ms / 1e3]), metrics=metrics,
+        latency=LatencyStats.from_samples([median_ms / 1e3]), speedup_vs_fp32=speedup, metrics=metrics,
     )
 
 
@@ -50,7 +51,7 @@ def test_fastest_in_tolerance_case_per_stack_and_its_ratio_to_the_best():
     assert [s.name for s in STACKS] == list(stacks)
     eager, deployed = stacks["torch eager"], stacks["torch deployed"]
     assert (eager.fastest.recipe, eager.fp32.recipe, eager.int8.recipe) == ("int8", "fp32", "int8")
-    assert eager.fastest.vs_best == pytest.approx(8.0 / 2.5) and eager.fastest.drift == "top1_agreement=0.99"
+    assert eager.fastest.vs_best == pytest.approx(8.0 / 2.5) and eager.fastest.drift == "top1_agreement 0.99"
     assert (deployed.fastest.recipe, deployed.fp32.recipe) == ("int8_jit", "fp32_jit")
     assert stacks["ONNX Runtime"].fp32.median_ms == pytest.approx(9.0) and stacks["OpenVINO"].fp32 is None
     # Only the torch stacks are profiled, and only their fastest case.
@@ -63,8 +64,41 @@ def test_a_model_without_an_in_tolerance_case_has_no_summary_and_the_table_rende
     summaries = [m.to_dict() for m in fastest_paths(RESULTS, PRECISION.get)]
     json.dumps(summaries)  # the run JSON holds it as is
     lines = fastest_table(summaries).splitlines()
-    assert any(line.startswith("m") and "OpenVINO" in line and "ov_int8 2.500 ms (1.00x)" in line for line in lines)
-    assert any("torch int8 / peer" in line and "2.00x" in line for line in lines)
+    assert any(line.startswith("m") and "OpenVINO" in line and "ov_int8 2.500 ms (1.00x best)" in line for line in lines)
+    assert any("torch int8 / peer" in line and "2.00x the time" in line for line in lines)
+
+
+def test_paired_speedups_pick_and_rank_where_every_case_has_one():
+    # Separately timed medians say ov_int8 (2.5 ms) beats int8_jit (5 ms); the interleaved pairs,
+    # each against the same fp32, say the opposite. The pairs win, and the table quotes them.
+    paired = [_result("fp32", 20.0, speedup=1.0), _result("int8_jit", 5.0, form="jit_freeze", speedup=3.0),
+              _result("ov_int8", 2.5, speedup=2.0)]
+    [m] = fastest_paths(paired, PRECISION.get)
+    assert m.best.case == "m-int8_jit" and m.best.speedup_vs_fp32 == 3.0
+    stacks = {s.stack: s for s in m.stacks}
+    assert stacks["OpenVINO"].fastest.vs_best == pytest.approx(1.5)  # 3.0 / 2.0, not 2.5 ms / 5 ms
+    assert m.torch_int8_vs_peer["ratio"] == pytest.approx(2.0 / 3.0, abs=1e-4)
+    table = fastest_table([m.to_dict()])
+    assert "ov_int8 2.00x" in table and "int8_jit 3.00x" in table and " ms" not in table
+
+
+def test_stacks_without_an_in_tolerance_case_print_no_row():
+    [m] = fastest_paths([_result("fp32", 20.0), _result("int8", 8.0)], PRECISION.get)
+    assert {s.stack for s in m.stacks if s.fastest is None} == {"torch deployed", "ONNX Runtime", "OpenVINO"}  # in the JSON
+    rows = fastest_table([m.to_dict()]).splitlines()[2:]
+    assert len(rows) == 1 and "torch eager" in rows[0]
+
+
+def test_profiling_keeps_stderr_but_drops_libkinetos_noise(capfd: pytest.CaptureFixture[str]):
+    import os
+
+    with _quiet_kineto():
+        os.write(2, b"USDT:2026-01-01 10:00:00 1:1 SyncActivityProfilerHandler.cpp:39] profiler_start\n"
+                    b"ERROR:2026-01-01 10:00:00 1:1 DeviceProperties.cpp:56] gpuGetDeviceCount failed with code 35\n"
+                    b"ERROR:2026-01-01 10:00:00 1:1 Other.cpp:1] something else\n"
+                    b"a user's own line\n")
+    err = capfd.readouterr().err
+    assert err == "ERROR:2026-01-01 10:00:00 1:1 Other.cpp:1] something else\na user's own line\n"
 
 
 def test_top_operators_names_the_ops_with_the_most_self_time(tiny_entry, tiny_built):
@@ -96,7 +130,10 @@ def test_plugin_prints_and_records_the_fastest_paths(pytester: pytest.Pytester):
         "--benchmark-only", "--ptq-models=user_conv", "--ptq-recipes=fp32,fp32_jit,ov_fp32", "--benchmark-json=out.json", *FAST
     )
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*ptq: fastest in-tolerance path per model and stack*", "user_conv*torch eager*", "user_conv*OpenVINO*ov_fp32*"])
+    result.stdout.fnmatch_lines(["*ptq: fastest in-tolerance path per model and stack (paired speedup over eager fp32)*",
+                                 "user_conv*torch eager*fp32 1.00x*", "user_conv*OpenVINO*ov_fp32 *x*"])
+    result.stdout.no_fnmatch_line("user_conv*ONNX Runtime*")  # not selected: no row
+    assert "gpuGetDeviceCount" not in result.stdout.str() + result.stderr.str()  # the profiler's noise on CUDA builds
     [summary] = json.loads((pytester.path / "out.json").read_text())["ptq"]["fastest"]
     stacks = {s["stack"]: s for s in summary["stacks"]}
     assert summary["model"] == "user_conv" and stacks["OpenVINO"]["fp32"]["recipe"] == "ov_fp32"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -69,8 +70,12 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
         "*ERROR at setup of test_case?user_mlp-broken?*",
         "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
         "*ptq: speedup over fp32, same session, warm-up excluded*",
+        "model*recipe*stack*median ms*speedup [[]CI[]]*inference mem*size*quantized*weights",
         "*user_mlp*dynamic_int8*torch.ao.eager*",
     ])
+    # memray's inference high-water mark and the serialized size, in binary units; the paired speedup only
+    assert re.search(r"user_mlp +dynamic_int8 .* \d+(\.\d)? (B|KiB|MiB) +\d+(\.\d)? (B|KiB|MiB) +2/2 ", result.stdout.str())
+    assert "unpaired" not in result.stdout.str()
     data = json.loads((suite.path / "out.json").read_text())
     by_case = {b["extra_info"]["case"]: b for b in data["benchmarks"]}
     assert set(by_case) == {"user_mlp-fp32", "user_mlp-dynamic_int8", "user_mlp-static_int8"}
@@ -108,6 +113,17 @@ def test_inapplicable_recipe_is_skipped_with_its_reason(suite: pytest.Pytester):
     )
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*micro_conv_16-dynamic_int8: model 'micro_conv_16' has no Linear layer*"])
+
+
+def test_skipped_cases_are_listed_with_their_reasons_without_rs(suite: pytest.Pytester):
+    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8", *FAST)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*ptq: 1 case(s) skipped (-rs: pytest's own list)*",
+                                 "micro_conv_16-dynamic_int8: model 'micro_conv_16' has no Linear layer*"])
+    # with -rs pytest lists it, and ptq does not repeat it
+    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8",
+                                        "-rs", *FAST)
+    assert "case(s) skipped" not in result.stdout.str()
 
 
 def test_disabled_benchmarks_still_run_every_code_path(suite: pytest.Pytester):

@@ -52,5 +52,5 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     summary = _summary(config)
     if summary:
-        terminalreporter.write_sep("-", "ptq: fastest in-tolerance path per model and stack (x best: median over the fastest)")
+        terminalreporter.write_sep("-", "ptq: fastest in-tolerance path per model and stack (paired speedup over eager fp32)")
         terminalreporter.write_line(fastest_table(summary))

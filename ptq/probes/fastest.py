@@ -9,12 +9,17 @@ top operators by self time in a short ``torch.profiler`` profile of that one cas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ptq.probes.drift.report import drift_headline
 from ptq.recipes.peer import peer_runtime
 from ptq.render.tables import format_table
 from ptq.storage.figures import DeploymentFigures, DriftFigures, SizeFigures, metric_figures
@@ -61,9 +66,12 @@ class Pick:
     recipe: str
     precision: str
     median_ms: float
-    vs_best: float  # its median over the fastest in-tolerance case's of the model (1.0: it is the fastest)
-    drift: str | None  # the drift headline, e.g. "top1_agreement=0.98"
+    #: How many times slower than the model's fastest in-tolerance case (1.0: it is the fastest): the
+    #: best's paired speedup over eager fp32 over this one's where both have one, else their medians.
+    vs_best: float
+    drift: str | None  # the drift headline, e.g. "top1_agreement 0.98 (16 samples, min 0.9)"
     size_bytes: int | None
+    speedup_vs_fp32: float | None = None  # paired (interleaved) over the model's eager fp32
 
 
 @dataclass(frozen=True)
@@ -92,17 +100,29 @@ class ModelFastest:
 
 def _drift(r: CaseResult) -> str | None:
     d = metric_figures(DriftFigures, r.metrics)
-    return f"{d.headline}={d.value:.4g}" if d is not None and d.value is not None and d.headline else None
+    return drift_headline(d.to_dict()) if d is not None else None
 
 
-def _pick(r: CaseResult, best_ms: float, precision: str) -> Pick:
-    median = r.latency.median * 1e3
+def _slower(r: CaseResult, than: CaseResult) -> float:
+    """``r``'s time over ``than``'s: by their paired speedups over eager fp32 where both have one
+    (each measured against the same fp32 in interleaved pairs, so machine drift cancels), else by
+    their pytest-benchmark medians (two separate windows)."""
+    if r.speedup_vs_fp32 and than.speedup_vs_fp32:
+        return than.speedup_vs_fp32 / r.speedup_vs_fp32
+    return r.latency.median / than.latency.median
+
+
+def _pick(r: CaseResult, best: CaseResult, precision: str) -> Pick:
     sized = metric_figures(SizeFigures, r.metrics)
     size = sized.serialized_bytes if sized is not None else None
-    return Pick(r.case, r.recipe, precision, round(median, 4), round(median / best_ms, 4), _drift(r), size)
+    return Pick(r.case, r.recipe, precision, round(r.latency.median * 1e3, 4), round(_slower(r, best), 4), _drift(r), size,
+                r.speedup_vs_fp32)
 
 
 def _fastest(results: Sequence[CaseResult]) -> CaseResult | None:
+    """By paired speedup where every candidate has one (they share the model's fp32), else by median."""
+    if results and all(r.speedup_vs_fp32 for r in results):
+        return max(results, key=lambda r: r.speedup_vs_fp32)
     return min(results, key=lambda r: r.latency.median, default=None)
 
 
@@ -132,7 +152,6 @@ def fastest_paths(
         best = _fastest(ok)
         if best is None:
             continue
-        best_ms = best.latency.median * 1e3
         stacks, chosen = [], {}
         for kind in STACKS:
             mine = [r for r in ok if kind.holds(r.stack, _form(r))]
@@ -143,17 +162,52 @@ def fastest_paths(
             chosen[kind.name] = picks
             limits = tuple(profile(model, picks["fastest"].recipe)) if profile and kind.profiled and picks["fastest"] else ()
             stacks.append(StackBest(
-                kind.name, *(_pick(p, best_ms, precision_of(p.recipe)) if p else None for p in picks.values()), limits=limits
+                kind.name, *(_pick(p, best, precision_of(p.recipe)) if p else None for p in picks.values()), limits=limits
             ))
         torch_int8 = _fastest([chosen[s.name]["int8"] for s in STACKS if s.runtime is None and chosen[s.name]["int8"]])
         peer = _fastest([chosen[name]["fastest"] for name in PEERS if chosen[name]["fastest"]])
         versus = None
         if torch_int8 and peer:
             versus = {"torch_int8": torch_int8.case, "peer": peer.case,
-                      "ratio": round(torch_int8.latency.median / peer.latency.median, 4)}
+                      "ratio": round(_slower(torch_int8, peer), 4)}
         excluded = tuple(r.case for r in cases if r not in ok)
-        out.append(ModelFastest(model, _pick(best, best_ms, precision_of(best.recipe)), tuple(stacks), versus, excluded))
+        out.append(ModelFastest(model, _pick(best, best, precision_of(best.recipe)), tuple(stacks), versus, excluded))
     return out
+
+
+#: What libkineto (torch.profiler's backend) writes to fd 2 around a CPU-only profile on a CUDA
+#: build of torch: its stage marks, and, without a GPU driver, ``ERROR:... gpuGetDeviceCount failed
+#: with code 35`` (it lists devices for the trace whatever activities were asked for).
+_KINETO_LINE = re.compile(r"^(?P<level>[A-Z]+):\S+ \S+ \d+:\d+ [\w.]+:\d+\] (?P<text>.*)")
+
+
+def _kineto_noise(line: str) -> bool:
+    m = _KINETO_LINE.match(line)
+    return m is not None and (m["level"] in ("INFO", "STAGE", "USDT") or "gpuGetDevice" in m["text"])
+
+
+@contextmanager
+def _quiet_kineto() -> Iterator[None]:
+    """Hold fd 2 while profiling and write back all but libkineto's noise: the C++ library writes
+    past Python's ``sys.stderr``, and its log level is read once per process, from the environment."""
+    fd = 2  # std::cerr, whatever sys.stderr is
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no fd 2 (closed, embedded): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _kineto_noise(line)]
+            if kept:
+                os.write(fd, "".join(kept).encode())
 
 
 def top_operators(
@@ -165,7 +219,7 @@ def top_operators(
 
     with torch.inference_mode():
         model(*inputs)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with _quiet_kineto(), profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(calls):
                 model(*inputs)
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
@@ -179,25 +233,33 @@ def top_operators(
 
 
 def _cell(pick: Mapping[str, Any] | None) -> str:
+    """The recipe and its paired speedup over eager fp32; without one (``--ptq-pair-time=0``), its
+    median and how many times the model's fastest it takes."""
     if not pick:
         return "-"
-    return f"{pick['recipe']} {pick['median_ms']:.3f} ms ({pick['vs_best']:.2f}x)"
+    if pick.get("speedup_vs_fp32"):
+        return f"{pick['recipe']} {pick['speedup_vs_fp32']:.2f}x"
+    return f"{pick['recipe']} {pick['median_ms']:.3f} ms ({pick['vs_best']:.2f}x best)"
 
 
 def fastest_table(summaries: Sequence[Mapping[str, Any]]) -> str:
-    """The summary as text, from its JSON form (``ModelFastest.to_dict``), one row per model x stack."""
+    """The summary as text, from its JSON form (``ModelFastest.to_dict``), one row per model x stack
+    that has an in-tolerance case (a stack the selection left out has none, and no row)."""
     rows = []
     for s in summaries:
         for st in s["stacks"]:
-            limits = ", ".join(f"{op['op']} {op['share']:.0%}" for op in st.get("limits") or ()) or "-"
             fastest = st["fastest"]
+            if not fastest:
+                continue
+            limits = ", ".join(f"{op['op']} {op['share']:.0%}" for op in st.get("limits") or ()) or "-"
             rows.append([
-                s["model"], st["stack"], _cell(fastest), (fastest or {}).get("drift") or "-",
+                s["model"], st["stack"], _cell(fastest), fastest.get("drift") or "-",
                 _cell(st["fp32"]), _cell(st["int8"]), limits,
             ])
         versus = s.get("torch_int8_vs_peer")
         if versus:
-            rows.append([s["model"], "torch int8 / peer", f"{versus['ratio']:.2f}x", "", versus["torch_int8"], versus["peer"], ""])
+            rows.append([s["model"], "torch int8 / peer", f"{versus['ratio']:.2f}x the time", "", versus["torch_int8"],
+                         versus["peer"], ""])
     return format_table(
-        ["model", "stack", "fastest in tolerance (x best)", "drift", "best fp32", "best int8", "top ops by self time"], rows
+        ["model", "stack", "fastest in tolerance", "drift", "best fp32", "best int8", "top ops by self time"], rows
     )

@@ -23,6 +23,10 @@ from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_resul
 __all__ = ["OnnxRuntime", "OrtModule", "count_onnx_layers"]
 
 QUANTIZATIONS = ("none", "static", "dynamic")
+#: onnxruntime's ``ORT_LOGGING_LEVEL_ERROR``. At its default (warning) each new session logs a
+#: ``CleanUnusedInitializersAndNodeArgs`` line per initializer its graph optimizer removed, and
+#: ptq makes one per placement: hundreds of lines that say nothing about the case.
+LOG_ERRORS_ONLY = 3
 EXPORTERS = ("torchscript", "dynamo")
 #: Weighted ONNX ops, float and quantized.
 _FLOAT_OPS = {"Conv", "Gemm", "MatMul", "LSTM", "GRU"}
@@ -130,6 +134,7 @@ def _session(model: bytes) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = LOG_ERRORS_ONLY
     # Same thread count as the PyTorch cases of this session, for a fair comparison.
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -146,8 +151,11 @@ def _session(model: bytes) -> Any:
 def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
     require(recipe.name, ("onnx", "onnxruntime") + (("onnxscript",) if recipe.exporter == "dynamo" else ()), "onnx")
     import onnx
+    import onnxruntime as ort
     from onnxruntime import quantization as oq
 
+    # The sessions onnxruntime.quantization makes for calibration take the default logger's level.
+    ort.set_default_logger_severity(LOG_ERRORS_ONLY)
     inputs = entry.example_inputs(built)
     with tempfile.TemporaryDirectory(prefix="ptq-onnx-") as tmp:
         fp32_path = Path(tmp) / "model.onnx"

@@ -324,7 +324,8 @@ class DriftReport:
             return (f"{case}: the quantized model produced {self.nonfinite} outputs on the evaluation data{where}; "
                     "check the recipe's calibration data and observers")
         model, recipe = case.split("-", 1)
-        return (f"{case}: drift beyond tolerance: {'; '.join(self.violations)}{where}. "
+        return (f"{case}: drift beyond tolerance: {'; '.join(self.violations)} over {self.samples} evaluation "
+                f"sample{'' if self.samples == 1 else 's'}{where}. "
                 f"Rank layers with: ptq diagnose {model} {recipe}")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ptq.render.tables import format_table
 
-__all__ = ["drift_summary", "drift_table"]
+__all__ = ["drift_headline", "drift_summary", "drift_table", "samples"]
 
 
 def _num(d: Mapping[str, Any], key: str, fmt: str) -> str | None:
@@ -15,6 +15,29 @@ def _num(d: Mapping[str, Any], key: str, fmt: str) -> str | None:
     if v is None:
         return None
     return v if isinstance(v, str) else format(v, fmt)
+
+
+def samples(n: int) -> str:
+    return f"{n} sample{'' if n == 1 else 's'}"
+
+
+def drift_headline(d: Mapping[str, Any]) -> str | None:
+    """The measure the gate follows, named, with its sample count and limit: ``top1_agreement
+    0.875 (16 samples, min 0.9)``. A bare ``1 -> 0.875`` hides that it is top-1 agreement over 16
+    inputs, where two flips fail."""
+    metric, value = d.get("headline"), d.get("value")
+    if not metric or value is None:
+        return None
+    notes = [samples(d["samples"])] if isinstance(d.get("samples"), int) else []
+    limit = next(((k[:3], v) for k, v in (d.get("tolerances") or {}).items()
+                  if k[:4] in ("min_", "max_") and k.endswith(metric)), None)
+    not_gated = next((str(n) for n in d.get("not_gated") or () if str(n).startswith(f"{metric}:")), None)
+    if limit is not None:
+        notes.append(f"{limit[0]} {limit[1]:g}")
+    elif not_gated is not None:
+        notes.append(f"not gated:{not_gated.split(':', 1)[1]}")
+    shown = value if isinstance(value, str) else format(value, ".4g")
+    return f"{metric} {shown}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def drift_summary(d: Mapping[str, Any]) -> str:
@@ -51,7 +74,8 @@ def drift_table(records: Sequence[Mapping[str, Any]]) -> str:
             continue
         verdict = "ok" if d.get("passed") else ("NaN/Inf" if d.get("nonfinite") else "FAIL")
         rows.append([
-            r["model"], r["recipe"], str(d["samples"]), drift_summary(d), _worst(d),
+            r["model"], r["recipe"], drift_headline(d) or (samples(d["samples"]) if "samples" in d else "-"), drift_summary(d), _worst(d),
             f"{r['quantized_layers']}/{r['quantized_layers'] + r['float_layers']}", verdict,
         ])
-    return format_table(["model", "recipe", "n", "drift", "lowest-SQNR layer", "quantized", "verdict"], rows)
+    return format_table(["model", "recipe", "headline (samples, limit)", "all measures", "lowest-SQNR layer", "quantized",
+                         "verdict"], rows)
