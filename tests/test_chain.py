@@ -114,7 +114,7 @@ def test_a_summary_records_the_b_sides_numerics_under_its_numerics_key(tmp_path)
     assert s.environment["threads"] == 4 and set(s.records) == {"m-int8"}
     loaded = load_chain(save_summary(s, tmp_path).parent)[0]
     assert loaded.records == s.records and loaded.numerics_key == s.numerics_key
-    assert get_judge("drift").extract(loaded.record("m-int8")) == (-31.5, 1.0) and loaded.record("m-fp32") is None
+    assert get_judge("drift").extract(loaded.record("m-int8")) == (-31.5, 1.0, "sqnr_db") and loaded.record("m-fp32") is None
 
 
 def test_a_version_1_summary_is_migrated_without_numerics(tmp_path):

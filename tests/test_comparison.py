@@ -315,3 +315,14 @@ def test_in_an_a_b_a_case_side_b_lacks_is_a_failing_row_not_a_note():
     assert _verdicts(ab)[("m-int8", "*")] is Verdict.NOT_MEASURED and ab.exit_code == EXIT_REGRESSION
     across = compare(parse_run(base, "base"), parse_run(cur, "cur"), judges=["latency"])  # a narrower selection
     assert ("m-int8", "*") not in _verdicts(across) and any("not in this run" in n for n in across.notes)
+
+
+def test_a_drift_row_names_its_measure_and_samples():
+    def one(value: float) -> dict:
+        return run(bench("m-int8", samples(1e-3), weights="w", metrics={"drift": {
+            "headline": "top1_agreement", "value": value, "higher_is_better": True, "tolerance": 0.01, "samples": 16}}))
+
+    c = compare(parse_run(one(1.0), "b"), parse_run(one(0.875), "c"), judges=["drift"])
+    [row] = c.rows
+    assert row.verdict is Verdict.REGRESSION and row.cells()[2:5] == ["top1_agreement 1", "0.875", "-0.125"]
+    assert row.explanation == "top1_agreement over 16 samples (higher is better); allowed: 0.01 absolute"

@@ -237,18 +237,22 @@ def _size_value(record: CaseRecord) -> float | None:
     return float(m.serialized_bytes) if m is not None and m.serialized_bytes is not None else None
 
 
-def _drift_value(record: CaseRecord) -> tuple[float, float | None] | None:
+def _drift_value(record: CaseRecord) -> tuple[float, float | None, str] | None:
+    """(the headline, negated where higher is better; its tolerance; what it is, over how many samples)."""
     m = read_figures(DriftFigures, record.extra_info)
     if m is None or m.value is None:
         return None
-    return ((-1.0 if m.higher_is_better is True else 1.0) * float(m.value), m.tolerance)
+    what = f"{m.headline or 'drift'}" + (f" over {m.samples} samples" if m.samples else "")
+    return ((-1.0 if m.higher_is_better is True else 1.0) * float(m.value), m.tolerance, what)
 
 
-def _drift(base: tuple[float, float | None], cur: tuple[float, float | None], s: Mapping[str, Any]) -> Judgement:
+def _drift(base: tuple[float, float | None, str], cur: tuple[float, float | None, str],
+           s: Mapping[str, Any]) -> Judgement:
     tolerance = cur[1] if cur[1] is not None else s["drift_tolerance"]
     verdict = decide_threshold(base[0], cur[0], relative=0.0, absolute=tolerance)
-    return Judgement(verdict, f"{abs(base[0]):.4g}", f"{abs(cur[0]):.4g}", f"{abs(cur[0]) - abs(base[0]):+.4g}",
-                     f"allowed: {tolerance:g} absolute")
+    name = cur[2].split(" over ")[0]
+    return Judgement(verdict, f"{name} {abs(base[0]):.4g}", f"{abs(cur[0]):.4g}", f"{abs(cur[0]) - abs(base[0]):+.4g}",
+                     f"{cur[2]}{' (higher is better)' if cur[0] < 0 else ''}; allowed: {tolerance:g} absolute")
 
 
 def _quantized(record: CaseRecord) -> bool:
