@@ -40,7 +40,7 @@ class Progress:
                 else "time left known after the first step")
         return f"{self.done}/{self.total} done, {duration(elapsed)} elapsed, {left}"
 
-    def step(self, note: str = "") -> None:
-        """One step done: say so, with what it was."""
-        self.done += 1
+    def step(self, note: str = "", *, steps: int = 1) -> None:
+        """``steps`` steps done (one by default): say so, with what they were."""
+        self.done += steps
         self._emit(f"{self.label}: {self.summary()}" + (f" ({note})" if note else ""))

@@ -27,17 +27,17 @@ class FakeWorker:
         self.label, self.log, self.median, self.ready, self.closed = label, log if log is not None else [], median, ready, False
         self.offsets, self.factor, self.kind, self.cases = placement_offsets or {}, 1.0, kind, []
 
-    def place(self, seed):
+    def place(self, seed, cases=None):
         self.log.append((self.label, "place", seed))
         self.factor = self.offsets.get(seed, 1.0)
-        return {c: self.kind for c in self.cases}
+        return {c: self.kind for c in self.cases if cases is None or c in cases}
 
     def prepare(self, cases, *, threads, weights="auto"):
         self.prepared = (threads, weights)
         self.cases = [c for c in cases if self.ready is None or c in self.ready]
         return {"ready": self.cases, "failed": {c: "boom" for c in cases if c not in self.cases}}
 
-    def time(self, case, budget_s, slow=0.0):
+    def time(self, case, budget_s, slow=0.0, kind="spin"):
         self.log.append((self.label, case, slow))
         return samples(self.median * self.factor * (1 + slow), n=40, seed=len(self.log), sigma=0.01)
 
@@ -83,7 +83,7 @@ def test_run_plan_uses_fresh_worker_pairs_and_drops_a_case_one_of_them_could_not
         made.append(FakeWorker(label, ready={"m-fp32", "m-int8"} if len(made) < 2 else {"m-int8"}))
         return made[-1]
 
-    got = run_plan(DuetPlan(0.01, sweeps=4, placements=4, workers=2), ["m-fp32", "m-int8"],
+    got = run_plan(DuetPlan(0.01, sweeps=4, placements=4, workers=2, stopping="fixed"), ["m-fp32", "m-int8"],
                    new_worker=worker, threads=1)
     assert len(made) == 4 and all(w.closed for w in made)
     assert got.failed == {"m-fp32": "side A: boom"} and set(got.blocks["A"]) == set(got.blocks["B"]) == {("m-int8", 0.0)}
@@ -188,7 +188,7 @@ def test_duet_cases_are_those_both_sessions_timed_with_the_same_threads():
 
 def test_apply_duet_replaces_the_sessions_timings_with_the_placements_and_unmeasures_what_it_could_not_time():
     a, _ = _runs(1e-3)
-    apply_duet(a, {"m-int8": [[1.0, 2.0], [3.0]]}, DuetPlan(0.02, 5, placements=2, workers=1), {"m-fp32": "boom"})
+    apply_duet(a, {"m-int8": [[1.0, 2.0], [3.0]]}, DuetPlan(0.02, 5, placements=2, workers=1, stopping="fixed"), {"m-fp32": "boom"})
     fp32, int8 = a["benchmarks"][:2]
     assert int8["stats"]["data"] == [1.0, 2.0, 3.0] and "ab_round_sizes" not in int8["extra_info"]
     assert int8["extra_info"]["ab_placement_sizes"] == [2, 1] and int8["extra_info"]["ab_latency"] == "duet"
@@ -214,7 +214,7 @@ def test_run_duet_judges_the_duet_placements_not_the_sessions(tmp_path, median_b
             kind="model+inputs" if label == "A" else "inputs (deepcopy failed: TypeError)")
 
     side = lambda label: Side(label, label, tmp_path)  # noqa: E731
-    notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 10), worker=worker)
+    notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 10, stopping="fixed"), worker=worker)
     assert notes == ["m-fp32: latency not measured (a duet worker could not prepare it: side B: boom)"]
     assert {c for _, c, _ in log} == {"m-int8", "place"}  # m-fp32 failed in B: not timed
     result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])
@@ -237,7 +237,7 @@ def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction(
         return workers[-1]
 
     targets = [Target("m-fp32", lambda: None, 1e-3, inject=False), Target("m-int8", lambda: None, 1e-3, inject=True)]
-    base, cur = run_duet_trial(targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 4, placements=4, workers=2),
+    base, cur = run_duet_trial(targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 4, placements=4, workers=2, stopping="fixed"),
                                worker=worker)
     slots = {(c, f) for c in ("m-fp32", "m-int8") for f in (0.0, 0.1, 0.2)}
     assert set(base) == set(cur) == slots and all(len(blocks) == 4 for blocks in cur.values())
@@ -264,5 +264,20 @@ def test_ptq_ab_leaves_the_speedup_judge_to_the_sessions_only_without_the_duet(
     monkeypatch.setattr("ptq.cli.ab.run_duet", lambda *a, **kw: calls.append(("duet", kw["plan"])) or [])
     code = main(["ab", "x", "y", "--root", str(tmp_path), "--latency", latency])
     out = capsys.readouterr().out
-    assert calls[0] == ("rounds", 3 if latency == "duet" else 6) and (len(calls) == 2) == (latency == "duet")
+    assert calls[0] == ("rounds", 1 if latency == "duet" else 6) and (len(calls) == 2) == (latency == "duet")
     assert (" speedup " in out) == judged and code == (1 if judged else 0)  # 2.9x -> 2.7x, CIs apart
+
+
+def test_a_real_compute_slowdown_runs_the_case_s_own_first_layer_again():
+    cases = TimedCases()
+    assert cases.prepare(["micro_linear_256-fp32"], threads=1, weights="random")["ready"] == ["micro_linear_256-fp32"]
+    model = cases._originals["micro_linear_256-fp32"][0]
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    calls: list[int] = []
+    first.register_forward_hook(lambda *_: calls.append(1))
+    work = cases._more_work("micro_linear_256-fp32", 0.5 * cases.medians["micro_linear_256-fp32"])
+    calls.clear()
+    work()
+    assert len(calls) >= 1  # the layer itself, not a busy-wait
+    assert len(cases.time("micro_linear_256-fp32", 0.01, slow=0.1, kind="compute")["samples"]) >= 10
+    assert "unknown slowdown kind 'sleep'" in cases.time("micro_linear_256-fp32", 0.01, slow=0.1, kind="sleep")["error"]

@@ -58,7 +58,7 @@ def test_outcome_counts_controls_as_aa_and_injected_cases_as_detections():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--modes", "fast"], "valid: plain, interleaved, processes, duet, speedup"),
+    (["--modes", "fast"], "valid: plain, interleaved, processes, duet, duet-compute, speedup"),
     (["--slowdowns", "a,b"], "give comma-separated fractions"),
     (["--slowdowns", "0,-1"], "fractions must be > 0"),
 ])

@@ -15,7 +15,9 @@ import json
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ptq.cli import command
 from ptq.cli.compare import FORMAT_HELP, GATE_EXIT_CODES, select_judges
@@ -33,8 +35,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="baseline: git revision, source directory, or 'installed'")
     p.add_argument("b", help="candidate: git revision, source directory, or 'installed'")
     p.add_argument("--rounds", type=int, default=None,
-                   help="pytest sessions per side, alternated ABBA (default 3 with the duet, whose windows judge "
-                        "latency; 6 with --latency=rounds, judged per session on the fastest 4 of each side's 6)")
+                   help="pytest sessions per side, alternated ABBA (default 1 with the duet: the sessions give "
+                        "memory, size and drift, fixed per numerics key, and the duet's windows give latency; 6 "
+                        "with --latency=rounds, judged per session on the fastest 4 of each side's 6)")
     p.add_argument("--latency", choices=("duet", "rounds"), default="duet",
                    help="duet (default): after the sessions, one worker per side times every case in alternating "
                         "windows; rounds: judge the sessions' own timings (for code without ptq.duet)")
@@ -57,6 +60,22 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "e.g. --pytest-args=\"--ptq-models='micro_*' --benchmark-max-time=0.2\"")
 
 
+def _gate_settings(config: Any, run: Mapping[str, Any]) -> Callable[[str], Mapping[str, Any]]:
+    """Per case id, its ``[tool.ptq.gate]`` settings (model / recipe scopes resolved)."""
+    from ptq.gate.judges import DEFAULTS
+
+    names = {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if b.get("extra_info", {}).get("case")}
+    return lambda case: config.resolve("gate", model=str(names.get(case, {}).get("model", "")),
+                                       recipe=str(names.get(case, {}).get("recipe", "")), defaults=DEFAULTS)
+
+
+#: What a session of a duet A/B measures: memory, size and drift (every probe but the speedup
+#: visits, which the duet's direct A/B of each case supersedes), and just enough pytest-benchmark
+#: rounds to list the cases it timed; the duet's windows are the latency the gate judges.
+DUET_SESSION = ("--ptq-probes=lm,deployment,drift,memory,size", "--benchmark-max-time=0.02",
+                "--benchmark-min-rounds=5", "--ptq-warmup=3")
+
+
 @command("ab", _args, "interleaved A/B of two code versions, judged as ptq compare judges", exit_codes=GATE_EXIT_CODES)
 def _ab(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
@@ -76,12 +95,14 @@ def _ab(args: argparse.Namespace) -> int:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
         b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
-        rounds = args.rounds if args.rounds is not None else (3 if duet_plan else 6)
+        rounds = args.rounds if args.rounds is not None else (1 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=extra, progress=progress)
+        session = [*DUET_SESSION, *extra] if duet_plan else extra  # the user's own pytest args come last and win
+        run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=session, progress=progress)
         refuse_unlike(run_a, run_b, installs=args.compare_installs)
         if duet_plan is not None:
-            for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress):
+            gate = _gate_settings(config, run_a)
+            for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress, gate=gate):
                 print(f"note: {note}", file=sys.stderr)
         if run_b["ptq"].get("ab_session_failed"):
             print(f"note: {run_b['ptq']['ab_session_failed']}", file=sys.stderr)

@@ -19,6 +19,7 @@ from ptq.gate.duet import DuetPlan
 from ptq.gate.judges import DEFAULTS
 from ptq.progress import Progress
 from ptq.stats.decide import LOCATIONS
+from ptq.stats.sequential import SequentialPlan
 
 TARGET_FALSE = 0.01
 TARGET_DETECT = 0.95
@@ -84,6 +85,7 @@ def _parse_fractions(text: str) -> list[float]:
              (1, "a target is missed in some mode"),
          ), project=True)
 def _gate_quality(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from ptq.lab.gate_quality import (
@@ -125,15 +127,23 @@ def _gate_quality(args: argparse.Namespace) -> int:
                 trials.step()
             outcomes.append(outcome)
             continue
-        if mode == "duet":
+        if mode in ("duet", "duet-compute"):
             duet_plan = DuetPlan.from_args(args)
+            # a sequential duet spends its alpha over the looks: the verdict tests at the per-look share
+            alpha = (SequentialPlan(duet_plan.looks, args.alpha, args.threshold).alpha_look
+                     if duet_plan.stopping == "sequential" else args.alpha)
+            kind = "compute" if mode == "duet-compute" else "spin"
             trials = Progress(f"{mode} trials", args.duet_trials)
             for _ in range(args.duet_trials):
-                base, cur = run_duet_trial(targets, fractions, threads=threads, plan=duet_plan)
-                outcome.record_placements(base, cur, threshold=args.threshold, alpha=args.alpha,
-                                          statistic=args.statistic)
+                base, cur = run_duet_trial(targets, fractions, threads=threads, plan=duet_plan, slow_kind=kind,
+                                           alpha=args.alpha, threshold=args.threshold, statistic=args.statistic)
+                outcome.record_placements(base, cur, threshold=args.threshold, alpha=alpha, statistic=args.statistic)
                 trials.step()
             print(format_table(["case", "A/A false", "caught", "placement spread (median)"], outcome.case_rows()))
+            windows = duet_plan.sweeps_per_placement if duet_plan.stopping == "sequential" else \
+                duet_plan.sweeps / duet_plan.placements
+            print(f"{mode}: {duet_plan.stopping} plan, mean {np.mean(outcome.placements):.1f} placements "
+                  f"({np.mean(outcome.placements) * windows:.1f} windows per side) per judgement")
             outcomes.append(outcome)
             continue
         trials = Progress(f"{mode} trials", len(plan))
@@ -169,7 +179,8 @@ def _gate_quality(args: argparse.Namespace) -> int:
             {"mode": o.mode, "aa": o.aa, "detected": {str(f): v for f, v in o.detected.items()},
              "smallest_caught_95": o.smallest_caught(TARGET_DETECT),
              "ratio_quantiles": o.ratio_quantiles(), "judgements": o.judgements,
-             "per_case": {c: {f"{f:g}": v for f, v in t.items()} for c, t in o.per_case.items()}} for o in outcomes]}
+             "per_case": {c: {f"{f:g}": v for f, v in t.items()} for c, t in o.per_case.items()},
+             "placements": o.placements} for o in outcomes]}
         text = json.dumps(data, indent=1, default=str).encode()
         atomic_write(args.json, lambda fh: fh.write(text))
     return 0 if ok else 1

@@ -231,13 +231,16 @@ def duet_cases(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[tuple
 
 
 def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float]]], plan: DuetPlan,
-               unmeasured: Mapping[str, str] | None = None, placed: Mapping[str, Sequence[str]] | None = None) -> None:
+               unmeasured: Mapping[str, str] | None = None, placed: Mapping[str, Sequence[str]] | None = None,
+               sequential: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Put a side's duet samples in place of its sessions' timings: one pool per case, split by
     placement (``extra_info.ab_placement_sizes``: the judge's unit), with what its placements
     re-allocated (``ab_placement_kinds``: the distinct kinds, model+inputs or inputs only, from
     ``placed``). A case the duet could not time loses its session timings too, with the reason
     (``ab_latency_why``): its latency is "not measured", never judged from the sessions'
-    one-allocation figures. Every summary statistic follows the samples (:func:`set_samples`)."""
+    one-allocation figures. Every summary statistic follows the samples (:func:`set_samples`).
+    ``sequential``: per case, where a sequential duet stopped it and the alpha it spent per look
+    (``ab_sequential``; the judge tests at that alpha)."""
     for bench in run["benchmarks"]:
         info = bench.setdefault("extra_info", {})
         case = info.get("case")
@@ -247,6 +250,8 @@ def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float
             info["ab_placement_sizes"] = [len(block) for block in blocks[case]]
             info["ab_placement_kinds"] = sorted(set((placed or {}).get(case, ())))
             info["ab_latency"] = "duet"
+            if case in (sequential or {}):
+                info["ab_sequential"] = dict(sequential[case])
         elif case in (unmeasured or {}):
             set_samples(bench, [])
             info.pop("ab_round_sizes", None)
@@ -259,10 +264,24 @@ def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float
 def run_duet(
     a: Side, b: Side, run_a: dict[str, Any], run_b: dict[str, Any], *, plan: DuetPlan,
     worker: Callable[..., Worker] = Worker, progress: Callable[[str], None] = lambda line: None,
+    gate: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Time every case both sessions timed as a duet (:func:`ptq.gate.duet.run_plan`: worker pairs
     one after another, placements within each) and put the samples into ``run_a`` / ``run_b``.
-    Returns notes on cases the duet could not time (their latency is then not measured)."""
+    Returns notes on cases the duet could not time (their latency is then not measured).
+    ``gate``: per case, its ``[tool.ptq.gate]`` settings; a sequential duet stops each case by the
+    threshold, alpha and statistic its judge will use (default: the gate's defaults)."""
+    from ptq.gate.judges import DEFAULTS
+    from ptq.stats.decide import location
+    from ptq.stats.sequential import SequentialPlan, decide_look
+
+    def settings(case: str) -> Mapping[str, Any]:
+        return gate(case) if gate is not None else DEFAULTS
+
+    def decide(slot: tuple[str, float], ratios: Sequence[float]) -> str:
+        s = settings(slot[0])
+        return decide_look(ratios, SequentialPlan(plan.looks, s["alpha"], s["latency_threshold"]))
+
     by_threads: dict[int, list[str]] = {}
     for case, threads in duet_cases(run_a, run_b):
         by_threads.setdefault(threads, []).append(case)
@@ -271,15 +290,21 @@ def run_duet(
     got: dict[str, dict[str, list[list[float]]]] = {"A": {}, "B": {}}
     kinds: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
     failed: dict[str, str] = {}
+    stopped: dict[str, dict[str, Any]] = {}
     for threads, cases in by_threads.items():
+        quantile = location(str(settings(cases[0])["latency_statistic"]))
         result: DuetResult = run_plan(
-            plan, cases, threads=threads, weights=weights, progress=progress,
+            plan, cases, threads=threads, weights=weights, progress=progress, decide=decide, q=quantile,
             new_worker=lambda label: worker(label, python=sides[label].python, pythonpath=sides[label].pythonpath,
                                             cwd=sides[label].tree))
         failed.update(result.failed)
         for label, slots in result.blocks.items():
             got[label].update({case: b for (case, _), b in slots.items()})
             kinds[label].update(result.placed.get(label, {}))
+        for (case, _), (answer, n) in result.stopped.items():
+            s = settings(case)
+            looked = SequentialPlan(plan.looks, s["alpha"], s["latency_threshold"])
+            stopped[case] = {**looked.to_dict(), "stopped": answer, "placements": n}
     for label, data in (("A", run_a), ("B", run_b)):
-        apply_duet(data, got[label], plan, failed, kinds[label])
+        apply_duet(data, got[label], plan, failed, kinds[label], stopped)
     return [f"{c}: latency not measured (a duet worker could not prepare it: {why})" for c, why in sorted(failed.items())]

@@ -37,6 +37,7 @@ from typing import IO, Any
 from ptq.errors import PtqError, UserError
 from ptq.progress import Progress
 from ptq.project import load_project
+from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
 __all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
 
@@ -58,6 +59,14 @@ class DuetPlan:
     sweeps: int = 30
     placements: int = 10
     workers: int = 2
+    #: ``sequential`` (default): each case placement by placement until its verdict is clear at
+    #: one of ``looks`` (:mod:`ptq.stats.sequential`), ``sweeps_per_placement`` sweeps each, a
+    #: fresh worker pair every ``worker_placements``; ``fixed``: ``sweeps`` over ``placements``
+    #: by ``workers`` pairs for every case.
+    stopping: str = "sequential"
+    looks: tuple[int, ...] = (4, 6, 8, 12, 16, 20)
+    sweeps_per_placement: int = 3
+    worker_placements: int = 5
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.sweeps < 2:
@@ -66,6 +75,12 @@ class DuetPlan:
         if not 2 <= self.placements <= self.sweeps or not 1 <= self.workers <= self.placements:
             raise UserError(f"a duet needs 2 <= --placements <= --sweeps and 1 <= --workers <= --placements, got "
                             f"--placements={self.placements} --sweeps={self.sweeps} --workers={self.workers}")
+        if self.stopping not in STOPPING:
+            raise UserError(f"--stopping={self.stopping!r}; valid: {', '.join(STOPPING)}")
+        if self.sweeps_per_placement < 1 or self.worker_placements < 1:
+            raise UserError(f"a sequential duet needs --sweeps-per-placement >= 1 and --worker-placements >= 1, got "
+                            f"{self.sweeps_per_placement} and {self.worker_placements}")
+        SequentialPlan(self.looks)  # the looks are checked before any work
 
     def blocks(self) -> list[list[int]]:
         """Per worker pair, the sweeps of each of its placements: as even as whole numbers allow."""
@@ -75,27 +90,57 @@ class DuetPlan:
         return [sweeps[s:s + n] for s, n in zip(starts, per_worker, strict=True)]
 
     def to_dict(self) -> dict[str, Any]:
+        if self.stopping == "sequential":
+            return {"window_s": self.window_s, "stopping": self.stopping, "looks": list(self.looks),
+                    "sweeps_per_placement": self.sweeps_per_placement, "worker_placements": self.worker_placements}
         return {"window_s": self.window_s, "sweeps": self.sweeps, "placements": self.placements,
                 "workers": self.workers}
 
     @staticmethod
     def add_options(p: argparse.ArgumentParser) -> None:
-        """``--window``, ``--sweeps``, ``--placements``, ``--workers``: ``ptq ab`` and ``ptq
-        gate-quality`` share them, so the benchmark of the gate measures the plan the gate runs."""
+        """The plan's options: ``ptq ab`` and ``ptq gate-quality`` share them, so the benchmark of the
+        gate measures the plan the gate runs."""
         p.add_argument("--window", type=float, default=DuetPlan.window_s,
                        help=f"seconds per duet window (default {DuetPlan.window_s})")
         p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
-                       help=f"duet windows per case per side (default {DuetPlan.sweeps})")
+                       help=f"fixed: duet windows per case per side (default {DuetPlan.sweeps})")
         p.add_argument("--placements", type=int, default=DuetPlan.placements,
-                       help=f"fresh allocations of each case per side, the sweeps split among them; the latency "
+                       help=f"fixed: fresh allocations of each case per side, the sweeps split among them; the latency "
                             f"judge's unit (default {DuetPlan.placements})")
         p.add_argument("--workers", type=int, default=DuetPlan.workers,
-                       help=f"worker processes per side, one after another, the placements split among them "
+                       help=f"fixed: worker processes per side, one after another, the placements split among them "
                             f"(default {DuetPlan.workers})")
+        p.add_argument("--stopping", choices=STOPPING, default=DuetPlan.stopping,
+                       help="sequential (default): each case gets placements until its verdict is clear at one of "
+                            "--looks, the gate's alpha split over them; fixed: --sweeps over --placements for every "
+                            "case")
+        p.add_argument("--looks", type=_looks, default=DuetPlan.looks, metavar="N,N,...",
+                       help=f"sequential: the placement counts at which a case may stop (default "
+                            f"{','.join(map(str, DuetPlan.looks))}; the last is the most a case gets)")
+        p.add_argument("--sweeps-per-placement", type=int, default=DuetPlan.sweeps_per_placement,
+                       help=f"sequential: windows per case per side on each placement (default "
+                            f"{DuetPlan.sweeps_per_placement})")
+        p.add_argument("--worker-placements", type=int, default=DuetPlan.worker_placements,
+                       help=f"sequential: placements per worker pair before a fresh pair (default "
+                            f"{DuetPlan.worker_placements})")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DuetPlan:
-        return cls(args.window, args.sweeps, args.placements, args.workers)
+        return cls(args.window, args.sweeps, args.placements, args.workers, args.stopping, args.looks,
+                   args.sweeps_per_placement, args.worker_placements)
+
+
+#: How a duet decides how long each case is timed (:class:`DuetPlan`).
+STOPPING = ("sequential", "fixed")
+#: What ``ptq gate-quality`` injects on side B: a busy-wait, or real compute (a layer run again).
+SLOWDOWN_KINDS = ("spin", "compute")
+
+
+def _looks(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give increasing placement counts, e.g. 4,6,8,12") from None
 
 
 def _spread(total: int, parts: int) -> list[int]:
@@ -135,6 +180,7 @@ class TimedCases:
         self.calls: dict[str, Callable[[], Any]] = {}
         self.medians: dict[str, float] = {}
         self._originals: dict[str, tuple[Any, tuple[Any, ...], Any]] = {}  # model, inputs, output
+        self._work: dict[tuple[str, float], Callable[[], None]] = {}  # injected real compute, calibrated once
 
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str, calibrate_s: float = 0.05) -> dict[str, Any]:
         import torch
@@ -166,12 +212,15 @@ class TimedCases:
             self.calls[spec], self.medians[spec] = call, sorted(samples)[len(samples) // 2]
         return {"ready": sorted(self.calls), "failed": failed}
 
-    def place(self, seed: int) -> dict[str, Any]:
-        """Every prepared case on a fresh placement (the previous one freed first); what each got."""
+    def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, Any]:
+        """Every prepared case (or those of ``cases``) on a fresh placement (the previous one freed
+        first); what each got."""
         from ptq.probes.placement import place
 
         kinds: dict[str, str] = {}
         for i, spec in enumerate(sorted(self._originals)):
+            if cases is not None and spec not in cases:
+                continue
             del self.calls[spec]  # the bound call holds the previous placement: free it before the next
             model, inputs, output = self._originals[spec]
             placed = place(model, inputs, seed=seed * 10_007 + i, reference_output=output)
@@ -179,19 +228,74 @@ class TimedCases:
             kinds[spec] = placed.kind + (f" ({placed.why})" if placed.why else "")
         return {"placed": kinds}
 
-    def time(self, case: str, budget_s: float, slow: float = 0.0) -> dict[str, Any]:
+    def time(self, case: str, budget_s: float, slow: float = 0.0, kind: str = "spin") -> dict[str, Any]:
         if case not in self.calls:
             return {"error": f"case {case!r} was not prepared"}
+        if kind not in SLOWDOWN_KINDS:
+            return {"error": f"unknown slowdown kind {kind!r}; valid: {', '.join(SLOWDOWN_KINDS)}"}
         call = self.calls[case]
         if slow > 0:  # only ptq gate-quality asks for this: an injected slowdown
-            extra, plain = slow * self.medians[case], call
+            extra = slow * self.medians[case]
+            work = self._more_work(case, extra) if kind == "compute" else (lambda: busy_wait(extra))
+            plain = call
 
             def call() -> Any:
                 result = plain()
-                busy_wait(extra)
+                work()
                 return result
 
         return {"samples": time_calls(call, budget_s)}
+
+    def _more_work(self, case: str, seconds: float) -> Callable[[], None]:
+        """Real compute worth ``seconds`` a call: the case's first Linear / Conv / LSTM / GRU layer run
+        again on its own input, as many times as that takes (a matmul where the model has no such
+        torch layer, an ONNX Runtime or OpenVINO peer). Unlike a busy-wait it uses the caches, the
+        memory bandwidth and the vector units the model uses, so it moves with them."""
+        key = (case, round(seconds, 12))
+        if key not in self._work:
+            import torch
+
+            unit = self._layer_call(case)
+            if unit is None:
+                generator = torch.Generator().manual_seed(0)
+                a = torch.randn(96, 96, generator=generator)
+
+                def unit() -> Any:
+                    return torch.mm(a, a)
+
+            with torch.inference_mode():
+                samples = time_calls(unit, 0.05, warmup=3)
+            reps = max(1, round(seconds / sorted(samples)[len(samples) // 2]))
+
+            def work(unit: Callable[[], Any] = unit, reps: int = reps) -> None:
+                with torch.inference_mode():
+                    for _ in range(reps):
+                        unit()
+
+            self._work[key] = work
+        return self._work[key]
+
+    def _layer_call(self, case: str) -> Callable[[], Any] | None:
+        import torch
+
+        model, inputs, _ = self._originals[case]
+        if not isinstance(model, torch.nn.Module):
+            return None
+        layers = [m for m in model.modules() if not list(m.children())
+                  and any(k in type(m).__name__ for k in ("Linear", "Conv", "LSTM", "GRU"))]
+        if not layers:
+            return None
+        seen: list[tuple[Any, ...]] = []
+        hook = layers[0].register_forward_pre_hook(lambda module, args: seen.append(args))
+        try:
+            with torch.inference_mode():
+                model(*inputs)
+        finally:
+            hook.remove()
+        if not seen:
+            return None
+        layer, args = layers[0], seen[0]
+        return lambda: layer(*args)
 
 
 def _replies(lines: Iterator[str], cases: TimedCases) -> Iterator[dict[str, Any]]:
@@ -201,9 +305,10 @@ def _replies(lines: Iterator[str], cases: TimedCases) -> Iterator[dict[str, Any]
         if op == "prepare":
             yield cases.prepare(msg["cases"], threads=int(msg["threads"]), weights=msg.get("weights", "auto"))
         elif op == "place":
-            yield cases.place(int(msg["seed"]))
+            yield cases.place(int(msg["seed"]), msg.get("cases"))
         elif op == "time":
-            yield cases.time(msg["case"], float(msg["budget_s"]), float(msg.get("slow", 0.0)))
+            kind = {"kind": msg["kind"]} if "kind" in msg else {}  # only gate-quality's real-compute slowdowns
+            yield cases.time(msg["case"], float(msg["budget_s"]), float(msg.get("slow", 0.0)), **kind)
         else:
             yield {"error": f"unknown op {op!r}"}
 
@@ -258,11 +363,17 @@ class Worker:
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str = "auto") -> dict[str, Any]:
         return self.ask({"op": "prepare", "cases": list(cases), "threads": threads, "weights": weights})
 
-    def place(self, seed: int) -> dict[str, str]:
-        return self.ask({"op": "place", "seed": seed})["placed"]
+    def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, str]:
+        message: dict[str, Any] = {"op": "place", "seed": seed}
+        if cases is not None:
+            message["cases"] = list(cases)
+        return self.ask(message)["placed"]
 
-    def time(self, case: str, budget_s: float, slow: float = 0.0) -> list[float]:
-        return self.ask({"op": "time", "case": case, "budget_s": budget_s, "slow": slow})["samples"]
+    def time(self, case: str, budget_s: float, slow: float = 0.0, kind: str = "spin") -> list[float]:
+        message: dict[str, Any] = {"op": "time", "case": case, "budget_s": budget_s, "slow": slow}
+        if kind != "spin":
+            message["kind"] = kind
+        return self.ask(message)["samples"]
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -297,40 +408,71 @@ class DuetResult:
     blocks: Blocks
     failed: dict[str, str] = field(default_factory=dict)
     placed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: A sequential duet: per slot, where it stopped (the look's answer, placements it got).
+    stopped: dict[Slot, tuple[str, int]] = field(default_factory=dict)
 
 
 def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, window_s: float, first_placement: int = 0,
-         slowdowns: Mapping[str, Sequence[float]] | None = None,
-         progress: Callable[[str], None] = lambda line: None) -> DuetResult:
+         slowdowns: Mapping[str, Sequence[float]] | None = None, slots: Sequence[Slot] | None = None,
+         slow_kind: str = "spin", progress: Callable[[str], None] = lambda line: None) -> DuetResult:
     """One worker pair's share of a duet: for each entry of ``sweeps``, both workers place every
     case afresh (seeded by the placement's number and side), then each slot is timed that many
     sweeps, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
-    one slot, (case, 0.0), unless ``slowdowns`` gives it several (side B slowed by each)."""
-    slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
+    one slot, (case, 0.0), unless ``slowdowns`` gives it several (side B slowed by each);
+    ``slots``, where given, are the only ones timed and placed (a sequential duet's open ones)."""
+    if slots is None:
+        slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
+        only = None
+    else:
+        only = sorted({c for c, _ in slots})
     out: Blocks = {w.label: {s: [] for s in slots} for w in (a, b)}
     placed: dict[str, dict[str, list[str]]] = {w.label: {} for w in (a, b)}
     for k, count in enumerate(sweeps):
         placement = first_placement + k
         for side, worker in enumerate((a, b)):
-            for case, kind in worker.place(2 * placement + side).items():
+            for case, kind in worker.place(2 * placement + side, only).items():
                 placed[worker.label].setdefault(case, []).append(kind)
             for s in slots:
                 out[worker.label][s].append([])
         for sweep in range(count):
             for i, (case, slow) in enumerate(slots):
                 for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
-                    got = worker.time(case, window_s, slow=slow) if worker is b else worker.time(case, window_s)
+                    got = (worker.time(case, window_s, slow=slow, kind=slow_kind) if worker is b and slow
+                           else worker.time(case, window_s))
                     out[worker.label][(case, slow)][-1].extend(got)
             progress(f"placement {placement + 1}, sweep {sweep + 1}/{count}")
     return DuetResult(out, placed=placed)
 
 
+#: Per slot, the per-placement ratios (B over A) so far -> the look's answer (:func:`ptq.stats.sequential.decide_look`).
+Decide = Callable[[Slot, Sequence[float]], str]
+
+
+def placement_ratios(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], q: float = 0.01) -> list[float]:
+    """Per placement, the ``q``-quantile of side B's samples over side A's (> 1: B slower)."""
+    import numpy as np
+
+    return [float(np.quantile(y, q) / np.quantile(x, q)) for x, y in zip(a, b, strict=True) if len(x) and len(y)]
+
+
+def default_decide(plan: DuetPlan, *, alpha: float = 0.01, threshold: float = 0.05) -> Decide:
+    """The gate's defaults (``[tool.ptq.gate]``: alpha 0.01, a 5% threshold, the 1st percentile) for every slot."""
+    seq = SequentialPlan(plan.looks, alpha, threshold)
+    return lambda slot, ratios: decide_look(ratios, seq)
+
+
 def run_plan(
     plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str = "auto",
     slowdowns: Mapping[str, Sequence[float]] | None = None, progress: Callable[[str], None] = lambda line: None,
+    decide: Decide | None = None, q: float = 0.01, slow_kind: str = "spin",
 ) -> DuetResult:
-    """The whole duet: ``plan.workers`` fresh worker pairs, one after another, each preparing
-    ``cases`` and timing its share of the placements, their results joined in order."""
+    """The whole duet: sequential (:func:`run_sequential`, ``decide`` says when a slot stops) or
+    ``plan.workers`` fresh worker pairs, one after another, each preparing ``cases`` and timing its
+    share of the placements, their results joined in order."""
+    if plan.stopping == "sequential":
+        return run_sequential(plan, cases, new_worker=new_worker, threads=threads, weights=weights,
+                              slowdowns=slowdowns, progress=progress, decide=decide or default_decide(plan), q=q,
+                              slow_kind=slow_kind)
     out: Blocks = {"A": {}, "B": {}}
     placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
     failed: dict[str, str] = {}
@@ -345,7 +487,7 @@ def run_plan(
                     failed.setdefault(case, f"side {w.label}: {why}")
             ready = [c for c in cases if c not in failed]
             got = duet(a, b, ready, sweeps, window_s=plan.window_s, first_placement=done, slowdowns=slowdowns,
-                       progress=sweeps_done.step)
+                       slow_kind=slow_kind, progress=sweeps_done.step)
         finally:
             a.close()
             b.close()
@@ -361,3 +503,59 @@ def run_plan(
         placed[label] = {c: kinds for c, kinds in placed[label].items() if c not in failed}
     return DuetResult(out, failed, placed)
 
+
+def run_sequential(
+    plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str,
+    slowdowns: Mapping[str, Sequence[float]] | None, progress: Callable[[str], None], decide: Decide, q: float = 0.01,
+    slow_kind: str = "spin",
+) -> DuetResult:
+    """Placement after placement, only the slots still open: after each, every open slot's
+    per-placement ratios go to ``decide``; a slot stops at its first answer other than
+    :data:`~ptq.stats.sequential.CONTINUE` (at the last look it always has one). A fresh worker
+    pair every ``plan.worker_placements`` placements, preparing only the cases still open."""
+    open_slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
+    out: Blocks = {"A": {s: [] for s in open_slots}, "B": {s: [] for s in open_slots}}
+    placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
+    failed: dict[str, str] = {}
+    stopped: dict[Slot, tuple[str, int]] = {}
+    most = plan.looks[-1]
+    work = Progress("duet", len(open_slots) * most, emit=progress)  # slot-placements, at most
+    k = 0
+    while open_slots and k < most:
+        a, b = new_worker("A"), new_worker("B")
+        try:
+            needed = list(dict.fromkeys(c for c, _ in open_slots))
+            progress(f"duet: worker pair {k // plan.worker_placements + 1} preparing {len(needed)} case(s)")
+            for w in (a, b):
+                for case, why in w.prepare(needed, threads=threads, weights=weights)["failed"].items():
+                    failed.setdefault(case, f"side {w.label}: {why}")
+            gone = [s for s in open_slots if s[0] in failed]
+            open_slots = [s for s in open_slots if s[0] not in failed]
+            work.total -= len(gone) * (most - k)
+            for _ in range(plan.worker_placements):
+                if not open_slots or k >= most:
+                    break
+                got = duet(a, b, [], [plan.sweeps_per_placement], window_s=plan.window_s, first_placement=k,
+                           slots=open_slots, slow_kind=slow_kind)
+                k += 1
+                timed = len(open_slots)
+                for label in ("A", "B"):
+                    for slot, blocks in got.blocks[label].items():
+                        out[label][slot].extend(blocks)
+                    for case, kinds in got.placed[label].items():
+                        placed[label].setdefault(case, []).extend(kinds)
+                for slot in list(open_slots):
+                    answer = decide(slot, placement_ratios(out["A"][slot], out["B"][slot], q))
+                    if answer != CONTINUE:
+                        stopped[slot] = (answer, k)
+                        open_slots.remove(slot)
+                        work.total -= most - k
+                work.step(f"placement {k}: {len(open_slots)} of {len(out['A'])} still open", steps=timed)
+        finally:
+            a.close()
+            b.close()
+    for label in ("A", "B"):
+        for slot in [s for s in out[label] if s[0] in failed]:
+            del out[label][slot]
+        placed[label] = {c: kinds for c, kinds in placed[label].items() if c not in failed}
+    return DuetResult(out, failed, placed, stopped)

@@ -145,6 +145,9 @@ class Timings:
 
     blocks: tuple[tuple[float, ...], ...]
     unit: str  # "placement", "round" or "call"
+    #: Where the duet stopped the case sequentially, the alpha it spent per look
+    #: (:mod:`ptq.stats.sequential`): the verdict's test uses it, so looks cannot inflate false alarms.
+    alpha_look: float | None = None
 
     @property
     def pooled(self) -> tuple[float, ...]:
@@ -154,7 +157,9 @@ class Timings:
 def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
     """Paired placements on both sides (the duet): the placement is the unit; sessions on both
     sides: the session; else the call."""
-    kw = {"threshold": s["latency_threshold"], "alpha": s["alpha"], "statistic": s["latency_statistic"]}
+    looked = [t.alpha_look for t in (base, cur) if t.alpha_look is not None]
+    alpha = min([s["alpha"], *looked])
+    kw = {"threshold": s["latency_threshold"], "alpha": alpha, "statistic": s["latency_statistic"]}
     pooled = [base.pooled, cur.pooled]
     try:
         if base.unit == cur.unit == "placement":  # paired, or refused: never pooled back into one draw
@@ -173,8 +178,8 @@ def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
     return Judgement(
         d.verdict, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic),
         f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
-        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}{spread}, "
-        f"n={len(pooled[0])}/{len(pooled[1])}",
+        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}"
+        f"{f' (alpha {alpha:.2g} per look)' if looked else ''}{spread}, n={len(pooled[0])}/{len(pooled[1])}",
     )
 
 
@@ -183,7 +188,9 @@ def _samples(record: CaseRecord) -> Timings | None:
         return None
     placements = record.placements
     if placements is not None:
-        return Timings(placements, "placement")
+        looked = record.extra_info.get("ab_sequential")
+        alpha_look = looked.get("alpha_look") if isinstance(looked, Mapping) else None
+        return Timings(placements, "placement", float(alpha_look) if isinstance(alpha_look, int | float) else None)
     rounds = record.rounds
     return Timings(rounds, "round" if len(rounds) > 1 else "call")
 

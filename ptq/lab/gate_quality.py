@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan, TimedCases, Worker, busy_wait, run_plan, time_calls
+from ptq.gate.duet import DuetPlan, TimedCases, Worker, busy_wait, default_decide, run_plan, time_calls
 from ptq.stats.decide import (
     DEFAULT_LOCATION,
     Verdict,
@@ -55,7 +55,7 @@ __all__ = [
     "time_calls",
 ]
 
-MODES = ("plain", "interleaved", "processes", "duet", "speedup")
+MODES = ("plain", "interleaved", "processes", "duet", "duet-compute", "speedup")
 
 
 @dataclass(frozen=True)
@@ -169,15 +169,20 @@ def run_process_trial(
 
 def run_duet_trial(
     targets: Sequence[Target], fractions: Sequence[float], *, threads: int, plan: DuetPlan,
-    worker: Callable[[str], Worker] = Worker,
+    worker: Callable[[str], Worker] = Worker, slow_kind: str = "spin", alpha: float = 0.01, threshold: float = 0.05,
+    statistic: str = DEFAULT_LOCATION,
 ) -> tuple[dict[tuple[str, float], list[list[float]]], dict[tuple[str, float], list[list[float]]]]:
     """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: :func:`ptq.gate.duet.run_plan`
     with fresh worker pairs and placements. Per sweep each injected case is paired once per
     fraction (0 first: its A/A), fp32 cases included (nothing here needs them unslowed), so
     every (case, fraction) has its own adjacent A windows. Returns (A, B) samples per (case,
-    fraction), split by placement."""
+    fraction), split by placement. ``slow_kind``: a busy-wait (``spin``) or real compute (``compute``,
+    the case's first layer run again). A sequential plan stops each (case, fraction) by the gate's
+    ``alpha`` and ``threshold`` (:mod:`ptq.stats.sequential`), as ``ptq ab`` does."""
     got = run_plan(plan, [t.case for t in targets], new_worker=worker, threads=threads, weights="random",
-                   slowdowns={t.case: (0.0, *fractions) for t in targets})
+                   slowdowns={t.case: (0.0, *fractions) for t in targets}, slow_kind=slow_kind,
+                   decide=default_decide(plan, alpha=alpha, threshold=threshold),
+                   q=location(statistic))
     if got.failed:
         raise UserError(f"a duet worker could not prepare: {got.failed}")
     return got.blocks["A"], got.blocks["B"]
@@ -209,6 +214,8 @@ class Outcome:
     judgements: list[dict[str, Any]] = field(default_factory=list)
     #: case -> fraction -> [judgements, flagged] (the duet mode's per-case tallies).
     per_case: dict[str, dict[float, list[int]]] = field(default_factory=dict)
+    #: The duet modes: placements each judgement was made over (a sequential plan stops early).
+    placements: list[int] = field(default_factory=list)
 
     def record(self, fraction: float, targets: Sequence[Target], base: Mapping[str, list[float]],
                cur: Mapping[str, list[float]], *, threshold: float, alpha: float, statistic: str = DEFAULT_LOCATION
@@ -239,6 +246,7 @@ class Outcome:
             d = decide_latency_placements(base[(case, fraction)], blocks, threshold=threshold, alpha=alpha,
                                           statistic=statistic)
             self.tally(fraction, d.verdict, d.ratio, case)
+            self.placements.append(len(blocks))
             self.judgements.append({
                 "case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p, "verdict": d.verdict.name,
                 "spread": d.spread, "base": [float(np.quantile(b, q)) for b in base[(case, fraction)]],
