@@ -17,6 +17,16 @@ from ptq.run.layers import count_layers
 ZEROS = StaticInt8("static_int8_zeros", calib_split="zeros")
 
 
+@pytest.fixture(autouse=True)
+def seven_bit_activations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """StaticInt8 takes 8-bit activations only on CPUs whose kernels do not saturate (VNNI), 7-bit
+    elsewhere; the zero-calibrated ranking differs between the two, so pin the 7-bit range, which
+    every x86 CPU computes alike. With it (tiny, AVX2-only EPYC): only conv 16.98 dB, only fc 25.36,
+    full recipe 16.88. With 8-bit int8 math: only fc 17.06 against conv 16.98, a 0.08 dB ranking;
+    8-bit on the saturating kernels: only fc 16.42, ranked first."""
+    monkeypatch.setattr("ptq.recipes.torch_ao._saturates_int16", lambda engine: True)
+
+
 def test_float_and_only_layers_select_what_is_quantized(tiny_entry: ModelEntry, tiny_built: Built):
     assert count_layers(apply_recipe(StaticInt8("s", float_layers=("fc",)), tiny_entry, tiny_built).model) == (1, 1)
     assert count_layers(apply_recipe(StaticInt8("s", only_layers=("fc",)), tiny_entry, tiny_built).model) == (1, 1)
