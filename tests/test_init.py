@@ -4,6 +4,7 @@ zizmor; nothing that exists is ever overwritten."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,14 +13,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ptq import __version__
 from ptq.cli import main
-from ptq.cli.init import TARGETS, WORKFLOWS_FROM
+from ptq.cli.init import GITIGNORE, TARGETS, WORKFLOWS_FROM, next_commands
+from ptq.recipes import list_recipes
 from ptq.run.config import load_config
+from ptq.run.matrix import MATRICES
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
-TREE = sorted([*TARGETS.values(), "pyproject.toml"])
+TREE = sorted([*TARGETS.values(), "pyproject.toml", ".gitignore"])
 CALLERS = (".github/workflows/ptq.yml", ".github/workflows/ptq-comment.yml")
+#: Small sessions: what is checked is that every case runs and passes its drift tolerances, not its timing.
+FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01",
+        "--ptq-placements=2", "--ptq-rerun-target=0", "-p", "no:cacheprovider"]
 
 
 def _init(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -31,37 +38,161 @@ def _tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def _uncomment_example(conftest: Path) -> None:
-    """The generated conftest.py with its commented example switched on, as its marker says."""
-    out, inside = [], False
-    for line in conftest.read_text().splitlines():
-        if line.startswith("# ptq example"):
-            inside = not line.startswith("# ptq example end")
-            continue
-        out.append((line[2:] if line.startswith("# ") else "") if inside else line)
-    conftest.write_text("\n".join(out) + "\n")
+def _pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", *args, *FAST],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_init_then_benchmark_a_model_registered_in_the_generated_conftest(tmp_path, capsys):
+def _ptq_init(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ptq init`` in a process of its own, as a user runs it: what the project's conftest files
+    register stays out of this session's registries."""
+    return subprocess.run([sys.executable, "-m", "ptq.cli", "init", str(project), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_init_then_benchmark_the_example_model_it_writes(tmp_path, capsys):
     project = tmp_path / "project"
     project.mkdir()
     code, out = _init(project, capsys)
     assert code == 0 and _tree(project) == TREE
     assert all(f"wrote {path}" in out for path in TREE)
-    _uncomment_example(project / "conftest.py")
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "--ptq-models=my_*",
-         "--ptq-recipes=fp32,dynamic_int8,static_int8_calib16", "--benchmark-json=out.json", "--benchmark-min-rounds=3",
-         "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01", "-p", "no:cacheprovider"],
-        cwd=project, capture_output=True, text=True, timeout=300)
+    assert out.splitlines()[0] == "models: my_mlp (the example model ptq init writes in conftest.py)"
+    assert [line.strip() for line in out.splitlines() if line.startswith("  ")] == next_commands("my_mlp")
+    run = _pytest(project, "--ptq-models=my_*", "--ptq-recipes=fp32,dynamic_int8,static_int8_calib16",
+                  "--benchmark-json=out.json")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert re.search(r"\b3 passed\b", run.stdout), run.stdout[-2000:]
     cases = {b["extra_info"]["case"] for b in json.loads((project / "out.json").read_text())["benchmarks"]}
     assert cases == {"my_mlp-fp32", "my_mlp-dynamic_int8", "my_mlp-static_int8_calib16"}
 
 
-def test_the_generated_workflows_pass_githubs_schema_and_zizmor_and_the_caller_is_short(tmp_path, capsys):
+@pytest.mark.slow
+def test_the_example_model_passes_every_recipe_of_the_default_matrix(tmp_path, capsys):
+    """The first run a user makes, as ``ptq init``'s hint says (its timings cut short): every case
+    of the matrix runs, within the default drift tolerances, or is skipped for what the machine lacks."""
     assert _init(tmp_path, capsys)[0] == 0
+    run = _pytest(tmp_path, "--ptq-models=my_mlp", "--benchmark-json=out.json", "-rs")
+    assert run.returncode == 0 and " failed" not in run.stdout, run.stdout[-5000:] + run.stderr[-3000:]
+    project = MATRICES["project"]  # the matrix a project that registers models runs by default
+    wanted = {f"my_mlp-{r}" for r in [*list_recipes(project.recipes, project.exclude_recipes), "static_int8_calib16"]}
+    measured = {b["extra_info"]["case"]: b["extra_info"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]}
+    skipped = set(re.findall(r"^SKIPPED \[\d+\] \S+: (my_mlp-\w+):", run.stdout, re.M))
+    assert set(measured) | skipped == wanted and not set(measured) & skipped, run.stdout[-3000:]
+    for case, info in measured.items():
+        drift = info["metrics"]["drift"]
+        assert drift["passed"] and drift["violations"] == [], (case, drift)
+    for core in ("fp32", "dynamic_int8", "static_int8", "static_int8_jit", "static_int8_calib16"):
+        assert f"my_mlp-{core}" in measured  # torch alone runs these on any CPU
+
+
+@pytest.mark.parametrize("where", ["conftest.py", "benchmarks/conftest.py"])
+def test_the_workflows_run_the_models_the_projects_conftest_registers(tmp_path, where):
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / where).write_text(CONFTEST_WITH_MODELS)
+    done = _ptq_init(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == "models: acme_net,acme_cnn (registered by the project's conftest)"
+    for caller in (".github/workflows/ptq.yml",):
+        for job in yaml.safe_load((tmp_path / caller).read_text())["jobs"].values():
+            assert job["with"]["models"] == "acme_net,acme_cnn"
+    assert [line.strip() for line in done.stdout.splitlines() if line.startswith("  ")] == next_commands("acme_net,acme_cnn")
+    assert next_commands("acme_net,acme_cnn")[0] == "pytest benchmarks --benchmark-only --ptq-models=acme_net,acme_cnn"
+    conftest = (tmp_path / "conftest.py").read_text()
+    if where == "conftest.py":  # the project's own, left as it is and not named as kept
+        assert conftest == CONFTEST_WITH_MODELS and "left conftest.py as it is: the project's; its models: acme_net, acme_cnn" in done.stdout
+    else:  # ptq's, with the example commented out: the project has models of its own
+        assert "wrote conftest.py" in done.stdout
+        assert '# @register_model("my_mlp", batch_size=8)' in conftest and "\n@register_model" not in conftest
+    # --models wins over what the project registers
+    (tmp_path / ".github" / "workflows" / "ptq.yml").unlink()
+    assert _ptq_init(tmp_path, "--models", "acme_*").returncode == 1  # the rest exists
+    assert yaml.safe_load((tmp_path / ".github" / "workflows" / "ptq.yml").read_text())["jobs"]["gate"]["with"]["models"] == "acme_*"
+
+
+CONFTEST_WITH_MODELS = """import torch
+from ptq.models import Built, TensorData, register_model
+
+
+def _build(*, weights):
+    data = TensorData(lambda g, n: (torch.rand(n, 4, generator=g),), "rand(4)")
+    return Built(torch.nn.Linear(4, 2), weights="random", data=data)
+
+
+register_model("acme_net", batch_size=2)(_build)
+register_model("acme_cnn", batch_size=2)(_build)
+"""
+
+
+def test_a_conftest_that_cannot_be_imported_is_one_error_naming_it(tmp_path, capsys):
+    (tmp_path / "conftest.py").write_text("import no_such_module_here\n")
+    assert main(["init", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "conftest.py cannot be imported (ModuleNotFoundError" in err and "or name the models with --models" in err
+    assert _tree(tmp_path) == ["conftest.py"]
+
+
+@pytest.mark.parametrize(("files", "editable"), [
+    ({}, False), ({"pyproject.toml": "[tool.ruff]\nline-length = 100\n"}, False),
+    ({"pyproject.toml": '[project]\nname = "acme"\nversion = "1"\n'}, True),
+    ({"pyproject.toml": '[build-system]\nrequires = ["hatchling"]\n'}, True), ({"setup.py": "\n"}, True),
+], ids=["bare", "pyproject-tools-only", "pyproject-project", "pyproject-build-system", "setup-py"])
+def test_the_runners_install_ptq_with_every_extra_and_the_project_where_it_installs(tmp_path, capsys, files, editable):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert _init(tmp_path, capsys)[0] == 0
+    pin = f"'pytest-ptq[all]=={__version__}'"
+    for job in yaml.safe_load((tmp_path / CALLERS[0]).read_text())["jobs"].values():
+        assert job["with"]["install"] == (f"pip install {pin} -e ." if editable else f"pip install {pin}")
+    # as the reusable workflows run it: eval "$INSTALL"
+    install = yaml.safe_load((tmp_path / CALLERS[0]).read_text())["jobs"]["gate"]["with"]["install"]
+    echoed = subprocess.run(["bash", "-c", 'pip() { printf "%s\\n" "$@"; }; eval "$INSTALL"'], text=True,
+                            capture_output=True, env={"INSTALL": install, "PATH": os.environ["PATH"]})
+    assert echoed.stdout.splitlines() == ["install", f"pytest-ptq[all]=={__version__}", *(["-e", "."] if editable else [])]
+
+
+def test_a_gitignore_is_written_or_given_the_lines_it_lacks(tmp_path, capsys):
+    assert _init(tmp_path, capsys)[0] == 0
+    written = (tmp_path / ".gitignore").read_text().splitlines()
+    assert written[0].startswith("# ptq") and written[1:] == list(GITIGNORE)
+    assert {"results/**/*.lock", ".*.tmp", ".benchmarks/"} <= set(GITIGNORE)
+    other = tmp_path / "other"
+    other.mkdir()
+    mine = "# ours\n.venv\n/.benchmarks\n*.pyc"  # no final newline; .benchmarks/ there already
+    (other / ".gitignore").write_text(mine)
+    code, out = _init(other, capsys)
+    assert code == 0 and "appended ptq's ignores to .gitignore" in out
+    text = (other / ".gitignore").read_text()
+    assert text.startswith(mine + "\n# ptq") and text.count(".benchmarks") == 1
+    assert [line for line in GITIGNORE if line not in text.splitlines()] == [".benchmarks/"]
+    (other / "pyproject.toml").unlink()
+    code, out = _init(other, capsys)  # everything there: the .gitignore is left as it is
+    assert code == 1 and "kept .gitignore: already ignores ptq's files; left as is" in out
+    assert (other / ".gitignore").read_text() == text
+
+
+def test_the_gitignore_keeps_what_ptq_writes_out_of_git_add(tmp_path, capsys):
+    assert _init(tmp_path, capsys)[0] == 0
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    made = ["results/baselines/abc.json.lock", "results/baselines/.abc.json.x1y2.tmp", ".benchmarks/Linux/0001.json",
+            "benchmarks/__pycache__/test_ptq.cpython-311.pyc", "results/baselines/abc.json"]
+    for name in made:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    added = subprocess.run(["git", "add", "-A", "--dry-run"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    staged = {line.removeprefix("add '").removesuffix("'") for line in added.stdout.splitlines()}
+    assert "results/baselines/abc.json" in staged and not set(made[:-1]) & staged
+
+
+@pytest.mark.parametrize("project", ["bare", "installable-with-models"])
+def test_the_generated_workflows_pass_githubs_schema_and_zizmor_and_the_caller_is_short(tmp_path, capsys, project):
+    if project == "bare":
+        assert _init(tmp_path, capsys)[0] == 0
+    else:  # install "pip install 'pytest-ptq[all]==V' -e .", models from its conftest: quotes and commas in the YAML
+        (tmp_path / "pyproject.toml").write_text('[project]\nname = "acme"\nversion = "1"\n')
+        (tmp_path / "conftest.py").write_text(CONFTEST_WITH_MODELS)
+        assert _ptq_init(tmp_path).returncode == 0
+        assert "-e ." in (tmp_path / CALLERS[0]).read_text() and "acme_net,acme_cnn" in (tmp_path / CALLERS[0]).read_text()
     workflows = [str(tmp_path / p) for p in CALLERS]
     schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows],
                             capture_output=True, text=True)
@@ -111,19 +242,26 @@ def test_init_never_overwrites_and_names_what_it_would_have_written(tmp_path, ca
     code, out = _init(tmp_path, capsys)
     assert code == 1
     assert (tmp_path / "conftest.py").read_text() == "MINE = 1\n"
-    assert "kept conftest.py: exists; left as is; what ptq init would have written:" in out
-    assert '    # @register_model("my_mlp", batch_size=8)' in out
-    assert "left as they were: conftest.py (ptq init never overwrites)" in out
+    assert ("kept conftest.py: exists; left as is (to have it written again, delete it and rerun ptq init; "
+            "--dry-run shows the plan); what ptq init would have written:") in out
+    assert '    @register_model("my_mlp", batch_size=8)' in out  # it registers no model: the example, live
+    assert "left as they were: conftest.py (ptq init never overwrites; delete a file to have it written again)" in out
     assert "wrote benchmarks/test_ptq.py" in out
+    assert "next: register your models in conftest.py (the example above), then run:" in out
     before = {p: (tmp_path / p).read_text() for p in TREE}
     assert _init(tmp_path, capsys)[0] == 1  # a second run changes nothing
     assert {p: (tmp_path / p).read_text() for p in TREE} == before
+    (tmp_path / ".github" / "workflows" / "ptq.yml").unlink()  # deleted: written again, with --models
+    code, out = _init(tmp_path, capsys, "--models", "acme_*")
+    assert code == 1 and "wrote .github/workflows/ptq.yml" in out
+    assert yaml.safe_load((tmp_path / CALLERS[0]).read_text())["jobs"]["gate"]["with"]["models"] == "acme_*"
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     code, out = _init(tmp_path, capsys, "--dry-run")
     assert code == 0 and _tree(tmp_path) == []
-    assert out.splitlines() == [f"would write {path}" for path in [*TARGETS.values(), "pyproject.toml"]]
+    assert out.splitlines() == ["models: my_mlp (the example model ptq init writes in conftest.py)",
+                                *[f"would write {path}" for path in [*TARGETS.values(), "pyproject.toml", ".gitignore"]]]
 
 
 def test_tool_ptq_is_appended_to_an_existing_pyproject_keeping_its_comments(tmp_path, capsys):
@@ -142,7 +280,7 @@ def test_an_existing_tool_ptq_is_left_as_it_is(tmp_path, capsys):
     (tmp_path / "pyproject.toml").write_text(mine)
     code, out = _init(tmp_path, capsys)
     assert code == 1 and (tmp_path / "pyproject.toml").read_text() == mine
-    assert "kept pyproject.toml: already has [tool.ptq]; left as is" in out
+    assert "kept pyproject.toml: already has [tool.ptq]; left as is (remove the section to have it appended again)" in out
 
 
 @pytest.mark.parametrize(("setup", "args", "message"), [
@@ -163,3 +301,10 @@ def test_bad_input_is_one_error_and_nothing_is_written(tmp_path, capsys, setup, 
 def test_a_directory_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
     assert main(["init", str(tmp_path / "nope")]) == 2
     assert "nope: no such directory" in capsys.readouterr().err
+
+
+def test_the_readme_sequence_is_install_init_then_the_commands_init_prints():
+    section = (ROOT / "README.md").read_text().split("## Use ptq in your repository\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert block[0] == "pip install 'pytest-ptq[all]'" and block[1].split("#")[0].strip() == "ptq init"
+    assert block[2:] == next_commands("acme_mlp")

@@ -299,6 +299,8 @@ def _workspace(tmp_path: Path, *, baseline: bool) -> Path:
 
 GATE, HISTORY, BASELINES, COMMENT = "reusable-gate.yml", "reusable-history.yml", "reusable-baselines.yml", "reusable-comment.yml"
 GATE_STEPS = ("Merge shards", "Compare with the baseline", "HTML report")
+#: The pull request's base commit: "" here, as none is in the workspace (the bootstrap tests make one).
+GATE_VALUES = {"BASE_SHA": ""}
 COMMENT_VALUES = {"PR": "7", "RUN_URL": "https://github.com/owner/repo/actions/runs/99"}
 
 
@@ -322,7 +324,7 @@ def _gate_artifact(cwd: Path) -> None:
 
 def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_path):
     cwd = _workspace(tmp_path, baseline=False)
-    result = _run_steps(GATE, "gate", GATE_STEPS, cwd)
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES)
     assert result.returncode == 0, result.stdout + result.stderr
     merged = json.loads((cwd / "run.json").read_text())
     assert len(merged["benchmarks"]) == len(json.loads(FIXTURE_RUN.read_text())["benchmarks"])
@@ -346,7 +348,7 @@ def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_pa
 def test_html_report_step_runs_before_the_first_push_to_main(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
     shutil.rmtree(cwd / "history")  # no ptq-history branch yet
-    result = _run_steps(GATE, "gate", GATE_STEPS, cwd)
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES)
     assert result.returncode == 0, result.stdout + result.stderr
     html = (cwd / "report.html").read_text()
     assert "FAIL: 1 regression" in html and "digits_cnn-static_int8" in html  # the gate's own comparison
@@ -362,7 +364,7 @@ def _failing_rows(part: str) -> set[tuple[str, str]]:
 
 def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
-    assert _run_steps(GATE, "gate", GATE_STEPS, cwd).returncode == 0
+    assert _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES).returncode == 0
     gate = _run_steps(GATE, "gate", ("Fail on regression",), cwd)
     assert gate.returncode == 1 and "::error title=ptq: gate failed::" in gate.stdout
     ab_exit = _latency_stand_in(cwd)
@@ -388,7 +390,7 @@ def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
 
 def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
-    assert _run_steps(GATE, "gate", GATE_STEPS, cwd).returncode == 0
+    assert _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES).returncode == 0
     _latency_stand_in(cwd)
     _gate_artifact(cwd)
     step = _step(GATE, "comment", "Build the comment")
@@ -549,7 +551,7 @@ def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_requ
     pr = _workspace(tmp_path / "pr", baseline=False)
     shutil.rmtree(pr / "history")
     _git("clone", "--branch", "ptq-history", f"file://{remote}", pr / "history")
-    assert _run_steps(GATE, "gate", GATE_STEPS, pr).returncode == 0
+    assert _run_steps(GATE, "gate", GATE_STEPS, pr, **GATE_VALUES).returncode == 0
     judged = json.loads((pr / "compare.json").read_text())
     assert judged["baseline"] == f"history/results/baselines/{FINGERPRINT}.json"
     assert judged["outcome"] == "fail" and judged["summary"].startswith("FAIL: 1 regression")
@@ -741,7 +743,7 @@ def _gate_with_branch_baseline(tmp_path: Path, baseline: Path, name: str, *, on_
     if on_main is not None:
         (cwd / "results" / "baselines").mkdir(parents=True)
         shutil.copy(on_main, cwd / "results" / "baselines" / f"{FINGERPRINT}.json")
-    result = _run_steps(GATE, "gate", GATE_STEPS, cwd)
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES)
     assert result.returncode == 0, result.stdout + result.stderr
     return cwd
 
@@ -837,3 +839,104 @@ def test_the_latency_ab_passes_the_selection_to_every_session_as_one_quoted_stri
     [passed] = [a.removeprefix("--pytest-args=") for a in argv if a.startswith("--pytest-args=")]
     assert shlex.split(passed) == ["--ptq-matrix=quick", "--ptq-models=acme_*,resnet_custom", "--ptq-recipes=*",
                                    "--benchmark-max-time=0.5", "--ptq-pair-time=0.5"]
+
+
+# The pull request that adds ptq: its base commit has no benchmarks/, so it can have no baseline
+# yet and no A side to time. Both checks pass as "bootstrap", with a notice saying what comes next;
+# a base commit with benchmarks/ (or one not in the checkout) still fails closed.
+AB_GATE_STEP = "A/B of base commit against head, latency timed as a duet (the latency gate)"
+
+
+def _base(cwd: Path, *, benchmarks: bool) -> str:
+    """The checkout's base commit, with or without benchmarks/; its SHA."""
+    _git("init", "-q", "-b", "main", cwd)
+    (cwd / "README.md").write_text("the project\n")
+    if benchmarks:
+        (cwd / "benchmarks").mkdir(exist_ok=True)
+        (cwd / "benchmarks" / "test_ptq.py").write_text("# base\n")
+    _git("add", "README.md", *(["benchmarks"] if benchmarks else []), cwd=cwd)
+    _git("commit", "-q", "-m", "base", cwd=cwd)
+    return _git("rev-parse", "HEAD", cwd=cwd).strip()
+
+
+@pytest.mark.parametrize("base", ["without-benchmarks", "with-benchmarks", "not-in-checkout"])
+def test_a_pull_request_adding_ptq_passes_the_gate_as_bootstrap_and_any_other_without_a_baseline_fails(tmp_path, base):
+    cwd = _workspace(tmp_path, baseline=False)
+    sha = _base(cwd, benchmarks=base == "with-benchmarks")
+    if base == "not-in-checkout":
+        sha = "f" * 40
+    result = _run_steps(GATE, "gate", GATE_STEPS, cwd, BASE_SHA=sha)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((cwd / "compare.json").read_text())["outcome"] == "no-baseline"  # judged alike: none applies
+    verdict = _run_steps(GATE, "gate", ("Fail on regression",), cwd)
+    summary, part = (cwd / "summary.md").read_text(), (cwd / "compare.md").read_text()
+    bootstrap = " ".join(_job(GATE, "gate")["env"]["BOOTSTRAP"].split())
+    if base == "without-benchmarks":
+        assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+        [line] = verdict.stdout.splitlines()
+        assert line == f"::notice title=ptq: bootstrap::{bootstrap}"
+        assert bootstrap.startswith("bootstrap: ") and "Next: merge it; the push to main records" in bootstrap
+        assert part.strip() == bootstrap and bootstrap in summary  # the comment's gate part and the job summary
+        assert (cwd / "compare.bootstrap").read_text().strip() == sha[:12]
+    else:
+        assert verdict.returncode == 3 and verdict.stdout.startswith("::error title=ptq: no baseline::")
+        assert "bootstrap:" not in summary and not (cwd / "compare.bootstrap").exists()
+        assert summary.rstrip().endswith(_job(GATE, "gate")["env"]["FIRST_BASELINE"])
+
+
+def test_a_bootstrap_mark_the_pull_request_brings_is_not_taken(tmp_path):
+    cwd = _workspace(tmp_path, baseline=False)
+    sha = _base(cwd, benchmarks=True)
+    (cwd / "compare.bootstrap").write_text("forged\n")  # a file of the pull request's tree
+    assert _run_steps(GATE, "gate", GATE_STEPS, cwd, BASE_SHA=sha).returncode == 0
+    assert _run_steps(GATE, "gate", ("Fail on regression",), cwd).returncode == 3
+
+
+@pytest.mark.parametrize("benchmarks", [False, True], ids=["base-without-benchmarks", "base-with-benchmarks"])
+def test_the_latency_ab_of_a_pull_request_adding_ptq_is_a_bootstrap_notice(tmp_path, benchmarks):
+    sha = _base(tmp_path, benchmarks=benchmarks)
+    (tmp_path / "bin").mkdir()
+    log = tmp_path / "bin" / "ptq.args"
+    (tmp_path / "bin" / "ptq").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {log}\necho '**ptq ab**'\n")
+    (tmp_path / "bin" / "ptq").chmod(0o755)
+    result = _run_steps(GATE, "latency-ab", (AB_GATE_STEP,), tmp_path, BASE_SHA=sha)
+    assert result.returncode == 0, result.stdout + result.stderr
+    if benchmarks:
+        assert log.read_text().splitlines()[:3] == ["ab", sha, "HEAD"] and "bootstrap" not in result.stdout
+        return
+    assert not log.exists()  # nothing timed
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"::notice title=ptq: bootstrap::bootstrap: the base commit {sha[:12]} has no benchmarks/")
+    said = line.split("::", 2)[2]
+    assert (tmp_path / "ab.md").read_text().strip() == said and said in (tmp_path / "summary.md").read_text()
+
+
+def test_the_history_commits_no_lock_file_to_its_branch(tmp_path):
+    cwd = tmp_path / "push"
+    (cwd / "bin").mkdir(parents=True)
+    _shards(RUNS / "run-0003.json", cwd)
+    remote, git_env = _remote(tmp_path, None)
+    assert _run_steps(HISTORY, "record", HISTORY_STEPS[:3], cwd, git_env, **HISTORY_VALUES).returncode == 0
+    (cwd / "history" / "results" / "baselines" / f"{FINGERPRINT}.json.lock").write_text("")
+    (cwd / "history" / "results" / "baselines" / f".{FINGERPRINT}.json.x1.tmp").write_text("")
+    pushed = _run_steps(HISTORY, "record", HISTORY_STEPS[3:], cwd, git_env, **HISTORY_VALUES)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert _on_branch(remote) == [f"results/baselines/{FINGERPRINT}.json"]
+
+
+def test_the_baselines_pull_request_holds_the_baselines_and_no_lock_file(tmp_path):
+    cwd = tmp_path / "checkout"
+    _base(cwd, benchmarks=True)
+    (cwd / "bin").mkdir()
+    gh = _fake_gh(cwd / "bin")
+    stored = cwd / "results" / "baselines"
+    stored.mkdir(parents=True)
+    shutil.copy(FIXTURE_RUN, stored / f"{FINGERPRINT}.json")
+    (stored / f"{FINGERPRINT}.json.lock").write_text("")  # what --ptq-save-baseline's lock leaves
+    remote, git_env = _remote(tmp_path, None)
+    done = _run_steps(BASELINES, "refresh", ("Open a pull request with the new baseline",), cwd, git_env,
+                      GH_TOKEN="x", REPO="owner/repo", RUN_ID="42")
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted(_git("ls-tree", "-r", "--name-only", "ptq/baselines-42", cwd=remote).split())
+    assert files == sorted(["README.md", "benchmarks/test_ptq.py", f"results/baselines/{FINGERPRINT}.json"])
+    assert gh.read_text().startswith("pr create --repo owner/repo --head ptq/baselines-42")
