@@ -37,6 +37,12 @@ class FakeWorker:
         self.cases = [c for c in cases if self.ready is None or c in self.ready]
         return {"ready": self.cases, "failed": {c: "boom" for c in cases if c not in self.cases}}
 
+    def send(self, message):
+        self.reply = self.prepare(message["cases"], threads=message["threads"], weights=message["weights"])
+
+    def receive(self):
+        return self.reply
+
     def time(self, case, budget_s, slow=0.0, kind="spin"):
         self.log.append((self.label, case, slow))
         return samples(self.median * self.factor * (1 + slow), n=40, seed=len(self.log), sigma=0.01)
@@ -264,7 +270,7 @@ def test_ptq_ab_leaves_the_speedup_judge_to_the_sessions_only_without_the_duet(
     monkeypatch.setattr("ptq.cli.ab.run_duet", lambda *a, **kw: calls.append(("duet", kw["plan"])) or [])
     code = main(["ab", "x", "y", "--root", str(tmp_path), "--latency", latency])
     out = capsys.readouterr().out
-    assert calls[0] == ("rounds", 1 if latency == "duet" else 6) and (len(calls) == 2) == (latency == "duet")
+    assert calls[0] == ("rounds", 2 if latency == "duet" else 6) and (len(calls) == 2) == (latency == "duet")
     assert (" speedup " in out) == judged and code == (1 if judged else 0)  # 2.9x -> 2.7x, CIs apart
 
 

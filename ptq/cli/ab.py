@@ -35,9 +35,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="baseline: git revision, source directory, or 'installed'")
     p.add_argument("b", help="candidate: git revision, source directory, or 'installed'")
     p.add_argument("--rounds", type=int, default=None,
-                   help="pytest sessions per side, alternated ABBA (default 1 with the duet: the sessions give "
-                        "memory, size and drift, fixed per numerics key, and the duet's windows give latency; 6 "
-                        "with --latency=rounds, judged per session on the fastest 4 of each side's 6)")
+                   help="pytest sessions per side, alternated ABBA (default 2 with the duet, each round's two "
+                        "sessions at once: they give memory, size and drift, and two per side give the spread "
+                        "the memory judge allows; the duet's windows give latency; 6 with --latency=rounds, "
+                        "judged per session on the fastest 4 of each side's 6, one session at a time)")
     p.add_argument("--latency", choices=("duet", "rounds"), default="duet",
                    help="duet (default): after the sessions, one worker per side times every case in alternating "
                         "windows; rounds: judge the sessions' own timings (for code without ptq.duet)")
@@ -95,10 +96,11 @@ def _ab(args: argparse.Namespace) -> int:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
         b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
-        rounds = args.rounds if args.rounds is not None else (1 if duet_plan else 6)
+        rounds = args.rounds if args.rounds is not None else (2 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         session = [*DUET_SESSION, *extra] if duet_plan else extra  # the user's own pytest args come last and win
-        run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=session, progress=progress)
+        run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=session, progress=progress,
+                                  parallel=duet_plan is not None)
         refuse_unlike(run_a, run_b, installs=args.compare_installs)
         if duet_plan is not None:
             gate = _gate_settings(config, run_a)

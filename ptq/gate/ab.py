@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -165,30 +166,43 @@ def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def run_rounds(
     a: Side, b: Side, *, rounds: int, workdir: Path, pytest_args: Sequence[str],
     runner: Callable[[Side, Path, Sequence[str]], Path] = run_side,
-    progress: Callable[[str], None] = lambda line: None,
+    progress: Callable[[str], None] = lambda line: None, parallel: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Alternate the two sides ``rounds`` times each; returns the merged (A, B) runs."""
+    """Alternate the two sides ``rounds`` times each; returns the merged (A, B) runs. ``parallel``:
+    each round's two sessions run at once, for sessions whose timings nobody judges (the duet's
+    ``ptq ab``: they give memory, size and drift, which do not depend on what else runs)."""
     sides = {"A": a, "B": b}
     collected: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
     sessions = Progress("sessions", 2 * rounds, emit=progress)
     failed_b: str | None = None
-    for r, label in schedule(rounds):
-        if label == "B" and failed_b is not None:
-            continue
-        progress(f"round {r + 1}/{rounds}: side {label} ({sides[label].spec}); sessions {sessions.summary()}")
+
+    def one(r: int, label: str) -> Path | None:
+        nonlocal failed_b
         try:
-            out = runner(sides[label], workdir / f"{label}-{r}.json", pytest_args)
+            return runner(sides[label], workdir / f"{label}-{r}.json", pytest_args)
         except SessionFailed as exc:
             if label == "A":
                 raise
             failed_b = str(exc)
-            continue
+            return None
         finally:
             sessions.done += 1
-        try:
-            collected[label].append(json.loads(out.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{out}: side {label} wrote invalid JSON ({exc.msg})") from None
+
+    order = schedule(rounds)
+    batches = [order[i:i + 2] for i in range(0, len(order), 2)] if parallel else [[x] for x in order]
+    for batch in batches:
+        batch = [(r, label) for r, label in batch if not (label == "B" and failed_b is not None)]
+        for r, label in batch:
+            progress(f"round {r + 1}/{rounds}: side {label} ({sides[label].spec}); sessions {sessions.summary()}")
+        with ThreadPoolExecutor(max_workers=len(batch) or 1) as pool:
+            outs = list(pool.map(lambda item: one(*item), batch))
+        for (_, label), out in zip(batch, outs, strict=True):
+            if out is None:
+                continue
+            try:
+                collected[label].append(json.loads(out.read_text(encoding="utf-8")))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{out}: side {label} wrote invalid JSON ({exc.msg})") from None
     merged_a = merge_rounds(collected["A"])
     if failed_b is None:
         return merged_a, merge_rounds(collected["B"])

@@ -39,7 +39,8 @@ from ptq.progress import Progress
 from ptq.project import load_project
 from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
-__all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "duet", "run_plan", "serve", "time_calls"]
+__all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "default_decide", "duet", "placement_ratios",
+           "prepare_pair", "run_plan", "run_sequential", "serve", "time_calls"]
 
 
 @dataclass(frozen=True)
@@ -341,10 +342,21 @@ class Worker:
                                       stderr=self._log, text=True, cwd=cwd, env=env)
 
     def ask(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self.send(message)
+        return self.receive()
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Ask without waiting for the reply (:meth:`receive` reads it): two workers can prepare at once."""
+        assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(json.dumps(message) + "\n")
             self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker is gone: receive() says why
+
+    def receive(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        try:
             line = self._proc.stdout.readline()
         except BrokenPipeError:
             line = ""
@@ -361,7 +373,11 @@ class Worker:
         return reply
 
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str = "auto") -> dict[str, Any]:
-        return self.ask({"op": "prepare", "cases": list(cases), "threads": threads, "weights": weights})
+        return self.ask(self.prepare_message(cases, threads=threads, weights=weights))
+
+    @staticmethod
+    def prepare_message(cases: Sequence[str], *, threads: int, weights: str = "auto") -> dict[str, Any]:
+        return {"op": "prepare", "cases": list(cases), "threads": threads, "weights": weights}
 
     def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, str]:
         message: dict[str, Any] = {"op": "place", "seed": seed}
@@ -391,6 +407,19 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def prepare_pair(a: Worker, b: Worker, cases: Sequence[str], *, threads: int, weights: str) -> dict[str, str]:
+    """Both workers build their cases at once ({case: why} of those either could not): building and
+    quantizing is not timed, and each worker runs one torch thread, so on two cores the pair
+    prepares in the time of one."""
+    for w in (a, b):
+        w.send(Worker.prepare_message(cases, threads=threads, weights=weights))
+    failed: dict[str, str] = {}
+    for w in (a, b):
+        for case, why in w.receive()["failed"].items():
+            failed.setdefault(case, f"side {w.label}: {why}")
+    return failed
 
 
 Slot = tuple[str, float]  # (case, the slowdown side B's worker injects: 0 but in ptq gate-quality)
@@ -482,9 +511,8 @@ def run_plan(
         a, b = new_worker("A"), new_worker("B")
         try:
             progress(f"duet: worker pair {pair + 1}/{plan.workers} preparing {len(cases)} cases")
-            for w in (a, b):
-                for case, why in w.prepare(cases, threads=threads, weights=weights)["failed"].items():
-                    failed.setdefault(case, f"side {w.label}: {why}")
+            for case, why in prepare_pair(a, b, cases, threads=threads, weights=weights).items():
+                failed.setdefault(case, why)
             ready = [c for c in cases if c not in failed]
             got = duet(a, b, ready, sweeps, window_s=plan.window_s, first_placement=done, slowdowns=slowdowns,
                        slow_kind=slow_kind, progress=sweeps_done.step)
@@ -526,9 +554,8 @@ def run_sequential(
         try:
             needed = list(dict.fromkeys(c for c, _ in open_slots))
             progress(f"duet: worker pair {k // plan.worker_placements + 1} preparing {len(needed)} case(s)")
-            for w in (a, b):
-                for case, why in w.prepare(needed, threads=threads, weights=weights)["failed"].items():
-                    failed.setdefault(case, f"side {w.label}: {why}")
+            for case, why in prepare_pair(a, b, needed, threads=threads, weights=weights).items():
+                failed.setdefault(case, why)
             gone = [s for s in open_slots if s[0] in failed]
             open_slots = [s for s in open_slots if s[0] not in failed]
             work.total -= len(gone) * (most - k)
