@@ -13,17 +13,19 @@ project's own code. A file pytest (or an earlier call) already imported is not i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ptq.errors import PtqError, UserError
 
-__all__ = ["CONFTESTS", "Project", "builtin_models", "builtin_recipes", "load_project", "project_models",
-           "project_recipes"]
+__all__ = ["CONFTESTS", "Project", "builtin_models", "builtin_recipes", "load_project", "peek_project",
+           "project_models", "project_recipes"]
 
 #: Where a project's registrations live, relative to its root, in the order they load.
 CONFTESTS = ("conftest.py", "benchmarks/conftest.py")
@@ -36,6 +38,11 @@ class Project:
     root: Path
     loaded: tuple[Path, ...]
     already: tuple[Path, ...]
+
+    @staticmethod
+    def imported(path: Path) -> bool:
+        """Whether the conftest at ``path`` is imported already (by pytest, or an earlier load)."""
+        return _imported(path.resolve())
 
 
 def _imported(path: Path) -> bool:
@@ -91,6 +98,29 @@ def load_project(root: Path | str | None = None) -> Project:
         _import(path)
         loaded.append(path)
     return Project(base, tuple(loaded), tuple(already))
+
+
+@contextlib.contextmanager
+def peek_project(root: Path | str) -> Iterator[tuple[list[str], list[str]]]:
+    """The models and recipes the project's conftest files register, as (models, recipes), for a
+    command that only asks (``ptq init``); afterwards they are unregistered and the conftest
+    modules forgotten, so the process's registries are as they were (a later
+    :func:`load_project` imports them again)."""
+    from ptq.models import list_models, unregister_model
+    from ptq.recipes import list_recipes, unregister_recipe
+
+    models, recipes, modules, path = set(list_models()), set(list_recipes()), set(sys.modules), list(sys.path)
+    try:
+        load_project(root)
+        yield [n for n in list_models() if n not in models], [n for n in list_recipes() if n not in recipes]
+    finally:
+        for name in [n for n in list_models() if n not in models]:
+            unregister_model(name)
+        for name in [n for n in list_recipes() if n not in recipes]:
+            unregister_recipe(name)
+        for name in [m for m in sys.modules if m not in modules and m.startswith("ptq_project_conftest_")]:
+            del sys.modules[name]
+        sys.path[:] = path
 
 
 def builtin_models() -> frozenset[str]:

@@ -97,7 +97,8 @@ def test_the_workflows_run_the_models_the_projects_conftest_registers(tmp_path, 
         for job in yaml.safe_load((tmp_path / caller).read_text())["jobs"].values():
             assert job["with"]["models"] == "acme_net,acme_cnn"
     assert [line.strip() for line in done.stdout.splitlines() if line.startswith("  ")] == next_commands("acme_net,acme_cnn")
-    assert next_commands("acme_net,acme_cnn")[0] == "pytest benchmarks --benchmark-only --ptq-models=acme_net,acme_cnn"
+    assert next_commands("acme_net,acme_cnn")[0] == ("pytest benchmarks --benchmark-only --ptq-models=acme_net,acme_cnn "
+                                                     "--ptq-save-baseline")
     conftest = (tmp_path / "conftest.py").read_text()
     if where == "conftest.py":  # the project's own, left as it is and not named as kept
         assert conftest == CONFTEST_WITH_MODELS and "left conftest.py as it is: the project's; its models: acme_net, acme_cnn" in done.stdout

@@ -136,3 +136,32 @@ def test_a_model_that_cannot_be_built_on_one_side_is_a_failing_row(user_repo):
     assert broken.returncode == 1, broken.stdout + broken.stderr[-3000:]
     assert "not measured" in broken.stdout
     assert "PASS" not in broken.stdout.splitlines()[-1]
+
+
+def test_ptq_init_in_an_empty_repository_then_exactly_its_next_commands_measure_and_save_a_baseline(tmp_path):
+    """The README's "Use ptq in your repository", as a user types it: ``ptq init --models GLOB`` in an
+    empty repository, then the commands its hint prints, verbatim."""
+    import shlex
+
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    init = _run([sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", "init",
+                 "--models", "my_*"], repo)
+    assert init.returncode == 0, init.stdout + init.stderr
+    hint = [line.strip() for line in init.stdout.splitlines() if line.startswith("  ")]
+    assert hint and hint[0].startswith("pytest benchmarks --benchmark-only --ptq-models=")
+    for line in hint:
+        if line.startswith("git "):
+            env = {**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@example.com",
+                   "GIT_COMMITTER_NAME": "u", "GIT_COMMITTER_EMAIL": "u@example.com"}
+            done = subprocess.run(line, shell=True, cwd=repo, env=env, capture_output=True, text=True, check=False)
+        else:
+            argv = shlex.split(line)
+            assert argv[0] == "pytest"
+            done = _run([sys.executable, "-m", *argv], repo)
+        assert done.returncode == 0, f"{line}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    [baseline] = (repo / "results" / "baselines").glob("*.json")
+    committed = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True, text=True, check=True).stdout
+    assert f"results/baselines/{baseline.name}" in committed and ".lock" not in committed
+    assert "my_mlp-static_int8" in baseline.read_text()

@@ -123,19 +123,19 @@ def _example(model: str, *, live: bool) -> str:
 
 def _registered(root: Path) -> tuple[str, ...]:
     """The models the project's conftest files (``conftest.py``, ``benchmarks/conftest.py``) register."""
-    from ptq.models import list_models
-    from ptq.project import CONFTESTS, load_project, project_models
+    from ptq.project import CONFTESTS, Project, load_project, peek_project, project_models
 
     if not any((root / name).is_file() for name in CONFTESTS):
         return ()
-    before = set(list_models())
+    already = [p for p in (root.resolve() / n for n in CONFTESTS) if p.is_file() and Project.imported(p)]
+    if already:  # imported before (inside pytest): its models are registered
+        load_project(root)
+        return tuple(project_models())
     try:
-        project = load_project(root)
+        with peek_project(root) as (models, _):  # asks only: leaves the registries as they were
+            return tuple(models)
     except UserError as exc:
         raise UserError(f"{exc}; or name the models with --models") from None
-    if not project.loaded and project.already:  # imported before (inside pytest): its models are registered
-        return tuple(project_models())
-    return tuple(n for n in list_models() if n not in before)
 
 
 def choose_models(root: Path, models: str | None, model: str) -> Models:
@@ -254,7 +254,7 @@ def plan(root: Path, *, workflows_from: str = WORKFLOWS_FROM, models: str | None
 
 def next_commands(models: str) -> list[str]:
     """The commands ``ptq init``'s hint prints, the README's sequence after ``ptq init``."""
-    return [f"pytest benchmarks --benchmark-only --ptq-models={shlex.quote(models)}",
+    return [f"pytest benchmarks --benchmark-only --ptq-models={shlex.quote(models)} --ptq-save-baseline",
             'git add -A && git commit -m "ptq: benchmarks and workflows"']
 
 
