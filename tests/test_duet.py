@@ -281,9 +281,14 @@ def test_a_real_compute_slowdown_runs_the_case_s_own_first_layer_again():
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
     calls: list[int] = []
     first.register_forward_hook(lambda *_: calls.append(1))
-    work = cases._more_work("micro_linear_256-fp32", 0.5 * cases.medians["micro_linear_256-fp32"])
+    median = cases.medians["micro_linear_256-fp32"]
+    work = cases._more_work("micro_linear_256-fp32", 10 * median)  # many runs of the layer fit
     calls.clear()
     work()
-    assert len(calls) >= 1  # the layer itself, not a busy-wait
+    assert len(calls) >= 2  # the layer itself, not a busy-wait
+    small = cases._more_work("micro_linear_256-fp32", 0.05 * median)  # one run of the layer would overshoot
+    calls.clear()
+    small()
+    assert calls == []  # a finer unit (a small matmul) instead
     assert len(cases.time("micro_linear_256-fp32", 0.01, slow=0.1, kind="compute")["samples"]) >= 10
     assert "unknown slowdown kind 'sleep'" in cases.time("micro_linear_256-fp32", 0.01, slow=0.1, kind="sleep")["error"]
