@@ -19,6 +19,7 @@ from ptq.errors import UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
+from ptq.recipes.torch_ao import _saturates_int16
 
 __all__ = ["OnnxRuntime", "OrtModule", "count_onnx_layers"]
 
@@ -164,17 +165,22 @@ def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: Mo
         if recipe.quantization != "none":
             path = Path(tmp) / "model.int8.onnx"
             names = [i.name for i in onnx.load(str(fp32_path)).graph.input]
+            # ORT's documented remedy on CPUs whose int8 kernels saturate int16 sums (no VNNI): 7-bit
+            # weights. The same kernel probe as static int8's decides (ptq.recipes.torch_ao).
+            reduce = _saturates_int16("x86")
+            notes["reduce_range"] = reduce
             if recipe.quantization == "static":
                 oq.quantize_static(
                     str(fp32_path), str(path), _CalibReader(recipe, built, names),
                     quant_format=oq.QuantFormat.QDQ, per_channel=recipe.per_channel,
-                    activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8,
+                    activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8, reduce_range=reduce,
                 )
                 notes["calibration"] = (
                     f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples, MinMax, QDQ U8S8"
                 )
             else:
-                oq.quantize_dynamic(str(fp32_path), str(path), per_channel=recipe.per_channel, weight_type=oq.QuantType.QInt8)
+                oq.quantize_dynamic(str(fp32_path), str(path), per_channel=recipe.per_channel, weight_type=oq.QuantType.QInt8,
+                                    reduce_range=reduce)
         graph = onnx.load(str(path))  # with any external data, so the bytes below are the whole model
         q, f = count_onnx_layers(graph)
         notes["onnx_bytes"] = path.stat().st_size

@@ -24,6 +24,7 @@ from ptq.errors import UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
+from ptq.recipes.torch_ao import _saturates_int16
 
 __all__ = ["OpenVino", "OvModule", "count_ov_layers", "ov_config"]
 
@@ -139,7 +140,11 @@ def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -
     batches = [tuple(t.numpy() for t in b) for b in calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)]
     dataset = nncf.Dataset(batches, lambda b: list(b))
     model_type = dict(recipe.model_types).get(family)
-    kwargs = {"model_type": getattr(nncf.ModelType, model_type)} if model_type else {}
+    kwargs: dict[str, Any] = {"model_type": getattr(nncf.ModelType, model_type)} if model_type else {}
+    if _saturates_int16("x86"):  # NNCF's remedy on CPUs whose int8 kernels saturate (no VNNI): every layer
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+        kwargs["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
     return nncf.quantize(ov_model, dataset, subset_size=len(batches), **kwargs)
 
 
