@@ -24,7 +24,7 @@ def seven_bit_activations(monkeypatch: pytest.MonkeyPatch) -> None:
     every x86 CPU computes alike. With it (tiny, AVX2-only EPYC): only conv 16.98 dB, only fc 25.36,
     full recipe 16.88. With 8-bit int8 math: only fc 17.06 against conv 16.98, a 0.08 dB ranking;
     8-bit on the saturating kernels: only fc 16.42, ranked first."""
-    monkeypatch.setattr("ptq.recipes.torch_ao._saturates_int16", lambda engine: True)
+    monkeypatch.setattr("ptq.recipes.torch_ao.saturates_int16", lambda engine: True)
 
 
 def test_float_and_only_layers_select_what_is_quantized(tiny_entry: ModelEntry, tiny_built: Built):

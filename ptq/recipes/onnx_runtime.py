@@ -19,7 +19,7 @@ from ptq.errors import UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
-from ptq.recipes.torch_ao import _saturates_int16
+from ptq.recipes.torch_ao import saturates_int16
 
 __all__ = ["OnnxRuntime", "OrtModule", "count_onnx_layers"]
 
@@ -167,7 +167,7 @@ def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: Mo
             names = [i.name for i in onnx.load(str(fp32_path)).graph.input]
             # ORT's documented remedy on CPUs whose int8 kernels saturate int16 sums (no VNNI): 7-bit
             # weights. The same kernel probe as static int8's decides (ptq.recipes.torch_ao).
-            reduce = _saturates_int16("x86")
+            reduce = saturates_int16("x86")
             notes["reduce_range"] = reduce
             if recipe.quantization == "static":
                 oq.quantize_static(

@@ -24,7 +24,7 @@ from ptq.errors import UserError
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
-from ptq.recipes.torch_ao import _saturates_int16
+from ptq.recipes.torch_ao import saturates_int16
 
 __all__ = ["OpenVino", "OvModule", "count_ov_layers", "ov_config"]
 
@@ -141,7 +141,7 @@ def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -
     dataset = nncf.Dataset(batches, lambda b: list(b))
     model_type = dict(recipe.model_types).get(family)
     kwargs: dict[str, Any] = {"model_type": getattr(nncf.ModelType, model_type)} if model_type else {}
-    if _saturates_int16("x86"):  # NNCF's remedy on CPUs whose int8 kernels saturate (no VNNI): every layer
+    if saturates_int16("x86"):  # NNCF's remedy on CPUs whose int8 kernels saturate (no VNNI): every layer
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
         kwargs["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)

@@ -19,7 +19,7 @@ from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits
 from ptq.run.layers import count_layers, has_layer_types, layer_types
 
-__all__ = ["DynamicQuant", "Float32", "StaticInt8"]
+__all__ = ["DynamicQuant", "Float32", "StaticInt8", "saturates_int16"]
 
 
 @contextlib.contextmanager
@@ -171,7 +171,7 @@ _CALIB_SOURCES = {
 
 
 @functools.cache
-def _saturates_int16(engine: str) -> bool:
+def saturates_int16(engine: str) -> bool:
     """Whether ``engine``'s int8 linear and conv kernels on this CPU lose 8-bit activations.
 
     Without VNNI, x86 int8 kernels add u8 x s8 products in pairs into int16 (``vpmaddubsw``),
@@ -213,7 +213,7 @@ def _qconfig_mapping(recipe: StaticInt8):
     mapping = get_default_qconfig_mapping(recipe.engine)
     # 8-bit activations only where the kernels add their products without int16 saturation (VNNI
     # CPUs); elsewhere the 8-bit range measured 18 dB SQNR on a conv that int8 math puts at 39 dB.
-    activation = _observer(recipe.observer).with_args(reduce_range=_saturates_int16(recipe.engine))
+    activation = _observer(recipe.observer).with_args(reduce_range=saturates_int16(recipe.engine))
     weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
     qconfig = QConfig(activation=activation, weight=weight)
     if recipe.only_layers:  # nothing else quantized: the drift is this layer's alone
@@ -249,6 +249,6 @@ def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelE
             for i in range(recipe.calib_batches):
                 prepared(*calib(built.data, i, recipe.calib_batch_size))
         q = convert_fx(prepared)
-    bits = "7 (this CPU's int8 kernels saturate int16 sums of 8-bit activations)" if _saturates_int16(recipe.engine) else "8"
+    bits = "7 (this CPU's int8 kernels saturate int16 sums of 8-bit activations)" if saturates_int16(recipe.engine) else "8"
     return _done(q, recipe.stack, recipe.engine, activation_bits=bits,
                  calibration=f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples")
