@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["Progress", "duration"]
+__all__ = ["Progress", "duration", "parse_duration"]
 
 
 def duration(seconds: float) -> str:
@@ -19,6 +19,25 @@ def duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, *, option: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1h`` or ``1h30m`` (a time budget's value). Anything
+    else, zero, negative, NaN or infinite is a :class:`ValueError` naming ``option`` and the form."""
+    import math
+    import re
+
+    raw = text.strip().lower()
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", raw)
+    if not raw or parts is None or not any(parts.groups()):
+        raise ValueError(f"{option}={text!r}: give a duration such as 600, 90s, 10m or 1h30m")
+    seconds = sum(float(v) * _UNITS[u] for v, u in zip(parts.groups(), "hms", strict=True) if v)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{option}={text!r}: a budget must be a positive duration, e.g. 10m")
+    return seconds
 
 
 def _stderr(line: str) -> None:

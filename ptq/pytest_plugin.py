@@ -8,6 +8,7 @@ per-case ``extra_info``, run provenance in the JSON, and a speedup table.
 from __future__ import annotations
 
 import difflib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 
+from ptq.defaults import DEFAULT_BUDGET
 from ptq.errors import NotApplicable, PtqError, UserError
 from ptq.models import WEIGHT_POLICIES
 from ptq.plugins import discover
@@ -29,7 +31,7 @@ from ptq.probes.speedup import (
     SpeedupVisits,
     metered,
 )
-from ptq.progress import duration
+from ptq.progress import duration, parse_duration
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
 from ptq.render.tables import speedup_table
@@ -56,6 +58,14 @@ class PluginState:
     results: list[CaseResult] = field(default_factory=list)
     workbench: Workbench | None = None
     selection_error: str | None = None
+    #: When the session began (time.monotonic) and its --ptq-budget in seconds (None: no budget).
+    started: float = field(default_factory=time.monotonic)
+    budget_s: float | None = None
+    #: The ptq cases collected and those run so far, for the progress lines.
+    total_cases: int = 0
+    done_cases: int = 0
+    #: Whether collection made ptq cases (then the config's model and recipe names are checked).
+    collected_cases: bool = False
     #: Each recorded case's ``benchmark.extra_info``: refreshed once the speedup visits are made.
     extra_infos: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Why each case ptq skipped was skipped (its id leads the reason), for the terminal summary.
@@ -100,6 +110,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"on CPU, N more speedup visits in the same --ptq-pair-time, a memory-bandwidth meter read "
                          f"around each; the figures come from the --ptq-placements visits it found quietest "
                          f"(default {DEFAULT_QUIET_EXTRA}: no meter, every visit counts)")
+    group.addoption("--ptq-budget", default=DEFAULT_BUDGET, metavar="DURATION",
+                    help=f"wall-clock budget of the session, e.g. 10m, 600 or none (default {DEFAULT_BUDGET}): every "
+                         f"case is measured and gets its --ptq-placements visits whatever it says; the visits beyond "
+                         f"them, for --ptq-rerun-target, go to the cases furthest from it while they fit, and a "
+                         f"case it leaves short says 'budget'")
     group.addoption("--ptq-run-known-issues", action="store_true", default=False,
                     help="run cases listed in ptq.run.known_issues instead of skipping them")
     group.addoption("--ptq-probes", default=None, metavar="GLOBS",
@@ -111,7 +126,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Bound:
-    """A numeric option's lower limit, checked before any work: one line naming option, value and limit."""
+    """A numeric option's limits, checked before any work: one line naming option, value and limit.
+    A float option must also be finite: ``nan`` passes no comparison, so a NaN would slip past any
+    limit (a NaN --ptq-rerun-target once turned the reruns off without a word), and ``inf`` is no
+    number of seconds or fraction."""
 
     option: str
     minimum: float
@@ -119,10 +137,16 @@ class Bound:
 
     def check(self, config: pytest.Config) -> None:
         value = config.getoption(self.option)
-        if value is not None and value < self.minimum:
-            raise pytest.UsageError(f"{self.option}={value}: must be >= {self.minimum:g} ({self.why})")
+        if value is None:
+            return
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not finite or value < self.minimum:
+            number = "" if finite else "a finite number "
+            raise pytest.UsageError(f"{self.option}={value}: must be {number}>= {self.minimum:g} ({self.why})")
 
 
+#: Every numeric option of ptq's (``int``/``float`` typed), each checked here when pytest configures,
+#: before any case is collected; tests/test_options.py checks that none is missing.
 BOUNDS = (
     Bound("--ptq-threads", 1, "torch intra-op threads; omit it for the default"),
     Bound("--ptq-warmup", 0, "untimed calls before timing"),
@@ -131,6 +155,7 @@ BOUNDS = (
     Bound("--ptq-pair-time", 0, "0 disables the speedup pairs"),
     Bound("--ptq-quiet-extra", 0, "0 makes no extra visits"),
     Bound("--ptq-rerun-target", 0, "0 adds no visits"),
+    Bound("--ptq-max-visits", 2, "the visits a case may get in all"),
 )
 
 
@@ -178,7 +203,18 @@ def pytest_configure(config: pytest.Config) -> None:
         matrix=config.getoption("--ptq-matrix"),
         models=config.getoption("--ptq-models"),
         recipes=config.getoption("--ptq-recipes"),
+        budget_s=_budget(config),
     )
+
+
+def _budget(config: pytest.Config) -> float | None:
+    text = str(config.getoption("--ptq-budget"))
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return parse_duration(text, option="--ptq-budget")
+    except ValueError as exc:
+        raise pytest.UsageError(f"{exc}, or none") from None
 
 
 def _resolve_device(config: pytest.Config) -> Device:
@@ -202,6 +238,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash[STATE]
     if state.matrix is None:  # every conftest is loaded by now: whether the project registers models is known
         state.matrix = "default" if state.models is not None else default_matrix()
+    state.collected_cases = True
     try:
         cases = select_cases(state.matrix, state.models, state.recipes)
     except UserError as exc:
@@ -210,9 +247,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    error = session.config.stash[STATE].selection_error
-    if error:
-        raise pytest.UsageError(error)
+    state = session.config.stash[STATE]
+    if state.selection_error:
+        raise pytest.UsageError(state.selection_error)
+    if state.collected_cases:  # every conftest that registers models is loaded by now
+        from ptq.models import list_models
+        from ptq.recipes import list_recipes
+        from ptq.run.config import check_names
+
+        try:
+            check_names(state.options.config, models=list_models(), recipes=list_recipes())
+        except UserError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    state.total_cases = sum(1 for item in session.items if "ptq_case" in getattr(item, "fixturenames", ()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if state.total_cases and reporter is not None and state.options.pair_budget_s > 0:
+        budget = (f"--ptq-budget {duration(state.budget_s)}: the visits beyond each case's "
+                  f"{state.options.placements} stop when it is spent" if state.budget_s else "no --ptq-budget")
+        reporter.write_line(f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}, then their speedup visits; "
+                            f"{budget}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """After each ptq case, now and then, a progress line with the time the cases have left."""
+    yield
+    state = item.config.stash.get(STATE, None)
+    if state is None or not state.total_cases or "ptq_case" not in getattr(item, "fixturenames", ()):
+        return
+    state.done_cases += 1
+    every = max(1, state.total_cases // 10)
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or (state.done_cases % every and state.done_cases != state.total_cases):
+        return
+    elapsed = time.monotonic() - state.started
+    left = elapsed / state.done_cases * (state.total_cases - state.done_cases)
+    reporter.write_line(f"ptq: {state.done_cases}/{state.total_cases} cases, {duration(elapsed)} elapsed, about "
+                        f"{duration(left)} left before the speedup visits"
+                        + (f" (--ptq-budget {duration(state.budget_s)})" if state.budget_s else ""))
 
 
 @pytest.fixture(scope="session")
@@ -275,16 +347,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     state = session.config.stash.get(STATE, None)
     visits = state.options.speedup_visits if state is not None else None
     if visits is not None and len(visits) and exitstatus != pytest.ExitCode.INTERRUPTED:
-        reporter, cases = session.config.pluginmanager.get_plugin("terminalreporter"), len(visits)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
 
-        def progress(turn: int, turns: int) -> None:
+        def progress(line: str) -> None:
             if reporter is not None:
-                reporter.write_line(f"ptq: speedup visits, round {turn}/{turns} over {cases} case(s)")
+                reporter.write_line(f"ptq: {line}")
 
+        if reporter is not None:
+            reporter.write_line("")  # ends the line pytest's last progress figure ("[100%]") is left on
         started = time.monotonic()
-        visits.finish(progress)
+        visits.finish(progress, deadline=state.started + state.budget_s if state.budget_s else None)
         if reporter is not None:
             reporter.write_line(f"ptq: speedup visits done in {duration(time.monotonic() - started)}")
+            reporter.write_line(f"ptq: {_where_time_went(state.results, time.monotonic() - started)}")
             bandwidth = visits.bandwidth()
             if bandwidth is not None:
                 reporter.write_line(f"ptq: memory bandwidth during the visits: median {bandwidth['median_gbps']:.1f} GB/s "
@@ -295,6 +370,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
             if info is not None:
                 info.update(r.to_extra_info())
     yield
+
+
+def _where_time_went(results: list[CaseResult], visits_s: float) -> str:
+    """The session's time per step, summed over its cases, costliest first: what to cut or cache."""
+    steps: dict[str, float] = {"quantize": sum(r.quantize_seconds for r in results), "later speedup visits": visits_s}
+    for r in results:
+        for name, seconds in r.phase_seconds.items():
+            steps[name] = steps.get(name, 0.0) + seconds
+    shown = ", ".join(f"{name} {duration(s)}" for name, s in sorted(steps.items(), key=lambda kv: -kv[1]) if s >= 0.5)
+    return f"time per step over {len(results)} case(s): {shown}"
 
 
 def _fill_unpaired(state: PluginState) -> None:

@@ -92,3 +92,37 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"ptq {__version__}"
+
+
+def test_every_numeric_option_of_every_command_has_its_range_checked_before_any_work(capsys):
+    """Issue 29, row 17, for the commands: every int or float option is in one table
+    (``ptq.cli._numbers``), checked after parsing, before a command or its project loads; a float
+    option takes no NaN or infinity."""
+    from ptq.cli import _numbers, finite_float, numeric_actions
+
+    ranges = _numbers()
+    seen = set()
+    for path, parser in _parsers(build_parser()):
+        for action in numeric_actions(parser):
+            flag = max(action.option_strings, key=len)
+            assert flag in ranges, f"{path} {flag}: not in ptq.cli._numbers"
+            assert action.type is not float, f"{path} {flag}: type float takes nan (finite_float is the type)"
+            seen.add(flag)
+            if action.type is finite_float:
+                for text in ("nan", "inf", "-inf"):
+                    with pytest.raises(SystemExit) as exit_:
+                        main([*path.split()[1:], *_required(parser), f"{flag}={text}"])
+                    assert exit_.value.code == EXIT_BAD_INPUT
+                    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"'{text}' is not a finite number")
+    assert seen == set(ranges)  # no stale row
+
+
+def _required(parser: argparse.ArgumentParser) -> list[str]:
+    """Placeholder values for ``parser``'s required arguments, so a parse reaches the option under test."""
+    out = []
+    for action in parser._actions:
+        if not action.option_strings and action.nargs not in ("?", "*") and not isinstance(action, argparse._SubParsersAction):
+            out.append("x")
+        elif action.option_strings and action.required:
+            out += [action.option_strings[0], "x"]
+    return out

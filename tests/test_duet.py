@@ -13,7 +13,7 @@ from gate_fixtures import bench, run, samples
 from ptq.errors import UserError
 from ptq.gate.ab import Side, apply_duet, duet_cases, run_duet
 from ptq.gate.comparison import EXIT_OK, EXIT_REGRESSION, compare
-from ptq.gate.duet import DuetPlan, TimedCases, Worker, _replies, duet, run_plan
+from ptq.gate.duet import WINDOW_MIN_SAMPLES, DuetPlan, TimedCases, Worker, _replies, duet, run_plan, time_window
 from ptq.lab.gate_quality import Outcome, Target, run_duet_trial
 from ptq.stats.decide import Verdict
 from ptq.storage.runs import parse_run
@@ -106,7 +106,7 @@ def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
     )]
     prepared, timed, unknown_case, unknown_op = list(_replies(iter(lines), TimedCases()))
     assert prepared["ready"] == ["micro_linear_256-fp32"] and "no_such_model" in prepared["failed"]["no_such_model-fp32"]
-    assert len(timed["samples"]) >= 10 and all(s > 0 for s in timed["samples"])
+    assert len(timed["samples"]) == WINDOW_MIN_SAMPLES and all(s > 0 for s in timed["samples"])  # a zero budget: the least
     assert "was not prepared" in unknown_case["error"] and "unknown op 'frobnicate'" in unknown_op["error"]
 
 
@@ -292,3 +292,43 @@ def test_a_real_compute_slowdown_runs_the_case_s_own_first_layer_again():
     assert calls == []  # a finer unit (a small matmul) instead
     assert len(cases.time("micro_linear_256-fp32", 0.01, slow=0.1, kind="compute")["samples"]) >= 10
     assert "unknown slowdown kind 'sleep'" in cases.time("micro_linear_256-fp32", 0.01, slow=0.1, kind="sleep")["error"]
+
+
+def test_a_duet_window_warms_up_once_on_a_slow_call_and_takes_the_least_samples():
+    """A call of 60 ms in a 50 ms window: one warm-up call (it took over half the window), then the
+    least samples; a call of 1 ms: three warm-up calls, then samples until the window is spent."""
+    for cost, warmups, least in ((0.06, 1, WINDOW_MIN_SAMPLES), (0.001, 3, 50)):
+        now: list[float] = [0.0]
+        calls: list[int] = []
+
+        def call(cost=cost, now=now, calls=calls):
+            calls.append(1)
+            now[0] += cost
+
+        got = time_window(call, 0.05, timer=lambda now=now: now[0])
+        assert len(calls) - len(got) == warmups
+        assert len(got) >= least and (cost > 0.05 or len(got) == 50)
+
+
+def test_a_case_the_budget_cut_short_is_judged_on_its_placements_with_the_alpha_its_lost_looks_leave(tmp_path):
+    """The duet's deadline falls after 3 placements (each window a second of a fake clock): the
+    case stops as 'budget' before its first look, its last test spends the whole alpha (no look
+    was made), and its row says the budget ended it."""
+    a_run, b_run = _runs(1e-3)
+    now = [0.0]
+
+    class Clocked(FakeWorker):
+        def time(self, case, budget_s, slow=0.0, kind="spin"):
+            now[0] += 1.0
+            return super().time(case, budget_s, slow, kind)
+
+    side = lambda label: Side(label, label, tmp_path)  # noqa: E731
+    plan = DuetPlan(0.01, stopping="sequential", looks=(5, 10), sweeps_per_placement=1)
+    run_duet(side("A"), side("B"), a_run, b_run, plan=plan, deadline=6.5, clock=lambda: now[0],
+             worker=lambda label, **kw: Clocked(label, ready={"m-int8"}, median=1.2e-3 if label == "B" else 1e-3))
+    looked = b_run["benchmarks"][1]["extra_info"]["ab_sequential"]
+    assert looked["stopped"] == "budget" and looked["placements"] == 3 and looked["alpha_look"] == looked["alpha"]
+    result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])
+    [int8] = [r for r in result.rows if r.case == "m-int8"]
+    assert "the --budget ended it after 3 placements, before its answer was clear" in int8.judgement.detail
+    assert int8.verdict is Verdict.REGRESSION  # +20% over 3 paired placements, at the full alpha

@@ -104,3 +104,62 @@ def test_an_unknown_format_or_a_run_without_figures_is_one_error_naming_the_fix(
         export(parse_run(_run(), "run"), "csv")
     with pytest.raises(UserError, match=r"empty\.json: no case recorded a figure.*--benchmark-json"):
         export(parse_run(run(bench("m-fp32", None)), "empty.json"), "bencher")
+
+
+# Issue 29 (bad inputs, round three): `ptq export` as a user runs it; exit code, stderr, the files afterwards.
+
+
+def _ptq(capsys, *args) -> tuple[int, str, list[str]]:
+    from ptq.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()
+
+
+def _drift(value: float, higher_is_better: bool, headline: str) -> dict:
+    return {"drift": {"headline": headline, "value": value, "higher_is_better": higher_is_better, "tolerance": 1.0}}
+
+
+def test_a_negative_drift_headline_keeps_its_sign_and_its_direction(tmp_path, capsys):
+    src = tmp_path / "run.json"  # -3 dB SQNR: broken quantization; a lower-is-better measure at -0.002
+    src.write_text(json.dumps(run(bench("a-int8", samples(1e-3), metrics=_drift(-3.0, True, "sqnr_db")),
+                                  bench("b-int8", samples(1e-3), metrics=_drift(-0.002, False, "kl_div")))))
+    code, _, err = _ptq(capsys, "export", src, "--format", "github-action-benchmark", "-o", tmp_path / "gab")
+    assert (code, err) == (0, [])
+    bigger = {e["name"]: e for e in json.loads((tmp_path / "gab" / "customBiggerIsBetter.json").read_text())}
+    smaller = {e["name"]: e for e in json.loads((tmp_path / "gab" / "customSmallerIsBetter.json").read_text())}
+    assert (bigger["a-int8 [drift]"]["value"], bigger["a-int8 [drift]"]["unit"]) == (-3.0, "sqnr_db")
+    assert (smaller["b-int8 [drift]"]["value"], smaller["b-int8 [drift]"]["unit"]) == (-0.002, "kl_div")
+    assert "a-int8 [drift]" not in smaller and "b-int8 [drift]" not in bigger
+    code, _, _ = _ptq(capsys, "export", src, "--format", "bencher", "-o", tmp_path / "bmf")
+    doc = json.loads((tmp_path / "bmf" / "bencher.json").read_text())
+    assert code == 0 and doc["a-int8"]["drift"] == {"value": -3.0} and doc["b-int8"]["drift"] == {"value": -0.002}
+
+
+def test_a_run_without_a_higher_is_better_figure_writes_no_empty_file(tmp_path, capsys):
+    plain = {"machine_info": {"node": "n", "processor": "x86_64", "python_version": "3.11", "cpu": {"brand_raw": "cpu"}},
+             "commit_info": {}, "benchmarks": [{"name": "test_a", "fullname": "t.py::test_a", "group": None, "param": None,
+                                               "extra_info": {}, "stats": {"data": samples(1e-3, n=20)}}]}
+    (tmp_path / "plain.json").write_text(json.dumps(plain))  # a plain pytest-benchmark run: latency only
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "customBiggerIsBetter.json").write_text('[{"name": "an earlier run", "unit": "x", "value": 2}]')
+    code, stdout, err = _ptq(capsys, "export", tmp_path / "plain.json", "--format", "github-action-benchmark", "-o", out)
+    assert code == 0 and stdout.strip() == f"wrote: {out / 'customSmallerIsBetter.json'}"
+    assert err == [
+        f"note: customBiggerIsBetter.json not written: no case of {tmp_path / 'plain.json'} recorded a higher-is-better "
+        "figure (a speedup: the speedup probe; drift where higher is better); github-action-benchmark refuses an empty "
+        "file, so leave out the step that uploads it (or record such a figure)",
+        f"note: removed {out / 'customBiggerIsBetter.json'}: an earlier export's, not this run's"]
+    assert sorted(p.name for p in out.iterdir()) == ["customSmallerIsBetter.json"]  # no empty list, no stale file
+    [entry] = json.loads((out / "customSmallerIsBetter.json").read_text())
+    jsonschema.validate([entry], GAB_SCHEMA)
+    assert entry["name"] == "test_a [latency]"
+    # a run with no figure at all is refused, and writes nothing
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(run(bench("m-fp32", None))))
+    code, _, err = _ptq(capsys, "export", empty, "--format", "github-action-benchmark", "-o", tmp_path / "none")
+    assert code == 2 and err == [f"ptq: error: {empty}: no case recorded a figure to export (latency needs raw samples: "
+                                 "save with --benchmark-json or --ptq-save-run)"]
+    assert not (tmp_path / "none").exists()

@@ -13,12 +13,13 @@ from ptq.run.results import CaseResult, LatencyStats
 
 PRECISION = {"fp32": "fp32", "fp32_jit": "fp32", "int8": "int8", "int8_jit": "int8", "ort_fp32": "fp32",
              "ort_int8": "int8", "ov_int8": "int8", "bad_int8": "int8"}
-STACK = {"ort_fp32": "onnxruntime==1", "ort_int8": "onnxruntime==1", "ov_int8": "openvino==2"}
+STACK = {"ort_fp32": "onnxruntime==1", "ort_int8": "onnxruntime==1", "ov_int8": "openvino==2", "ov_fp32": "openvino==2",
+         "ov_default": "openvino==2"}
 
 
 def _result(recipe: str, median_ms: float, *, passed: bool | None = True, form: str = "eager",
-            speedup: float | None = None) -> CaseResult:
-    metrics = {"deployment": {"form": form}, "size": {"serialized_bytes": 100}}
+            speedup: float | None = None, **notes: object) -> CaseResult:
+    metrics = {"deployment": {"form": form, **notes}, "size": {"serialized_bytes": 100}}
     if passed is not None:
         metrics["drift"] = {"passed": passed, "headline": "top1_agreement", "value": 0.99}
     return CaseResult(
@@ -80,6 +81,40 @@ def test_paired_speedups_pick_and_rank_where_every_case_has_one():
     assert m.torch_int8_vs_peer["ratio"] == pytest.approx(2.0 / 3.0, abs=1e-4)
     table = fastest_table([m.to_dict()])
     assert "ov_int8 2.00x" in table and "int8_jit 3.00x" in table and " ms" not in table
+
+
+def test_each_stack_says_what_precision_ran_and_what_its_defaults_give():
+    # On a CPU with bf16 units OpenVINO's default reads back bf16: a float form, not an fp32 one.
+    results = [
+        _result("fp32", 20.0, speedup=1.0), _result("int8_jit", 5.0, form="jit_freeze", speedup=4.0),
+        _result("ort_fp32", 9.0, speedup=2.2),
+        _result("ov_fp32", 8.0, speedup=2.5, precision_ran="fp32", precision_label="fp32", runtime_default=False),
+        _result("ov_default", 3.0, speedup=6.0, precision_ran="bf16", precision_label="bf16 (OpenVINO's default on this CPU)",
+                runtime_default=True),
+        _result("ov_int8", 2.5, speedup=5.0, precision_ran="int8", precision_label="int8 (float ops f32)"),
+    ]
+    [m] = fastest_paths(results, PRECISION.get)
+    stacks = {s.stack: s for s in m.stacks}
+    ov = stacks["OpenVINO"]
+    assert (ov.fastest.recipe, ov.fastest.precision, ov.fastest.precision_label) == (
+        "ov_default", "bf16", "bf16 (OpenVINO's default on this CPU)")
+    assert ov.fp32.recipe == "ov_fp32" and ov.int8.recipe == "ov_int8" and ov.default.recipe == "ov_default"
+    assert ov.ran == ("bf16", "fp32", "int8") and stacks["torch eager"].ran == ("fp32",)
+    assert stacks["torch eager"].default.recipe == "fp32" and stacks["ONNX Runtime"].default.recipe == "ort_fp32"
+    assert stacks["torch deployed"].default is None
+    assert m.torch_best_vs_peer == {"torch": "m-int8_jit", "torch_precision": "int8", "peer": "m-ov_default",
+                                    "peer_precision": "bf16", "ratio": pytest.approx(1.5)}
+    table = fastest_table([m.to_dict()])
+    assert "ov_default 6.00x [bf16]" in table and "torch best / peer" in table and "m-ov_default [bf16]" in table
+    assert any("OpenVINO" in line and "bf16,fp32,int8" in line for line in table.splitlines())
+
+
+def test_where_openvinos_default_is_f32_the_f32_case_is_what_its_users_get():
+    # No ov_default case ran (the default matrix): ov_fp32's record says its precision is the default.
+    [m] = fastest_paths([_result("fp32", 20.0), _result("ov_fp32", 8.0, precision_ran="fp32", runtime_default=True)],
+                        PRECISION.get)
+    ov = {s.stack: s for s in m.stacks}["OpenVINO"]
+    assert ov.default.recipe == "ov_fp32" and ov.default.precision == "fp32"
 
 
 def test_stacks_without_an_in_tolerance_case_print_no_row():

@@ -1,5 +1,6 @@
 """The typed results schema (ptq.storage.figures): kinds checked, round trips lossless, the
-README's tables tied to the declarations, and runs recorded before it still load and compare."""
+docs' tables (docs/output.md, docs/gate-and-statistics.md) tied to the declarations, and runs recorded before it
+still load and compare."""
 
 from __future__ import annotations
 
@@ -24,24 +25,25 @@ from ptq.storage.figures import (
 from ptq.storage.runs import parse_run
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+OUTPUT_PAGE = (ROOT / "docs" / "output.md").read_text()  # the results-schema table
+GATE_PAGE = (ROOT / "docs" / "gate-and-statistics.md").read_text()  # the judge table
 
 
-def test_the_readme_schema_table_is_the_generated_one():
-    found = re.search(r"<!-- results-schema: begin[^>]*-->\n(.*?)\n<!-- results-schema: end -->", README, re.S)
-    assert found, "README lost its results-schema markers"
+def test_the_docs_schema_table_is_the_generated_one():
+    found = re.search(r"<!-- results-schema: begin[^>]*-->\n(.*?)\n<!-- results-schema: end -->", OUTPUT_PAGE, re.S)
+    assert found, "docs/output.md lost its results-schema markers"
     assert found.group(1) == schema_table(), "regenerate it: python -c 'from ptq.storage.figures import schema_table; print(schema_table())'"
 
 
-def test_every_judge_reads_declared_figures_and_the_readme_names_them():
+def test_every_judge_reads_declared_figures_and_the_docs_name_them():
     declared = {path for path, _, _ in schema_rows()}
-    table = README[README.index("| metric | judged by |"):]
+    table = GATE_PAGE[GATE_PAGE.index("| metric | judged by |"):]
     table = table[: table.index("\n\n")]
     for judge in JUDGES:
         assert judge.reads, f"judge {judge.name} declares no figure it reads"
         for path in judge.reads:
             assert path in declared or path == "stats.data", f"{judge.name} reads {path}, not in the schema"
-            assert f"`{path}`" in table, f"the README's judge table does not name {path} ({judge.name})"
+            assert f"`{path}`" in table, f"the judge table of docs/gate-and-statistics.md does not name {path} ({judge.name})"
 
 
 def test_round_trip_keeps_undeclared_keys_and_nested_steps():

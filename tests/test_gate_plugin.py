@@ -86,6 +86,14 @@ import torch
 
 from ptq.models import Built, TensorData, register_model
 
+# The session under test gets the signal handling of one a user starts in a terminal. A process
+# started from a background job of a non-interactive shell (`pytest tests &` in a script, some CI
+# wrappers) inherits SIGINT ignored, its children too, and Python leaves an inherited SIG_IGN as
+# it is: the SIGINT below then did nothing and the session ended normally, exit 0 (issue 29, row 24).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
 
 class StopMidway(torch.nn.Module):
     """Sends its own process $STOP_SIGNAL on its 30th call: while pytest-benchmark times it."""

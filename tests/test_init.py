@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import unprivileged
 import yaml
 
 from ptq import __version__
@@ -19,6 +20,7 @@ from ptq.cli.init import GITIGNORE, TARGETS, WORKFLOWS_FROM, next_commands
 from ptq.recipes import list_recipes
 from ptq.run.config import load_config
 from ptq.run.matrix import MATRICES
+from ptq.storage.cache import atomic_write
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
@@ -309,3 +311,131 @@ def test_the_readme_sequence_is_install_init_then_the_commands_init_prints():
     block = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
     assert block[0] == "pip install 'pytest-ptq[all]'" and block[1].split("#")[0].strip() == "ptq init"
     assert block[2:] == next_commands("acme_mlp")
+
+
+# Bad inputs, round three (issue 29): rows 5, 10, 15 and 21.
+
+def test_a_project_configured_through_results_ptq_toml_keeps_its_pyproject_as_it_is(tmp_path, capsys):
+    """Row 5: [tool.ptq] appended beside results/ptq.toml made every later pytest run exit 4."""
+    mine = '[project]\nname = "acme"\nversion = "1"\n'
+    (tmp_path / "pyproject.toml").write_text(mine)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "ptq.toml").write_text("[gate]\nmemory_threshold = 0.1\n")
+    code, out = _init(tmp_path, capsys)
+    assert code == 0, out
+    assert (tmp_path / "pyproject.toml").read_text() == mine
+    assert ("left pyproject.toml as it is: ptq is configured in results/ptq.toml, and reads that or [tool.ptq], not "
+            "both; [tool.ptq] not added (put settings in results/ptq.toml)") in out
+    assert load_config(tmp_path).section("gate") == {"memory_threshold": 0.1}  # what pytest reads: no conflict
+    # A project with no pyproject.toml at all gets none written either.
+    bare = tmp_path / "bare"
+    (bare / "results").mkdir(parents=True)
+    (bare / "results" / "ptq.toml").write_text("")
+    code, out = _init(bare, capsys)
+    assert code == 0 and not (bare / "pyproject.toml").exists()
+    assert "left pyproject.toml unwritten: ptq is configured in results/ptq.toml" in out
+    assert load_config(bare).source == str(bare / "results" / "ptq.toml")
+
+
+@pytest.mark.parametrize("blocker", ["read-only", "a-file"])
+def test_a_github_directory_that_cannot_be_written_is_one_error_and_nothing_is_written(blocker):
+    """Row 10: was a PermissionError traceback, exit 1, with 3 of 7 files written already."""
+    with unprivileged.workspace() as project:
+        (project / "pyproject.toml").write_text('[project]\nname = "acme"\n')
+        if blocker == "read-only":
+            (project / ".github").mkdir()
+            unprivileged.read_only(project / ".github")
+        else:
+            (project / ".github").write_text("not a directory\n")
+        before = unprivileged.tree(project)
+        done = unprivileged.ptq("init", project, cwd=project)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stdout == "" and "Traceback" not in done.stderr
+        [line] = done.stderr.splitlines()
+        why = "cannot be written (permission denied)" if blocker == "read-only" else "not a directory"
+        assert line.startswith(f"ptq: error: {project / '.github'}: {why}, so .github/")
+        assert "nothing written" in line and line.endswith("then run ptq init again")
+        assert unprivileged.tree(project) == before  # not one file written, no temporary file left
+
+
+def test_a_write_that_fails_midway_undoes_the_files_written_before_it(tmp_path, capsys, monkeypatch):
+    """Row 10, the case no check can foresee (a full disk): what was written is removed again."""
+    import ptq.cli.init as init
+
+    mine = "[tool.ruff]\nline-length = 100\n"
+    (tmp_path / "pyproject.toml").write_text(mine)
+    (tmp_path / ".gitignore").write_text("build/\n")
+    written = []
+
+    def full_disk(path, write):
+        if len(written) == 4:
+            raise OSError(28, "No space left on device", str(path))
+        written.append(path)
+        return atomic_write(path, write)
+
+    monkeypatch.setattr(init, "atomic_write", full_disk)
+    assert main(["init", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("ptq: error: ") and "no space left on device" in err.lower()
+    assert "nothing written" in err
+    assert _tree(tmp_path) == [".gitignore", "pyproject.toml"] and not (tmp_path / ".github").exists()
+    assert (tmp_path / "pyproject.toml").read_text() == mine and (tmp_path / ".gitignore").read_text() == "build/\n"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "mode-640", "crlf"])
+def test_a_pyproject_and_gitignore_are_edited_in_place(tmp_path, capsys, kind):
+    """Row 15: the symlink was replaced by a file, the mode became 644, CRLF became LF."""
+    eol = "\r\n" if kind == "crlf" else "\n"
+    mine = eol.join(['[project]', 'name = "acme"  # ours', '', '[tool.ruff]', 'line-length = 100', ''])
+    ignore = eol.join(["build/", "*.egg-info/", ""])
+    project = tmp_path / "project"
+    project.mkdir()
+    if kind == "symlink":  # e.g. a monorepo sharing one pyproject.toml
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        (shared / "pyproject.toml").write_bytes(mine.encode())
+        (shared / "gitignore").write_bytes(ignore.encode())
+        (project / "pyproject.toml").symlink_to(shared / "pyproject.toml")
+        (project / ".gitignore").symlink_to(shared / "gitignore")
+    else:
+        (project / "pyproject.toml").write_bytes(mine.encode())
+        (project / ".gitignore").write_bytes(ignore.encode())
+    if kind == "mode-640":
+        (project / "pyproject.toml").chmod(0o640)
+        (project / ".gitignore").chmod(0o640)
+    modes = {name: (project / name).stat().st_mode for name in ("pyproject.toml", ".gitignore")}
+    code, out = _init(project, capsys)
+    assert code == 0 and "appended [tool.ptq] to pyproject.toml" in out and "appended ptq's ignores to .gitignore" in out
+    for name, before in (("pyproject.toml", mine), (".gitignore", ignore)):
+        path = project / name
+        assert path.is_symlink() == (kind == "symlink"), name
+        assert path.stat().st_mode == modes[name], name  # mode and kind of file kept
+        data = path.read_bytes().decode()
+        assert data.startswith(before), name  # what was there, byte for byte
+        if kind == "crlf":
+            assert data.count("\n") == data.count("\r\n"), name  # no line of ptq's in LF
+        else:
+            assert "\r" not in data, name
+    if kind == "symlink":
+        assert (tmp_path / "shared" / "pyproject.toml").read_bytes().decode().startswith(mine)
+        assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["gitignore", "pyproject.toml"]  # no litter
+    assert load_config(project).section("gate") == {"memory_threshold": 0.05}  # appended and read
+
+
+def test_init_in_a_subdirectory_of_a_git_repository_warns_that_github_reads_the_roots_workflows(tmp_path):
+    """Row 21: workflows went to sub/.github without a word; GitHub never runs them."""
+    repo = tmp_path / "repo"
+    sub = repo / "packages" / "acme"
+    sub.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    done = _ptq_init(sub)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    [warning] = [line for line in done.stderr.splitlines() if line.startswith("ptq: warning: ")]
+    assert warning == (f"ptq: warning: {sub} is a subdirectory of the git repository {repo.resolve()}: GitHub reads "
+                       f"workflows only from {repo.resolve() / '.github' / 'workflows'}, so the ones written under "
+                       f"{sub / '.github'} never run; move them there (and set their working-directory), or run "
+                       f"ptq init {repo.resolve()}")
+    assert (sub / ".github" / "workflows" / "ptq.yml").exists() and not (repo / ".github").exists()  # written as asked
+    at_root = _ptq_init(repo)  # the repository's root: nothing to warn about
+    assert at_root.returncode == 0 and "warning" not in at_root.stderr

@@ -18,10 +18,10 @@ def test_default_matrix_is_model_major_with_fp32_first():
 def test_quick_matrix_covers_every_default_recipe_and_family():
     from ptq.models import get_model
     from ptq.recipes import list_recipes
-    from ptq.run.matrix import COMPILED, SLOW_KERNELS
+    from ptq.run.matrix import COMPILED, FAST_PATHS, SLOW_KERNELS
 
     cases = select_cases("quick")
-    assert {c.recipe for c in cases} == set(list_recipes(exclude=f"{COMPILED},{SLOW_KERNELS}"))
+    assert {c.recipe for c in cases} == set(list_recipes(exclude=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}"))
     assert {c.recipe for c in select_cases("default")} == {c.recipe for c in cases}
     assert "ao_int4_weight_only_cpu" in {c.recipe for c in select_cases("all")}
     assert {get_model(c.model).family for c in cases} == {"vision", "sequence", "micro", "lm"}
@@ -44,6 +44,16 @@ def test_deploy_matrix_holds_both_peers_and_the_bf16_forms():
     deploy = {c.recipe for c in select_cases("deploy")}
     assert {"ort_fp32", "ort_static_int8", "ov_fp32", "ov_int8", "bf16", "bf16_compile", "pt2e_static_int8"} <= deploy
     assert "bf16_compile" not in {c.recipe for c in select_cases("default")}
+
+
+def test_each_runtimes_own_fast_path_is_in_the_deploy_matrix_only():
+    deploy = select_cases("deploy")
+    fast = {"ov_default", "fp32_channels_last", "fp32_channels_last_compile", "bf16_autocast", "bf16_autocast_compile",
+            "pt2e_static_int8_bf16"}
+    for model in ("mobilenet_v2", "resnet18"):
+        assert fast <= {c.recipe for c in deploy if c.model == model}
+    for matrix in ("default", "quick"):
+        assert not fast & {c.recipe for c in select_cases(matrix)}
 
 
 def test_bad_selection_is_a_clear_error():

@@ -145,3 +145,35 @@ def test_a_case_whose_later_visit_raises_is_reported_and_the_others_finish(monke
     lone.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat: None)
     with pytest.raises(RuntimeError, match="speedup visits failed: visit 2 raised RuntimeError"):
         lone.finish()
+
+
+def test_a_budget_gives_the_visits_past_the_scheduled_ones_to_the_widest_case_while_they_fit(monkeypatch):
+    """Two cases short of a 4% rerun target after their 3 scheduled visits, each visit a second of
+    a fake clock: the scheduled visits are all made (6 s) though the budget is 7.5 s, the extra
+    visit goes to the case whose interval is widest, and then none fits; the one cut says 'budget'
+    in its precision, and the progress lines give each round's expected time."""
+    import ptq.probes.speedup
+
+    now = [0.0]
+    ratios = {"wide": iter([1.0, 1.6, 1.0, 1.6, 1.0, 1.6, 1.0]), "wider": iter([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0])}
+
+    def fake_pairs(ref, cand, *, budget_s, **kw):
+        now[0] += 1.0
+        return [(next(ratios[ref.__self__.model.tag]) * 1e-3, 1e-3)] * 3
+
+    monkeypatch.setattr(ptq.probes.speedup, "time_pairs", fake_pairs)
+    done: dict = {}
+    visits = ptq.probes.speedup.SpeedupVisits(budget_s=0.3, visits=3, target=0.04, max_visits=6, clock=lambda: now[0])
+    for tag in ("wide", "wider"):
+        model = torch.nn.Linear(8, 8).eval()
+        model.tag = tag
+        visits.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat, tag=tag: done.setdefault(tag, lat))
+    lines: list[str] = []
+    visits.finish(lines.append, deadline=7.5)
+    assert now[0] == 7.0  # 6 scheduled visits, then one: the next would end past 7.5
+    wider, wide = done["wider"]["precision"], done["wide"]["precision"]
+    assert wider["visits"] == 4 and wide["visits"] == 3
+    assert wide["stopped"] == wider["stopped"] == "budget" and not wide["reached"]
+    assert lines[0].startswith("speedup visits, round 2/3 over 2 case(s), about 2s a round, 4s for the scheduled rounds")
+    assert any("round 4 (at most 6) over the 1 case(s) whose rerun interval is wider than +-4%" in line for line in lines)
+    assert lines[-1] == "speedup visits: the --ptq-budget left 2 case(s) short of +-4% (their rows say 'budget')"

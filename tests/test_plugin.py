@@ -63,9 +63,14 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     # A recipe that raises errors its own case at setup; the other cases still run.
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines([
-        "ptq: speedup visits, round 2/6 over 3 case(s)",
-        "ptq: speedup visits, round 6/6 over 3 case(s)",
+        "ptq: 4 case(s) of matrix 'default', then their speedup visits; --ptq-budget 10m00s: the visits beyond "
+        "each case's 6 stop when it is spent",
+        "ptq: 4/4 cases, * elapsed, about 0s left before the speedup visits (--ptq-budget 10m00s)",
+        "ptq: speedup visits, round 2/6 over 3 case(s), about * a round, * for the scheduled rounds; "
+        "* of the --ptq-budget left",
+        "ptq: speedup visits, round 6/6 over 3 case(s), about * a round, * for the scheduled rounds; *",
         "ptq: speedup visits done in *s",
+        "ptq: time per step over 3 case(s): *",
         "ptq: memory bandwidth during the visits: median * GB/s (*-*, * reads); compare speedups across runs only where it matches",
         "*ERROR at setup of test_case?user_mlp-broken?*",
         "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",

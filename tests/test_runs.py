@@ -188,3 +188,97 @@ def test_git_ignores_a_temporary_file_a_kill_left_under_results():
     check = subprocess.run(["git", "check-ignore", "--no-index", "-q", leftover], cwd=root)
     assert check.returncode == 0, f"{leftover} is not ignored by .gitignore"
     assert subprocess.run(["git", "check-ignore", "--no-index", "-q", "results/baselines/6be583aa9aa7.json"], cwd=root).returncode == 1
+
+
+# Issue 29 (bad inputs, round three): each input fed to `ptq compare` as a user would.
+
+
+def _ptq(capsys, *args) -> tuple[int, str, list[str]]:
+    from ptq.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()
+
+
+def test_a_baseline_from_a_newer_ptq_says_how_to_install_this_one(tmp_path, capsys):
+    _write(tmp_path / "b.json", run(bench("m-fp32", samples(1e-3)), schema=99))
+    _write(tmp_path / "run.json", run(bench("m-fp32", samples(1e-3))))
+    before = (tmp_path / "b.json").read_bytes()
+    code, out, err = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", tmp_path / "b.json")
+    assert (code, out) == (2, "")  # the distribution is pytest-ptq; `ptq` on PyPI is another project
+    assert err == [f"ptq: error: {tmp_path / 'b.json'}: schema version 99 is newer than this ptq reads (1); upgrade ptq "
+                   "(`pip install -U pytest-ptq`) or compare with the ptq that wrote it"]
+    assert (tmp_path / "b.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("bad", [-1e-3, float("inf"), float("nan")])
+def test_a_baseline_with_a_negative_or_infinite_latency_is_refused_as_damaged(tmp_path, capsys, bad):
+    data = samples(1e-3)
+    data[3] = bad
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(run(bench("m-fp32", data))))  # json writes inf / nan as Infinity / NaN
+    _write(tmp_path / "run.json", run(bench("m-fp32", samples(1e-3))))
+    code, out, err = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", base, "--judges", "latency")
+    assert (code, out) == (2, "")
+    assert err == [f"ptq: error: {base}: damaged: case 'm-fp32' has latency sample {bad!r} (benchmarks[0].stats.data), "
+                   "and a latency is a finite, non-negative time; restore it (`git checkout -- "
+                   f"{base}`), or move it aside (`mv {base} {base}.damaged`) and re-record it: `pytest "
+                   "--benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)"]
+
+
+def test_every_sample_negative_is_refused_too_not_judged_improved(tmp_path, capsys):
+    _write(tmp_path / "base.json", run(bench("m-fp32", [-x for x in samples(1e-3)])))
+    _write(tmp_path / "run.json", run(bench("m-fp32", samples(1e-3))))
+    code, _, err = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", tmp_path / "base.json", "--judges", "latency")
+    assert code == 2 and len(err) == 1 and "damaged: case 'm-fp32' has latency sample -" in err[0]
+
+
+def test_a_partial_save_keeps_the_untouched_cases_provenance(tmp_path, capsys):
+    old = run(bench("m-fp32", samples(1e-3)), bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}))
+    old["ptq"]["environment"]["transformers"] = "4.40.0"  # a numerics key, not a timing key: the same baseline file
+    old["commit_info"] = {"id": "1" * 40}
+    path = save_baseline(tmp_path, old)
+    new = run(bench("m-fp32", samples(1e-3)))
+    new["ptq"]["environment"]["transformers"] = "4.41.0"
+    new["commit_info"] = {"id": "2" * 40}
+    assert save_baseline(tmp_path, new) == path
+    base = load_run(path)
+    assert base.environment["transformers"] == "4.41.0" and base.commit == "2" * 40
+    assert base.environment_of("m-int8")["transformers"] == "4.40.0"  # not relabelled
+    assert base.provenance_of("m-int8")["commit_info"] == {"id": "1" * 40} and base.provenance_of("m-fp32") is None
+    # a run under 4.40.0 is judged against m-int8 by m-int8's own keys: its size compares, m-fp32's does not
+    cur = run(bench("m-fp32", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}),
+              bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}))
+    cur["ptq"]["environment"]["transformers"] = "4.40.0"
+    _write(tmp_path / "run.json", cur)
+    code, out, _ = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", path, "--judges", "size", "--format", "json")
+    assert code == 1  # m-fp32's size: measured now, not in the baseline
+    rows = {r["case"]: r for r in json.loads(out)["rows"]}
+    assert rows["m-int8"]["verdict"] == "ok"
+    assert rows["m-fp32"]["verdict"] == "not-measured"  # the baseline's m-fp32 has no size figure
+    # and a later save of the same environment keeps the stamp it has (never overwritten by the newer file's)
+    save_baseline(tmp_path, new)
+    assert load_run(path).environment_of("m-int8")["transformers"] == "4.40.0"
+
+
+def test_a_damaged_provenance_is_refused(tmp_path):
+    data = run(bench("m-fp32", samples(1e-3), provenance={"fingerprint": 3}))
+    _write(tmp_path / "b.json", data)
+    with pytest.raises(UserError, match=r"b\.json: damaged: benchmarks\[0\]\.extra_info\.provenance is not"):
+        load_run(tmp_path / "b.json")
+
+
+@pytest.mark.parametrize(("benchmarks", "message"), [
+    ([5], r"benchmarks\[0\] is int, not an object"),
+    ([{"extra_info": [1]}], r"benchmarks\[0\]\.extra_info is not an object"),
+    ([{"extra_info": {"case": ["x"]}}], r"benchmarks\[0\] names case \['x'\], not a string"),
+    ([{"extra_info": {"case": "m-fp32", "metrics": [1]}}], r"case 'm-fp32' has extra_info\.metrics that is not an object"),
+])
+def test_damaged_entries_are_one_error_naming_the_file(tmp_path, capsys, benchmarks, message):
+    _write(tmp_path / "b.json", {**run(), "benchmarks": benchmarks})
+    with pytest.raises(UserError, match=message):
+        load_run(tmp_path / "b.json")
+    code, _, err = _ptq(capsys, "export", tmp_path / "b.json", "--format", "bencher", "-o", tmp_path / "out")
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"ptq: error: {tmp_path / 'b.json'}: damaged")
+    assert not (tmp_path / "out").exists()

@@ -276,3 +276,39 @@ def test_an_unknown_model_in_the_manifest_names_the_file(tmp_path: Path):
         archive.writestr("state_dict.pt", weights)
     with pytest.raises(UserError, match=f"^'{path}': unknown model 'nope'; valid models: "):
         ptq.load(path)
+
+
+def _flip(path: Path, member: str) -> None:
+    """Change one byte inside ``member``'s stored data, as a bad copy would (its CRC then fails)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), \
+        int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    data[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("member", ["state_dict.pt", "manifest.json"])
+def test_a_file_whose_member_fails_its_crc_is_one_error_naming_the_file(tmp_path: Path, member):
+    """Issue 29: a .ptq whose weights (or manifest) fail their CRC: one line naming the file and the fix."""
+    entry, quantized = _quantized("micro_linear_256", "fp32")
+    path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="fp32")
+    _flip(path, member)
+    damaged = path.read_bytes()
+    with pytest.raises(UserError) as caught:
+        ptq.load(path)
+    message = str(caught.value)
+    assert message == (f"{str(path)!r}: damaged: its {member} does not read back as ptq.save wrote it (BadZipFile: Bad "
+                       f"CRC-32 for file {member!r}); the file was truncated or changed after it was written: copy it "
+                       "again, or save the model again with ptq.save")
+    assert path.read_bytes() == damaged and sorted(p.name for p in tmp_path.iterdir()) == ["m.ptq"]
+
+
+def test_a_truncated_file_is_damaged_not_foreign(tmp_path: Path):
+    entry, quantized = _quantized("micro_linear_256", "fp32")
+    path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="fp32")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(UserError, match=rf"^'{path}': damaged: its zip directory does not read back as ptq.save wrote "
+                                        r"it \(BadZipFile: File is not a zip file\); the file was truncated"):
+        ptq.load(path)

@@ -82,3 +82,36 @@ def test_merge_refuses_overlap_and_other_commits_and_flags_mixed_machines():
     merged = merge_runs([a, b], ["s1.json", "s2.json"])
     assert merged["ptq"]["fingerprint"] is None and merged["ptq"]["fingerprints"] == sorted([doc["ptq"]["fingerprint"], "ffffffffffff"])
     assert {x["extra_info"]["fingerprint"] for x in merged["benchmarks"]} == set(merged["ptq"]["fingerprints"])
+
+
+def test_a_shard_from_another_cpu_has_its_latency_not_compared_never_judged(tmp_path, capsys, monkeypatch):
+    """Issue 29: two shards, the second from another CPU (same numerics key, 2x slower), merged, then
+    `ptq compare merged.json`: the second shard's latency is "not compared", as merge's own warning says."""
+    doc = json.loads(RUN.read_text())
+    baseline = tmp_path / "results" / "baselines" / f"{doc['ptq']['fingerprint']}.json"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_text(RUN.read_text())
+    a, b = _split(doc)
+    b["ptq"]["environment"]["cpu_model"] = "Another CPU"
+    b["ptq"]["fingerprint"] = "0ther0ther00"
+    for x in b["benchmarks"]:
+        x["stats"]["data"] = [2 * v for v in x["stats"]["data"]]
+    (tmp_path / "s1.json").write_text(json.dumps(a))
+    (tmp_path / "s2.json").write_text(json.dumps(b))
+    monkeypatch.chdir(tmp_path)
+    assert main(["merge", "s1.json", "s2.json", "-o", "merged.json"]) == 0
+    assert "latency is not comparable across them" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.json", "results", "s1.json", "s2.json"]
+    code = main(["compare", "merged.json", "--judges", "latency", "--format", "json"])
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    second = {x["extra_info"]["case"] for x in b["benchmarks"]}
+    assert code == 1  # fail closed: a row not compared fails the gate
+    for row in rows:
+        if row["case"] in second:
+            assert row["verdict"] == "not-compared", row
+            assert row["detail"] == "not comparable: timing keys differ (cpu_model)"
+        else:  # the first shard ran on the baseline's machine: judged, and unchanged
+            assert row["verdict"] == "ok", row
+    # memory, size and drift still compare: the numerics keys are the same
+    assert main(["compare", "merged.json"]) == 0
+    assert baseline.read_text() == RUN.read_text()

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,6 @@ ROOT = Path(__file__).parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 BIN = Path(sys.executable).parent
 FIXTURE_RUN = ROOT / "tests" / "fixtures" / "history" / "runs" / "run-0004.json"
-#: Commands and options the workflows use that arrive with the baselines/gate branch.
-PENDING = {"compare", "--ptq-save-baseline"}
 
 
 def _load(path: Path) -> dict:
@@ -129,7 +128,30 @@ def test_pull_request_runs_are_cancelled_when_a_newer_push_supersedes_them():
         if "pull_request" in doc[True]:
             assert "github.event.pull_request.number" in doc["concurrency"]["group"], path.name
             assert doc["concurrency"]["cancel-in-progress"] in (True, "${{ github.event_name == 'pull_request' }}")
-    assert _load(ROOT / ".github" / "workflows" / "history.yml")["concurrency"]["cancel-in-progress"] is False
+
+
+def test_no_run_that_writes_the_history_waits_in_a_concurrency_group():
+    """Issue 29, row 8: history.yml and deploy.yml shared group ``ptq-history`` with cancel-in-progress
+    false, but GitHub keeps one pending run per group and cancels the older pending one: of three
+    pushes within one run, the middle one's link was lost. No run that writes branch ptq-history
+    is in a group another run can join (the branch's pushes are retried on top of one another
+    instead: the tests of the record and chain jobs below)."""
+    writers = [p for p in WORKFLOWS if any(job.get("uses", "").endswith("reusable-history.yml")
+                                           for job in _load(p)["jobs"].values())]
+    assert {p.name for p in writers} == {"history.yml", "deploy.yml"}
+    for path in writers:
+        assert "concurrency" not in _load(path), path.name
+        for job in _load(path)["jobs"].values():
+            assert "concurrency" not in job, path.name
+    # What ptq init writes for a project: its push (history) and dispatch (baselines) runs have a
+    # group of their own each; a pull request's newer push still cancels its older run.
+    from ptq.cli.init import _template
+
+    group = yaml.safe_load(re.sub(r"\{\{ptq:\w+\}\}", "x", _template("ptq.yml.tmpl")))["concurrency"]
+    assert group == {"group": "ptq-${{ github.event.pull_request.number || github.run_id }}",
+                     "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
+    for job in _load(ROOT / ".github" / "workflows" / HISTORY)["jobs"].values():
+        assert "concurrency" not in job
 
 
 def test_dependabot_keeps_the_pinned_actions_current():
@@ -186,15 +208,25 @@ def test_actions_pinned_pip_cached_no_xdist_permissions_minimal():
                 assert not any(a in ("-n", "--numprocesses") or a.startswith("-n") for a in cmd), f"{name}: xdist in {cmd}"
 
 
+def test_the_docs_pin_the_bencher_action_like_every_other_action():
+    """Issue 29, row 25: the Bencher example used ``bencherdev/bencher@main``, a branch anyone with
+    push rights there moves; the workflows pin each action by commit SHA with its version said."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [(p.name, ref, rest) for p in docs for ref, rest in re.findall(r"uses:\s*(bencherdev/\S+)(.*)", p.read_text())]
+    assert found, "no Bencher example in the README or docs/"
+    for name, ref, rest in found:
+        assert re.fullmatch(r"bencherdev/bencher@[0-9a-f]{40}", ref), f"{name}: {ref} is not pinned by SHA"
+        assert re.match(r"\s*# v\d", rest), f"{name}: {ref} has no version comment"
+
+
 def test_every_ptq_command_in_the_workflows_parses():
     parser, seen = build_parser(), set()
-    for _name, _job, step in _steps():
+    for name, _job, step in _steps():
         for cmd in _commands(step.get("run", "")):
             if cmd[:1] != ["ptq"]:
                 continue
             seen.add(cmd[1])
-            if cmd[1] not in COMMANDS and cmd[1] in PENDING:
-                continue
+            assert cmd[1] in COMMANDS, f"{name}: ptq {cmd[1]} is not a ptq command"
             argv = [re.sub(r"\$\{?\w+\}?", "x", a) for a in cmd[1:]]
             parser.parse_args(argv)  # SystemExit on a bad command or option
     assert {"merge", "report", "compare"} <= seen
@@ -217,7 +249,7 @@ def test_every_pytest_option_in_the_workflows_is_registered():
     used = {a.split("=")[0] for _n, _j, step in _steps() for cmd in _commands(step.get("run", ""))
             if cmd[:1] == ["pytest"] for a in cmd if a.startswith("--")}
     assert {"--ptq-shard", "--benchmark-only", "--benchmark-json"} <= used
-    missing = {o for o in used - PENDING if o not in help_text}
+    missing = {o for o in used if o not in help_text}
     assert not missing, f"pytest does not know {missing}"
 
 
@@ -521,9 +553,11 @@ def _on_branch(remote: Path) -> list[str]:
     return sorted(_git("ls-tree", "-r", "--name-only", "ptq-history", cwd=remote).split())
 
 
-def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, main_baseline: Path | None = None):
+def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, main_baseline: Path | None = None,
+                  meanwhile=None):
     """The record job's steps after its benchmarks, ``run`` standing in for what they measured:
-    the record step's result, else the first that failed; then the push step's."""
+    the record step's result, else the first that failed; then the push step's. ``meanwhile(remote)``
+    stands for another run pushing to the branch between this one's checkout and its push."""
     cwd = tmp_path / "push"
     (cwd / "bin").mkdir(parents=True)
     _shards(run, cwd)
@@ -532,9 +566,35 @@ def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, mai
         shutil.copy(main_baseline, cwd / "results" / "baselines" / main_baseline.name)
     remote, git_env = _remote(tmp_path, branch)
     recorded = _run_steps(HISTORY, "record", HISTORY_STEPS[:3], cwd, git_env, **HISTORY_VALUES)
-    assert recorded.returncode != 0 or _run_steps(HISTORY, "record", HISTORY_STEPS[3:], cwd, git_env,
-                                                  **HISTORY_VALUES).returncode == 0
+    if meanwhile is not None:
+        meanwhile(remote)
+    if recorded.returncode == 0:
+        pushed = _run_steps(HISTORY, "record", HISTORY_STEPS[3:], cwd, git_env, **HISTORY_VALUES)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        recorded = subprocess.CompletedProcess(pushed.args, 0, recorded.stdout + pushed.stdout, recorded.stderr + pushed.stderr)
     return cwd, remote, recorded
+
+
+def _another_run_pushes(tmp_path: Path, files: dict[str, bytes]) -> Callable[[Path], str]:
+    """``meanwhile`` for :func:`_push_to_main` and :func:`_push_chain`: another run's push of
+    ``files`` to branch ptq-history (creating it where there is none); it returns that commit."""
+    def push(remote: Path) -> str:
+        other = tmp_path / "other-run"
+        has_branch = subprocess.run(["git", "ls-remote", "--exit-code", "--heads", str(remote), "ptq-history"],
+                                    capture_output=True).returncode == 0
+        if has_branch:
+            _git("clone", "--depth", "1", "--branch", "ptq-history", f"file://{remote}", other)
+        else:
+            _git("init", "-b", "ptq-history", other)
+        for name, data in files.items():
+            (other / name).parent.mkdir(parents=True, exist_ok=True)
+            (other / name).write_bytes(data)
+        _git("add", ".", cwd=other)
+        _git("commit", "-m", "another run", cwd=other)
+        _git("push", f"file://{remote}", "ptq-history", cwd=other)
+        return _git("rev-parse", "HEAD", cwd=other).strip()
+
+    return push
 
 
 def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_request_is_gated(tmp_path):
@@ -650,10 +710,12 @@ def _commits(cwd: Path, parent: str) -> list[str]:
     return _git("rev-list", "--reverse", "HEAD", cwd=cwd).split()
 
 
-def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: dict[str, Path] | None = None):
+def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: dict[str, Path] | None = None,
+                meanwhile=None):
     """The chain job's steps after its install, as the runner runs them: the A/B step, then
-    (where it set output ``b``, the later steps' ``if``) the branch checkout and the append.
-    Returns the checkout, the remote, the A/B step's result, the later steps' (or None), the SHAs."""
+    (where it set output ``b``, the later steps' ``if``) the branch checkout and the append
+    (``meanwhile(remote)`` between them: another run's push). Returns the checkout, the remote,
+    the A/B step's result, the later steps' (or None), the SHAs."""
     cwd = tmp_path / "push"
     (cwd / "bin").mkdir(parents=True)
     shas = _commits(cwd, parent)
@@ -665,8 +727,13 @@ def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: 
     assert {_step(HISTORY, "chain", name)["if"] for name in CHAIN_STEPS[1:]} == {"steps.ab.outputs.b != ''"}
     rest = None
     if ab.returncode == 0 and outputs.get("b"):
-        rest = _run_steps(HISTORY, "chain", CHAIN_STEPS[1:], cwd, env, GH_TOKEN=HISTORY_VALUES["GH_TOKEN"],
-                          REPO=HISTORY_VALUES["REPO"], **{k.upper(): v for k, v in outputs.items()})
+        values = dict(GH_TOKEN=HISTORY_VALUES["GH_TOKEN"], REPO=HISTORY_VALUES["REPO"],
+                      **{k.upper(): v for k, v in outputs.items()})
+        rest = _run_steps(HISTORY, "chain", CHAIN_STEPS[1:2], cwd, env, **values)
+        if rest.returncode == 0:
+            if meanwhile is not None:
+                meanwhile(remote)
+            rest = _run_steps(HISTORY, "chain", CHAIN_STEPS[2:], cwd, env, **values)
     return cwd, remote, ab, rest, shas
 
 
@@ -703,6 +770,50 @@ def test_the_next_push_extends_the_chain_the_branch_holds(tmp_path):
     assert _on_branch(remote) == sorted([f"chain/{'e' * 40}.json", f"chain/{commit}.json", "index.html"])
     html = _git("show", "ptq-history:index.html", cwd=remote)
     assert "e" * 12 in html and commit[:12] in html  # the report draws both links
+
+
+def test_a_link_is_added_on_top_of_what_another_run_pushed_meanwhile(tmp_path):
+    """Row 8: runs are not serialized, so none is cancelled; the push another run got ahead of is
+    made again on top of the branch, and neither run's link is lost."""
+    earlier = tmp_path / "earlier"
+    a, b = _sides(tmp_path / "earlier-sides")
+    done = subprocess.run([BIN / "ptq", "chain", "append", str(a), str(b), "--commit", "e" * 40, "--parent", "d" * 40,
+                           "--time", "2000-01-01T00:00:00Z", "-d", str(earlier)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    [(name, data)] = [(f"chain/{p.name}", p.read_bytes()) for p in earlier.iterdir()]
+    other = _another_run_pushes(tmp_path, {name: data, "index.html": b"the other run's report\n"})
+    _, remote, ab, rest, (_, commit) = _push_chain(tmp_path, branch={"README.md": ROOT / "README.md"}, meanwhile=other)
+    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stderr + (rest.stdout + rest.stderr if rest else "")
+    assert "Branch ptq-history moved since the checkout (another run pushed); adding the link on top of it (try 1 of 5)" in rest.stdout
+    assert _on_branch(remote) == sorted(["README.md", name, f"chain/{commit}.json", "index.html"])  # both links
+    assert _git("show", f"ptq-history:{name}", cwd=remote).encode() == data  # the other run's, as it pushed it
+    html = _git("show", "ptq-history:index.html", cwd=remote)
+    assert "e" * 12 in html and commit[:12] in html  # the report drawn again, from both links
+    log = _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")
+    assert log[:3] == [f"chain: {commit[:12]}", "another run", "seed"]  # on top of it: nothing of it undone
+
+
+@pytest.mark.parametrize("other", ["another-file", "same-baseline"])
+def test_a_baseline_is_recorded_on_top_of_what_another_run_pushed_meanwhile(tmp_path, other):
+    """Row 8, the record job: a baseline another run recorded at the same path meanwhile is kept."""
+    theirs = (RUNS / "run-0001.json").read_bytes()
+    files = ({f"chain/{'e' * 40}.json": b"{}\n"} if other == "another-file"
+             else {f"results/baselines/{FINGERPRINT}.json": theirs})
+    cwd, remote, result = _push_to_main(tmp_path, RUNS / "run-0003.json", None,
+                                        meanwhile=_another_run_pushes(tmp_path, files))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recording on top of it (try 1 of 5)" in result.stdout
+    assert _on_branch(remote) == sorted({*files, f"results/baselines/{FINGERPRINT}.json"})
+    stored = _git("show", f"ptq-history:results/baselines/{FINGERPRINT}.json", cwd=remote).encode()
+    if other == "another-file":  # this run's baseline, on top of the other run's commit
+        assert json.loads(stored) == json.loads((cwd / "run.json").read_text())
+        assert _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")[:2] == ["baseline: 0123456789ab", "another run"]
+    else:  # the first recorded is kept; this run pushes nothing
+        assert stored == theirs
+        assert (f"::notice title=ptq: baseline kept::another run recorded results/baselines/{FINGERPRINT}.json "
+                "meanwhile; kept, this run's not pushed") in result.stdout
+        assert _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")[0] == "another run"
 
 
 def test_the_chain_job_fails_closed_when_ptq_ab_fails(tmp_path):

@@ -15,6 +15,7 @@ import json
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ptq.gate.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.gate.comparison import FORMATS, compare, render
 from ptq.gate.duet import DuetPlan
 from ptq.gate.judges import list_judges
+from ptq.progress import duration, parse_duration
 from ptq.run.config import load_config
 from ptq.storage.cache import atomic_write
 from ptq.storage.runs import parse_run
@@ -43,6 +45,10 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="duet (default): after the sessions, one worker per side times every case in alternating "
                         "windows; rounds: judge the sessions' own timings (for code without ptq.duet)")
     DuetPlan.add_options(p)
+    p.add_argument("--budget", default=None, metavar="DURATION",
+                   help="wall-clock budget of the whole A/B, e.g. 10m or 600 (default: none): the duet begins no "
+                        "placement the last ones' cost says would end past it; cases still open are judged at "
+                        "the placements they got, and their rows say so")
     p.add_argument("--judges", default=None, metavar="GLOBS",
                    help="judges to run, as ptq compare's --judges (default: all; with the duet all but speedup, "
                         "which the duet's direct A/B of every case supersedes)")
@@ -73,8 +79,12 @@ def _gate_settings(config: Any, run: Mapping[str, Any]) -> Callable[[str], Mappi
 #: What a session of a duet A/B measures: memory, size and drift (every probe but the speedup
 #: visits, which the duet's direct A/B of each case supersedes), and just enough pytest-benchmark
 #: rounds to list the cases it timed; the duet's windows are the latency the gate judges.
-DUET_SESSION = ("--ptq-probes=lm,deployment,drift,memory,size", "--benchmark-max-time=0.02",
-                "--benchmark-min-rounds=5", "--ptq-warmup=3")
+#: The probes come first, so a user's ``--ptq-probes`` wins; the timing options last, after the
+#: user's: a session's pytest-benchmark rounds are never judged with the duet, so a workflow's
+#: ``--benchmark-max-time=0.5`` would only add half a second a case to every session.
+DUET_SESSION = ("--ptq-probes=lm,deployment,drift,memory,size",)
+DUET_SESSION_TIMING = ("--benchmark-max-time=0.02", "--benchmark-min-rounds=5", "--ptq-warmup=3",
+                       "--ptq-warmup-time=0.2")
 
 
 @command("ab", _args, "interleaved A/B of two code versions, judged as ptq compare judges", exit_codes=GATE_EXIT_CODES)
@@ -91,6 +101,16 @@ def _ab(args: argparse.Namespace) -> int:
         # on the quick matrix flagged lstm_classifier-ort_dynamic_int8 at 2.89x vs 2.71x that way.
         judges = [j for j in list_judges() if j != "speedup"]
     duet_plan = DuetPlan.from_args(args) if args.latency == "duet" else None  # checked before any work
+    deadline = None
+    if args.budget is not None:
+        try:
+            budget = parse_duration(args.budget, option="--budget")
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if duet_plan is None or duet_plan.stopping != "sequential":
+            raise UserError("--budget needs the sequential duet (the default --latency=duet --stopping=sequential): "
+                            "the other plans time every case to their end")
+        deadline = time.monotonic() + budget
     config = load_config(root)  # a bad [tool.ptq] is said before the sessions, not after them
     with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
         work = Path(tmp)
@@ -98,13 +118,15 @@ def _ab(args: argparse.Namespace) -> int:
         b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
         rounds = args.rounds if args.rounds is not None else (2 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        session = [*DUET_SESSION, *extra] if duet_plan else extra  # the user's own pytest args come last and win
+        session = [*DUET_SESSION, *extra, *DUET_SESSION_TIMING] if duet_plan else extra
         run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=session, progress=progress,
                                   parallel=duet_plan is not None)
         refuse_unlike(run_a, run_b, installs=args.compare_installs)
         if duet_plan is not None:
             gate = _gate_settings(config, run_a)
-            for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress, gate=gate):
+            if deadline is not None:
+                progress(f"ptq ab: {duration(max(0.0, deadline - time.monotonic()))} of the --budget left for the duet")
+            for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress, gate=gate, deadline=deadline):
                 print(f"note: {note}", file=sys.stderr)
         if run_b["ptq"].get("ab_session_failed"):
             print(f"note: {run_b['ptq']['ab_session_failed']}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """``ptq chain append|show|demo``: the chained relative history (:mod:`ptq.storage.chain`).
 
 - ``append A.json B.json --commit SHA --parent SHA -d DIR``: the summary of ``ptq ab PARENT
-  COMMIT --save``'s two sides, one small file per commit;
+  COMMIT --save``'s two sides, one small file per commit, named by the commit's full SHA (a short
+  one is resolved by git; anything else is refused), its ``--time`` stored in UTC; two sides from
+  different machines are refused (a link is one duet's ratio);
 - ``show DIR [--cases GLOBS] [-o chain.html]``: per case, each link and the running product with
   its propagated interval, steps marked; ``-o`` also draws them (offline HTML, :mod:`ptq.render.svg`);
 - ``demo``: a synthetic history measured through the real duet (:func:`ptq.gate.duet.run_plan`),
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from ptq.cli import command
+from ptq.cli import command, output_directory
 from ptq.gate.duet import DuetPlan, Worker
 
 __all__: list[str] = []
@@ -29,9 +31,13 @@ def _args(p: argparse.ArgumentParser) -> None:
     a = sub.add_parser("append", help="add a commit's summary from the two files ptq ab --save wrote")
     a.add_argument("a", help="side A (the parent): results/ab/<time>-a.json")
     a.add_argument("b", help="side B (the commit): results/ab/<time>-b.json")
-    a.add_argument("--commit", required=True, help="the commit B measured (e.g. $(git rev-parse HEAD))")
-    a.add_argument("--parent", required=True, help="the commit A measured (e.g. $(git rev-parse HEAD~1))")
-    a.add_argument("--time", default=None, help="the commit's time, ISO 8601 (default: now; git show -s --format=%%cI)")
+    a.add_argument("--commit", required=True,
+                   help="the commit B measured: its full SHA, $(git rev-parse HEAD) (a short one is resolved by git "
+                        "in the current directory)")
+    a.add_argument("--parent", required=True, help="the commit A measured: its full SHA, $(git rev-parse HEAD~1)")
+    a.add_argument("--time", default=None,
+                   help="the commit's time, ISO 8601 with its UTC offset: $(git show -s --format=%%cI HEAD) "
+                        "(default: now); the chain is ordered by instant")
     a.add_argument("-d", "--dir", default="results/chain", help="the chain's directory (default: results/chain)")
     s = sub.add_parser("show", help="print (and with -o draw) the chained trend")
     s.add_argument("dir", help="the chain's directory")
@@ -100,6 +106,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if not 1 <= args.step_at <= args.commits or args.slowdown < 0:
         raise UserError(f"--step-at must be in 1..--commits and --slowdown >= 0, got {args.step_at}, {args.slowdown}")
+    output_directory("-d", args.dir)
     if Path(args.dir).exists() and any(Path(args.dir).iterdir()):
         raise UserError(f"-d {args.dir}: not empty; name a new directory for the synthetic chain")
     plan, cases = DuetPlan.from_args(args), [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -119,12 +126,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 @command("chain", _args, "the chained relative history: append a commit's A/B summary, show the trend, or a demo")
 def _chain(args: argparse.Namespace) -> int:
-    from ptq.storage.chain import load_chain, save_summary, summarize
+    from ptq.errors import UserError
+    from ptq.storage.chain import load_chain, parse_time, resolve_commit, save_summary, summarize, utc
     from ptq.storage.runs import load_run
 
     if args.action == "append":
-        time = args.time or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        summary = summarize(load_run(args.a), load_run(args.b), commit=args.commit, parent=args.parent, time=time)
+        output_directory("-d", args.dir)
+        commit, parent = resolve_commit(args.commit, "--commit"), resolve_commit(args.parent, "--parent")
+        if commit == parent:
+            raise UserError(f"--commit and --parent name one commit ({commit}); a link is a commit over its parent: "
+                            "pass --parent $(git rev-parse COMMIT~1)")
+        try:
+            when = parse_time(args.time, "--time") if args.time else _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        summary = summarize(load_run(args.a), load_run(args.b), commit=commit, parent=parent, time=utc(when))
         for note in summary.notes:
             print(f"note: {note}", file=sys.stderr)
         print(f"wrote: {save_summary(summary, args.dir)}")

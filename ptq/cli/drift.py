@@ -18,13 +18,21 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _drift(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
     from ptq.probes.drift.report import drift_table
-    from ptq.storage.runs import read_json
+    from ptq.storage.figures import DriftFigures, SchemaError, read_figures
+    from ptq.storage.runs import load_run
 
     path = Path(args.json)
-    data = read_json(path)
-    records = [b.get("extra_info", {}) for b in data.get("benchmarks", [])]
-    records = [r for r in records if "drift" in r.get("metrics", {})]
+    run = load_run(path, plain=True)  # the run loader: a damaged file is one line naming it
+    infos = [b.get("extra_info") or {} for b in run.data["benchmarks"]]  # each an object (the loader checked)
+    records = [i for i in infos if isinstance(i.get("metrics"), dict) and "drift" in i["metrics"]]
     if not records:
         raise UserError(f"{str(path)!r} has no drift figures; run pytest --benchmark-only --benchmark-json=FILE")
-    print(drift_table(records))
+    try:
+        for info in records:
+            read_figures(DriftFigures, info)
+        table = drift_table(records)
+    except (KeyError, TypeError, AttributeError, ValueError, SchemaError) as exc:
+        raise UserError(f"{str(path)!r}: damaged drift figures ({type(exc).__name__}: {exc}); record them again: "
+                        "pytest --benchmark-only --benchmark-json=FILE") from None
+    print(table)
     return 0

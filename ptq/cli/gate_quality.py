@@ -105,6 +105,10 @@ def _gate_quality(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
         raise UserError(f"--modes={args.modes!r}; valid: {', '.join(MODES)}")
+    if args.json:
+        from ptq.cli import output_file
+
+        output_file("--json", args.json)  # before the trials, not after them
     fractions = _parse_fractions(args.slowdowns)
     if TARGET_SLOWDOWN not in fractions:
         fractions.append(TARGET_SLOWDOWN)

@@ -11,17 +11,28 @@ registers models, the example is written commented out.
 
 It never overwrites: a file that exists is named with what would have been written (delete it and
 run again to have it written); a ``pyproject.toml`` without ``[tool.ptq]`` gets the section
-appended as text, so its comments stay, and a ``.gitignore`` gets the lines it lacks appended.
+appended as text, so its comments stay, and a ``.gitignore`` gets the lines it lacks appended
+(each edited in place: a symbolic link stays one, the file keeps its mode and its line endings).
+A project configured through ``results/ptq.toml`` keeps its ``pyproject.toml`` as it is (ptq
+reads one of the two, never both).
+
+All or nothing: every file is checked writable before the first is written (a directory that
+cannot be written is one error, exit 2, nothing written), and a write that fails anyway undoes
+the ones made before it. Run in a subdirectory of a git repository, it warns that GitHub reads
+workflows only from the repository's root.
 
 Exit codes: 0 every file written (with ``--dry-run``: would be); 1 some left as they were
 (named, nothing overwritten); 2 usage error (no such directory, a ``pyproject.toml`` that does
-not parse, a conftest that cannot be imported, a bad ``--workflows-from``).
+not parse, a conftest that cannot be imported, a bad ``--workflows-from``, a file or directory
+that cannot be written).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import shlex
 import sys
@@ -155,7 +166,7 @@ def _installable(root: Path) -> bool:
         return True
     try:
         pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):  # none, or unparseable: _pyproject says so
+    except (OSError, ValueError):  # none, not text, or unparseable (TOMLDecodeError): _pyproject says so
         return False
     return "project" in pyproject or "build-system" in pyproject
 
@@ -192,11 +203,40 @@ def _values(*, workflows_from: str, models: str, model: str, install: str, branc
             "example": example}
 
 
+def _text(path: Path) -> str:
+    """A file ptq init appends to, as it is on disk: its line endings kept (no newline translation)."""
+    try:
+        data = path.read_bytes()
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); fix or restore it, "
+                        "then run ptq init again") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); make it readable, then run ptq init "
+                        "again") from None
+
+
+def _appended(text: str, part: str) -> str:
+    """``text`` with ``part`` (written with ``\\n``) appended in the file's own line endings: CRLF
+    where its first line ends so."""
+    first = re.search(r"\r?\n", text)
+    eol = first[0] if first else "\n"
+    return text + (eol if text and not text.endswith("\n") else "") + part.replace("\n", eol)
+
+
+#: ptq's settings file other than ``[tool.ptq]`` (:func:`ptq.run.config.load_config` reads one of the two).
+DEDICATED_CONFIG = "results/ptq.toml"
+
+
 def _pyproject(root: Path, section: str) -> Planned:
     path = root / "pyproject.toml"
+    if (root / DEDICATED_CONFIG).exists():  # [tool.ptq] too would make every pytest run a usage error
+        return Planned("pyproject.toml", "skip", section,
+                       f"ptq is configured in {DEDICATED_CONFIG}, and reads that or [tool.ptq], not both; "
+                       f"[tool.ptq] not added (put settings in {DEDICATED_CONFIG})")
     if not path.exists():
         return Planned("pyproject.toml", "write", section.lstrip("\n"), content=section.lstrip("\n"))
-    text = path.read_text(encoding="utf-8")
+    text = _text(path)
     try:
         existing = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -204,7 +244,7 @@ def _pyproject(root: Path, section: str) -> Planned:
     if "ptq" in existing.get("tool", {}):
         return Planned("pyproject.toml", "keep", section,
                        "already has [tool.ptq]; left as is (remove the section to have it appended again)")
-    joined = text + ("" if text.endswith("\n") or not text else "\n") + section
+    joined = _appended(text, section)
     try:
         tomllib.loads(joined)
     except tomllib.TOMLDecodeError as exc:  # e.g. `tool` written as an inline table
@@ -218,14 +258,90 @@ def _gitignore(root: Path) -> Planned:
     full = "\n".join((_GITIGNORE_HEADER, *GITIGNORE)) + "\n"
     if not path.exists():
         return Planned(".gitignore", "write", full, content=full)
-    text = path.read_text(encoding="utf-8")
+    text = _text(path)
     have = {line.strip().strip("/") for line in text.splitlines()}
     missing = [line for line in GITIGNORE if line.strip("/") not in have]
     if not missing:
         return Planned(".gitignore", "keep", full, "already ignores ptq's files; left as is")
     part = "\n".join((_GITIGNORE_HEADER, *missing)) + "\n"
-    joined = text + ("\n" if text and not text.endswith("\n") else "") + part
-    return Planned(".gitignore", "append", part, content=joined, part="ptq's ignores")
+    return Planned(".gitignore", "append", part, content=_appended(text, part), part="ptq's ignores")
+
+
+def _unwritable(root: Path, planned: list[Planned]) -> None:
+    """Every file the plan writes or appends to, checked before the first is written: its directory
+    (or the nearest that exists, where ptq init creates the rest) must be a directory this process
+    may create files in, as the atomic write creates a file beside the target and renames it."""
+    for item in planned:
+        if item.action not in ("write", "append"):
+            continue
+        target = Path(os.path.realpath(root / item.path)) if item.action == "append" else root / item.path
+        directory = target.parent
+        while not directory.exists() and not directory.is_symlink():
+            directory = directory.parent
+        if not directory.is_dir():
+            raise UserError(f"{directory}: not a directory, so {item.path} cannot be written; nothing written: move "
+                            "it away (or name another project directory), then run ptq init again")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise UserError(f"{directory}: cannot be written (permission denied), so {item.path} cannot be; nothing "
+                            "written: make it writable (or run ptq init as its owner), then run ptq init again")
+
+
+def _git_top(root: Path) -> Path | None:
+    """The root of the git repository ``root`` is in (the nearest directory holding ``.git``), or None."""
+    for directory in (root.resolve(), *root.resolve().parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def _warn_subdirectory(root: Path) -> None:
+    """GitHub reads workflows only from ``.github/workflows`` at the repository's root: a project in
+    a subdirectory gets its workflows written all the same, with this said once."""
+    top = _git_top(root)
+    if top is not None and top != root.resolve():
+        print(f"ptq: warning: {root} is a subdirectory of the git repository {top}: GitHub reads workflows only from "
+              f"{top / '.github' / 'workflows'}, so the ones written under {root / '.github'} never run; move them "
+              f"there (and set their working-directory), or run ptq init {top}", file=sys.stderr)
+
+
+def _write_all(root: Path, planned: list[Planned]) -> None:
+    """Write the plan's files, all or none: a write that fails (or is interrupted) undoes the ones
+    made before it: new files removed with the directories made for them, appended ones given
+    their text back."""
+    made: list[Path] = []
+    restore: list[tuple[Path, bytes]] = []
+    directories: list[Path] = []
+    item = None
+    try:
+        for item in planned:
+            if item.action not in ("write", "append"):
+                continue
+            path = root / item.path
+            if item.action == "append":
+                restore.append((path, path.read_bytes()))
+            else:
+                parent = path.parent
+                while not parent.exists():
+                    directories.append(parent)
+                    parent = parent.parent
+            atomic_write(path, lambda fh, item=item: fh.write(item.content.encode("utf-8")))
+            if item.action == "write":
+                made.append(path)
+    except BaseException as exc:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for path, before in restore:
+            with contextlib.suppress(OSError):
+                if path.read_bytes() != before:
+                    atomic_write(path, lambda fh, before=before: fh.write(before))
+        for directory in sorted(set(directories), key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        if not isinstance(exc, OSError) or item is None:
+            raise
+        raise UserError(f"{root / item.path}: cannot be written ({exc.strerror or exc}); nothing written (the files "
+                        "written before it were removed again): fix it, then run ptq init again") from None
 
 
 def plan(root: Path, *, workflows_from: str = WORKFLOWS_FROM, models: str | None = None, model: str = "my_mlp",
@@ -284,6 +400,10 @@ def _init(args: argparse.Namespace) -> int:
     chosen = choose_models(root, args.models, args.model)
     planned = plan(root, workflows_from=args.workflows_from, models=args.models, model=args.model,
                    install=args.install, branch=args.branch, chosen=chosen)
+    _unwritable(root, planned)
+    _warn_subdirectory(root)
+    if not args.dry_run:
+        _write_all(root, planned)
     print(f"models: {chosen.globs} ({chosen.source})")
     for item in planned:
         if item.action == "keep":
@@ -291,10 +411,9 @@ def _init(args: argparse.Namespace) -> int:
             print("".join(f"    {line}\n" for line in item.text.strip("\n").splitlines()), end="")
             continue
         if item.action == "skip":
-            print(f"{'would leave' if args.dry_run else 'left'} {item.path} as it is: {item.why}")
+            state = "as it is" if (root / item.path).exists() else "unwritten"
+            print(f"{'would leave' if args.dry_run else 'left'} {item.path} {state}: {item.why}")
             continue
-        if not args.dry_run:
-            atomic_write(root / item.path, lambda fh, item=item: fh.write(item.content.encode("utf-8")))
         did, do = ((f"appended {item.part} to", f"append {item.part} to") if item.action == "append"
                    else ("wrote", "write"))
         print(f"would {do} {item.path}" if args.dry_run else f"{did} {item.path}")

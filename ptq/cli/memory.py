@@ -98,6 +98,10 @@ def _memory_spread(args: argparse.Namespace) -> int:
         return 0
     if args.repeat < 2:
         raise UserError(f"--repeat must be >= 2 to measure a spread, got {args.repeat}")
+    if args.json_out:
+        from ptq.cli import output_file
+
+        output_file("--json", args.json_out)  # before the processes run, not after
     runs = []
     for i in range(args.repeat):
         child = [sys.executable, "-c", _CHILD, "memory-spread", args.model, args.recipe, "--once",
@@ -168,11 +172,20 @@ def _table_args(p: argparse.ArgumentParser) -> None:
 
 @command("memory-table", _table_args, "fp32 vs each recipe's memory and size, per model, from a benchmark JSON")
 def _memory_table(args: argparse.Namespace) -> int:
-    from ptq.storage.runs import read_json
+    from ptq.storage.figures import MemoryFigures, SchemaError, SizeFigures, read_figures
+    from ptq.storage.runs import load_run
 
     path = Path(args.json_path)
-    data = read_json(path)
-    table = memory_table(data.get("benchmarks", []))
+    run = load_run(path, plain=True)  # the run loader: a damaged file is one line naming it
+    benchmarks = run.data["benchmarks"]  # every entry an object, its extra_info one where present
+    try:
+        for bench in benchmarks:
+            read_figures(MemoryFigures, bench.get("extra_info") or {})
+            read_figures(SizeFigures, bench.get("extra_info") or {})
+        table = memory_table([{**b, "extra_info": b.get("extra_info") or {}} for b in benchmarks])
+    except (KeyError, TypeError, AttributeError, ValueError, SchemaError) as exc:
+        raise UserError(f"{str(path)!r}: damaged memory or size figures ({type(exc).__name__}: {exc}); record them "
+                        "again with ptq's probes") from None
     if not table:
         raise UserError(f"{str(path)!r} has no case with memory or size metrics; run the benchmarks with ptq's probes")
     print(table)

@@ -4,7 +4,10 @@ The merged file is an ordinary pytest-benchmark JSON file, so ``ptq compare`` an
 read it like any other run. Shards must come from the same commit and must not share a case.
 Runners of one CI job can land on different CPUs: when the shards' fingerprints differ the
 merged run says so (``ptq.fingerprint`` null, ``ptq.fingerprints`` listing them) rather than
-pretending to one, and each case keeps its shard's fingerprint in ``extra_info``.
+pretending to one, and each case keeps its shard's fingerprint in ``extra_info``; where the
+shards' environments differ, each case also keeps its shard's environment (``extra_info.provenance``),
+so ``ptq compare`` judges each case by its own machine's keys: a case timed on another CPU than the
+baseline's gets latency "not compared", never a verdict.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from ptq.cli import command
 from ptq.errors import UserError
 from ptq.storage.cache import atomic_write
-from ptq.storage.runs import load_run
+from ptq.storage.runs import PROVENANCE, load_run
 
 __all__ = ["merge_runs"]
 
@@ -27,6 +30,11 @@ __all__ = ["merge_runs"]
 def _fingerprint(doc: dict[str, Any]) -> str | None:
     ptq = doc.get("ptq") or doc.get("machine_info", {}).get("ptq") or {}
     return ptq.get("fingerprint")
+
+
+def _environment(doc: dict[str, Any]) -> dict[str, Any] | None:
+    env = (doc.get("ptq") or {}).get("environment")
+    return env if isinstance(env, dict) else None
 
 
 def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
@@ -38,7 +46,9 @@ def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str
         raise UserError(f"shards come from different commits {sorted(map(str, commits))}; merge shards of one run only")
     seen: dict[str, str] = {}
     benchmarks: list[dict[str, Any]] = []
-    for doc, name in zip(docs, names, strict=True):
+    environments = [_environment(d) for d in docs]
+    mixed = any(env != environments[0] for env in environments)
+    for doc, name, env in zip(docs, names, environments, strict=True):
         fp = _fingerprint(doc)
         for bench in doc["benchmarks"]:
             key = bench.get("fullname") or bench.get("name")
@@ -48,6 +58,8 @@ def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str
             info = bench.setdefault("extra_info", {})
             if fp is not None:
                 info.setdefault("fingerprint", fp)
+                if mixed and env is not None:  # each case judged by its own shard's keys (ptq compare)
+                    info.setdefault(PROVENANCE, {"fingerprint": fp, "environment": env})
             benchmarks.append(bench)
     merged = {k: v for k, v in docs[0].items() if k != "benchmarks"}
     merged["benchmarks"] = benchmarks

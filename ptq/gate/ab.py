@@ -278,13 +278,15 @@ def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float
 def run_duet(
     a: Side, b: Side, run_a: dict[str, Any], run_b: dict[str, Any], *, plan: DuetPlan,
     worker: Callable[..., Worker] = Worker, progress: Callable[[str], None] = lambda line: None,
-    gate: Callable[[str], Mapping[str, Any]] | None = None,
+    gate: Callable[[str], Mapping[str, Any]] | None = None, deadline: float | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> list[str]:
     """Time every case both sessions timed as a duet (:func:`ptq.gate.duet.run_plan`: worker pairs
     one after another, placements within each) and put the samples into ``run_a`` / ``run_b``.
     Returns notes on cases the duet could not time (their latency is then not measured).
     ``gate``: per case, its ``[tool.ptq.gate]`` settings; a sequential duet stops each case by the
-    threshold, alpha and statistic its judge will use (default: the gate's defaults)."""
+    threshold, alpha and statistic its judge will use (default: the gate's defaults). ``deadline``
+    (:func:`time.monotonic`): a sequential duet begins no placement it would end past."""
     from ptq.gate.judges import DEFAULTS
     from ptq.stats.decide import location
     from ptq.stats.sequential import SequentialPlan, decide_look
@@ -309,6 +311,7 @@ def run_duet(
         quantile = location(str(settings(cases[0])["latency_statistic"]))
         result: DuetResult = run_plan(
             plan, cases, threads=threads, weights=weights, progress=progress, decide=decide, q=quantile,
+            deadline=deadline, **({"clock": clock} if clock is not None else {}),
             new_worker=lambda label: worker(label, python=sides[label].python, pythonpath=sides[label].pythonpath,
                                             cwd=sides[label].tree))
         failed.update(result.failed)
@@ -319,6 +322,8 @@ def run_duet(
             s = settings(case)
             looked = SequentialPlan(plan.looks, s["alpha"], s["latency_threshold"])
             stopped[case] = {**looked.to_dict(), "stopped": answer, "placements": n}
+            if answer == "budget":  # its last test spends the alpha of the looks the budget took away
+                stopped[case]["alpha_look"] = looked.alpha - looked.alpha_look * sum(1 for x in plan.looks if x <= n)
     for label, data in (("A", run_a), ("B", run_b)):
         apply_duet(data, got[label], plan, failed, kinds[label], stopped)
     return [f"{c}: latency not measured (a duet worker could not prepare it: {why})" for c, why in sorted(failed.items())]

@@ -199,6 +199,23 @@ def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool =
     return judge.judge(b, c, _settings(config, cur.extra_info))
 
 
+def _case_unlike(baseline: Run, current: Run, case: str, unlike: Mapping[str, list[str]],
+                 same_machine: bool) -> Mapping[str, list[str]]:
+    """The keys that differ for one case: the runs' ``unlike``, unless a side's case carries its
+    own provenance (a shard merged from another machine, a baseline case a partial save did not
+    touch: :meth:`ptq.storage.runs.Run.environment_of`); then that case's own environments'."""
+    from ptq.run.env import KEYS, differing_keys
+
+    if not (baseline.has_own_provenance(case) or current.has_own_provenance(case)):
+        return unlike
+    keys = {kind: differing_keys(baseline.environment_of(case), current.environment_of(case), kind) for kind in KEYS}
+    if same_machine:
+        keys["timing"] = []
+    elif not keys["timing"] and baseline.fingerprint_of(case) != current.fingerprint_of(case):
+        keys["timing"] = ["fingerprint"]  # a case recorded with its fingerprint only (ptq merge before provenance)
+    return keys
+
+
 def compare(
     baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None,
     same_machine: bool = False, accept_new: bool = False, no_baseline: str | None = None, across_runs: bool = False,
@@ -253,8 +270,9 @@ def compare(
         if base is None:
             rows.append(Row(case, "*", Judgement(Verdict.NEW, "-", "measured", "-", "no baseline for this case")))
             continue
+        keys = _case_unlike(baseline, current, case, unlike, same_machine)
         for name in names:
-            judgement = judge_case(name, base, cur, config=config, unlike=unlike)
+            judgement = judge_case(name, base, cur, config=config, unlike=keys)
             judge = get_judge(name)
             if judgement is None and judge.applies(cur):
                 why = {side: judge.expected(record) for side, record in (("baseline", base), ("current", cur))}

@@ -41,7 +41,7 @@ from ptq.project import load_project
 from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
 __all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "default_decide", "duet", "placement_ratios",
-           "prepare_pair", "run_plan", "run_sequential", "serve", "time_calls"]
+           "prepare_pair", "run_plan", "run_sequential", "serve", "time_calls", "time_window"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,12 @@ class DuetPlan:
     #: ``sequential`` (default): each case placement by placement until its verdict is clear at
     #: one of ``looks`` (:mod:`ptq.stats.sequential`), ``sweeps_per_placement`` sweeps each, a
     #: fresh worker pair every ``worker_placements``; ``fixed``: ``sweeps`` over ``placements``
-    #: by ``workers`` pairs for every case.
+    #: by ``workers`` pairs for every case. The looks fall where a worker pair ends: a pair's
+    #: preparation (building and quantizing every open case: most of a duet's time on the quick
+    #: matrix) is never paid for one placement, as looks at 4, 6, 8 with pairs of 5 made a case
+    #: that settled at 6 do.
     stopping: str = "sequential"
-    looks: tuple[int, ...] = (4, 6, 8, 12, 16, 20)
+    looks: tuple[int, ...] = (5, 10, 15, 20)
     sweeps_per_placement: int = 3
     worker_placements: int = 5
 
@@ -161,13 +164,40 @@ def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, 
     """Untimed warm-up, then one call per sample until ``budget_s`` (pytest-benchmark's way)."""
     for _ in range(warmup):
         fn()
+    return _samples(fn, budget_s, min_rounds, timer)
+
+
+def _samples(fn: Callable[[], Any], budget_s: float, least: int, timer: Callable[[], float]) -> list[float]:
+    """One call per sample until ``budget_s`` has passed and at least ``least`` were taken."""
     out: list[float] = []
     start = timer()
-    while len(out) < min_rounds or timer() - start < budget_s:
+    while len(out) < least or timer() - start < budget_s:
         t0 = timer()
         fn()
         out.append(timer() - t0)
     return out
+
+
+#: A duet window's least samples and most warm-up calls (:func:`time_window`).
+WINDOW_MIN_SAMPLES = 3
+WINDOW_WARMUP = 3
+
+
+def time_window(fn: Callable[[], Any], budget_s: float, *, timer: Callable[[], float] = time.perf_counter) -> list[float]:
+    """One duet window: up to :data:`WINDOW_WARMUP` untimed calls, stopping once they took half of
+    ``budget_s`` (at least one), then samples until ``budget_s``, at least :data:`WINDOW_MIN_SAMPLES`.
+
+    Why not :func:`time_calls`' fixed 3 + 10 calls: on a model of 60 ms a call (the quick matrix's
+    LSTM classifier at batch 64) that made every "50 ms" window 13 calls, about 0.8 s, and such
+    cases took most of a duet's time. One call of that length warms the caches a window needs; the
+    placement's statistic is a low quantile over its windows, and the verdict's test over
+    placements counts whatever spread fewer samples leave."""
+    start = timer()
+    for done in range(WINDOW_WARMUP):
+        fn()
+        if done + 1 < WINDOW_WARMUP and timer() - start >= budget_s / 2:
+            break
+    return _samples(fn, budget_s, WINDOW_MIN_SAMPLES, timer)
 
 
 # -- the worker (runs with one side's code) ------------------------------------------------
@@ -246,7 +276,7 @@ class TimedCases:
                 work()
                 return result
 
-        return {"samples": time_calls(call, budget_s)}
+        return {"samples": time_window(call, budget_s)}
 
     def _more_work(self, case: str, seconds: float) -> Callable[[], None]:
         """Real compute worth ``seconds`` a call: the case's first Linear / Conv / LSTM / GRU layer run
@@ -500,15 +530,19 @@ def default_decide(plan: DuetPlan, *, alpha: float = 0.01, threshold: float = 0.
 def run_plan(
     plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str = "auto",
     slowdowns: Mapping[str, Sequence[float]] | None = None, progress: Callable[[str], None] = lambda line: None,
-    decide: Decide | None = None, q: float = 0.01, slow_kind: str = "spin",
+    decide: Decide | None = None, q: float = 0.01, slow_kind: str = "spin", deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> DuetResult:
-    """The whole duet: sequential (:func:`run_sequential`, ``decide`` says when a slot stops) or
-    ``plan.workers`` fresh worker pairs, one after another, each preparing ``cases`` and timing its
-    share of the placements, their results joined in order."""
+    """The whole duet: sequential (:func:`run_sequential`, ``decide`` says when a slot stops; a
+    ``deadline`` on :func:`time.monotonic`, where given, stops it early) or ``plan.workers`` fresh
+    worker pairs, one after another, each preparing ``cases`` and timing its share of the placements,
+    their results joined in order."""
     if plan.stopping == "sequential":
         return run_sequential(plan, cases, new_worker=new_worker, threads=threads, weights=weights,
                               slowdowns=slowdowns, progress=progress, decide=decide or default_decide(plan), q=q,
-                              slow_kind=slow_kind)
+                              slow_kind=slow_kind, deadline=deadline, clock=clock)
+    if deadline is not None:
+        raise UserError("--budget needs --stopping=sequential: a fixed plan times every case alike, to its end")
     out: Blocks = {"A": {}, "B": {}}
     placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
     failed: dict[str, str] = {}
@@ -542,12 +576,17 @@ def run_plan(
 def run_sequential(
     plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str,
     slowdowns: Mapping[str, Sequence[float]] | None, progress: Callable[[str], None], decide: Decide, q: float = 0.01,
-    slow_kind: str = "spin",
+    slow_kind: str = "spin", deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
 ) -> DuetResult:
     """Placement after placement, only the slots still open: after each, every open slot's
     per-placement ratios go to ``decide``; a slot stops at its first answer other than
     :data:`~ptq.stats.sequential.CONTINUE` (at the last look it always has one). A fresh worker
-    pair every ``plan.worker_placements`` placements, preparing only the cases still open."""
+    pair every ``plan.worker_placements`` placements, preparing only the cases still open.
+
+    ``deadline`` (a ``clock`` reading, ``ptq ab --budget``): no placement, and no worker pair, is
+    begun that the cost of the last ones says would end past it; the slots still open then stop
+    as ``budget``, and the verdict tests them at the placements they got with the per-look alpha
+    (a look short of the plan's spends no more alpha than the looks it replaces)."""
     open_slots = [(c, f) for c in cases for f in (slowdowns or {}).get(c, (0.0,))]
     out: Blocks = {"A": {s: [] for s in open_slots}, "B": {s: [] for s in open_slots}}
     placed: dict[str, dict[str, list[str]]] = {"A": {}, "B": {}}
@@ -555,22 +594,46 @@ def run_sequential(
     stopped: dict[Slot, tuple[str, int]] = {}
     most = plan.looks[-1]
     work = Progress("duet", len(open_slots) * most, emit=progress)  # slot-placements, at most
+    per_slot: list[float] = []  # seconds per slot-placement, each placement's
+    per_case_prepare: float | None = None  # seconds per case of the last pair's preparation
+
+    def out_of_time(cost: float, what: str) -> bool:
+        if deadline is None or clock() + cost <= deadline:
+            return False
+        for slot in open_slots:
+            stopped[slot] = ("budget", k)
+        named = ", ".join(dict.fromkeys(c for c, _ in open_slots))
+        progress(f"duet: the budget ends before {what} could (about {cost:.0f}s); {len(open_slots)} case(s) "
+                 f"judged at the {k} placement(s) they got: {named}")
+        return True
+
     k = 0
     while open_slots and k < most:
+        needed = list(dict.fromkeys(c for c, _ in open_slots))
+        if per_case_prepare is not None and out_of_time(
+                per_case_prepare * len(needed) + sorted(per_slot)[len(per_slot) // 2] * len(open_slots),
+                "a fresh worker pair's preparation and first placement"):
+            break
         a, b = new_worker("A"), new_worker("B")
         try:
-            needed = list(dict.fromkeys(c for c, _ in open_slots))
             progress(f"duet: worker pair {k // plan.worker_placements + 1} preparing {len(needed)} case(s)")
+            began = clock()
             for case, why in prepare_pair(a, b, needed, threads=threads, weights=weights).items():
                 failed.setdefault(case, why)
+            per_case_prepare = (clock() - began) / max(1, len(needed))
             gone = [s for s in open_slots if s[0] in failed]
             open_slots = [s for s in open_slots if s[0] not in failed]
             work.total -= len(gone) * (most - k)
             for _ in range(plan.worker_placements):
                 if not open_slots or k >= most:
                     break
+                if per_slot and out_of_time(sorted(per_slot)[len(per_slot) // 2] * len(open_slots), "another placement"):
+                    open_slots = []
+                    break
+                began = clock()
                 got = duet(a, b, [], [plan.sweeps_per_placement], window_s=plan.window_s, first_placement=k,
                            slots=open_slots, slow_kind=slow_kind)
+                per_slot.append((clock() - began) / len(open_slots))
                 k += 1
                 timed = len(open_slots)
                 for label in ("A", "B"):

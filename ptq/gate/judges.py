@@ -6,7 +6,7 @@ tuple; others come from :func:`register_judge` (a conftest) or entry points in g
 A judge's ``extract`` returns None when the case did not measure the metric (reported as
 "not measured", never as a failure). Figures are read through the typed results schema
 (:mod:`ptq.storage.figures`); each judge names the figures it reads in ``reads`` (lower is
-better unless noted), and the README's judge table is checked against them:
+better unless noted), and the judge table of docs/gate-and-statistics.md is checked against them:
 
 - ``latency``: pytest-benchmark's raw samples (``stats.data``), same fingerprint only; judged
   by ``latency_statistic`` (the 1st percentile by default, see :mod:`ptq.stats.decide`), per placement
@@ -79,7 +79,7 @@ class Judge:
     #: Said where the metric is missing on one side.
     missing_hint: str = ""
     #: The stored figures ``extract`` reads (paths of :func:`ptq.storage.figures.schema_rows`, or
-    #: pytest-benchmark's own fields): what the README's judge table must name.
+    #: pytest-benchmark's own fields): what the docs' judge table must name.
     reads: tuple[str, ...] = ()
     #: Why a case should have had the figure though it has none (a probe that ran and said
     #: ``not_measured``, a duet that could not prepare the case), else None: where neither side
@@ -148,6 +148,8 @@ class Timings:
     #: Where the duet stopped the case sequentially, the alpha it spent per look
     #: (:mod:`ptq.stats.sequential`): the verdict's test uses it, so looks cannot inflate false alarms.
     alpha_look: float | None = None
+    #: Where ``ptq ab --budget`` ended the case's placements before its verdict was clear: said in the row.
+    cut_short: int | None = None
 
     @property
     def pooled(self) -> tuple[float, ...]:
@@ -175,6 +177,9 @@ def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
         return Judgement(Verdict.NOT_MEASURED, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic), "-",
                          f"no finite interval could be estimated ({d.test})")
     spread = "" if math.isnan(d.spread) else f", placements spread {d.spread:.1%}"
+    cut = next((t.cut_short for t in (base, cur) if t.cut_short is not None), None)
+    if cut is not None:
+        spread += f"; the --budget ended it after {cut} placements, before its answer was clear"
     return Judgement(
         d.verdict, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic),
         f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
@@ -190,7 +195,9 @@ def _samples(record: CaseRecord) -> Timings | None:
     if placements is not None:
         looked = record.extra_info.get("ab_sequential")
         alpha_look = looked.get("alpha_look") if isinstance(looked, Mapping) else None
-        return Timings(placements, "placement", float(alpha_look) if isinstance(alpha_look, int | float) else None)
+        cut = looked.get("placements") if isinstance(looked, Mapping) and looked.get("stopped") == "budget" else None
+        return Timings(placements, "placement", float(alpha_look) if isinstance(alpha_look, int | float) else None,
+                       int(cut) if isinstance(cut, int) else None)
     rounds = record.rounds
     return Timings(rounds, "round" if len(rounds) > 1 else "call")
 

@@ -6,7 +6,7 @@ own window, five things: a cache-resident 64x64 fp32 matmul (it follows the CPU'
 (:class:`ptq.probes.bandwidth.BandwidthMeter`), the fp32 model and the case's model. The
 placement never changes, so whatever moves the case's time across rounds is the machine's state;
 the correlations say which meter it follows. This is the measurement behind the suite's quiet
-visits (README, "Memory bandwidth").
+visits (docs/methodology.md, "Memory bandwidth").
 """
 
 from __future__ import annotations

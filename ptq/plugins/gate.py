@@ -140,6 +140,22 @@ class _Outcomes:
         self.state.interrupted = excinfo.exconly().strip() or excinfo.typename
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    """Mark each benchmark whose test did not pass (``extra_info.test_outcome = "failed"``) in every
+    run JSON (``--benchmark-json``, ``--benchmark-save``): its figures are there, but a reader
+    (``ptq export``) must know they come from a failing test."""
+    state = config.stash.get(GATE, None)
+    if state is None:
+        return
+    done = state.passed - state.failed
+    for bench in output_json.get("benchmarks", []):
+        if isinstance(bench, dict) and bench.get("fullname") not in done:
+            info = bench.get("extra_info")
+            if isinstance(info, dict):
+                info["test_outcome"] = "failed"
+
+
 def _wanted(config: pytest.Config) -> bool:
     return any(config.getoption(o) for o in ("--ptq-compare", *SAVES))
 
@@ -232,6 +248,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except PtqError as exc:
         state.error = str(exc)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while comparing or saving: said in one line
+        state.error = (f"interrupted ({str(exc) or 'Ctrl-C'}) while comparing or saving: every file it was "
+                       "writing is as it was before (each write is a temporary file renamed into place); "
+                       "the saves listed above completed; rerun to save the rest")
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
         return
     if state.comparison is not None and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = PYTEST_EXIT[state.comparison.exit_code]

@@ -10,6 +10,7 @@ nothing on import. Others follow: :func:`register_probe` (a conftest) and entry 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -105,11 +106,14 @@ def run_probes(prepared: PreparedCase, result: CaseResult, options: RunOptions) 
     failures = []
     for name in _REGISTRY.names(options.probes):
         probe = _REGISTRY.get(name)
+        began = time.perf_counter()
         try:
             value = resolve(probe.fn)(prepared, result, options)
         except CheckFailed as exc:
             failures.append(f"[{name}] {exc}")
             value = exc.value
+        finally:
+            result.phase_seconds[name] = round(time.perf_counter() - began, 4)
         if isinstance(value, Figures):  # typed figures (ptq.storage.figures) are stored as their dict
             value = value.to_dict()
         if value is not None:

@@ -1,13 +1,13 @@
 """A meter of the machine's memory bandwidth, read beside each speedup visit.
 
 Why: on the reference VM (2-core AMD EPYC guest, 1 torch thread) the same placement of
-resnet18's fp32 model moved from 42.4 to 52.1 ms (1st percentile per 0.8 s window) over 80 s,
-while a cache-resident 64x64 matmul moved by 1.4% and a 4 MiB copy (inside L3) by 0.6%: the CPU
-clock and the caches were steady. A 128 MiB copy, which must go to DRAM, moved by 30% and tracked
-the fp32 model (Pearson r = 0.80) and, at half the amplitude, its static int8 model (r = 0.69).
-The memory bandwidth left to the guest changes with whatever else shares the host, and a model
-that streams more bytes per call (fp32 weights are 4x int8's) slows more: the speedup rose from
-4.45 to 4.98 with it (the README's "Memory bandwidth" section). With ``--ptq-quiet-extra`` the
+resnet18's fp32 model slowed and sped up over a minute while a cache-resident matmul and a copy
+inside L3 stayed steady: the CPU clock and the caches were not what moved. A copy that must go to
+DRAM moved with the fp32 model and, at half the amplitude, with its static int8 model. The memory
+bandwidth left to the guest changes with whatever else shares the host, and a model that streams
+more bytes per call (fp32 weights are 4x int8's) slows more, so the speedup moves with it
+(docs/methodology.md, "Memory bandwidth", has the figures and the command; docs/notes.md the
+first ones). With ``--ptq-quiet-extra`` the
 suite reads this meter before and after every visit and keeps the visits it found quietest
 (:class:`ptq.probes.speedup.SpeedupVisits`).
 """

@@ -11,7 +11,9 @@ ort_fp32, ov_fp32...) is its best fp32 form, and every case of the model gets
   no extra timing cost;
 - ``unpaired``: the best form's median latency over the case's, two separate windows.
 
-``ratio`` is ``paired`` where both interleaved figures exist, else ``unpaired``.
+``ratio`` is ``paired`` where both interleaved figures exist, else ``unpaired``. A float form
+need not run fp32: OpenVINO's default precision (``ov_default``) is bf16 on CPUs with bf16 units,
+and is a float form a user gets without asking; ``best_precision`` says what the best form ran.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def _faster(a: CaseResult, b: CaseResult) -> bool:
     return a.latency.median < b.latency.median
 
 
+def _precision_ran(r: CaseResult) -> str:
+    d = metric_figures(DeploymentFigures, r.metrics)
+    return str((d.extra or {}).get("precision_ran", "fp32")) if d is not None else "fp32"
+
+
 def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], bool]) -> dict[str, dict[str, Any]]:
     """case -> {best_form, best_ms, ratio, low, high, paired, unpaired, method} for every timed case.
 
@@ -67,6 +74,9 @@ def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], 
                 low, high = mine[0] / theirs[1], mine[1] / theirs[0]
         out[r.case] = {
             "best_form": b.recipe,
+            # The precision the best form ran, read back where its recipe recorded one (ov_default: bf16
+            # on CPUs with bf16 units), so a "best float" that is not fp32 says so.
+            "best_precision": _precision_ran(b),
             "best_ms": round(b.latency.median * 1e3, 4),
             "ratio": paired if paired is not None else unpaired,
             "low": low,

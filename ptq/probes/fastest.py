@@ -5,6 +5,13 @@ from the fastest overall.
 A quantization path is worth taking only against the best the user could run instead, so the
 summary names that best per stack and precision, and for the torch paths what limits them: the
 top operators by self time in a short ``torch.profiler`` profile of that one case.
+
+Each pick carries the precision its case really ran: read back from the runtime where the recipe
+recorded one (``precision_ran`` and ``precision_label`` in its deployment notes: OpenVINO reports
+its ``INFERENCE_PRECISION_HINT``), else the recipe's own. Per stack the summary also lists every
+precision its cases ran and what a user of that stack gets with its defaults (``default``:
+``fp32`` eager, ``ort_fp32``, ``ov_default``, or an OpenVINO case whose precision read back is
+OpenVINO's default on this CPU). docs/fast-paths.md.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class StackKind:
     name: str
     runtime: str | None  # peer runtime name (ptq.recipes.peer), None for PyTorch
     deployed: bool | None  # PyTorch only: traced/compiled (True) or eager (False)
+    #: The recipes that run the stack as its user gets it without asking, first preferred.
+    default_recipes: tuple[str, ...] = ()
 
     @property
     def profiled(self) -> bool:
@@ -50,10 +59,10 @@ class StackKind:
 
 
 STACKS = (
-    StackKind("torch eager", None, False),
+    StackKind("torch eager", None, False, ("fp32",)),
     StackKind("torch deployed", None, True),
-    StackKind("ONNX Runtime", "ONNX Runtime", None),
-    StackKind("OpenVINO", "OpenVINO", None),
+    StackKind("ONNX Runtime", "ONNX Runtime", None, ("ort_fp32",)),
+    StackKind("OpenVINO", "OpenVINO", None, ("ov_default",)),
 )
 PEERS = tuple(s.name for s in STACKS if s.runtime is not None)
 
@@ -72,6 +81,8 @@ class Pick:
     drift: str | None  # the drift headline, e.g. "top1_agreement 0.98 (16 samples, min 0.9)"
     size_bytes: int | None
     speedup_vs_fp32: float | None = None  # paired (interleaved) over the model's eager fp32
+    #: The precision in words, as the runtime reported it, e.g. "bf16 (OpenVINO's default on this CPU)".
+    precision_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,10 @@ class StackBest:
     int8: Pick | None
     #: Top operators by self time of ``fastest`` (torch stacks only): {op, self_ms_per_call, share}.
     limits: tuple[Mapping[str, Any], ...] = ()
+    #: What a user of the stack gets with its defaults (in tolerance), when a case of it ran.
+    default: Pick | None = None
+    #: The precisions this stack's timed cases of the model ran (read back where recorded).
+    ran: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,8 @@ class ModelFastest:
     torch_int8_vs_peer: Mapping[str, Any] | None
     #: Timed cases left out: drift beyond tolerance, or not measured.
     excluded: tuple[str, ...] = ()
+    #: torch's fastest in-tolerance case (any precision, eager or deployed) over the fastest peer case's.
+    torch_best_vs_peer: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,11 +129,26 @@ def _slower(r: CaseResult, than: CaseResult) -> float:
     return r.latency.median / than.latency.median
 
 
+def _notes(r: CaseResult) -> Mapping[str, Any]:
+    d = metric_figures(DeploymentFigures, r.metrics)
+    return d.extra if d is not None and d.extra else {}
+
+
+def precision_ran(r: CaseResult, precision_of: Callable[[str], str]) -> str:
+    """The precision ``r`` ran: the one its recipe read back from the runtime, else the recipe's."""
+    return str(_notes(r).get("precision_ran") or precision_of(r.recipe))
+
+
+def _is_default(r: CaseResult, kind: StackKind) -> bool:
+    return r.recipe in kind.default_recipes or bool(_notes(r).get("runtime_default"))
+
+
 def _pick(r: CaseResult, best: CaseResult, precision: str) -> Pick:
     sized = metric_figures(SizeFigures, r.metrics)
     size = sized.serialized_bytes if sized is not None else None
+    label = _notes(r).get("precision_label")
     return Pick(r.case, r.recipe, precision, round(r.latency.median * 1e3, 4), round(_slower(r, best), 4), _drift(r), size,
-                r.speedup_vs_fp32)
+                r.speedup_vs_fp32, str(label) if label else None)
 
 
 def _fastest(results: Sequence[CaseResult]) -> CaseResult | None:
@@ -153,25 +185,34 @@ def fastest_paths(
         if best is None:
             continue
         stacks, chosen = [], {}
+        ran = {r.case: precision_ran(r, precision_of) for r in cases}
         for kind in STACKS:
             mine = [r for r in ok if kind.holds(r.stack, _form(r))]
             picks = {
-                key: _fastest([r for r in mine if want is None or precision_of(r.recipe) == want])
+                key: _fastest([r for r in mine if want is None or ran[r.case] == want])
                 for key, want in (("fastest", None), ("fp32", "fp32"), ("int8", "int8"))
             }
             chosen[kind.name] = picks
             limits = tuple(profile(model, picks["fastest"].recipe)) if profile and kind.profiled and picks["fastest"] else ()
+            defaults = sorted((r for r in mine if _is_default(r, kind)),
+                              key=lambda r: kind.default_recipes.index(r.recipe) if r.recipe in kind.default_recipes else 99)
             stacks.append(StackBest(
-                kind.name, *(_pick(p, best, precision_of(p.recipe)) if p else None for p in picks.values()), limits=limits
+                kind.name, *(_pick(p, best, ran[p.case]) if p else None for p in picks.values()), limits=limits,
+                default=_pick(defaults[0], best, ran[defaults[0].case]) if defaults else None,
+                ran=tuple(sorted({ran[r.case] for r in cases if kind.holds(r.stack, _form(r))})),
             ))
         torch_int8 = _fastest([chosen[s.name]["int8"] for s in STACKS if s.runtime is None and chosen[s.name]["int8"]])
+        torch_best = _fastest([chosen[s.name]["fastest"] for s in STACKS if s.runtime is None and chosen[s.name]["fastest"]])
         peer = _fastest([chosen[name]["fastest"] for name in PEERS if chosen[name]["fastest"]])
-        versus = None
+        versus = best_versus = None
         if torch_int8 and peer:
             versus = {"torch_int8": torch_int8.case, "peer": peer.case,
                       "ratio": round(_slower(torch_int8, peer), 4)}
+        if torch_best and peer:
+            best_versus = {"torch": torch_best.case, "torch_precision": ran[torch_best.case], "peer": peer.case,
+                           "peer_precision": ran[peer.case], "ratio": round(_slower(torch_best, peer), 4)}
         excluded = tuple(r.case for r in cases if r not in ok)
-        out.append(ModelFastest(model, _pick(best, best, precision_of(best.recipe)), tuple(stacks), versus, excluded))
+        out.append(ModelFastest(model, _pick(best, best, ran[best.case]), tuple(stacks), versus, excluded, best_versus))
     return out
 
 
@@ -233,13 +274,14 @@ def top_operators(
 
 
 def _cell(pick: Mapping[str, Any] | None) -> str:
-    """The recipe and its paired speedup over eager fp32; without one (``--ptq-pair-time=0``), its
-    median and how many times the model's fastest it takes."""
+    """The recipe, its paired speedup over eager fp32 and the precision it ran; without a speedup
+    (``--ptq-pair-time=0``), its median and how many times the model's fastest it takes."""
     if not pick:
         return "-"
+    ran = f" [{pick['precision']}]" if pick.get("precision") else ""
     if pick.get("speedup_vs_fp32"):
-        return f"{pick['recipe']} {pick['speedup_vs_fp32']:.2f}x"
-    return f"{pick['recipe']} {pick['median_ms']:.3f} ms ({pick['vs_best']:.2f}x best)"
+        return f"{pick['recipe']} {pick['speedup_vs_fp32']:.2f}x{ran}"
+    return f"{pick['recipe']} {pick['median_ms']:.3f} ms ({pick['vs_best']:.2f}x best){ran}"
 
 
 def fastest_table(summaries: Sequence[Mapping[str, Any]]) -> str:
@@ -254,12 +296,17 @@ def fastest_table(summaries: Sequence[Mapping[str, Any]]) -> str:
             limits = ", ".join(f"{op['op']} {op['share']:.0%}" for op in st.get("limits") or ()) or "-"
             rows.append([
                 s["model"], st["stack"], _cell(fastest), fastest.get("drift") or "-",
-                _cell(st["fp32"]), _cell(st["int8"]), limits,
+                _cell(st["fp32"]), _cell(st["int8"]), _cell(st.get("default")), ",".join(st.get("ran") or ()) or "-", limits,
             ])
         versus = s.get("torch_int8_vs_peer")
         if versus:
             rows.append([s["model"], "torch int8 / peer", f"{versus['ratio']:.2f}x the time", "", versus["torch_int8"],
-                         versus["peer"], ""])
+                         versus["peer"], "", "", ""])
+        best = s.get("torch_best_vs_peer")
+        if best:
+            rows.append([s["model"], "torch best / peer", f"{best['ratio']:.2f}x the time", "",
+                         f"{best['torch']} [{best['torch_precision']}]", f"{best['peer']} [{best['peer_precision']}]", "", "", ""])
     return format_table(
-        ["model", "stack", "fastest in tolerance", "drift", "best fp32", "best int8", "top ops by self time"], rows
+        ["model", "stack", "fastest in tolerance", "drift", "best fp32", "best int8", "defaults (precision)", "ran",
+         "top ops by self time"], rows
     )

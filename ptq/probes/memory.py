@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -30,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ptq.errors import PtqError, UserError
+from ptq.errors import PtqError
 from ptq.probes import CheckFailed
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
 from ptq.render.tables import format_bytes
 from ptq.run.device import CPU, Device
-from ptq.run.sections import MEMORY, MEMORY_LIMIT_KEYS
+from ptq.run.sections import MEMORY, MEMORY_LIMIT_KEYS, parse_size
 from ptq.storage.figures import MemoryFigures
 
 if TYPE_CHECKING:
@@ -67,32 +66,8 @@ SECTION = MEMORY
 #: Budgets from a ``@pytest.mark.ptq_memory_limit(...)`` on the running test (set by ptq.plugins.memory).
 MARKER_LIMITS: contextvars.ContextVar[Mapping[str, int | str] | None] = contextvars.ContextVar("ptq_memory_limits", default=None)
 
-_UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-    "k": 2**10, "m": 2**20, "g": 2**30,
-}
 #: Python frames read per allocation site, enough to reach the model's own ``forward``.
 MAX_FRAMES = 30
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_size(value: int | str, *, what: str = "memory limit") -> int:
-    """Bytes from an int or a string such as ``"24 MB"`` (10**6) or ``"1.5 GiB"`` (2**30)."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UserError(f"{what} must be bytes or a size such as '24 MB', got {value!r}")
-    if isinstance(value, int):
-        size = value
-    else:
-        match = _SIZE.match(value)
-        unit = match.group(2).lower() if match else None
-        if match is None or unit not in _UNITS:
-            raise UserError(f"{what}: cannot parse size {value!r}; write e.g. '24 MB', '512 KiB' or '1.5 GiB'")
-        size = int(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise UserError(f"{what} must be positive, got {value!r}")
-    return size
 
 
 def process_rss() -> int:

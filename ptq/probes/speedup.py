@@ -1,14 +1,14 @@
 """Speedup over fp32 measured interleaved: fp32 and quantized calls alternate, pair by pair.
 
-pytest-benchmark times each case in its own window; on a shared machine two windows differ
-by more than the effect being measured (seen here: the same fp32 MobileNetV2 at 19 and 26 ms
-a few seconds apart). Alternating ABBA pairs cancels that drift (duet benchmarking). The
+pytest-benchmark times each case in its own window; on a shared machine two windows of the same
+model, seconds apart, differ by more than the effect being measured (docs/notes.md has the case
+that showed it). Alternating ABBA pairs cancels that drift (duet benchmarking). The
 speedup is the ratio of the two sides' 1st percentiles, the statistic the gate judges latency
 by (:mod:`ptq.stats.decide`).
 
 One allocation is one draw, and one window is one draw of the machine's state: where the two
-models' tensors landed moved a speedup by a third on an Intel Xeon, and the same speedup
-re-measured in one process moved by 2% from one 1.5 s window to the next on the reference VM.
+models' tensors landed moved a speedup, and so did re-measuring it in the same process a window
+later (docs/methodology.md, "One allocation is one draw" and "Visits: time, not the process").
 So the pairs are split over visits spread across the session (:class:`SpeedupVisits`), each a
 fresh placement of both models and the inputs (:mod:`ptq.probes.placement`); each visit gives one
 ratio, and the figure is their median with an order-statistic interval over visits.
@@ -33,6 +33,7 @@ import torch
 from ptq.defaults import DEFAULT_MAX_VISITS, DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA, DEFAULT_RERUN_TARGET
 from ptq.probes.bandwidth import BandwidthMeter
 from ptq.probes.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
+from ptq.progress import duration
 from ptq.recipes import REFERENCE
 from ptq.stats.decide import DEFAULT_LOCATION, location
 from ptq.stats.estimate import (
@@ -125,8 +126,23 @@ class _Visited:
     cand_blocks: list[list[float]] = field(default_factory=list)
     readings: list[float] = field(default_factory=list)  # per visit: the mean of the meter's two readings
     kinds: set[str] = field(default_factory=set)
+    spent: list[float] = field(default_factory=list)  # per visit: its wall-clock seconds, placement included
+    cut: bool = False  # the session's budget ended its visits short of the rerun target
+    clock: Callable[[], float] = time.monotonic  # what ``spent`` is read on: the budget's clock
+
+    @property
+    def visit_cost(self) -> float:
+        """Seconds a further visit is expected to take: the median of those made."""
+        return float(np.median(self.spent)) if self.spent else 0.0
 
     def visit(self, window_s: float) -> None:
+        began = self.clock()
+        try:
+            self._visit(window_s)
+        finally:
+            self.spent.append(self.clock() - began)
+
+    def _visit(self, window_s: float) -> None:
         k = len(self.ref_blocks)
         # A model whose copy computed the same once is copied alike again: only the first visit
         # checks the copy's outputs (a call of a 135M-parameter LM is a second per side).
@@ -172,8 +188,8 @@ class SpeedupVisits:
     With a ``target`` (``--ptq-rerun-target``), a case whose rerun interval is wider than
     ``median * (1 +- target)`` after those rounds gets more visits, round by round, until it is
     not or it has ``max_visits``: the noisy cases get the time, the steady ones are done at once.
-    Five runs of 39 cases at 6 visits each kept 30-38 within 5% of each other, the misses the
-    cases whose visits spread most (README, "One allocation is one draw").
+    At a fixed 6 visits, the cases that missed five runs' agreement were the ones whose visits
+    spread most (docs/methodology.md, "Visits until precise").
 
     With a ``meter`` (:class:`ptq.probes.bandwidth.BandwidthMeter`), ``extra`` more visits are made
     in the same budget and the figures come from the ``visits`` visits the meter found quietest:
@@ -190,7 +206,7 @@ class SpeedupVisits:
     def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION,
                  timer: Callable[[], float] = time.perf_counter, meter: Callable[[], float] | None = None,
                  extra: int = 0, target: float = 0.0, max_visits: int | None = None,
-                 session_meter: BandwidthMeter | None = None) -> None:
+                 session_meter: BandwidthMeter | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if visits < 2:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
         if target < 0 or (max_visits is not None and max_visits < visits + extra):
@@ -202,6 +218,7 @@ class SpeedupVisits:
         self.window_s, self.visits, self.extra, self.statistic = budget_s / (visits + extra), visits, extra, statistic
         self.timer = timer  # the device's clock (ptq.run.device.Device.timer): synchronising on CUDA
         self.meter = meter
+        self.clock = clock  # wall-clock seconds, for each visit's cost and the session's budget
         #: Read before each case's first visit and before each round: the memory bandwidth the
         #: session's speedups were taken under, stored with the run (:meth:`bandwidth`).
         self.session_meter = session_meter
@@ -217,7 +234,8 @@ class SpeedupVisits:
         it, :meth:`finish` raises once every other case is done), so one case cannot sink a session."""
         with torch.inference_mode():
             outputs = (reference(*inputs), candidate(*inputs))
-        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error, self.timer, self.meter)
+        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error, self.timer, self.meter,
+                        clock=self.clock)
         if self._threads is None:
             self._threads = torch.get_num_threads()
         elif torch.get_num_threads() != self._threads:
@@ -234,7 +252,7 @@ class SpeedupVisits:
     def bandwidth(self) -> dict[str, Any] | None:
         """The session's memory bandwidth over its visits (GB/s: median, lowest, highest reading),
         or None without a session meter or readings. Two runs' speedups of a model that streams
-        its weights from DRAM differ when this does (README, "Memory bandwidth")."""
+        its weights from DRAM differ when this does (docs/methodology.md, "Memory bandwidth")."""
         if self.session_meter is None or not self.session_readings:
             return None
         gbps = sorted(self.session_meter.gigabytes_per_second(r) for r in self.session_readings)
@@ -252,11 +270,18 @@ class SpeedupVisits:
             except Exception as exc:  # reported as this case's outcome
                 case.error = f"visit {len(case.ref_blocks) + 1} raised {type(exc).__name__}: {exc}"
 
-    def finish(self, progress: Callable[[int, int], None] | None = None) -> None:
+    def finish(self, progress: Callable[[str], None] | None = None, *, deadline: float | None = None) -> None:
         """The remaining visits, round by round (every other round in reverse order, so no case is
-        always visited first), then each case's ``on_done``. ``progress(round, rounds)`` is called
-        before each round."""
+        always visited first), then each case's ``on_done``. ``progress(line)`` is called before each
+        round, with the time it is expected to take.
+
+        ``deadline`` (a reading of the visits' ``clock``, ``--ptq-budget``): the scheduled visits are made whatever
+        it says (they are the least an interval over visits is worth having); the visits beyond
+        them, for ``target``, go to the cases furthest from it first, each only while its expected
+        cost still fits before the deadline. A case the budget leaves short of the target says so
+        in its ``precision`` (``stopped``: ``budget``)."""
         cases, self._open = self._open, []
+        say = progress if progress is not None else (lambda line: None)
         # The cases were timed at the session's thread count; by the end of a pytest session its
         # fixtures have restored torch's default (2 threads on the 2-core VM, where the remaining
         # visits then ran 2-7x slower and erratic). The visits run at the count they started at.
@@ -264,24 +289,41 @@ class SpeedupVisits:
         if self._threads is not None:
             torch.set_num_threads(self._threads)
         try:
-            for turn in range(1, self.visits + self.extra):
-                if progress is not None:
-                    progress(turn + 1, self.visits + self.extra)
+            scheduled = self.visits + self.extra
+            for turn in range(1, scheduled):
+                cost = sum(c.visit_cost for c in cases if not c.error)
+                say(f"speedup visits, round {turn + 1}/{scheduled} over {len(cases)} case(s), about {duration(cost)} "
+                    f"a round, {duration(cost * (scheduled - turn))} for the scheduled rounds"
+                    + (f"; {duration(max(0.0, deadline - self.clock()))} of the --ptq-budget left" if deadline else ""))
                 self._read_session_meter()
                 for case in cases if turn % 2 == 0 else reversed(cases):
                     self._visit(case)
             q = location(self.statistic)
-            made = self.visits + self.extra
+            made = scheduled
             while self.target > 0 and made < self.max_visits:
-                wanting = [c for c in cases if not c.error and c.half_width(self.extra, q) > self.target]
+                wanting = sorted((c for c in cases if not c.error and not c.cut and c.half_width(self.extra, q) > self.target),
+                                 key=lambda c: -c.half_width(self.extra, q))
+                if deadline is not None:
+                    room = deadline - self.clock()
+                    for case in wanting:
+                        fits = case.visit_cost <= room
+                        room -= case.visit_cost if fits else 0.0
+                        case.cut = not fits
+                    wanting = [c for c in wanting if not c.cut]
                 if not wanting:
                     break
                 made += 1
-                if progress is not None:
-                    progress(made, self.max_visits)
+                cost = sum(c.visit_cost for c in wanting)
+                say(f"speedup visits, round {made} (at most {self.max_visits}) over the {len(wanting)} case(s) whose "
+                    f"rerun interval is wider than +-{self.target:.0%}, about {duration(cost)}"
+                    + (f"; {duration(max(0.0, deadline - self.clock()))} of the --ptq-budget left" if deadline else ""))
                 self._read_session_meter()
                 for case in wanting:
                     self._visit(case)
+            short = [c for c in cases if c.cut]
+            if short:
+                say(f"speedup visits: the --ptq-budget left {len(short)} case(s) short of +-{self.target:.0%} "
+                    f"(their rows say 'budget')")
         finally:
             torch.set_num_threads(before)
         best = min((r for case in cases for r in case.readings), default=None)  # the session's quietest reading
@@ -307,8 +349,10 @@ class SpeedupVisits:
                 latency["bandwidth"] = _bandwidth_record(case, kept, best, q)
             if self.target > 0:
                 width = case.half_width(self.extra, q)
-                latency["precision"] = {"target": self.target, "half_width": width, "reached": width <= self.target,
-                                        "visits": len(case.ref_blocks), "max_visits": self.max_visits}
+                reached = width <= self.target
+                latency["precision"] = {"target": self.target, "half_width": width, "reached": reached,
+                                        "visits": len(case.ref_blocks), "max_visits": self.max_visits,
+                                        "stopped": "target" if reached else "budget" if case.cut else "max_visits"}
             case.on_done(est, latency)
         if unreported:
             raise RuntimeError("speedup visits failed: " + "; ".join(unreported))

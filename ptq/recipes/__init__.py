@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from ptq.recipes.base import Quantized, Recipe, apply_recipe, handler_for, register_handler
 from ptq.recipes.bf16 import Bfloat16
 from ptq.recipes.deploy import Deployed
+from ptq.recipes.fast_path import TorchFastPath
 from ptq.recipes.onnx_runtime import OnnxRuntime
 from ptq.recipes.openvino import OpenVino
 from ptq.recipes.pt2e import Pt2eInt8
@@ -32,6 +33,7 @@ __all__ = [
     "Quantized",
     "Recipe",
     "StaticInt8",
+    "TorchFastPath",
     "TorchaoRecipe",
     "apply_recipe",
     "get_recipe",
@@ -103,6 +105,9 @@ for _recipe in (
     # OpenVINO, the second peer: converted from the same model, NNCF int8 on the same calibration data.
     OpenVino("ov_fp32", description="ov.convert_model run by OpenVINO's CPU plugin, f32 inference precision"),
     OpenVino("ov_int8", quantization="static", description="NNCF post-training int8 (default preset), same calib data, OpenVINO CPU"),
+    # What a user of OpenVINO gets without asking: no precision hint (bf16 where the CPU has bf16 units).
+    OpenVino("ov_default", inference_precision=None,
+             description="ov.convert_model run by OpenVINO's CPU plugin at its default inference precision, read back"),
     # bfloat16 weights and activations; skipped on CPUs without native bf16 (AVX512-BF16, AMX).
     Bfloat16("bf16", description="model.to(bfloat16), float32 at the boundary"),
     # torch.compile forms: tens of seconds of compilation per model on 2 cores, so only in
@@ -111,6 +116,17 @@ for _recipe in (
     Deployed("bf16_compile", base="bf16", form="compile", description="bfloat16, torch.compile (inductor, freezing)"),
     Deployed("ao_int8_dynamic_compile", base="ao_int8_dynamic", form="compile", description="torchao int8 dynamic, torch.compile"),
     Pt2eInt8("pt2e_static_int8", description="PT2E static int8, X86InductorQuantizer, torch.compile (freezing)"),
+    # Torch's own CPU fast path as PyTorch documents it (docs/fast-paths.md): channels_last, autocast
+    # bf16 (skipped without bf16 units), torch.compile with freezing, and PT2E int8-mixed-bf16.
+    TorchFastPath("fp32_channels_last", description="fp32, model and 4-d inputs channels_last (eager)"),
+    TorchFastPath("fp32_channels_last_compile", compile=True,
+                  description="fp32, channels_last, torch.compile (inductor, freezing)"),
+    TorchFastPath("bf16_autocast", autocast="bfloat16",
+                  description="torch.autocast('cpu', bfloat16), channels_last where the model has 2-d convolutions (eager)"),
+    TorchFastPath("bf16_autocast_compile", autocast="bfloat16", compile=True,
+                  description="autocast bfloat16, channels_last, torch.compile (inductor, freezing)"),
+    Pt2eInt8("pt2e_static_int8_bf16", autocast="bfloat16",
+             description="PT2E static int8, X86InductorQuantizer, float ops in bf16 (autocast), torch.compile (freezing)"),
 ):
     register_recipe(_recipe)
 

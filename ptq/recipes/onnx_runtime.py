@@ -75,7 +75,7 @@ class OrtModule(PeerModule):
     def __init__(self, model_bytes: bytes) -> None:
         session = _session(model_bytes)
         self.input_names = [i.name for i in session.get_inputs()]
-        super().__init__(lambda arrays: session.run(None, dict(zip(self.input_names, arrays, strict=True))))
+        super().__init__(lambda arrays: self.session.run(None, dict(zip(self.input_names, arrays, strict=True))))
         self.session, self.model_bytes = session, model_bytes
 
     def __deepcopy__(self, memo: dict[int, Any]) -> OrtModule:

@@ -7,10 +7,18 @@ uses, with as many inference threads as torch (``INFERENCE_NUM_THREADS``), one s
 ``LATENCY`` performance hint, no CPU pinning (the cores are shared with torch and the timer) and
 ``f32`` inference precision: on CPUs with bf16 units OpenVINO would otherwise run its "fp32" model
 in bf16, and the case would measure another precision than it names.
+
+``ov_default`` is the float path a user of OpenVINO gets without asking: the same properties but
+no ``INFERENCE_PRECISION_HINT``, so the plugin picks (bf16 on CPUs with bf16 units, f32 elsewhere).
+Every OpenVINO case reads back the precision the compiled model runs in
+(``compiled_model.get_property("INFERENCE_PRECISION_HINT")``) and records it in its notes
+(``inference_precision``, ``precision_ran``, ``precision_label``), which the fastest-path summary
+reports. See docs/fast-paths.md.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +34,8 @@ from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
 from ptq.recipes.torch_ao import saturates_int16
 
-__all__ = ["OpenVino", "OvModule", "count_ov_layers", "ov_config"]
+__all__ = ["OV_PRECISIONS", "OpenVino", "OvModule", "count_ov_layers", "default_precision", "input_quantizers", "ov_config",
+           "precision_ran"]
 
 QUANTIZATIONS = ("none", "static")
 #: OpenVINO ops that carry weights.
@@ -34,6 +43,8 @@ _WEIGHTED_OPS = {"Convolution", "GroupConvolution", "MatMul", "LSTMSequence", "G
 #: Ops between a weight constant and its consumer: decompression (int8/fp16 -> f32) and layout.
 _WEIGHT_PATH = {"Convert", "Multiply", "Subtract", "Reshape", "Transpose", "Unsqueeze", "FakeQuantize"}
 _LOW_BIT = {"i8", "u8", "i4", "u4"}
+#: OpenVINO element type names (``Type.get_type_name()``) -> the suite's precision names.
+OV_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,8 @@ class OpenVino(Recipe):
     """
 
     quantization: str = "none"
-    inference_precision: str = "f32"
+    #: ``INFERENCE_PRECISION_HINT``; None leaves it to OpenVINO (its default for the CPU), read back.
+    inference_precision: str | None = "f32"
     calib_batches: int = 8
     calib_batch_size: int = 8
     calib_split: str = "calib"
@@ -64,6 +76,25 @@ class OpenVino(Recipe):
     def quantizes(self) -> bool:
         return self.quantization != "none"
 
+    def precision(self) -> str:
+        """int8 when quantized; else the float precision the hint names, or for OpenVINO's default
+        the one the CPU plugin reports for this CPU (each case also records what its compiled model ran)."""
+        if self.quantizes():
+            return "int8"
+        hint = self.inference_precision or default_precision()
+        return OV_PRECISIONS.get(hint, hint)
+
+
+@functools.lru_cache(maxsize=1)
+def default_precision() -> str:
+    """The CPU plugin's default ``INFERENCE_PRECISION_HINT`` on this CPU (``f32``, ``bf16``...), or
+    ``default`` where OpenVINO is not installed (the case then skips)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return "default"
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
 
 class OvModule(PeerModule):
     """Calls an OpenVINO compiled model with torch tensors; returns torch tensors.
@@ -78,23 +109,47 @@ class OvModule(PeerModule):
         import openvino as ov
 
         compiled = ov.Core().compile_model(ov_model, "CPU", config)
-        request = compiled.create_infer_request()  # one request reused: no allocation per call
-        super().__init__(lambda arrays: request.infer(arrays).to_tuple())
+        # share_inputs: the request reads the input arrays in place, as ``compiled_model(x)`` does (its
+        # default); ``infer``'s default copies each input into the request's own tensors first.
+        super().__init__(lambda arrays: self.request.infer(arrays, share_inputs=True).to_tuple())
         self.compiled, self.ov_model, self.config = compiled, ov_model, config
+        self.request = compiled.create_infer_request()  # one request reused: no allocation per call
 
     def __deepcopy__(self, memo: dict[int, Any]) -> OvModule:
         return OvModule(self.ov_model, self.config)
 
 
-def ov_config(threads: int, precision: str) -> dict[str, Any]:
-    """The CPU plugin's properties for a case: torch's thread count, one latency-bound stream."""
-    return {
+def ov_config(threads: int, precision: str | None) -> dict[str, Any]:
+    """The CPU plugin's properties for a case: torch's thread count, one latency-bound stream, and
+    the inference precision unless ``precision`` is None (OpenVINO's default)."""
+    config: dict[str, Any] = {
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
         "ENABLE_CPU_PINNING": False,
-        "INFERENCE_PRECISION_HINT": precision,
     }
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
+def precision_ran(compiled: Any, recipe: OpenVino) -> dict[str, Any]:
+    """What the compiled model runs in, read back from the plugin: ``inference_precision`` (its type
+    name), ``precision_ran`` (the suite's name: int8 for a quantized model, whose float ops run in
+    ``inference_precision``), ``precision_label``, the words the fastest-path summary shows, and
+    ``runtime_default``: whether it is what OpenVINO runs without a hint on this CPU."""
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    ran = "int8" if recipe.quantizes() else OV_PRECISIONS.get(hint, hint)
+    if recipe.quantizes():
+        label = f"int8 (float ops {hint})"
+    elif recipe.inference_precision is None:
+        same = " on this CPU, the same as an f32 hint (ov_fp32)" if hint == "f32" else " on this CPU"
+        label = f"{ran} (OpenVINO's default{same})"
+    else:
+        label = ran
+    # What a user gets without a hint: the case runs it when it names no precision, or the one it names is the default.
+    default = not recipe.quantizes() and (recipe.inference_precision is None or hint == default_precision())
+    return {"inference_precision": hint, "precision_ran": ran, "precision_label": label, "runtime_default": default}
 
 
 def _quantized_weight(node: Any) -> bool:
@@ -134,6 +189,20 @@ def _convert(model: nn.Module, inputs: tuple[torch.Tensor, ...], entry: ModelEnt
         return ov.convert_model(model, example_input=inputs)
 
 
+def input_quantizers(model: Any) -> list[str]:
+    """Per model input that NNCF quantized, ``"signed"`` or ``"unsigned"``: the sign of its FakeQuantize's
+    range, which the calibration data decides (ImageNet-normalised crops go below zero, images in [0, 1)
+    do not). It is the one difference NNCF's default settings leave between the suite's int8 model and one
+    calibrated on images in [0, 1) (docs/fast-paths.md), and it selects the CPU plugin's int8 input path."""
+    found = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize" and op.input(0).get_source_output().get_node().get_type_name() == "Parameter":
+            low = op.input(3).get_source_output().get_node()
+            signed = low.get_type_name() == "Constant" and float(min(low.get_data().flatten())) < 0
+            found.append("signed" if signed else "unsigned")
+    return found
+
+
 def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -> Any:
     import nncf
 
@@ -170,11 +239,15 @@ def _openvino(recipe: OpenVino, model: nn.Module, built: Built, entry: ModelEntr
         )
         notes["nncf"] = importlib.metadata.version("nncf")
         notes["nncf_model_type"] = dict(recipe.model_types).get(entry.family, "default")
+        notes["input_quantizers"] = input_quantizers(ov_model)
+        notes["overflow_fix"] = "ENABLE" if saturates_int16("x86") else "NNCF default"
     quantized, floats = count_ov_layers(ov_model)
     config = ov_config(torch.get_num_threads(), recipe.inference_precision)
+    module = OvModule(ov_model, config)
     notes.update(
         serialized_bytes=_ir_bytes(ov_model),
         size_method="size of the OpenVINO IR (.xml + .bin, ov.save_model without fp16 compression)",
         ov_config={k: str(v) for k, v in config.items()},
+        **precision_ran(module.compiled, recipe),
     )
-    return peer_result(OvModule(ov_model, config), "openvino", "CPU", (quantized, floats), notes)
+    return peer_result(module, "openvino", "CPU", (quantized, floats), notes)

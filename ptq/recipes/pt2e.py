@@ -13,6 +13,10 @@ The graph is exported with a free batch dimension (``torch.export.Dim``): export
 kept the guard ``x.size()[0] == 1``, and the drift and memory probes, which feed other batch
 sizes, failed on it. ``torch.compile`` compiles the benchmark batch size with ``freezing`` first;
 another batch size recompiles (outside the timed calls).
+
+``autocast="bfloat16"`` is the tutorial's int8-mixed-bf16 lowering: the converted model compiled
+and called under ``torch.autocast("cpu", dtype=torch.bfloat16)``, so the ops left in float run in
+bf16. It needs bf16 units, and skips without them, naming the flags (docs/fast-paths.md).
 """
 
 from __future__ import annotations
@@ -50,11 +54,18 @@ class Pt2eInt8(Recipe):
     strict_export: bool = True
     freezing: bool = True
     warmup_calls: int = 3
+    #: None: the float ops stay fp32; ``"bfloat16"``: int8-mixed-bf16 (compiled and run under autocast).
+    autocast: str | None = None
     stack: ClassVar[str] = "pt2e"
 
     def __post_init__(self) -> None:
+        from ptq.recipes.fast_path import AUTOCAST_DTYPES
+
         if self.calib_samples < 1:
             raise UserError(f"recipe {self.name!r}: calib_samples must be >= 1, got {self.calib_samples}")
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise UserError(f"recipe {self.name!r}: autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, "
+                            f"got {self.autocast!r}")
 
 
 def count_pt2e_layers(gm: torch.fx.GraphModule) -> tuple[int, int, dict[str, int]]:
@@ -114,8 +125,11 @@ def _export_batch_free(model: nn.Module, entry: ModelEntry, built: Built, recipe
 
 @register_handler(Pt2eInt8)
 def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -> Quantized:
+    from ptq.recipes.fast_path import AUTOCAST_DTYPES, FastPathModule, require_bf16_units
+
     if importlib.util.find_spec("torchao") is None:
         raise NotApplicable(f"recipe {recipe.name!r} needs torchao; pip install torchao")
+    units = require_bf16_units(recipe.name) if recipe.autocast else []
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -139,7 +153,10 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
             prepared(*built.data.batch(recipe.calib_split, i, size).inputs)
     converted = allow_exported_model_train_eval(convert_pt2e(prepared))  # the suite calls .eval()
     quantized, floats, qdq = count_pt2e_layers(converted)
+    if recipe.autocast:
+        converted = FastPathModule(converted, channels_last=False, autocast=AUTOCAST_DTYPES[recipe.autocast])
     compiled, seconds = compile_model(converted, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
+    mixed = {"autocast": recipe.autocast, "bf16_units": units} if recipe.autocast else {}
     return Quantized(
         compiled,
         stack=f"pt2e+torchao=={importlib.metadata.version('torchao')}",
@@ -153,5 +170,8 @@ def _pt2e(recipe: Pt2eInt8, model: nn.Module, built: Built, entry: ModelEntry) -
             "export": "strict" if recipe.strict_export else "non-strict",
             "qdq_nodes": qdq,
             "calibration": f"{max(1, recipe.calib_samples // size) * size} {recipe.calib_split} samples",
+            "precision_ran": "int8",
+            "precision_label": f"int8 (float ops {'bf16, autocast' if recipe.autocast else 'fp32'})",
+            **mixed,
         },
     )

@@ -23,10 +23,11 @@ Formats (``ptq export RUN --format F``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,11 @@ from ptq.gate.judges import get_judge
 from ptq.registry import Registry
 from ptq.stats.decide import DEFAULT_LOCATION, location
 from ptq.storage.cache import atomic_write
-from ptq.storage.figures import SpeedupFigures, read_figures
+from ptq.storage.figures import DriftFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord, Run
 
-__all__ = ["EXPORTERS", "MEASURES", "Exporter", "Figure", "Measure", "export", "figures", "write_export"]
+__all__ = ["EXPORTERS", "MEASURES", "TEST_FAILED", "Exporter", "Figure", "Measure", "export", "figures", "plan_export",
+           "write_export"]
 
 
 @dataclass(frozen=True)
@@ -112,11 +114,12 @@ def _size(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str
 
 
 def _drift(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:
-    found = get_judge("drift").extract(rec)
-    if found is None:
+    """The headline as recorded, sign kept (an SQNR of -3 dB is -3, not 3), in the direction the
+    record says (``higher_is_better``; lower is better where it does not say), as the judge reads it."""
+    m = read_figures(DriftFigures, rec.extra_info)
+    if m is None or m.value is None:
         return None
-    headline = (rec.metrics.get("drift") or {}).get("headline") or "drift"
-    return abs(found[0]), None, None, found[0] < 0, str(headline)  # the judge negates higher-is-better figures
+    return float(m.value), None, None, m.higher_is_better is True, str(m.headline or "drift")
 
 
 #: What an export holds per case, in order.
@@ -154,8 +157,11 @@ def _gab_entry(f: Figure) -> dict[str, Any]:
 
 
 def _github_action_benchmark(found: Sequence[Figure]) -> dict[str, Any]:
-    return {"customSmallerIsBetter.json": [_gab_entry(f) for f in found if not f.higher_is_better],
-            "customBiggerIsBetter.json": [_gab_entry(f) for f in found if f.higher_is_better]}
+    """One file per direction that has a figure: the action fails on an empty list ("No benchmark
+    result was found"), so a direction without one is not written (see :func:`write_export`)."""
+    files = {"customSmallerIsBetter.json": [_gab_entry(f) for f in found if not f.higher_is_better],
+             "customBiggerIsBetter.json": [_gab_entry(f) for f in found if f.higher_is_better]}
+    return {name: entries for name, entries in files.items() if entries}
 
 
 #: Bencher measure slug and the factor from ptq's unit: latency in Bencher's built-in ns.
@@ -175,33 +181,78 @@ def _bencher(found: Sequence[Figure]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Exporter:
-    """A format: the files it writes, {file name: JSON payload}, from a run's figures."""
+    """A format: the files it writes, {file name: JSON payload}, from a run's figures; ``files``:
+    every file it may write, each with what goes in it (said when a run has nothing for one)."""
 
     name: str
     build: Callable[[Sequence[Figure]], dict[str, Any]]
     docs: str
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
 EXPORTERS.register("github-action-benchmark", Exporter(
     "github-action-benchmark", _github_action_benchmark,
-    "https://github.com/benchmark-action/github-action-benchmark#examples (custom benchmarks)"))
-EXPORTERS.register("bencher", Exporter("bencher", _bencher, "https://bencher.dev/docs/reference/bencher-metric-format"))
+    "https://github.com/benchmark-action/github-action-benchmark#examples (custom benchmarks)",
+    {"customSmallerIsBetter.json": "a lower-is-better figure (latency from raw samples, memory, size, drift where "
+                                   "lower is better)",
+     "customBiggerIsBetter.json": "a higher-is-better figure (a speedup: the speedup probe; drift where higher is "
+                                  "better)"}))
+EXPORTERS.register("bencher", Exporter("bencher", _bencher, "https://bencher.dev/docs/reference/bencher-metric-format",
+                                       {"bencher.json": "a figure"}))
+
+#: ``extra_info`` mark of a case whose test failed (:mod:`ptq.plugins.gate` sets it in every run JSON).
+TEST_FAILED = ("test_outcome", "failed")
 
 
-def export(run: Run, fmt: str) -> dict[str, Any]:
-    """{file name: payload} of ``run`` in format ``fmt``; a run with no figure is refused."""
+def plan_export(run: Run, fmt: str) -> tuple[dict[str, Any], list[str]]:
+    """{file name: payload} of ``run`` in format ``fmt``, and notes on what was left out: cases whose
+    test failed (their figures are not exported) and files with nothing to hold. A run with no
+    figure, or whose every case failed, is refused."""
+    exporter = EXPORTERS.get(fmt)
+    key, value = TEST_FAILED
+    failed = sorted(c for c, rec in run.cases.items() if rec.extra_info.get(key) == value)
+    notes = []
+    if failed and len(failed) == len(run.cases):
+        raise UserError(f"{run.path}: every case's test failed in this run ({', '.join(failed)}); its figures are "
+                        "not results: fix the failures and export a run whose tests passed")
+    if failed:
+        notes.append(f"left out {len(failed)} case(s) whose test failed in this run: {', '.join(failed)}; fix them and "
+                     "rerun to export their figures")
+        run = dataclasses.replace(run, cases={c: r for c, r in run.cases.items() if c not in failed})
     found = figures(run)
     if not found:
         raise UserError(f"{run.path}: no case recorded a figure to export (latency needs raw samples: save with "
                         "--benchmark-json or --ptq-save-run)")
-    return EXPORTERS.get(fmt).build(found)
+    files = exporter.build(found)
+    for name, holds in exporter.files.items():
+        if name not in files:
+            notes.append(f"{name} not written: no case of {run.path} recorded {holds}; {fmt} refuses an empty file, "
+                         "so leave out the step that uploads it (or record such a figure)")
+    return files, notes
 
 
-def write_export(run: Run, fmt: str, out_dir: str | Path) -> list[Path]:
-    """Write ``export(run, fmt)`` under ``out_dir``, each file atomically; the paths written."""
+def export(run: Run, fmt: str) -> dict[str, Any]:
+    """{file name: payload} of ``run`` in format ``fmt`` (:func:`plan_export`, without its notes)."""
+    return plan_export(run, fmt)[0]
+
+
+def write_export(run: Run, fmt: str, out_dir: str | Path, *, notes: list[str] | None = None) -> list[Path]:
+    """Write ``export(run, fmt)`` under ``out_dir``, each file atomically; the paths written.
+
+    A file of the format this run has nothing for is not written, and one an earlier export left
+    in ``out_dir`` is removed, so no step uploads another run's figures as this one's; ``notes``
+    (where given) gets a line for each of these and for cases left out."""
+    files, said = plan_export(run, fmt)
     written = []
-    for name, payload in export(run, fmt).items():
+    for name, payload in files.items():
         text = (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode()
         written.append(atomic_write(Path(out_dir) / name, lambda fh, t=text: fh.write(t)))
+    for name in EXPORTERS.get(fmt).files:
+        stale = Path(out_dir) / name
+        if name not in files and stale.is_file():
+            stale.unlink()
+            said.append(f"removed {stale}: an earlier export's, not this run's")
+    if notes is not None:
+        notes.extend(said)
     return written

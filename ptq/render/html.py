@@ -206,7 +206,8 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: C
 def _pick_cell(pick: dict | None) -> str:
     if not pick:
         return DASH
-    return (f"{escape(pick['recipe'])} <b>{fmt(pick['median_ms'])}</b> ms <small>{pick['vs_best']:.2f}x"
+    ran = f" [{escape(pick['precision'])}]" if pick.get("precision") else ""
+    return (f"{escape(pick['recipe'])}{ran} <b>{fmt(pick['median_ms'])}</b> ms <small>{pick['vs_best']:.2f}x"
             f"{', ' + escape(pick['drift']) if pick.get('drift') else ''}</small>")
 
 

@@ -45,14 +45,17 @@ def _repeat_cell(r: CaseResult) -> str:
 
 def _spread_cell(r: CaseResult) -> str:
     """Visits the figures are over (of those made, where a bandwidth meter chose the quietest; "(cap)"
-    where the case ran out of visits before its rerun interval was as narrow as asked) and the
+    where the case ran out of visits before its rerun interval was as narrow as asked, "(budget)"
+    where ``--ptq-budget`` ended them first) and the
     spread of the case's 1st percentile between them (max/min - 1)."""
     ci = metric_figures(SpeedupFigures, r.metrics)
     placed = ci.latency_placements if ci is not None else None
     if not placed or not placed.get("per_placement_ms"):
         return "-"
     made = f"/{len(ci.bandwidth['meter_ms'])}" if ci.bandwidth else ""
-    short = " (cap)" if ci.precision and not ci.precision.get("reached", True) else ""  # --ptq-rerun-target not met
+    short = ""
+    if ci.precision and not ci.precision.get("reached", True):  # --ptq-rerun-target not met: by the budget, or the cap
+        short = " (budget)" if ci.precision.get("stopped") == "budget" else " (cap)"
     return f"{len(placed['per_placement_ms'])}{made}{short}: {placed['spread']:.1%}"
 
 

@@ -15,9 +15,11 @@ file, the table, the key and what is allowed. Layout, by example::
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Config", "Range", "Section", "list_sections", "load_config", "register_section"]
+__all__ = ["Config", "Range", "Section", "check_names", "list_sections", "load_config", "register_section"]
 
 #: Sub-tables that scope a section's keys; the most specific wins: case > recipe > model > top.
 SCOPES = ("models", "recipes", "cases")
@@ -78,6 +80,12 @@ def _check_value(where: str, header: str, key: str, value: Any, section: Section
     if bound is not None and isinstance(value, int | float) and value not in bound:
         why = f" ({bound.why})" if bound.why else ""
         raise UserError(f"{where}: [{header}] {key} = {value!r} is out of range: it must be {bound}{why}")
+    if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf; no key means them
+        raise UserError(f"{where}: [{header}] {key} = {value!r}: must be a finite number")
+    check = section.checks.get(key)
+    problem = check(value) if check is not None else None
+    if problem:
+        raise UserError(f"{where}: [{header}] {key} = {value!r}: {problem}")
 
 
 def _check_keys(where: str, header: str, table: Mapping[str, Any], section: Section) -> None:
@@ -132,11 +140,33 @@ def validate(data: Mapping[str, Any], where: str, *, prefix: str = "tool.ptq.") 
     return Config(dict(data), where)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, fix: str) -> dict[str, Any]:
+    """The file's TOML; a file that cannot be read, is not text or not TOML is one line naming it
+    and ``fix`` (what to do where its bytes are not text)."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read ptq config {path}: {(exc.strerror or str(exc)).lower()}; make it a readable file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read ptq config {path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                        f"{exc.start}), so not TOML; {fix}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"cannot parse ptq config {path}: {exc}; fix the TOML syntax") from None
+
+
+def _tool_ptq(data: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    """``[tool.ptq]`` of a parsed pyproject.toml, ``{}`` where it has none."""
+    tool = data.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise UserError(f"{path}: tool = {tool!r} must be a table ([tool.*] sections); fix it")
+    ptq = tool.get("ptq", {})
+    if not isinstance(ptq, Mapping):
+        raise UserError(f"{path}: tool.ptq = {ptq!r} must be a table ([tool.ptq.*] sections); fix it")
+    return ptq
 
 
 def load_config(rootdir: str | Path) -> Config:
@@ -146,11 +176,48 @@ def load_config(rootdir: str | Path) -> Config:
     """
     root = Path(rootdir)
     dedicated, pyproject = root / "results" / "ptq.toml", root / "pyproject.toml"
-    in_pyproject = _read_toml(pyproject).get("tool", {}).get("ptq", {}) if pyproject.exists() else {}
+    in_pyproject = (_tool_ptq(_read_toml(pyproject, "restore it (e.g. git checkout -- pyproject.toml)"), pyproject)
+                    if pyproject.exists() else {})
     if not dedicated.exists():
         return validate(in_pyproject, str(pyproject)) if pyproject.exists() else Config({})
     if in_pyproject:
         raise UserError(f"{dedicated} and [tool.ptq] in {pyproject} both configure ptq, and only one is read; "
                         f"keep one: move the settings into {dedicated} (headers without 'tool.ptq.') and delete "
                         "[tool.ptq], or delete the file")
-    return validate(_read_toml(dedicated), str(dedicated), prefix="")
+    return validate(_read_toml(dedicated, "restore it, write its settings as TOML, or delete it"), str(dedicated),
+                    prefix="")
+
+
+def _nearest(name: str, valid: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=3)
+    return f"nearest: {', '.join(close)}; " if close else ""
+
+
+def check_names(config: Config, *, models: Collection[str], recipes: Collection[str]) -> None:
+    """Every ``models.NAME``, ``recipes.NAME`` and ``cases."MODEL-RECIPE"`` table of a scoped
+    section names a registered model, recipe or case: a misspelt one would apply to nothing, and
+    the setting it holds would be ignored without a word. The first that does not is one error."""
+    models, recipes = set(models), set(recipes)
+
+    def known(scope: str, name: str) -> bool:
+        if scope == "models":
+            return name in models
+        if scope == "recipes":
+            return name in recipes
+        return any(name[:i] in models and name[i + 1:] in recipes for i, c in enumerate(name) if c == "-")
+
+    prefix = "tool.ptq." if Path(config.source).name == "pyproject.toml" else ""
+    for section_name, table in config.data.items():
+        if not _REGISTRY.get(section_name).scoped:
+            continue
+        for scope in SCOPES:
+            for name in table.get(scope, {}):
+                if known(scope, name):
+                    continue
+                what, listing = {"models": ("model", "ptq list models"), "recipes": ("recipe", "ptq list recipes"),
+                                 "cases": ("case", "MODEL-RECIPE: ptq list models, ptq list recipes")}[scope]
+                valid = (models if scope == "models" else recipes if scope == "recipes"
+                         else {f"{m}-{r}" for m in models for r in recipes})
+                raise UserError(f"{config.source}: [{_header(prefix, section_name, scope, name)}] names no registered "
+                                f"{what} {name!r}, so its settings would apply to nothing; {_nearest(name, valid)}fix "
+                                f"the name ({listing}) or delete the table")

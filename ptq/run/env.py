@@ -5,7 +5,8 @@ figure depends on which kernels were selected (the CPU's ISA flags, the quantize
 thread count) and on the versions that compute. So a run carries two keys: the **timing** key
 (latency, speedup) and the **numerics** key (memory, size, drift). Neither holds the kernel
 release or the Python patch version: they select no kernel, and with them in the key a baseline
-stopped applying to its own VM when the host's kernel was updated (6.18.44-fc-v595 to -v669).
+stopped applying to its own VM after a routine update of the host's kernel (the releases are in
+docs/notes.md).
 The fingerprint that names a baseline file is the timing key.
 
 On CUDA (``--ptq-device``) both keys add the GPU: its name, compute capability and CUDA runtime,

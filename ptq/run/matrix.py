@@ -12,8 +12,8 @@ from ptq.recipes import REFERENCE, list_recipes
 from ptq.registry import match_globs
 
 __all__ = [
-    "AXES", "COMPILED", "GPU_RECIPES", "LM_COMPILED", "LM_MODELS", "LM_RECIPES", "MATRICES", "QUICK_LM_RECIPES",
-    "SLOW_KERNELS", "Axis", "Case", "Matrix", "default_matrix", "select_cases",
+    "AXES", "COMPILED", "FAST_PATHS", "GPU_RECIPES", "LM_COMPILED", "LM_MODELS", "LM_RECIPES", "MAIN_MODELS", "MAIN_RECIPES",
+    "MAIN_TEXT_RECIPES", "MATRICES", "QUICK_LM_RECIPES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "default_matrix", "select_cases",
 ]
 
 
@@ -51,6 +51,11 @@ class Matrix:
 
 #: torch.compile recipes take tens of seconds per model on 2 cores: opt-in (``deploy``) only.
 COMPILED = "*_compile,pt2e_*"
+#: Each runtime's own fast path (docs/fast-paths.md): OpenVINO at its default precision and torch's
+#: eager channels_last / autocast bf16 forms; their compiled forms are in COMPILED. On CPUs without
+#: bf16 units ov_default runs f32 (ov_fp32 again) and the bf16 forms skip, so they stay out of the
+#: default run's cost: ``deploy`` (and ``all``) only.
+FAST_PATHS = "ov_default,fp32_channels_last,bf16_autocast"
 #: torchao's CPU int4 kernel is built for batch-1 decoding: MiniLM at batch 32 x 128 tokens took
 #: 38.6 s a call here (fp32: 0.67 s), so a case would take minutes. Opt-in (``all``) only.
 SLOW_KERNELS = "ao_int4_weight_only_cpu"
@@ -70,15 +75,37 @@ QUICK_LM_RECIPES = "fp32,dynamic_int8,ao_int8_weight_only,bf16"
 GPU_RECIPES = ("fp32,bf16,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_only,ao_float8_weight_only,"
                "ao_float8_dynamic")
 
+#: The main job's cases: the non-micro models but MobileNetV3 (MobileNetV2 is its family) and the
+#: decoder LMs, x the float form and the int8 / bf16 forms a user of each stack reaches for first
+#: (torch eager, torchao, ONNX Runtime, OpenVINO). The micro models, fp16, float8, int4 and traced
+#: forms stay in ``default``, one option away: its 252 cases took an hour on 2 cores, which a main
+#: job run on every merge cannot spend.
+MAIN_MODELS = "mobilenet_v2,resnet18,minilm_l6,lstm_classifier,digits_cnn"
+MAIN_RECIPES = ("fp32,dynamic_int8,static_int8,ao_int8_dynamic,ao_int8_weight_only,bf16,ort_fp32,ort_dynamic_int8,"
+                "ort_static_int8,ov_fp32,ov_int8")
+#: MiniLM's forms in ``main``: fp32 and torch's dynamic int8 (the form a transformer encoder's users
+#: ship first). At batch 32 x 128 tokens a call takes most of a second, so each of its cases costs
+#: half a minute of timing and probes and seconds per visit: with every recipe, its eleven cases
+#: stalled a main job past 25 minutes on 2 cores. torchao's int8 dynamic is left out for another
+#: reason: on a CPU without VNNI its matmul runs a fallback (``_int_scaled_matmul_cpu``) that took
+#: minutes for one case's timing rounds. ``deploy`` and ``default`` have the rest.
+MAIN_TEXT_RECIPES = "fp32,dynamic_int8"
+
 MATRICES: dict[str, Matrix] = {
     "project": Matrix(
         description="the models this project registers (conftest.py, plugins) x the default recipes; what runs "
                     "without --ptq-matrix wherever a project registers a model",
-        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", project_only=True,
+        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}", project_only=True,
+    ),
+    "main": Matrix(
+        models=MAIN_MODELS, recipes=MAIN_RECIPES, only=(("minilm_l6", MAIN_TEXT_RECIPES),),
+        description="ptq's real models x each stack's float and headline int8/bf16 recipes: what a run in ptq's "
+                    "own repository covers without --ptq-matrix (the main job)",
     ),
     "default": Matrix(
-        description="every registered model but the LMs x every recipe but the torch.compile ones and CPU int4",
-        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", exclude_models=LM_MODELS,
+        description="every registered model but the LMs x every recipe but the torch.compile ones, the runtimes' "
+                    "own fast paths and CPU int4",
+        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}", exclude_models=LM_MODELS,
     ),
     "quick": Matrix(
         # Small models only: with MobileNetV2 it took 3 min 27 s here, and MiniLM (0.6 s a call
@@ -86,11 +113,12 @@ MATRICES: dict[str, Matrix] = {
         models="digits_cnn,lstm_classifier,micro_linear_256,micro_conv_16,micro_lstm_128,tiny_lm",
         description=f"one model of each family but text x the default recipes, tiny_lm x {QUICK_LM_RECIPES} only, "
                     "for CI smoke runs (< 3 min)",
-        exclude_recipes=f"{COMPILED},{SLOW_KERNELS}", only=(("tiny_lm", QUICK_LM_RECIPES),),
+        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}", only=(("tiny_lm", QUICK_LM_RECIPES),),
     ),
     "deploy": Matrix(
         models="mobilenet_v2,resnet18,mobilenet_v3_large,minilm_l6,lstm_classifier,digits_cnn",
-        description="the non-micro models x every recipe but CPU int4, torch.compile and PT2E included (slow: compiles)",
+        description="the non-micro models x every recipe but CPU int4, torch.compile, PT2E and each runtime's own fast "
+                    "path included (slow: compiles)",
         exclude_recipes=SLOW_KERNELS,
     ),
     "llm": Matrix(models=LM_MODELS, recipes=f"{LM_RECIPES},{LM_COMPILED}", only=(("smollm2_135m", LM_RECIPES),),
@@ -140,9 +168,10 @@ def _models(m: Matrix) -> list[str]:
 def default_matrix() -> str:
     """The matrix a run without ``--ptq-matrix`` or ``--ptq-models`` covers: in a project that
     registers models of its own, those (``project``: a user's run measures their models, not
-    ptq's 250 built-in cases); in ptq's own repository, ``default``. Named models are looked up
-    in ``default``, which holds every registered model but the LMs."""
-    return "project" if _models(MATRICES["project"]) else "default"
+    ptq's 250 built-in cases); in ptq's own repository, ``main`` (its real models x each stack's
+    headline recipes). Named models are looked up in ``default``, which holds every registered
+    model but the LMs."""
+    return "project" if _models(MATRICES["project"]) else "main"
 
 
 AXES = {

@@ -68,6 +68,10 @@ class CaseResult:
     #: Ratio of the two cases' separately timed medians; kept to show how far it can stray.
     speedup_unpaired: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: Wall-clock seconds of each step after quantizing: ``timing`` (warm-up and pytest-benchmark's
+    #: rounds) and each probe by name (the first speedup visit under ``speedup``), so a run shows
+    #: where its time went.
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_extra_info(self) -> dict[str, Any]:
         info = asdict(self)

@@ -8,7 +8,8 @@ Installed packages add sections through entry points in group ``ptq.config_secti
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = [
     "TOLERANCE",
     "Range",
     "Section",
+    "parse_size",
+    "size_problem",
 ]
 
 
@@ -67,9 +70,13 @@ class Section:
     choices: Mapping[str, Collection[Any]] = field(default_factory=dict)
     bounds: Mapping[str, Range] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Per key, what is wrong with a value of the right type (``None``: nothing), checked when the
+    #: config loads like ``bounds``: e.g. a memory budget's size string.
+    checks: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        undeclared = sorted((set(self.choices) | set(self.bounds) | set(self.defaults)) - set(self.keys))
+        undeclared = sorted((set(self.choices) | set(self.bounds) | set(self.defaults) | set(self.checks))
+                            - set(self.keys))
         if undeclared:
             raise UserError(f"config section {self.name!r} constrains undeclared key(s) {', '.join(undeclared)}; "
                             "declare them in keys")
@@ -138,9 +145,53 @@ TOLERANCE = Section(
 #: Steps the memory probe (ptq.probes.memory) measures, with their budget key in ``[tool.ptq.memory]``.
 MEMORY_LIMIT_KEYS = {"inference": "inference_limit", "quantize": "quantize_limit"}
 
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "k": 2**10, "m": 2**20, "g": 2**30,
+}
+_SIZE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE_EXAMPLE = "write bytes or a size such as '24 MB', '512 KiB' or '1.5 GiB'"
+
+
+def _size(value: int | str) -> tuple[int | None, str | None]:
+    """``(bytes, None)``, or ``(None, what is wrong)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None, f"must be bytes or a size such as '24 MB', got {value!r}"
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in _UNITS:
+            return None, f"cannot parse size {value!r}; {_SIZE_EXAMPLE}"
+        number = float(match.group(1)) * _UNITS[unit]
+        if not math.isfinite(number):
+            return None, f"size {value!r} is too large; {_SIZE_EXAMPLE}"
+        size = int(number)
+    if size <= 0:
+        return None, f"must be positive, got {value!r}; {_SIZE_EXAMPLE}"
+    return size, None
+
+
+def size_problem(value: Any) -> str | None:
+    """What is wrong with ``value`` as a memory budget, or None."""
+    return _size(value)[1]
+
+
+def parse_size(value: int | str, *, what: str = "memory limit") -> int:
+    """Bytes from an int or a string such as ``"24 MB"`` (10**6) or ``"1.5 GiB"`` (2**30)."""
+    size, problem = _size(value)
+    if size is None:
+        raise UserError(f"{what}: {problem}")
+    return size
+
+
 MEMORY = Section(
     "memory",
     keys={key: (int, str) for key in MEMORY_LIMIT_KEYS.values()},
+    checks=dict.fromkeys(MEMORY_LIMIT_KEYS.values(), size_problem),
     description="memory budgets on a step's increment: bytes, or a size such as '24 MB' or '1.5GiB'",
 )
 

@@ -29,8 +29,11 @@ Storage is bounded: one small JSON summary per commit (:func:`save_summary`, sch
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
+import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,13 +42,14 @@ from typing import Any
 from ptq.errors import UserError
 from ptq.gate.judges import get_judge, list_judges, path
 from ptq.render.trends import DRIFT_FIGURES
-from ptq.run.env import NUMERICS_KEYS, key_hash
-from ptq.stats.decide import DEFAULT_LOCATION, decide_latency_placements, location
+from ptq.run.env import NUMERICS_KEYS, TIMING_KEYS, key_hash
+from ptq.stats.decide import DEFAULT_LOCATION, Verdict, decide_latency_placements, location
 from ptq.storage.cache import atomic_write
 from ptq.storage.runs import CaseRecord
 
-__all__ = ["KEPT", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "CommitSummary", "Link", "TrendPoint", "keep_numerics",
-           "link", "load_chain", "numerics_judges", "save_summary", "summarize", "trend"]
+__all__ = ["KEPT", "MACHINE_KEYS", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "CommitSummary", "Link", "TrendPoint",
+           "keep_numerics", "link", "load_chain", "numerics_judges", "parse_time", "resolve_commit", "save_summary",
+           "summarize", "trend", "utc"]
 
 SCHEMA, SCHEMA_VERSION = "ptq.chain", 2
 
@@ -87,6 +91,10 @@ def keep_numerics(extra_info: Mapping[str, Any]) -> dict[str, Any]:
             target[leaf] = node[leaf]
     return kept
 
+
+#: Environment keys that name the machine: a link's two sides must agree on every one (versions may
+#: differ: ``ptq ab --compare-installs`` times two installs on one machine on purpose).
+MACHINE_KEYS = ("cpu_model", "cpu_flags", "logical_cpus", "device", "device_name", "compute_capability", "cuda_driver")
 
 #: Smallest change a link must show, beyond its interval excluding 1, to count as a step of the
 #: trend: placements spread by about 1% on quiet cases, so a significant 0.5% is a placement, not code.
@@ -167,6 +175,8 @@ class CommitSummary:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> CommitSummary:
+        """The one loader of a summary's dict: every field checked (a ratio must be a positive finite
+        number, a time ISO 8601 with its UTC offset...), so nothing damaged reaches the trend."""
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise UserError(f"{where}: not a ptq chain summary (no schema {SCHEMA!r}); write one with `ptq chain append`")
         version = data.get("version")
@@ -176,14 +186,89 @@ class CommitSummary:
             raise UserError(f"{where}: chain summary version {data.get('version')!r}, this ptq reads {SCHEMA_VERSION}; "
                             "re-create it with `ptq chain append` from the run's artifacts")
         try:
-            links = {c: Link(**v) for c, v in data["cases"].items()}
-            numerics = data["numerics"]
-            return cls(str(data["commit"]), str(data["parent"]), str(data["time"]), links, str(data["statistic"]),
-                       str(data.get("runner", "")), tuple(data.get("notes", ())), str(numerics["key"]),
-                       dict(numerics["environment"]), {str(c): dict(v) for c, v in numerics["cases"].items()})
+            for key in ("commit", "parent"):
+                _name(data[key], key)
+            parse_time(data["time"], "time")
+            if not isinstance(data["cases"], dict):
+                raise ValueError(f"cases is {type(data['cases']).__name__}, not an object")
+            links = {_text(c, "case"): _check_link(c, Link(**_object(v, f"cases.{c}"))) for c, v in data["cases"].items()}
+            numerics = _object(data["numerics"], "numerics")
+            notes = data.get("notes", [])
+            if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+                raise ValueError("notes is not a list of strings")
+            return cls(data["commit"], data["parent"], data["time"], links, _text(data["statistic"], "statistic"),
+                       _text(data.get("runner", ""), "runner", empty=True), tuple(notes),
+                       _text(numerics["key"], "numerics.key", empty=True),
+                       _object(numerics["environment"], "numerics.environment"),
+                       {_text(c, "case"): _object(v, f"numerics.cases.{c}")
+                        for c, v in _object(numerics["cases"], "numerics.cases").items()})
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise UserError(f"{where}: damaged chain summary ({type(exc).__name__}: {exc}); re-create it with "
-                            "`ptq chain append`") from None
+            what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise UserError(f"{where}: damaged chain summary ({what}); re-create it with `ptq chain append`, or "
+                            "delete it (the trend then shows a gap there)") from None
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is {type(value).__name__}, not an object")
+    return value
+
+
+def _text(value: Any, what: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not value and not empty):
+        raise ValueError(f"{what} is {value!r}, not a string")
+    return value
+
+
+def _name(value: Any, what: str) -> str:
+    """A commit as a summary names it: a file name under the chain's directory, so no path, no dot first."""
+    if not isinstance(value, str) or not value or value.startswith(".") or any(c in value for c in "/\\\0"):
+        raise ValueError(f"{what} is {value!r}, not a commit id")
+    return value
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _check_link(case: str, lk: Link) -> Link:
+    """Refuse a link whose figures no duet gives: the trend takes logs of them."""
+    for key in ("ratio", "low", "high"):
+        if not _positive(getattr(lk, key)):
+            raise ValueError(f"cases.{case}.{key} = {getattr(lk, key)!r}: not a positive finite number")
+    if not lk.low <= lk.high:
+        raise ValueError(f"cases.{case}: low {lk.low!r} above high {lk.high!r}")
+    if not (isinstance(lk.ms, int | float) and not isinstance(lk.ms, bool) and math.isfinite(lk.ms) and lk.ms >= 0):
+        raise ValueError(f"cases.{case}.ms = {lk.ms!r}: not a finite time")
+    if not isinstance(lk.n, int) or isinstance(lk.n, bool) or lk.n < 0:
+        raise ValueError(f"cases.{case}.n = {lk.n!r}: not a count")
+    if not (isinstance(lk.p, int | float) and not isinstance(lk.p, bool) and 0 <= lk.p <= 1):
+        raise ValueError(f"cases.{case}.p = {lk.p!r}: not a probability")
+    if not (_positive(lk.level) and lk.level < 1):
+        raise ValueError(f"cases.{case}.level = {lk.level!r}: not a coverage in (0, 1)")
+    if lk.verdict not in Verdict.__members__:
+        raise ValueError(f"cases.{case}.verdict = {lk.verdict!r}: not one of {', '.join(Verdict.__members__)}")
+    return lk
+
+
+def parse_time(value: Any, option: str) -> _dt.datetime:
+    """An ISO 8601 time with its UTC offset (``git show -s --format=%cI``), as an aware datetime:
+    summaries are ordered by instant, and a time without an offset names none."""
+    try:
+        when = _dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise ValueError(f"{option} {value!r} is not an ISO 8601 time (pass `git show -s --format=%cI COMMIT`)")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{option} {value!r} has no UTC offset, so it names no instant (pass "
+                         "`git show -s --format=%cI COMMIT`, e.g. 2024-05-01T10:00:00+09:00)")
+    return when
+
+
+def utc(when: _dt.datetime) -> str:
+    """``when`` in UTC, ``...Z``: the form a summary stores, so it sorts as text too."""
+    return when.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
@@ -203,6 +288,16 @@ def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
     if not links:
         raise UserError(f"{run_b.path}: no case was timed over paired placements on both sides; pass the two files "
                         "`ptq ab PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)")
+    machine = [k for k in MACHINE_KEYS if run_a.environment.get(k) != run_b.environment.get(k)]
+    if machine:
+        listed = "; ".join(f"{k}: A {run_a.environment.get(k)!r}, B {run_b.environment.get(k)!r}" for k in machine)
+        raise UserError(f"{run_a.path} and {run_b.path} ran on different machines ({listed}): a link is the ratio of "
+                        "one duet, both sides timed interleaved on one machine; pass the two files one `ptq ab PARENT "
+                        "COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)")
+    installs = [k for k in TIMING_KEYS if run_a.environment.get(k) != run_b.environment.get(k)]
+    if installs:
+        notes.append(f"the sides' installs differ ({', '.join(installs)}; ptq ab --compare-installs): the links "
+                     "include that change")
     env = {k: run_b.environment.get(k) for k in NUMERICS_KEYS}
     judges = [get_judge(n) for n in numerics_judges()]
     records = {}
@@ -214,25 +309,91 @@ def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
                          key_hash(env, "numerics"), env, records)
 
 
+FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+SHORT_SHA = re.compile(r"[0-9a-fA-F]{4,63}")
+
+
+def resolve_commit(value: str, option: str, *, cwd: str | Path | None = None) -> str:
+    """A commit as a chain names it: its full SHA, lower case. A full SHA is taken as it is; a short
+    one is resolved by ``git rev-parse`` in ``cwd`` (it must name exactly one commit there); anything
+    else (a path, an empty string, a branch name) is refused: it would name a file, or another commit tomorrow."""
+    text = value.strip()
+    if FULL_SHA.fullmatch(text.lower()):
+        return text.lower()
+    fix = f"pass the full SHA: `$(git rev-parse {'HEAD' if option == '--commit' else 'HEAD~1'})`"
+    if not SHORT_SHA.fullmatch(text):
+        raise UserError(f"{option} {value!r}: not a commit SHA (hex digits); {fix}")
+    try:
+        done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{text}^{{commit}}"], cwd=cwd,
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        done = None
+    full = done.stdout.strip().lower() if done is not None and done.returncode == 0 else ""
+    if not FULL_SHA.fullmatch(full):
+        raise UserError(f"{option} {value!r}: a short SHA that git cannot resolve to one commit here; {fix}")
+    return full
+
+
+def _same_commit(a: str, b: str) -> bool:
+    """One commit named twice: equal, or a short SHA (7+ hex digits) the other full one starts with."""
+    if a == b:
+        return True
+    short, full = sorted((a.lower(), b.lower()), key=len)
+    return len(short) >= 7 and SHORT_SHA.fullmatch(short) is not None and FULL_SHA.fullmatch(full) is not None \
+        and full.startswith(short)
+
+
 def save_summary(summary: CommitSummary, directory: str | Path) -> Path:
-    """One file per commit, ``<directory>/<commit>.json``, written atomically (a rerun replaces it)."""
+    """One file per commit, ``<directory>/<commit>.json``, written atomically (a rerun replaces it).
+
+    A summary of the same commit an older ptq filed by its short SHA is replaced too (removed once
+    the new one is written): one commit, one link."""
+    _name(summary.commit, "commit")
     text = (json.dumps(summary.to_dict(), separators=(",", ":"), allow_nan=False) + "\n").encode()  # jq . reads it
-    return atomic_write(Path(directory) / f"{summary.commit}.json", lambda fh: fh.write(text))
+    directory = Path(directory)
+    written = atomic_write(directory / f"{summary.commit}.json", lambda fh: fh.write(text))
+    for other in directory.glob("*.json"):
+        if other.stem != summary.commit and _same_commit(other.stem, summary.commit):
+            other.unlink()
+    return written
+
+
+def _strict(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def load_chain(directory: str | Path) -> list[CommitSummary]:
-    """Every summary under ``directory``, oldest first (by time, then commit)."""
-    files = sorted(Path(directory).glob("*.json"))
+    """Every summary under ``directory``, oldest first: by the instant of its time (``...+09:00``
+    and ``...-05:00`` compared as instants, not as text), then commit. Each is checked by
+    :meth:`CommitSummary.from_dict`, and one commit filed twice (by its full and its short SHA) is refused."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such directory; add a summary with `ptq chain append -d {directory}`")
+    files = sorted(directory.glob("*.json"))
     if not files:
         raise UserError(f"{directory}: holds no chain summary; add one with `ptq chain append`")
-    found = []
+    found: list[tuple[_dt.datetime, CommitSummary]] = []
     for f in files:
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{f}: unreadable chain summary ({exc}); re-create it with `ptq chain append`") from None
-        found.append(CommitSummary.from_dict(data, str(f)))
-    return sorted(found, key=lambda s: (s.time, s.commit))
+            data = json.loads(f.read_text(encoding="utf-8"), parse_constant=_strict)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UserError(f"{f}: damaged chain summary (unreadable: {exc}); re-create it with `ptq chain append`, "
+                            "or delete it (the trend then shows a gap there)") from None
+        summary = CommitSummary.from_dict(data, str(f))
+        if f.stem != summary.commit:
+            raise UserError(f"{f}: damaged chain summary (it is named for commit {f.stem}, but holds {summary.commit}); "
+                            f"rename it {summary.commit}.json, or re-create it with `ptq chain append`")
+        found.append((parse_time(summary.time, "time"), summary))
+    by_start: dict[str, list[str]] = {}
+    for _, summary in found:
+        by_start.setdefault(summary.commit[:7].lower(), []).append(summary.commit)
+    for names in by_start.values():
+        for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1:]):
+            if _same_commit(a, b):
+                short, full = sorted((a, b), key=len)
+                raise UserError(f"{directory}: {short}.json and {full}.json are one commit, filed twice (by its short and "
+                                f"its full SHA); delete {short}.json")
+    return [s for _, s in sorted(found, key=lambda pair: (pair[0], pair[1].commit))]
 
 
 @dataclass(frozen=True)
@@ -264,7 +425,7 @@ def trend(chain: Sequence[CommitSummary], case: str, *, level: float = 0.95, min
             logs += math.log(lk.ratio)
             var += lk.log_se ** 2
         half = z * math.sqrt(var)
-        gap = i > 0 and s.parent != chain[i - 1].commit
+        gap = i > 0 and not _same_commit(s.parent, chain[i - 1].commit)
         out.append(TrendPoint(s.commit, lk, math.exp(logs), math.exp(logs - half), math.exp(logs + half),
                               lk is not None and lk.is_step(min_step), gap))
     return out

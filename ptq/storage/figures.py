@@ -5,7 +5,7 @@ Why typed: probes wrote plain dicts and judges, renderers and ``ptq ab`` read th
 dotted strings, so a renamed key broke a reader silently and the README's description of the
 schema drifted from the code (it named ``inference.peak_bytes`` where the memory judge read
 ``increment_bytes``). Here each figure is declared once, with its kind and meaning; readers get
-an object or ``None``, the README's table is generated from these declarations
+an object or ``None``, the docs' table (docs/output.md) is generated from these declarations
 (:func:`schema_table`, tested), and keys a class does not declare (a drift profile's own
 measures, fields added by a later version) ride along in ``extra`` so a round trip loses
 nothing. The run file's version and migrations stay in :mod:`ptq.storage.runs`.
@@ -58,7 +58,7 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-#: kind -> (check, how the README names it)
+#: kind -> (check, how the docs' schema table names it)
 _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "number": (lambda v: _number(v) and math.isfinite(v), "number"),
     "count": (lambda v: isinstance(v, int) and not isinstance(v, bool), "integer"),
@@ -171,8 +171,9 @@ class SpeedupFigures(Figures):
                                           "`session_best_ms`), the visits `kept` (quietest), `kept_excess` (their "
                                           "worst reading over the session's best - 1), every visit's ratio")
     precision: Mapping[str, Any] = figure("mapping", "`--ptq-rerun-target`: the `target`, the rerun interval's "
-                                          "`half_width` reached (relative), whether it was `reached`, the `visits` made "
-                                          "and `max_visits`")
+                                          "`half_width` reached (relative), whether it was `reached`, the `visits` made, "
+                                          "`max_visits`, and why they `stopped` (`target`, `max_visits`, or "
+                                          "`budget`: `--ptq-budget` ran out)")
     method: str = figure("text", "how the figure was measured, in words")
 
 
@@ -265,7 +266,7 @@ class LmFigures(Figures):
     not_measured: str = figure("text", "why the decode figures are missing, where they are")
 
 
-#: Every built-in probe's figures, in the README's order.
+#: Every built-in probe's figures, in the docs' order.
 FIGURES: tuple[type[Figures], ...] = (SpeedupFigures, MemoryFigures, SizeFigures, DriftFigures, DeploymentFigures,
                                       LmFigures)
 
@@ -287,7 +288,7 @@ def schema_rows(classes: tuple[type[Figures], ...] = FIGURES) -> list[tuple[str,
 
 
 def schema_table(classes: tuple[type[Figures], ...] = FIGURES) -> str:
-    """The README's results-schema table (Markdown), generated from the declarations."""
+    """The results-schema table of docs/output.md (Markdown), generated from the declarations."""
     lines = ["| figure | kind | meaning |", "|---|---|---|"]
     lines += [f"| `{path}` | {kind} | {doc} |" for path, kind, doc in schema_rows(classes)]
     return "\n".join(lines)

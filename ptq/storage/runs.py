@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,23 @@ BASELINES = Path("results") / "baselines"
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 RESAVE = "re-record it: `pytest --benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)"
+
+#: ``extra_info`` key of a case measured elsewhere than the file's own provenance says: a shard
+#: from another machine (``ptq merge``), or a baseline's case a later partial save did not touch
+#: (:func:`merge_runs`). ``{"fingerprint": str, "environment": {...}, "commit_info": {...}}``.
+PROVENANCE = "provenance"
+
+
+def damaged_fix(where: str) -> str:
+    """The fix for a damaged run file: one that works whether the file is read or saved into (a
+    baseline refused by ``--ptq-save-baseline`` must be moved aside before a save can replace it)."""
+    if not Path(where).is_file():
+        return RESAVE
+    return f"restore it (`git checkout -- {where}`), or move it aside (`mv {where} {where}.damaged`) and {RESAVE}"
+
+
+def _replace_fix(where: str) -> str:
+    return f"move it aside (`mv {where} {where}.old`) and {RESAVE}" if Path(where).is_file() else RESAVE
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,28 @@ class Run:
         """Commit time, else the time of the run: the order of a history."""
         return str(self.commit_info.get("time") or self.data.get("datetime") or "")
 
+    def provenance_of(self, case: str) -> Mapping[str, Any] | None:
+        """The case's own provenance (:data:`PROVENANCE`) where it differs from the file's, else None."""
+        rec = self.cases.get(case)
+        found = rec.extra_info.get(PROVENANCE) if rec is not None else None
+        return found if isinstance(found, Mapping) else None
+
+    def environment_of(self, case: str) -> Mapping[str, Any]:
+        """The environment ``case`` was measured in: its own provenance's, else the file's."""
+        own = self.provenance_of(case)
+        return own["environment"] if own is not None else self.environment
+
+    def fingerprint_of(self, case: str) -> str:
+        """The timing key ``case`` was measured under: its own (a merged shard's), else the file's."""
+        own = self.provenance_of(case)
+        rec = self.cases.get(case)
+        legacy = rec.extra_info.get("fingerprint") if rec is not None else None  # ptq merge before provenance
+        return str(own["fingerprint"] if own is not None else legacy or self.fingerprint)
+
+    def has_own_provenance(self, case: str) -> bool:
+        rec = self.cases.get(case)
+        return self.provenance_of(case) is not None or (rec is not None and "fingerprint" in rec.extra_info)
+
     @property
     def label(self) -> str:
         """Short commit id (``*`` when the tree was dirty), else the file's name."""
@@ -146,16 +186,17 @@ class Run:
 def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
     version = data["ptq"].get("schema_version")
     if not isinstance(version, int):
-        raise UserError(f"{where}: no integer ptq.schema_version; {RESAVE}")
+        raise UserError(f"{where}: no integer ptq.schema_version; {damaged_fix(where)}")
     if version > SCHEMA_VERSION:
         raise UserError(
             f"{where}: schema version {version} is newer than this ptq reads ({SCHEMA_VERSION}); "
-            "upgrade ptq (`pip install -U ptq`) or compare with the ptq that wrote it"
+            "upgrade ptq (`pip install -U pytest-ptq`) or compare with the ptq that wrote it"
         )
     while version < SCHEMA_VERSION:
         if version not in MIGRATIONS:
             raise UserError(
-                f"{where}: schema version {version} is older than {SCHEMA_VERSION} and cannot be migrated; {RESAVE}"
+                f"{where}: schema version {version} is older than {SCHEMA_VERSION} and cannot be migrated; "
+                f"{_replace_fix(where)}"
             )
         data = MIGRATIONS[version](data)
         version += 1
@@ -184,42 +225,76 @@ def _provenance(data: dict[str, Any], where: str) -> tuple[dict[str, Any], str, 
     if fp is None and isinstance(ptq.get("fingerprints"), list) and ptq["fingerprints"]:
         fp = "mixed:" + ",".join(map(str, ptq["fingerprints"]))  # shards merged from several machines
     if not isinstance(env, dict) or not isinstance(fp, str):
-        raise UserError(f"{where}: ptq.environment or ptq.fingerprint missing; {RESAVE}")
+        raise UserError(f"{where}: ptq.environment or ptq.fingerprint missing; {damaged_fix(where)}")
     return data, fp, env
 
 
+def _samples(where: str, i: int, name: str, stats: Mapping[str, Any]) -> tuple[float, ...]:
+    """A case's raw latencies (seconds): finite, not negative, or the file is refused as damaged."""
+    data = stats.get("data") or ()
+    if not isinstance(data, list | tuple) or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in data):
+        raise UserError(f"{where}: benchmarks[{i}].stats.data is not a list of numbers; {damaged_fix(where)}")
+    bad = next((s for s in data if not math.isfinite(s) or s < 0), None)
+    if bad is not None:
+        raise UserError(f"{where}: damaged: case {name!r} has latency sample {bad!r} (benchmarks[{i}].stats.data), "
+                        f"and a latency is a finite, non-negative time; {damaged_fix(where)}")
+    return tuple(float(s) for s in data)
+
+
+def _check_provenance(where: str, i: int, info: Mapping[str, Any]) -> None:
+    found = info.get(PROVENANCE)
+    if found is None:
+        return
+    if (not isinstance(found, dict) or not isinstance(found.get("fingerprint"), str)
+            or not isinstance(found.get("environment"), dict)
+            or not isinstance(found.get("commit_info", {}), dict)):
+        raise UserError(f"{where}: damaged: benchmarks[{i}].extra_info.{PROVENANCE} is not "
+                        f"{{fingerprint, environment[, commit_info]}}; {damaged_fix(where)}")
+
+
 def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
-    """Validate and migrate one run dict; ``where`` names it in every error.
+    """Validate and migrate one run dict; ``where`` names it in every error. The one loader of
+    run and baseline files: what it returns, readers may use without checking again.
 
     ``plain``: also accept a file pytest-benchmark wrote without ptq (``--benchmark-save``): its
     benchmarks are cases named by their parameter, its machine stands in for the fingerprint.
     """
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise UserError(f"{where}: not a pytest-benchmark JSON file (no 'benchmarks' list); {RESAVE}")
+        raise UserError(f"{where}: not a pytest-benchmark JSON file (no 'benchmarks' list); {damaged_fix(where)}")
+    if not isinstance(data.get("commit_info") or {}, dict) or not isinstance(data.get("machine_info") or {}, dict):
+        raise UserError(f"{where}: damaged: commit_info or machine_info is not an object; {damaged_fix(where)}")
     if isinstance(data.get("ptq"), dict):
         data, fp, env = _provenance(data, where)
     elif plain:
         fp, env = _plain_environment(data)
     else:
-        raise UserError(f"{where}: no 'ptq' provenance (written without the ptq plugin?); {RESAVE}")
+        raise UserError(f"{where}: no 'ptq' provenance (written without the ptq plugin?); {damaged_fix(where)}")
     cases: dict[str, CaseRecord] = {}
     for i, bench in enumerate(data["benchmarks"]):
-        info = bench.get("extra_info") if isinstance(bench, dict) else None
-        name = info.get("case") if isinstance(info, dict) else None
-        if name is None and plain and isinstance(bench, dict):
+        if not isinstance(bench, dict):
+            raise UserError(f"{where}: damaged: benchmarks[{i}] is {type(bench).__name__}, not an object; "
+                            f"{damaged_fix(where)}")
+        info = bench.get("extra_info")
+        if info is not None and not isinstance(info, dict):
+            raise UserError(f"{where}: damaged: benchmarks[{i}].extra_info is not an object; {damaged_fix(where)}")
+        name = info.get("case") if info else None
+        if name is None and plain:
             name = bench.get("param") or bench.get("name")
         if name is None:
             continue  # a benchmark that is not a ptq case (a user's own); not ours to judge
+        if not isinstance(name, str) or not name:
+            raise UserError(f"{where}: damaged: benchmarks[{i}] names case {name!r}, not a string; {damaged_fix(where)}")
         if name in cases:
             raise UserError(
                 f"{where}: case {name!r} appears twice; a run holds each case once: restore the file "
                 f"(`git checkout -- {where}`) or delete one of its two entries"
             )
+        if info and not isinstance(info.get("metrics") or {}, dict):
+            raise UserError(f"{where}: damaged: case {name!r} has extra_info.metrics that is not an object; "
+                            f"{damaged_fix(where)}")
+        _check_provenance(where, i, info or {})
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
-        samples = stats.get("data") or ()
-        if not isinstance(samples, list | tuple) or not all(isinstance(s, int | float) for s in samples):
-            raise UserError(f"{where}: benchmarks[{i}].stats.data is not a list of numbers; {RESAVE}")
-        cases[str(name)] = CaseRecord(str(name), info or {}, tuple(float(s) for s in samples), bench)
+        cases[name] = CaseRecord(name, info or {}, _samples(where, i, name, stats), bench)
     return Run(where, fp, env, cases, data)
 
 
@@ -241,8 +316,8 @@ def read_json(path: str | Path) -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(
-            f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f"restore it (`git checkout -- {path}`) or {RESAVE}"
+            f"{path}: corrupt or truncated JSON ({exc.msg}: line {exc.lineno} column {exc.colno}); "
+            f"{damaged_fix(str(path))}"
         ) from None
     return data
 
@@ -284,14 +359,39 @@ def _by_case(benchmarks: Any) -> dict[str, Any]:
     return out
 
 
+def _file_provenance(data: Mapping[str, Any]) -> dict[str, Any]:
+    ptq = data.get("ptq") or {}
+    fp = ptq.get("fingerprint")
+    if not isinstance(fp, str):
+        fp = "mixed:" + ",".join(map(str, ptq.get("fingerprints") or ()))
+    env = ptq.get("environment")
+    out: dict[str, Any] = {"fingerprint": fp, "environment": env if isinstance(env, dict) else {}}
+    if data.get("commit_info"):
+        out["commit_info"] = data["commit_info"]
+    return out
+
+
 def merge_runs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
     """``new``'s provenance and cases, plus the cases of ``old`` that ``new`` did not run: one
-    entry per case id, ``new``'s replacing ``old``'s."""
+    entry per case id, ``new``'s replacing ``old``'s.
+
+    A case ``new`` did not run keeps what it was measured under: where ``old``'s environment or
+    commit differs from ``new``'s, it gets ``old``'s in ``extra_info.provenance`` (unless it has
+    one already), so the merged file does not relabel it with ``new``'s versions and ``ptq
+    compare`` judges it by its own keys (:meth:`Run.environment_of`)."""
     merged = json.loads(json.dumps(new))
-    cases = _by_case(old.get("benchmarks") if old is not None else ())
+    cases = _by_case(json.loads(json.dumps(old.get("benchmarks"))) if old is not None else ())
     for case, b in _by_case(merged["benchmarks"]).items():
         cases.pop(case, None)
         cases[case] = b
+    if old is not None and isinstance(old.get("ptq"), Mapping):
+        was, now = _file_provenance(old), _file_provenance(merged)
+        if (was["environment"] != now["environment"] or was["fingerprint"] != now["fingerprint"]
+                or (was.get("commit_info") or {}).get("id") != (now.get("commit_info") or {}).get("id")):
+            ran = set(_by_case(merged["benchmarks"]))
+            for case, b in cases.items():
+                if case not in ran and isinstance(b.get("extra_info"), dict):
+                    b["extra_info"].setdefault(PROVENANCE, was)
     merged["benchmarks"] = list(cases.values())
     return merged
 
@@ -299,7 +399,8 @@ def merge_runs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[st
 def save_baseline(root: str | Path, data: Mapping[str, Any], *, path: str | Path | None = None) -> Path:
     """Merge this run into the baseline of its fingerprint (read-merge-write under a lock).
 
-    A corrupt existing baseline stops the save with its error and is left as it was.
+    A corrupt existing baseline stops the save with its error and is left as it was; the error's
+    fix (move it aside) lets the same command then record a new one.
     """
     run = parse_run(json.loads(json.dumps(data)), "(this run)")
     missing = [c for c, r in run.cases.items() if not r.samples]

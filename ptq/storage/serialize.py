@@ -24,6 +24,7 @@ import os
 import pickle
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,11 +185,40 @@ def save(
     return atomic_write(path, write)
 
 
+def _damaged(path: str | os.PathLike[str], member: str, exc: BaseException) -> UserError:
+    """A member that does not read back as written (a CRC mismatch, a truncated deflate stream):
+    the file was cut short or changed after ptq.save wrote it."""
+    return UserError(f"{os.fspath(path)!r}: damaged: its {member} does not read back as ptq.save wrote it "
+                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}); the file was "
+                     "truncated or changed after it was written: copy it again, or save the model again with ptq.save")
+
+
+#: What reading a zip member raises where its bytes are not the ones written: zipfile's CRC check
+#: (``BadZipFile``), a cut-short member (``EOFError``), a damaged compressed stream (``zlib.error``).
+_UNREADABLE = (zipfile.BadZipFile, EOFError, zlib.error)
+
+
+def _starts_as_zip(path: str | os.PathLike[str]) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as archive:
-            manifest = json.loads(archive.read(_MANIFEST))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+            try:
+                raw = archive.read(_MANIFEST)
+            except _UNREADABLE as exc:
+                raise _damaged(path, _MANIFEST, exc) from None
+        manifest = json.loads(raw)
+    except zipfile.BadZipFile as exc:
+        if _starts_as_zip(path):  # a zip's first member, but no directory at its end: cut short
+            raise _damaged(path, "zip directory", exc) from None
+        raise UserError(f"{os.fspath(path)!r} is not a model file written by ptq.save") from None
+    except (KeyError, json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{os.fspath(path)!r} is not a model file written by ptq.save") from None
     except OSError as exc:
         raise UserError(f"{os.fspath(path)!r}: cannot read it: {exc.strerror or exc}") from None
@@ -223,6 +253,10 @@ def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Any]:
             payload = io.BytesIO(archive.read(_WEIGHTS))
     except KeyError:
         raise UserError(f"{os.fspath(path)!r}: no {_WEIGHTS} in it; it is damaged or not written by ptq.save") from None
+    except _UNREADABLE as exc:
+        raise _damaged(path, _WEIGHTS, exc) from None
+    except OSError as exc:
+        raise UserError(f"{os.fspath(path)!r}: cannot read it: {exc.strerror or exc}") from None
     try:
         with torch.serialization.safe_globals([torch.ScriptObject]):
             state = torch.load(payload, weights_only=True)
