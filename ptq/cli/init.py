@@ -55,7 +55,7 @@ __all__ = ["GITIGNORE", "WORKFLOWS_FROM", "Models", "Planned", "choose_models", 
 #: ptq's repository and the commit whose reusable workflows (.github/workflows/reusable-*.yml)
 #: the generated callers pin; bump the SHA when their inputs change (tests/test_init.py checks it
 #: against the repository's history where there is one).
-WORKFLOWS_FROM = "pytest-ptq/ptq@00e4a13f7d00e922e21012003a4423be8bdafab5"
+WORKFLOWS_FROM = "pytest-ptq/ptq@2f516dd5fd3adf7881bd2096d577f95f8fb821e0"
 _WORKFLOWS_FROM = re.compile(r"(?P<repo>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})")
 _PLACEHOLDER = re.compile(r"\{\{ptq:(\w+)\}\}")
 
