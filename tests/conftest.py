@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import torch
 from torch import nn
 
 from ptq.models import Built, ModelEntry, TensorData
+
+# The tests that interrupt a child process (an atomic write, a baseline save, a session) need the
+# child to get a terminal's signal handling. A suite started from a background job of a
+# non-interactive shell inherits SIGINT ignored, Python keeps an inherited SIG_IGN, and every child
+# inherits it too: their SIGINT then did nothing. A handler set here is reset to the default in
+# each child that execs, so the children behave as they would under a user's terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class Tiny(nn.Module):
