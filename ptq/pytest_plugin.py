@@ -282,9 +282,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return
     elapsed = time.monotonic() - state.started
     left = elapsed / state.done_cases * (state.total_cases - state.done_cases)
+    visits = state.options.pair_budget_s > 0 and not item.config.getoption("benchmark_disable", False)
     reporter.write_line(f"ptq: {state.done_cases}/{state.total_cases} cases, {duration(elapsed)} elapsed, about "
-                        f"{duration(left)} left before the speedup visits"
-                        + (f" (--ptq-budget {duration(state.budget_s)})" if state.budget_s else ""))
+                        f"{duration(left)} left" + (" before the speedup visits" if visits else "")
+                        + (f" (--ptq-budget {duration(state.budget_s)})" if state.budget_s and visits else ""))
 
 
 @pytest.fixture(scope="session")
