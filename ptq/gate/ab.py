@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -279,7 +280,7 @@ def run_duet(
     a: Side, b: Side, run_a: dict[str, Any], run_b: dict[str, Any], *, plan: DuetPlan,
     worker: Callable[..., Worker] = Worker, progress: Callable[[str], None] = lambda line: None,
     gate: Callable[[str], Mapping[str, Any]] | None = None, deadline: float | None = None,
-    clock: Callable[[], float] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
     """Time every case both sessions timed as a duet (:func:`ptq.gate.duet.run_plan`: worker pairs
     one after another, placements within each) and put the samples into ``run_a`` / ``run_b``.
@@ -311,7 +312,7 @@ def run_duet(
         quantile = location(str(settings(cases[0])["latency_statistic"]))
         result: DuetResult = run_plan(
             plan, cases, threads=threads, weights=weights, progress=progress, decide=decide, q=quantile,
-            deadline=deadline, **({"clock": clock} if clock is not None else {}),
+            deadline=deadline, clock=clock,
             new_worker=lambda label: worker(label, python=sides[label].python, pythonpath=sides[label].pythonpath,
                                             cwd=sides[label].tree))
         failed.update(result.failed)

@@ -610,7 +610,7 @@ def run_sequential(
     k = 0
     while open_slots and k < most:
         needed = list(dict.fromkeys(c for c, _ in open_slots))
-        if per_case_prepare is not None and out_of_time(
+        if per_case_prepare is not None and per_slot and out_of_time(
                 per_case_prepare * len(needed) + sorted(per_slot)[len(per_slot) // 2] * len(open_slots),
                 "a fresh worker pair's preparation and first placement"):
             break
