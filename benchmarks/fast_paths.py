@@ -24,8 +24,10 @@ from ptq.models import get_model
 from ptq.probes.parity import median_interval
 from ptq.recipes import apply_recipe, get_recipe
 
-RECIPES = ("fp32,fp32_channels_last,fp32_jit,fp32_compile,fp32_channels_last_compile,bf16_autocast,bf16_autocast_compile,"
-           "static_int8,static_int8_jit,pt2e_static_int8,pt2e_static_int8_bf16,ort_fp32,ort_static_int8,ov_fp32,ov_default,ov_int8")
+RECIPES = (
+    "fp32,fp32_channels_last,fp32_jit,fp32_compile,fp32_channels_last_compile,bf16_autocast,bf16_autocast_compile,"
+    "static_int8,static_int8_jit,pt2e_static_int8,pt2e_static_int8_bf16,ort_fp32,ort_static_int8,ov_fp32,ov_default,ov_int8"
+)
 
 
 def main() -> None:
@@ -48,8 +50,12 @@ def main() -> None:
             print(json.dumps({"model": args.model, "recipe": name, "skipped": str(exc)}), flush=True)
             continue
         models[name] = q.model
-        notes[name] = {"precision": q.notes.get("precision_label") or recipe.precision(), "stack": q.stack,
-                       "form": q.notes.get("deploy", "eager"), "quantize_s": round(q.quantize_seconds, 1)}
+        notes[name] = {
+            "precision": q.notes.get("precision_label") or recipe.precision(),
+            "stack": q.stack,
+            "form": q.notes.get("deploy", "eager"),
+            "quantize_s": round(q.quantize_seconds, 1),
+        }
     names = list(models)
     times: dict[str, list[float]] = {n: [] for n in names}
     with torch.inference_mode():  # as ptq.run.workbench.run_case times every case
@@ -57,16 +63,30 @@ def main() -> None:
             for _ in range(3):
                 models[n](*inputs)
         for r in range(args.rounds):
-            for n in names[r % len(names):] + names[:r % len(names)]:
+            for n in names[r % len(names) :] + names[: r % len(names)]:
                 t0 = time.perf_counter()
                 models[n](*inputs)
                 times[n].append(time.perf_counter() - t0)
     first = names[0]
     for n in names:
         ratio, low, high = median_interval([a / b for a, b in zip(times[n], times[first], strict=True)])
-        print(json.dumps({"model": args.model, "recipe": n, "weights": built.weights, "median_ms": round(statistics.median(times[n]) * 1e3, 4),
-                          f"vs_{first}": round(ratio, 4), "low": round(low, 4), "high": round(high, 4), "rounds": args.rounds,
-                          "threads": args.threads, **notes[n]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "recipe": n,
+                    "weights": built.weights,
+                    "median_ms": round(statistics.median(times[n]) * 1e3, 4),
+                    f"vs_{first}": round(ratio, 4),
+                    "low": round(low, 4),
+                    "high": round(high, 4),
+                    "rounds": args.rounds,
+                    "threads": args.threads,
+                    **notes[n],
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

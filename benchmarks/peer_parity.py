@@ -58,21 +58,38 @@ def parity_rows(model: str, recipes: list[str], rounds: int) -> None:
         q = apply_recipe(get_recipe(recipe), entry, built)
         with torch.inference_mode():  # as ptq.run.workbench.run_case times every case
             p = interleaved_parity(lambda q=q: q.model(*inputs), standalone_call(q, x), rounds=rounds)
-            emit(model=model, recipe=recipe, compare="suite call vs same compiled model standalone",
-                 weights=built.weights, notes={k: q.notes.get(k) for k in ("precision_label", "calibration", "reduce_range")},
-                 **p.to_dict())
+            emit(
+                model=model,
+                recipe=recipe,
+                compare="suite call vs same compiled model standalone",
+                weights=built.weights,
+                notes={k: q.notes.get(k) for k in ("precision_label", "calibration", "reduce_range")},
+                **p.to_dict(),
+            )
             if hasattr(q.model, "compiled"):
                 # The wrapper before this change: request.infer's default copies each input first.
                 request = q.model.compiled.create_infer_request()
                 before = PeerModule(lambda arrays, request=request: request.infer(arrays).to_tuple())
                 p = interleaved_parity(lambda before=before: before(*inputs), standalone_call(q, x), rounds=rounds)
-                emit(model=model, recipe=recipe, compare="previous suite call (input copied) vs standalone", **p.to_dict())
+                emit(
+                    model=model,
+                    recipe=recipe,
+                    compare="previous suite call (input copied) vs standalone",
+                    **p.to_dict(),
+                )
             if recipe == "ov_default":
                 # A fresh standalone compile at OpenVINO's defaults, one thread as the suite.
-                fresh = ov.Core().compile_model(q.model.ov_model, "CPU", {"INFERENCE_NUM_THREADS": torch.get_num_threads()})
+                fresh = ov.Core().compile_model(
+                    q.model.ov_model, "CPU", {"INFERENCE_NUM_THREADS": torch.get_num_threads()}
+                )
                 hint = fresh.get_property("INFERENCE_PRECISION_HINT").get_type_name()
                 p = interleaved_parity(lambda q=q: q.model(*inputs), lambda fresh=fresh: fresh(x), rounds=rounds)
-                emit(model=model, recipe=recipe, compare=f"suite call vs fresh standalone default compile ({hint})", **p.to_dict())
+                emit(
+                    model=model,
+                    recipe=recipe,
+                    compare=f"suite call vs fresh standalone default compile ({hint})",
+                    **p.to_dict(),
+                )
 
 
 def int8_causes(model: str, rounds: int, compiles: int) -> None:
@@ -91,7 +108,10 @@ def int8_causes(model: str, rounds: int, compiles: int) -> None:
     x = inputs[0].numpy()
     recipe = get_recipe("ov_int8")
     fp32 = _convert(copy.deepcopy(built.model), inputs, entry)
-    suite_data = [tuple(t.numpy() for t in b) for b in calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)]
+    suite_data = [
+        tuple(t.numpy() for t in b)
+        for b in calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)
+    ]
     g = torch.Generator().manual_seed(0)
     user_data = [(torch.rand(1, *inputs[0].shape[1:], generator=g).numpy(),) for _ in range(8)]  # 8 random images
     fix = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
@@ -114,7 +134,7 @@ def int8_causes(model: str, rounds: int, compiles: int) -> None:
     for key in keys:  # warm-up
         compiled[key[0]][key[1]](x)
     for r in range(rounds):
-        order = keys[r % len(keys):] + keys[:r % len(keys)]  # rotate: no model always first
+        order = keys[r % len(keys) :] + keys[: r % len(keys)]  # rotate: no model always first
         for key in order:
             t0 = time.perf_counter()
             compiled[key[0]][key[1]](x)
@@ -123,12 +143,24 @@ def int8_causes(model: str, rounds: int, compiles: int) -> None:
     for name in compiled:
         per_compile = [statistics.median(times[(name, i)]) * 1e3 for i in range(compiles)]
         # Per round, this variant's mean over its compiles over the suite's: paired within the round.
-        ratios = [statistics.fmean(times[(name, i)][r] for i in range(compiles))
-                  / statistics.fmean(times[(base, i)][r] for i in range(compiles)) for r in range(rounds)]
+        ratios = [
+            statistics.fmean(times[(name, i)][r] for i in range(compiles))
+            / statistics.fmean(times[(base, i)][r] for i in range(compiles))
+            for r in range(rounds)
+        ]
         ratio, low, high = median_interval(ratios)
-        emit(model=model, compare="ov_int8 IR variants, same compile config, interleaved", variant=name,
-             saturates_int16=saturates_int16("x86"), median_ms_per_compile=[round(v, 4) for v in per_compile],
-             vs_suite=round(ratio, 4), low=round(low, 4), high=round(high, 4), rounds=rounds, compiles=compiles)
+        emit(
+            model=model,
+            compare="ov_int8 IR variants, same compile config, interleaved",
+            variant=name,
+            saturates_int16=saturates_int16("x86"),
+            median_ms_per_compile=[round(v, 4) for v in per_compile],
+            vs_suite=round(ratio, 4),
+            low=round(low, 4),
+            high=round(high, 4),
+            rounds=rounds,
+            compiles=compiles,
+        )
 
 
 def decompose(model: str, recipe: str, rounds: int) -> None:
@@ -142,7 +174,9 @@ def decompose(model: str, recipe: str, rounds: int) -> None:
     calls = {
         "suite module call": lambda: q.model(*inputs),
         "compiled_model(x)": lambda: compiled(x),
-        "suite request.infer(share_inputs=True).to_tuple(), no torch": lambda: request.infer([x], share_inputs=True).to_tuple(),
+        "suite request.infer(share_inputs=True).to_tuple(), no torch": lambda: request.infer(
+            [x], share_inputs=True
+        ).to_tuple(),
         "module.forward, no nn.Module.__call__": lambda: q.model.forward(*inputs),
         "compiled_model(x) again (A/A)": lambda: compiled(x),
     }
@@ -153,15 +187,23 @@ def decompose(model: str, recipe: str, rounds: int) -> None:
             for _ in range(5):
                 calls[k]()
         for r in range(rounds):
-            for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
                 t0 = time.perf_counter()
                 calls[k]()
                 times[k].append(time.perf_counter() - t0)
     for k in keys:
         ratio, low, high = median_interval([a / b for a, b in zip(times[k], times["compiled_model(x)"], strict=True)])
-        emit(model=model, recipe=recipe, compare="call decomposed, vs compiled_model(x)", callable=k,
-             median_ms=round(statistics.median(times[k]) * 1e3, 4), ratio=round(ratio, 4), low=round(low, 4),
-             high=round(high, 4), rounds=rounds)
+        emit(
+            model=model,
+            recipe=recipe,
+            compare="call decomposed, vs compiled_model(x)",
+            callable=k,
+            median_ms=round(statistics.median(times[k]) * 1e3, 4),
+            ratio=round(ratio, 4),
+            low=round(low, 4),
+            high=round(high, 4),
+            rounds=rounds,
+        )
 
 
 def main() -> None:

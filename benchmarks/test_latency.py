@@ -3,7 +3,6 @@
 Run ``pytest --benchmark-only``; narrow with ``--ptq-models`` / ``--ptq-recipes`` / ``-k``.
 """
 
-
 from ptq.recipes import get_recipe
 
 

@@ -15,8 +15,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **dict.fromkeys(["NotApplicable", "PtqError", "RecipeFailed", "UserError"], "ptq.errors"),
     **dict.fromkeys(["Built", "ModelEntry", "TensorData", "get_model", "list_models", "register_model"], "ptq.models"),
-    **dict.fromkeys(["Recipe", "apply_recipe", "get_recipe", "list_recipes", "register_handler", "register_recipe"],
-                    "ptq.recipes"),
+    **dict.fromkeys(
+        ["Recipe", "apply_recipe", "get_recipe", "list_recipes", "register_handler", "register_recipe"], "ptq.recipes"
+    ),
     **dict.fromkeys(["Loaded", "load", "save"], "ptq.storage.serialize"),
 }
 

@@ -37,6 +37,4 @@ class RecipeFailed(PtqError):
         self.model = model
         self.recipe = recipe
         self.error = error
-        super().__init__(
-            f"recipe {recipe!r} failed on model {model!r}: {type(error).__name__}: {error}"
-        )
+        super().__init__(f"recipe {recipe!r} failed on model {model!r}: {type(error).__name__}: {error}")

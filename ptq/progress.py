@@ -47,16 +47,25 @@ def _stderr(line: str) -> None:
 class Progress:
     """``total`` steps of similar cost: the time left is the mean step so far times the steps left."""
 
-    def __init__(self, label: str, total: int, *, emit: Callable[[str], None] = _stderr,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        emit: Callable[[str], None] = _stderr,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.label, self.total, self.done = label, total, 0
         self._emit, self._clock = emit, clock
         self._started = clock()
 
     def summary(self) -> str:
         elapsed = self._clock() - self._started
-        left = (f"about {duration(elapsed / self.done * (self.total - self.done))} left" if self.done
-                else "time left known after the first step")
+        left = (
+            f"about {duration(elapsed / self.done * (self.total - self.done))} left"
+            if self.done
+            else "time left known after the first step"
+        )
         return f"{self.done}/{self.total} done, {duration(elapsed)} elapsed, {left}"
 
     def step(self, note: str = "", *, steps: int = 1) -> None:

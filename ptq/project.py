@@ -24,8 +24,16 @@ from pathlib import Path
 
 from ptq.errors import PtqError, UserError
 
-__all__ = ["CONFTESTS", "Project", "builtin_models", "builtin_recipes", "load_project", "peek_project",
-           "project_models", "project_recipes"]
+__all__ = [
+    "CONFTESTS",
+    "Project",
+    "builtin_models",
+    "builtin_recipes",
+    "load_project",
+    "peek_project",
+    "project_models",
+    "project_recipes",
+]
 
 #: Where a project's registrations live, relative to its root, in the order they load.
 CONFTESTS = ("conftest.py", "benchmarks/conftest.py")
@@ -74,8 +82,10 @@ def _import(path: Path) -> None:
         raise
     except Exception as exc:
         del sys.modules[name]
-        raise UserError(f"{path} cannot be imported ({type(exc).__name__}: {exc}); fix it, as pytest would "
-                        "fail the same way (`pytest benchmarks --collect-only` shows the traceback)") from None
+        raise UserError(
+            f"{path} cannot be imported ({type(exc).__name__}: {exc}); fix it, as pytest would "
+            "fail the same way (`pytest benchmarks --collect-only` shows the traceback)"
+        ) from None
 
 
 def load_project(root: Path | str | None = None) -> Project:

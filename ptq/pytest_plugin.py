@@ -77,51 +77,118 @@ STATE = pytest.StashKey[PluginState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ptq", "ptq quantization benchmarks")
-    group.addoption("--ptq-matrix", default=None, choices=sorted(MATRICES),
-                    help="named case matrix (default: 'project', the models your conftest.py registers, where "
-                         "it registers any; else 'default', ptq's built-in models x the default recipes)")
-    group.addoption("--ptq-models", default=None, metavar="GLOBS",
-                    help="comma-separated fnmatch globs of model names, e.g. 'resnet*,mobilenet_v2'")
-    group.addoption("--ptq-recipes", default=None, metavar="GLOBS",
-                    help="comma-separated fnmatch globs of recipe names, e.g. 'fp32,static_*'")
-    group.addoption("--ptq-threads", type=int, default=None,
-                    help="torch intra-op threads for every case (default: torch's default less one, at least 1: "
-                         "the spare core keeps OS noise out of the timings, see ptq.run.env.benchmark_threads)")
-    group.addoption("--ptq-warmup", type=int, default=10,
-                    help="untimed warm-up calls before pytest-benchmark's timed rounds (default 10)")
-    group.addoption("--ptq-warmup-time", type=float, default=1.0, metavar="SECONDS",
-                    help="stop warming up after this long, once 2 calls ran (default 1.0)")
-    group.addoption("--ptq-weights", default="auto", choices=WEIGHT_POLICIES,
-                    help="auto: pretrained when on disk, else seeded random; pretrained: may download; random")
-    group.addoption("--ptq-pair-time", type=float, default=DEFAULT_PAIR_TIME, metavar="SECONDS",
-                    help=f"seconds per case of interleaved fp32/quantized pairs for the speedup "
-                         f"(default {DEFAULT_PAIR_TIME}; 0 disables)")
-    group.addoption("--ptq-placements", type=int, default=DEFAULT_PLACEMENTS, metavar="N",
-                    help=f"visits the speedup pairs are split over, each a fresh allocation of the case's models and "
-                         f"inputs; the first during the case's test, the rest in rounds when the session ends; the "
-                         f"interval is over visits (default {DEFAULT_PLACEMENTS}, at least 2)")
-    group.addoption("--ptq-rerun-target", type=float, default=DEFAULT_RERUN_TARGET, metavar="FRACTION",
-                    help=f"a case whose speedup's rerun interval is wider than median * (1 +- FRACTION) after the "
-                         f"--ptq-placements visits gets more visits, up to --ptq-max-visits (default "
-                         f"{DEFAULT_RERUN_TARGET}; 0: none)")
-    group.addoption("--ptq-max-visits", type=int, default=DEFAULT_MAX_VISITS, metavar="N",
-                    help=f"the most speedup visits a case gets for --ptq-rerun-target (default {DEFAULT_MAX_VISITS})")
-    group.addoption("--ptq-quiet-extra", type=int, default=DEFAULT_QUIET_EXTRA, metavar="N",
-                    help=f"on CPU, N more speedup visits in the same --ptq-pair-time, a memory-bandwidth meter read "
-                         f"around each; the figures come from the --ptq-placements visits it found quietest "
-                         f"(default {DEFAULT_QUIET_EXTRA}: no meter, every visit counts)")
-    group.addoption("--ptq-budget", default=DEFAULT_BUDGET, metavar="DURATION",
-                    help=f"wall-clock budget of the session, e.g. 10m, 600 or none (default {DEFAULT_BUDGET}): every "
-                         f"case is measured and gets its --ptq-placements visits whatever it says; the visits beyond "
-                         f"them, for --ptq-rerun-target, go to the cases furthest from it while they fit, and a "
-                         f"case it leaves short says 'budget'")
-    group.addoption("--ptq-run-known-issues", action="store_true", default=False,
-                    help="run cases listed in ptq.run.known_issues instead of skipping them")
-    group.addoption("--ptq-probes", default=None, metavar="GLOBS",
-                    help="probes to run after timing (default: all registered)")
-    group.addoption(DEVICE_OPTION, default="cpu", metavar="auto|cpu|cuda[:N]",
-                    help="where models and inputs run (default cpu, what stored baselines were measured on; "
-                         "auto: the current CUDA device when one is available, else cpu); recorded in the run's keys")
+    group.addoption(
+        "--ptq-matrix",
+        default=None,
+        choices=sorted(MATRICES),
+        help="named case matrix (default: 'project', the models your conftest.py registers, where "
+        "it registers any; else 'default', ptq's built-in models x the default recipes)",
+    )
+    group.addoption(
+        "--ptq-models",
+        default=None,
+        metavar="GLOBS",
+        help="comma-separated fnmatch globs of model names, e.g. 'resnet*,mobilenet_v2'",
+    )
+    group.addoption(
+        "--ptq-recipes",
+        default=None,
+        metavar="GLOBS",
+        help="comma-separated fnmatch globs of recipe names, e.g. 'fp32,static_*'",
+    )
+    group.addoption(
+        "--ptq-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads for every case (default: torch's default less one, at least 1: "
+        "the spare core keeps OS noise out of the timings, see ptq.run.env.benchmark_threads)",
+    )
+    group.addoption(
+        "--ptq-warmup",
+        type=int,
+        default=10,
+        help="untimed warm-up calls before pytest-benchmark's timed rounds (default 10)",
+    )
+    group.addoption(
+        "--ptq-warmup-time",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="stop warming up after this long, once 2 calls ran (default 1.0)",
+    )
+    group.addoption(
+        "--ptq-weights",
+        default="auto",
+        choices=WEIGHT_POLICIES,
+        help="auto: pretrained when on disk, else seeded random; pretrained: may download; random",
+    )
+    group.addoption(
+        "--ptq-pair-time",
+        type=float,
+        default=DEFAULT_PAIR_TIME,
+        metavar="SECONDS",
+        help=f"seconds per case of interleaved fp32/quantized pairs for the speedup "
+        f"(default {DEFAULT_PAIR_TIME}; 0 disables)",
+    )
+    group.addoption(
+        "--ptq-placements",
+        type=int,
+        default=DEFAULT_PLACEMENTS,
+        metavar="N",
+        help=f"visits the speedup pairs are split over, each a fresh allocation of the case's models and "
+        f"inputs; the first during the case's test, the rest in rounds when the session ends; the "
+        f"interval is over visits (default {DEFAULT_PLACEMENTS}, at least 2)",
+    )
+    group.addoption(
+        "--ptq-rerun-target",
+        type=float,
+        default=DEFAULT_RERUN_TARGET,
+        metavar="FRACTION",
+        help=f"a case whose speedup's rerun interval is wider than median * (1 +- FRACTION) after the "
+        f"--ptq-placements visits gets more visits, up to --ptq-max-visits (default "
+        f"{DEFAULT_RERUN_TARGET}; 0: none)",
+    )
+    group.addoption(
+        "--ptq-max-visits",
+        type=int,
+        default=DEFAULT_MAX_VISITS,
+        metavar="N",
+        help=f"the most speedup visits a case gets for --ptq-rerun-target (default {DEFAULT_MAX_VISITS})",
+    )
+    group.addoption(
+        "--ptq-quiet-extra",
+        type=int,
+        default=DEFAULT_QUIET_EXTRA,
+        metavar="N",
+        help=f"on CPU, N more speedup visits in the same --ptq-pair-time, a memory-bandwidth meter read "
+        f"around each; the figures come from the --ptq-placements visits it found quietest "
+        f"(default {DEFAULT_QUIET_EXTRA}: no meter, every visit counts)",
+    )
+    group.addoption(
+        "--ptq-budget",
+        default=DEFAULT_BUDGET,
+        metavar="DURATION",
+        help=f"wall-clock budget of the session, e.g. 10m, 600 or none (default {DEFAULT_BUDGET}): every "
+        f"case is measured and gets its --ptq-placements visits whatever it says; the visits beyond "
+        f"them, for --ptq-rerun-target, go to the cases furthest from it while they fit, and a "
+        f"case it leaves short says 'budget'",
+    )
+    group.addoption(
+        "--ptq-run-known-issues",
+        action="store_true",
+        default=False,
+        help="run cases listed in ptq.run.known_issues instead of skipping them",
+    )
+    group.addoption(
+        "--ptq-probes", default=None, metavar="GLOBS", help="probes to run after timing (default: all registered)"
+    )
+    group.addoption(
+        DEVICE_OPTION,
+        default="cpu",
+        metavar="auto|cpu|cuda[:N]",
+        help="where models and inputs run (default cpu, what stored baselines were measured on; "
+        "auto: the current CUDA device when one is available, else cpu); recorded in the run's keys",
+    )
 
 
 @dataclass(frozen=True)
@@ -167,20 +234,26 @@ def pytest_configure(config: pytest.Config) -> None:
         option, valid = f"--ptq-probes={probes!r}", list_probes()
         globs = [g.strip() for g in probes.split(",") if g.strip()]
         if not globs:
-            raise pytest.UsageError(f"{option} is blank; give comma-separated globs of probe names "
-                                    f"({', '.join(valid)}), or drop the option to run every probe")
+            raise pytest.UsageError(
+                f"{option} is blank; give comma-separated globs of probe names "
+                f"({', '.join(valid)}), or drop the option to run every probe"
+            )
         for glob in (g for g in globs if not match_globs(valid, g)):
             close = difflib.get_close_matches(glob, valid, n=3)
             nearest = f"nearest: {', '.join(close)}; " if close else ""
-            raise pytest.UsageError(f"{option}: {glob!r} matches no registered probe; {nearest}valid: {', '.join(valid)}")
+            raise pytest.UsageError(
+                f"{option}: {glob!r} matches no registered probe; {nearest}valid: {', '.join(valid)}"
+            )
     device = _resolve_device(config)
     threads = config.getoption("--ptq-threads") or benchmark_threads()
     warmup = config.getoption("--ptq-warmup")
     made = config.getoption("--ptq-placements") + config.getoption("--ptq-quiet-extra")
     visit_cap = config.getoption("--ptq-max-visits")
     if visit_cap < made:
-        raise pytest.UsageError(f"--ptq-max-visits={visit_cap}: must be >= the visits made ({made}: --ptq-placements "
-                                f"+ --ptq-quiet-extra); raise it or lower those")
+        raise pytest.UsageError(
+            f"--ptq-max-visits={visit_cap}: must be >= the visits made ({made}: --ptq-placements "
+            f"+ --ptq-quiet-extra); raise it or lower those"
+        )
     config.stash[STATE] = PluginState(
         options=RunOptions(
             warmup=warmup,
@@ -194,10 +267,14 @@ def pytest_configure(config: pytest.Config) -> None:
             rerun_target=config.getoption("--ptq-rerun-target"),
             max_visits=visit_cap,
             config=_load_config(config),
-            speedup_visits=SpeedupVisits(budget_s=config.getoption("--ptq-pair-time"),
-                                         visits=config.getoption("--ptq-placements"), timer=device.timer(),
-                                         target=config.getoption("--ptq-rerun-target"), max_visits=visit_cap,
-                                         **metered(device, config.getoption("--ptq-quiet-extra"))),
+            speedup_visits=SpeedupVisits(
+                budget_s=config.getoption("--ptq-pair-time"),
+                visits=config.getoption("--ptq-placements"),
+                timer=device.timer(),
+                target=config.getoption("--ptq-rerun-target"),
+                max_visits=visit_cap,
+                **metered(device, config.getoption("--ptq-quiet-extra")),
+            ),
             device=device,
         ),
         matrix=config.getoption("--ptq-matrix"),
@@ -262,10 +339,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state.total_cases = sum(1 for item in session.items if "ptq_case" in getattr(item, "fixturenames", ()))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if state.total_cases and reporter is not None and state.options.pair_budget_s > 0:
-        budget = (f"--ptq-budget {duration(state.budget_s)}: the visits beyond each case's "
-                  f"{state.options.placements} stop when it is spent" if state.budget_s else "no --ptq-budget")
-        reporter.write_line(f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}, then their speedup visits; "
-                            f"{budget}")
+        budget = (
+            f"--ptq-budget {duration(state.budget_s)}: the visits beyond each case's "
+            f"{state.options.placements} stop when it is spent"
+            if state.budget_s
+            else "no --ptq-budget"
+        )
+        reporter.write_line(
+            f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}, then their speedup visits; {budget}"
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -283,9 +365,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     elapsed = time.monotonic() - state.started
     left = elapsed / state.done_cases * (state.total_cases - state.done_cases)
     visits = state.options.pair_budget_s > 0 and not item.config.getoption("benchmark_disable", False)
-    reporter.write_line(f"ptq: {state.done_cases}/{state.total_cases} cases, {duration(elapsed)} elapsed, about "
-                        f"{duration(left)} left" + (" before the speedup visits" if visits else "")
-                        + (f" (--ptq-budget {duration(state.budget_s)})" if state.budget_s and visits else ""))
+    reporter.write_line(
+        f"ptq: {state.done_cases}/{state.total_cases} cases, {duration(elapsed)} elapsed, about "
+        f"{duration(left)} left"
+        + (" before the speedup visits" if visits else "")
+        + (f" (--ptq-budget {duration(state.budget_s)})" if state.budget_s and visits else "")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -363,9 +448,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
             reporter.write_line(f"ptq: {_where_time_went(state.results, time.monotonic() - started)}")
             bandwidth = visits.bandwidth()
             if bandwidth is not None:
-                reporter.write_line(f"ptq: memory bandwidth during the visits: median {bandwidth['median_gbps']:.1f} GB/s "
-                                    f"({bandwidth['low_gbps']:.1f}-{bandwidth['high_gbps']:.1f}, {bandwidth['reads']} reads); "
-                                    "compare speedups across runs only where it matches")
+                reporter.write_line(
+                    f"ptq: memory bandwidth during the visits: median {bandwidth['median_gbps']:.1f} GB/s "
+                    f"({bandwidth['low_gbps']:.1f}-{bandwidth['high_gbps']:.1f}, {bandwidth['reads']} reads); "
+                    "compare speedups across runs only where it matches"
+                )
         for r in state.results:
             info = state.extra_infos.get(r.case)
             if info is not None:

@@ -56,8 +56,9 @@ def _named(ep: EntryPoint) -> str:
 
 def _fix(ep: EntryPoint, kind: str) -> str:
     dist = ep.dist.name if ep.dist is not None else "the package that declares it"
-    return (f'point it at a {kind} in [project.entry-points."{ep.group}"] of {dist} and reinstall it, '
-            f"or uninstall {dist}")
+    return (
+        f'point it at a {kind} in [project.entry-points."{ep.group}"] of {dist} and reinstall it, or uninstall {dist}'
+    )
 
 
 def _as_list(patterns: str | Iterable[str] | None) -> list[str]:
@@ -116,8 +117,7 @@ class Registry(Generic[T]):
             raise UserError(f"a {self.kind} needs a non-empty string name, got {name!r}")
         if name in self._items and not replace:
             raise DuplicateRegistration(
-                f"{self.kind} {name!r} is already registered; pick another name "
-                "or pass replace=True to override it"
+                f"{self.kind} {name!r} is already registered; pick another name or pass replace=True to override it"
             )
         self._items[name] = item
         return item
@@ -132,9 +132,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             valid = ", ".join(self._items) or "(none registered)"
-            raise UserError(
-                f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}"
-            ) from None
+            raise UserError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}") from None
 
     def names(
         self,
@@ -179,8 +177,10 @@ class NamedRegistry(Registry[N]):
     def _add_entry_point(self, ep: EntryPoint) -> None:
         item = _loaded(ep, self.item_type.__name__)
         if not isinstance(item, self.item_type):
-            raise UserError(f"{_named(ep)} resolves to a {type(item).__name__}, not a "
-                            f"{self.item_type.__module__}.{self.item_type.__name__}; {_fix(ep, self.item_type.__name__)}")
+            raise UserError(
+                f"{_named(ep)} resolves to a {type(item).__name__}, not a "
+                f"{self.item_type.__module__}.{self.item_type.__name__}; {_fix(ep, self.item_type.__name__)}"
+            )
         self.add(item)
 
     def items(self) -> list[N]:

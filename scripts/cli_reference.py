@@ -76,8 +76,11 @@ def _section(path: str, parser: argparse.ArgumentParser, depth: int) -> Iterator
     if parser.description:
         yield _escape(parser.description)
         yield ""
-    rows = [a for a in parser._actions
-            if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and a.help != argparse.SUPPRESS]
+    rows = [
+        a
+        for a in parser._actions
+        if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and a.help != argparse.SUPPRESS
+    ]
     subs = _subparsers(parser)
     if subs is not None:
         yield "| command | what it does |"

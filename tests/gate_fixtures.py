@@ -18,11 +18,16 @@ def bench(case: str, data: list[float] | None, **extra: Any) -> dict[str, Any]:
     stats: dict[str, Any] = {"median": float(np.median(data)) if data else None}
     if data is not None:
         stats["data"] = data
-    return {"name": f"test_case[{case}]", "extra_info": {"case": case, "model": model, "recipe": recipe, **extra},
-            "stats": stats}
+    return {
+        "name": f"test_case[{case}]",
+        "extra_info": {"case": case, "model": model, "recipe": recipe, **extra},
+        "stats": stats,
+    }
 
 
-def run(*benches: dict[str, Any], fingerprint: str = "aaaa", torch: str = "2.14.1", schema: int = SCHEMA_VERSION) -> dict[str, Any]:
+def run(
+    *benches: dict[str, Any], fingerprint: str = "aaaa", torch: str = "2.14.1", schema: int = SCHEMA_VERSION
+) -> dict[str, Any]:
     env = {"cpu_model": "test cpu", "torch": torch, "threads": 2}
     return {
         "machine_info": {"ptq": {"environment": env, "fingerprint": fingerprint}},

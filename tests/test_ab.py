@@ -72,8 +72,14 @@ def test_a_side_writing_bad_json_is_one_error_naming_it(tmp_path):
         return out
 
     with pytest.raises(UserError, match="side A wrote invalid JSON"):
-        run_rounds(Side("A", "x", tmp_path), Side("B", "y", tmp_path), rounds=1, workdir=tmp_path,
-                   pytest_args=[], runner=broken)
+        run_rounds(
+            Side("A", "x", tmp_path),
+            Side("B", "y", tmp_path),
+            rounds=1,
+            workdir=tmp_path,
+            pytest_args=[],
+            runner=broken,
+        )
 
 
 def _git(repo, *args):
@@ -145,8 +151,12 @@ def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_fig
     duet = {"m-int8": [samples(1e-3, n=50, seed=k) for k in range(4)]}  # 1 ms: what the duet kept
     monkeypatch.setattr("ptq.cli.ab.materialize", lambda spec, **kw: Side(kw["label"], spec, tmp_path))
     monkeypatch.setattr("ptq.cli.ab.run_rounds", lambda a, b, **kw: sessions)
-    monkeypatch.setattr("ptq.cli.ab.run_duet", lambda a, b, ra, rb, **kw: [
-        apply_duet(r, duet, kw["plan"], placed={"m-int8": ["model+inputs"] * 4}) for r in (ra, rb)] and [])
+    monkeypatch.setattr(
+        "ptq.cli.ab.run_duet",
+        lambda a, b, ra, rb, **kw: (
+            [apply_duet(r, duet, kw["plan"], placed={"m-int8": ["model+inputs"] * 4}) for r in (ra, rb)] and []
+        ),
+    )
     main(["ab", "x", "y", "--root", str(tmp_path), "--save", "--sweeps", "4", "--placements", "4"])
     saved = [Path(line.split("saved: ")[1]) for line in capsys.readouterr().out.splitlines() if "saved: " in line]
     assert len(saved) == 2
@@ -154,8 +164,13 @@ def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_fig
     kept.data = [x for block in duet["m-int8"] for x in block]
     tool = shutil.which("pytest-benchmark", path=str(Path(sys.executable).parent))
     assert tool, "pytest-benchmark's console script is installed with the [dev] extra"
-    done = subprocess.run([tool, "compare", str(saved[1]), "--columns=min,median,max,mean,rounds", "--time-unit=us"],
-                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    done = subprocess.run(
+        [tool, "compare", str(saved[1]), "--columns=min,median,max,mean,rounds", "--time-unit=us"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     [row] = [line for line in done.stdout.splitlines() if "test_case[m-int8]" in line]
     # "test_case[m-int8] (<file>)  1,001.1303 (1.0)  ...": each figure then its ratio to the best
     cells = [c.replace(",", "") for c in row.split(")", 1)[1].split() if not c.startswith("(")]

@@ -38,34 +38,56 @@ def _leaves(parser: argparse.ArgumentParser, path: str = "") -> list[str]:
 # (a) A bad argument: a value out of range, NaN, a typo'd choice, an unknown option, one missing.
 BAD_ARGUMENTS: dict[str, list[tuple[list[str], str]]] = {
     "list": [(["list", "modles"], "invalid choice: 'modles'"), (["list", "models", "--no-such"], "unrecognized")],
-    "compare": [(["compare", str(RUN), "--judges", "latnecy"], "--judges='latnecy'"),
-                (["compare", str(RUN), "--format", "pdf"], "invalid choice: 'pdf'")],
-    "ab": [(["ab", "HEAD~1", "HEAD", "--rounds", "0"], "--rounds=0: must be >= 1"),
-           (["ab", "HEAD~1", "HEAD", "--window", "nan"], "'nan' is not a finite number")],
-    "chain append": [(["chain", "append", str(RUN), str(RUN), "--commit", "../../escaped", "--parent", SHA_B], "--commit"),
-                     (["chain", "append", str(RUN), str(RUN), "--parent", SHA_B], "required: --commit")],
+    "compare": [
+        (["compare", str(RUN), "--judges", "latnecy"], "--judges='latnecy'"),
+        (["compare", str(RUN), "--format", "pdf"], "invalid choice: 'pdf'"),
+    ],
+    "ab": [
+        (["ab", "HEAD~1", "HEAD", "--rounds", "0"], "--rounds=0: must be >= 1"),
+        (["ab", "HEAD~1", "HEAD", "--window", "nan"], "'nan' is not a finite number"),
+    ],
+    "chain append": [
+        (["chain", "append", str(RUN), str(RUN), "--commit", "../../escaped", "--parent", SHA_B], "--commit"),
+        (["chain", "append", str(RUN), str(RUN), "--parent", SHA_B], "required: --commit"),
+    ],
     "chain show": [(["chain", "show"], "required: dir"), (["chain", "show", "nowhere"], "nowhere: no such directory")],
-    "chain demo": [(["chain", "demo", "-d", "demo", "--slowdown", "inf"], "'inf' is not a finite number"),
-                   (["chain", "demo", "-d", "demo", "--commits", "0"], "--commits=0: must be >= 1")],
-    "contention": [(["contention", "--window", "-1"], "--window=-1.0: must be > 0"),
-                   (["contention", "--threads", "0"], "--threads=0: must be >= 1")],
-    "diagnose": [(["diagnose", "no_such_model", "fp32"], "unknown model 'no_such_model'"),
-                 (["diagnose", "micro_linear_256", "fp32", "--set", "nonsense"], "--set wants FIELD=VALUE")],
+    "chain demo": [
+        (["chain", "demo", "-d", "demo", "--slowdown", "inf"], "'inf' is not a finite number"),
+        (["chain", "demo", "-d", "demo", "--commits", "0"], "--commits=0: must be >= 1"),
+    ],
+    "contention": [
+        (["contention", "--window", "-1"], "--window=-1.0: must be > 0"),
+        (["contention", "--threads", "0"], "--threads=0: must be >= 1"),
+    ],
+    "diagnose": [
+        (["diagnose", "no_such_model", "fp32"], "unknown model 'no_such_model'"),
+        (["diagnose", "micro_linear_256", "fp32", "--set", "nonsense"], "--set wants FIELD=VALUE"),
+    ],
     "drift": [(["drift"], "required: json"), (["drift", "nowhere.json"], "nowhere.json")],
     "env": [(["env", "--threads", "-3"], "--threads=-3: must be >= 1"), (["env", "--threads", "two"], "invalid int")],
-    "export": [(["export", str(RUN), "--format", "csv"], "invalid choice: 'csv'"),
-               (["export", str(RUN)], "required: --format")],
-    "gate-quality": [(["gate-quality", "--alpha", "2"], "--alpha=2.0: must be in (0, 1)"),
-                     (["gate-quality", "--trials", "0"], "--trials=0: must be >= 1"),
-                     (["gate-quality", "--time", "nan"], "'nan' is not a finite number")],
-    "init": [(["init", ".", "--model", "1x"], "--model='1x': must be a Python identifier"),
-             (["init", ".", "--workflows-from", "pytest-ptq/ptq@main"], "--workflows-from")],
-    "memory-spread": [(["memory-spread", "micro_linear_256", "fp32", "--threads", "0"], "--threads=0: must be >= 1"),
-                      (["memory-spread", "micro_linear_256", "fp32", "--repeat", "1"], "--repeat must be >= 2")],
+    "export": [
+        (["export", str(RUN), "--format", "csv"], "invalid choice: 'csv'"),
+        (["export", str(RUN)], "required: --format"),
+    ],
+    "gate-quality": [
+        (["gate-quality", "--alpha", "2"], "--alpha=2.0: must be in (0, 1)"),
+        (["gate-quality", "--trials", "0"], "--trials=0: must be >= 1"),
+        (["gate-quality", "--time", "nan"], "'nan' is not a finite number"),
+    ],
+    "init": [
+        (["init", ".", "--model", "1x"], "--model='1x': must be a Python identifier"),
+        (["init", ".", "--workflows-from", "pytest-ptq/ptq@main"], "--workflows-from"),
+    ],
+    "memory-spread": [
+        (["memory-spread", "micro_linear_256", "fp32", "--threads", "0"], "--threads=0: must be >= 1"),
+        (["memory-spread", "micro_linear_256", "fp32", "--repeat", "1"], "--repeat must be >= 2"),
+    ],
     "memory-table": [(["memory-table"], "required: BENCHMARK_JSON")],
     "merge": [(["merge", str(RUN)], "required: -o"), (["merge", "-o", "m.json"], "required: shards")],
-    "naive": [(["naive", "--pair-time", "nan"], "'nan' is not a finite number"),
-              (["naive", "--repeat", "0"], "--repeat=0: must be >= 1")],
+    "naive": [
+        (["naive", "--pair-time", "nan"], "'nan' is not a finite number"),
+        (["naive", "--repeat", "0"], "--repeat=0: must be >= 1"),
+    ],
     "report": [(["report"], "no history given"), (["report", str(RUN), "--format", "pdf"], "invalid choice: 'pdf'")],
 }
 
@@ -75,25 +97,41 @@ PATHS: dict[str, list[tuple[list[str], str]] | str] = {
     "list": [(["list", "models", "--rootdir", "closed"], "closed/conftest.py: permission denied")],
     "compare": [(["compare", "secret.json"], "secret.json"), (["compare", "run.json", "--root", "closed"], "closed/")],
     "ab": [(["ab", ".", ".", "--root", "closed"], "closed/pyproject.toml: permission denied")],
-    "chain append": [(["chain", "append", "secret.json", "run.json", "--commit", SHA_A, "--parent", SHA_B, "-d", "c"],
-                      "secret.json"),
-                     (["chain", "append", "run.json", "run.json", "--commit", SHA_A, "--parent", SHA_B, "-d", "ro/c"],
-                      "-d ro/c: cannot write in ro (permission denied)")],
+    "chain append": [
+        (
+            ["chain", "append", "secret.json", "run.json", "--commit", SHA_A, "--parent", SHA_B, "-d", "c"],
+            "secret.json",
+        ),
+        (
+            ["chain", "append", "run.json", "run.json", "--commit", SHA_A, "--parent", SHA_B, "-d", "ro/c"],
+            "-d ro/c: cannot write in ro (permission denied)",
+        ),
+    ],
     "chain show": [(["chain", "show", "nowhere", "-o", "ro/chain.html"], "nowhere")],
     "chain demo": [(["chain", "demo", "-d", "ro/demo"], "-d ro/demo: cannot write in ro (permission denied)")],
     "contention": [(["contention", "--rootdir", "closed"], "closed/conftest.py: permission denied")],
-    "diagnose": [(["diagnose", "micro_linear_256", "fp32", "--rootdir", "closed"], "closed/conftest.py: permission denied")],
+    "diagnose": [
+        (["diagnose", "micro_linear_256", "fp32", "--rootdir", "closed"], "closed/conftest.py: permission denied")
+    ],
     "drift": [(["drift", "secret.json"], "secret.json")],
     "env": "reads and writes no file",
-    "export": [(["export", "secret.json", "--format", "bencher", "-o", "out"], "secret.json"),
-               (["export", "run.json", "--format", "bencher", "-o", "ro/out"], "-o ro/out: cannot write in ro")],
+    "export": [
+        (["export", "secret.json", "--format", "bencher", "-o", "out"], "secret.json"),
+        (["export", "run.json", "--format", "bencher", "-o", "ro/out"], "-o ro/out: cannot write in ro"),
+    ],
     "gate-quality": [(["gate-quality", "--json", "ro/tallies.json"], "--json ro/tallies.json: cannot write in ro")],
     "init": [(["init", "ro"], "ro: cannot be written (permission denied)")],
-    "memory-spread": [(["memory-spread", "micro_linear_256", "fp32", "--json", "ro/spread.json"],
-                       "--json ro/spread.json: cannot write in ro")],
+    "memory-spread": [
+        (
+            ["memory-spread", "micro_linear_256", "fp32", "--json", "ro/spread.json"],
+            "--json ro/spread.json: cannot write in ro",
+        )
+    ],
     "memory-table": [(["memory-table", "secret.json"], "secret.json")],
-    "merge": [(["merge", "secret.json", "-o", "m.json"], "secret.json"),
-              (["merge", "run.json", "-o", "ro/m.json"], "ro/m.json: permission denied")],
+    "merge": [
+        (["merge", "secret.json", "-o", "m.json"], "secret.json"),
+        (["merge", "run.json", "-o", "ro/m.json"], "ro/m.json: permission denied"),
+    ],
     "naive": [(["naive", "--rootdir", "closed"], "closed/conftest.py: permission denied")],
     "report": [(["report", "secret.json"], "secret.json"), (["report", "run.json", "-o", "ro/r.html"], "ro/r.html")],
 }
@@ -103,12 +141,18 @@ PATHS: dict[str, list[tuple[list[str], str]] | str] = {
 # config/ (a pyproject.toml that is not text).
 DAMAGED: dict[str, list[tuple[list[str], str]] | str] = {
     "list": [(["list", "models", "--rootdir", "project"], "conftest.py cannot be imported")],
-    "compare": [(["compare", "binary.json"], "binary.json"), (["compare", str(RUN), "--baseline", "truncated.json"],
-                                                              "truncated.json: corrupt or truncated JSON"),
-                (["compare", str(RUN), "--root", "config"], "cannot read ptq config config/pyproject.toml: not UTF-8")],
+    "compare": [
+        (["compare", "binary.json"], "binary.json"),
+        (["compare", str(RUN), "--baseline", "truncated.json"], "truncated.json: corrupt or truncated JSON"),
+        (["compare", str(RUN), "--root", "config"], "cannot read ptq config config/pyproject.toml: not UTF-8"),
+    ],
     "ab": [(["ab", ".", ".", "--root", "config"], "config/pyproject.toml: not UTF-8")],
-    "chain append": [(["chain", "append", "truncated.json", str(RUN), "--commit", SHA_A, "--parent", SHA_B, "-d", "c"],
-                      "truncated.json: corrupt or truncated JSON")],
+    "chain append": [
+        (
+            ["chain", "append", "truncated.json", str(RUN), "--commit", SHA_A, "--parent", SHA_B, "-d", "c"],
+            "truncated.json: corrupt or truncated JSON",
+        )
+    ],
     "chain show": [(["chain", "show", "chain"], "damaged chain summary")],
     "chain demo": "reads no file: it writes a new directory",
     "contention": [(["contention", "--rootdir", "project"], "conftest.py cannot be imported")],
@@ -118,18 +162,27 @@ DAMAGED: dict[str, list[tuple[list[str], str]] | str] = {
     "export": [(["export", "truncated.json", "--format", "bencher", "-o", "out"], "truncated.json")],
     "gate-quality": [(["gate-quality", "--rootdir", "project"], "conftest.py cannot be imported")],
     "init": [(["init", "config"], "config/pyproject.toml: not UTF-8 text (byte 0xff at offset 0)")],
-    "memory-spread": [(["memory-spread", "micro_linear_256", "fp32", "--rootdir", "project"], "conftest.py cannot be imported")],
+    "memory-spread": [
+        (["memory-spread", "micro_linear_256", "fp32", "--rootdir", "project"], "conftest.py cannot be imported")
+    ],
     "memory-table": [(["memory-table", "truncated.json"], "truncated.json")],
     "merge": [(["merge", str(RUN), "binary.json", "-o", "m.json"], "binary.json")],
     "naive": [(["naive", "--rootdir", "project"], "conftest.py cannot be imported")],
-    "report": [(["report", "binary.json"], "binary.json"), (["report", str(RUN), "--chain", "chain"], "damaged chain summary"),
-               (["report", str(RUN), "--root", "config"], "config/pyproject.toml: not UTF-8")],
+    "report": [
+        (["report", "binary.json"], "binary.json"),
+        (["report", str(RUN), "--chain", "chain"], "damaged chain summary"),
+        (["report", str(RUN), "--root", "config"], "config/pyproject.toml: not UTF-8"),
+    ],
 }
 
 
 def _rows(table: dict) -> list:
-    return [pytest.param(argv, said, id=f"{name}:{' '.join(argv[len(name.split()):])[:60]}")
-            for name, rows in table.items() if not isinstance(rows, str) for argv, said in rows]
+    return [
+        pytest.param(argv, said, id=f"{name}:{' '.join(argv[len(name.split()) :])[:60]}")
+        for name, rows in table.items()
+        if not isinstance(rows, str)
+        for argv, said in rows
+    ]
 
 
 def test_every_command_is_walked():

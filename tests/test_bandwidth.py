@@ -112,18 +112,53 @@ def test_the_terminal_table_says_how_many_visits_the_figures_came_from_and_when_
     from ptq.run.results import CaseResult, LatencyStats
 
     def row(bandwidth, reached=True):
-        speedup = {"ratio": 2.0, "low": 1.9, "high": 2.1, "n": 2, "unit": "visit", "per_placement": [1.9, 2.1],
-                   "latency_placements": {"ms": 1.0, "per_placement_ms": [1.0, 1.1], "spread": 0.1},
-                   "precision": {"target": 0.04, "half_width": 0.03 if reached else 0.06, "reached": reached,
-                                 "visits": 2, "max_visits": 2}}
+        speedup = {
+            "ratio": 2.0,
+            "low": 1.9,
+            "high": 2.1,
+            "n": 2,
+            "unit": "visit",
+            "per_placement": [1.9, 2.1],
+            "latency_placements": {"ms": 1.0, "per_placement_ms": [1.0, 1.1], "spread": 0.1},
+            "precision": {
+                "target": 0.04,
+                "half_width": 0.03 if reached else 0.06,
+                "reached": reached,
+                "visits": 2,
+                "max_visits": 2,
+            },
+        }
         if bandwidth:
-            speedup["bandwidth"] = {"meter_ms": [5.0, 6.0, 5.1, 7.0], "session_best_ms": 5.0, "kept": [0, 2],
-                                    "kept_excess": 0.02, "ratio_per_visit": [1.9, 2.4, 2.1, 2.6]}
+            speedup["bandwidth"] = {
+                "meter_ms": [5.0, 6.0, 5.1, 7.0],
+                "session_best_ms": 5.0,
+                "kept": [0, 2],
+                "kept_excess": 0.02,
+                "ratio_per_visit": [1.9, 2.4, 2.1, 2.6],
+            }
         return CaseResult(
-            case="m-int8", model="m", model_version=1, family="f", recipe="int8", recipe_version=1, recipe_config={},
-            stack="s", engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1, warmup_rounds=0,
-            quantized_layers=1, float_layers=0, quantize_seconds=0.0, latency=LatencyStats.from_samples([1e-3]),
-            speedup_vs_fp32=2.0, metrics={"speedup": speedup})
+            case="m-int8",
+            model="m",
+            model_version=1,
+            family="f",
+            recipe="int8",
+            recipe_version=1,
+            recipe_config={},
+            stack="s",
+            engine=None,
+            weights="w",
+            data="d",
+            input_shapes=[],
+            batch_size=1,
+            threads=1,
+            warmup_rounds=0,
+            quantized_layers=1,
+            float_layers=0,
+            quantize_seconds=0.0,
+            latency=LatencyStats.from_samples([1e-3]),
+            speedup_vs_fp32=2.0,
+            metrics={"speedup": speedup},
+        )
 
     metered_row, plain_row = speedup_table([row(True)]).splitlines()[2], speedup_table([row(False)]).splitlines()[2]
     assert " 2/4: 10.0% " in metered_row and " 2: 10.0% " in plain_row
@@ -133,6 +168,7 @@ def test_the_terminal_table_says_how_many_visits_the_figures_came_from_and_when_
 def test_a_case_whose_rerun_interval_is_too_wide_gets_more_visits_up_to_the_cap(monkeypatch):
     """A steady case (ratio 2.0 every visit) is done after the scheduled visits; a noisy one (1.5 or
     2.5 by turns) is visited until the cap, and its record says the target was not reached."""
+
     def fake_pairs(ref, cand, **kw):
         model = ref.__self__.model
         model.calls = getattr(model, "calls", 0) + 1
@@ -140,13 +176,17 @@ def test_a_case_whose_rerun_interval_is_too_wide_gets_more_visits_up_to_the_cap(
         return [(ratio * 1e-3, 1e-3)] * 2
 
     monkeypatch.setattr(ptq.probes.speedup, "time_pairs", fake_pairs)
-    monkeypatch.setattr(ptq.probes.speedup, "place", lambda m, x, **kw: ptq.probes.placement.Placement(m, tuple(x), "model+inputs"))
+    monkeypatch.setattr(
+        ptq.probes.speedup, "place", lambda m, x, **kw: ptq.probes.placement.Placement(m, tuple(x), "model+inputs")
+    )
     got = {}
     visits = SpeedupVisits(budget_s=0.3, visits=3, target=0.04, max_visits=7)
     for tag in ("steady", "noisy"):
         model = torch.nn.Linear(4, 4).eval()
         model.tag = tag
-        visits.add(model, model, (torch.randn(2, 4),), on_done=lambda est, lat, tag=tag: got.setdefault(tag, (est, lat)))
+        visits.add(
+            model, model, (torch.randn(2, 4),), on_done=lambda est, lat, tag=tag: got.setdefault(tag, (est, lat))
+        )
     visits.finish()
     (steady, steady_lat), (noisy, noisy_lat) = got["steady"], got["noisy"]
     assert steady.n == 3 and steady_lat["precision"]["reached"] and steady_lat["precision"]["half_width"] == 0.0

@@ -42,7 +42,7 @@ def test_cache_dir_honours_the_environment(tmp_path, monkeypatch):
 # of the same file removes; Ctrl-C or SIGTERM mid-write leaves the old file, no temporary file, one line.
 
 # `ptq merge ... -o merged.json`, whose write signals its own process half-way through.
-SIGNALLED = textwrap.dedent('''
+SIGNALLED = textwrap.dedent("""
     import os, signal, sys
     import ptq.cli.merge
     from ptq.cli import main
@@ -58,7 +58,7 @@ SIGNALLED = textwrap.dedent('''
 
     ptq.cli.merge.atomic_write = signalled
     sys.exit(main(["merge", "shard.json", "-o", "merged.json"]))
-''')
+""")
 
 
 def _temporaries(directory):
@@ -69,8 +69,12 @@ def _temporaries(directory):
 def shard(tmp_path):
     (tmp_path / "shard.json").write_text(json.dumps(run(bench("m-fp32", samples(1e-3, n=2000)))))
     (tmp_path / "signalled.py").write_text(SIGNALLED)
-    done = subprocess.run([sys.executable, "-m", "ptq.cli", "merge", "shard.json", "-o", "merged.json"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ptq.cli", "merge", "shard.json", "-o", "merged.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     return tmp_path
 
@@ -86,8 +90,12 @@ def test_a_kill_mid_write_leaves_the_old_file_and_the_next_write_removes_its_lit
         assert killed.returncode == -signal.SIGKILL
         assert (shard / "merged.json").read_bytes() == before
         assert len(_temporaries(shard)) == 1  # the kill's, and only the latest: each write removed the one before
-    again = subprocess.run([sys.executable, "-m", "ptq.cli", "merge", "shard.json", "-o", "merged.json"], cwd=shard,
-                           capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "ptq.cli", "merge", "shard.json", "-o", "merged.json"],
+        cwd=shard,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0 and _temporaries(shard) == []
     assert (shard / "merged.json").read_bytes() == before
 
@@ -100,11 +108,12 @@ def test_an_interrupt_mid_write_leaves_the_old_file_and_says_so_in_one_line(shar
     assert done.returncode == code and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         f"ptq: interrupted ({said}); a file being written was left as it was (each write is a temporary file renamed "
-        "into place, and the temporary file is removed): rerun the command"]
+        "into place, and the temporary file is removed): rerun the command"
+    ]
     assert (shard / "merged.json").read_bytes() == before and _temporaries(shard) == []
 
 
-WRITER = textwrap.dedent('''
+WRITER = textwrap.dedent("""
     import sys
     from ptq.storage.cache import atomic_write
 
@@ -115,13 +124,14 @@ WRITER = textwrap.dedent('''
         sys.stdin.readline()  # held open until the test says
 
     atomic_write(sys.argv[1], slow)
-''')
+""")
 
 
 def test_a_temporary_file_another_process_is_writing_is_left_alone(tmp_path):
     target = tmp_path / "f.json"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout.readline() == "writing\n"
         [live] = _temporaries(tmp_path)

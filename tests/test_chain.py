@@ -34,14 +34,16 @@ def _link(ratio: float, half: float = 0.01, n: int = 6) -> Link:
 
 
 def _chain(ratios: list[float], half: float = 0.01) -> list[CommitSummary]:
-    return [CommitSummary(f"c{k}", f"c{k - 1}", f"2000-01-01T00:{k:02d}:00Z", {"m-fp32": _link(r, half)})
-            for k, r in enumerate(ratios, start=1)]
+    return [
+        CommitSummary(f"c{k}", f"c{k - 1}", f"2000-01-01T00:{k:02d}:00Z", {"m-fp32": _link(r, half)})
+        for k, r in enumerate(ratios, start=1)
+    ]
 
 
 def test_the_trend_is_the_running_product_with_summed_log_variances():
     ratios = [1.0, 1.01, 0.99, 1.05, 1.0]
     points = trend(_chain(ratios, half=0.02), "m-fp32")
-    assert [p.level for p in points] == pytest.approx(list(math.prod(ratios[:k + 1]) for k in range(len(ratios))))
+    assert [p.level for p in points] == pytest.approx(list(math.prod(ratios[: k + 1]) for k in range(len(ratios))))
     for k, p in enumerate(points, start=1):  # half-widths add in quadrature: sqrt(k) x one link's
         assert math.log(p.high / p.level) == pytest.approx(0.02 * math.sqrt(k))
         assert math.log(p.level / p.low) == pytest.approx(0.02 * math.sqrt(k))
@@ -75,14 +77,36 @@ def test_link_judges_paired_placements_as_ptq_ab_does():
 
 
 #: A case's extra_info as the plugin records it, with what a summary leaves out (sites, layers).
-FULL = {"model": "m", "recipe": "int8", "stack": "eager", "weights": "random", "data": "synthetic", "batch_size": 1,
-        "metrics": {"memory": {"inference": {"increment_bytes": 5_000_000, "samples": [4_990_000, 5_000_000],
-                                             "baseline_bytes": 1, "top_sites": [{"site": "conv", "bytes": 9}]},
-                               "quantize": {"increment_bytes": 7_000_000, "samples": [7_000_000]}},
-                    "size": {"serialized_bytes": 1_234_567, "method": "state_dict", "ratio_vs_fp32": 0.26},
-                    "drift": {"headline": "sqnr_db", "value": 31.5, "higher_is_better": True, "tolerance": 1.0,
-                              "sqnr_db": 31.5, "cosine_mean": 0.999, "tolerances": {"sqnr_db": 20},
-                              "worst_layers": [{"name": "fc", "sqnr_db": 28.0}]}}}
+FULL = {
+    "model": "m",
+    "recipe": "int8",
+    "stack": "eager",
+    "weights": "random",
+    "data": "synthetic",
+    "batch_size": 1,
+    "metrics": {
+        "memory": {
+            "inference": {
+                "increment_bytes": 5_000_000,
+                "samples": [4_990_000, 5_000_000],
+                "baseline_bytes": 1,
+                "top_sites": [{"site": "conv", "bytes": 9}],
+            },
+            "quantize": {"increment_bytes": 7_000_000, "samples": [7_000_000]},
+        },
+        "size": {"serialized_bytes": 1_234_567, "method": "state_dict", "ratio_vs_fp32": 0.26},
+        "drift": {
+            "headline": "sqnr_db",
+            "value": 31.5,
+            "higher_is_better": True,
+            "tolerance": 1.0,
+            "sqnr_db": 31.5,
+            "cosine_mean": 0.999,
+            "tolerances": {"sqnr_db": 20},
+            "worst_layers": [{"name": "fc", "sqnr_db": 28.0}],
+        },
+    },
+}
 
 
 def test_a_summary_keeps_what_the_numerics_judges_read_and_nothing_else():
@@ -101,8 +125,10 @@ def test_a_summary_keeps_what_the_numerics_judges_read_and_nothing_else():
 
 def _side(median: float, *, threads: int = 2) -> dict:
     blocks = [samples(median, n=30, seed=k, sigma=0.005) for k in range(3)]
-    side = run(bench("m-int8", [x for b in blocks for x in b], ab_placement_sizes=[30] * 3),
-               bench("m-fp32", samples(median, n=30)))  # m-fp32: sessions only, no placements, no numerics
+    side = run(
+        bench("m-int8", [x for b in blocks for x in b], ab_placement_sizes=[30] * 3),
+        bench("m-fp32", samples(median, n=30)),
+    )  # m-fp32: sessions only, no placements, no numerics
     side["benchmarks"][0]["extra_info"].update(FULL)
     side["ptq"]["environment"]["threads"] = threads
     return side
@@ -115,25 +141,52 @@ def test_a_summary_records_the_b_sides_numerics_under_its_numerics_key(tmp_path)
     assert s.environment["threads"] == 4 and set(s.records) == {"m-int8"}
     loaded = load_chain(save_summary(s, tmp_path).parent)[0]
     assert loaded.records == s.records and loaded.numerics_key == s.numerics_key
-    assert get_judge("drift").extract(loaded.record("m-int8")) == (-31.5, 1.0, "sqnr_db") and loaded.record("m-fp32") is None
+    assert (
+        get_judge("drift").extract(loaded.record("m-int8")) == (-31.5, 1.0, "sqnr_db")
+        and loaded.record("m-fp32") is None
+    )
 
 
 def test_a_version_1_summary_is_migrated_without_numerics(tmp_path):
-    v1 = {"schema": "ptq.chain", "version": 1, "commit": "c1", "parent": "c0", "time": "2000-01-01T00:00:00Z", "statistic": "p1",
-          "runner": "r", "notes": [], "cases": {"m-int8": {"ratio": 1.0, "low": 0.99, "high": 1.01, "n": 3, "p": 0.5,
-                                                           "verdict": "OK", "ms": 1.0, "level": 0.95}}}
+    v1 = {
+        "schema": "ptq.chain",
+        "version": 1,
+        "commit": "c1",
+        "parent": "c0",
+        "time": "2000-01-01T00:00:00Z",
+        "statistic": "p1",
+        "runner": "r",
+        "notes": [],
+        "cases": {
+            "m-int8": {
+                "ratio": 1.0,
+                "low": 0.99,
+                "high": 1.01,
+                "n": 3,
+                "p": 0.5,
+                "verdict": "OK",
+                "ms": 1.0,
+                "level": 0.95,
+            }
+        },
+    }
     (tmp_path / "c1.json").write_text(json.dumps(v1))
     [s] = load_chain(tmp_path)
     assert s.links["m-int8"].ratio == 1.0 and s.records == {} and s.numerics_key == ""
 
 
 def test_summaries_round_trip_compactly_and_load_in_order(tmp_path):
-    s = summarize(parse_run(_side(1e-3), "a"), parse_run(_side(1.2e-3), "b"), commit="bbb", parent="aaa",
-                  time="2000-01-02T00:00:00Z")
+    s = summarize(
+        parse_run(_side(1e-3), "a"),
+        parse_run(_side(1.2e-3), "b"),
+        commit="bbb",
+        parent="aaa",
+        time="2000-01-02T00:00:00Z",
+    )
     assert set(s.links) == {"m-int8"} and "m-fp32: no paired placements" in s.notes[0]
     path = save_summary(s, tmp_path)
     data = json.loads(path.read_text())
-    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and "\"data\":[" not in path.read_text()
+    assert path.name == "bbb.json" and data["version"] == SCHEMA_VERSION and '"data":[' not in path.read_text()
     assert path.stat().st_size < 3000  # a summary, not the samples
     older = CommitSummary("aaa", "zzz", "2000-01-01T00:00:00Z", {"m-int8": _link(1.0)})
     save_summary(older, tmp_path)
@@ -152,8 +205,13 @@ def test_bad_chain_input_is_one_error_naming_the_file_and_the_fix(tmp_path):
     with pytest.raises(UserError, match=r"x\.json: damaged chain summary \(missing \'commit\'\)"):
         load_chain(tmp_path)
     with pytest.raises(UserError, match=r"no case was timed over paired placements.*-a\.json and -b\.json"):
-        summarize(parse_run(run(bench("m-fp32", samples(1e-3))), "a"), parse_run(run(bench("m-fp32", samples(1e-3))), "b"),
-                  commit="b", parent="a", time="t")
+        summarize(
+            parse_run(run(bench("m-fp32", samples(1e-3))), "a"),
+            parse_run(run(bench("m-fp32", samples(1e-3))), "b"),
+            commit="b",
+            parent="a",
+            time="t",
+        )
 
 
 def test_the_command_appends_and_shows_the_chain(tmp_path, capsys):
@@ -162,8 +220,25 @@ def test_the_command_appends_and_shows_the_chain(tmp_path, capsys):
     for name, median in (("a", 1e-3), ("b", 1.2e-3)):
         (tmp_path / f"{name}.json").write_text(json.dumps(_side(median)))
     chain = tmp_path / "chain"
-    assert main(["chain", "append", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--commit", "b" * 40,
-                 "--parent", "a" * 40, "--time", "2000-01-01T00:00:00Z", "-d", str(chain)]) == 0
+    assert (
+        main(
+            [
+                "chain",
+                "append",
+                str(tmp_path / "a.json"),
+                str(tmp_path / "b.json"),
+                "--commit",
+                "b" * 40,
+                "--parent",
+                "a" * 40,
+                "--time",
+                "2000-01-01T00:00:00Z",
+                "-d",
+                str(chain),
+            ]
+        )
+        == 0
+    )
     assert main(["chain", "show", str(chain), "-o", str(tmp_path / "chain.html")]) == 0
     out = capsys.readouterr().out
     [row] = [line for line in out.splitlines() if line.startswith("m-int8")]
@@ -207,8 +282,21 @@ def _rows(out: str) -> list[str]:
 def test_one_commit_named_by_its_short_and_its_full_sha_is_one_link(repo, capsys):
     root, parent, child = repo
     for commit in (child, child[:7]):
-        code, out, err = _ptq(capsys, "chain", "append", "a.json", "b.json", "--commit", commit, "--parent", parent,
-                              "--time", "2024-05-01T10:00:00Z", "-d", "chain")
+        code, out, err = _ptq(
+            capsys,
+            "chain",
+            "append",
+            "a.json",
+            "b.json",
+            "--commit",
+            commit,
+            "--parent",
+            parent,
+            "--time",
+            "2024-05-01T10:00:00Z",
+            "-d",
+            "chain",
+        )
         assert code == 0 and out.strip() == f"wrote: {Path('chain') / child}.json", (out, err)
     assert sorted(p.name for p in (root / "chain").iterdir()) == [f"{child}.json"]
     code, out, _ = _ptq(capsys, "chain", "show", "chain")
@@ -219,46 +307,110 @@ def test_one_commit_named_by_its_short_and_its_full_sha_is_one_link(repo, capsys
     legacy = json.loads(full.read_text())
     (root / "chain" / f"{child[:7]}.json").write_text(json.dumps({**legacy, "commit": child[:7]}))
     code, _, err = _ptq(capsys, "chain", "show", "chain")
-    assert code == 2 and err == [f"ptq: error: chain: {child[:7]}.json and {child}.json are one commit, filed twice "
-                                 f"(by its short and its full SHA); delete {child[:7]}.json"]
+    assert code == 2 and err == [
+        f"ptq: error: chain: {child[:7]}.json and {child}.json are one commit, filed twice "
+        f"(by its short and its full SHA); delete {child[:7]}.json"
+    ]
     # the next append of that commit replaces both with the one file its full SHA names
     full.unlink()
-    code, _, _ = _ptq(capsys, "chain", "append", "a.json", "b.json", "--commit", child[:7], "--parent", parent,
-                      "--time", "2024-05-01T10:00:00Z", "-d", "chain")
+    code, _, _ = _ptq(
+        capsys,
+        "chain",
+        "append",
+        "a.json",
+        "b.json",
+        "--commit",
+        child[:7],
+        "--parent",
+        parent,
+        "--time",
+        "2024-05-01T10:00:00Z",
+        "-d",
+        "chain",
+    )
     assert code == 0 and sorted(p.name for p in (root / "chain").iterdir()) == [f"{child}.json"]
 
 
 def test_a_short_sha_git_cannot_resolve_is_refused(repo, capsys, tmp_path_factory):
     root, parent, _ = repo
     elsewhere = tmp_path_factory.mktemp("not_a_repo")
-    code, _, err = _ptq(capsys, "chain", "append", root / "a.json", root / "b.json", "--commit", "abcdef1",
-                        "--parent", parent, "-d", elsewhere / "chain")
-    assert code == 2 and err == ["ptq: error: --commit 'abcdef1': a short SHA that git cannot resolve to one commit "
-                                 "here; pass the full SHA: `$(git rev-parse HEAD)`"]
+    code, _, err = _ptq(
+        capsys,
+        "chain",
+        "append",
+        root / "a.json",
+        root / "b.json",
+        "--commit",
+        "abcdef1",
+        "--parent",
+        parent,
+        "-d",
+        elsewhere / "chain",
+    )
+    assert code == 2 and err == [
+        "ptq: error: --commit 'abcdef1': a short SHA that git cannot resolve to one commit "
+        "here; pass the full SHA: `$(git rev-parse HEAD)`"
+    ]
     assert not (elsewhere / "chain").exists()
 
 
 def test_the_chain_is_ordered_by_instant_whatever_the_utc_offsets(repo, capsys):
     root, parent, child = repo
     grandparent = "0" * 40
-    for commit, of, time in ((parent, grandparent, "2024-05-01T10:00:00+09:00"),  # 01:00 UTC
-                             (child, parent, "2024-05-01T05:00:00-05:00")):  # 10:00 UTC: later, though "05" < "10"
-        code, _, _ = _ptq(capsys, "chain", "append", "a.json", "b.json", "--commit", commit, "--parent", of,
-                          "--time", time, "-d", "chain")
+    for commit, of, time in (
+        (parent, grandparent, "2024-05-01T10:00:00+09:00"),  # 01:00 UTC
+        (child, parent, "2024-05-01T05:00:00-05:00"),
+    ):  # 10:00 UTC: later, though "05" < "10"
+        code, _, _ = _ptq(
+            capsys,
+            "chain",
+            "append",
+            "a.json",
+            "b.json",
+            "--commit",
+            commit,
+            "--parent",
+            of,
+            "--time",
+            time,
+            "-d",
+            "chain",
+        )
         assert code == 0
     code, out, _ = _ptq(capsys, "chain", "show", "chain")
     assert code == 0 and [row.split()[1] for row in _rows(out)] == [parent[:12], child[:12]]
     assert "(gap)" not in out
-    assert [c.time for c in load_chain(root / "chain")] == ["2024-05-01T01:00:00Z", "2024-05-01T10:00:00Z"]  # stored in UTC
+    assert [c.time for c in load_chain(root / "chain")] == [
+        "2024-05-01T01:00:00Z",
+        "2024-05-01T10:00:00Z",
+    ]  # stored in UTC
 
 
 @pytest.mark.parametrize("ratio", ["0", "-1", '"abc"', "null", "Infinity"])
 def test_a_damaged_link_in_a_chain_summary_is_refused(tmp_path, capsys, ratio):
-    summary = {"schema": "ptq.chain", "version": SCHEMA_VERSION, "commit": "c1", "parent": "c0",
-               "time": "2000-01-01T00:00:00Z", "statistic": "p1", "runner": "r", "notes": [],
-               "cases": {"m-int8": {"ratio": 1.0, "low": 0.99, "high": 1.01, "n": 3, "p": 0.5, "verdict": "OK",
-                                    "ms": 1.0, "level": 0.95}},
-               "numerics": {"key": "", "environment": {}, "cases": {}}}
+    summary = {
+        "schema": "ptq.chain",
+        "version": SCHEMA_VERSION,
+        "commit": "c1",
+        "parent": "c0",
+        "time": "2000-01-01T00:00:00Z",
+        "statistic": "p1",
+        "runner": "r",
+        "notes": [],
+        "cases": {
+            "m-int8": {
+                "ratio": 1.0,
+                "low": 0.99,
+                "high": 1.01,
+                "n": 3,
+                "p": 0.5,
+                "verdict": "OK",
+                "ms": 1.0,
+                "level": 0.95,
+            }
+        },
+        "numerics": {"key": "", "environment": {}, "cases": {}},
+    }
     path = tmp_path / "c1.json"
     path.write_text(json.dumps(summary).replace('"ratio": 1.0', f'"ratio": {ratio}'))
     before = path.read_bytes()
@@ -285,24 +437,38 @@ def test_append_refuses_sides_from_two_machines_and_commits_that_are_no_sha(repo
     other["ptq"]["environment"]["cpu_model"] = "another cpu"
     (root / "other.json").write_text(json.dumps(other))
     cases = [
-        (["a.json", "other.json", "--commit", child, "--parent", parent],
-         "ptq: error: a.json and other.json ran on different machines (cpu_model: A 'test cpu', B 'another cpu'): a "
-         "link is the ratio of one duet, both sides timed interleaved on one machine; pass the two files one `ptq ab "
-         "PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)"),
-        (["a.json", "b.json", "--commit", "../../escaped", "--parent", parent],
-         "ptq: error: --commit '../../escaped': not a commit SHA (hex digits); pass the full SHA: `$(git rev-parse HEAD)`"),
-        (["a.json", "b.json", "--commit", "", "--parent", parent],
-         "ptq: error: --commit '': not a commit SHA (hex digits); pass the full SHA: `$(git rev-parse HEAD)`"),
-        (["a.json", "b.json", "--commit", child, "--parent", "main"],
-         "ptq: error: --parent 'main': not a commit SHA (hex digits); pass the full SHA: `$(git rev-parse HEAD~1)`"),
-        (["a.json", "b.json", "--commit", child, "--parent", child],
-         f"ptq: error: --commit and --parent name one commit ({child}); a link is a commit over its parent: pass "
-         "--parent $(git rev-parse COMMIT~1)"),
-        (["a.json", "b.json", "--commit", child, "--parent", parent, "--time", "yesterday"],
-         "ptq: error: --time 'yesterday' is not an ISO 8601 time (pass `git show -s --format=%cI COMMIT`)"),
-        (["a.json", "b.json", "--commit", child, "--parent", parent, "--time", "2024-05-01T10:00:00"],
-         "ptq: error: --time '2024-05-01T10:00:00' has no UTC offset, so it names no instant (pass `git show -s "
-         "--format=%cI COMMIT`, e.g. 2024-05-01T10:00:00+09:00)"),
+        (
+            ["a.json", "other.json", "--commit", child, "--parent", parent],
+            "ptq: error: a.json and other.json ran on different machines (cpu_model: A 'test cpu', B 'another cpu'): a "
+            "link is the ratio of one duet, both sides timed interleaved on one machine; pass the two files one `ptq ab "
+            "PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)",
+        ),
+        (
+            ["a.json", "b.json", "--commit", "../../escaped", "--parent", parent],
+            "ptq: error: --commit '../../escaped': not a commit SHA (hex digits); pass the full SHA: `$(git rev-parse HEAD)`",
+        ),
+        (
+            ["a.json", "b.json", "--commit", "", "--parent", parent],
+            "ptq: error: --commit '': not a commit SHA (hex digits); pass the full SHA: `$(git rev-parse HEAD)`",
+        ),
+        (
+            ["a.json", "b.json", "--commit", child, "--parent", "main"],
+            "ptq: error: --parent 'main': not a commit SHA (hex digits); pass the full SHA: `$(git rev-parse HEAD~1)`",
+        ),
+        (
+            ["a.json", "b.json", "--commit", child, "--parent", child],
+            f"ptq: error: --commit and --parent name one commit ({child}); a link is a commit over its parent: pass "
+            "--parent $(git rev-parse COMMIT~1)",
+        ),
+        (
+            ["a.json", "b.json", "--commit", child, "--parent", parent, "--time", "yesterday"],
+            "ptq: error: --time 'yesterday' is not an ISO 8601 time (pass `git show -s --format=%cI COMMIT`)",
+        ),
+        (
+            ["a.json", "b.json", "--commit", child, "--parent", parent, "--time", "2024-05-01T10:00:00"],
+            "ptq: error: --time '2024-05-01T10:00:00' has no UTC offset, so it names no instant (pass `git show -s "
+            "--format=%cI COMMIT`, e.g. 2024-05-01T10:00:00+09:00)",
+        ),
     ]
     before = sorted(p.relative_to(root) for p in root.rglob("*") if ".git" not in p.parts)
     for args, message in cases:
@@ -317,7 +483,8 @@ def test_sides_that_differ_only_in_their_installs_are_chained_with_a_note(repo, 
     newer = _side(1.1e-3)
     newer["ptq"]["environment"]["torch"] = "2.15.0"  # ptq ab --compare-installs: one machine, two installs
     (root / "newer.json").write_text(json.dumps(newer))
-    code, _, err = _ptq(capsys, "chain", "append", "a.json", "newer.json", "--commit", child, "--parent", parent,
-                        "-d", "chain")
+    code, _, err = _ptq(
+        capsys, "chain", "append", "a.json", "newer.json", "--commit", child, "--parent", parent, "-d", "chain"
+    )
     assert code == 0 and any("the sides' installs differ (torch; ptq ab --compare-installs)" in line for line in err)
     assert [p.name for p in (root / "chain").iterdir()] == [f"{child}.json"]

@@ -31,7 +31,7 @@ def test_ab_with_an_unbalanced_quote_in_pytest_args_is_a_usage_error(monkeypatch
     monkeypatch.setattr(ptq.cli.ab, "materialize", no_work)
     assert main(["ab", "HEAD", "HEAD", "--pytest-args=--ptq-models='micro_*"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ptq: error: --pytest-args=\"--ptq-models='micro_*\": No closing quotation; close every quote")
+    assert err.startswith('ptq: error: --pytest-args="--ptq-models=\'micro_*": No closing quotation; close every quote')
     assert len(err.strip().splitlines()) == 1
 
 
@@ -53,8 +53,10 @@ def test_the_command_line_and_the_package_load_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, ptq, ptq.cli; ptq.cli.build_parser(); "
-            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    code = (
+        "import sys, ptq, ptq.cli; ptq.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -49,7 +49,9 @@ def test_every_command_and_subcommand_has_a_summary_in_the_listing():
     for path, parser in _parsers(build_parser()):
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
-                assert {a.dest: bool((a.help or "").strip()) for a in action._choices_actions} == dict.fromkeys(action.choices, True), path
+                assert {a.dest: bool((a.help or "").strip()) for a in action._choices_actions} == dict.fromkeys(
+                    action.choices, True
+                ), path
 
 
 def test_help_lists_each_command_with_its_summary(capsys):
@@ -121,7 +123,11 @@ def _required(parser: argparse.ArgumentParser) -> list[str]:
     """Placeholder values for ``parser``'s required arguments, so a parse reaches the option under test."""
     out = []
     for action in parser._actions:
-        if not action.option_strings and action.nargs not in ("?", "*") and not isinstance(action, argparse._SubParsersAction):
+        if (
+            not action.option_strings
+            and action.nargs not in ("?", "*")
+            and not isinstance(action, argparse._SubParsersAction)
+        ):
             out.append("x")
         elif action.option_strings and action.required:
             out += [action.option_strings[0], "x"]

@@ -48,7 +48,10 @@ def test_regressions_come_first_and_set_the_exit_code():
 
 
 def test_new_cases_fail_unless_accepted():
-    cur = run(bench("m-fp32", samples(1e-3, seed=21), metrics={"size": {"serialized_bytes": 1000}}), bench("x-fp32", samples(1.0)))
+    cur = run(
+        bench("m-fp32", samples(1e-3, seed=21), metrics={"size": {"serialized_bytes": 1000}}),
+        bench("x-fp32", samples(1.0)),
+    )
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
     assert c.exit_code == EXIT_NO_BASELINE and _verdicts(c)[("x-fp32", "*")] is Verdict.NEW
     assert render(c).endswith("FAIL: 1 new (2 ok)")
@@ -65,8 +68,10 @@ def _elsewhere(data: dict, **env: object) -> dict:
 
 
 def test_another_cpu_model_compares_size_but_not_latency_and_names_the_timing_key():
-    cur = _elsewhere(run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"serialized_bytes": 900}})),
-                     cpu_model="another cpu")
+    cur = _elsewhere(
+        run(bench("m-fp16", samples(1e-2, seed=5), metrics={"size": {"serialized_bytes": 900}})),
+        cpu_model="another cpu",
+    )
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"))
     v = _verdicts(c)
     assert v[("m-fp16", "latency")] is Verdict.NOT_COMPARED and v[("m-fp16", "size")] is Verdict.REGRESSION
@@ -78,8 +83,11 @@ def test_another_cpu_model_compares_size_but_not_latency_and_names_the_timing_ke
 def test_other_isa_flags_or_versions_make_memory_size_and_drift_not_comparable_naming_the_keys():
     drift = {"drift": {"value": 0.1, "tolerance": 0.01}}
     base = run(bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}, **drift}))
-    cur = _elsewhere(run(bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 900}, **drift})),
-                     cpu_flags=["avx2", "amx_int8"], torch="2.15")
+    cur = _elsewhere(
+        run(bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 900}, **drift})),
+        cpu_flags=["avx2", "amx_int8"],
+        torch="2.15",
+    )
     c = compare(parse_run(base, "base.json"), parse_run(cur, "cur.json"))
     details = {r.metric: r.judgement.detail for r in c.rows}
     assert {r.verdict for r in c.rows} == {Verdict.NOT_COMPARED} and c.exit_code == EXIT_REGRESSION
@@ -91,12 +99,20 @@ def test_drift_of_other_weights_is_not_comparable_even_on_the_same_machine():
     def one(weights: str) -> dict:
         return run(bench("m-int8", None, weights=weights, metrics={"drift": {"value": 0.1}}))
 
-    same = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=aa (trained now)"), "c"),
-                   judges=["drift"])
+    same = compare(
+        parse_run(one("trained:k,sha256=aa (loaded)"), "b"),
+        parse_run(one("trained:k,sha256=aa (trained now)"), "c"),
+        judges=["drift"],
+    )
     assert [r.verdict for r in same.rows] == [Verdict.OK]  # how the weights were obtained is not what they are
-    other = compare(parse_run(one("trained:k,sha256=aa (loaded)"), "b"), parse_run(one("trained:k,sha256=bb (loaded)"), "c"),
-                    judges=["drift"])
-    assert [r.judgement.detail for r in other.rows] == ["not comparable: weights differ (trained:k,sha256=aa vs trained:k,sha256=bb)"]
+    other = compare(
+        parse_run(one("trained:k,sha256=aa (loaded)"), "b"),
+        parse_run(one("trained:k,sha256=bb (loaded)"), "c"),
+        judges=["drift"],
+    )
+    assert [r.judgement.detail for r in other.rows] == [
+        "not comparable: weights differ (trained:k,sha256=aa vs trained:k,sha256=bb)"
+    ]
 
 
 def test_metric_missing_on_one_side_is_not_measured_and_fails_the_gate():
@@ -110,8 +126,9 @@ def test_metric_missing_on_one_side_is_not_measured_and_fails_the_gate():
 
 
 def test_summary_names_every_failing_outcome():
-    cur = _elsewhere(run(bench("m-int8", samples(6e-4, seed=12)), bench("m-fp16", samples(1e-2, seed=5))),
-                     cpu_model="another cpu")
+    cur = _elsewhere(
+        run(bench("m-int8", samples(6e-4, seed=12)), bench("m-fp16", samples(1e-2, seed=5))), cpu_model="another cpu"
+    )
     c = compare(parse_run(BASE, "base.json"), parse_run(cur, "cur.json"), accept_new=True)
     # latency of another CPU: not compared; size, and m-int8's speedup, missing in the current run: not measured
     assert _verdicts(c)[("m-int8", "latency")] is Verdict.NOT_COMPARED
@@ -121,22 +138,36 @@ def test_summary_names_every_failing_outcome():
 
 def test_memory_and_drift_judges_read_their_documented_keys():
     mib = 1 << 20
-    mem = lambda peak, spread: {"memory": {"inference": {"increment_bytes": peak * mib, "samples": [(peak - spread) * mib, peak * mib]}}}  # noqa: E731
-    drift = lambda value: {"drift": {"value": value}}  # noqa: E731
-    base = run(bench("a-int8", samples(1.0), metrics={**mem(100, 0), **drift(0.010)}),
-               bench("b-int8", samples(1.0), metrics={**mem(100, 10), **drift(0.010)}))
-    cur = run(bench("a-int8", samples(1.0, seed=9), metrics={**mem(110, 0), **drift(0.020)}),
-              bench("b-int8", samples(1.0, seed=9), metrics={**mem(110, 0), **drift(0.012)}))
+
+    def mem(peak, spread):
+        return {
+            "memory": {"inference": {"increment_bytes": peak * mib, "samples": [(peak - spread) * mib, peak * mib]}}
+        }
+
+    def drift(value):
+        return {"drift": {"value": value}}
+
+    base = run(
+        bench("a-int8", samples(1.0), metrics={**mem(100, 0), **drift(0.010)}),
+        bench("b-int8", samples(1.0), metrics={**mem(100, 10), **drift(0.010)}),
+    )
+    cur = run(
+        bench("a-int8", samples(1.0, seed=9), metrics={**mem(110, 0), **drift(0.020)}),
+        bench("b-int8", samples(1.0, seed=9), metrics={**mem(110, 0), **drift(0.012)}),
+    )
     v = _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c")))
     assert v[("a-int8", "memory")] is Verdict.REGRESSION and v[("b-int8", "memory")] is Verdict.OK  # spread 10 MiB x 3
     assert v[("a-int8", "drift")] is Verdict.REGRESSION and v[("b-int8", "drift")] is Verdict.OK
 
 
-@pytest.mark.parametrize(("grown_mib", "absolute", "verdict"), [
-    (1.0, None, Verdict.OK),  # one pymalloc arena more: the measured run-to-run step
-    (1.5, None, Verdict.REGRESSION),
-    (1.0, 0, Verdict.REGRESSION),  # memory_absolute = 0: every byte past 5% counts
-])
+@pytest.mark.parametrize(
+    ("grown_mib", "absolute", "verdict"),
+    [
+        (1.0, None, Verdict.OK),  # one pymalloc arena more: the measured run-to-run step
+        (1.5, None, Verdict.REGRESSION),
+        (1.0, 0, Verdict.REGRESSION),  # memory_absolute = 0: every byte past 5% counts
+    ],
+)
 def test_a_small_step_may_move_by_one_arena(grown_mib, absolute, verdict):
     mib = 1 << 20
     mem = lambda n: {"memory": {"quantize": {"increment_bytes": n}}}  # noqa: E731
@@ -162,8 +193,13 @@ def test_latency_statistic_comes_from_the_gate_config_section():
     assert _verdicts(by_p1)[("m-int8", "latency")] is Verdict.OK
     assert "p1 ratio" in by_p1.rows[0].judgement.detail and by_p1.rows[0].judgement.baseline == "1 ms p1"
     by_median = validate({"gate": {"latency_statistic": "median"}}, "cfg")
-    assert _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c"), config=by_median))[("m-int8", "latency")] is Verdict.REGRESSION
-    with pytest.raises(UserError, match=r"cfg: \[tool.ptq.gate\] latency_statistic = 'p3' is not one of min, p1, p5, p10, p25, median"):
+    assert (
+        _verdicts(compare(parse_run(base, "b"), parse_run(cur, "c"), config=by_median))[("m-int8", "latency")]
+        is Verdict.REGRESSION
+    )
+    with pytest.raises(
+        UserError, match=r"cfg: \[tool.ptq.gate\] latency_statistic = 'p3' is not one of min, p1, p5, p10, p25, median"
+    ):
         validate({"gate": {"latency_statistic": "p3"}}, "cfg")
     with pytest.raises(UserError, match=r"latency_statistic = 'p3' is not one of"):  # in a scope too
         validate({"gate": {"cases": {"m-int8": {"latency_statistic": "p3"}}}}, "cfg")
@@ -181,8 +217,12 @@ def test_markdown_has_a_table_and_the_summary():
 def test_cli_exit_codes(tmp_path, capsys):
     base, ok, bad = tmp_path / "base.json", tmp_path / "ok.json", tmp_path / "slow.json"
     base.write_text(json.dumps(BASE))
-    ok.write_text(json.dumps(run(bench("m-fp32", samples(1e-3, seed=41), metrics={"size": {"serialized_bytes": 1000}}))))
-    bad.write_text(json.dumps(run(bench("m-fp32", samples(2e-3, seed=42), metrics={"size": {"serialized_bytes": 1000}}))))
+    ok.write_text(
+        json.dumps(run(bench("m-fp32", samples(1e-3, seed=41), metrics={"size": {"serialized_bytes": 1000}})))
+    )
+    bad.write_text(
+        json.dumps(run(bench("m-fp32", samples(2e-3, seed=42), metrics={"size": {"serialized_bytes": 1000}})))
+    )
     assert main(["compare", str(ok), "--baseline", str(base)]) == 0
     # two separate runs: latency is ptq ab's, so the 2x slower run passes on memory, size, drift, and says so
     assert main(["compare", str(bad), "--baseline", str(base)]) == 0
@@ -211,10 +251,14 @@ def test_cli_without_a_baseline_fails_and_lists_the_stored_ones(tmp_path, capsys
     assert main(["compare", "--root", str(tmp_path), *accept_new]) == EXIT_NO_BASELINE  # accepted new or not
     out = capsys.readouterr().out
     [error] = [line for line in out.splitlines() if line.startswith("error: ")]
-    assert error.startswith(f"error: no baseline for fingerprint aaaa ({tmp_path}/results/baselines/aaaa.json does not exist)")
+    assert error.startswith(
+        f"error: no baseline for fingerprint aaaa ({tmp_path}/results/baselines/aaaa.json does not exist)"
+    )
     assert "bbbb.json (fingerprint bbbb: torch differ)" in error and "cccc.json (unreadable: " in error
     assert error.endswith("record this machine's with `pytest benchmarks --benchmark-only --ptq-save-baseline`")
-    assert out.count("  new\n") == 3 and out.rstrip().endswith("FAIL: no baseline (3 new" + (" accepted)" if accept_new else ")"))
+    assert out.count("  new\n") == 3 and out.rstrip().endswith(
+        "FAIL: no baseline (3 new" + (" accepted)" if accept_new else ")")
+    )
     assert main(["compare", "--root", str(tmp_path), "--format", "md"]) == EXIT_NO_BASELINE
     assert "### ptq regression gate: FAIL: no baseline (3 new)" in capsys.readouterr().out
 
@@ -254,12 +298,15 @@ def test_a_stored_baseline_of_another_runner_applies_where_its_numerics_keys_mat
     (stored / "cccc.json").unlink()
     (stored / "bbbb.json").write_text(json.dumps(_elsewhere(other_cpu, threads=3)))  # other kernels: none applies
     c = compare_stored(tmp_path, parse_run(cur, "cur.json"))
-    assert c.exit_code == EXIT_NO_BASELINE and "bbbb.json (fingerprint aaaa: cpu_model, threads differ)" in c.no_baseline
+    assert (
+        c.exit_code == EXIT_NO_BASELINE and "bbbb.json (fingerprint aaaa: cpu_model, threads differ)" in c.no_baseline
+    )
 
 
 def test_a_latency_whose_interval_cannot_be_estimated_is_not_measured_never_ok():
     """Both sides split by placement, but a single placement (no interval over placements) or
     placements that cannot be paired: not measured, and not pooled back into one draw."""
+
     def one(sizes: list[int]) -> dict:
         return run(bench("m-int8", samples(1e-3, n=20), ab_placement_sizes=sizes))
 
@@ -301,8 +348,11 @@ def test_a_latency_no_side_measured_is_a_failing_row_with_the_duet_s_reason():
 
 def test_a_figure_a_probe_said_it_could_not_measure_on_both_sides_fails():
     said = {"memory": {"inference": {"not_measured": "memray is not installed"}}}
-    c = compare(parse_run(run(bench("m-fp32", samples(1e-3), metrics=said)), "A"),
-                parse_run(run(bench("m-fp32", samples(1e-3, seed=1), metrics=said)), "B"), judges=["memory", "size"])
+    c = compare(
+        parse_run(run(bench("m-fp32", samples(1e-3), metrics=said)), "A"),
+        parse_run(run(bench("m-fp32", samples(1e-3, seed=1), metrics=said)), "B"),
+        judges=["memory", "size"],
+    )
     assert _verdicts(c) == {("m-fp32", "memory"): Verdict.NOT_MEASURED}
     assert "memray is not installed" in c.rows[0].judgement.detail and c.exit_code == EXIT_REGRESSION
     assert "size: recorded by neither run, and no probe said it should be (1 case(s))" in c.notes
@@ -319,8 +369,22 @@ def test_in_an_a_b_a_case_side_b_lacks_is_a_failing_row_not_a_note():
 
 def test_a_drift_row_names_its_measure_and_samples():
     def one(value: float) -> dict:
-        return run(bench("m-int8", samples(1e-3), weights="w", metrics={"drift": {
-            "headline": "top1_agreement", "value": value, "higher_is_better": True, "tolerance": 0.01, "samples": 16}}))
+        return run(
+            bench(
+                "m-int8",
+                samples(1e-3),
+                weights="w",
+                metrics={
+                    "drift": {
+                        "headline": "top1_agreement",
+                        "value": value,
+                        "higher_is_better": True,
+                        "tolerance": 0.01,
+                        "samples": 16,
+                    }
+                },
+            )
+        )
 
     c = compare(parse_run(one(1.0), "b"), parse_run(one(0.875), "c"), judges=["drift"])
     [row] = c.rows

@@ -37,14 +37,18 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).parent.parent
 SIZE = lambda n: {"size": {"serialized_bytes": n}}  # noqa: E731
-BASE = run(bench("m-fp32", samples(1e-3, seed=1), metrics=SIZE(1000)),
-           bench("m-int8", samples(5e-4, seed=2), metrics=SIZE(300)),
-           bench("m-fp16", samples(8e-4, seed=3), metrics=SIZE(500)))
+BASE = run(
+    bench("m-fp32", samples(1e-3, seed=1), metrics=SIZE(1000)),
+    bench("m-int8", samples(5e-4, seed=2), metrics=SIZE(300)),
+    bench("m-fp16", samples(8e-4, seed=3), metrics=SIZE(500)),
+)
 #: m-int8 20% slower, m-fp16 smaller, m-fp32 unchanged, m-new new.
-CURRENT = run(bench("m-fp32", samples(1e-3, seed=11), metrics=SIZE(1000)),
-              bench("m-int8", samples(6e-4, seed=12), metrics=SIZE(300)),
-              bench("m-fp16", samples(8e-4, seed=13), metrics=SIZE(400)),
-              bench("m-new", samples(1e-3, seed=14)))
+CURRENT = run(
+    bench("m-fp32", samples(1e-3, seed=11), metrics=SIZE(1000)),
+    bench("m-int8", samples(6e-4, seed=12), metrics=SIZE(300)),
+    bench("m-fp16", samples(8e-4, seed=13), metrics=SIZE(400)),
+    bench("m-new", samples(1e-3, seed=14)),
+)
 
 
 def _compare(base=BASE, cur=CURRENT, **kw):
@@ -75,8 +79,14 @@ def test_json_validates_against_the_shipped_schema_and_carries_the_gates_decisio
 
 def test_json_outcomes_of_the_fixture_comparisons():
     outcomes = {name: as_json(make())["outcome"] for name, make in COMPARISONS.items()}
-    assert outcomes == {"regression": "fail", "accepted-new": "fail", "no-baseline": "no-baseline",
-                        "not-measured": "fail", "pass": "pass", "empty": "pass"}
+    assert outcomes == {
+        "regression": "fail",
+        "accepted-new": "fail",
+        "no-baseline": "no-baseline",
+        "not-measured": "fail",
+        "pass": "pass",
+        "empty": "pass",
+    }
     assert as_json(COMPARISONS["no-baseline"]())["no_baseline"] == "base.json holds no case"
 
 
@@ -85,7 +95,9 @@ def test_the_schema_names_every_verdict_and_outcome_and_refuses_what_it_does_not
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$defs"]["verdict"]["enum"] == [VERDICT_IDS[v] for v in Verdict]
     assert schema["properties"]["outcome"]["enum"] == list(OUTCOME_NAMES.values())
-    assert schema["properties"]["exit_code"]["enum"] == list(OUTCOME_NAMES) == [EXIT_OK, EXIT_REGRESSION, EXIT_NO_BASELINE]
+    assert (
+        schema["properties"]["exit_code"]["enum"] == list(OUTCOME_NAMES) == [EXIT_OK, EXIT_REGRESSION, EXIT_NO_BASELINE]
+    )
     doc = as_json(_compare())
     for broken in ({**doc, "version": 2}, {**doc, "extra": 1}, {**doc, "rows": [{**doc["rows"][0], "verdict": "bad"}]}):
         with pytest.raises(jsonschema.ValidationError):
@@ -122,7 +134,7 @@ def test_text_keeps_its_columns_and_explains_each_row_that_is_not_ok():
 
 
 def _table_rows(md: str, start: str, end: str) -> list[list[str]]:
-    block = md[md.index(start):md.index(end)]
+    block = md[md.index(start) : md.index(end)]
     return [[c.strip() for c in line.split(" | ")] for line in block.splitlines() if line.startswith("| ")][1:]
 
 

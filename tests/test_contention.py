@@ -11,9 +11,20 @@ from ptq.lab.contention import ContentionStudy
 def _planted() -> ContentionStudy:
     # the DRAM copy slows in rounds 3-5; fp32 follows it at full amplitude, the case at half; compute is flat
     dram = [5.0, 5.1, 5.0, 6.5, 7.0, 6.8]
-    return ContentionStudy("m", "r", tuple(
-        {"compute": 1.40 + 0.001 * (k % 2), "cache_copy": 0.87, "dram_copy": d, "fp32": 40 * d / 5, "case": 10 * (1 + (d / 5 - 1) / 2)}
-        for k, d in enumerate(dram)))
+    return ContentionStudy(
+        "m",
+        "r",
+        tuple(
+            {
+                "compute": 1.40 + 0.001 * (k % 2),
+                "cache_copy": 0.87,
+                "dram_copy": d,
+                "fp32": 40 * d / 5,
+                "case": 10 * (1 + (d / 5 - 1) / 2),
+            }
+            for k, d in enumerate(dram)
+        ),
+    )
 
 
 def test_the_summaries_say_which_meter_a_case_follows():

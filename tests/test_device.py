@@ -26,8 +26,15 @@ from ptq.run.workbench import DEVICE_RECIPES, DeviceData, _check_device
 class FakeCuda:
     """The parts of ``torch.cuda`` the device uses; ``log`` records synchronisations in call order."""
 
-    def __init__(self, *, available: bool = True, count: int = 2, current: int = 0,
-                 name: str = "Fake GPU", capability: tuple[int, int] = (8, 9)) -> None:
+    def __init__(
+        self,
+        *,
+        available: bool = True,
+        count: int = 2,
+        current: int = 0,
+        name: str = "Fake GPU",
+        capability: tuple[int, int] = (8, 9),
+    ) -> None:
         self.available, self.count, self.current = available, count, current
         self.name, self.cap = name, capability
         self.log: list[str] = []
@@ -67,23 +74,41 @@ def cuda_device(fake: FakeCuda | None = None, spec: str = "cuda") -> Device:
     return resolve(spec, cuda=fake or FakeCuda(), runtime="12.4", driver="550.54.15")
 
 
-@pytest.mark.parametrize(("spec", "available", "expected"), [
-    ("cpu", True, "cpu"), ("auto", False, "cpu"), ("auto", True, "cuda:1"), ("cuda", True, "cuda:1"),
-    ("cuda:0", True, "cuda:0"), (" CUDA:1 ", True, "cuda:1"),
-])
+@pytest.mark.parametrize(
+    ("spec", "available", "expected"),
+    [
+        ("cpu", True, "cpu"),
+        ("auto", False, "cpu"),
+        ("auto", True, "cuda:1"),
+        ("cuda", True, "cuda:1"),
+        ("cuda:0", True, "cuda:0"),
+        (" CUDA:1 ", True, "cuda:1"),
+    ],
+)
 def test_resolve_maps_each_spec_to_its_device(spec, available, expected):
     assert resolve(spec, cuda=FakeCuda(available=available, current=1)).name == expected
 
 
-@pytest.mark.parametrize(("spec", "fake", "message"), [
-    ("cuda", FakeCuda(available=False), "--ptq-device=cuda: CUDA is not available here (this torch is a CPU-only "
-                                        "build and sees no GPU); run on a machine with a GPU, or pass "
-                                        "--ptq-device=cpu (or auto)"),
-    ("cuda:2", FakeCuda(count=2), "--ptq-device=cuda:2: there is no CUDA device 2; this machine has 2 "
-                                  "(cuda:0 to cuda:1): pass one of them"),
-    ("gpu", FakeCuda(), "--ptq-device=gpu: not a device; valid: auto, cpu, cuda, cuda:N"),
-    ("cuda:", FakeCuda(), "--ptq-device=cuda:: not a device; *"),
-], ids=["no-cuda", "no-such-index", "unknown", "blank-index"])
+@pytest.mark.parametrize(
+    ("spec", "fake", "message"),
+    [
+        (
+            "cuda",
+            FakeCuda(available=False),
+            "--ptq-device=cuda: CUDA is not available here (this torch is a CPU-only "
+            "build and sees no GPU); run on a machine with a GPU, or pass "
+            "--ptq-device=cpu (or auto)",
+        ),
+        (
+            "cuda:2",
+            FakeCuda(count=2),
+            "--ptq-device=cuda:2: there is no CUDA device 2; this machine has 2 (cuda:0 to cuda:1): pass one of them",
+        ),
+        ("gpu", FakeCuda(), "--ptq-device=gpu: not a device; valid: auto, cpu, cuda, cuda:N"),
+        ("cuda:", FakeCuda(), "--ptq-device=cuda:: not a device; *"),
+    ],
+    ids=["no-cuda", "no-such-index", "unknown", "blank-index"],
+)
 def test_resolve_refuses_what_is_not_there_in_one_line(spec, fake, message):
     with pytest.raises(UserError) as caught:
         resolve(spec, cuda=fake)
@@ -122,8 +147,14 @@ def test_cuda_synchronized_callable_returns_the_output_after_waiting():
 
 def test_time_pairs_with_the_device_clock_brackets_every_timed_call():
     fake = FakeCuda()
-    pairs = time_pairs(lambda: fake.log.append("ref"), lambda: fake.log.append("cand"), budget_s=0.0, warmup=0,
-                       min_pairs=2, timer=cuda_device(fake).timer())
+    pairs = time_pairs(
+        lambda: fake.log.append("ref"),
+        lambda: fake.log.append("cand"),
+        budget_s=0.0,
+        warmup=0,
+        min_pairs=2,
+        timer=cuda_device(fake).timer(),
+    )
     assert len(pairs) == 2
     calls = [i for i, e in enumerate(fake.log) if e in ("ref", "cand")]
     assert [fake.log[i] for i in calls] == ["ref", "cand", "cand", "ref"]  # ABBA
@@ -152,8 +183,12 @@ def test_cpu_steps_record_host_memory_only():
 def test_cuda_run_records_the_gpu_in_both_keys():
     env = environment(1, cuda_device(FakeCuda(name="H200", capability=(9, 0))))
     assert {k: env[k] for k in ("device", "device_name", "compute_capability", "cuda_runtime", "cuda_driver")} == {
-        "device": "cuda:0", "device_name": "H200 #0", "compute_capability": "9.0", "cuda_runtime": "12.4",
-        "cuda_driver": "550.54.15"}
+        "device": "cuda:0",
+        "device_name": "H200 #0",
+        "compute_capability": "9.0",
+        "cuda_runtime": "12.4",
+        "cuda_driver": "550.54.15",
+    }
     other = {**env, "compute_capability": "8.0"}
     assert fingerprint(env) != fingerprint(other)
     assert differing_keys(env, other, "timing") == differing_keys(env, other, "numerics") == ["compute_capability"]
@@ -178,8 +213,10 @@ def ptq_hash(key: dict) -> str:
 
 def test_nvidia_driver_reads_the_kernel_module_version(tmp_path):
     report = tmp_path / "version"
-    report.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  "
-                      "(dvs-builder@U16)  Tue Mar  5 22:15:33 UTC 2024\nGCC version:  gcc version 12.3.0\n")
+    report.write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  "
+        "(dvs-builder@U16)  Tue Mar  5 22:15:33 UTC 2024\nGCC version:  gcc version 12.3.0\n"
+    )
     assert nvidia_driver(report) == "550.54.15"
     assert nvidia_driver(tmp_path / "absent") is None
 
@@ -193,8 +230,11 @@ def test_recipes_with_cpu_kernels_skip_on_cuda_naming_what_runs_there():
     device = cuda_device()
     _check_device(get_recipe("fp32"), device)
     _check_device(get_recipe("dynamic_int8"), CPU)
-    with pytest.raises(NotApplicable, match=r"recipe 'dynamic_int8' \(DynamicQuant\) runs on CPU only; on cuda:0 "
-                                            r"the suite runs Float32, Bfloat16, TorchaoRecipe recipes"):
+    with pytest.raises(
+        NotApplicable,
+        match=r"recipe 'dynamic_int8' \(DynamicQuant\) runs on CPU only; on cuda:0 "
+        r"the suite runs Float32, Bfloat16, TorchaoRecipe recipes",
+    ):
         _check_device(get_recipe("dynamic_int8"), device)
     with pytest.raises(NotApplicable, match="bf16_compile"):
         _check_device(get_recipe("bf16_compile"), device)  # a Deployed form of bf16 compiles CPU kernels
@@ -218,15 +258,22 @@ def test_torchao_gpu_recipe_skips_on_a_cpu_model_naming_the_option():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_cuda_option_without_cuda_is_one_usage_error_before_any_case(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
-    result = pytester.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32",
-                                           "--ptq-device=cuda", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "--benchmark-only",
+        "--ptq-models=micro_linear_256",
+        "--ptq-recipes=fp32",
+        "--ptq-device=cuda",
+        "-p",
+        "no:cacheprovider",
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.startswith("ERROR:")] == [
         "ERROR: --ptq-device=cuda: CUDA is not available here (this torch is built for CUDA "
         f"{torch.version.cuda} and sees no GPU); run on a machine with a GPU, or pass --ptq-device=cpu (or auto)"
-        if torch.version.cuda else
-        "ERROR: --ptq-device=cuda: CUDA is not available here (this torch is a CPU-only build and sees no GPU); "
-        "run on a machine with a GPU, or pass --ptq-device=cpu (or auto)"]
+        if torch.version.cuda
+        else "ERROR: --ptq-device=cuda: CUDA is not available here (this torch is a CPU-only build and sees no GPU); "
+        "run on a machine with a GPU, or pass --ptq-device=cpu (or auto)"
+    ]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 

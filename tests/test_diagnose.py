@@ -89,8 +89,18 @@ def registered_tiny(tiny_entry: ModelEntry):
 
 
 def test_diagnose_command_prints_a_ranked_list_and_a_proposal(registered_tiny: str, capsys, tmp_path):
-    rc = main(["diagnose", registered_tiny, "static_int8", "--set", "calib_split=zeros", "--propose",
-               "--rootdir", str(tmp_path)])
+    rc = main(
+        [
+            "diagnose",
+            registered_tiny,
+            "static_int8",
+            "--set",
+            "calib_split=zeros",
+            "--propose",
+            "--rootdir",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 1  # the proposal cannot meet the tolerance on this model, and says so
     assert "full recipe: FAIL" in out and "sqnr_db = " in out
@@ -102,9 +112,22 @@ def test_diagnose_command_prints_a_ranked_list_and_a_proposal(registered_tiny: s
 
 
 def test_drift_command_reads_benchmark_json(tmp_path, capsys):
-    info = {"model": "m", "recipe": "r", "quantized_layers": 1, "float_layers": 1, "metrics": {"drift": {
-        "profile": "tensor", "samples": 4, "sqnr_db": 31.25, "cosine_mean": 0.9999, "passed": True,
-        "worst_layers": [{"name": "fc", "sqnr_db": 31.2}]}}}
+    info = {
+        "model": "m",
+        "recipe": "r",
+        "quantized_layers": 1,
+        "float_layers": 1,
+        "metrics": {
+            "drift": {
+                "profile": "tensor",
+                "samples": 4,
+                "sqnr_db": 31.25,
+                "cosine_mean": 0.9999,
+                "passed": True,
+                "worst_layers": [{"name": "fc", "sqnr_db": 31.2}],
+            }
+        },
+    }
     path = tmp_path / "out.json"
     path.write_text(json.dumps({"benchmarks": [{"extra_info": info}]}))
     assert main(["drift", str(path)]) == 0

@@ -28,16 +28,33 @@ def _mkdocs_missing() -> bool:
 def test_the_site_config_is_strict_and_checks_every_link():
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     assert config["strict"] is True
-    assert config["validation"] == dict.fromkeys(("omitted_files", "absolute_links", "unrecognized_links", "anchors"),
-                                                 "warn")
+    assert config["validation"] == dict.fromkeys(
+        ("omitted_files", "absolute_links", "unrecognized_links", "anchors"), "warn"
+    )
     nav = [next(iter(entry.values())) if isinstance(entry, dict) else entry for entry in config["nav"]]
     assert sorted(nav) == sorted(p.name for p in (ROOT / "docs").glob("*.md")), "every docs page in the nav, once"
 
 
-@pytest.mark.skipif(_mkdocs_missing(), reason="mkdocs is not installed: pip install -e '.[dev]' (or pip install mkdocs)")
+@pytest.mark.skipif(
+    _mkdocs_missing(), reason="mkdocs is not installed: pip install -e '.[dev]' (or pip install mkdocs)"
+)
 def test_the_docs_build_with_no_warning_and_no_broken_link(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-                           "--site-dir", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
     assert "WARNING" not in log, log
@@ -55,8 +72,12 @@ def test_the_command_reference_is_generated_from_the_parsers():
     # In a fresh process: the commands are listed in the order a plain `ptq` imports them, which
     # other tests' imports (ptq.cli.init first, say) would change in this one.
     reference = _cli_reference()
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, f"docs/cli.md is stale: run {reference.REGENERATE}\n{done.stdout}{done.stderr}"
 
 
@@ -76,7 +97,9 @@ def test_the_command_reference_names_every_command_and_option():
 
 def test_the_readme_is_a_ten_minute_read():
     lines = README.read_text().count("\n")
-    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail into docs/ (at most {README_MAX_LINES})"
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines; move detail into docs/ (at most {README_MAX_LINES})"
+    )
 
 
 def test_the_readmes_two_commands_are_what_ci_runs():

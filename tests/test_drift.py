@@ -29,12 +29,17 @@ def test_gates_compare_in_the_direction_their_key_says():
 
 
 def test_tolerances_resolve_case_over_recipe_over_model_and_reject_unknown_keys():
-    cfg = validate({"tolerance": {
-        "min_sqnr_db": 25,
-        "models": {"tiny": {"min_sqnr_db": 30}},
-        "recipes": {"static_int8": {"min_cosine": 0.9}},
-        "cases": {"tiny-static_int8": {"min_sqnr_db": 10}},
-    }}, "test")
+    cfg = validate(
+        {
+            "tolerance": {
+                "min_sqnr_db": 25,
+                "models": {"tiny": {"min_sqnr_db": 30}},
+                "recipes": {"static_int8": {"min_cosine": 0.9}},
+                "cases": {"tiny-static_int8": {"min_sqnr_db": 10}},
+            }
+        },
+        "test",
+    )
     assert tolerances_for(cfg, "other", "fp32")["min_sqnr_db"] == 25
     assert tolerances_for(cfg, "tiny", "dynamic_int8")["min_sqnr_db"] == 30
     t = tolerances_for(cfg, "tiny", "static_int8")
@@ -71,7 +76,9 @@ def test_static_int8_kernels_compute_what_int8_math_says(tiny_built: Built):
 
     recipe, data = get_recipe("static_int8"), tiny_built.data
     with _torch_ao(recipe.engine):
-        prepared = prepare_fx(copy.deepcopy(tiny_built.model), _qconfig_mapping(recipe), data.batch("calib", 0, 1).inputs)
+        prepared = prepare_fx(
+            copy.deepcopy(tiny_built.model), _qconfig_mapping(recipe), data.batch("calib", 0, 1).inputs
+        )
         with torch.no_grad():
             for i in range(recipe.calib_batches):
                 prepared(*data.batch("calib", i, recipe.calib_batch_size).inputs)
@@ -106,10 +113,15 @@ def test_the_headline_names_its_measure_samples_and_limit():
     # "1 -> 0.875" alone hides that this is top-1 agreement over 16 inputs, where two flips fail
     d = {"headline": "top1_agreement", "value": 0.875, "samples": 16, "tolerances": {"min_top1_agreement": 0.9}}
     assert drift_headline(d) == "top1_agreement 0.875 (16 samples, min 0.9)"
-    assert drift_headline({"headline": "sqnr_db", "value": 18.26, "samples": 1,
-                           "tolerances": {"min_output_sqnr_db": 20.0}}) == "sqnr_db 18.26 (1 sample, min 20)"
+    assert (
+        drift_headline(
+            {"headline": "sqnr_db", "value": 18.26, "samples": 1, "tolerances": {"min_output_sqnr_db": 20.0}}
+        )
+        == "sqnr_db 18.26 (1 sample, min 20)"
+    )
     assert drift_headline({**d, "tolerances": {}, "not_gated": ["top1_agreement: random weights"]}) == (
-        "top1_agreement 0.875 (16 samples, not gated: random weights)")
+        "top1_agreement 0.875 (16 samples, not gated: random weights)"
+    )
     assert drift_headline({"samples": 16, "nonfinite": "NaN"}) is None
 
 
@@ -121,8 +133,17 @@ def test_nan_output_is_its_own_failure(tiny_entry: ModelEntry, tiny_built: Built
     report = measure_drift(tiny_entry, tiny_built, NaNs(), DEFAULT_TOLERANCES)
     assert report.nonfinite == "NaN" and not report.passed
     assert "produced NaN outputs on the evaluation data" in report.message("tiny-x")
-    assert "NaN/Inf" in drift_table([{"model": "tiny", "recipe": "x", "quantized_layers": 0, "float_layers": 1,
-                                      "metrics": {"drift": report.to_dict()}}])
+    assert "NaN/Inf" in drift_table(
+        [
+            {
+                "model": "tiny",
+                "recipe": "x",
+                "quantized_layers": 0,
+                "float_layers": 1,
+                "metrics": {"drift": report.to_dict()},
+            }
+        ]
+    )
 
 
 def test_labeled_classifier_records_accuracy_and_its_drop(tiny_entry: ModelEntry):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-CONFTEST = '''
+CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model
 from ptq.recipes import StaticInt8, register_recipe
@@ -19,15 +19,22 @@ def user_cls(*, weights):
     return Built(model, weights="random:seed=0", data=data)
 
 register_recipe(StaticInt8("static_int8_zeros", calib_split="zeros", description="calibrated on zeros: broken"))
-'''
+"""
 
-TEST_FILE = '''
+TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()
-'''
+"""
 
-FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0",
-        "-p", "no:cacheprovider", "--ptq-models=user_cls"]
+FAST = [
+    "--benchmark-min-rounds=3",
+    "--benchmark-max-time=0.01",
+    "--ptq-warmup=1",
+    "--ptq-pair-time=0",
+    "-p",
+    "no:cacheprovider",
+    "--ptq-models=user_cls",
+]
 
 
 @pytest.fixture
@@ -42,15 +49,17 @@ def test_broken_calibration_fails_its_case_naming_metric_tolerance_and_layers(su
         "--benchmark-only", "--ptq-recipes=fp32,static_int8,static_int8_zeros", "--benchmark-json=out.json", *FAST
     )
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines([
-        "*[[]drift[]] user_cls-static_int8_zeros: drift beyond tolerance: sqnr_db = * "
-        "(tolerance min_output_sqnr_db >= 5) over 16 evaluation samples; "
-        "lowest-SQNR layers: 0 (LinearReLU, * dB), 2 (Linear, * dB)*",
-        "*ptq: drift from fp32 on the evaluation split*",
-        # the measure the gate follows, named, with its sample count and why it has no limit here
-        "*user_cls*static_int8 *top1_agreement * (16 samples, not gated: random weights)*ok*",
-        "*user_cls*static_int8_zeros*FAIL*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]drift[]] user_cls-static_int8_zeros: drift beyond tolerance: sqnr_db = * "
+            "(tolerance min_output_sqnr_db >= 5) over 16 evaluation samples; "
+            "lowest-SQNR layers: 0 (LinearReLU, * dB), 2 (Linear, * dB)*",
+            "*ptq: drift from fp32 on the evaluation split*",
+            # the measure the gate follows, named, with its sample count and why it has no limit here
+            "*user_cls*static_int8 *top1_agreement * (16 samples, not gated: random weights)*ok*",
+            "*user_cls*static_int8_zeros*FAIL*",
+        ]
+    )
     data = json.loads((suite.path / "out.json").read_text())
     drift = {b["extra_info"]["case"]: b["extra_info"]["metrics"]["drift"] for b in data["benchmarks"]}
     assert drift["user_cls-fp32"]["top1_agreement"] == 1.0 and drift["user_cls-fp32"]["passed"]
@@ -63,10 +72,15 @@ def test_broken_calibration_fails_its_case_naming_metric_tolerance_and_layers(su
 
 
 def test_tolerance_config_loosens_one_case(suite: pytest.Pytester):
-    suite.makefile(".toml", **{"results/ptq": '''
+    suite.makefile(
+        ".toml",
+        **{
+            "results/ptq": """
 [tolerance.cases."user_cls-static_int8_zeros"]
 min_output_sqnr_db = -100.0
-'''})
+"""
+        },
+    )
     result = suite.runpytest_subprocess("--benchmark-disable", "--ptq-recipes=static_int8_zeros", *FAST)
     result.assert_outcomes(passed=1)
 

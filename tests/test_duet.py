@@ -24,7 +24,13 @@ class FakeWorker:
     ``placement_offsets`` (seed -> factor) plants a placement's luck on the samples."""
 
     def __init__(self, label, log=None, median=1e-3, ready=None, placement_offsets=None, kind="model+inputs", **_):
-        self.label, self.log, self.median, self.ready, self.closed = label, log if log is not None else [], median, ready, False
+        self.label, self.log, self.median, self.ready, self.closed = (
+            label,
+            log if log is not None else [],
+            median,
+            ready,
+            False,
+        )
         self.offsets, self.factor, self.kind, self.cases = placement_offsets or {}, 1.0, kind, []
 
     def place(self, seed, cases=None):
@@ -73,10 +79,18 @@ def test_duet_places_both_sides_afresh_per_placement_and_alternates_which_goes_f
     a, b = FakeWorker("A", log), FakeWorker("B", log)
     out = duet(a, b, ["m-fp32", "m-int8"], [1, 1], window_s=0.01, first_placement=3)
     assert [(side, case) for side, case, _ in log] == [
-        ("A", "place"), ("B", "place"),
-        ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # placement 3, sweep 1
-        ("A", "place"), ("B", "place"),
-        ("A", "m-fp32"), ("B", "m-fp32"), ("B", "m-int8"), ("A", "m-int8"),  # placement 4, sweep 1
+        ("A", "place"),
+        ("B", "place"),
+        ("A", "m-fp32"),
+        ("B", "m-fp32"),
+        ("B", "m-int8"),
+        ("A", "m-int8"),  # placement 3, sweep 1
+        ("A", "place"),
+        ("B", "place"),
+        ("A", "m-fp32"),
+        ("B", "m-fp32"),
+        ("B", "m-int8"),
+        ("A", "m-int8"),  # placement 4, sweep 1
     ]
     assert [seed for _, case, seed in log if case == "place"] == [6, 7, 8, 9]  # distinct per side and placement
     assert {tuple(len(b) for b in blocks) for side in out.blocks.values() for blocks in side.values()} == {(40, 40)}
@@ -89,24 +103,42 @@ def test_run_plan_uses_fresh_worker_pairs_and_drops_a_case_one_of_them_could_not
         made.append(FakeWorker(label, ready={"m-fp32", "m-int8"} if len(made) < 2 else {"m-int8"}))
         return made[-1]
 
-    got = run_plan(DuetPlan(0.01, sweeps=4, placements=4, workers=2, stopping="fixed"), ["m-fp32", "m-int8"],
-                   new_worker=worker, threads=1)
+    got = run_plan(
+        DuetPlan(0.01, sweeps=4, placements=4, workers=2, stopping="fixed"),
+        ["m-fp32", "m-int8"],
+        new_worker=worker,
+        threads=1,
+    )
     assert len(made) == 4 and all(w.closed for w in made)
-    assert got.failed == {"m-fp32": "side A: boom"} and set(got.blocks["A"]) == set(got.blocks["B"]) == {("m-int8", 0.0)}
+    assert got.failed == {"m-fp32": "side A: boom"} and set(got.blocks["A"]) == set(got.blocks["B"]) == {
+        ("m-int8", 0.0)
+    }
     assert len(got.blocks["A"][("m-int8", 0.0)]) == 4  # two placements from each worker pair
     assert got.placed == {side: {"m-int8": ["model+inputs"] * 4} for side in "AB"}  # one kind per placement
 
 
 def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
-    lines = [json.dumps(m) for m in (
-        {"op": "prepare", "cases": ["micro_linear_256-fp32", "no_such_model-fp32"], "threads": 1, "weights": "random"},
-        {"op": "time", "case": "micro_linear_256-fp32", "budget_s": 0.0},
-        {"op": "time", "case": "micro_linear_256-int4", "budget_s": 0.0},
-        {"op": "frobnicate"},
-    )]
+    lines = [
+        json.dumps(m)
+        for m in (
+            {
+                "op": "prepare",
+                "cases": ["micro_linear_256-fp32", "no_such_model-fp32"],
+                "threads": 1,
+                "weights": "random",
+            },
+            {"op": "time", "case": "micro_linear_256-fp32", "budget_s": 0.0},
+            {"op": "time", "case": "micro_linear_256-int4", "budget_s": 0.0},
+            {"op": "frobnicate"},
+        )
+    ]
     prepared, timed, unknown_case, unknown_op = list(_replies(iter(lines), TimedCases()))
-    assert prepared["ready"] == ["micro_linear_256-fp32"] and "no_such_model" in prepared["failed"]["no_such_model-fp32"]
-    assert len(timed["samples"]) == WINDOW_MIN_SAMPLES and all(s > 0 for s in timed["samples"])  # a zero budget: the least
+    assert (
+        prepared["ready"] == ["micro_linear_256-fp32"] and "no_such_model" in prepared["failed"]["no_such_model-fp32"]
+    )
+    assert len(timed["samples"]) == WINDOW_MIN_SAMPLES and all(
+        s > 0 for s in timed["samples"]
+    )  # a zero budget: the least
     assert "was not prepared" in unknown_case["error"] and "unknown op 'frobnicate'" in unknown_op["error"]
 
 
@@ -126,7 +158,9 @@ def test_place_gives_every_case_a_fresh_copy_that_computes_what_the_original_did
     before = {c: cases.calls[c]() for c in cases.calls}
     kinds = cases.place(seed=1)["placed"]
     assert kinds["micro_linear_256-dynamic_int8"] == "model+inputs"
-    assert all(kinds[peer] == "model+inputs" for peer in peers)  # a fresh ONNX Runtime session, a recompiled OpenVINO model
+    assert all(
+        kinds[peer] == "model+inputs" for peer in peers
+    )  # a fresh ONNX Runtime session, a recompiled OpenVINO model
     for case, call in cases.calls.items():
         assert call() is not before[case] and torch.allclose(call(), before[case], rtol=1e-4, atol=1e-5)
 
@@ -145,7 +179,7 @@ def test_code_without_a_duet_worker_is_one_error_naming_the_fallback(tmp_path):
     (tmp_path / "ptq").mkdir()
     (tmp_path / "ptq" / "__init__.py").write_text("")  # an old ptq: no ptq.duet
     python = tmp_path / "python"  # without site: this checkout's editable install would supply ptq.duet
-    python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     python.chmod(0o755)
     w = Worker("A", python=str(python), pythonpath=tmp_path, cwd=tmp_path)
     with pytest.raises(UserError, match=r"side A's duet worker exited \(code 1\) .*--latency=rounds"):
@@ -164,13 +198,20 @@ def test_a_worker_that_dies_is_one_error_with_its_last_words(tmp_path):
 
 
 def test_the_worker_keeps_library_prints_off_the_protocol():
-    code = ("import os, ptq.gate.duet as d\n"
-            "def noisy(self, case, budget_s, slow=0.0):\n"
-            "    print('py-noise', flush=True); os.write(1, b'c-noise\\n'); return {'samples': [1.0]}\n"
-            "d.TimedCases.time = noisy\n"
-            "d.serve()\n")
-    done = subprocess.run([sys.executable, "-c", code], input=json.dumps({"op": "time", "case": "m", "budget_s": 0}) + "\n",
-                          capture_output=True, text=True, check=True)
+    code = (
+        "import os, ptq.gate.duet as d\n"
+        "def noisy(self, case, budget_s, slow=0.0):\n"
+        "    print('py-noise', flush=True); os.write(1, b'c-noise\\n'); return {'samples': [1.0]}\n"
+        "d.TimedCases.time = noisy\n"
+        "d.serve()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps({"op": "time", "case": "m", "budget_s": 0}) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout == '{"samples": [1.0]}\n'  # the protocol stream holds the reply alone
     assert "py-noise" in done.stderr and "c-noise" in done.stderr
 
@@ -194,13 +235,25 @@ def test_duet_cases_are_those_both_sessions_timed_with_the_same_threads():
 
 def test_apply_duet_replaces_the_sessions_timings_with_the_placements_and_unmeasures_what_it_could_not_time():
     a, _ = _runs(1e-3)
-    apply_duet(a, {"m-int8": [[1.0, 2.0], [3.0]]}, DuetPlan(0.02, 5, placements=2, workers=1, stopping="fixed"), {"m-fp32": "boom"})
+    apply_duet(
+        a,
+        {"m-int8": [[1.0, 2.0], [3.0]]},
+        DuetPlan(0.02, 5, placements=2, workers=1, stopping="fixed"),
+        {"m-fp32": "boom"},
+    )
     fp32, int8 = a["benchmarks"][:2]
     assert int8["stats"]["data"] == [1.0, 2.0, 3.0] and "ab_round_sizes" not in int8["extra_info"]
     assert int8["extra_info"]["ab_placement_sizes"] == [2, 1] and int8["extra_info"]["ab_latency"] == "duet"
     assert fp32["stats"]["data"] == [] and fp32["extra_info"]["ab_latency_why"] == "boom"  # no session fallback
-    assert a["ptq"]["ab_latency"] == {"method": "duet", "window_s": 0.02, "sweeps": 5, "placements": 2, "workers": 1,
-                                      "cases": ["m-int8"], "not_measured": {"m-fp32": "boom"}}
+    assert a["ptq"]["ab_latency"] == {
+        "method": "duet",
+        "window_s": 0.02,
+        "sweeps": 5,
+        "placements": 2,
+        "workers": 1,
+        "cases": ["m-int8"],
+        "not_measured": {"m-fp32": "boom"},
+    }
     assert parse_run(a, "a").cases["m-int8"].placements == ((1.0, 2.0), (3.0,))
 
 
@@ -208,16 +261,23 @@ def test_apply_duet_replaces_the_sessions_timings_with_the_placements_and_unmeas
 LUCK = {2 * k + 1: f for k, f in enumerate([1.12, 0.9, 1.08, 0.95, 1.1, 0.92, 1.0, 1.11, 0.9, 1.05])}
 
 
-@pytest.mark.parametrize(("median_b", "offsets", "exit_code"), [
-    (1e-3, None, EXIT_OK), (1.1e-3, None, EXIT_REGRESSION), (1e-3, LUCK, EXIT_OK), (1.2e-3, LUCK, EXIT_REGRESSION)])
+@pytest.mark.parametrize(
+    ("median_b", "offsets", "exit_code"),
+    [(1e-3, None, EXIT_OK), (1.1e-3, None, EXIT_REGRESSION), (1e-3, LUCK, EXIT_OK), (1.2e-3, LUCK, EXIT_REGRESSION)],
+)
 def test_run_duet_judges_the_duet_placements_not_the_sessions(tmp_path, median_b, offsets, exit_code):
     a_run, b_run = _runs(1.5e-3)  # the sessions say +50%: the duet's figures must win
     log: list = []
 
     def worker(label, **kw):
-        return FakeWorker(label, log, median=median_b if label == "B" else 1e-3, ready={"m-fp32", "m-int8"} - (
-            {"m-fp32"} if label == "B" else set()), placement_offsets=offsets if label == "B" else None,
-            kind="model+inputs" if label == "A" else "inputs (deepcopy failed: TypeError)")
+        return FakeWorker(
+            label,
+            log,
+            median=median_b if label == "B" else 1e-3,
+            ready={"m-fp32", "m-int8"} - ({"m-fp32"} if label == "B" else set()),
+            placement_offsets=offsets if label == "B" else None,
+            kind="model+inputs" if label == "A" else "inputs (deepcopy failed: TypeError)",
+        )
 
     side = lambda label: Side(label, label, tmp_path)  # noqa: E731
     notes = run_duet(side("A"), side("B"), a_run, b_run, plan=DuetPlan(0.01, 10, stopping="fixed"), worker=worker)
@@ -243,8 +303,9 @@ def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction(
         return workers[-1]
 
     targets = [Target("m-fp32", lambda: None, 1e-3, inject=False), Target("m-int8", lambda: None, 1e-3, inject=True)]
-    base, cur = run_duet_trial(targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 4, placements=4, workers=2, stopping="fixed"),
-                               worker=worker)
+    base, cur = run_duet_trial(
+        targets, [0.1, 0.2], threads=1, plan=DuetPlan(0.01, 4, placements=4, workers=2, stopping="fixed"), worker=worker
+    )
     slots = {(c, f) for c in ("m-fp32", "m-int8") for f in (0.0, 0.1, 0.2)}
     assert set(base) == set(cur) == slots and all(len(blocks) == 4 for blocks in cur.values())
     assert {slow for side, case, slow in log if side == "A" and case != "place"} == {0.0}
@@ -259,7 +320,8 @@ def test_the_gate_quality_duet_trial_slows_only_side_b_and_pairs_every_fraction(
 
 @pytest.mark.parametrize(("latency", "judged"), [("duet", False), ("rounds", True)])
 def test_ptq_ab_leaves_the_speedup_judge_to_the_sessions_only_without_the_duet(
-        monkeypatch, tmp_path, capsys, latency, judged):
+    monkeypatch, tmp_path, capsys, latency, judged
+):
     from ptq.cli import main
 
     speed = lambda r: {"speedup": {"ratio": r, "low": r - 0.01, "high": r + 0.01, "n": 10}}  # noqa: E731
@@ -324,8 +386,16 @@ def test_a_case_the_budget_cut_short_is_judged_on_its_placements_with_the_alpha_
 
     side = lambda label: Side(label, label, tmp_path)  # noqa: E731
     plan = DuetPlan(0.01, stopping="sequential", looks=(5, 10), sweeps_per_placement=1)
-    run_duet(side("A"), side("B"), a_run, b_run, plan=plan, deadline=6.5, clock=lambda: now[0],
-             worker=lambda label, **kw: Clocked(label, ready={"m-int8"}, median=1.2e-3 if label == "B" else 1e-3))
+    run_duet(
+        side("A"),
+        side("B"),
+        a_run,
+        b_run,
+        plan=plan,
+        deadline=6.5,
+        clock=lambda: now[0],
+        worker=lambda label, **kw: Clocked(label, ready={"m-int8"}, median=1.2e-3 if label == "B" else 1e-3),
+    )
     looked = b_run["benchmarks"][1]["extra_info"]["ab_sequential"]
     assert looked["stopped"] == "budget" and looked["placements"] == 3 and looked["alpha_look"] == looked["alpha"]
     result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])

@@ -63,13 +63,25 @@ def test_ptq_env_prints_the_keys_a_default_run_records(pytester):
 
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
     result = pytester.runpytest_subprocess(
-        "--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32", "--ptq-probes=size",
-        "--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0",
-        "--benchmark-json=run.json", "-p", "no:cacheprovider")
+        "--benchmark-only",
+        "--ptq-models=micro_linear_256",
+        "--ptq-recipes=fp32",
+        "--ptq-probes=size",
+        "--benchmark-min-rounds=3",
+        "--benchmark-max-time=0.01",
+        "--ptq-warmup=1",
+        "--ptq-pair-time=0",
+        "--benchmark-json=run.json",
+        "-p",
+        "no:cacheprovider",
+    )
     assert result.ret == 0, result.stdout.str()
     recorded = json.loads((pytester.path / "run.json").read_text())["ptq"]
     code = "import sys; from ptq.cli import main; sys.exit(main(['env']))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     printed = json.loads(done.stdout)
     assert (printed["fingerprint"], printed["keys"], printed["threads"]) == (
-        recorded["fingerprint"], recorded["keys"], recorded["environment"]["threads"])
+        recorded["fingerprint"],
+        recorded["keys"],
+        recorded["environment"]["threads"],
+    )

@@ -19,9 +19,18 @@ from ptq.storage.runs import parse_run
 BMF_SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema",
     "type": "object",
-    "patternProperties": {".+": {"type": "object", "patternProperties": {".+": {
-        "type": "object", "required": ["value"],
-        "properties": {k: {"type": "number"} for k in ("value", "lower_value", "upper_value")}}}}},
+    "patternProperties": {
+        ".+": {
+            "type": "object",
+            "patternProperties": {
+                ".+": {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {k: {"type": "number"} for k in ("value", "lower_value", "upper_value")},
+                }
+            },
+        }
+    },
 }
 
 # github-action-benchmark's custom tools (README, "Examples"; src/extract.ts BenchmarkResult): a list of
@@ -29,10 +38,18 @@ BMF_SCHEMA = {
 GAB_SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema",
     "type": "array",
-    "items": {"type": "object", "required": ["name", "unit", "value"], "additionalProperties": False,
-              "properties": {"name": {"type": "string", "minLength": 1}, "unit": {"type": "string"},
-                             "value": {"type": "number"}, "range": {"type": "string", "pattern": "^(±|\\+-) ?[0-9]"},
-                             "extra": {"type": "string"}}},
+    "items": {
+        "type": "object",
+        "required": ["name", "unit", "value"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "unit": {"type": "string"},
+            "value": {"type": "number"},
+            "range": {"type": "string", "pattern": "^(±|\\+-) ?[0-9]"},
+            "extra": {"type": "string"},
+        },
+    },
 }
 
 BLOCKS = [samples(1e-3 * (1 + 0.01 * k), n=30, seed=k) for k in range(4)]
@@ -40,25 +57,44 @@ BLOCKS = [samples(1e-3 * (1 + 0.01 * k), n=30, seed=k) for k in range(4)]
 
 def _run() -> dict:
     speed = {"ratio": 2.5, "low": 2.4, "high": 2.6, "n": 40}
-    metrics = {"speedup": speed, "memory": {"inference": {"increment_bytes": 3 << 20}},
-               "size": {"serialized_bytes": 123456},
-               "drift": {"value": 0.991, "headline": "cosine_mean", "higher_is_better": True, "tolerance": 0.01}}
-    int8 = bench("m-int8", [x for b in BLOCKS for x in b], metrics=metrics, ab_placement_sizes=[len(b) for b in BLOCKS],
-                 speedup_vs_best_fp32={"best_form": "fp32_jit", "ratio": 1.8, "low": 1.7, "high": 1.9})
+    metrics = {
+        "speedup": speed,
+        "memory": {"inference": {"increment_bytes": 3 << 20}},
+        "size": {"serialized_bytes": 123456},
+        "drift": {"value": 0.991, "headline": "cosine_mean", "higher_is_better": True, "tolerance": 0.01},
+    }
+    int8 = bench(
+        "m-int8",
+        [x for b in BLOCKS for x in b],
+        metrics=metrics,
+        ab_placement_sizes=[len(b) for b in BLOCKS],
+        speedup_vs_best_fp32={"best_form": "fp32_jit", "ratio": 1.8, "low": 1.7, "high": 1.9},
+    )
     fp32 = bench("m-fp32", samples(2e-3, n=50), metrics={"size": {"serialized_bytes": 400000}})
     return run(fp32, int8)
 
 
 def test_figures_are_the_gated_ones_with_their_intervals():
     found = {(f.case, f.measure): f for f in figures(parse_run(_run(), "run"))}
-    assert set(found) == {("m-fp32", "latency"), ("m-fp32", "size"), ("m-int8", "latency"), ("m-int8", "speedup-vs-fp32"),
-                          ("m-int8", "speedup-vs-best-fp32"), ("m-int8", "memory"), ("m-int8", "size"), ("m-int8", "drift")}
+    assert set(found) == {
+        ("m-fp32", "latency"),
+        ("m-fp32", "size"),
+        ("m-int8", "latency"),
+        ("m-int8", "speedup-vs-fp32"),
+        ("m-int8", "speedup-vs-best-fp32"),
+        ("m-int8", "memory"),
+        ("m-int8", "size"),
+        ("m-int8", "drift"),
+    }
     lat = found[("m-int8", "latency")]
     per_placement = [float(np.quantile(b, 0.01)) * 1e3 for b in BLOCKS]  # p1 per placement, in ms
     assert lat.value == pytest.approx(math.exp(np.mean(np.log(per_placement))))
     assert lat.low < lat.value < lat.high and "4 placements" in lat.how
     assert found[("m-fp32", "latency")].low is None  # one allocation: no interval claimed
-    assert (found[("m-int8", "speedup-vs-best-fp32")].value, found[("m-int8", "speedup-vs-best-fp32")].low) == (1.8, 1.7)
+    assert (found[("m-int8", "speedup-vs-best-fp32")].value, found[("m-int8", "speedup-vs-best-fp32")].low) == (
+        1.8,
+        1.7,
+    )
     drift = found[("m-int8", "drift")]
     assert drift.value == pytest.approx(0.991) and drift.higher_is_better and drift.unit == "cosine_mean"
 
@@ -100,7 +136,9 @@ def test_written_files_are_strict_json_and_the_command_names_them(tmp_path, caps
 
 
 def test_an_unknown_format_or_a_run_without_figures_is_one_error_naming_the_fix():
-    with pytest.raises(UserError, match="unknown export format 'csv'; valid export formats: github-action-benchmark, bencher"):
+    with pytest.raises(
+        UserError, match="unknown export format 'csv'; valid export formats: github-action-benchmark, bencher"
+    ):
         export(parse_run(_run(), "run"), "csv")
     with pytest.raises(UserError, match=r"empty\.json: no case recorded a figure.*--benchmark-json"):
         export(parse_run(run(bench("m-fp32", None)), "empty.json"), "bencher")
@@ -123,8 +161,14 @@ def _drift(value: float, higher_is_better: bool, headline: str) -> dict:
 
 def test_a_negative_drift_headline_keeps_its_sign_and_its_direction(tmp_path, capsys):
     src = tmp_path / "run.json"  # -3 dB SQNR: broken quantization; a lower-is-better measure at -0.002
-    src.write_text(json.dumps(run(bench("a-int8", samples(1e-3), metrics=_drift(-3.0, True, "sqnr_db")),
-                                  bench("b-int8", samples(1e-3), metrics=_drift(-0.002, False, "kl_div")))))
+    src.write_text(
+        json.dumps(
+            run(
+                bench("a-int8", samples(1e-3), metrics=_drift(-3.0, True, "sqnr_db")),
+                bench("b-int8", samples(1e-3), metrics=_drift(-0.002, False, "kl_div")),
+            )
+        )
+    )
     code, _, err = _ptq(capsys, "export", src, "--format", "github-action-benchmark", "-o", tmp_path / "gab")
     assert (code, err) == (0, [])
     bigger = {e["name"]: e for e in json.loads((tmp_path / "gab" / "customBiggerIsBetter.json").read_text())}
@@ -138,20 +182,34 @@ def test_a_negative_drift_headline_keeps_its_sign_and_its_direction(tmp_path, ca
 
 
 def test_a_run_without_a_higher_is_better_figure_writes_no_empty_file(tmp_path, capsys):
-    plain = {"machine_info": {"node": "n", "processor": "x86_64", "python_version": "3.11", "cpu": {"brand_raw": "cpu"}},
-             "commit_info": {}, "benchmarks": [{"name": "test_a", "fullname": "t.py::test_a", "group": None, "param": None,
-                                               "extra_info": {}, "stats": {"data": samples(1e-3, n=20)}}]}
+    plain = {
+        "machine_info": {"node": "n", "processor": "x86_64", "python_version": "3.11", "cpu": {"brand_raw": "cpu"}},
+        "commit_info": {},
+        "benchmarks": [
+            {
+                "name": "test_a",
+                "fullname": "t.py::test_a",
+                "group": None,
+                "param": None,
+                "extra_info": {},
+                "stats": {"data": samples(1e-3, n=20)},
+            }
+        ],
+    }
     (tmp_path / "plain.json").write_text(json.dumps(plain))  # a plain pytest-benchmark run: latency only
     out = tmp_path / "out"
     out.mkdir()
     (out / "customBiggerIsBetter.json").write_text('[{"name": "an earlier run", "unit": "x", "value": 2}]')
-    code, stdout, err = _ptq(capsys, "export", tmp_path / "plain.json", "--format", "github-action-benchmark", "-o", out)
+    code, stdout, err = _ptq(
+        capsys, "export", tmp_path / "plain.json", "--format", "github-action-benchmark", "-o", out
+    )
     assert code == 0 and stdout.strip() == f"wrote: {out / 'customSmallerIsBetter.json'}"
     assert err == [
         f"note: customBiggerIsBetter.json not written: no case of {tmp_path / 'plain.json'} recorded a higher-is-better "
         "figure (a speedup: the speedup probe; drift where higher is better); github-action-benchmark refuses an empty "
         "file, so leave out the step that uploads it (or record such a figure)",
-        f"note: removed {out / 'customBiggerIsBetter.json'}: an earlier export's, not this run's"]
+        f"note: removed {out / 'customBiggerIsBetter.json'}: an earlier export's, not this run's",
+    ]
     assert sorted(p.name for p in out.iterdir()) == ["customSmallerIsBetter.json"]  # no empty list, no stale file
     [entry] = json.loads((out / "customSmallerIsBetter.json").read_text())
     jsonschema.validate([entry], GAB_SCHEMA)
@@ -160,6 +218,8 @@ def test_a_run_without_a_higher_is_better_figure_writes_no_empty_file(tmp_path, 
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps(run(bench("m-fp32", None))))
     code, _, err = _ptq(capsys, "export", empty, "--format", "github-action-benchmark", "-o", tmp_path / "none")
-    assert code == 2 and err == [f"ptq: error: {empty}: no case recorded a figure to export (latency needs raw samples: "
-                                 "save with --benchmark-json or --ptq-save-run)"]
+    assert code == 2 and err == [
+        f"ptq: error: {empty}: no case recorded a figure to export (latency needs raw samples: "
+        "save with --benchmark-json or --ptq-save-run)"
+    ]
     assert not (tmp_path / "none").exists()

@@ -35,10 +35,17 @@ def test_fp32_channels_last_runs_the_model_and_its_inputs_channels_last(tiny_ent
 
 def test_channels_last_alone_skips_a_model_without_a_2d_convolution():
     data = TensorData(lambda g, n: (torch.randn(n, 8, generator=g),), "randn(8)")
-    entry = ModelEntry("mlp", lambda *, weights: Built(nn.Sequential(nn.Linear(8, 4)).eval(), "random", data), batch_size=2,
-                       family="test", description="")
+    entry = ModelEntry(
+        "mlp",
+        lambda *, weights: Built(nn.Sequential(nn.Linear(8, 4)).eval(), "random", data),
+        batch_size=2,
+        family="test",
+        description="",
+    )
     built = entry.build()
-    with pytest.raises(NotApplicable, match=r"'mlp' has no 2-d convolution: channels_last changes nothing, the case would be fp32$"):
+    with pytest.raises(
+        NotApplicable, match=r"'mlp' has no 2-d convolution: channels_last changes nothing, the case would be fp32$"
+    ):
         apply_recipe(get_recipe("fp32_channels_last"), entry, built)
     with pytest.raises(NotApplicable, match=r"the case would be fp32_compile$"):
         apply_recipe(get_recipe("fp32_channels_last_compile"), entry, built)
@@ -47,8 +54,11 @@ def test_channels_last_alone_skips_a_model_without_a_2d_convolution():
 @pytest.mark.parametrize("recipe", BF16_RECIPES)
 def test_bf16_fast_paths_skip_on_a_cpu_without_bf16_units_naming_the_flags(tiny_entry, tiny_built, monkeypatch, recipe):
     _flags(monkeypatch, ["avx2", "fma"])
-    with pytest.raises(NotApplicable, match=rf"recipe '{recipe}' runs bf16 and needs a CPU with avx512_bf16 or amx_bf16 "
-                                            r"\(native bf16\); Test CPU has neither, and torch would time an fp32 emulation"):
+    with pytest.raises(
+        NotApplicable,
+        match=rf"recipe '{recipe}' runs bf16 and needs a CPU with avx512_bf16 or amx_bf16 "
+        r"\(native bf16\); Test CPU has neither, and torch would time an fp32 emulation",
+    ):
         apply_recipe(get_recipe(recipe), tiny_entry, tiny_built)
 
 
@@ -56,7 +66,9 @@ def test_bf16_autocast_runs_under_autocast_where_the_cpu_has_bf16_units(tiny_ent
     _flags(monkeypatch, ["amx_tile", "amx_bf16"])
     q = apply_recipe(get_recipe("bf16_autocast"), tiny_entry, tiny_built)
     assert q.notes["autocast"] == "bfloat16" and q.notes["bf16_units"] == ["amx_bf16"] and q.quantized_layers == 2
-    assert q.notes["precision_label"] == "bf16 (autocast; amx_bf16)" and get_recipe("bf16_autocast").precision() == "bf16"
+    assert (
+        q.notes["precision_label"] == "bf16 (autocast; amx_bf16)" and get_recipe("bf16_autocast").precision() == "bf16"
+    )
     x = tiny_entry.example_inputs(tiny_built)
     with torch.inference_mode():
         out = q.model(*x)

@@ -11,22 +11,59 @@ import pytest
 from ptq.probes.fastest import STACKS, _quiet_kineto, fastest_paths, fastest_table, top_operators
 from ptq.run.results import CaseResult, LatencyStats
 
-PRECISION = {"fp32": "fp32", "fp32_jit": "fp32", "int8": "int8", "int8_jit": "int8", "ort_fp32": "fp32",
-             "ort_int8": "int8", "ov_int8": "int8", "bad_int8": "int8"}
-STACK = {"ort_fp32": "onnxruntime==1", "ort_int8": "onnxruntime==1", "ov_int8": "openvino==2", "ov_fp32": "openvino==2",
-         "ov_default": "openvino==2"}
+PRECISION = {
+    "fp32": "fp32",
+    "fp32_jit": "fp32",
+    "int8": "int8",
+    "int8_jit": "int8",
+    "ort_fp32": "fp32",
+    "ort_int8": "int8",
+    "ov_int8": "int8",
+    "bad_int8": "int8",
+}
+STACK = {
+    "ort_fp32": "onnxruntime==1",
+    "ort_int8": "onnxruntime==1",
+    "ov_int8": "openvino==2",
+    "ov_fp32": "openvino==2",
+    "ov_default": "openvino==2",
+}
 
 
-def _result(recipe: str, median_ms: float, *, passed: bool | None = True, form: str = "eager",
-            speedup: float | None = None, **notes: object) -> CaseResult:
+def _result(
+    recipe: str,
+    median_ms: float,
+    *,
+    passed: bool | None = True,
+    form: str = "eager",
+    speedup: float | None = None,
+    **notes: object,
+) -> CaseResult:
     metrics = {"deployment": {"form": form, **notes}, "size": {"serialized_bytes": 100}}
     if passed is not None:
         metrics["drift"] = {"passed": passed, "headline": "top1_agreement", "value": 0.99}
     return CaseResult(
-        case=f"m-{recipe}", model="m", model_version=1, family="f", recipe=recipe, recipe_version=1, recipe_config={},
-        stack=STACK.get(recipe, "none"), engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1,
-        warmup_rounds=0, quantized_layers=0, float_layers=0, quantize_seconds=0.0,
-        latency=LatencyStats.from_samples([median_ms / 1e3]), speedup_vs_fp32=speedup, metrics=metrics,
+        case=f"m-{recipe}",
+        model="m",
+        model_version=1,
+        family="f",
+        recipe=recipe,
+        recipe_version=1,
+        recipe_config={},
+        stack=STACK.get(recipe, "none"),
+        engine=None,
+        weights="w",
+        data="d",
+        input_shapes=[],
+        batch_size=1,
+        threads=1,
+        warmup_rounds=0,
+        quantized_layers=0,
+        float_layers=0,
+        quantize_seconds=0.0,
+        latency=LatencyStats.from_samples([median_ms / 1e3]),
+        speedup_vs_fp32=speedup,
+        metrics=metrics,
     )
 
 
@@ -45,7 +82,9 @@ RESULTS = [
 
 def test_fastest_in_tolerance_case_per_stack_and_its_ratio_to_the_best():
     calls = []
-    [m] = fastest_paths(RESULTS, PRECISION.get, lambda model, recipe: calls.append(recipe) or [{"op": "aten::x", "share": 1.0}])
+    [m] = fastest_paths(
+        RESULTS, PRECISION.get, lambda model, recipe: calls.append(recipe) or [{"op": "aten::x", "share": 1.0}]
+    )
     assert m.best.case == "m-ov_int8" and m.best.vs_best == 1.0
     assert set(m.excluded) == {"m-bad_int8", "m-unmeasured"}
     stacks = {s.stack: s for s in m.stacks}
@@ -65,15 +104,20 @@ def test_a_model_without_an_in_tolerance_case_has_no_summary_and_the_table_rende
     summaries = [m.to_dict() for m in fastest_paths(RESULTS, PRECISION.get)]
     json.dumps(summaries)  # the run JSON holds it as is
     lines = fastest_table(summaries).splitlines()
-    assert any(line.startswith("m") and "OpenVINO" in line and "ov_int8 2.500 ms (1.00x best)" in line for line in lines)
+    assert any(
+        line.startswith("m") and "OpenVINO" in line and "ov_int8 2.500 ms (1.00x best)" in line for line in lines
+    )
     assert any("torch int8 / peer" in line and "2.00x the time" in line for line in lines)
 
 
 def test_paired_speedups_pick_and_rank_where_every_case_has_one():
     # Separately timed medians say ov_int8 (2.5 ms) beats int8_jit (5 ms); the interleaved pairs,
     # each against the same fp32, say the opposite. The pairs win, and the table quotes them.
-    paired = [_result("fp32", 20.0, speedup=1.0), _result("int8_jit", 5.0, form="jit_freeze", speedup=3.0),
-              _result("ov_int8", 2.5, speedup=2.0)]
+    paired = [
+        _result("fp32", 20.0, speedup=1.0),
+        _result("int8_jit", 5.0, form="jit_freeze", speedup=3.0),
+        _result("ov_int8", 2.5, speedup=2.0),
+    ]
     [m] = fastest_paths(paired, PRECISION.get)
     assert m.best.case == "m-int8_jit" and m.best.speedup_vs_fp32 == 3.0
     stacks = {s.stack: s for s in m.stacks}
@@ -86,24 +130,39 @@ def test_paired_speedups_pick_and_rank_where_every_case_has_one():
 def test_each_stack_says_what_precision_ran_and_what_its_defaults_give():
     # On a CPU with bf16 units OpenVINO's default reads back bf16: a float form, not an fp32 one.
     results = [
-        _result("fp32", 20.0, speedup=1.0), _result("int8_jit", 5.0, form="jit_freeze", speedup=4.0),
+        _result("fp32", 20.0, speedup=1.0),
+        _result("int8_jit", 5.0, form="jit_freeze", speedup=4.0),
         _result("ort_fp32", 9.0, speedup=2.2),
         _result("ov_fp32", 8.0, speedup=2.5, precision_ran="fp32", precision_label="fp32", runtime_default=False),
-        _result("ov_default", 3.0, speedup=6.0, precision_ran="bf16", precision_label="bf16 (OpenVINO's default on this CPU)",
-                runtime_default=True),
+        _result(
+            "ov_default",
+            3.0,
+            speedup=6.0,
+            precision_ran="bf16",
+            precision_label="bf16 (OpenVINO's default on this CPU)",
+            runtime_default=True,
+        ),
         _result("ov_int8", 2.5, speedup=5.0, precision_ran="int8", precision_label="int8 (float ops f32)"),
     ]
     [m] = fastest_paths(results, PRECISION.get)
     stacks = {s.stack: s for s in m.stacks}
     ov = stacks["OpenVINO"]
     assert (ov.fastest.recipe, ov.fastest.precision, ov.fastest.precision_label) == (
-        "ov_default", "bf16", "bf16 (OpenVINO's default on this CPU)")
+        "ov_default",
+        "bf16",
+        "bf16 (OpenVINO's default on this CPU)",
+    )
     assert ov.fp32.recipe == "ov_fp32" and ov.int8.recipe == "ov_int8" and ov.default.recipe == "ov_default"
     assert ov.ran == ("bf16", "fp32", "int8") and stacks["torch eager"].ran == ("fp32",)
     assert stacks["torch eager"].default.recipe == "fp32" and stacks["ONNX Runtime"].default.recipe == "ort_fp32"
     assert stacks["torch deployed"].default is None
-    assert m.torch_best_vs_peer == {"torch": "m-int8_jit", "torch_precision": "int8", "peer": "m-ov_default",
-                                    "peer_precision": "bf16", "ratio": pytest.approx(1.5)}
+    assert m.torch_best_vs_peer == {
+        "torch": "m-int8_jit",
+        "torch_precision": "int8",
+        "peer": "m-ov_default",
+        "peer_precision": "bf16",
+        "ratio": pytest.approx(1.5),
+    }
     table = fastest_table([m.to_dict()])
     assert "ov_default 6.00x [bf16]" in table and "torch best / peer" in table and "m-ov_default [bf16]" in table
     assert any("OpenVINO" in line and "bf16,fp32,int8" in line for line in table.splitlines())
@@ -111,15 +170,20 @@ def test_each_stack_says_what_precision_ran_and_what_its_defaults_give():
 
 def test_where_openvinos_default_is_f32_the_f32_case_is_what_its_users_get():
     # No ov_default case ran (the default matrix): ov_fp32's record says its precision is the default.
-    [m] = fastest_paths([_result("fp32", 20.0), _result("ov_fp32", 8.0, precision_ran="fp32", runtime_default=True)],
-                        PRECISION.get)
+    [m] = fastest_paths(
+        [_result("fp32", 20.0), _result("ov_fp32", 8.0, precision_ran="fp32", runtime_default=True)], PRECISION.get
+    )
     ov = {s.stack: s for s in m.stacks}["OpenVINO"]
     assert ov.default.recipe == "ov_fp32" and ov.default.precision == "fp32"
 
 
 def test_stacks_without_an_in_tolerance_case_print_no_row():
     [m] = fastest_paths([_result("fp32", 20.0), _result("int8", 8.0)], PRECISION.get)
-    assert {s.stack for s in m.stacks if s.fastest is None} == {"torch deployed", "ONNX Runtime", "OpenVINO"}  # in the JSON
+    assert {s.stack for s in m.stacks if s.fastest is None} == {
+        "torch deployed",
+        "ONNX Runtime",
+        "OpenVINO",
+    }  # in the JSON
     rows = fastest_table([m.to_dict()]).splitlines()[2:]
     assert len(rows) == 1 and "torch eager" in rows[0]
 
@@ -128,10 +192,13 @@ def test_profiling_keeps_stderr_but_drops_libkinetos_noise(capfd: pytest.Capture
     import os
 
     with _quiet_kineto():
-        os.write(2, b"USDT:2026-01-01 10:00:00 1:1 SyncActivityProfilerHandler.cpp:39] profiler_start\n"
-                    b"ERROR:2026-01-01 10:00:00 1:1 DeviceProperties.cpp:56] gpuGetDeviceCount failed with code 35\n"
-                    b"ERROR:2026-01-01 10:00:00 1:1 Other.cpp:1] something else\n"
-                    b"a user's own line\n")
+        os.write(
+            2,
+            b"USDT:2026-01-01 10:00:00 1:1 SyncActivityProfilerHandler.cpp:39] profiler_start\n"
+            b"ERROR:2026-01-01 10:00:00 1:1 DeviceProperties.cpp:56] gpuGetDeviceCount failed with code 35\n"
+            b"ERROR:2026-01-01 10:00:00 1:1 Other.cpp:1] something else\n"
+            b"a user's own line\n",
+        )
     err = capfd.readouterr().err
     assert err == "ERROR:2026-01-01 10:00:00 1:1 Other.cpp:1] something else\na user's own line\n"
 
@@ -142,7 +209,7 @@ def test_top_operators_names_the_ops_with_the_most_self_time(tiny_entry, tiny_bu
     assert all(0 < op["share"] <= 1 for op in ops) and ops == sorted(ops, key=lambda o: -o["share"])
 
 
-CONFTEST = '''
+CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model
 
@@ -152,21 +219,39 @@ def user_conv(*, weights):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 4))
     data = TensorData(lambda g, n: (torch.randn(n, 3, 16, 16, generator=g),), "randn(3,16,16)")
     return Built(model.eval(), weights="random:seed=0", data=data)
-'''
-FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01",
-        "--ptq-placements=2", "-p", "no:cacheprovider"]
+"""
+FAST = [
+    "--benchmark-min-rounds=3",
+    "--benchmark-max-time=0.01",
+    "--ptq-warmup=1",
+    "--ptq-pair-time=0.01",
+    "--ptq-placements=2",
+    "-p",
+    "no:cacheprovider",
+]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed: pip install 'pytest-ptq[openvino]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="openvino is not installed: pip install 'pytest-ptq[openvino]'"
+)
 def test_plugin_prints_and_records_the_fastest_paths(pytester: pytest.Pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
     result = pytester.runpytest_subprocess(
-        "--benchmark-only", "--ptq-models=user_conv", "--ptq-recipes=fp32,fp32_jit,ov_fp32", "--benchmark-json=out.json", *FAST
+        "--benchmark-only",
+        "--ptq-models=user_conv",
+        "--ptq-recipes=fp32,fp32_jit,ov_fp32",
+        "--benchmark-json=out.json",
+        *FAST,
     )
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*ptq: fastest in-tolerance path per model and stack (paired speedup over eager fp32)*",
-                                 "user_conv*torch eager*fp32 1.00x*", "user_conv*OpenVINO*ov_fp32 *x*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ptq: fastest in-tolerance path per model and stack (paired speedup over eager fp32)*",
+            "user_conv*torch eager*fp32 1.00x*",
+            "user_conv*OpenVINO*ov_fp32 *x*",
+        ]
+    )
     result.stdout.no_fnmatch_line("user_conv*ONNX Runtime*")  # not selected: no row
     assert "gpuGetDeviceCount" not in result.stdout.str() + result.stderr.str()  # the profiler's noise on CUDA builds
     [summary] = json.loads((pytester.path / "out.json").read_text())["ptq"]["fastest"]

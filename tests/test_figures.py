@@ -32,30 +32,48 @@ GATE_PAGE = (ROOT / "docs" / "gate-and-statistics.md").read_text()  # the judge 
 def test_the_docs_schema_table_is_the_generated_one():
     found = re.search(r"<!-- results-schema: begin[^>]*-->\n(.*?)\n<!-- results-schema: end -->", OUTPUT_PAGE, re.S)
     assert found, "docs/output.md lost its results-schema markers"
-    assert found.group(1) == schema_table(), "regenerate it: python -c 'from ptq.storage.figures import schema_table; print(schema_table())'"
+    assert found.group(1) == schema_table(), (
+        "regenerate it: python -c 'from ptq.storage.figures import schema_table; print(schema_table())'"
+    )
 
 
 def test_every_judge_reads_declared_figures_and_the_docs_name_them():
     declared = {path for path, _, _ in schema_rows()}
-    table = GATE_PAGE[GATE_PAGE.index("| metric | judged by |"):]
+    table = GATE_PAGE[GATE_PAGE.index("| metric | judged by |") :]
     table = table[: table.index("\n\n")]
     for judge in JUDGES:
         assert judge.reads, f"judge {judge.name} declares no figure it reads"
         for path in judge.reads:
             assert path in declared or path == "stats.data", f"{judge.name} reads {path}, not in the schema"
-            assert f"`{path}`" in table, f"the judge table of docs/gate-and-statistics.md does not name {path} ({judge.name})"
+            assert f"`{path}`" in table, (
+                f"the judge table of docs/gate-and-statistics.md does not name {path} ({judge.name})"
+            )
 
 
 def test_round_trip_keeps_undeclared_keys_and_nested_steps():
-    stored = {"method": "memray", "inference": {"increment_bytes": 1024, "baseline_bytes": 10, "peak_bytes": 1034,
-                                                "top_sites": [{"bytes": 1, "allocations": 1, "where": "f"}],
-                                                "future_field": 3}}
+    stored = {
+        "method": "memray",
+        "inference": {
+            "increment_bytes": 1024,
+            "baseline_bytes": 10,
+            "peak_bytes": 1034,
+            "top_sites": [{"bytes": 1, "allocations": 1, "where": "f"}],
+            "future_field": 3,
+        },
+    }
     figures = MemoryFigures.from_dict(stored)
     assert figures.inference is not None and figures.inference.increment_bytes == 1024 and figures.quantize is None
     assert figures.inference.extra == {"future_field": 3}
     assert figures.to_dict() == stored
-    drift = {"profile": "classifier", "passed": True, "headline": "top1_agreement", "value": 0.98,
-             "higher_is_better": True, "top1_agreement": 0.98, "cosine_mean": 0.999}
+    drift = {
+        "profile": "classifier",
+        "passed": True,
+        "headline": "top1_agreement",
+        "value": 0.98,
+        "higher_is_better": True,
+        "top1_agreement": 0.98,
+        "cosine_mean": 0.999,
+    }
     assert DriftFigures.from_dict(drift).extra == {"top1_agreement": 0.98, "cosine_mean": 0.999}
     assert DriftFigures.from_dict(drift).to_dict() == drift
 
@@ -86,7 +104,8 @@ def test_a_committed_run_from_before_the_schema_loads_and_compares(stored):
             if cls.PROBE in b["extra_info"].get("metrics", {}):
                 figures = cls.from_dict(b["extra_info"]["metrics"][cls.PROBE])
                 assert {k: v for k, v in figures.to_dict().items()} == {
-                    k: v for k, v in b["extra_info"]["metrics"][cls.PROBE].items() if v is not None}
+                    k: v for k, v in b["extra_info"]["metrics"][cls.PROBE].items() if v is not None
+                }
                 parsed += 1
     assert parsed > 0
     rows = compare(run, run, judges=["memory", "size", "drift"]).rows

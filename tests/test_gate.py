@@ -134,8 +134,10 @@ def _sessions(seed: int, rounds: int, median: float, *, between: float, n: int =
     """``rounds`` sessions of ``n`` calls; each session (a process) has its own speed, drawn
     with sd ``between`` around ``median``, as fresh processes did on the reference machine."""
     rng = np.random.default_rng(seed)
-    return [_interfered(int(rng.integers(1 << 30)), n, median * float(np.exp(rng.normal(0, between))), hit=0.05)
-            for _ in range(rounds)]
+    return [
+        _interfered(int(rng.integers(1 << 30)), n, median * float(np.exp(rng.normal(0, between))), hit=0.05)
+        for _ in range(rounds)
+    ]
 
 
 def test_pooled_calls_cry_wolf_on_session_noise_where_the_rounds_do_not():
@@ -153,11 +155,17 @@ def test_pooled_calls_cry_wolf_on_session_noise_where_the_rounds_do_not():
 def test_rounds_catch_a_10_percent_slowdown_when_sessions_agree():
     a, b = _sessions(1, 4, 1.0, between=0.01), _sessions(2, 4, 1.1, between=0.01)
     d = decide_latency_rounds(a, b)
-    assert d.verdict is Verdict.REGRESSION and d.low < 1.1 < d.high and d.test == "Welch t over the fastest 3+3 of 4+4 rounds"
+    assert (
+        d.verdict is Verdict.REGRESSION
+        and d.low < 1.1 < d.high
+        and d.test == "Welch t over the fastest 3+3 of 4+4 rounds"
+    )
     assert decide_latency_rounds(b, a).verdict is Verdict.IMPROVED
     # The same 10% among sessions that differ by 10% (sd) is not told from noise in 4 rounds.
-    assert decide_latency_rounds(_sessions(1, 4, 1.0, between=0.1), _sessions(2, 4, 1.1, between=0.1)).verdict \
+    assert (
+        decide_latency_rounds(_sessions(1, 4, 1.0, between=0.1), _sessions(2, 4, 1.1, between=0.1)).verdict
         is Verdict.OK
+    )
 
 
 def _rounds(seed: int, speeds: list[float]) -> list[np.ndarray]:

@@ -9,13 +9,22 @@ import pytest
 from ptq.gate.comparison import EXIT_NO_BASELINE
 from ptq.plugins.gate import PYTEST_EXIT
 
-TEST_FILE = '''
+TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()
-'''
+"""
 
-FAST = ["--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32", "--benchmark-min-rounds=20",
-        "--benchmark-max-time=0.02", "--ptq-warmup=1", "--ptq-pair-time=0", "-p", "no:cacheprovider"]
+FAST = [
+    "--benchmark-only",
+    "--ptq-models=micro_linear_256",
+    "--ptq-recipes=fp32",
+    "--benchmark-min-rounds=20",
+    "--benchmark-max-time=0.02",
+    "--ptq-warmup=1",
+    "--ptq-pair-time=0",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 def test_save_compare_regress_and_refuse_a_corrupt_baseline(pytester: pytest.Pytester):
@@ -37,7 +46,9 @@ def test_save_compare_regress_and_refuse_a_corrupt_baseline(pytester: pytest.Pyt
     unjudged.stdout.fnmatch_lines(["note: latency and speedup are not judged across two runs*", "PASS*"])
     slower = pytester.runpytest_subprocess(*FAST, "--ptq-compare", "--ptq-judges=*", "--ptq-compare-md=summary.md")
     assert slower.ret == pytest.ExitCode.TESTS_FAILED
-    slower.stdout.fnmatch_lines(["*ptq: regression gate*", "micro_linear_256-fp32*latency*REGRESSION", "FAIL: 1 regression*"])
+    slower.stdout.fnmatch_lines(
+        ["*ptq: regression gate*", "micro_linear_256-fp32*latency*REGRESSION", "FAIL: 1 regression*"]
+    )
     assert "**REGRESSION**" in (pytester.path / "summary.md").read_text()
 
     baseline.write_text('{"benchmarks": [')
@@ -47,24 +58,30 @@ def test_save_compare_regress_and_refuse_a_corrupt_baseline(pytester: pytest.Pyt
     assert baseline.read_text() == '{"benchmarks": ['
 
 
-
 def test_no_baseline_fails_with_its_own_status_and_new_cases_need_accepting(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite=TEST_FILE)
     missing = pytester.runpytest_subprocess(*FAST, "--ptq-compare", "--ptq-accept-new")
     assert missing.ret == PYTEST_EXIT[EXIT_NO_BASELINE] == 6  # accepting new cases does not accept no baseline
-    missing.stdout.fnmatch_lines([
-        "*ptq: regression gate (exit status 0 pass, 1 a row failed, 4 bad input, 6 no baseline)*",
-        "error: no baseline for fingerprint * does not exist); stored in *results/baselines: none; "
-        "record this machine's with `pytest benchmarks --benchmark-only --ptq-save-baseline`",
-        "FAIL: no baseline (1 new accepted)",
-    ])
+    missing.stdout.fnmatch_lines(
+        [
+            "*ptq: regression gate (exit status 0 pass, 1 a row failed, 4 bad input, 6 no baseline)*",
+            "error: no baseline for fingerprint * does not exist); stored in *results/baselines: none; "
+            "record this machine's with `pytest benchmarks --benchmark-only --ptq-save-baseline`",
+            "FAIL: no baseline (1 new accepted)",
+        ]
+    )
     assert pytester.runpytest_subprocess(*FAST, "--ptq-save-baseline").ret == 0
     # Latency is not judged across two runs (two processes are two placements, issue 20): memory and size are.
     both = [*FAST, "--ptq-models=micro_linear_256", "--ptq-recipes=fp32,dynamic_int8"]  # the second one is new
     new = pytester.runpytest_subprocess(*both, "--ptq-compare", "--ptq-save-baseline")
     assert new.ret == 6
-    new.stdout.fnmatch_lines(["FAIL: 1 new (*)", "ptq: nothing saved (--ptq-save-baseline): the session failed the "
-                              "regression gate; fix it and rerun, or pass --ptq-save-partial *"])
+    new.stdout.fnmatch_lines(
+        [
+            "FAIL: 1 new (*)",
+            "ptq: nothing saved (--ptq-save-baseline): the session failed the "
+            "regression gate; fix it and rerun, or pass --ptq-save-partial *",
+        ]
+    )
     accepted = pytester.runpytest_subprocess(*both, "--ptq-compare", "--ptq-accept-new")
     assert accepted.ret == 0
     accepted.stdout.fnmatch_lines(["PASS (1 new accepted, 2 ok)"])
@@ -72,7 +89,10 @@ def test_no_baseline_fails_with_its_own_status_and_new_cases_need_accepting(pyte
 
 def test_accept_new_and_save_partial_need_the_option_they_modify(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite=TEST_FILE)
-    for option, needs in (("--ptq-accept-new", "--ptq-compare"), ("--ptq-save-partial", "--ptq-save-baseline or --ptq-save-run")):
+    for option, needs in (
+        ("--ptq-accept-new", "--ptq-compare"),
+        ("--ptq-save-partial", "--ptq-save-baseline or --ptq-save-run"),
+    ):
         result = pytester.runpytest_subprocess(*FAST, option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {option} needs {needs}"])
@@ -136,14 +156,20 @@ def test_a_failing_session_saves_nothing_unless_asked_for_its_passed_cases(pytes
     args = [*FAST, "--ptq-models=micro_linear_256,user_nan", "--ptq-save-baseline", "--ptq-save-run"]
     failing = pytester.runpytest_subprocess(*args)
     failing.assert_outcomes(passed=1, failed=1)
-    failing.stdout.fnmatch_lines(["ptq: nothing saved (--ptq-save-baseline, --ptq-save-run): the session had 1 failing "
-                                  "test(s); fix it and rerun, or pass --ptq-save-partial to save the 1 case(s) whose "
-                                  "tests passed"])
+    failing.stdout.fnmatch_lines(
+        [
+            "ptq: nothing saved (--ptq-save-baseline, --ptq-save-run): the session had 1 failing "
+            "test(s); fix it and rerun, or pass --ptq-save-partial to save the 1 case(s) whose "
+            "tests passed"
+        ]
+    )
     assert _files(pytester.path) == []
     partial = pytester.runpytest_subprocess(*args, "--ptq-save-partial")
     assert partial.ret == pytest.ExitCode.TESTS_FAILED
     [baseline] = (pytester.path / "results" / "baselines").glob("*.json")
-    assert [b["extra_info"]["case"] for b in json.loads(baseline.read_text())["benchmarks"]] == ["micro_linear_256-fp32"]
+    assert [b["extra_info"]["case"] for b in json.loads(baseline.read_text())["benchmarks"]] == [
+        "micro_linear_256-fp32"
+    ]
     partial.stdout.fnmatch_lines([f"saved baseline (1 case(s) merged): {baseline}"])
 
 
@@ -156,7 +182,9 @@ def test_an_interrupted_session_saves_nothing_and_never_a_half_timed_case(pytest
     partial = pytester.runpytest_subprocess(*args, "--ptq-save-partial")
     assert partial.ret == pytest.ExitCode.INTERRUPTED
     [baseline] = (pytester.path / "results" / "baselines").glob("*.json")
-    partial.stdout.fnmatch_lines([f"saved baseline (1 case(s) merged; 1 left out: their tests did not pass): {baseline}"])
+    partial.stdout.fnmatch_lines(
+        [f"saved baseline (1 case(s) merged; 1 left out: their tests did not pass): {baseline}"]
+    )
     saved = baseline.read_bytes()
     data = json.loads(saved)
     assert [b["extra_info"]["case"] for b in data["benchmarks"]] == ["micro_linear_256-fp32"]  # user_stop was cut short
@@ -164,7 +192,14 @@ def test_an_interrupted_session_saves_nothing_and_never_a_half_timed_case(pytest
     monkeypatch.setenv("STOP_SIGNAL", "SIGINT")
     interrupted = pytester.runpytest_subprocess(*args)
     assert interrupted.ret == pytest.ExitCode.INTERRUPTED
-    interrupted.stdout.fnmatch_lines(["ptq: nothing saved (--ptq-save-baseline): the session was interrupted "
-                                      "(KeyboardInterrupt*); fix it and rerun, or pass --ptq-save-partial *"])
+    interrupted.stdout.fnmatch_lines(
+        [
+            "ptq: nothing saved (--ptq-save-baseline): the session was interrupted "
+            "(KeyboardInterrupt*); fix it and rerun, or pass --ptq-save-partial *"
+        ]
+    )
     assert baseline.read_bytes() == saved
-    assert _files(pytester.path) == [str(baseline.relative_to(pytester.path)), f"{baseline.relative_to(pytester.path)}.lock"]
+    assert _files(pytester.path) == [
+        str(baseline.relative_to(pytester.path)),
+        f"{baseline.relative_to(pytester.path)}.lock",
+    ]

@@ -54,14 +54,23 @@ def test_outcome_counts_controls_as_aa_and_injected_cases_as_detections():
     assert set(quantiles) == {"0", "0.2"} and quantiles["0.2"] == sorted(quantiles["0.2"])
     assert 1.1 < quantiles["0.2"][2] < 1.3 and 0.95 < quantiles["0"][2] < 1.05  # medians of the measured ratios
     rows = summarize([o])
-    assert rows[0][:5] == ["plain", "0% (A/A)", "10", "0", "0.0%"] and rows[1][:5] == ["plain", "20%", "10", "9", "90.0%"]
+    assert rows[0][:5] == ["plain", "0% (A/A)", "10", "0", "0.0%"] and rows[1][:5] == [
+        "plain",
+        "20%",
+        "10",
+        "9",
+        "90.0%",
+    ]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--modes", "fast"], "valid: plain, interleaved, processes, duet, duet-compute, speedup"),
-    (["--slowdowns", "a,b"], "give comma-separated fractions"),
-    (["--slowdowns", "0,-1"], "fractions must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--modes", "fast"], "valid: plain, interleaved, processes, duet, duet-compute, speedup"),
+        (["--slowdowns", "a,b"], "give comma-separated fractions"),
+        (["--slowdowns", "0,-1"], "fractions must be > 0"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(capsys, args, message):
     assert main(["gate-quality", *args]) == 2
     assert message in capsys.readouterr().err
@@ -83,11 +92,14 @@ def test_process_trials_alternate_fresh_sides_and_judge_every_fraction_against_t
     def spawn(spec):  # a fake round process: side B's slowed windows are exactly that much slower
         specs.append(spec)
         seed = len(specs)
-        return {"m-fp32": {"0": samples(1.0, seed=seed)},
-                "m-int8": {f"{f:g}": samples(1.0 + f, seed=seed + 50) for f in spec["fractions"]}}
+        return {
+            "m-fp32": {"0": samples(1.0, seed=seed)},
+            "m-int8": {f"{f:g}": samples(1.0 + f, seed=seed + 50) for f in spec["fractions"]},
+        }
 
-    base, cur = run_process_trial(targets, [0.1, 0.2], cases="m-fp32,m-int8", threads=1, budget_s=1.0,
-                                  rounds=4, spawn=spawn)
+    base, cur = run_process_trial(
+        targets, [0.1, 0.2], cases="m-fp32,m-int8", threads=1, budget_s=1.0, rounds=4, spawn=spawn
+    )
     assert [s["fractions"] for s in specs[:4]] == [[0.0], [0.0, 0.1, 0.2], [0.0, 0.1, 0.2], [0.0]]  # A B B A
     assert specs[0]["budget_s"] == 0.25 and specs[0]["cases"] == "m-fp32,m-int8"
     assert {k: len(v) for k, v in base.items()} == {"m-fp32": 4, "m-int8": 4}
@@ -102,10 +114,15 @@ def test_a_round_process_times_each_case_at_its_fractions(tmp_path):
     import subprocess
     import sys
 
-    spec = {"cases": "micro_linear_1024-fp32,micro_linear_1024-dynamic_int8", "threads": 1, "budget_s": 0.0,
-            "fractions": [0.0, 0.5]}
-    done = subprocess.run([sys.executable, "-m", "ptq.lab.gate_quality", json.dumps(spec)], capture_output=True,
-                          text=True, check=True)
+    spec = {
+        "cases": "micro_linear_1024-fp32,micro_linear_1024-dynamic_int8",
+        "threads": 1,
+        "budget_s": 0.0,
+        "fractions": [0.0, 0.5],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ptq.lab.gate_quality", json.dumps(spec)], capture_output=True, text=True, check=True
+    )
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(got) == set(spec["cases"].split(",")) and set(got["micro_linear_1024-dynamic_int8"]) == {"0", "0.5"}
     assert set(got["micro_linear_1024-fp32"]) == {"0"}

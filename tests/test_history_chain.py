@@ -21,17 +21,49 @@ MIB = 2**20
 
 def _summary(k: int, *, threads: int, memory: float, ratio: float = 1.0) -> CommitSummary:
     """Commit ``k``: measured on a runner with ``threads`` (a numerics key), ``memory`` MiB per inference."""
-    env = dict.fromkeys(NUMERICS_KEYS) | {"torch": "2.9.0", "threads": threads, "device": "cpu", "quantized_engine": "x86"}
-    extra = {"model": "m", "recipe": "static_int8", "stack": "eager", "weights": "random", "data": "synthetic",
-             "metrics": {"memory": {"inference": {"increment_bytes": memory * MIB, "samples": [memory * MIB] * 3,
-                                                  "top_sites": [{"site": "x", "bytes": 1}]}},
-                         "size": {"serialized_bytes": 3 * MIB},
-                         "drift": {"headline": "sqnr_db", "value": 30.0, "higher_is_better": True, "tolerance": 1.0,
-                                   "sqnr_db": 30.0, "worst_layers": [{"name": "fc", "sqnr_db": 30.0}]}}}
+    env = dict.fromkeys(NUMERICS_KEYS) | {
+        "torch": "2.9.0",
+        "threads": threads,
+        "device": "cpu",
+        "quantized_engine": "x86",
+    }
+    extra = {
+        "model": "m",
+        "recipe": "static_int8",
+        "stack": "eager",
+        "weights": "random",
+        "data": "synthetic",
+        "metrics": {
+            "memory": {
+                "inference": {
+                    "increment_bytes": memory * MIB,
+                    "samples": [memory * MIB] * 3,
+                    "top_sites": [{"site": "x", "bytes": 1}],
+                }
+            },
+            "size": {"serialized_bytes": 3 * MIB},
+            "drift": {
+                "headline": "sqnr_db",
+                "value": 30.0,
+                "higher_is_better": True,
+                "tolerance": 1.0,
+                "sqnr_db": 30.0,
+                "worst_layers": [{"name": "fc", "sqnr_db": 30.0}],
+            },
+        },
+    }
     half = 0.01
     lk = Link(ratio, ratio * math.exp(-half), ratio * math.exp(half), 6, 0.5, "OK", 1.0 + threads)
-    return CommitSummary(f"c{k:02d}", f"c{k - 1:02d}", f"2000-01-01T00:{k:02d}:00Z", {CASE: lk}, runner=f"runner-{threads}",
-                         numerics_key=key_hash(env, "numerics"), environment=env, records={CASE: keep_numerics(extra)})
+    return CommitSummary(
+        f"c{k:02d}",
+        f"c{k - 1:02d}",
+        f"2000-01-01T00:{k:02d}:00Z",
+        {CASE: lk},
+        runner=f"runner-{threads}",
+        numerics_key=key_hash(env, "numerics"),
+        environment=env,
+        records={CASE: keep_numerics(extra)},
+    )
 
 
 @pytest.fixture
@@ -39,8 +71,10 @@ def chain() -> list[CommitSummary]:
     """Commits 1-4 on a 1-thread runner; 5-8 on a 2-thread one (another numerics key) whose
     inference memory reads 30% higher; a real +25% at commit 7; the latency +5% at commit 3."""
     memory = [10, 10, 10, 10, 13, 13, 16.25, 16.25]
-    return [_summary(k, threads=1 if k <= 4 else 2, memory=memory[k - 1], ratio=1.05 if k == 3 else 1.0)
-            for k in range(1, 9)]
+    return [
+        _summary(k, threads=1 if k <= 4 else 2, memory=memory[k - 1], ratio=1.05 if k == 3 else 1.0)
+        for k in range(1, 9)
+    ]
 
 
 def test_a_numerics_key_change_starts_a_new_series_instead_of_a_step(chain):

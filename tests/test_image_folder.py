@@ -64,13 +64,22 @@ def test_category_names_match_case_and_underscores():
     assert (class_label("Cardigan", CATEGORIES)[0], class_label("cardigan", CATEGORIES)[0]) == (264, 474)
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("n01440764", "'n01440764' in /x looks like a WordNet id, but torchvision ships no WordNet-id list; "
-                  "name class folders by ImageNet class index (0-999) or category name"),
-    ("kitten", "'kitten' in /x is not a known class; name class folders by ImageNet class index (0-999)"),
-    ("1000", "'1000' in /x: index out of range; class indices run 0-999"),
-    ("CARDIGAN", "'CARDIGAN' in /x names 2 categories (indices 264, 474); rename the folder to one of those indices"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "n01440764",
+            "'n01440764' in /x looks like a WordNet id, but torchvision ships no WordNet-id list; "
+            "name class folders by ImageNet class index (0-999) or category name",
+        ),
+        ("kitten", "'kitten' in /x is not a known class; name class folders by ImageNet class index (0-999)"),
+        ("1000", "'1000' in /x: index out of range; class indices run 0-999"),
+        (
+            "CARDIGAN",
+            "'CARDIGAN' in /x names 2 categories (indices 264, 474); rename the folder to one of those indices",
+        ),
+    ],
+)
 def test_unknown_folder_names_are_clear_errors(name: str, message: str):
     with pytest.raises(UserError, match="^image folder class " + message.replace("(", r"\(").replace(")", r"\)")):
         class_label(name, CATEGORIES, where="/x")
@@ -138,8 +147,9 @@ def test_vision_entry_uses_the_folder_from_the_environment(folder: Path, monkeyp
         set_image_folder(previous)
 
 
-def test_option_beats_environment_beats_config_key(pytester: pytest.Pytester, folder: Path,
-                                                  monkeypatch: pytest.MonkeyPatch):
+def test_option_beats_environment_beats_config_key(
+    pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.delenv(ENV_VAR, raising=False)
     pytester.makepyprojecttoml(f'[tool.ptq.data]\nimage_folder = "{folder.name}"\n')
     (pytester.path / folder.name).symlink_to(folder)
@@ -152,9 +162,11 @@ def test_option_beats_environment_beats_config_key(pytester: pytest.Pytester, fo
         def test_folder():
             assert image_folder() == Path(os.environ["EXPECTED"])
     """)
-    for env, option, expected in ((None, None, pytester.path / folder.name),
-                                  (str(folder), None, folder),
-                                  (str(folder), str(other), other)):
+    for env, option, expected in (
+        (None, None, pytester.path / folder.name),
+        (str(folder), None, folder),
+        (str(folder), str(other), other),
+    ):
         if env is not None:
             monkeypatch.setenv(ENV_VAR, env)
         monkeypatch.setenv("EXPECTED", str(expected))

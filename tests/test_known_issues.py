@@ -24,7 +24,14 @@ def test_known_issue_is_skipped_with_its_reason_unless_asked(pytester: pytest.Py
         "from ptq.run.known_issues import KnownIssue, register_known_issue\n"
         "register_known_issue(KnownIssue('micro_linear_256', 'dynamic_int8', 'measured: it is broken'))\n"
     )
-    args = ["--benchmark-disable", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32,dynamic_int8", "-rs", "-p", "no:cacheprovider"]
+    args = [
+        "--benchmark-disable",
+        "--ptq-models=micro_linear_256",
+        "--ptq-recipes=fp32,dynamic_int8",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+    ]
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*micro_linear_256-dynamic_int8: known issue: measured: it is broken*"])

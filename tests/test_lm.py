@@ -20,8 +20,9 @@ from ptq.run.workbench import RunOptions
 
 pytest.importorskip("transformers")
 
-TINY = lm.LMConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                   num_key_value_heads=1)
+TINY = lm.LMConfig(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def tiny() -> lm.CausalLM:
 
 
 # -- the text -----------------------------------------------------------------------------------
+
 
 def test_text_parts_share_no_topic_and_cover_all():
     from pydoc_data.topics import topics
@@ -65,6 +67,7 @@ def test_unknown_split_names_the_valid_ones():
 
 
 # -- metrics --------------------------------------------------------------------------------------
+
 
 def test_perplexity_by_hand():
     logits = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]).log().unsqueeze(0)
@@ -103,6 +106,7 @@ def test_lm_drift_profile_reads_perplexity_and_its_rise():
 
 # -- decoding -------------------------------------------------------------------------------------
 
+
 def test_greedy_decode_with_cache_matches_recomputing_without(tiny):
     prompt = torch.randint(0, 256, (2, 5), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -117,8 +121,10 @@ def test_greedy_decode_with_cache_matches_recomputing_without(tiny):
 
 
 def test_decode_figures_from_known_step_times():
-    runs = [Decoded(torch.zeros(2, 3), first_token_s=0.010, step_s=(0.001, 0.003), cache_bytes=0),
-            Decoded(torch.zeros(2, 3), first_token_s=0.030, step_s=(0.002, 0.002), cache_bytes=0)]
+    runs = [
+        Decoded(torch.zeros(2, 3), first_token_s=0.010, step_s=(0.001, 0.003), cache_bytes=0),
+        Decoded(torch.zeros(2, 3), first_token_s=0.030, step_s=(0.002, 0.002), cache_bytes=0),
+    ]
     figures = decode_figures(runs)
     assert figures["time_to_first_token_ms"] == pytest.approx(20.0)
     assert figures["decode_ms_per_token_p50"] == pytest.approx(2.0)
@@ -138,8 +144,14 @@ def test_lm_probe_records_decode_against_fp32(tiny):
     entry = SimpleNamespace(name="tiny", family="lm", batch_size=1)
     applied = apply_recipe(get_recipe("dynamic_int8"), entry, built)
     quantized = applied.model
-    prepared = SimpleNamespace(entry=entry, built=built, model=quantized, recipe=get_recipe("dynamic_int8"),
-                               quantized=applied, inputs=data.batch("eval", 0, 1).inputs)
+    prepared = SimpleNamespace(
+        entry=entry,
+        built=built,
+        model=quantized,
+        recipe=get_recipe("dynamic_int8"),
+        quantized=applied,
+        inputs=data.batch("eval", 0, 1).inputs,
+    )
     figures = lm_probe(prepared, None, RunOptions(pair_budget_s=0.05)).to_dict()  # as stored
     assert find_lm(quantized) is quantized
     assert figures["prompt_tokens"] == 16 and figures["new_tokens"] > 1
@@ -180,14 +192,18 @@ def test_decode_memory_splits_the_peak_and_the_cache_grows_with_new_tokens(tiny)
 
 # -- models ---------------------------------------------------------------------------------------
 
+
 def test_quick_matrix_runs_tiny_lm_with_its_main_recipes_only():
     from ptq.run.matrix import QUICK_LM_RECIPES, select_cases
 
     assert [c.recipe for c in select_cases("quick", models="tiny_lm")] == QUICK_LM_RECIPES.split(",")
     assert "tiny_lm" not in {c.model for c in select_cases("default")}
     assert "static_int8" in {c.recipe for c in select_cases("quick", models="digits_cnn")}
-    with pytest.raises(UserError, match="--ptq-models='tiny_lm' --ptq-recipes='static_int8' selects no case of "
-                                        "matrix 'quick' \\(tiny_lm runs only fp32,"):
+    with pytest.raises(
+        UserError,
+        match="--ptq-models='tiny_lm' --ptq-recipes='static_int8' selects no case of "
+        "matrix 'quick' \\(tiny_lm runs only fp32,",
+    ):
         select_cases("quick", models="tiny_lm", recipes="static_int8")
 
 

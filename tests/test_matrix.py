@@ -48,8 +48,14 @@ def test_deploy_matrix_holds_both_peers_and_the_bf16_forms():
 
 def test_each_runtimes_own_fast_path_is_in_the_deploy_matrix_only():
     deploy = select_cases("deploy")
-    fast = {"ov_default", "fp32_channels_last", "fp32_channels_last_compile", "bf16_autocast", "bf16_autocast_compile",
-            "pt2e_static_int8_bf16"}
+    fast = {
+        "ov_default",
+        "fp32_channels_last",
+        "fp32_channels_last_compile",
+        "bf16_autocast",
+        "bf16_autocast_compile",
+        "pt2e_static_int8_bf16",
+    }
     for model in ("mobilenet_v2", "resnet18"):
         assert fast <= {c.recipe for c in deploy if c.model == model}
     for matrix in ("default", "quick"):
@@ -63,17 +69,27 @@ def test_bad_selection_is_a_clear_error():
         select_cases("nightly")
 
 
-@pytest.mark.parametrize(("selection", "message"), [
-    ({"recipes": "fp32,dynamci_int8"},
-     "--ptq-recipes='fp32,dynamci_int8': 'dynamci_int8' matches no recipe of matrix 'default'; "
-     "nearest: dynamic_int8, ort_dynamic_int8, dynamic_int8_rnn"),
-    ({"recipes": "fp32,*_compile"},
-     "--ptq-recipes='fp32,*_compile': '*_compile' matches no recipe of matrix 'default'; it is in matrices deploy, llm, "
-     "all: pass --ptq-matrix=deploy"),
-    ({"models": " "}, "--ptq-models=' ' is blank; give comma-separated globs of model names, or drop the option "
-                      "for every model of matrix 'default'"),
-    ({"models": ","}, "--ptq-models=',' is blank; *"),
-])
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        (
+            {"recipes": "fp32,dynamci_int8"},
+            "--ptq-recipes='fp32,dynamci_int8': 'dynamci_int8' matches no recipe of matrix 'default'; "
+            "nearest: dynamic_int8, ort_dynamic_int8, dynamic_int8_rnn",
+        ),
+        (
+            {"recipes": "fp32,*_compile"},
+            "--ptq-recipes='fp32,*_compile': '*_compile' matches no recipe of matrix 'default'; it is in matrices deploy, llm, "
+            "all: pass --ptq-matrix=deploy",
+        ),
+        (
+            {"models": " "},
+            "--ptq-models=' ' is blank; give comma-separated globs of model names, or drop the option "
+            "for every model of matrix 'default'",
+        ),
+        ({"models": ","}, "--ptq-models=',' is blank; *"),
+    ],
+)
 def test_every_glob_must_match_and_a_blank_selection_is_an_error(selection, message):
     with pytest.raises(UserError) as info:
         select_cases("default", **selection)

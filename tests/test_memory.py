@@ -52,7 +52,14 @@ def test_memory_freed_that_was_allocated_before_the_step_does_not_go_negative():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("24 MB", 24 * 10**6), ("512KiB", 512 * 2**10), ("1.5 GiB", int(1.5 * 2**30)), ("100", 100), (2048, 2048), ("8 M", 8 * MiB)],
+    [
+        ("24 MB", 24 * 10**6),
+        ("512KiB", 512 * 2**10),
+        ("1.5 GiB", int(1.5 * 2**30)),
+        ("100", 100),
+        (2048, 2048),
+        ("8 M", 8 * MiB),
+    ],
 )
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
@@ -97,11 +104,13 @@ def test_limits_resolve_from_config_scopes_and_the_marker_overrides():
 
 
 def test_unknown_memory_key_is_a_config_error():
-    with pytest.raises(UserError, match=r"unknown key 'max_peak' in \[tool\.ptq\.memory\]; valid keys: inference_limit, quantize_limit"):
+    with pytest.raises(
+        UserError, match=r"unknown key 'max_peak' in \[tool\.ptq\.memory\]; valid keys: inference_limit, quantize_limit"
+    ):
         validate({"memory": {"max_peak": 1}}, "test.toml")
 
 
-CONFTEST = '''
+CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model
 
@@ -111,9 +120,9 @@ def user_mlp(*, weights):
     model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 4))
     data = TensorData(lambda g, n: (torch.randn(n, 256, generator=g),), "randn(256)")
     return Built(model, weights="random:seed=0", data=data)
-'''
+"""
 
-TESTS = '''
+TESTS = """
 import pytest
 
 def test_case(ptq_bench):
@@ -122,14 +131,21 @@ def test_case(ptq_bench):
 @pytest.mark.ptq_memory_limit(inference="16 B")
 def test_limited(ptq_bench):
     ptq_bench()
-'''
+"""
 
-TOML = '''
+TOML = """
 [memory.cases."user_mlp-dynamic_int8"]
 quantize_limit = "16 B"
-'''
+"""
 
-FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01", "-p", "no:cacheprovider"]
+FAST = [
+    "--benchmark-min-rounds=3",
+    "--benchmark-max-time=0.01",
+    "--ptq-warmup=1",
+    "--ptq-pair-time=0.01",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 def test_plugin_records_memory_and_size_and_enforces_budgets(pytester: pytest.Pytester):
@@ -138,14 +154,20 @@ def test_plugin_records_memory_and_size_and_enforces_budgets(pytester: pytest.Py
     (pytester.path / "results").mkdir()
     (pytester.path / "results" / "ptq.toml").write_text(TOML)
     result = pytester.runpytest_subprocess(
-        "--benchmark-only", "--ptq-models=user_mlp", "--ptq-recipes=fp32,dynamic_int8", "--benchmark-json=out.json", *FAST
+        "--benchmark-only",
+        "--ptq-models=user_mlp",
+        "--ptq-recipes=fp32,dynamic_int8",
+        "--benchmark-json=out.json",
+        *FAST,
     )
     result.assert_outcomes(passed=1, failed=3)
-    result.stdout.fnmatch_lines_random([
-        "*[[]memory[]] user_mlp-dynamic_int8: quantize allocated * at its peak (process peak *), over its 16 B budget "
-        "(quantize_limit); largest allocation sites at the peak: * by *",
-        "*[[]memory[]] user_mlp-fp32: inference allocated * over its 16 B budget (inference_limit)*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "*[[]memory[]] user_mlp-dynamic_int8: quantize allocated * at its peak (process peak *), over its 16 B budget "
+            "(quantize_limit); largest allocation sites at the peak: * by *",
+            "*[[]memory[]] user_mlp-fp32: inference allocated * over its 16 B budget (inference_limit)*",
+        ]
+    )
     data = json.loads((pytester.path / "out.json").read_text())
     by_name = {b["name"]: b["extra_info"]["metrics"] for b in data["benchmarks"]}
     fp32, dyn = by_name["test_case[user_mlp-fp32]"], by_name["test_case[user_mlp-dynamic_int8]"]
@@ -161,13 +183,15 @@ def test_plugin_records_memory_and_size_and_enforces_budgets(pytester: pytest.Py
 
 def test_marker_with_an_unknown_keyword_is_a_usage_error(pytester: pytest.Pytester):
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_bad='''
+    pytester.makepyfile(
+        test_bad="""
 import pytest
 
 @pytest.mark.ptq_memory_limit(peak="1 MB")
 def test_case(ptq_bench):
     ptq_bench()
-''')
+"""
+    )
     result = pytester.runpytest_subprocess("--benchmark-only", "--ptq-models=user_mlp", "--ptq-recipes=fp32", *FAST)
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*ptq_memory_limit has no keyword peak; valid: inference, quantize*"])
@@ -175,20 +199,32 @@ def test_case(ptq_bench):
 
 def _bench(model: str, recipe: str, inference: int, quantize: int | None, size: int, ratio: float) -> dict:
     step = lambda inc: {"peak_bytes": 100 * MiB + inc, "increment_bytes": inc}  # noqa: E731
-    return {"extra_info": {"model": model, "recipe": recipe, "metrics": {
-        "memory": {"inference": step(inference), "quantize": step(quantize) if quantize is not None else None},
-        "size": {"serialized_bytes": size, "ratio_vs_fp32": ratio},
-    }}}
+    return {
+        "extra_info": {
+            "model": model,
+            "recipe": recipe,
+            "metrics": {
+                "memory": {"inference": step(inference), "quantize": step(quantize) if quantize is not None else None},
+                "size": {"serialized_bytes": size, "ratio_vs_fp32": ratio},
+            },
+        }
+    }
 
 
 def test_memory_table_reads_a_benchmark_json(tmp_path, capsys):
     from ptq.cli import main
 
     path = tmp_path / "run.json"
-    path.write_text(json.dumps({"benchmarks": [
-        _bench("m", "static_int8", 2 * MiB, 150 * MiB, 11_200_000, 0.2506),
-        _bench("m", "fp32", 8 * MiB, None, 44_700_000, 1.0),
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    _bench("m", "static_int8", 2 * MiB, 150 * MiB, 11_200_000, 0.2506),
+                    _bench("m", "fp32", 8 * MiB, None, 44_700_000, 1.0),
+                ]
+            }
+        )
+    )
     assert main(["memory-table", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "m"
@@ -203,4 +239,11 @@ def test_memory_table_reads_a_benchmark_json(tmp_path, capsys):
 def test_spread_of_samples():
     from ptq.cli.memory import spread
 
-    assert spread([100, 104, 102]) == {"n": 3, "min": 100, "median": 102, "max": 104, "range": 4, "relative_range": 4 / 102}
+    assert spread([100, 104, 102]) == {
+        "n": 3,
+        "min": 100,
+        "median": 102,
+        "max": 104,
+        "range": 4,
+        "relative_range": 4 / 102,
+    }

@@ -5,9 +5,20 @@ from ptq.errors import NotApplicable, UserError
 from ptq.models import Built, TensorData, get_model, list_models, register_model, unregister_model
 
 DEFAULTS = [
-    "mobilenet_v2", "resnet18", "mobilenet_v3_large", "minilm_l6", "lstm_classifier", "digits_cnn",
-    "micro_linear_256", "micro_linear_1024", "micro_linear_4096",
-    "micro_conv_16", "micro_conv_64", "micro_conv_256", "micro_lstm_128", "micro_lstm_512",
+    "mobilenet_v2",
+    "resnet18",
+    "mobilenet_v3_large",
+    "minilm_l6",
+    "lstm_classifier",
+    "digits_cnn",
+    "micro_linear_256",
+    "micro_linear_1024",
+    "micro_linear_4096",
+    "micro_conv_16",
+    "micro_conv_64",
+    "micro_conv_256",
+    "micro_lstm_128",
+    "micro_lstm_512",
 ]
 
 

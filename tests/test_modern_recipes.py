@@ -22,7 +22,10 @@ def _close(q, entry, built, atol=0.1):
     [
         ("ao_int4_weight_only", r"packs int4 weights for CUDA kernels .*recipe ao_int4_weight_only_cpu"),
         ("ao_float8_dynamic", r"needs float8 matmul kernels \(CUDA compute capability >= 8.9"),
-        ("ao_int4_weight_only_cpu", r"no Linear layer that torchao PrototypeInt4WeightOnlyConfig can pack: out_features"),
+        (
+            "ao_int4_weight_only_cpu",
+            r"no Linear layer that torchao PrototypeInt4WeightOnlyConfig can pack: out_features",
+        ),
     ],
 )
 def test_torchao_configs_without_a_cpu_kernel_skip_with_the_reason(tiny_entry, tiny_built, recipe, reason):
@@ -45,7 +48,9 @@ def test_unknown_torchao_config_lists_the_valid_ones():
         TorchaoRecipe("x", config="Int2Config")
 
 
-@pytest.mark.parametrize(("recipe", "quantized", "stack"), [("fp32_jit", 0, "none"), ("static_int8_jit", 2, "torch.ao.fx")])
+@pytest.mark.parametrize(
+    ("recipe", "quantized", "stack"), [("fp32_jit", 0, "none"), ("static_int8_jit", 2, "torch.ao.fx")]
+)
 def test_jit_forms_trace_freeze_and_record_their_time(tiny_entry, tiny_built, recipe, quantized, stack):
     q = apply_recipe(get_recipe(recipe), tiny_entry, tiny_built)
     assert isinstance(q.model, torch.jit.ScriptModule)
@@ -87,8 +92,16 @@ class _SharedRelu(nn.Module):
 
 def test_pt2e_known_partition_issue_is_a_named_skip_under_non_strict_export():
     data = TensorData(lambda g, n: (torch.randn(n, 4, 8, 8, generator=g),), "randn(4,8,8)")
-    entry = ModelEntry("shared_relu", lambda *, weights: Built(_SharedRelu().eval(), "random", data), batch_size=1, family="test", description="")
-    with pytest.raises(NotApplicable, match=r"known issue .*Input partition has more than one output node.*strict_export=True"):
+    entry = ModelEntry(
+        "shared_relu",
+        lambda *, weights: Built(_SharedRelu().eval(), "random", data),
+        batch_size=1,
+        family="test",
+        description="",
+    )
+    with pytest.raises(
+        NotApplicable, match=r"known issue .*Input partition has more than one output node.*strict_export=True"
+    ):
         apply_recipe(Pt2eInt8("x", strict_export=False, calib_samples=2), entry, entry.build())
 
 
@@ -108,10 +121,26 @@ def test_onnx_runtime_recipe_fields_are_validated():
 
 def _result(model, recipe, median_ms, speedup):
     return CaseResult(
-        case=f"{model}-{recipe}", model=model, model_version=1, family="f", recipe=recipe, recipe_version=1,
-        recipe_config={}, stack="s", engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1,
-        warmup_rounds=0, quantized_layers=0, float_layers=0, quantize_seconds=0.0,
-        latency=LatencyStats.from_samples([median_ms / 1e3]), speedup_vs_fp32=speedup,
+        case=f"{model}-{recipe}",
+        model=model,
+        model_version=1,
+        family="f",
+        recipe=recipe,
+        recipe_version=1,
+        recipe_config={},
+        stack="s",
+        engine=None,
+        weights="w",
+        data="d",
+        input_shapes=[],
+        batch_size=1,
+        threads=1,
+        warmup_rounds=0,
+        quantized_layers=0,
+        float_layers=0,
+        quantize_seconds=0.0,
+        latency=LatencyStats.from_samples([median_ms / 1e3]),
+        speedup_vs_fp32=speedup,
     )
 
 

@@ -19,11 +19,14 @@ def test_a_placement_is_a_fresh_session_that_logs_errors_only(capfd: pytest.Capt
     # An initializer no node reads: at onnxruntime's default level each session's optimizer says
     # so on stderr (CleanUnusedInitializersAndNodeArgs), once per placement ptq makes.
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        [numpy_helper.from_array(np.ones((4, 4), np.float32), "w"),
-         numpy_helper.from_array(np.ones(4, np.float32), "unused")],
+        [
+            numpy_helper.from_array(np.ones((4, 4), np.float32), "w"),
+            numpy_helper.from_array(np.ones(4, np.float32), "unused"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

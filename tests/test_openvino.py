@@ -41,7 +41,10 @@ def test_ov_int8_calibrates_on_the_split_the_other_static_recipes_use(tiny_entry
     ort = get_recipe("ort_static_int8")
     recipe = get_recipe("ov_int8")
     assert (recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size) == (
-        ort.calib_split, ort.calib_batches, ort.calib_batch_size)
+        ort.calib_split,
+        ort.calib_batches,
+        ort.calib_batch_size,
+    )
     q = apply_recipe(recipe, tiny_entry, tiny_built)
     assert q.notes["calibration"] == "8x8 calib samples, nncf.quantize, default preset"
     assert q.notes["nncf_model_type"] == "default"  # tiny is not a text model
@@ -57,8 +60,12 @@ def test_torch_deployment_forms_refuse_an_openvino_base(tiny_entry, tiny_built):
 
 def test_missing_openvino_is_a_skip_naming_the_extra(tiny_entry, tiny_built, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in {"openvino", "nncf"} else real(name, *a))
-    with pytest.raises(NotApplicable, match=r"recipe 'ov_int8' needs openvino, nncf; pip install 'pytest-ptq\[openvino\]'"):
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in {"openvino", "nncf"} else real(name, *a)
+    )
+    with pytest.raises(
+        NotApplicable, match=r"recipe 'ov_int8' needs openvino, nncf; pip install 'pytest-ptq\[openvino\]'"
+    ):
         apply_recipe(get_recipe("ov_int8"), tiny_entry, tiny_built)
 
 
@@ -69,7 +76,9 @@ def test_openvino_recipe_fields_and_plugin_config_are_validated():
         OpenVino("x", calib_batches=0)
     assert not get_recipe("ov_fp32").quantizes() and get_recipe("ov_int8").precision() == "int8"
     config = ov_config(3, "f32")
-    assert config["INFERENCE_NUM_THREADS"] == 3 and config["PERFORMANCE_HINT"] == "LATENCY" and config["NUM_STREAMS"] == 1
+    assert (
+        config["INFERENCE_NUM_THREADS"] == 3 and config["PERFORMANCE_HINT"] == "LATENCY" and config["NUM_STREAMS"] == 1
+    )
     assert config["INFERENCE_PRECISION_HINT"] == "f32" and "INFERENCE_PRECISION_HINT" not in ov_config(3, None)
 
 
@@ -80,12 +89,30 @@ def test_peer_fp32_forms_count_for_the_speedup_over_the_best_fp32_form():
 
     def result(recipe, ms):
         return CaseResult(
-            case=f"m-{recipe}", model="m", model_version=1, family="f", recipe=recipe, recipe_version=1, recipe_config={},
-            stack="s", engine=None, weights="w", data="d", input_shapes=[], batch_size=1, threads=1, warmup_rounds=0,
-            quantized_layers=0, float_layers=0, quantize_seconds=0.0, latency=LatencyStats.from_samples([ms / 1e3]),
+            case=f"m-{recipe}",
+            model="m",
+            model_version=1,
+            family="f",
+            recipe=recipe,
+            recipe_version=1,
+            recipe_config={},
+            stack="s",
+            engine=None,
+            weights="w",
+            data="d",
+            input_shapes=[],
+            batch_size=1,
+            threads=1,
+            warmup_rounds=0,
+            quantized_layers=0,
+            float_layers=0,
+            quantize_seconds=0.0,
+            latency=LatencyStats.from_samples([ms / 1e3]),
         )
 
-    out = best_fp32_speedups([result("fp32", 10.0), result("ort_fp32", 6.0), result("ov_fp32", 4.0), result("ov_int8", 2.0)], _is_float)
+    out = best_fp32_speedups(
+        [result("fp32", 10.0), result("ort_fp32", 6.0), result("ov_fp32", 4.0), result("ov_int8", 2.0)], _is_float
+    )
     assert out["m-ov_int8"]["best_form"] == "ov_fp32" and out["m-ov_int8"]["ratio"] == pytest.approx(2.0)
     assert out["m-ov_int8"]["best_precision"] == "fp32"
     # OpenVINO's default is a float form too, and the record says what it ran (bf16 on CPUs with bf16 units)
@@ -127,12 +154,15 @@ class _Compiled:
 
 
 @needs_openvino
-@pytest.mark.parametrize(("recipe", "hint", "ran", "label"), [
-    ("ov_default", "bf16", "bf16", "bf16 (OpenVINO's default on this CPU)"),
-    ("ov_default", "f32", "fp32", "fp32 (OpenVINO's default on this CPU, the same as an f32 hint (ov_fp32))"),
-    ("ov_fp32", "f32", "fp32", "fp32"),
-    ("ov_int8", "bf16", "int8", "int8 (float ops bf16)"),
-])
+@pytest.mark.parametrize(
+    ("recipe", "hint", "ran", "label"),
+    [
+        ("ov_default", "bf16", "bf16", "bf16 (OpenVINO's default on this CPU)"),
+        ("ov_default", "f32", "fp32", "fp32 (OpenVINO's default on this CPU, the same as an f32 hint (ov_fp32))"),
+        ("ov_fp32", "f32", "fp32", "fp32"),
+        ("ov_int8", "bf16", "int8", "int8 (float ops bf16)"),
+    ],
+)
 def test_the_precision_read_back_names_what_ran(recipe, hint, ran, label):
     notes = precision_ran(_Compiled(hint), get_recipe(recipe))
     assert (notes["inference_precision"], notes["precision_ran"], notes["precision_label"]) == (hint, ran, label)

@@ -26,11 +26,16 @@ needs_openvino = pytest.mark.skipif(
     reason="openvino and nncf are not installed: pip install 'pytest-ptq[openvino]'",
 )
 needs_onnxruntime = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed: pip install 'pytest-ptq[onnx]'"
+    importlib.util.find_spec("onnxruntime") is None,
+    reason="onnxruntime is not installed: pip install 'pytest-ptq[onnx]'",
 )
-PEERS = [pytest.param("ov_fp32", marks=needs_openvino), pytest.param("ov_int8", marks=needs_openvino),
-         pytest.param("ov_default", marks=needs_openvino), pytest.param("ort_fp32", marks=needs_onnxruntime),
-         pytest.param("ort_static_int8", marks=needs_onnxruntime)]
+PEERS = [
+    pytest.param("ov_fp32", marks=needs_openvino),
+    pytest.param("ov_int8", marks=needs_openvino),
+    pytest.param("ov_default", marks=needs_openvino),
+    pytest.param("ort_fp32", marks=needs_onnxruntime),
+    pytest.param("ort_static_int8", marks=needs_onnxruntime),
+]
 
 #: The most the suite's median call may exceed the standalone one's, as a ratio of interleaved medians
 #: (the median over rounds of suite pair / standalone pair), with up to three tries: a true excess fails
@@ -46,8 +51,14 @@ class SmallConv(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(32, 32, 3, padding=1), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +73,9 @@ def _build_small(*, weights: str) -> Built:
 
 @pytest.fixture(scope="module")
 def small() -> tuple[ModelEntry, Built]:
-    entry = ModelEntry(name="small_conv", build_fn=_build_small, batch_size=1, family="test", description="3 convs, 64x64")
+    entry = ModelEntry(
+        name="small_conv", build_fn=_build_small, batch_size=1, family="test", description="3 convs, 64x64"
+    )
     return entry, entry.build()
 
 
@@ -106,7 +119,9 @@ def _standalone(q: Any, x: np.ndarray):
 
 
 @pytest.mark.parametrize("recipe", PEERS)
-def test_the_suites_call_of_a_peer_hands_tensors_over_in_place_and_calls_the_runtime_once(small, prepared, recipe, monkeypatch):
+def test_the_suites_call_of_a_peer_hands_tensors_over_in_place_and_calls_the_runtime_once(
+    small, prepared, recipe, monkeypatch
+):
     entry, built = small
     q = prepared(recipe)
     attr = "request" if hasattr(q.model, "request") else "session"

@@ -33,8 +33,10 @@ def test_a_placement_is_a_copy_of_the_model_and_inputs_that_computes_the_same():
     assert p.pad is not None and p.pad.numel() == place(model, (x,), seed=3).pad.numel()  # seeded
 
 
-@pytest.mark.parametrize(("model", "why"), [(Uncopyable(), "deepcopy failed: TypeError"),
-                                            (CopiesWrong(8, 4), "the copy computed other outputs")])
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [(Uncopyable(), "deepcopy failed: TypeError"), (CopiesWrong(8, 4), "the copy computed other outputs")],
+)
 def test_a_model_that_cannot_be_copied_faithfully_keeps_its_original_and_gets_fresh_inputs(model, why):
     x = torch.randn(2, 8)
     p = place(model, (x,), seed=0, reference_output=model(x))
@@ -134,8 +136,13 @@ def test_a_case_whose_later_visit_raises_is_reported_and_the_others_finish(monke
     for tag in ("bad", "good"):
         model = torch.nn.Linear(8, 8).eval()
         model.tag = tag
-        visits.add(model, model, (torch.randn(2, 8),), on_done=lambda est, lat, tag=tag: done.setdefault(tag, est),
-                   on_error=lambda why, tag=tag: errors.setdefault(tag, why))
+        visits.add(
+            model,
+            model,
+            (torch.randn(2, 8),),
+            on_done=lambda est, lat, tag=tag: done.setdefault(tag, est),
+            on_error=lambda why, tag=tag: errors.setdefault(tag, why),
+        )
     visits.finish()
     assert set(done) == {"good"} and errors == {"bad": "visit 2 raised RuntimeError: kernel went away"}
     calls["n"] = 1  # its first visit (at add) passes, its second raises
@@ -174,6 +181,10 @@ def test_a_budget_gives_the_visits_past_the_scheduled_ones_to_the_widest_case_wh
     wider, wide = done["wider"]["precision"], done["wide"]["precision"]
     assert wider["visits"] == 4 and wide["visits"] == 3
     assert wide["stopped"] == wider["stopped"] == "budget" and not wide["reached"]
-    assert lines[0].startswith("speedup visits, round 2/3 over 2 case(s), about 2s a round, 4s for the scheduled rounds")
-    assert any("round 4 (at most 6) over the 1 case(s) whose rerun interval is wider than +-4%" in line for line in lines)
+    assert lines[0].startswith(
+        "speedup visits, round 2/3 over 2 case(s), about 2s a round, 4s for the scheduled rounds"
+    )
+    assert any(
+        "round 4 (at most 6) over the 1 case(s) whose rerun interval is wider than +-4%" in line for line in lines
+    )
     assert lines[-1] == "speedup visits: the --ptq-budget left 2 case(s) short of +-4% (their rows say 'budget')"

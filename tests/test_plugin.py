@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-CONFTEST = '''
+CONFTEST = """
 import dataclasses
 import torch
 from ptq.models import Built, TensorData, register_model
@@ -37,12 +37,12 @@ def broken(recipe, model, built, entry):
     raise RuntimeError("no kernel for this op")
 
 register_recipe(Broken("broken"))
-'''
+"""
 
-TEST_FILE = '''
+TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()
-'''
+"""
 
 
 @pytest.fixture
@@ -52,34 +52,49 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-FAST = ["--benchmark-min-rounds=3", "--benchmark-max-time=0.01", "--ptq-warmup=1", "--ptq-pair-time=0.01", "-p", "no:cacheprovider"]
+FAST = [
+    "--benchmark-min-rounds=3",
+    "--benchmark-max-time=0.01",
+    "--ptq-warmup=1",
+    "--ptq-pair-time=0.01",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pytester):
     result = suite.runpytest_subprocess(
-        "--benchmark-only", "--ptq-models=user_mlp", "--ptq-recipes=fp32,dynamic_int8,static_int8,broken",
-        "--benchmark-json=out.json", *FAST, "--ptq-rerun-target=0",  # the scheduled visits only: 6, whatever the noise
+        "--benchmark-only",
+        "--ptq-models=user_mlp",
+        "--ptq-recipes=fp32,dynamic_int8,static_int8,broken",
+        "--benchmark-json=out.json",
+        *FAST,
+        "--ptq-rerun-target=0",  # the scheduled visits only: 6, whatever the noise
     )
     # A recipe that raises errors its own case at setup; the other cases still run.
     result.assert_outcomes(passed=3, errors=1)
-    result.stdout.fnmatch_lines([
-        "ptq: 4 case(s) of matrix 'default', then their speedup visits; --ptq-budget 10m00s: the visits beyond "
-        "each case's 6 stop when it is spent",
-        "ptq: 4/4 cases, * elapsed, about 0s left before the speedup visits (--ptq-budget 10m00s)",
-        "ptq: speedup visits, round 2/6 over 3 case(s), about * a round, * for the scheduled rounds; "
-        "* of the --ptq-budget left",
-        "ptq: speedup visits, round 6/6 over 3 case(s), about * a round, * for the scheduled rounds; *",
-        "ptq: speedup visits done in *s",
-        "ptq: time per step over 3 case(s): *",
-        "ptq: memory bandwidth during the visits: median * GB/s (*-*, * reads); compare speedups across runs only where it matches",
-        "*ERROR at setup of test_case?user_mlp-broken?*",
-        "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
-        "*ptq: speedup over fp32, same session, warm-up excluded*",
-        "model*recipe*stack*median ms*speedup [[]CI[]]*inference mem*size*quantized*weights",
-        "*user_mlp*dynamic_int8*torch.ao.eager*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "ptq: 4 case(s) of matrix 'default', then their speedup visits; --ptq-budget 10m00s: the visits beyond "
+            "each case's 6 stop when it is spent",
+            "ptq: 4/4 cases, * elapsed, about 0s left before the speedup visits (--ptq-budget 10m00s)",
+            "ptq: speedup visits, round 2/6 over 3 case(s), about * a round, * for the scheduled rounds; "
+            "* of the --ptq-budget left",
+            "ptq: speedup visits, round 6/6 over 3 case(s), about * a round, * for the scheduled rounds; *",
+            "ptq: speedup visits done in *s",
+            "ptq: time per step over 3 case(s): *",
+            "ptq: memory bandwidth during the visits: median * GB/s (*-*, * reads); compare speedups across runs only where it matches",
+            "*ERROR at setup of test_case?user_mlp-broken?*",
+            "user_mlp-broken: recipe 'broken' failed on model 'user_mlp': RuntimeError: no kernel for this op",
+            "*ptq: speedup over fp32, same session, warm-up excluded*",
+            "model*recipe*stack*median ms*speedup [[]CI[]]*inference mem*size*quantized*weights",
+            "*user_mlp*dynamic_int8*torch.ao.eager*",
+        ]
+    )
     # memray's inference high-water mark and the serialized size, in binary units; the paired speedup only
-    assert re.search(r"user_mlp +dynamic_int8 .* \d+(\.\d)? (B|KiB|MiB) +\d+(\.\d)? (B|KiB|MiB) +2/2 ", result.stdout.str())
+    assert re.search(
+        r"user_mlp +dynamic_int8 .* \d+(\.\d)? (B|KiB|MiB) +\d+(\.\d)? (B|KiB|MiB) +2/2 ", result.stdout.str()
+    )
     assert "unpaired" not in result.stdout.str()
     data = json.loads((suite.path / "out.json").read_text())
     by_case = {b["extra_info"]["case"]: b for b in data["benchmarks"]}
@@ -121,13 +136,20 @@ def test_inapplicable_recipe_is_skipped_with_its_reason(suite: pytest.Pytester):
 
 
 def test_skipped_cases_are_listed_with_their_reasons_without_rs(suite: pytest.Pytester):
-    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8", *FAST)
+    result = suite.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8", *FAST
+    )
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*ptq: 1 case(s) skipped (-rs: pytest's own list)*",
-                                 "micro_conv_16-dynamic_int8: model 'micro_conv_16' has no Linear layer*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ptq: 1 case(s) skipped (-rs: pytest's own list)*",
+            "micro_conv_16-dynamic_int8: model 'micro_conv_16' has no Linear layer*",
+        ]
+    )
     # with -rs pytest lists it, and ptq does not repeat it
-    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8",
-                                        "-rs", *FAST)
+    result = suite.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=micro_conv_16", "--ptq-recipes=fp32,dynamic_int8", "-rs", *FAST
+    )
     assert "case(s) skipped" not in result.stdout.str()
 
 
@@ -142,9 +164,13 @@ def test_disabled_benchmarks_still_run_every_code_path(suite: pytest.Pytester):
 def test_unknown_selection_is_a_usage_error(suite: pytest.Pytester):
     result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=vgg*", *FAST)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --ptq-models='vgg[*]' matches no model of matrix 'default'; valid: *user_mlp*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --ptq-models='vgg[*]' matches no model of matrix 'default'; valid: *user_mlp*"]
+    )
 
 
 def test_k_selection_works_on_readable_ids(suite: pytest.Pytester):
-    result = suite.runpytest_subprocess("--benchmark-only", "--ptq-models=user_mlp", "-k", "fp32", "--collect-only", "-q")
+    result = suite.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=user_mlp", "-k", "fp32", "--collect-only", "-q"
+    )
     result.stdout.fnmatch_lines(["test_suite.py::test_case[[]user_mlp-fp32[]]"])

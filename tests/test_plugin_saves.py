@@ -13,17 +13,26 @@ import pytest
 
 from ptq.storage.runs import load_run
 
-TEST_FILE = '''
+TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()
-'''
+"""
 
-FAST = ["--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32", "--benchmark-min-rounds=20",
-        "--benchmark-max-time=0.02", "--ptq-warmup=1", "--ptq-pair-time=0", "-p", "no:cacheprovider"]
+FAST = [
+    "--benchmark-only",
+    "--ptq-models=micro_linear_256",
+    "--ptq-recipes=fp32",
+    "--benchmark-min-rounds=20",
+    "--benchmark-max-time=0.02",
+    "--ptq-warmup=1",
+    "--ptq-pair-time=0",
+    "-p",
+    "no:cacheprovider",
+]
 
 #: Loaded by every session below: with $PTQ_TEST_SIGNAL set, the baseline's write signals its own
 #: process half-way through, as a Ctrl-C or a CI runner's SIGTERM would.
-CONFTEST = '''
+CONFTEST = """
 import os, signal
 import ptq.storage.runs as runs
 
@@ -42,7 +51,7 @@ if os.environ.get("PTQ_TEST_SIGNAL"):
         return write
 
     runs._dump = _dump
-'''
+"""
 
 
 def _baseline(pytester: pytest.Pytester):
@@ -63,9 +72,11 @@ def test_a_damaged_baseline_refuses_a_save_with_a_fix_that_works(pytester: pytes
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     [line] = [x for x in refused.stdout.lines if x.startswith("ptq gate: error:")]
     moved = baseline.with_name(baseline.name + ".damaged")
-    assert line == (f"ptq gate: error: {baseline}: corrupt or truncated JSON (Unterminated string starting at: line 1 "
-                    f"column 18); restore it (`git checkout -- {baseline}`), or move it aside (`mv {baseline} {moved}`) "
-                    "and re-record it: `pytest --benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)")
+    assert line == (
+        f"ptq gate: error: {baseline}: corrupt or truncated JSON (Unterminated string starting at: line 1 "
+        f"column 18); restore it (`git checkout -- {baseline}`), or move it aside (`mv {baseline} {moved}`) "
+        "and re-record it: `pytest --benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)"
+    )
     assert "Traceback" not in refused.stdout.str() + refused.stderr.str()
     assert baseline.read_text() == '{"benchmarks": [{"na' and _litter(pytester) == []
     baseline.rename(moved)  # what the message says; then the same command records a new baseline
@@ -92,7 +103,8 @@ def test_a_damaged_baseline_refuses_a_save_with_a_fix_that_works(pytester: pytes
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_interrupt_during_the_saves_write_is_a_clean_exit_and_leaves_the_old_baseline(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, signal_name):
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, signal_name
+):
     pytester.makepyfile(test_suite=TEST_FILE)
     pytester.makeconftest(CONFTEST)
     assert pytester.runpytest_subprocess(*FAST, "--ptq-save-baseline").ret == 0
@@ -103,9 +115,11 @@ def test_an_interrupt_during_the_saves_write_is_a_clean_exit_and_leaves_the_old_
     assert cut.ret == pytest.ExitCode.INTERRUPTED
     said = "Ctrl-C" if signal_name == "SIGINT" else "signal SIGTERM"
     [line] = [x for x in cut.stdout.lines if x.startswith("ptq gate: error:")]
-    assert line == (f"ptq gate: error: interrupted ({said}) while comparing or saving: every file it was writing is as "
-                    "it was before (each write is a temporary file renamed into place); the saves listed above "
-                    "completed; rerun to save the rest")
+    assert line == (
+        f"ptq gate: error: interrupted ({said}) while comparing or saving: every file it was writing is as "
+        "it was before (each write is a temporary file renamed into place); the saves listed above "
+        "completed; rerun to save the rest"
+    )
     assert "Traceback" not in cut.stdout.str() + cut.stderr.str()
     assert baseline.read_bytes() == before and _litter(pytester) == []
 
@@ -113,22 +127,28 @@ def test_an_interrupt_during_the_saves_write_is_a_clean_exit_and_leaves_the_old_
 def test_a_run_json_marks_failing_tests_and_export_leaves_them_out_naming_them(pytester: pytest.Pytester, capsys):
     from ptq.cli import main
 
-    pytester.makepyfile(test_suite='''
+    pytester.makepyfile(
+        test_suite="""
 def test_case(ptq_bench, ptq_case):
     ptq_bench()
     assert ptq_case.recipe != "fp32", "fp32 failed its check"
-''')
+"""
+    )
     result = pytester.runpytest_subprocess(*FAST, "--ptq-recipes=fp32,dynamic_int8", "--benchmark-json=run.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     run = pytester.path / "run.json"
-    outcome = {b["extra_info"]["case"]: b["extra_info"].get("test_outcome") for b in json.loads(run.read_text())["benchmarks"]}
+    outcome = {
+        b["extra_info"]["case"]: b["extra_info"].get("test_outcome") for b in json.loads(run.read_text())["benchmarks"]
+    }
     assert outcome == {"micro_linear_256-fp32": "failed", "micro_linear_256-dynamic_int8": None}
     out = pytester.path / "out"
     capsys.readouterr()  # the session's own output
     assert main(["export", str(run), "--format", "github-action-benchmark", "-o", str(out)]) == 0
     stderr = capsys.readouterr().err
-    assert stderr.splitlines()[0] == ("note: left out 1 case(s) whose test failed in this run: micro_linear_256-fp32; "
-                                      "fix them and rerun to export their figures")
+    assert stderr.splitlines()[0] == (
+        "note: left out 1 case(s) whose test failed in this run: micro_linear_256-fp32; "
+        "fix them and rerun to export their figures"
+    )
     names = [e["name"] for f in sorted(out.iterdir()) for e in json.loads(f.read_text())]
     assert names and all(n.startswith("micro_linear_256-dynamic_int8 ") for n in names)
     # a run whose every case failed is refused: its figures are not results
@@ -139,5 +159,6 @@ def test_case(ptq_bench, ptq_case):
     assert main(["export", str(run), "--format", "bencher", "-o", str(pytester.path / "none")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"ptq: error: {run}: every case's test failed in this run (micro_linear_256-dynamic_int8, micro_linear_256-fp32); "
-        "its figures are not results: fix the failures and export a run whose tests passed"]
+        "its figures are not results: fix the failures and export a run whose tests passed"
+    ]
     assert not (pytester.path / "none").exists()

@@ -5,25 +5,36 @@ from __future__ import annotations
 
 import pytest
 
-TEST_FILE = '''
+TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()
-'''
+"""
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_suite=TEST_FILE)
-    return pytester.runpytest_subprocess("--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32",
-                                         *args, "-p", "no:cacheprovider")
+    return pytester.runpytest_subprocess(
+        "--benchmark-only", "--ptq-models=micro_linear_256", "--ptq-recipes=fp32", *args, "-p", "no:cacheprovider"
+    )
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    (" ", "--ptq-probes=' ' is blank; give comma-separated globs of probe names (*drift*), or drop the option to run "
-          "every probe"),
-    (",", "--ptq-probes=',' is blank; *"),
-    ("drift,memry", "--ptq-probes='drift,memry': 'memry' matches no registered probe; nearest: memory; valid: *size*"),
-    ("nothing_*", "--ptq-probes='nothing_*': 'nothing_*' matches no registered probe; valid: *drift*"),
-], ids=["blank", "only-commas", "typo", "glob"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            " ",
+            "--ptq-probes=' ' is blank; give comma-separated globs of probe names (*drift*), or drop the option to run "
+            "every probe",
+        ),
+        (",", "--ptq-probes=',' is blank; *"),
+        (
+            "drift,memry",
+            "--ptq-probes='drift,memry': 'memry' matches no registered probe; nearest: memory; valid: *size*",
+        ),
+        ("nothing_*", "--ptq-probes='nothing_*': 'nothing_*' matches no registered probe; valid: *drift*"),
+    ],
+    ids=["blank", "only-commas", "typo", "glob"],
+)
 def test_bad_probe_selection_is_one_line_usage_error_before_any_work(pytester: pytest.Pytester, value, message):
     result = _run(pytester, f"--ptq-probes={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

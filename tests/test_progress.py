@@ -18,5 +18,7 @@ def test_each_step_says_what_is_done_and_how_long_the_rest_takes():
     p.step("placement 1")
     now[0] += 10
     p.step()
-    assert lines == ["duet sweeps: 1/4 done, 30s elapsed, about 1m30s left (placement 1)",
-                     "duet sweeps: 2/4 done, 40s elapsed, about 40s left"]
+    assert lines == [
+        "duet sweeps: 1/4 done, 30s elapsed, about 1m30s left (placement 1)",
+        "duet sweeps: 2/4 done, 40s elapsed, about 40s left",
+    ]

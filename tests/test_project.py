@@ -13,7 +13,7 @@ import pytest
 
 from ptq.gate.duet import Worker
 
-ROOT_CONFTEST = '''
+ROOT_CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model
 from ptq.recipes import DynamicQuant, register_recipe
@@ -29,16 +29,16 @@ def user_tiny(*, weights):
 
 
 register_recipe(DynamicQuant("user_dyn", layers=("Linear",), description="the project's own"))
-'''
+"""
 
 #: A module a conftest names in ``pytest_plugins``: registers too.
-USER_EXTRA = '''
+USER_EXTRA = """
 from ptq.recipes import DynamicQuant, register_recipe
 
 register_recipe(DynamicQuant("user_dyn_fp16", layers=("Linear",), dtype="float16"))
-'''
+"""
 
-BENCHMARKS_CONFTEST = '''
+BENCHMARKS_CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model
 
@@ -47,7 +47,7 @@ from ptq.models import Built, TensorData, register_model
 def user_deep(*, weights):
     data = TensorData(lambda g, n: (torch.randn(n, 8, generator=g),), "randn(8)")
     return Built(torch.nn.Linear(8, 8), weights="random:seed=0", data=data)
-'''
+"""
 
 
 @pytest.fixture
@@ -61,23 +61,32 @@ def project(tmp_path: Path) -> Path:
 
 
 def _ptq(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", *args],
-                          cwd=cwd, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
 def test_load_project_imports_both_conftests_and_their_plugins_once(project):
-    done = _python("""
+    done = _python(
+        """
         from ptq.project import load_project, project_models, project_recipes
         first = load_project()
         again = load_project()
         print([p.name for p in first.loaded], len(again.loaded), len(again.already))
         print(project_models(), project_recipes())
-    """, project)
+    """,
+        project,
+    )
     assert done.returncode == 0, done.stderr
     loaded, registered = done.stdout.splitlines()
     assert loaded == "['conftest.py', 'conftest.py'] 0 2"  # the second call imports nothing: no duplicate error
@@ -108,7 +117,9 @@ def test_a_duet_worker_prepares_the_cases_its_side_s_conftest_registers(project)
     with Worker("A", cwd=project) as worker:
         got = worker.prepare(["user_tiny-fp32", "user_tiny-user_dyn", "user_deep-fp32", "user_none-fp32"], threads=1)
         assert got["ready"] == ["user_deep-fp32", "user_tiny-fp32", "user_tiny-user_dyn"]
-        assert list(got["failed"]) == ["user_none-fp32"] and "unknown model 'user_none'" in got["failed"]["user_none-fp32"]
+        assert (
+            list(got["failed"]) == ["user_none-fp32"] and "unknown model 'user_none'" in got["failed"]["user_none-fp32"]
+        )
         assert len(worker.time("user_tiny-user_dyn", 0.01)) >= 10
 
 
@@ -116,8 +127,13 @@ def test_without_selection_a_project_runs_its_own_models_and_names_reach_the_bui
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 
     def collect(*args: str) -> list[str]:
-        done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p",
-                               "no:cacheprovider", *args], cwd=project, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return [line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "::test_case[" in line]
 

@@ -19,7 +19,15 @@ from ptq.recipes import (
 )
 from ptq.run.layers import count_layers
 
-DEFAULT_RECIPES = ["fp32", "dynamic_int8", "dynamic_int8_rnn", "dynamic_fp16", "static_int8", "ao_int8_dynamic", "ao_int8_weight_only"]
+DEFAULT_RECIPES = [
+    "fp32",
+    "dynamic_int8",
+    "dynamic_int8_rnn",
+    "dynamic_fp16",
+    "static_int8",
+    "ao_int8_dynamic",
+    "ao_int8_weight_only",
+]
 
 
 def test_defaults_are_registered_with_reference_first():
@@ -35,7 +43,9 @@ def test_recipes_are_frozen_hashable_and_serialise_with_type_and_version():
     r = get_recipe("dynamic_int8_rnn")
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.layers = ("Linear",)  # type: ignore[misc]
-    assert hash(r) == hash(DynamicQuant("dynamic_int8_rnn", layers=("Linear", "LSTM", "GRU"), description=r.description))
+    assert hash(r) == hash(
+        DynamicQuant("dynamic_int8_rnn", layers=("Linear", "LSTM", "GRU"), description=r.description)
+    )
     d = r.to_dict()
     assert d["_type"] == "DynamicQuant" and d["_version"] == 1
     assert d["_data"]["layers"] == ["Linear", "LSTM", "GRU"]
@@ -147,8 +157,11 @@ def test_static_int8_generic_on_torchvision_resnet18():
 def test_bf16_skips_naming_the_missing_flags_on_a_cpu_without_bf16(tiny_entry, tiny_built, monkeypatch, flags):
     monkeypatch.setattr("ptq.run.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
     recorded = ", ".join(flags) or "none"
-    with pytest.raises(NotApplicable, match=rf"needs a CPU with avx512_bf16 or amx_bf16 \(native bf16\); Test CPU has neither "
-                                            rf"\(flags recorded: {recorded}\)"):
+    with pytest.raises(
+        NotApplicable,
+        match=rf"needs a CPU with avx512_bf16 or amx_bf16 \(native bf16\); Test CPU has neither "
+        rf"\(flags recorded: {recorded}\)",
+    ):
         apply_recipe(get_recipe("bf16"), tiny_entry, tiny_built)
 
 
@@ -181,7 +194,9 @@ def test_pt2e_names_the_known_prepare_failures_and_no_other():
             return exc
         raise AssertionError("no IndexError")
 
-    assert "a linear + unary partition without an output node" in _known_prepare_issue(raised(_get_output_nodes_of_partitions))
+    assert "a linear + unary partition without an output node" in _known_prepare_issue(
+        raised(_get_output_nodes_of_partitions)
+    )
     assert _known_prepare_issue(raised(elsewhere)) is None
     assert "use strict_export=True" in _known_prepare_issue(ValueError("Input partition has more than one output node"))
     assert _known_prepare_issue(ValueError("another")) is None

@@ -29,8 +29,14 @@ PLUGIN = "registration_plugin"
 
 def _python(code: str, *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``code`` in a fresh interpreter that can import this folder's helpers."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          check=False, cwd=cwd, env={**os.environ, "PYTHONPATH": str(TESTS)})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
 
 
 def test_importing_every_module_registers_nothing():
@@ -80,7 +86,8 @@ def installed(tmp_path, monkeypatch):
         info.mkdir()
         (info / "METADATA").write_text("Metadata-Version: 2.1\nName: energy-plugin\nVersion: 1.0\n")
         (info / "entry_points.txt").write_text(
-            "".join(f"[{g}]\n" + "".join(f"{line}\n" for line in lines) for g, lines in groups.items()))
+            "".join(f"[{g}]\n" + "".join(f"{line}\n" for line in lines) for g, lines in groups.items())
+        )
         found = PathDistribution(info).entry_points
         calls: list[str] = []
 
@@ -91,16 +98,24 @@ def installed(tmp_path, monkeypatch):
         monkeypatch.setattr(ptq.registry, "entry_points", entry_points)
         for module in (probes, judges, config):
             reg = module._REGISTRY
-            monkeypatch.setattr(module, "_REGISTRY", NamedRegistry(
-                reg.kind, reg.item_type, entry_point_group=reg.entry_point_group, builtins=reg.builtins))
+            monkeypatch.setattr(
+                module,
+                "_REGISTRY",
+                NamedRegistry(reg.kind, reg.item_type, entry_point_group=reg.entry_point_group, builtins=reg.builtins),
+            )
         return calls
 
     return install
 
 
 def test_entry_points_extend_each_registry_after_the_builtins(installed):
-    calls = installed(**{"ptq.probes": [f"params = {PLUGIN}:PROBE"], "ptq.judges": [f"params = {PLUGIN}:JUDGE"],
-                         "ptq.config_sections": [f"energy = {PLUGIN}:SECTION"]})
+    calls = installed(
+        **{
+            "ptq.probes": [f"params = {PLUGIN}:PROBE"],
+            "ptq.judges": [f"params = {PLUGIN}:JUDGE"],
+            "ptq.config_sections": [f"energy = {PLUGIN}:SECTION"],
+        }
+    )
     assert probes.list_probes() == [p.name for p in BUILTIN_PROBES] + ["params"]
     assert probes.list_probes()[-1] == "params"
     assert calls.count("ptq.probes") == 1  # read once, on first use
@@ -123,18 +138,23 @@ def test_an_entry_point_clashing_with_a_builtin_is_a_duplicate(installed):
         probes.list_probes()
 
 
-@pytest.mark.parametrize(("target", "why"), [
-    (f"{PLUGIN}:MISSING", r"cannot load: AttributeError: .*MISSING"),
-    ("no_such_module_xyz:PROBE", r"cannot load: ModuleNotFoundError: No module named 'no_such_module_xyz'"),
-    (f"{PLUGIN}:NOT_A_PROBE", r"resolves to a int, not a ptq.probes.Probe"),
-])
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        (f"{PLUGIN}:MISSING", r"cannot load: AttributeError: .*MISSING"),
+        ("no_such_module_xyz:PROBE", r"cannot load: ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+        (f"{PLUGIN}:NOT_A_PROBE", r"resolves to a int, not a ptq.probes.Probe"),
+    ],
+)
 def test_a_broken_entry_point_names_its_distribution_and_the_fix(installed, target, why):
     installed(**{"ptq.probes": [f"energy = {target}"]})
     with pytest.raises(UserError, match=why) as caught:
         probes.list_probes()
     message = str(caught.value)
     assert f"entry point energy = '{target}' (group ptq.probes) of energy-plugin" in message
-    assert '[project.entry-points."ptq.probes"] of energy-plugin and reinstall it, or uninstall energy-plugin' in message
+    assert (
+        '[project.entry-points."ptq.probes"] of energy-plugin and reinstall it, or uninstall energy-plugin' in message
+    )
 
 
 @pytest.fixture(scope="module")
@@ -152,17 +172,24 @@ def runs(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("argv", [
-    ["compare", "cur.json", "--baseline", "base.json", "--root", "."],
-    ["report", "cur.json", "base.json", "-o", "report.html", "--root", "."],
-    ["merge", "-o", "merged.json", "shard1.json", "shard2.json"],
-], ids=lambda argv: argv[0])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "cur.json", "--baseline", "base.json", "--root", "."],
+        ["report", "cur.json", "base.json", "-o", "report.html", "--root", "."],
+        ["merge", "-o", "merged.json", "shard1.json", "shard2.json"],
+    ],
+    ids=lambda argv: argv[0],
+)
 def test_commands_that_read_runs_import_no_torch(runs, argv):
-    proc = _python(f"""
+    proc = _python(
+        f"""
         import sys
         from ptq.cli import main
         code = main({argv!r})
         print(code, sorted(m for m in ("torch", "torchvision") if m in sys.modules))
-    """, cwd=runs)
+    """,
+        cwd=runs,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "0 []"

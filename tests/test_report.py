@@ -56,8 +56,12 @@ def test_series_marks_the_injected_events(runs):
     speed = [s.verdict for s in series(METRICS["speedup"], SLOWED, runs)]
     # the gate compares speedups on one fingerprint only: run 5's recovery is on another CPU
     assert speed == [Marker.NEW, None, Marker.UNCHANGED, Marker.REGRESSION, Marker.INCOMPARABLE]
-    flagged = {(m, case) for m in METRICS for case in runs[0].cases
-               if any(s.verdict in (Marker.REGRESSION, Marker.IMPROVEMENT) for s in series(METRICS[m], case, runs))}
+    flagged = {
+        (m, case)
+        for m in METRICS
+        for case in runs[0].cases
+        if any(s.verdict in (Marker.REGRESSION, Marker.IMPROVEMENT) for s in series(METRICS[m], case, runs))
+    }
     assert flagged == {("latency", SLOWED), ("speedup", SLOWED), ("memory", FATTER), ("drift", FATTER)}  # no noise
     mem = series(METRICS["memory"], FATTER, runs)
     assert [s.reading is None for s in mem] == [True, True, False, False, False]  # not recorded before run 3
@@ -70,12 +74,12 @@ def test_markdown_is_the_gates_comparison_failing_rows_first(runs):
     c = compare(runs[2], runs[3])
     md = render(c, "md")
     assert md.startswith("### ptq regression gate: FAIL: 3 regressions")
-    failing = md[md.index("Failing the gate"):md.index("<details>")]
+    failing = md[md.index("Failing the gate") : md.index("<details>")]
     assert {(r.case, r.metric) for r in c.failing} == {(SLOWED, "latency"), (SLOWED, "speedup"), (FATTER, "memory")}
     for r in c.failing:  # each with the judge's explanation
         assert f"| {r.case} | {r.metric} |" in failing and r.judgement.detail.split(",")[0] in failing
     assert "Mann-Whitney" in failing and "allowed: max(5%" in failing
-    assert md[md.index("<details>"):].count("\n| ") == len(c.rows) + 1  # every row, and the header
+    assert md[md.index("<details>") :].count("\n| ") == len(c.rows) + 1  # every row, and the header
     # Run 5 is on another CPU: its latency and speedup rows are not compared, and fail the gate.
     other = compare(runs[3], runs[4])
     assert {r.verdict for r in other.rows if r.metric in ("latency", "speedup")} == {Verdict.NOT_COMPARED}
@@ -108,8 +112,21 @@ def test_report_command_writes_html_and_md(tmp_path, capsys):
     assert main(["report", str(HISTORY / "runs" / "run-0004.json"), "--baseline", str(base), "--format", "md"]) == 0
     md = capsys.readouterr().out
     assert "1 regression (33 ok)" in md and FATTER in md and "| latency |" not in md  # memory; no latency across runs
-    assert main(["report", str(HISTORY / "runs" / "run-0004.json"), "--baseline", str(base), "--format", "md",
-                 "--judges", "*"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(HISTORY / "runs" / "run-0004.json"),
+                "--baseline",
+                str(base),
+                "--format",
+                "md",
+                "--judges",
+                "*",
+            ]
+        )
+        == 0
+    )
     md = capsys.readouterr().out
     assert "3 regressions" in md and SLOWED in md and FATTER in md  # asked for by name: latency, speedup; memory
 

@@ -16,9 +16,18 @@ from ptq.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "history"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
 
 
 def _need(tool: str) -> str:
@@ -62,7 +71,8 @@ def test_report_renders_in_chromium(browser, tmp_path):
     # Drawn, not just present: every chart has a laid-out size and marks inside it.
     sizes = browser.execute_script(
         "return Array.from(document.querySelectorAll('svg.chart')).map(s => "
-        "[s.getBoundingClientRect().width, s.getBoundingClientRect().height, s.querySelectorAll('circle,path,polyline').length])")
+        "[s.getBoundingClientRect().width, s.getBoundingClientRect().height, s.querySelectorAll('circle,path,polyline').length])"
+    )
     assert all(w > 0 and h > 0 and marks > 0 for w, h, marks in sizes), sizes[:5]
     # The known events of the fixture history are marked.
     assert browser.find_elements(by.CSS_SELECTOR, "svg.chart .pt.regression")
@@ -74,7 +84,9 @@ def test_report_renders_in_chromium(browser, tmp_path):
     # The inline filter works (and its script ran without error).
     box = browser.find_element(by.ID, "filter")
     box.send_keys("static_int8")
-    visible = [c.get_attribute("data-case") for c in browser.find_elements(by.CSS_SELECTOR, ".case") if c.is_displayed()]
+    visible = [
+        c.get_attribute("data-case") for c in browser.find_elements(by.CSS_SELECTOR, ".case") if c.is_displayed()
+    ]
     assert visible and all("static_int8" in c for c in visible)
     keys = pytest.importorskip("selenium.webdriver.common.keys").Keys
     box.send_keys(keys.CONTROL, "a")

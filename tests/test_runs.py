@@ -29,27 +29,39 @@ def test_round_trip_keeps_samples_and_extra_info(tmp_path):
     assert loaded.cases["m-fp32"].extra_info["metrics"] == {"size": {"serialized_bytes": 10}}
 
 
-@pytest.mark.parametrize(("sizes", "rounds"), [
-    ([2, 1], ((1.0, 2.0), (3.0,))),
-    (None, ((1.0, 2.0, 3.0),)),  # a plain run: one session
-    ([2, 2], ((1.0, 2.0, 3.0),)),  # counts that do not add up: not trusted
-    ([3, 0], ((1.0, 2.0, 3.0),)),
-])
+@pytest.mark.parametrize(
+    ("sizes", "rounds"),
+    [
+        ([2, 1], ((1.0, 2.0), (3.0,))),
+        (None, ((1.0, 2.0, 3.0),)),  # a plain run: one session
+        ([2, 2], ((1.0, 2.0, 3.0),)),  # counts that do not add up: not trusted
+        ([3, 0], ((1.0, 2.0, 3.0),)),
+    ],
+)
 def test_samples_split_into_the_sessions_that_took_them(sizes, rounds):
     extra = {} if sizes is None else {"ab_round_sizes": sizes}
     assert parse_run(run(bench("m-int8", [1.0, 2.0, 3.0], **extra)), "r").cases["m-int8"].rounds == rounds
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('{"benchmarks": [', "corrupt or truncated JSON"),
-    ("[1, 2]", "not a pytest-benchmark JSON file"),
-    ('{"benchmarks": []}', "no 'ptq' provenance"),
-    ('{"benchmarks": [], "ptq": {"schema_version": 99, "environment": {}, "fingerprint": "x"}}', "newer than this ptq"),
-    ('{"benchmarks": [], "ptq": {"schema_version": "1"}}', "no integer ptq.schema_version"),
-    ('{"benchmarks": [], "ptq": {"schema_version": 1}}', "ptq.environment or ptq.fingerprint missing"),
-    ('{"benchmarks": [{"extra_info": {"case": "a-b"}, "stats": {"data": ["x"]}}], '
-     '"ptq": {"schema_version": 1, "environment": {}, "fingerprint": "x"}}', "stats.data is not a list of numbers"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"benchmarks": [', "corrupt or truncated JSON"),
+        ("[1, 2]", "not a pytest-benchmark JSON file"),
+        ('{"benchmarks": []}', "no 'ptq' provenance"),
+        (
+            '{"benchmarks": [], "ptq": {"schema_version": 99, "environment": {}, "fingerprint": "x"}}',
+            "newer than this ptq",
+        ),
+        ('{"benchmarks": [], "ptq": {"schema_version": "1"}}', "no integer ptq.schema_version"),
+        ('{"benchmarks": [], "ptq": {"schema_version": 1}}', "ptq.environment or ptq.fingerprint missing"),
+        (
+            '{"benchmarks": [{"extra_info": {"case": "a-b"}, "stats": {"data": ["x"]}}], '
+            '"ptq": {"schema_version": 1, "environment": {}, "fingerprint": "x"}}',
+            "stats.data is not a list of numbers",
+        ),
+    ],
+)
 def test_bad_files_give_one_error_naming_the_file(tmp_path, content, message):
     path = tmp_path / "b.json"
     path.write_text(content)
@@ -153,18 +165,24 @@ def test_newest_run_is_found_or_the_error_says_how_to_record_one(tmp_path):
 
 
 def test_merge_keeps_one_entry_per_case_and_no_caseless_benchmark():
-    old = run(bench("m-fp32", samples(1.0)), bench("m-int8", samples(2.0)), {"name": "cut short", "stats": {"data": [1.0]}})
+    old = run(
+        bench("m-fp32", samples(1.0)), bench("m-int8", samples(2.0)), {"name": "cut short", "stats": {"data": [1.0]}}
+    )
     new = run(bench("m-int8", samples(3.0)), bench("m-int8", samples(4.0)), {"name": "user's own", "extra_info": {}})
     merged = ptq.storage.runs.merge_runs(old, new)
     assert [(b["extra_info"]["case"], b["stats"]["data"]) for b in merged["benchmarks"]] == [
-        ("m-fp32", samples(1.0)), ("m-int8", samples(4.0))]  # new replaces old; of two new entries the last
+        ("m-fp32", samples(1.0)),
+        ("m-int8", samples(4.0)),
+    ]  # new replaces old; of two new entries the last
 
 
 def test_a_file_holding_a_case_twice_is_refused_naming_the_file_and_the_fix(tmp_path):
     target = baseline_path(tmp_path, "aaaa")
     _write(target, run(bench("m-fp32", samples(1.0)), bench("m-fp32", samples(2.0))))
-    message = (f"{target}: case 'm-fp32' appears twice; a run holds each case once: restore the file "
-               f"(`git checkout -- {target}`) or delete one of its two entries")
+    message = (
+        f"{target}: case 'm-fp32' appears twice; a run holds each case once: restore the file "
+        f"(`git checkout -- {target}`) or delete one of its two entries"
+    )
     with pytest.raises(UserError) as info:
         load_run(target)
     assert str(info.value) == message
@@ -176,7 +194,10 @@ def test_a_file_holding_a_case_twice_is_refused_naming_the_file_and_the_fix(tmp_
 def test_saved_files_follow_the_umask(tmp_path, umask, mode):
     previous = os.umask(umask)
     try:
-        paths = [save_run(tmp_path, run(bench("m-fp32", samples(1.0)))), save_baseline(tmp_path, run(bench("m-fp32", samples(1.0))))]
+        paths = [
+            save_run(tmp_path, run(bench("m-fp32", samples(1.0)))),
+            save_baseline(tmp_path, run(bench("m-fp32", samples(1.0)))),
+        ]
     finally:
         os.umask(previous)
     assert [p.stat().st_mode & 0o777 for p in paths] == [mode, mode]
@@ -187,7 +208,12 @@ def test_git_ignores_a_temporary_file_a_kill_left_under_results():
     leftover = "results/baselines/.6be583aa9aa7.json.k3j9x_2a.tmp"
     check = subprocess.run(["git", "check-ignore", "--no-index", "-q", leftover], cwd=root)
     assert check.returncode == 0, f"{leftover} is not ignored by .gitignore"
-    assert subprocess.run(["git", "check-ignore", "--no-index", "-q", "results/baselines/6be583aa9aa7.json"], cwd=root).returncode == 1
+    assert (
+        subprocess.run(
+            ["git", "check-ignore", "--no-index", "-q", "results/baselines/6be583aa9aa7.json"], cwd=root
+        ).returncode
+        == 1
+    )
 
 
 # Issue 29 (bad inputs, round three): each input fed to `ptq compare` as a user would.
@@ -207,8 +233,10 @@ def test_a_baseline_from_a_newer_ptq_says_how_to_install_this_one(tmp_path, caps
     before = (tmp_path / "b.json").read_bytes()
     code, out, err = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", tmp_path / "b.json")
     assert (code, out) == (2, "")  # the distribution is pytest-ptq; `ptq` on PyPI is another project
-    assert err == [f"ptq: error: {tmp_path / 'b.json'}: schema version 99 is newer than this ptq reads (1); upgrade ptq "
-                   "(`pip install -U pytest-ptq`) or compare with the ptq that wrote it"]
+    assert err == [
+        f"ptq: error: {tmp_path / 'b.json'}: schema version 99 is newer than this ptq reads (1); upgrade ptq "
+        "(`pip install -U pytest-ptq`) or compare with the ptq that wrote it"
+    ]
     assert (tmp_path / "b.json").read_bytes() == before
 
 
@@ -221,21 +249,27 @@ def test_a_baseline_with_a_negative_or_infinite_latency_is_refused_as_damaged(tm
     _write(tmp_path / "run.json", run(bench("m-fp32", samples(1e-3))))
     code, out, err = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", base, "--judges", "latency")
     assert (code, out) == (2, "")
-    assert err == [f"ptq: error: {base}: damaged: case 'm-fp32' has latency sample {bad!r} (benchmarks[0].stats.data), "
-                   "and a latency is a finite, non-negative time; restore it (`git checkout -- "
-                   f"{base}`), or move it aside (`mv {base} {base}.damaged`) and re-record it: `pytest "
-                   "--benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)"]
+    assert err == [
+        f"ptq: error: {base}: damaged: case 'm-fp32' has latency sample {bad!r} (benchmarks[0].stats.data), "
+        "and a latency is a finite, non-negative time; restore it (`git checkout -- "
+        f"{base}`), or move it aside (`mv {base} {base}.damaged`) and re-record it: `pytest "
+        "--benchmark-only --ptq-save-baseline` (or `--ptq-save-run` for a run)"
+    ]
 
 
 def test_every_sample_negative_is_refused_too_not_judged_improved(tmp_path, capsys):
     _write(tmp_path / "base.json", run(bench("m-fp32", [-x for x in samples(1e-3)])))
     _write(tmp_path / "run.json", run(bench("m-fp32", samples(1e-3))))
-    code, _, err = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", tmp_path / "base.json", "--judges", "latency")
+    code, _, err = _ptq(
+        capsys, "compare", tmp_path / "run.json", "--baseline", tmp_path / "base.json", "--judges", "latency"
+    )
     assert code == 2 and len(err) == 1 and "damaged: case 'm-fp32' has latency sample -" in err[0]
 
 
 def test_a_partial_save_keeps_the_untouched_cases_provenance(tmp_path, capsys):
-    old = run(bench("m-fp32", samples(1e-3)), bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}))
+    old = run(
+        bench("m-fp32", samples(1e-3)), bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}})
+    )
     old["ptq"]["environment"]["transformers"] = "4.40.0"  # a numerics key, not a timing key: the same baseline file
     old["commit_info"] = {"id": "1" * 40}
     path = save_baseline(tmp_path, old)
@@ -248,11 +282,15 @@ def test_a_partial_save_keeps_the_untouched_cases_provenance(tmp_path, capsys):
     assert base.environment_of("m-int8")["transformers"] == "4.40.0"  # not relabelled
     assert base.provenance_of("m-int8")["commit_info"] == {"id": "1" * 40} and base.provenance_of("m-fp32") is None
     # a run under 4.40.0 is judged against m-int8 by m-int8's own keys: its size compares, m-fp32's does not
-    cur = run(bench("m-fp32", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}),
-              bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}))
+    cur = run(
+        bench("m-fp32", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}),
+        bench("m-int8", samples(1e-3), metrics={"size": {"serialized_bytes": 100}}),
+    )
     cur["ptq"]["environment"]["transformers"] = "4.40.0"
     _write(tmp_path / "run.json", cur)
-    code, out, _ = _ptq(capsys, "compare", tmp_path / "run.json", "--baseline", path, "--judges", "size", "--format", "json")
+    code, out, _ = _ptq(
+        capsys, "compare", tmp_path / "run.json", "--baseline", path, "--judges", "size", "--format", "json"
+    )
     assert code == 1  # m-fp32's size: measured now, not in the baseline
     rows = {r["case"]: r for r in json.loads(out)["rows"]}
     assert rows["m-int8"]["verdict"] == "ok"
@@ -269,12 +307,18 @@ def test_a_damaged_provenance_is_refused(tmp_path):
         load_run(tmp_path / "b.json")
 
 
-@pytest.mark.parametrize(("benchmarks", "message"), [
-    ([5], r"benchmarks\[0\] is int, not an object"),
-    ([{"extra_info": [1]}], r"benchmarks\[0\]\.extra_info is not an object"),
-    ([{"extra_info": {"case": ["x"]}}], r"benchmarks\[0\] names case \['x'\], not a string"),
-    ([{"extra_info": {"case": "m-fp32", "metrics": [1]}}], r"case 'm-fp32' has extra_info\.metrics that is not an object"),
-])
+@pytest.mark.parametrize(
+    ("benchmarks", "message"),
+    [
+        ([5], r"benchmarks\[0\] is int, not an object"),
+        ([{"extra_info": [1]}], r"benchmarks\[0\]\.extra_info is not an object"),
+        ([{"extra_info": {"case": ["x"]}}], r"benchmarks\[0\] names case \['x'\], not a string"),
+        (
+            [{"extra_info": {"case": "m-fp32", "metrics": [1]}}],
+            r"case 'm-fp32' has extra_info\.metrics that is not an object",
+        ),
+    ],
+)
 def test_damaged_entries_are_one_error_naming_the_file(tmp_path, capsys, benchmarks, message):
     _write(tmp_path / "b.json", {**run(), "benchmarks": benchmarks})
     with pytest.raises(UserError, match=message):

@@ -110,35 +110,55 @@ def test_a_budget_ends_the_duet_before_a_placement_it_cannot_afford_and_says_whi
 
     lines: list[str] = []
     plan = DuetPlan(0.01, stopping="sequential", looks=(4, 6, 8), sweeps_per_placement=1, worker_placements=8)
-    got = run_plan(plan, ["m-edge"], new_worker=lambda label, **kw: Clocked(label), threads=1,
-                   slowdowns={"m-edge": (0.05,)}, progress=lines.append, deadline=6.5, clock=lambda: now[0])
+    got = run_plan(
+        plan,
+        ["m-edge"],
+        new_worker=lambda label, **kw: Clocked(label),
+        threads=1,
+        slowdowns={"m-edge": (0.05,)},
+        progress=lines.append,
+        deadline=6.5,
+        clock=lambda: now[0],
+    )
     assert got.stopped[("m-edge", 0.05)] == ("budget", 3)
     assert len(got.blocks["A"][("m-edge", 0.05)]) == 3
-    assert any("the budget ends before another placement" in line and "1 case(s) judged at the 3 placement(s) they got: m-edge" in line
-               for line in lines)
-    free = run_plan(plan, ["m-edge"], new_worker=lambda label, **kw: Clocked(label), threads=1,
-                    slowdowns={"m-edge": (0.05,)})
+    assert any(
+        "the budget ends before another placement" in line
+        and "1 case(s) judged at the 3 placement(s) they got: m-edge" in line
+        for line in lines
+    )
+    free = run_plan(
+        plan, ["m-edge"], new_worker=lambda label, **kw: Clocked(label), threads=1, slowdowns={"m-edge": (0.05,)}
+    )
     assert free.stopped[("m-edge", 0.05)][1] >= 4
 
 
 def test_a_budget_is_refused_by_the_fixed_plan():
     with pytest.raises(UserError, match="--budget needs --stopping=sequential"):
-        run_plan(DuetPlan(0.01, stopping="fixed", sweeps=4, placements=2, workers=1), ["m-x"],
-                 new_worker=lambda label, **kw: FakeWorker(label), threads=1, deadline=1.0)
+        run_plan(
+            DuetPlan(0.01, stopping="fixed", sweeps=4, placements=2, workers=1),
+            ["m-x"],
+            new_worker=lambda label, **kw: FakeWorker(label),
+            threads=1,
+            deadline=1.0,
+        )
 
 
 def test_the_futility_share_settles_quiet_cases_at_the_first_look_without_costing_power_past_the_threshold():
     """With beta = alpha (the first design) an A/A case with a 2% spread between placements rarely
     settled at the first look; with the default beta of 5% most do, while slowdowns of 6% and 10%
     are caught as often, and one at the threshold stops as "no change" at most beta of the time."""
+
     def settled_first(plan: SequentialPlan) -> float:
         return float(np.mean([run_stream(stream(1.0, 0.02, seed=s), plan)[1] == plan.looks[0] for s in range(1000)]))
 
     strict = SequentialPlan(beta=PLAN.alpha)
     assert settled_first(PLAN) > 0.75 > 0.5 > settled_first(strict)
     for true, spread in ((1.06, 0.02), (1.10, 0.06)):
-        caught = [sum(run_stream(stream(true, spread, seed=s), plan)[0] == "regression" for s in range(1000)) / 1000
-                  for plan in (PLAN, strict)]
+        caught = [
+            sum(run_stream(stream(true, spread, seed=s), plan)[0] == "regression" for s in range(1000)) / 1000
+            for plan in (PLAN, strict)
+        ]
         assert caught[0] >= caught[1] - 0.01
     at_edge = [run_stream(stream(1.05, 0.02, seed=s))[0] for s in range(1000)]
     assert at_edge.count("no change") / 1000 <= PLAN.beta

@@ -81,7 +81,7 @@ def test_state_dict_bytes_is_what_torch_save_writes(tmp_path: Path):
 # The round trip for the whole default matrix: quantize and save here, load in ONE fresh
 # interpreter (which never saw these models quantized), compare outputs there.
 
-LOADER = textwrap.dedent('''
+LOADER = textwrap.dedent("""
     import json, sys, torch, ptq
     torch.set_num_threads(1)
     jobs = json.loads(open(sys.argv[1]).read())
@@ -97,7 +97,7 @@ LOADER = textwrap.dedent('''
         else:
             verdicts[case] = f"differs: max |diff| {(got - expected).abs().max().item():.3g}"
     open(sys.argv[2], "w").write(json.dumps(verdicts))
-''')
+""")
 
 
 def _fast(recipe):
@@ -143,7 +143,9 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (root / "loader.py").write_text(LOADER)
     proc = subprocess.run(
         [sys.executable, str(root / "loader.py"), str(root / "jobs.json"), str(root / "verdicts.json")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if proc.returncode != 0:
         pytest.fail(f"the loading process failed:\n{proc.stderr[-3000:]}", pytrace=False)
@@ -189,21 +191,47 @@ def _saved_as(path: Path, value) -> bytes:
 
 # (file's model, recipe, model whose tensors are put in the file, first differing key, its layout in each)
 FOREIGN = [
-    ("micro_linear_256", "dynamic_int8", "micro_linear_1024", "0._packed_params._packed_params",
-     "qint8 [1024, 1024] per_tensor_affine", "qint8 [256, 256] per_tensor_affine"),
-    ("micro_linear_256", "static_int8", "micro_linear_1024", "0._packed_params._packed_params",
-     "qint8 [1024, 1024] per_channel_affine", "qint8 [256, 256] per_channel_affine"),
-    ("micro_conv_16", "static_int8", "micro_conv_64", "0.weight",
-     "qint8 [64, 64, 3, 3] per_channel_affine", "qint8 [16, 16, 3, 3] per_channel_affine"),
-    ("micro_lstm_128", "dynamic_int8_rnn", "micro_lstm_512", "0.lstm._all_weight_values.0.param",
-     "float32 [2048]", "float32 [512]"),
+    (
+        "micro_linear_256",
+        "dynamic_int8",
+        "micro_linear_1024",
+        "0._packed_params._packed_params",
+        "qint8 [1024, 1024] per_tensor_affine",
+        "qint8 [256, 256] per_tensor_affine",
+    ),
+    (
+        "micro_linear_256",
+        "static_int8",
+        "micro_linear_1024",
+        "0._packed_params._packed_params",
+        "qint8 [1024, 1024] per_channel_affine",
+        "qint8 [256, 256] per_channel_affine",
+    ),
+    (
+        "micro_conv_16",
+        "static_int8",
+        "micro_conv_64",
+        "0.weight",
+        "qint8 [64, 64, 3, 3] per_channel_affine",
+        "qint8 [16, 16, 3, 3] per_channel_affine",
+    ),
+    (
+        "micro_lstm_128",
+        "dynamic_int8_rnn",
+        "micro_lstm_512",
+        "0.lstm._all_weight_values.0.param",
+        "float32 [2048]",
+        "float32 [512]",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("model", "recipe", "other", "key", "in_file", "in_model"), FOREIGN,
-                         ids=[f"{m}-{r}" for m, r, *_ in FOREIGN])
+@pytest.mark.parametrize(
+    ("model", "recipe", "other", "key", "in_file", "in_model"), FOREIGN, ids=[f"{m}-{r}" for m, r, *_ in FOREIGN]
+)
 def test_another_models_tensors_are_refused_naming_file_key_both_layouts_and_fix(
-        tmp_path: Path, model, recipe, other, key, in_file, in_model):
+    tmp_path: Path, model, recipe, other, key, in_file, in_model
+):
     entry, quantized = _quantized(model, recipe)
     path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe=recipe)
     loaded = ptq.load(path)  # the genuine file passes the check
@@ -215,16 +243,31 @@ def test_another_models_tensors_are_refused_naming_file_key_both_layouts_and_fix
         ptq.load(path)
     assert str(caught.value).startswith(
         f"{str(path)!r}: tensor {key!r} is {in_file} in the file, but {in_model} in model {model!r} quantized by "
-        f"{recipe!r}"), str(caught.value)
-    assert str(caught.value).endswith("save the model again with ptq.save, naming the entry and recipe that produced it")
+        f"{recipe!r}"
+    ), str(caught.value)
+    assert str(caught.value).endswith(
+        "save the model again with ptq.save, naming the entry and recipe that produced it"
+    )
 
 
-@pytest.mark.parametrize(("recipe", "other", "message"), [
-    ("static_int8", "dynamic_int8", r"keys differ from model 'micro_linear_256' quantized by 'static_int8' \(missing "
-                                    r"0_input_scale_0, 0_input_zero_point_0\): the weights are another"),
-    ("dynamic_int8", "dynamic_fp16", r"tensor '0._packed_params.dtype' is float16 in the file, but qint8 in model "
-                                     r"'micro_linear_256' quantized by 'dynamic_int8' \(1 more tensor\(s\) differ\): the weights"),
-], ids=["keys", "dtype"])
+@pytest.mark.parametrize(
+    ("recipe", "other", "message"),
+    [
+        (
+            "static_int8",
+            "dynamic_int8",
+            r"keys differ from model 'micro_linear_256' quantized by 'static_int8' \(missing "
+            r"0_input_scale_0, 0_input_zero_point_0\): the weights are another",
+        ),
+        (
+            "dynamic_int8",
+            "dynamic_fp16",
+            r"tensor '0._packed_params.dtype' is float16 in the file, but qint8 in model "
+            r"'micro_linear_256' quantized by 'dynamic_int8' \(1 more tensor\(s\) differ\): the weights",
+        ),
+    ],
+    ids=["keys", "dtype"],
+)
 def test_another_recipes_state_is_refused_by_its_keys_or_its_dtype(tmp_path: Path, recipe, other, message):
     entry, quantized = _quantized("micro_linear_256", recipe)
     path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe=recipe)
@@ -254,11 +297,15 @@ def test_a_refused_unpickle_says_the_file_may_be_malicious_and_never_suggests_we
     assert len(message.splitlines()) == 1 and not marker.exists()
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    (b"not a pickle at all", r"refused to unpickle its state_dict.pt: .*may be malicious or not a ptq file"),
-    (None, r"no state_dict.pt in it; it is damaged or not written by ptq.save"),
-    (_saved_as(Path("x"), [torch.zeros(1)]), r"its state_dict.pt holds a list, not a state_dict"),
-], ids=["garbage", "no-weights", "not-a-dict"])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"not a pickle at all", r"refused to unpickle its state_dict.pt: .*may be malicious or not a ptq file"),
+        (None, r"no state_dict.pt in it; it is damaged or not written by ptq.save"),
+        (_saved_as(Path("x"), [torch.zeros(1)]), r"its state_dict.pt holds a list, not a state_dict"),
+    ],
+    ids=["garbage", "no-weights", "not-a-dict"],
+)
 def test_every_load_error_names_the_file(tmp_path: Path, payload, message):
     entry, quantized = _quantized("micro_linear_256", "dynamic_int8")
     path = _with_payload(ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="dynamic_int8"), payload)
@@ -283,8 +330,10 @@ def _flip(path: Path, member: str) -> None:
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(member)
     data = bytearray(path.read_bytes())
-    name_len, extra_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little"), \
-        int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    name_len, extra_len = (
+        int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little"),
+        int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little"),
+    )
     data[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0xFF
     path.write_bytes(bytes(data))
 
@@ -299,9 +348,11 @@ def test_a_file_whose_member_fails_its_crc_is_one_error_naming_the_file(tmp_path
     with pytest.raises(UserError) as caught:
         ptq.load(path)
     message = str(caught.value)
-    assert message == (f"{str(path)!r}: damaged: its {member} does not read back as ptq.save wrote it (BadZipFile: Bad "
-                       f"CRC-32 for file {member!r}); the file was truncated or changed after it was written: copy it "
-                       "again, or save the model again with ptq.save")
+    assert message == (
+        f"{str(path)!r}: damaged: its {member} does not read back as ptq.save wrote it (BadZipFile: Bad "
+        f"CRC-32 for file {member!r}); the file was truncated or changed after it was written: copy it "
+        "again, or save the model again with ptq.save"
+    )
     assert path.read_bytes() == damaged and sorted(p.name for p in tmp_path.iterdir()) == ["m.ptq"]
 
 
@@ -309,6 +360,9 @@ def test_a_truncated_file_is_damaged_not_foreign(tmp_path: Path):
     entry, quantized = _quantized("micro_linear_256", "fp32")
     path = ptq.save(tmp_path / "m.ptq", quantized, entry=entry, recipe="fp32")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(UserError, match=rf"^'{path}': damaged: its zip directory does not read back as ptq.save wrote "
-                                        r"it \(BadZipFile: File is not a zip file\); the file was truncated"):
+    with pytest.raises(
+        UserError,
+        match=rf"^'{path}': damaged: its zip directory does not read back as ptq.save wrote "
+        r"it \(BadZipFile: File is not a zip file\); the file was truncated",
+    ):
         ptq.load(path)

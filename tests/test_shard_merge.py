@@ -31,7 +31,12 @@ def test_models_round_robin_and_every_model_in_exactly_one_shard():
 
 def test_shards_partition_the_collected_cases(pytester):
     pytester.makepyfile("def test_case(ptq_bench):\n    ptq_bench()\n")
-    sel = ["--collect-only", "-q", "--ptq-models=micro_linear_256,micro_conv_16,micro_lstm_128", "--ptq-recipes=fp32,dynamic_int8"]
+    sel = [
+        "--collect-only",
+        "-q",
+        "--ptq-models=micro_linear_256,micro_conv_16,micro_lstm_128",
+        "--ptq-recipes=fp32,dynamic_int8",
+    ]
 
     def ids(*extra):
         out = pytester.runpytest_subprocess(*sel, *extra).stdout.lines
@@ -80,7 +85,9 @@ def test_merge_refuses_overlap_and_other_commits_and_flags_mixed_machines():
         merge_runs([a, other], ["s1.json", "s2.json"])
     b["ptq"]["fingerprint"] = "ffffffffffff"
     merged = merge_runs([a, b], ["s1.json", "s2.json"])
-    assert merged["ptq"]["fingerprint"] is None and merged["ptq"]["fingerprints"] == sorted([doc["ptq"]["fingerprint"], "ffffffffffff"])
+    assert merged["ptq"]["fingerprint"] is None and merged["ptq"]["fingerprints"] == sorted(
+        [doc["ptq"]["fingerprint"], "ffffffffffff"]
+    )
     assert {x["extra_info"]["fingerprint"] for x in merged["benchmarks"]} == set(merged["ptq"]["fingerprints"])
 
 

@@ -35,17 +35,28 @@ def test_interleaved_speedup_alternates_abba_and_measures_the_ratio():
 def test_interleaved_speedup_hands_back_the_raw_pairs():
     clock = FakeClock()
     pairs: list[tuple[float, float]] = []
-    est = interleaved_speedup(clock.work("ref", 0.003), clock.work("cand", 0.001), budget_s=0.04, warmup=0,
-                              min_pairs=2, timer=clock, pairs=pairs)
+    est = interleaved_speedup(
+        clock.work("ref", 0.003),
+        clock.work("cand", 0.001),
+        budget_s=0.04,
+        warmup=0,
+        min_pairs=2,
+        timer=clock,
+        pairs=pairs,
+    )
     assert len(pairs) == est.n == 10 and pairs[0] == pytest.approx((0.003, 0.001))
 
 
 def test_interleaved_speedup_respects_min_and_max_pairs():
     clock = FakeClock()
-    est = interleaved_speedup(clock.work("a", 1.0), clock.work("b", 1.0), budget_s=0.5, warmup=0, min_pairs=7, timer=clock)
+    est = interleaved_speedup(
+        clock.work("a", 1.0), clock.work("b", 1.0), budget_s=0.5, warmup=0, min_pairs=7, timer=clock
+    )
     assert est.n == 7
     clock = FakeClock()
-    est = interleaved_speedup(clock.work("a", 1e-6), clock.work("b", 1e-6), budget_s=10, warmup=0, max_pairs=50, timer=clock)
+    est = interleaved_speedup(
+        clock.work("a", 1e-6), clock.work("b", 1e-6), budget_s=10, warmup=0, max_pairs=50, timer=clock
+    )
     assert est.n == 50
 
 

@@ -64,8 +64,8 @@ def test_placement_ratio_is_the_geometric_mean_of_per_placement_ratios_with_a_t_
     est = placement_ratio(ref, cand, q=0.0)
     assert est.per_placement == (2.0, 4.0, 1.0) and est.ratio == pytest.approx(2.0) and est.spread == pytest.approx(3.0)
     # logs ln2 * (1, 2, 0): mean ln2, sd ln2, t(0.975, 2) = 4.303
-    assert est.low == pytest.approx(2 ** (1 - 4.3027 / 3 ** 0.5), rel=1e-3)
-    assert est.high == pytest.approx(2 ** (1 + 4.3027 / 3 ** 0.5), rel=1e-3)
+    assert est.low == pytest.approx(2 ** (1 - 4.3027 / 3**0.5), rel=1e-3)
+    assert est.high == pytest.approx(2 ** (1 + 4.3027 / 3**0.5), rel=1e-3)
     assert est.to_dict()["unit"] == "placement"
     with pytest.raises(ValueError, match=">= 2 placements"):
         placement_ratio([[1.0]], [[1.0]])
@@ -76,7 +76,9 @@ def test_median_interval_has_the_binomial_coverage_of_its_order_statistics():
 
     assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0, 0.9375)  # [min, max] of 5: 1 - 2/32
     mid, low, high, cover = median_interval([float(x) for x in range(1, 13)])
-    assert (mid, low, high) == (6.5, 3.0, 10.0) and cover == pytest.approx(1 - 2 * 79 / 4096)  # P(Bin(12,.5) <= 2) = (1+12+66)/4096
+    assert (mid, low, high) == (6.5, 3.0, 10.0) and cover == pytest.approx(
+        1 - 2 * 79 / 4096
+    )  # P(Bin(12,.5) <= 2) = (1+12+66)/4096
     with pytest.raises(ValueError, match=">= 2 finite"):
         median_interval([1.0, float("nan")])
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 #: The user's conftest: a model and a recipe of their own. ``REPEAT`` re-applies the last layer,
 #: real compute with no new weights (so size stays put); ``BROKEN`` makes the builder fail.
-CONFTEST = '''
+CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model
 from ptq.recipes import DynamicQuant, register_recipe
@@ -52,11 +52,13 @@ def user_mlp(*, weights):
 
 
 register_recipe(DynamicQuant("user_dynamic", layers=("Linear",), description="the user's own recipe"))
-'''
+"""
 
 #: Small sessions (their timings are not what the duet judges) and the duet's default plan.
-PYTEST_ARGS = ("--ptq-models=user_mlp --ptq-recipes=fp32,user_dynamic --benchmark-max-time=0.05 "
-               "--ptq-pair-time=0.05 --ptq-placements=2 --ptq-rerun-target=0 --ptq-probes=size,drift")
+PYTEST_ARGS = (
+    "--ptq-models=user_mlp --ptq-recipes=fp32,user_dynamic --benchmark-max-time=0.05 "
+    "--ptq-pair-time=0.05 --ptq-placements=2 --ptq-rerun-target=0 --ptq-probes=size,drift"
+)
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -65,8 +67,11 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=u", "-c", "user.email=u@example.com", *args],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=u", "-c", "user.email=u@example.com", *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _commit(repo: Path, message: str, *, repeat: int = 0, broken: bool = False) -> None:
@@ -91,8 +96,20 @@ def user_repo(tmp_path: Path) -> Path:
 
 
 def _ab(repo: Path, a: str, b: str) -> subprocess.CompletedProcess[str]:
-    return _run([sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", "ab", a, b,
-                 "--rounds", "1", f"--pytest-args={PYTEST_ARGS}"], repo)
+    return _run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ptq.cli import main; sys.exit(main())",
+            "ab",
+            a,
+            b,
+            "--rounds",
+            "1",
+            f"--pytest-args={PYTEST_ARGS}",
+        ],
+        repo,
+    )
 
 
 def _rows(out: str, metric: str) -> dict[str, str]:
@@ -106,12 +123,14 @@ def _rows(out: str, metric: str) -> dict[str, str]:
 
 
 def test_ptq_list_and_the_default_matrix_are_the_project_s_models(user_repo):
-    listed = _run([sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", "list", "models"],
-                  user_repo)
+    listed = _run(
+        [sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", "list", "models"], user_repo
+    )
     assert listed.returncode == 0, listed.stderr
     assert "user_mlp" in listed.stdout
-    collected = _run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p", "no:cacheprovider"],
-                     user_repo)
+    collected = _run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p", "no:cacheprovider"], user_repo
+    )
     ids = [line for line in collected.stdout.splitlines() if "::test_case[" in line]
     assert ids and all("[user_mlp-" in line for line in ids), collected.stdout[-2000:]
     assert any("[user_mlp-user_dynamic]" in line for line in ids)
@@ -126,8 +145,9 @@ def test_a_real_slowdown_of_a_conftest_model_is_a_latency_regression_and_an_a_a_
     _commit(user_repo, "slower: the last layer applied twice more", repeat=2)
     slower = _ab(user_repo, "HEAD~1", "HEAD")
     assert slower.returncode == 1, slower.stdout + slower.stderr[-3000:]
-    assert _rows(slower.stdout, "latency") == {"user_mlp-fp32": "REGRESSION", "user_mlp-user_dynamic": "REGRESSION"}, \
+    assert _rows(slower.stdout, "latency") == {"user_mlp-fp32": "REGRESSION", "user_mlp-user_dynamic": "REGRESSION"}, (
         slower.stdout
+    )
 
 
 def test_a_model_that_cannot_be_built_on_one_side_is_a_failing_row(user_repo):
@@ -146,15 +166,22 @@ def test_ptq_init_in_an_empty_repository_then_exactly_its_next_commands_measure_
     repo = tmp_path / "empty"
     repo.mkdir()
     _git(repo, "init", "-q")
-    init = _run([sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", "init",
-                 "--models", "my_*"], repo)
+    init = _run(
+        [sys.executable, "-c", "import sys; from ptq.cli import main; sys.exit(main())", "init", "--models", "my_*"],
+        repo,
+    )
     assert init.returncode == 0, init.stdout + init.stderr
     hint = [line.strip() for line in init.stdout.splitlines() if line.startswith("  ")]
     assert hint and hint[0].startswith("pytest benchmarks --benchmark-only --ptq-models=")
     for line in hint:
         if line.startswith("git "):
-            env = {**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@example.com",
-                   "GIT_COMMITTER_NAME": "u", "GIT_COMMITTER_EMAIL": "u@example.com"}
+            env = {
+                **os.environ,
+                "GIT_AUTHOR_NAME": "u",
+                "GIT_AUTHOR_EMAIL": "u@example.com",
+                "GIT_COMMITTER_NAME": "u",
+                "GIT_COMMITTER_EMAIL": "u@example.com",
+            }
             done = subprocess.run(line, shell=True, cwd=repo, env=env, capture_output=True, text=True, check=False)
         else:
             argv = shlex.split(line)

@@ -46,8 +46,12 @@ LOCAL = "./.github/workflows/"
 
 def _callers() -> dict[str, tuple[str, dict]]:
     """Reusable workflow -> (the workflow whose job calls it, that job)."""
-    return {job["uses"].removeprefix(LOCAL): (path.name, job) for path in WORKFLOWS
-            for job in _load(path)["jobs"].values() if job.get("uses", "").startswith(LOCAL)}
+    return {
+        job["uses"].removeprefix(LOCAL): (path.name, job)
+        for path in WORKFLOWS
+        for job in _load(path)["jobs"].values()
+        if job.get("uses", "").startswith(LOCAL)
+    }
 
 
 def _inputs(workflow: str) -> dict[str, str]:
@@ -81,8 +85,11 @@ def test_there_are_workflows_for_tests_pull_requests_history_baselines_and_the_c
     assert {"tests.yml", "benchmarks.yml", "history.yml", "baselines.yml", "comment.yml"} <= names
     # Each of ptq's own calls the reusable workflow a project that adopts ptq calls.
     assert {k: v[0] for k, v in _callers().items()} == {
-        "reusable-gate.yml": "benchmarks.yml", "reusable-history.yml": "history.yml",
-        "reusable-baselines.yml": "baselines.yml", "reusable-comment.yml": "comment.yml"}
+        "reusable-gate.yml": "benchmarks.yml",
+        "reusable-history.yml": "history.yml",
+        "reusable-baselines.yml": "baselines.yml",
+        "reusable-comment.yml": "comment.yml",
+    }
     for reusable in _callers():
         assert set(_load(ROOT / ".github" / "workflows" / reusable)[True]) == {"workflow_call"}, reusable
     triggers = {p.name: _load(p)[True] for p in WORKFLOWS}  # YAML 1.1 reads `on` as True
@@ -115,11 +122,15 @@ def test_no_job_a_pull_request_starts_can_write_only_the_comment_poster_can():
             writing = {name: _writes(job) for name, job in _jobs(path).items() if _writes(job)}
             assert writing == {}, f"{path.name}: {writing}"
     jobs = _jobs(ROOT / ".github" / "workflows" / "comment.yml")
-    assert {name: _writes(job) for name, job in jobs.items()} == {"post": {"pull-requests"},
-                                                                   "post/post": {"pull-requests"}}
+    assert {name: _writes(job) for name, job in jobs.items()} == {
+        "post": {"pull-requests"},
+        "post/post": {"pull-requests"},
+    }
     # It runs no code of the pull request: no checkout, no install, no ptq, pytest or python.
-    assert not any("checkout" in s.get("uses", "") or re.search(r"^\s*(pip|ptq|pytest|python)\b", s.get("run", ""), re.M)
-                   for s in jobs["post/post"]["steps"])
+    assert not any(
+        "checkout" in s.get("uses", "") or re.search(r"^\s*(pip|ptq|pytest|python)\b", s.get("run", ""), re.M)
+        for s in jobs["post/post"]["steps"]
+    )
 
 
 def test_pull_request_runs_are_cancelled_when_a_newer_push_supersedes_them():
@@ -136,8 +147,11 @@ def test_no_run_that_writes_the_history_waits_in_a_concurrency_group():
     pushes within one run, the middle one's link was lost. No run that writes branch ptq-history
     is in a group another run can join (the branch's pushes are retried on top of one another
     instead: the tests of the record and chain jobs below)."""
-    writers = [p for p in WORKFLOWS if any(job.get("uses", "").endswith("reusable-history.yml")
-                                           for job in _load(p)["jobs"].values())]
+    writers = [
+        p
+        for p in WORKFLOWS
+        if any(job.get("uses", "").endswith("reusable-history.yml") for job in _load(p)["jobs"].values())
+    ]
     assert {p.name for p in writers} == {"history.yml", "deploy.yml"}
     for path in writers:
         assert "concurrency" not in _load(path), path.name
@@ -148,8 +162,10 @@ def test_no_run_that_writes_the_history_waits_in_a_concurrency_group():
     from ptq.cli.init import _template
 
     group = yaml.safe_load(re.sub(r"\{\{ptq:\w+\}\}", "x", _template("ptq.yml.tmpl")))["concurrency"]
-    assert group == {"group": "ptq-${{ github.event.pull_request.number || github.run_id }}",
-                     "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
+    assert group == {
+        "group": "ptq-${{ github.event.pull_request.number || github.run_id }}",
+        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+    }
     for job in _load(ROOT / ".github" / "workflows" / HISTORY)["jobs"].values():
         assert "concurrency" not in job
 
@@ -158,8 +174,9 @@ def test_dependabot_keeps_the_pinned_actions_current():
     path = ROOT / ".github" / "dependabot.yml"
     [update] = yaml.safe_load(path.read_text())["updates"]
     assert update["package-ecosystem"] == "github-actions" and update["directory"] == "/"
-    result = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -177,15 +194,29 @@ def test_the_only_zizmor_suppression_is_the_comment_workflows_trigger_with_its_r
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_matches_githubs_schema(path):
-    result = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_zizmor_finds_nothing_medium_or_high():
-    result = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", "--min-severity", "medium", *map(str, WORKFLOWS),
-                             str(ROOT / ".github" / "dependabot.yml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            BIN / "zizmor",
+            "--offline",
+            "--format",
+            "json",
+            "--min-severity",
+            "medium",
+            *map(str, WORKFLOWS),
+            str(ROOT / ".github" / "dependabot.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     findings = json.loads(result.stdout)
     assert findings == [], json.dumps(findings, indent=1)[:3000]
 
@@ -205,14 +236,18 @@ def test_actions_pinned_pip_cached_no_xdist_permissions_minimal():
             assert step["with"]["cache"] == "pip", name
         for cmd in _commands(step.get("run", "")):
             if cmd[:1] == ["pytest"] and "benchmarks" in cmd:
-                assert not any(a in ("-n", "--numprocesses") or a.startswith("-n") for a in cmd), f"{name}: xdist in {cmd}"
+                assert not any(a in ("-n", "--numprocesses") or a.startswith("-n") for a in cmd), (
+                    f"{name}: xdist in {cmd}"
+                )
 
 
 def test_the_docs_pin_the_bencher_action_like_every_other_action():
     """Issue 29, row 25: the Bencher example used ``bencherdev/bencher@main``, a branch anyone with
     push rights there moves; the workflows pin each action by commit SHA with its version said."""
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    found = [(p.name, ref, rest) for p in docs for ref, rest in re.findall(r"uses:\s*(bencherdev/\S+)(.*)", p.read_text())]
+    found = [
+        (p.name, ref, rest) for p in docs for ref, rest in re.findall(r"uses:\s*(bencherdev/\S+)(.*)", p.read_text())
+    ]
     assert found, "no Bencher example in the README or docs/"
     for name, ref, rest in found:
         assert re.fullmatch(r"bencherdev/bencher@[0-9a-f]{40}", ref), f"{name}: {ref} is not pinned by SHA"
@@ -235,7 +270,9 @@ def test_every_ptq_command_in_the_workflows_parses():
 def test_the_gate_and_the_history_job_look_up_baselines_alike():
     """Same judges, same fallback to the branch a push to main records baselines on."""
     gate, record = _job(GATE, "gate"), _load(ROOT / ".github" / "workflows" / HISTORY)
-    assert _resolve(record["env"]["GATE_JUDGES"], _inputs(HISTORY)) == _resolve(gate["env"]["GATE_JUDGES"], _inputs(GATE))
+    assert _resolve(record["env"]["GATE_JUDGES"], _inputs(HISTORY)) == _resolve(
+        gate["env"]["GATE_JUDGES"], _inputs(GATE)
+    )
     for step in (_step(GATE, "gate", "Compare with the baseline"), _step(HISTORY, "record", RECORD)):
         compares = [c for c in _commands(step["run"]) if c[:2] == ["ptq", "compare"]]
         assert compares, step["name"]
@@ -244,10 +281,17 @@ def test_the_gate_and_the_history_job_look_up_baselines_alike():
 
 
 def test_every_pytest_option_in_the_workflows_is_registered():
-    help_text = subprocess.run([sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"], cwd=ROOT,
-                               capture_output=True, text=True).stdout
-    used = {a.split("=")[0] for _n, _j, step in _steps() for cmd in _commands(step.get("run", ""))
-            if cmd[:1] == ["pytest"] for a in cmd if a.startswith("--")}
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    used = {
+        a.split("=")[0]
+        for _n, _j, step in _steps()
+        for cmd in _commands(step.get("run", ""))
+        if cmd[:1] == ["pytest"]
+        for a in cmd
+        if a.startswith("--")
+    }
     assert {"--ptq-shard", "--benchmark-only", "--benchmark-json"} <= used
     missing = {o for o in used if o not in help_text}
     assert not missing, f"pytest does not know {missing}"
@@ -268,8 +312,10 @@ def _fake_gh(bin_dir: Path, existing_id: str = "", head: str = "c0ffee") -> Path
     """``gh`` that logs its arguments and answers the two queries the posting step makes."""
     log = bin_dir / "gh.log"
     gh = bin_dir / "gh"
-    gh.write_text(f'#!/bin/sh\necho "$@" >> {log}\n'
-                  f'case "$*" in *"/pulls/"*) echo "{head}";; *--paginate*) echo "{existing_id}";; esac\n')
+    gh.write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\n'
+        f'case "$*" in *"/pulls/"*) echo "{head}";; *--paginate*) echo "{existing_id}";; esac\n'
+    )
     gh.chmod(0o755)
     return log
 
@@ -278,15 +324,21 @@ def _bash(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, extra_env: dict | None = None,
-               **values: str) -> subprocess.CompletedProcess:
+def _run_steps(
+    workflow: str, job: str, names: tuple[str, ...], cwd: Path, extra_env: dict | None = None, **values: str
+) -> subprocess.CompletedProcess:
     """Run the named steps of a job as the runner would: the workflow's, job's and steps' literal
     env, then ``values`` for every expression-valued one (each must be given, so a renamed one
     fails here), and ``extra_env`` (the test's stand-ins). Stops at the first step that fails and
     returns it."""
     inputs = _inputs(workflow) if workflow in _callers() else {}
-    literal = {k: _resolve(v, inputs) for k, v in {**_load(ROOT / ".github" / "workflows" / workflow).get("env", {}),
-                                                   **_job(workflow, job).get("env", {})}.items()}
+    literal = {
+        k: _resolve(v, inputs)
+        for k, v in {
+            **_load(ROOT / ".github" / "workflows" / workflow).get("env", {}),
+            **_job(workflow, job).get("env", {}),
+        }.items()
+    }
     result = None
     for name in names:
         step = _step(workflow, job, name)
@@ -295,8 +347,12 @@ def _run_steps(workflow: str, job: str, names: tuple[str, ...], cwd: Path, extra
         wanted = {k for k, v in given.items() if "${{" in v}
         assert wanted <= set(values), f"{name}: give {wanted - set(values)}"
         env.update({k: values[k] for k in wanted})
-        base = dict(os.environ, PATH=f"{cwd / 'bin'}:{BIN}:{os.environ['PATH']}", PYTHONPATH=str(ROOT),
-                    GITHUB_STEP_SUMMARY=str(cwd / "summary.md"))
+        base = dict(
+            os.environ,
+            PATH=f"{cwd / 'bin'}:{BIN}:{os.environ['PATH']}",
+            PYTHONPATH=str(ROOT),
+            GITHUB_STEP_SUMMARY=str(cwd / "summary.md"),
+        )
         result = _bash(step["run"], cwd, {**base, **env, **(extra_env or {})})
         if result.returncode != 0:
             return result
@@ -323,13 +379,20 @@ def _workspace(tmp_path: Path, *, baseline: bool) -> Path:
         shutil.copy(FIXTURE_RUN.parent / older, tmp_path / "history" / "runs" / older)
     if baseline:
         (tmp_path / "results" / "baselines").mkdir(parents=True)
-        shutil.copy(FIXTURE_RUN.parent / "run-0003.json",
-                    tmp_path / "results" / "baselines" / f"{doc['ptq']['fingerprint']}.json")
+        shutil.copy(
+            FIXTURE_RUN.parent / "run-0003.json",
+            tmp_path / "results" / "baselines" / f"{doc['ptq']['fingerprint']}.json",
+        )
     (tmp_path / "bin").mkdir()
     return tmp_path
 
 
-GATE, HISTORY, BASELINES, COMMENT = "reusable-gate.yml", "reusable-history.yml", "reusable-baselines.yml", "reusable-comment.yml"
+GATE, HISTORY, BASELINES, COMMENT = (
+    "reusable-gate.yml",
+    "reusable-history.yml",
+    "reusable-baselines.yml",
+    "reusable-comment.yml",
+)
 GATE_STEPS = ("Merge shards", "Compare with the baseline", "HTML report")
 #: The pull request's base commit: "" here, as none is in the workspace (the bootstrap tests make one).
 GATE_VALUES = {"BASE_SHA": ""}
@@ -341,10 +404,19 @@ def _latency_stand_in(cwd: Path) -> int:
     run 4's latency against run 3's, as ab.md in the artifact layout; returns its exit code."""
     out = cwd / "parts" / "ptq-ab" / "ab.md"
     out.parent.mkdir(parents=True)
-    args = [str(BIN / "ptq"), "compare", str(FIXTURE_RUN), "--baseline", str(FIXTURE_RUN.parent / "run-0003.json"),
-            "--judges", "latency"]
+    args = [
+        str(BIN / "ptq"),
+        "compare",
+        str(FIXTURE_RUN),
+        "--baseline",
+        str(FIXTURE_RUN.parent / "run-0003.json"),
+        "--judges",
+        "latency",
+    ]
     for fmt, path in (("md", out), ("json", cwd / "ab.json")):
-        done = subprocess.run([*args, "--format", fmt], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        done = subprocess.run(
+            [*args, "--format", fmt], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT))
+        )
         path.write_text(done.stdout)
     return done.returncode
 
@@ -402,8 +474,9 @@ def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
     ab_exit = _latency_stand_in(cwd)
     assert ab_exit == 1
     _gate_artifact(cwd)
-    built = _run_steps(GATE, "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
-                       AB_RESULT="failure", GATE_RESULT="failure")
+    built = _run_steps(
+        GATE, "comment", ("Build the comment",), cwd, **COMMENT_VALUES, AB_RESULT="failure", GATE_RESULT="failure"
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     comment = (cwd / "comment" / "comment.md").read_text()
     assert comment.startswith("<!-- ptq-report -->\n") and f"]({COMMENT_VALUES['RUN_URL']})" in comment
@@ -437,8 +510,9 @@ def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
 
 def test_a_job_that_stopped_before_judging_is_said_in_the_comment(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
-    result = _run_steps(GATE, "comment", ("Build the comment",), cwd, **COMMENT_VALUES,
-                        AB_RESULT="cancelled", GATE_RESULT="skipped")
+    result = _run_steps(
+        GATE, "comment", ("Build the comment",), cwd, **COMMENT_VALUES, AB_RESULT="cancelled", GATE_RESULT="skipped"
+    )
     assert result.returncode == 0, result.stderr
     comment = (cwd / "comment" / "comment.md").read_text()
     assert comment.count("No verdict: the job stopped before judging") == 2 and "(job `gate`: skipped)" in comment
@@ -463,9 +537,12 @@ def test_comment_workflow_posts_or_updates_the_one_comment(tmp_path, existing):
     assert result.returncode == 0, result.stdout + result.stderr
     calls = log.read_text().splitlines()
     assert calls[0] == "api repos/owner/repo/pulls/7 --jq .head.sha"
-    assert 'github-actions[bot]' in calls[1] and "<!-- ptq-report -->" in calls[1]  # only its own comment
-    assert calls[2] == ("api --method PATCH repos/owner/repo/issues/comments/4242 -F body=@comment/comment.md" if existing
-                        else "api --method POST repos/owner/repo/issues/7/comments -F body=@comment/comment.md")
+    assert "github-actions[bot]" in calls[1] and "<!-- ptq-report -->" in calls[1]  # only its own comment
+    assert calls[2] == (
+        "api --method PATCH repos/owner/repo/issues/comments/4242 -F body=@comment/comment.md"
+        if existing
+        else "api --method POST repos/owner/repo/issues/7/comments -F body=@comment/comment.md"
+    )
 
 
 @pytest.mark.parametrize("pr", ["", "abc", "7; touch pwned", "$(touch pwned)", "7\n8", "-1", "7 8"])
@@ -497,15 +574,21 @@ def test_latency_job_uploads_the_markdown_the_comment_includes():
 
 def test_baselines_are_recorded_in_the_shards_pull_requests_run():
     # A quantize step's memory depends on which cases ran before it in the process.
-    shards = {w: (_inputs(w)["shards"], _load(ROOT / ".github" / "workflows" / w)["env"]["SHARDS"])
-              for w in (GATE, HISTORY, BASELINES)}
+    shards = {
+        w: (_inputs(w)["shards"], _load(ROOT / ".github" / "workflows" / w)["env"]["SHARDS"])
+        for w in (GATE, HISTORY, BASELINES)
+    }
     assert len(set(shards.values())) == 1 and shards[GATE] == ("2", "${{ inputs.shards }}")
     # The same shards one after another on one runner (history, baselines), merged as the gate merges them,
     # with the same selection and options as the pull request's.
     [loop] = _commands(_step(HISTORY, "record", "Benchmarks, shard after shard")["run"])
     [gate] = _commands(_step(GATE, "bench", "Benchmarks (one shard)")["run"])
-    [save] = _commands(_step(BASELINES, "refresh", "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint")["run"])
-    assert loop == gate == [a for a in save if a != "--ptq-save-baseline"] and '--ptq-shard=$SHARD/$SHARDS' in gate
+    [save] = _commands(
+        _step(
+            BASELINES, "refresh", "Benchmarks, shard after shard, saved as the baseline of this runner's fingerprint"
+        )["run"]
+    )
+    assert loop == gate == [a for a in save if a != "--ptq-save-baseline"] and "--ptq-shard=$SHARD/$SHARDS" in gate
     for option in ("--ptq-matrix=$MATRIX", "--ptq-models=$MODELS", "--ptq-recipes=$RECIPES"):
         assert option in gate
     assert [c[:2] for c in _commands(_step(HISTORY, "record", "Merge shards")["run"])] == [["ptq", "merge"]]
@@ -517,7 +600,12 @@ def test_baselines_are_recorded_in_the_shards_pull_requests_run():
 # checked out from a bare repository standing in for GitHub's, a baseline recorded where none
 # applies and pushed; the run itself goes to an artifact, never to the branch.
 RECORD = "Record this runner's baseline where none applies"
-HISTORY_STEPS = ("Merge shards", "Check out branch ptq-history", RECORD, "Push the recorded baseline to branch ptq-history")
+HISTORY_STEPS = (
+    "Merge shards",
+    "Check out branch ptq-history",
+    RECORD,
+    "Push the recorded baseline to branch ptq-history",
+)
 HISTORY_VALUES = {"GH_TOKEN": "x", "REPO": "owner/repo", "SHA": "0123456789abcdef0123"}
 RUNS = FIXTURE_RUN.parent
 FINGERPRINT = json.loads(FIXTURE_RUN.read_text())["ptq"]["fingerprint"]  # runs 1, 3 and 4
@@ -525,8 +613,13 @@ OTHER_CPU = RUNS / "run-0005.json"  # another fingerprint, the same numerics key
 
 
 def _git(*args: str | Path, cwd: Path | None = None) -> str:
-    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout
 
 
@@ -545,16 +638,20 @@ def _remote(tmp_path: Path, branch: dict[str, Path] | None) -> tuple[Path, dict[
         _git("commit", "-m", "seed", cwd=seed)
         _git("push", remote, "ptq-history", cwd=seed)
     github = f"https://x-access-token:{HISTORY_VALUES['GH_TOKEN']}@github.com/{HISTORY_VALUES['REPO']}.git"
-    return remote, {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.file://{remote}.insteadOf",
-                    "GIT_CONFIG_VALUE_0": github}
+    return remote, {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.file://{remote}.insteadOf",
+        "GIT_CONFIG_VALUE_0": github,
+    }
 
 
 def _on_branch(remote: Path) -> list[str]:
     return sorted(_git("ls-tree", "-r", "--name-only", "ptq-history", cwd=remote).split())
 
 
-def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, main_baseline: Path | None = None,
-                  meanwhile=None):
+def _push_to_main(
+    tmp_path: Path, run: Path, branch: dict[str, Path] | None, main_baseline: Path | None = None, meanwhile=None
+):
     """The record job's steps after its benchmarks, ``run`` standing in for what they measured:
     the record step's result, else the first that failed; then the push step's. ``meanwhile(remote)``
     stands for another run pushing to the branch between this one's checkout and its push."""
@@ -571,17 +668,24 @@ def _push_to_main(tmp_path: Path, run: Path, branch: dict[str, Path] | None, mai
     if recorded.returncode == 0:
         pushed = _run_steps(HISTORY, "record", HISTORY_STEPS[3:], cwd, git_env, **HISTORY_VALUES)
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
-        recorded = subprocess.CompletedProcess(pushed.args, 0, recorded.stdout + pushed.stdout, recorded.stderr + pushed.stderr)
+        recorded = subprocess.CompletedProcess(
+            pushed.args, 0, recorded.stdout + pushed.stdout, recorded.stderr + pushed.stderr
+        )
     return cwd, remote, recorded
 
 
 def _another_run_pushes(tmp_path: Path, files: dict[str, bytes]) -> Callable[[Path], str]:
     """``meanwhile`` for :func:`_push_to_main` and :func:`_push_chain`: another run's push of
     ``files`` to branch ptq-history (creating it where there is none); it returns that commit."""
+
     def push(remote: Path) -> str:
         other = tmp_path / "other-run"
-        has_branch = subprocess.run(["git", "ls-remote", "--exit-code", "--heads", str(remote), "ptq-history"],
-                                    capture_output=True).returncode == 0
+        has_branch = (
+            subprocess.run(
+                ["git", "ls-remote", "--exit-code", "--heads", str(remote), "ptq-history"], capture_output=True
+            ).returncode
+            == 0
+        )
         if has_branch:
             _git("clone", "--depth", "1", "--branch", "ptq-history", f"file://{remote}", other)
         else:
@@ -644,7 +748,9 @@ def test_a_push_to_main_records_no_baseline_where_one_applies(tmp_path, where):
     assert [f for f in files if f.startswith("results/")] == before  # nothing recorded
     for name in before:  # nothing replaced
         assert _git("show", f"ptq-history:{name}", cwd=remote) == branch[name].read_text()
-    assert files == sorted(branch) and len(_git("log", "--format=%H", "ptq-history", cwd=remote).split()) == 1  # no push
+    assert (
+        files == sorted(branch) and len(_git("log", "--format=%H", "ptq-history", cwd=remote).split()) == 1
+    )  # no push
 
 
 def test_a_push_to_main_stops_on_a_damaged_baseline_on_the_branch(tmp_path):
@@ -660,7 +766,11 @@ def test_a_push_to_main_stops_on_a_damaged_baseline_on_the_branch(tmp_path):
 # minutes) saves two sides made from fixture runs 3 (parent) and 4 (commit: micro_linear_256-
 # static_int8 1.5x slower) and exits with the code given; every other ptq command is the real one.
 AB_STEP = "A/B of the parent commit against this one, latency timed as a duet"
-CHAIN_STEPS = (AB_STEP, "Check out branch ptq-history", "Add the commit's summary to the chained history on branch ptq-history")
+CHAIN_STEPS = (
+    AB_STEP,
+    "Check out branch ptq-history",
+    "Add the commit's summary to the chained history on branch ptq-history",
+)
 SLOWED = "micro_linear_256-static_int8"
 
 
@@ -682,12 +792,19 @@ def _stub_ab(bin_dir: Path, sides: tuple[Path, Path], code: int) -> Path:
     """``ptq`` whose ``ab`` logs its arguments one a line, saves ``sides`` (unless it fails, exit 2)
     and exits ``code``; any other command runs the real ptq."""
     log = bin_dir / "ab.args"
-    saved = "".join(f"cp {src} results/ab/T-{label}.json\necho \"saved: $PWD/results/ab/T-{label}.json\"\n"
-                    for label, src in zip("ab", sides, strict=True))
-    body = ("echo 'ptq: error: side A wrote no results' >&2\n" if code == 2
-            else f"mkdir -p results/ab\n{saved}echo '**ptq ab**: the verdict table'\n")
-    (bin_dir / "ptq").write_text(f'#!/bin/sh\nif [ "$1" != ab ]; then exec {BIN / "ptq"} "$@"; fi\n'
-                                 f'printf \'%s\\n\' "$@" > {log}\n{body}exit {code}\n')
+    saved = "".join(
+        f'cp {src} results/ab/T-{label}.json\necho "saved: $PWD/results/ab/T-{label}.json"\n'
+        for label, src in zip("ab", sides, strict=True)
+    )
+    body = (
+        "echo 'ptq: error: side A wrote no results' >&2\n"
+        if code == 2
+        else f"mkdir -p results/ab\n{saved}echo '**ptq ab**: the verdict table'\n"
+    )
+    (bin_dir / "ptq").write_text(
+        f'#!/bin/sh\nif [ "$1" != ab ]; then exec {BIN / "ptq"} "$@"; fi\n'
+        f"printf '%s\\n' \"$@\" > {log}\n{body}exit {code}\n"
+    )
     (bin_dir / "ptq").chmod(0o755)
     return log
 
@@ -710,8 +827,9 @@ def _commits(cwd: Path, parent: str) -> list[str]:
     return _git("rev-list", "--reverse", "HEAD", cwd=cwd).split()
 
 
-def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: dict[str, Path] | None = None,
-                meanwhile=None):
+def _push_chain(
+    tmp_path: Path, *, parent: str = "with", code: int = 0, branch: dict[str, Path] | None = None, meanwhile=None
+):
     """The chain job's steps after its install, as the runner runs them: the A/B step, then
     (where it set output ``b``, the later steps' ``if``) the branch checkout and the append
     (``meanwhile(remote)`` between them: another run's push). Returns the checkout, the remote,
@@ -723,12 +841,19 @@ def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: 
     remote, git_env = _remote(tmp_path, branch)
     env = {**git_env, "GITHUB_OUTPUT": str(cwd / "output")}
     ab = _run_steps(HISTORY, "chain", CHAIN_STEPS[:1], cwd, env)
-    outputs = dict(line.split("=", 1) for line in (cwd / "output").read_text().splitlines()) if (cwd / "output").exists() else {}
+    outputs = (
+        dict(line.split("=", 1) for line in (cwd / "output").read_text().splitlines())
+        if (cwd / "output").exists()
+        else {}
+    )
     assert {_step(HISTORY, "chain", name)["if"] for name in CHAIN_STEPS[1:]} == {"steps.ab.outputs.b != ''"}
     rest = None
     if ab.returncode == 0 and outputs.get("b"):
-        values = dict(GH_TOKEN=HISTORY_VALUES["GH_TOKEN"], REPO=HISTORY_VALUES["REPO"],
-                      **{k.upper(): v for k, v in outputs.items()})
+        values = dict(
+            GH_TOKEN=HISTORY_VALUES["GH_TOKEN"],
+            REPO=HISTORY_VALUES["REPO"],
+            **{k.upper(): v for k, v in outputs.items()},
+        )
         rest = _run_steps(HISTORY, "chain", CHAIN_STEPS[1:2], cwd, env, **values)
         if rest.returncode == 0:
             if meanwhile is not None:
@@ -741,7 +866,9 @@ def _push_chain(tmp_path: Path, *, parent: str = "with", code: int = 0, branch: 
 def test_a_push_to_main_adds_its_summary_to_the_chained_history_and_no_run(tmp_path, code):
     baseline = {f"results/baselines/{FINGERPRINT}.json": RUNS / "run-0003.json"}  # as the record job left it
     cwd, remote, ab, rest, (parent, commit) = _push_chain(tmp_path, code=code, branch=baseline)
-    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stdout + ab.stderr + (rest.stderr if rest else "")
+    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, (
+        ab.stdout + ab.stderr + (rest.stderr if rest else "")
+    )
     assert ("::warning title=ptq: slower than its parent::" in ab.stdout) == (code == 1)  # recorded all the same
     argv = (cwd / "bin" / "ab.args").read_text().splitlines()
     assert argv[:5] == ["ab", "HEAD~1", "HEAD", "--save", "--accept-new"]
@@ -761,11 +888,30 @@ def test_a_push_to_main_adds_its_summary_to_the_chained_history_and_no_run(tmp_p
 def test_the_next_push_extends_the_chain_the_branch_holds(tmp_path):
     earlier = tmp_path / "earlier"
     a, b = _sides(tmp_path / "earlier-sides")
-    done = subprocess.run([BIN / "ptq", "chain", "append", str(a), str(b), "--commit", "e" * 40, "--parent", "d" * 40,
-                           "--time", "2000-01-01T00:00:00Z", "-d", str(earlier)], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    done = subprocess.run(
+        [
+            BIN / "ptq",
+            "chain",
+            "append",
+            str(a),
+            str(b),
+            "--commit",
+            "e" * 40,
+            "--parent",
+            "d" * 40,
+            "--time",
+            "2000-01-01T00:00:00Z",
+            "-d",
+            str(earlier),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert done.returncode == 0, done.stderr
-    _, remote, ab, rest, (_, commit) = _push_chain(tmp_path, branch={f"chain/{'e' * 40}.json": earlier / f"{'e' * 40}.json"})
+    _, remote, ab, rest, (_, commit) = _push_chain(
+        tmp_path, branch={f"chain/{'e' * 40}.json": earlier / f"{'e' * 40}.json"}
+    )
     assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stderr + (rest.stderr if rest else "")
     assert _on_branch(remote) == sorted([f"chain/{'e' * 40}.json", f"chain/{commit}.json", "index.html"])
     html = _git("show", "ptq-history:index.html", cwd=remote)
@@ -777,15 +923,37 @@ def test_a_link_is_added_on_top_of_what_another_run_pushed_meanwhile(tmp_path):
     made again on top of the branch, and neither run's link is lost."""
     earlier = tmp_path / "earlier"
     a, b = _sides(tmp_path / "earlier-sides")
-    done = subprocess.run([BIN / "ptq", "chain", "append", str(a), str(b), "--commit", "e" * 40, "--parent", "d" * 40,
-                           "--time", "2000-01-01T00:00:00Z", "-d", str(earlier)], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    done = subprocess.run(
+        [
+            BIN / "ptq",
+            "chain",
+            "append",
+            str(a),
+            str(b),
+            "--commit",
+            "e" * 40,
+            "--parent",
+            "d" * 40,
+            "--time",
+            "2000-01-01T00:00:00Z",
+            "-d",
+            str(earlier),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert done.returncode == 0, done.stderr
     [(name, data)] = [(f"chain/{p.name}", p.read_bytes()) for p in earlier.iterdir()]
     other = _another_run_pushes(tmp_path, {name: data, "index.html": b"the other run's report\n"})
     _, remote, ab, rest, (_, commit) = _push_chain(tmp_path, branch={"README.md": ROOT / "README.md"}, meanwhile=other)
-    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stderr + (rest.stdout + rest.stderr if rest else "")
-    assert "Branch ptq-history moved since the checkout (another run pushed); adding the link on top of it (try 1 of 5)" in rest.stdout
+    assert ab.returncode == 0 and rest is not None and rest.returncode == 0, ab.stderr + (
+        rest.stdout + rest.stderr if rest else ""
+    )
+    assert (
+        "Branch ptq-history moved since the checkout (another run pushed); adding the link on top of it (try 1 of 5)"
+        in rest.stdout
+    )
     assert _on_branch(remote) == sorted(["README.md", name, f"chain/{commit}.json", "index.html"])  # both links
     assert _git("show", f"ptq-history:{name}", cwd=remote).encode() == data  # the other run's, as it pushed it
     html = _git("show", "ptq-history:index.html", cwd=remote)
@@ -798,21 +966,30 @@ def test_a_link_is_added_on_top_of_what_another_run_pushed_meanwhile(tmp_path):
 def test_a_baseline_is_recorded_on_top_of_what_another_run_pushed_meanwhile(tmp_path, other):
     """Row 8, the record job: a baseline another run recorded at the same path meanwhile is kept."""
     theirs = (RUNS / "run-0001.json").read_bytes()
-    files = ({f"chain/{'e' * 40}.json": b"{}\n"} if other == "another-file"
-             else {f"results/baselines/{FINGERPRINT}.json": theirs})
-    cwd, remote, result = _push_to_main(tmp_path, RUNS / "run-0003.json", None,
-                                        meanwhile=_another_run_pushes(tmp_path, files))
+    files = (
+        {f"chain/{'e' * 40}.json": b"{}\n"}
+        if other == "another-file"
+        else {f"results/baselines/{FINGERPRINT}.json": theirs}
+    )
+    cwd, remote, result = _push_to_main(
+        tmp_path, RUNS / "run-0003.json", None, meanwhile=_another_run_pushes(tmp_path, files)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "recording on top of it (try 1 of 5)" in result.stdout
     assert _on_branch(remote) == sorted({*files, f"results/baselines/{FINGERPRINT}.json"})
     stored = _git("show", f"ptq-history:results/baselines/{FINGERPRINT}.json", cwd=remote).encode()
     if other == "another-file":  # this run's baseline, on top of the other run's commit
         assert json.loads(stored) == json.loads((cwd / "run.json").read_text())
-        assert _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")[:2] == ["baseline: 0123456789ab", "another run"]
+        assert _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")[:2] == [
+            "baseline: 0123456789ab",
+            "another run",
+        ]
     else:  # the first recorded is kept; this run pushes nothing
         assert stored == theirs
-        assert (f"::notice title=ptq: baseline kept::another run recorded results/baselines/{FINGERPRINT}.json "
-                "meanwhile; kept, this run's not pushed") in result.stdout
+        assert (
+            f"::notice title=ptq: baseline kept::another run recorded results/baselines/{FINGERPRINT}.json "
+            "meanwhile; kept, this run's not pushed"
+        ) in result.stdout
         assert _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")[0] == "another run"
 
 
@@ -823,12 +1000,22 @@ def test_the_chain_job_fails_closed_when_ptq_ab_fails(tmp_path):
     assert _on_branch(remote) == ["README.md"]
 
 
-@pytest.mark.parametrize(("parent", "code", "why"), [
-    ("none", 0, "no parent commit"), ("without", 0, "has no benchmarks/"), ("with", 3, "measured no case (ptq ab exit 3)")])
+@pytest.mark.parametrize(
+    ("parent", "code", "why"),
+    [
+        ("none", 0, "no parent commit"),
+        ("without", 0, "has no benchmarks/"),
+        ("with", 3, "measured no case (ptq ab exit 3)"),
+    ],
+)
 def test_the_chain_starts_at_a_commit_without_a_measured_parent(tmp_path, parent, code, why):
-    cwd, remote, ab, rest, shas = _push_chain(tmp_path, parent=parent, code=code, branch={"README.md": ROOT / "README.md"})
+    cwd, remote, ab, rest, shas = _push_chain(
+        tmp_path, parent=parent, code=code, branch={"README.md": ROOT / "README.md"}
+    )
     assert ab.returncode == 0 and rest is None, ab.stdout + ab.stderr
-    [notice] = [line for line in ab.stdout.splitlines() if line.startswith("::notice title=ptq: the chain starts here::")]
+    [notice] = [
+        line for line in ab.stdout.splitlines() if line.startswith("::notice title=ptq: the chain starts here::")
+    ]
     assert why in notice and shas[-1][:12] in notice
     assert (cwd / "bin" / "ab.args").exists() == (code == 3)  # nothing timed without a parent's benchmarks
     assert _on_branch(remote) == ["README.md"]  # nothing appended
@@ -840,9 +1027,13 @@ def test_the_history_jobs_never_push_at_once_and_keep_raw_runs_as_artifacts():
     assert chain["steps"][0]["with"]["fetch-depth"] == 2
     retention = _load(ROOT / ".github" / "workflows" / HISTORY)[True]["workflow_call"]["inputs"]["retention-days"]
     assert retention["type"] == "number" and retention["default"] > 0
-    uploads = {job: [s["with"] for s in _job(HISTORY, job)["steps"] if "upload-artifact" in s.get("uses", "")]
-               for job in ("record", "chain")}
-    assert [u["path"] for u in uploads["record"]] == ["run.json"] and [u["path"] for u in uploads["chain"]] == ["results/ab/"]
+    uploads = {
+        job: [s["with"] for s in _job(HISTORY, job)["steps"] if "upload-artifact" in s.get("uses", "")]
+        for job in ("record", "chain")
+    }
+    assert [u["path"] for u in uploads["record"]] == ["run.json"] and [u["path"] for u in uploads["chain"]] == [
+        "results/ab/"
+    ]
     assert all(u["retention-days"] == "${{ inputs.retention-days }}" for us in uploads.values() for u in us)
     assert not any("runs" in s.get("run", "") for s in record["steps"] + chain["steps"])  # no raw run on the branch
 
@@ -859,8 +1050,11 @@ def _gate_with_branch_baseline(tmp_path: Path, baseline: Path, name: str, *, on_
     return cwd
 
 
-@pytest.mark.parametrize(("baseline", "exit_code"), [("run-0003.json", 1), ("run-0004.json", 0)],
-                         ids=["regressed-against-it", "unchanged-against-it"])
+@pytest.mark.parametrize(
+    ("baseline", "exit_code"),
+    [("run-0003.json", 1), ("run-0004.json", 0)],
+    ids=["regressed-against-it", "unchanged-against-it"],
+)
 def test_the_gate_judges_by_the_baseline_a_push_to_main_recorded(tmp_path, baseline, exit_code):
     cwd = _gate_with_branch_baseline(tmp_path, RUNS / baseline, f"{FINGERPRINT}.json")
     judged = json.loads((cwd / "compare.json").read_text())
@@ -886,13 +1080,24 @@ def test_a_baseline_in_results_baselines_comes_before_the_recorded_one(tmp_path)
 
 def test_fallback_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", "history"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", "history"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == ("ptq: error: --fallback-root history: no such directory; name a checkout holding "
-                                   "results/baselines/")
-    both = subprocess.run([BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", ".", "--baseline",
-                           str(FIXTURE_RUN)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.stderr.strip() == (
+        "ptq: error: --fallback-root history: no such directory; name a checkout holding results/baselines/"
+    )
+    both = subprocess.run(
+        [BIN / "ptq", "compare", str(FIXTURE_RUN), "--fallback-root", ".", "--baseline", str(FIXTURE_RUN)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
@@ -905,8 +1110,17 @@ def _fake(bin_dir: Path, name: str) -> Path:
     return log
 
 
-@pytest.mark.parametrize(("workflow", "job"), [(GATE, "bench"), (GATE, "latency-ab"), (GATE, "gate"),
-                                               (HISTORY, "record"), (HISTORY, "chain"), (BASELINES, "refresh")])
+@pytest.mark.parametrize(
+    ("workflow", "job"),
+    [
+        (GATE, "bench"),
+        (GATE, "latency-ab"),
+        (GATE, "gate"),
+        (HISTORY, "record"),
+        (HISTORY, "chain"),
+        (BASELINES, "refresh"),
+    ],
+)
 def test_install_takes_torch_from_the_cpu_index_then_extra_packages_and_prints_the_keys(tmp_path, workflow, job):
     (tmp_path / "bin").mkdir()
     pip, ptq = _fake(tmp_path / "bin", "pip"), _fake(tmp_path / "bin", "ptq")
@@ -914,8 +1128,10 @@ def test_install_takes_torch_from_the_cpu_index_then_extra_packages_and_prints_t
     assert result.returncode == 0, result.stdout + result.stderr
     cpu = _load(ROOT / ".github" / "workflows" / workflow)[True]["workflow_call"]["inputs"]["torch-index"]["default"]
     assert cpu == "https://download.pytorch.org/whl/cpu" and "torch-index" not in _callers()[workflow][1]["with"]
-    assert pip.read_text().splitlines() == [f"PIP_EXTRA_INDEX_URL={cpu} install -c constraints.txt -e .[all,dev]",
-                                            f"PIP_EXTRA_INDEX_URL={cpu} install onnx 'scipy>=1.11'"]
+    assert pip.read_text().splitlines() == [
+        f"PIP_EXTRA_INDEX_URL={cpu} install -c constraints.txt -e .[all,dev]",
+        f"PIP_EXTRA_INDEX_URL={cpu} install onnx 'scipy>=1.11'",
+    ]
     assert ptq.read_text().split()[1:] == ["env"]  # the keys, torch's build (+cpu) in its version
 
 
@@ -948,8 +1164,13 @@ def test_the_latency_ab_passes_the_selection_to_every_session_as_one_quoted_stri
     argv = log.read_text().splitlines()
     assert argv[:3] == ["ab", "abc123", "HEAD"] and "--accept-new" in argv
     [passed] = [a.removeprefix("--pytest-args=") for a in argv if a.startswith("--pytest-args=")]
-    assert shlex.split(passed) == ["--ptq-matrix=quick", "--ptq-models=acme_*,resnet_custom", "--ptq-recipes=*",
-                                   "--benchmark-max-time=0.5", "--ptq-pair-time=0.5"]
+    assert shlex.split(passed) == [
+        "--ptq-matrix=quick",
+        "--ptq-models=acme_*,resnet_custom",
+        "--ptq-recipes=*",
+        "--benchmark-max-time=0.5",
+        "--ptq-pair-time=0.5",
+    ]
 
 
 # The pull request that adds ptq: its base commit has no benchmarks/, so it can have no baseline
@@ -1045,8 +1266,16 @@ def test_the_baselines_pull_request_holds_the_baselines_and_no_lock_file(tmp_pat
     shutil.copy(FIXTURE_RUN, stored / f"{FINGERPRINT}.json")
     (stored / f"{FINGERPRINT}.json.lock").write_text("")  # what --ptq-save-baseline's lock leaves
     remote, git_env = _remote(tmp_path, None)
-    done = _run_steps(BASELINES, "refresh", ("Open a pull request with the new baseline",), cwd, git_env,
-                      GH_TOKEN="x", REPO="owner/repo", RUN_ID="42")
+    done = _run_steps(
+        BASELINES,
+        "refresh",
+        ("Open a pull request with the new baseline",),
+        cwd,
+        git_env,
+        GH_TOKEN="x",
+        REPO="owner/repo",
+        RUN_ID="42",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     files = sorted(_git("ls-tree", "-r", "--name-only", "ptq/baselines-42", cwd=remote).split())
     assert files == sorted(["README.md", "benchmarks/test_ptq.py", f"results/baselines/{FINGERPRINT}.json"])

@@ -59,10 +59,17 @@ def run(argv: Sequence[str | Path], cwd: Path, **kwargs) -> subprocess.Completed
     cache and temporary directory of its own beside the project."""
     home = cwd.parent / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(HOME=str(home), PTQ_CACHE_DIR=str(home / "ptq"), XDG_CACHE_HOME=str(home / "cache"),
-               TMPDIR=str(home), PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([*_setpriv(), *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300, **kwargs)
+    env.update(
+        HOME=str(home),
+        PTQ_CACHE_DIR=str(home / "ptq"),
+        XDG_CACHE_HOME=str(home / "cache"),
+        TMPDIR=str(home),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONPATH=str(ROOT),
+    )
+    return subprocess.run(
+        [*_setpriv(), *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, **kwargs
+    )
 
 
 def ptq(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

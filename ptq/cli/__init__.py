@@ -18,8 +18,21 @@ from pathlib import Path
 
 from ptq.errors import DuplicateRegistration, PtqError
 
-__all__ = ["COMMANDS", "Command", "ExitCodes", "build_parser", "command", "exit_codes", "finite_float", "general_exit_codes",
-           "main", "numeric_actions", "os_error", "output_directory", "output_file"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "ExitCodes",
+    "build_parser",
+    "command",
+    "exit_codes",
+    "finite_float",
+    "general_exit_codes",
+    "main",
+    "numeric_actions",
+    "os_error",
+    "output_directory",
+    "output_file",
+]
 
 #: ``(code, meaning)`` rows of an exit-code table, in the order ``--help`` prints them.
 ExitCodes = tuple[tuple[int, str], ...]
@@ -51,14 +64,22 @@ def general_exit_codes() -> ExitCodes:
     return ((EXIT_OK, "success"), (EXIT_BAD_INPUT, "usage error or bad input (one line: ptq: error: ...)"))
 
 
-def command(name: str, configure: Callable[[argparse.ArgumentParser], None], summary: str, *, exit_codes: ExitCodes = (),
-            project: bool = False):
+def command(
+    name: str,
+    configure: Callable[[argparse.ArgumentParser], None],
+    summary: str,
+    *,
+    exit_codes: ExitCodes = (),
+    project: bool = False,
+):
     """Register ``fn(args) -> exit code`` as ``ptq NAME``; ``summary`` is its line in ``ptq --help``;
     ``project``: the command builds cases, so the project's conftest registrations load first."""
 
     def decorator(fn: Callable[[argparse.Namespace], int]):
         if name in COMMANDS and COMMANDS[name].run is not fn:
-            raise DuplicateRegistration(f"command {name!r} is registered twice ({COMMANDS[name].run.__module__} and {fn.__module__})")
+            raise DuplicateRegistration(
+                f"command {name!r} is registered twice ({COMMANDS[name].run.__module__} and {fn.__module__})"
+            )
         COMMANDS[name] = Command(name, configure, fn, summary, exit_codes, project)
         return fn
 
@@ -102,7 +123,14 @@ def _list(args: argparse.Namespace) -> int:
         for name in list_models(args.include, args.exclude):
             e = get_model(name)
             missing = e.missing_requirements()
-            rows.append([name, e.family, str(e.batch_size), e.description + (f" (needs {', '.join(missing)})" if missing else "")])
+            rows.append(
+                [
+                    name,
+                    e.family,
+                    str(e.batch_size),
+                    e.description + (f" (needs {', '.join(missing)})" if missing else ""),
+                ]
+            )
         print(format_table(["model", "family", "batch", "description"], rows))
     elif args.what == "recipes":
         rows = []
@@ -112,8 +140,12 @@ def _list(args: argparse.Namespace) -> int:
         print(format_table(["recipe", "stack", "version", "description"], rows))
     else:
         names = match_globs(MATRICES, args.include, args.exclude)
-        print(format_table(["matrix", "models", "recipes", "description"],
-                           [[n, MATRICES[n].models, MATRICES[n].recipes, MATRICES[n].description] for n in names]))
+        print(
+            format_table(
+                ["matrix", "models", "recipes", "description"],
+                [[n, MATRICES[n].models, MATRICES[n].recipes, MATRICES[n].description] for n in names],
+            )
+        )
     return 0
 
 
@@ -132,8 +164,10 @@ def output_directory(option: str, path: str) -> Path:
 
     given = Path(path)
     if given.exists() and not given.is_dir():
-        raise UserError(f"{option} {path}: is a file, not a directory; {option} names the directory the files go to: "
-                        "name a directory (a new one is created)")
+        raise UserError(
+            f"{option} {path}: is a file, not a directory; {option} names the directory the files go to: "
+            "name a directory (a new one is created)"
+        )
     _writable_above(option, path, given, "a directory")
     return given
 
@@ -146,12 +180,16 @@ def _writable_above(option: str, path: str, start: Path, what: str) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise UserError(f"{option} {path}: {existing} is a file, not a directory; name {what} in a directory"
-                        if what != "a directory" else f"{option} {path}: {existing} is a file, not a directory; "
-                        "name a directory")
+        raise UserError(
+            f"{option} {path}: {existing} is a file, not a directory; name {what} in a directory"
+            if what != "a directory"
+            else f"{option} {path}: {existing} is a file, not a directory; name a directory"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {path}: cannot write in {existing} (permission denied); name {what} "
-                        f"{'you can write in' if what == 'a directory' else 'in a directory you can write in'}")
+        raise UserError(
+            f"{option} {path}: cannot write in {existing} (permission denied); name {what} "
+            f"{'you can write in' if what == 'a directory' else 'in a directory you can write in'}"
+        )
 
 
 def output_file(option: str, path: str) -> Path:
@@ -256,8 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     raw = argparse.RawDescriptionHelpFormatter
     commands = list(COMMANDS.values())
-    parser = argparse.ArgumentParser(prog="ptq", description="Post-training-quantization benchmark regression suite.",
-                                     epilog=_epilog(commands), formatter_class=raw)
+    parser = argparse.ArgumentParser(
+        prog="ptq",
+        description="Post-training-quantization benchmark regression suite.",
+        epilog=_epilog(commands),
+        formatter_class=raw,
+    )
     parser.add_argument("--version", action="version", version=f"ptq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for c in commands:
@@ -266,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
         c.configure(p)
         _finite_floats(p)
         if c.project and not any(a.dest == "rootdir" for a in p._actions):
-            p.add_argument("--rootdir", default=".",
-                           help="the project whose conftest.py registers models and recipes (default: .)")
+            p.add_argument(
+                "--rootdir", default=".", help="the project whose conftest.py registers models and recipes (default: .)"
+            )
     return parser
 
 
@@ -293,8 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a write (ptq.storage.cache.atomic_write)
         said = str(exc) or "Ctrl-C"
-        print(f"ptq: interrupted ({said}); a file being written was left as it was (each write is a temporary "
-              "file renamed into place, and the temporary file is removed): rerun the command", file=sys.stderr)
+        print(
+            f"ptq: interrupted ({said}); a file being written was left as it was (each write is a temporary "
+            "file renamed into place, and the temporary file is removed): rerun the command",
+            file=sys.stderr,
+        )
         return 128 + (signal.SIGTERM if said == "signal SIGTERM" else signal.SIGINT)
 
 
@@ -306,12 +352,14 @@ def os_error(exc: OSError) -> str:
         temporary = re.fullmatch(r"\.(.+)\.\w+\.tmp", Path(os.fsdecode(name)).name)
         name = Path(os.fsdecode(name)).with_name(temporary[1]) if temporary else name
     where = f"{name}: " if name is not None else ""
-    fix = {errno.EACCES: "check its permissions, or name a path you can use",
-           errno.EPERM: "check its permissions, or name a path you can use",
-           errno.EROFS: "name a path on a writable file system",
-           errno.ENOSPC: "free some space, or name a path on another disk",
-           errno.EISDIR: "name a file, not a directory",
-           errno.ENOTDIR: "a part of the path is a file; name a path whose directories are directories",
-           errno.EEXIST: "it exists and is in the way; move it, or name another path",
-           errno.ENOENT: "check the path"}.get(exc.errno or 0, "check the path")
+    fix = {
+        errno.EACCES: "check its permissions, or name a path you can use",
+        errno.EPERM: "check its permissions, or name a path you can use",
+        errno.EROFS: "name a path on a writable file system",
+        errno.ENOSPC: "free some space, or name a path on another disk",
+        errno.EISDIR: "name a file, not a directory",
+        errno.ENOTDIR: "a part of the path is a file; name a path whose directories are directories",
+        errno.EEXIST: "it exists and is in the way; move it, or name another path",
+        errno.ENOENT: "check the path",
+    }.get(exc.errno or 0, "check the path")
     return f"{where}{(exc.strerror or str(exc)).lower()}; {fix}"

@@ -36,35 +36,61 @@ from ptq.storage.runs import parse_run
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="baseline: git revision, source directory, or 'installed'")
     p.add_argument("b", help="candidate: git revision, source directory, or 'installed'")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="pytest sessions per side, alternated ABBA (default 2 with the duet, each round's two "
-                        "sessions at once: they give memory, size and drift, and two per side give the spread "
-                        "the memory judge allows; the duet's windows give latency; 6 with --latency=rounds, "
-                        "judged per session on the fastest 4 of each side's 6, one session at a time)")
-    p.add_argument("--latency", choices=("duet", "rounds"), default="duet",
-                   help="duet (default): after the sessions, one worker per side times every case in alternating "
-                        "windows; rounds: judge the sessions' own timings (for code without ptq.duet)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="pytest sessions per side, alternated ABBA (default 2 with the duet, each round's two "
+        "sessions at once: they give memory, size and drift, and two per side give the spread "
+        "the memory judge allows; the duet's windows give latency; 6 with --latency=rounds, "
+        "judged per session on the fastest 4 of each side's 6, one session at a time)",
+    )
+    p.add_argument(
+        "--latency",
+        choices=("duet", "rounds"),
+        default="duet",
+        help="duet (default): after the sessions, one worker per side times every case in alternating "
+        "windows; rounds: judge the sessions' own timings (for code without ptq.duet)",
+    )
     DuetPlan.add_options(p)
-    p.add_argument("--budget", default=None, metavar="DURATION",
-                   help="wall-clock budget of the whole A/B, e.g. 10m or 600 (default: none): the duet begins no "
-                        "placement the last ones' cost says would end past it; cases still open are judged at "
-                        "the placements they got, and their rows say so")
-    p.add_argument("--judges", default=None, metavar="GLOBS",
-                   help="judges to run, as ptq compare's --judges (default: all; with the duet all but speedup, "
-                        "which the duet's direct A/B of every case supersedes)")
-    p.add_argument("--compare-installs", action="store_true",
-                   help="judge sides whose environments differ (threads, torch build, CPU...): for comparing two "
-                        "installs on purpose; without it such sides are refused (exit 2) naming the keys")
+    p.add_argument(
+        "--budget",
+        default=None,
+        metavar="DURATION",
+        help="wall-clock budget of the whole A/B, e.g. 10m or 600 (default: none): the duet begins no "
+        "placement the last ones' cost says would end past it; cases still open are judged at "
+        "the placements they got, and their rows say so",
+    )
+    p.add_argument(
+        "--judges",
+        default=None,
+        metavar="GLOBS",
+        help="judges to run, as ptq compare's --judges (default: all; with the duet all but speedup, "
+        "which the duet's direct A/B of every case supersedes)",
+    )
+    p.add_argument(
+        "--compare-installs",
+        action="store_true",
+        help="judge sides whose environments differ (threads, torch build, CPU...): for comparing two "
+        "installs on purpose; without it such sides are refused (exit 2) naming the keys",
+    )
     p.add_argument("--python-a", default=sys.executable, help="Python running side A (default: this one)")
     p.add_argument("--python-b", default=sys.executable, help="Python running side B (default: this one)")
     p.add_argument("--format", choices=sorted(FORMATS), default="text", help=FORMAT_HELP)
     p.add_argument("--save", action="store_true", help="keep the merged runs as results/ab/<time>-{a,b}.json")
     p.add_argument("--root", default=".", help="the git repository (default: .)")
-    p.add_argument("--accept-new", action="store_true",
-                   help="cases B has and A lacks pass (default: they fail, exit 3, as in ptq compare)")
-    p.add_argument("--pytest-args", default="", metavar="ARGS",
-                   help="passed to every pytest session (one shell-quoted string), "
-                        "e.g. --pytest-args=\"--ptq-models='micro_*' --benchmark-max-time=0.2\"")
+    p.add_argument(
+        "--accept-new",
+        action="store_true",
+        help="cases B has and A lacks pass (default: they fail, exit 3, as in ptq compare)",
+    )
+    p.add_argument(
+        "--pytest-args",
+        default="",
+        metavar="ARGS",
+        help="passed to every pytest session (one shell-quoted string), "
+        "e.g. --pytest-args=\"--ptq-models='micro_*' --benchmark-max-time=0.2\"",
+    )
 
 
 def _gate_settings(config: Any, run: Mapping[str, Any]) -> Callable[[str], Mapping[str, Any]]:
@@ -72,8 +98,12 @@ def _gate_settings(config: Any, run: Mapping[str, Any]) -> Callable[[str], Mappi
     from ptq.gate.judges import DEFAULTS
 
     names = {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if b.get("extra_info", {}).get("case")}
-    return lambda case: config.resolve("gate", model=str(names.get(case, {}).get("model", "")),
-                                       recipe=str(names.get(case, {}).get("recipe", "")), defaults=DEFAULTS)
+    return lambda case: config.resolve(
+        "gate",
+        model=str(names.get(case, {}).get("model", "")),
+        recipe=str(names.get(case, {}).get("recipe", "")),
+        defaults=DEFAULTS,
+    )
 
 
 #: What a session of a duet A/B measures: memory, size and drift (every probe but the speedup
@@ -83,8 +113,12 @@ def _gate_settings(config: Any, run: Mapping[str, Any]) -> Callable[[str], Mappi
 #: user's: a session's pytest-benchmark rounds are never judged with the duet, so a workflow's
 #: ``--benchmark-max-time=0.5`` would only add half a second a case to every session.
 DUET_SESSION = ("--ptq-probes=lm,deployment,drift,memory,size",)
-DUET_SESSION_TIMING = ("--benchmark-max-time=0.02", "--benchmark-min-rounds=5", "--ptq-warmup=3",
-                       "--ptq-warmup-time=0.2")
+DUET_SESSION_TIMING = (
+    "--benchmark-max-time=0.02",
+    "--benchmark-min-rounds=5",
+    "--ptq-warmup=3",
+    "--ptq-warmup-time=0.2",
+)
 
 
 @command("ab", _args, "interleaved A/B of two code versions, judged as ptq compare judges", exit_codes=GATE_EXIT_CODES)
@@ -93,8 +127,10 @@ def _ab(args: argparse.Namespace) -> int:
     try:
         extra = shlex.split(args.pytest_args)
     except ValueError as exc:
-        raise UserError(f"--pytest-args={args.pytest_args!r}: {exc}; close every quote "
-                        "(one shell-quoted string, e.g. --pytest-args=\"--ptq-models='micro_*'\")") from None
+        raise UserError(
+            f"--pytest-args={args.pytest_args!r}: {exc}; close every quote "
+            "(one shell-quoted string, e.g. --pytest-args=\"--ptq-models='micro_*'\")"
+        ) from None
     judges = select_judges(args.judges) if args.judges else None
     if judges is None and args.latency == "duet":
         # Each session's speedup CI covers its own pairs, not the spread between sessions: an A/A
@@ -108,8 +144,10 @@ def _ab(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         if duet_plan is None or duet_plan.stopping != "sequential":
-            raise UserError("--budget needs the sequential duet (the default --latency=duet --stopping=sequential): "
-                            "the other plans time every case to their end")
+            raise UserError(
+                "--budget needs the sequential duet (the default --latency=duet --stopping=sequential): "
+                "the other plans time every case to their end"
+            )
         deadline = time.monotonic() + budget
     config = load_config(root)  # a bad [tool.ptq] is said before the sessions, not after them
     with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
@@ -119,8 +157,9 @@ def _ab(args: argparse.Namespace) -> int:
         rounds = args.rounds if args.rounds is not None else (2 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         session = [*DUET_SESSION, *extra, *DUET_SESSION_TIMING] if duet_plan else extra
-        run_a, run_b = run_rounds(a, b, rounds=rounds, workdir=work, pytest_args=session, progress=progress,
-                                  parallel=duet_plan is not None)
+        run_a, run_b = run_rounds(
+            a, b, rounds=rounds, workdir=work, pytest_args=session, progress=progress, parallel=duet_plan is not None
+        )
         refuse_unlike(run_a, run_b, installs=args.compare_installs)
         if duet_plan is not None:
             gate = _gate_settings(config, run_a)
@@ -134,8 +173,16 @@ def _ab(args: argparse.Namespace) -> int:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for label, data in (("a", run_a), ("b", run_b)):
             text = json.dumps(data, indent=1).encode()
-            print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}")
-    result = compare(parse_run(run_a, f"A: {args.a}"), parse_run(run_b, f"B: {args.b}"), config=config,
-                     judges=judges, same_machine=True, accept_new=args.accept_new)
+            print(
+                f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}"
+            )
+    result = compare(
+        parse_run(run_a, f"A: {args.a}"),
+        parse_run(run_b, f"B: {args.b}"),
+        config=config,
+        judges=judges,
+        same_machine=True,
+        accept_new=args.accept_new,
+    )
     print(render(result, args.format).rstrip("\n"))
     return result.exit_code

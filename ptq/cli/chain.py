@@ -31,13 +31,19 @@ def _args(p: argparse.ArgumentParser) -> None:
     a = sub.add_parser("append", help="add a commit's summary from the two files ptq ab --save wrote")
     a.add_argument("a", help="side A (the parent): results/ab/<time>-a.json")
     a.add_argument("b", help="side B (the commit): results/ab/<time>-b.json")
-    a.add_argument("--commit", required=True,
-                   help="the commit B measured: its full SHA, $(git rev-parse HEAD) (a short one is resolved by git "
-                        "in the current directory)")
+    a.add_argument(
+        "--commit",
+        required=True,
+        help="the commit B measured: its full SHA, $(git rev-parse HEAD) (a short one is resolved by git "
+        "in the current directory)",
+    )
     a.add_argument("--parent", required=True, help="the commit A measured: its full SHA, $(git rev-parse HEAD~1)")
-    a.add_argument("--time", default=None,
-                   help="the commit's time, ISO 8601 with its UTC offset: $(git show -s --format=%%cI HEAD) "
-                        "(default: now); the chain is ordered by instant")
+    a.add_argument(
+        "--time",
+        default=None,
+        help="the commit's time, ISO 8601 with its UTC offset: $(git show -s --format=%%cI HEAD) "
+        "(default: now); the chain is ordered by instant",
+    )
     a.add_argument("-d", "--dir", default="results/chain", help="the chain's directory (default: results/chain)")
     s = sub.add_parser("show", help="print (and with -o draw) the chained trend")
     s.add_argument("dir", help="the chain's directory")
@@ -48,8 +54,11 @@ def _args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--commits", type=int, default=10, help="synthetic commits after the root (default 10)")
     d.add_argument("--step-at", type=int, default=6, help="the commit whose code is slower (default 6)")
     d.add_argument("--slowdown", type=float, default=0.05, help="how much slower, a fraction (default 0.05)")
-    d.add_argument("--cases", default="micro_linear_256-fp32,micro_conv_16-fp32",
-                   help="comma-separated model-recipe cases the duet times (default: %(default)s)")
+    d.add_argument(
+        "--cases",
+        default="micro_linear_256-fp32,micro_conv_16-fp32",
+        help="comma-separated model-recipe cases the duet times (default: %(default)s)",
+    )
     DuetPlan.add_options(d)
 
 
@@ -62,8 +71,16 @@ def _table(chain: Sequence, cases: Sequence[str]) -> str:
         for pt in trend(chain, case):
             lk = pt.link
             cell = "-" if lk is None else f"{lk.ratio:.4f} [{lk.low:.4f}, {lk.high:.4f}]"
-            rows.append([case, pt.commit[:12] + (" (gap)" if pt.gap else ""), cell, lk.verdict.lower() if lk else "-",
-                         "STEP" if pt.step else "", f"{pt.level:.4f} [{pt.low:.4f}, {pt.high:.4f}]"])
+            rows.append(
+                [
+                    case,
+                    pt.commit[:12] + (" (gap)" if pt.gap else ""),
+                    cell,
+                    lk.verdict.lower() if lk else "-",
+                    "STEP" if pt.step else "",
+                    f"{pt.level:.4f} [{pt.low:.4f}, {pt.high:.4f}]",
+                ]
+            )
     return format_table(["case", "commit", "link: ratio to parent [95%]", "verdict", "step", "trend [95%]"], rows)
 
 
@@ -71,8 +88,10 @@ def _html(chain: Sequence, cases: Sequence[str]) -> str:
     from ptq.render.html import chain_chart
 
     parts = [f"<h2>{escape(case)}</h2>{chain_chart(chain, case)}" for case in cases]
-    return ("<!doctype html><meta charset=utf-8><title>ptq chained history</title><h1>Chained latency "
-            "(running product of duet ratios, 95% band)</h1>" + "".join(parts) + "\n")
+    return (
+        "<!doctype html><meta charset=utf-8><title>ptq chained history</title><h1>Chained latency "
+        "(running product of duet ratios, 95% band)</h1>" + "".join(parts) + "\n"
+    )
 
 
 def _show(chain: Sequence, globs: str | None, output: str | None) -> int:
@@ -112,15 +131,32 @@ def _demo(args: argparse.Namespace) -> int:
     plan, cases = DuetPlan.from_args(args), [c.strip() for c in args.cases.split(",") if c.strip()]
     slow = [args.slowdown if k >= args.step_at else 0.0 for k in range(args.commits + 1)]
     for k in range(1, args.commits + 1):
-        print(f"commit c{k:02d}: duet of c{k - 1:02d} (slowed {slow[k - 1]:.0%}) and c{k:02d} (slowed {slow[k]:.0%})",
-              file=sys.stderr, flush=True)
-        got = run_plan(plan, cases, threads=1, weights="random",
-                       new_worker=lambda label, k=k: _CodeAt(label, slow[k - 1] if label == "A" else slow[k]))
+        print(
+            f"commit c{k:02d}: duet of c{k - 1:02d} (slowed {slow[k - 1]:.0%}) and c{k:02d} (slowed {slow[k]:.0%})",
+            file=sys.stderr,
+            flush=True,
+        )
+        got = run_plan(
+            plan,
+            cases,
+            threads=1,
+            weights="random",
+            new_worker=lambda label, k=k: _CodeAt(label, slow[k - 1] if label == "A" else slow[k]),
+        )
         if got.failed:
             raise UserError(f"--cases: a duet worker could not prepare {got.failed}")
         links = {c: link(got.blocks["A"][(c, 0.0)], got.blocks["B"][(c, 0.0)]) for c in cases}
-        save_summary(CommitSummary(f"c{k:02d}", f"c{k - 1:02d}", f"2000-01-01T00:{k:02d}:00Z", links,
-                                   runner="demo", notes=(f"synthetic: code slowed {slow[k]:.0%}",)), args.dir)
+        save_summary(
+            CommitSummary(
+                f"c{k:02d}",
+                f"c{k - 1:02d}",
+                f"2000-01-01T00:{k:02d}:00Z",
+                links,
+                runner="demo",
+                notes=(f"synthetic: code slowed {slow[k]:.0%}",),
+            ),
+            args.dir,
+        )
     return _show(load_chain(args.dir), None, None)
 
 
@@ -134,10 +170,16 @@ def _chain(args: argparse.Namespace) -> int:
         output_directory("-d", args.dir)
         commit, parent = resolve_commit(args.commit, "--commit"), resolve_commit(args.parent, "--parent")
         if commit == parent:
-            raise UserError(f"--commit and --parent name one commit ({commit}); a link is a commit over its parent: "
-                            "pass --parent $(git rev-parse COMMIT~1)")
+            raise UserError(
+                f"--commit and --parent name one commit ({commit}); a link is a commit over its parent: "
+                "pass --parent $(git rev-parse COMMIT~1)"
+            )
         try:
-            when = parse_time(args.time, "--time") if args.time else _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+            when = (
+                parse_time(args.time, "--time")
+                if args.time
+                else _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+            )
         except ValueError as exc:
             raise UserError(str(exc)) from None
         summary = summarize(load_run(args.a), load_run(args.b), commit=commit, parent=parent, time=utc(when))

@@ -15,10 +15,19 @@ __all__: list[str] = []
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registered model (ptq list models)")
     p.add_argument("recipe", help="a registered recipe (ptq list recipes)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="assignments",
-                   help="override a recipe field, e.g. --set calib_split=zeros (repeatable)")
-    p.add_argument("--propose", action="store_true",
-                   help="also propose a recipe keeping the worst layers in float until the tolerance is met")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        dest="assignments",
+        help="override a recipe field, e.g. --set calib_split=zeros (repeatable)",
+    )
+    p.add_argument(
+        "--propose",
+        action="store_true",
+        help="also propose a recipe keeping the worst layers in float until the tolerance is met",
+    )
     p.add_argument("--weights", default="auto", help="weights policy: auto, pretrained or random (default: auto)")
     p.add_argument("--rootdir", default=".", help="where to read [tool.ptq] / results/ptq.toml (default: .)")
 
@@ -39,10 +48,16 @@ def _sqnr(x: float) -> str:
     return f"{x:.1f}" if math.isfinite(x) else str(x)
 
 
-@command("diagnose", _args, "rank a model's layers by the drift each causes when quantized alone", exit_codes=(
-    (0, "done; with --propose: the proposed recipe meets its tolerances"),
-    (1, "with --propose: the proposed recipe still fails its tolerances"),
-), project=True)
+@command(
+    "diagnose",
+    _args,
+    "rank a model's layers by the drift each causes when quantized alone",
+    exit_codes=(
+        (0, "done; with --propose: the proposed recipe meets its tolerances"),
+        (1, "with --propose: the proposed recipe still fails its tolerances"),
+    ),
+    project=True,
+)
 def _diagnose(args: argparse.Namespace) -> int:
     from ptq.models import get_model
     from ptq.probes.drift.diagnose import propose_float_layers, recipe_source, sweep, with_fields
@@ -64,7 +79,14 @@ def _diagnose(args: argparse.Namespace) -> int:
     print()
     ranking = sweep(entry, built, recipe, tolerances, progress=lambda line: print(line, file=sys.stderr, flush=True))
     rows = [
-        [str(i), s.layer, s.layer_type, _sqnr(s.sqnr_db), "ok" if s.report.passed else "FAIL", drift_summary(s.report.to_dict())]
+        [
+            str(i),
+            s.layer,
+            s.layer_type,
+            _sqnr(s.sqnr_db),
+            "ok" if s.report.passed else "FAIL",
+            drift_summary(s.report.to_dict()),
+        ]
         for i, s in enumerate(ranking, 1)
     ]
     print("layers quantized one at a time, worst first:")

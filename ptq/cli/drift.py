@@ -32,7 +32,9 @@ def _drift(args: argparse.Namespace) -> int:
             read_figures(DriftFigures, info)
         table = drift_table(records)
     except (KeyError, TypeError, AttributeError, ValueError, SchemaError) as exc:
-        raise UserError(f"{str(path)!r}: damaged drift figures ({type(exc).__name__}: {exc}); record them again: "
-                        "pytest --benchmark-only --benchmark-json=FILE") from None
+        raise UserError(
+            f"{str(path)!r}: damaged drift figures ({type(exc).__name__}: {exc}); record them again: "
+            "pytest --benchmark-only --benchmark-json=FILE"
+        ) from None
     print(table)
     return 0

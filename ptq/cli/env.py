@@ -19,20 +19,38 @@ __all__: list[str] = []
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="the keys of a run with --ptq-threads=N (default: a run's default, ptq.run.env.benchmark_threads())")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the keys of a run with --ptq-threads=N (default: a run's default, ptq.run.env.benchmark_threads())",
+    )
 
 
 @command("env", _args, "the environment and keys a benchmark run on this machine records")
 def _env(args: argparse.Namespace) -> int:
     default = benchmark_threads()
     if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads={args.threads}: must be >= 1 (torch intra-op threads); omit it for a run's "
-                        f"default ({default})")
+        raise UserError(
+            f"--threads={args.threads}: must be >= 1 (torch intra-op threads); omit it for a run's default ({default})"
+        )
     threads = default if args.threads is None else args.threads
     env = environment(threads)
-    scope = (f"a default benchmark run: {threads} thread(s), ptq.run.env.benchmark_threads(), as without --ptq-threads"
-             if args.threads is None else f"a benchmark run with --ptq-threads={threads} (the default is {default})")
-    print(json.dumps({"fingerprint": fingerprint(env), "keys": {kind: key_hash(env, kind) for kind in KEYS},
-                      "recorded_by": scope, **env}, indent=2))
+    scope = (
+        f"a default benchmark run: {threads} thread(s), ptq.run.env.benchmark_threads(), as without --ptq-threads"
+        if args.threads is None
+        else f"a benchmark run with --ptq-threads={threads} (the default is {default})"
+    )
+    print(
+        json.dumps(
+            {
+                "fingerprint": fingerprint(env),
+                "keys": {kind: key_hash(env, kind) for kind in KEYS},
+                "recorded_by": scope,
+                **env,
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -17,9 +17,13 @@ def _args(p: argparse.ArgumentParser) -> None:
     from ptq.render.export import EXPORTERS
 
     p.add_argument("run", help="a run file (pytest --benchmark-json, --ptq-save-run, ptq ab --save)")
-    p.add_argument("--format", required=True, choices=list(EXPORTERS),
-                   help="github-action-benchmark: customSmallerIsBetter.json and customBiggerIsBetter.json; "
-                        "bencher: bencher.json (Bencher Metric Format)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=list(EXPORTERS),
+        help="github-action-benchmark: customSmallerIsBetter.json and customBiggerIsBetter.json; "
+        "bencher: bencher.json (Bencher Metric Format)",
+    )
     p.add_argument("-o", "--output-dir", default=".", help="directory the files go to (default: .)")
 
 

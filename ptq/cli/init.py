@@ -107,6 +107,7 @@ _KEEP_WHY = "exists; left as is (to have it written again, delete it and rerun p
 
 def render(template: str, values: dict[str, str]) -> str:
     """A template with every ``{{ptq:name}}`` replaced; an unknown name is a bug, said as one."""
+
     def value(match: re.Match[str]) -> str:
         if match[1] not in values:
             raise KeyError(f"template placeholder {match[0]} has no value")
@@ -124,12 +125,16 @@ def _example(model: str, *, live: bool) -> str:
     own, so the first run measures this one) or commented out (it does)."""
     code = render(_template(EXAMPLE), {"model": model}).rstrip("\n")
     if live:
-        return ("# ptq example: a model that passes every default recipe within the default tolerances;\n"
-                "# edit it, or replace it with your models (and set `models:` in .github/workflows/ptq.yml).\n"
-                f"{code}\n# ptq example end\n")
+        return (
+            "# ptq example: a model that passes every default recipe within the default tolerances;\n"
+            "# edit it, or replace it with your models (and set `models:` in .github/workflows/ptq.yml).\n"
+            f"{code}\n# ptq example end\n"
+        )
     commented = "\n".join(f"# {line}" if line else "#" for line in code.splitlines())
-    return (f"# ptq example: to use it, uncomment every line down to the end marker, then build your own model.\n"
-            f"{commented}\n# ptq example end\n")
+    return (
+        f"# ptq example: to use it, uncomment every line down to the end marker, then build your own model.\n"
+        f"{commented}\n# ptq example end\n"
+    )
 
 
 def _registered(root: Path) -> tuple[str, ...]:
@@ -182,8 +187,10 @@ def default_install(root: Path) -> str:
 def _pinned(workflows_from: str) -> re.Match[str]:
     found = _WORKFLOWS_FROM.fullmatch(workflows_from)
     if found is None:
-        raise UserError(f"--workflows-from={workflows_from!r}: give OWNER/REPO@SHA, the 40-hex commit of ptq's "
-                        "repository whose reusable workflows to call (zizmor requires a SHA pin)")
+        raise UserError(
+            f"--workflows-from={workflows_from!r}: give OWNER/REPO@SHA, the 40-hex commit of ptq's "
+            "repository whose reusable workflows to call (zizmor requires a SHA pin)"
+        )
     return found
 
 
@@ -198,9 +205,17 @@ def _check(root: Path, *, model: str, workflows_from: str) -> None:
 
 def _values(*, workflows_from: str, models: str, model: str, install: str, branch: str, example: str) -> dict[str, str]:
     found = _pinned(workflows_from)
-    return {"repo": found["repo"], "sha": found["sha"], "ref": f"pytest-ptq {__version__}", "branch": branch,
-            "install": json.dumps(install), "models": models, "models_json": json.dumps(models), "model": model,
-            "example": example}
+    return {
+        "repo": found["repo"],
+        "sha": found["sha"],
+        "ref": f"pytest-ptq {__version__}",
+        "branch": branch,
+        "install": json.dumps(install),
+        "models": models,
+        "models_json": json.dumps(models),
+        "model": model,
+        "example": example,
+    }
 
 
 def _text(path: Path) -> str:
@@ -209,11 +224,14 @@ def _text(path: Path) -> str:
         data = path.read_bytes()
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); fix or restore it, "
-                        "then run ptq init again") from None
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); fix or restore it, "
+            "then run ptq init again"
+        ) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); make it readable, then run ptq init "
-                        "again") from None
+        raise UserError(
+            f"{path}: cannot read it ({exc.strerror or exc}); make it readable, then run ptq init again"
+        ) from None
 
 
 def _appended(text: str, part: str) -> str:
@@ -231,9 +249,13 @@ DEDICATED_CONFIG = "results/ptq.toml"
 def _pyproject(root: Path, section: str) -> Planned:
     path = root / "pyproject.toml"
     if (root / DEDICATED_CONFIG).exists():  # [tool.ptq] too would make every pytest run a usage error
-        return Planned("pyproject.toml", "skip", section,
-                       f"ptq is configured in {DEDICATED_CONFIG}, and reads that or [tool.ptq], not both; "
-                       f"[tool.ptq] not added (put settings in {DEDICATED_CONFIG})")
+        return Planned(
+            "pyproject.toml",
+            "skip",
+            section,
+            f"ptq is configured in {DEDICATED_CONFIG}, and reads that or [tool.ptq], not both; "
+            f"[tool.ptq] not added (put settings in {DEDICATED_CONFIG})",
+        )
     if not path.exists():
         return Planned("pyproject.toml", "write", section.lstrip("\n"), content=section.lstrip("\n"))
     text = _text(path)
@@ -242,8 +264,12 @@ def _pyproject(root: Path, section: str) -> Planned:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: cannot parse it ({exc}); fix its TOML, then run ptq init again") from None
     if "ptq" in existing.get("tool", {}):
-        return Planned("pyproject.toml", "keep", section,
-                       "already has [tool.ptq]; left as is (remove the section to have it appended again)")
+        return Planned(
+            "pyproject.toml",
+            "keep",
+            section,
+            "already has [tool.ptq]; left as is (remove the section to have it appended again)",
+        )
     joined = _appended(text, section)
     try:
         tomllib.loads(joined)
@@ -279,11 +305,15 @@ def _unwritable(root: Path, planned: list[Planned]) -> None:
         while not directory.exists() and not directory.is_symlink():
             directory = directory.parent
         if not directory.is_dir():
-            raise UserError(f"{directory}: not a directory, so {item.path} cannot be written; nothing written: move "
-                            "it away (or name another project directory), then run ptq init again")
+            raise UserError(
+                f"{directory}: not a directory, so {item.path} cannot be written; nothing written: move "
+                "it away (or name another project directory), then run ptq init again"
+            )
         if not os.access(directory, os.W_OK | os.X_OK):
-            raise UserError(f"{directory}: cannot be written (permission denied), so {item.path} cannot be; nothing "
-                            "written: make it writable (or run ptq init as its owner), then run ptq init again")
+            raise UserError(
+                f"{directory}: cannot be written (permission denied), so {item.path} cannot be; nothing "
+                "written: make it writable (or run ptq init as its owner), then run ptq init again"
+            )
 
 
 def _git_top(root: Path) -> Path | None:
@@ -299,9 +329,12 @@ def _warn_subdirectory(root: Path) -> None:
     a subdirectory gets its workflows written all the same, with this said once."""
     top = _git_top(root)
     if top is not None and top != root.resolve():
-        print(f"ptq: warning: {root} is a subdirectory of the git repository {top}: GitHub reads workflows only from "
-              f"{top / '.github' / 'workflows'}, so the ones written under {root / '.github'} never run; move them "
-              f"there (and set their working-directory), or run ptq init {top}", file=sys.stderr)
+        print(
+            f"ptq: warning: {root} is a subdirectory of the git repository {top}: GitHub reads workflows only from "
+            f"{top / '.github' / 'workflows'}, so the ones written under {root / '.github'} never run; move them "
+            f"there (and set their working-directory), or run ptq init {top}",
+            file=sys.stderr,
+        )
 
 
 def _write_all(root: Path, planned: list[Planned]) -> None:
@@ -340,20 +373,35 @@ def _write_all(root: Path, planned: list[Planned]) -> None:
                 directory.rmdir()
         if not isinstance(exc, OSError) or item is None:
             raise
-        raise UserError(f"{root / item.path}: cannot be written ({exc.strerror or exc}); nothing written (the files "
-                        "written before it were removed again): fix it, then run ptq init again") from None
+        raise UserError(
+            f"{root / item.path}: cannot be written ({exc.strerror or exc}); nothing written (the files "
+            "written before it were removed again): fix it, then run ptq init again"
+        ) from None
 
 
-def plan(root: Path, *, workflows_from: str = WORKFLOWS_FROM, models: str | None = None, model: str = "my_mlp",
-         install: str | None = None, branch: str = "main", chosen: Models | None = None) -> list[Planned]:
+def plan(
+    root: Path,
+    *,
+    workflows_from: str = WORKFLOWS_FROM,
+    models: str | None = None,
+    model: str = "my_mlp",
+    install: str | None = None,
+    branch: str = "main",
+    chosen: Models | None = None,
+) -> list[Planned]:
     """What ``ptq init`` does in ``root``, file by file, without writing anything. ``models`` None:
     the project's registered models, else the example's (``chosen``: that choice, made already);
     ``install`` None: :func:`default_install`."""
     _check(root, model=model, workflows_from=workflows_from)
     chosen = chosen or choose_models(root, models, model)
-    values = _values(workflows_from=workflows_from, models=chosen.globs, model=model,
-                     install=default_install(root) if install is None else install, branch=branch,
-                     example=_example(model, live=not chosen.registered))
+    values = _values(
+        workflows_from=workflows_from,
+        models=chosen.globs,
+        model=model,
+        install=default_install(root) if install is None else install,
+        branch=branch,
+        example=_example(model, live=not chosen.registered),
+    )
     out = []
     for template, target in TARGETS.items():
         text = render(_template(template), values)
@@ -370,36 +418,62 @@ def plan(root: Path, *, workflows_from: str = WORKFLOWS_FROM, models: str | None
 
 def next_commands(models: str) -> list[str]:
     """The commands ``ptq init``'s hint prints, the README's sequence after ``ptq init``."""
-    return [f"pytest benchmarks --benchmark-only --ptq-models={shlex.quote(models)} --ptq-save-baseline",
-            'git add -A && git commit -m "ptq: benchmarks and workflows"']
+    return [
+        f"pytest benchmarks --benchmark-only --ptq-models={shlex.quote(models)} --ptq-save-baseline",
+        'git add -A && git commit -m "ptq: benchmarks and workflows"',
+    ]
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default=".", help="the project's root (default: .)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    p.add_argument("--models", default=None, metavar="GLOBS",
-                   help="--ptq-models of the workflows: comma-separated globs of this project's models (default: the "
-                        "models its conftest.py registers; where none, the example model ptq init writes)")
+    p.add_argument(
+        "--models",
+        default=None,
+        metavar="GLOBS",
+        help="--ptq-models of the workflows: comma-separated globs of this project's models (default: the "
+        "models its conftest.py registers; where none, the example model ptq init writes)",
+    )
     p.add_argument("--model", default="my_mlp", help="the example model's name in conftest.py (default: my_mlp)")
-    p.add_argument("--install", default=None, metavar="CMD",
-                   help="the workflows' install command: ptq and what the benchmarks import (default: pip install "
-                        f"'pytest-ptq[all]=={__version__}', plus -e . where the project has a setup.py, setup.cfg, or a "
-                        "pyproject.toml with [project] or [build-system])")
+    p.add_argument(
+        "--install",
+        default=None,
+        metavar="CMD",
+        help="the workflows' install command: ptq and what the benchmarks import (default: pip install "
+        f"'pytest-ptq[all]=={__version__}', plus -e . where the project has a setup.py, setup.cfg, or a "
+        "pyproject.toml with [project] or [build-system])",
+    )
     p.add_argument("--branch", default="main", help="the branch whose pushes record the history (default: main)")
-    p.add_argument("--workflows-from", default=WORKFLOWS_FROM, metavar="OWNER/REPO@SHA",
-                   help="ptq's repository and commit whose reusable workflows the callers pin (default: %(default)s)")
+    p.add_argument(
+        "--workflows-from",
+        default=WORKFLOWS_FROM,
+        metavar="OWNER/REPO@SHA",
+        help="ptq's repository and commit whose reusable workflows the callers pin (default: %(default)s)",
+    )
 
 
-@command("init", _args, "write what a project needs to run ptq and gate its pull requests", exit_codes=(
-    (0, "every file written (with --dry-run: would be)"),
-    (1, "some files left as they were (named; nothing overwritten)"),
-))
+@command(
+    "init",
+    _args,
+    "write what a project needs to run ptq and gate its pull requests",
+    exit_codes=(
+        (0, "every file written (with --dry-run: would be)"),
+        (1, "some files left as they were (named; nothing overwritten)"),
+    ),
+)
 def _init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     _check(root, model=args.model, workflows_from=args.workflows_from)
     chosen = choose_models(root, args.models, args.model)
-    planned = plan(root, workflows_from=args.workflows_from, models=args.models, model=args.model,
-                   install=args.install, branch=args.branch, chosen=chosen)
+    planned = plan(
+        root,
+        workflows_from=args.workflows_from,
+        models=args.models,
+        model=args.model,
+        install=args.install,
+        branch=args.branch,
+        chosen=chosen,
+    )
     _unwritable(root, planned)
     _warn_subdirectory(root)
     if not args.dry_run:
@@ -414,20 +488,27 @@ def _init(args: argparse.Namespace) -> int:
             state = "as it is" if (root / item.path).exists() else "unwritten"
             print(f"{'would leave' if args.dry_run else 'left'} {item.path} {state}: {item.why}")
             continue
-        did, do = ((f"appended {item.part} to", f"append {item.part} to") if item.action == "append"
-                   else ("wrote", "write"))
+        did, do = (
+            (f"appended {item.part} to", f"append {item.part} to") if item.action == "append" else ("wrote", "write")
+        )
         print(f"would {do} {item.path}" if args.dry_run else f"{did} {item.path}")
     kept = [item.path for item in planned if item.action == "keep"]
     if kept:
-        print(f"left as they were: {', '.join(kept)} (ptq init never overwrites; delete a file to have it written again)")
+        print(
+            f"left as they were: {', '.join(kept)} (ptq init never overwrites; delete a file to have it written again)"
+        )
     if args.dry_run:
         return 1 if kept else 0
     example_kept = not chosen.registered and "conftest.py" in kept
-    print("next: register your models in conftest.py (the example above), then run:" if example_kept else
-          "next: measure the models here, then commit (README: \"Use ptq in your repository\"):")
+    print(
+        "next: register your models in conftest.py (the example above), then run:"
+        if example_kept
+        else 'next: measure the models here, then commit (README: "Use ptq in your repository"):'
+    )
     for line in next_commands(chosen.globs):
         print(f"  {line}")
-    print("then push to main, which records this runner's baseline, or open a pull request: its gate passes as "
-          "\"bootstrap\" (its base has no benchmarks/), and the push merging it records the baseline")
+    print(
+        "then push to main, which records this runner's baseline, or open a pull request: its gate passes as "
+        '"bootstrap" (its base has no benchmarks/), and the push merging it records the baseline'
+    )
     return 1 if kept else 0
-

@@ -67,8 +67,14 @@ def spread(samples: list[float]) -> dict[str, float]:
     """min / median / max, the range, and the range relative to the median."""
     median = statistics.median(samples)
     lo, hi = min(samples), max(samples)
-    return {"n": len(samples), "min": lo, "median": median, "max": hi, "range": hi - lo,
-            "relative_range": (hi - lo) / median if median else 0.0}
+    return {
+        "n": len(samples),
+        "min": lo,
+        "median": median,
+        "max": hi,
+        "range": hi - lo,
+        "relative_range": (hi - lo) / median if median else 0.0,
+    }
 
 
 def _spread_args(p: argparse.ArgumentParser) -> None:
@@ -77,21 +83,31 @@ def _spread_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=5, help="fresh processes to measure in (default 5)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls before the tracked one (default 10)")
-    p.add_argument("--weights", default="auto", choices=["auto", "pretrained", "random"],
-                   help="weights policy (default: auto)")
-    p.add_argument("--json", dest="json_out", metavar="PATH", help="also write the samples and spreads here (atomically)")
+    p.add_argument(
+        "--weights", default="auto", choices=["auto", "pretrained", "random"], help="weights policy (default: auto)"
+    )
+    p.add_argument(
+        "--json", dest="json_out", metavar="PATH", help="also write the samples and spreads here (atomically)"
+    )
     p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # the child process's mode
 
 
-@command("memory-spread", _spread_args, "one case's memory figures measured in N fresh processes, and their spread",
-         exit_codes=(
-             (0, "success"),
-             (1, "a measuring process crashed: its own exit code is returned, its last error line printed"),
-         ), project=True)
+@command(
+    "memory-spread",
+    _spread_args,
+    "one case's memory figures measured in N fresh processes, and their spread",
+    exit_codes=(
+        (0, "success"),
+        (1, "a measuring process crashed: its own exit code is returned, its last error line printed"),
+    ),
+    project=True,
+)
 def _memory_spread(args: argparse.Namespace) -> int:
     if args.once:
         try:
-            figures = measure_once(args.model, args.recipe, weights=args.weights, threads=args.threads, warmup=args.warmup)
+            figures = measure_once(
+                args.model, args.recipe, weights=args.weights, threads=args.threads, warmup=args.warmup
+            )
         except NotApplicable as exc:
             raise UserError(f"{args.model}-{args.recipe} does not run: {exc}") from None
         print(json.dumps(figures))
@@ -104,12 +120,24 @@ def _memory_spread(args: argparse.Namespace) -> int:
         output_file("--json", args.json_out)  # before the processes run, not after
     runs = []
     for i in range(args.repeat):
-        child = [sys.executable, "-c", _CHILD, "memory-spread", args.model, args.recipe, "--once",
-                 f"--threads={args.threads}", f"--warmup={args.warmup}", f"--weights={args.weights}",
-                 f"--rootdir={args.rootdir}"]
+        child = [
+            sys.executable,
+            "-c",
+            _CHILD,
+            "memory-spread",
+            args.model,
+            args.recipe,
+            "--once",
+            f"--threads={args.threads}",
+            f"--warmup={args.warmup}",
+            f"--weights={args.weights}",
+            f"--rootdir={args.rootdir}",
+        ]
         proc = subprocess.run(child, capture_output=True, text=True)
         if proc.returncode != 0:
-            print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"run {i + 1} failed", file=sys.stderr)
+            print(
+                proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"run {i + 1} failed", file=sys.stderr
+            )
             return proc.returncode
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     from ptq.probes.memory import format_bytes
@@ -122,8 +150,17 @@ def _memory_spread(args: argparse.Namespace) -> int:
         if not samples:
             continue
         s = spreads[figure] = spread(samples)
-        rows.append([figure, str(s["n"]), format_bytes(s["min"]), format_bytes(s["median"]), format_bytes(s["max"]),
-                     f"{s['range']:.0f} B", f"{s['relative_range'] * 100:.2f}%"])
+        rows.append(
+            [
+                figure,
+                str(s["n"]),
+                format_bytes(s["min"]),
+                format_bytes(s["median"]),
+                format_bytes(s["max"]),
+                f"{s['range']:.0f} B",
+                f"{s['relative_range'] * 100:.2f}%",
+            ]
+        )
     print(f"{args.model}-{args.recipe}: {args.repeat} fresh processes, {args.threads} thread(s)")
     print(format_table(["figure", "n", "min", "median", "max", "range", "range/median"], rows))
     if args.json_out:
@@ -154,13 +191,17 @@ def memory_table(benchmarks: list[dict[str, Any]]) -> str:
         for info in infos:
             mem, size = info["metrics"].get("memory") or {}, info["metrics"].get("size") or {}
             inf, q = mem.get("inference") or {}, mem.get("quantize") or {}
-            rows.append([
-                info["recipe"],
-                _mib(inf.get("peak_bytes")), _mib(inf.get("increment_bytes")),
-                _mib(q.get("peak_bytes")), _mib(q.get("increment_bytes")),
-                f"{size['serialized_bytes'] / 1e6:.2f}" if size.get("serialized_bytes") else "-",
-                f"{size['ratio_vs_fp32']:.3f}x" if "ratio_vs_fp32" in size else "-",
-            ])
+            rows.append(
+                [
+                    info["recipe"],
+                    _mib(inf.get("peak_bytes")),
+                    _mib(inf.get("increment_bytes")),
+                    _mib(q.get("peak_bytes")),
+                    _mib(q.get("increment_bytes")),
+                    f"{size['serialized_bytes'] / 1e6:.2f}" if size.get("serialized_bytes") else "-",
+                    f"{size['ratio_vs_fp32']:.3f}x" if "ratio_vs_fp32" in size else "-",
+                ]
+            )
         header = ["recipe", "infer peak MiB", "infer +MiB", "quant peak MiB", "quant +MiB", "serialized MB", "vs fp32"]
         blocks.append(f"{model}\n" + format_table(header, rows))
     return "\n\n".join(blocks)
@@ -184,8 +225,10 @@ def _memory_table(args: argparse.Namespace) -> int:
             read_figures(SizeFigures, bench.get("extra_info") or {})
         table = memory_table([{**b, "extra_info": b.get("extra_info") or {}} for b in benchmarks])
     except (KeyError, TypeError, AttributeError, ValueError, SchemaError) as exc:
-        raise UserError(f"{str(path)!r}: damaged memory or size figures ({type(exc).__name__}: {exc}); record them "
-                        "again with ptq's probes") from None
+        raise UserError(
+            f"{str(path)!r}: damaged memory or size figures ({type(exc).__name__}: {exc}); record them "
+            "again with ptq's probes"
+        ) from None
     if not table:
         raise UserError(f"{str(path)!r} has no case with memory or size metrics; run the benchmarks with ptq's probes")
     print(table)

@@ -53,7 +53,9 @@ def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str
         for bench in doc["benchmarks"]:
             key = bench.get("fullname") or bench.get("name")
             if key in seen:
-                raise UserError(f"case {key!r} is in both {seen[key]} and {name}; were the shards run with the same --ptq-shard?")
+                raise UserError(
+                    f"case {key!r} is in both {seen[key]} and {name}; were the shards run with the same --ptq-shard?"
+                )
             seen[key] = name
             info = bench.setdefault("extra_info", {})
             if fp is not None:
@@ -69,8 +71,13 @@ def merge_runs(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str
         ptq.pop("shard", None)
         ptq.pop("memory_bandwidth", None)  # each shard's own, below: shards ran at other times, maybe elsewhere
         ptq["shards"] = [
-            {"file": name, "shard": (d.get("ptq") or {}).get("shard"), "fingerprint": _fingerprint(d), "cases": len(d["benchmarks"]),
-             **({"memory_bandwidth": bw} if (bw := (d.get("ptq") or {}).get("memory_bandwidth")) else {})}
+            {
+                "file": name,
+                "shard": (d.get("ptq") or {}).get("shard"),
+                "fingerprint": _fingerprint(d),
+                "cases": len(d["benchmarks"]),
+                **({"memory_bandwidth": bw} if (bw := (d.get("ptq") or {}).get("memory_bandwidth")) else {}),
+            }
             for d, name in zip(docs, names, strict=True)
         ]
         if len(fingerprints) > 1:
@@ -91,7 +98,10 @@ def _merge(args: argparse.Namespace) -> int:
     atomic_write(args.output, lambda fh: fh.write(json.dumps(merged, indent=2).encode()))
     fps = merged.get("ptq", {}).get("fingerprints")
     if fps:
-        print(f"ptq merge: shards ran on different machines (fingerprints {', '.join(fps)}); "
-              "latency is not comparable across them", file=sys.stderr)
+        print(
+            f"ptq merge: shards ran on different machines (fingerprints {', '.join(fps)}); "
+            "latency is not comparable across them",
+            file=sys.stderr,
+        )
     print(f"merged {len(docs)} shard(s), {len(merged['benchmarks'])} case(s) -> {args.output}")
     return 0

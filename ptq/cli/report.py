@@ -31,34 +31,53 @@ FORMATS = ("html", "md", "json")
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("history", nargs="*", help="run JSON files or directories of them (.benchmarks/, results/history/)")
-    p.add_argument("--chain", default=None, metavar="DIR",
-                   help="a directory of chained-history summaries (ptq chain append): the trends come from them")
+    p.add_argument(
+        "--chain",
+        default=None,
+        metavar="DIR",
+        help="a directory of chained-history summaries (ptq chain append): the trends come from them",
+    )
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
-    p.add_argument("--format", choices=FORMATS, default="html",
-                   help="html (default): the history, with the latest comparison; md, json: the comparison alone, "
-                        "as ptq compare --format md / json")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="html",
+        help="html (default): the history, with the latest comparison; md, json: the comparison alone, "
+        "as ptq compare --format md / json",
+    )
     p.add_argument("--baseline", help="compare the latest run against this run file instead of the run before it")
-    p.add_argument("--judges", default=None, metavar="GLOBS", help="judges to run, as ptq compare's --judges (default: all)")
+    p.add_argument(
+        "--judges", default=None, metavar="GLOBS", help="judges to run, as ptq compare's --judges (default: all)"
+    )
     p.add_argument("--accept-new", action="store_true", help="cases without a baseline figure pass, as in ptq compare")
     p.add_argument("--title", default="ptq report", help="the HTML report's title (default: %(default)s)")
-    p.add_argument("--root", default=".", help="project root whose [tool.ptq.gate] thresholds judge each step (default: .)")
+    p.add_argument(
+        "--root", default=".", help="project root whose [tool.ptq.gate] thresholds judge each step (default: .)"
+    )
 
 
 @command("report", _configure, "a history of runs as one offline HTML file, or the latest comparison as md / json")
 def _report(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).is_dir():
-        raise UserError(f"-o {args.output}: is a directory; name a file in it, e.g. "
-                        f"-o {Path(args.output) / ('report.' + args.format)}")
+        raise UserError(
+            f"-o {args.output}: is a directory; name a file in it, e.g. "
+            f"-o {Path(args.output) / ('report.' + args.format)}"
+        )
     judges = select_judges(args.judges)
     if not args.history and not args.chain:
-        raise UserError("no history given; pass run JSON files or directories such as .benchmarks/ or "
-                        "results/history/, or --chain DIR (summaries written by `ptq chain append`)")
+        raise UserError(
+            "no history given; pass run JSON files or directories such as .benchmarks/ or "
+            "results/history/, or --chain DIR (summaries written by `ptq chain append`)"
+        )
     chain = load_chain(args.chain) if args.chain else None
     runs = load_history(args.history) if args.history else []
     base: Run | None = load_run(args.baseline, plain=True) if args.baseline else (runs[-2] if len(runs) > 1 else None)
     config = load_config(Path(args.root))
-    comparison = None if base is None or not runs else compare(base, runs[-1], config=config, judges=judges,
-                                                               accept_new=args.accept_new, across_runs=True)
+    comparison = (
+        None
+        if base is None or not runs
+        else compare(base, runs[-1], config=config, judges=judges, accept_new=args.accept_new, across_runs=True)
+    )
     if args.format == "html":
         from ptq.render.html import render_html
 

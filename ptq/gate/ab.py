@@ -31,8 +31,22 @@ from ptq.errors import UserError
 from ptq.gate.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.progress import Progress
 
-__all__ = ["INSTALLED", "SessionFailed", "Side", "apply_duet", "duet_cases", "materialize", "merge_rounds", "refuse_unlike", "run_duet",
-           "run_rounds", "run_side", "schedule", "set_samples", "unlike_keys"]
+__all__ = [
+    "INSTALLED",
+    "SessionFailed",
+    "Side",
+    "apply_duet",
+    "duet_cases",
+    "materialize",
+    "merge_rounds",
+    "refuse_unlike",
+    "run_duet",
+    "run_rounds",
+    "run_side",
+    "schedule",
+    "set_samples",
+    "unlike_keys",
+]
 
 #: A side spec meaning "the ptq importable by that side's Python", with no source tree put first.
 INSTALLED = "installed"
@@ -55,13 +69,20 @@ def materialize(spec: str, *, repo: Path, into: Path, label: str, python: str = 
     if Path(spec).is_dir():
         tree = Path(spec).resolve()
         return Side(label, spec, tree, python, tree)
-    probe = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
-                           capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode != 0:
-        raise UserError(f"{spec!r} is neither a directory nor a git revision of {repo}; "
-                        "name a commit (HEAD~1, a branch, a tag), a source directory, or 'installed'")
-    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", probe.stdout.strip()],
-                             capture_output=True, check=True)
+        raise UserError(
+            f"{spec!r} is neither a directory nor a git revision of {repo}; "
+            "name a commit (HEAD~1, a branch, a tag), a source directory, or 'installed'"
+        )
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", probe.stdout.strip()], capture_output=True, check=True
+    )
     tree = into / f"{label}-{probe.stdout.strip()[:12]}"
     tree.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
@@ -81,8 +102,18 @@ def run_side(side: Side, out: Path, pytest_args: Sequence[str]) -> Path:
     env = dict(os.environ)
     if side.pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(side.pythonpath), env.get("PYTHONPATH")) if p)
-    cmd = [side.python, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={out}",
-           "-q", "-p", "no:cacheprovider", *pytest_args]
+    cmd = [
+        side.python,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "--benchmark-only",
+        f"--benchmark-json={out}",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
     done = subprocess.run(cmd, cwd=side.tree, env=env, capture_output=True, text=True, check=False)
     if not out.exists():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
@@ -132,7 +163,9 @@ def _merge_memory(merged: dict[str, Any], same: Sequence[Mapping[str, Any]]) -> 
         if not isinstance(figures, dict):
             continue
         found = [read_figures(MemoryFigures, b["extra_info"]) for b in same]
-        per_round = [s.increment_bytes for s in (getattr(m, step, None) for m in found if m is not None) if s is not None]
+        per_round = [
+            s.increment_bytes for s in (getattr(m, step, None) for m in found if m is not None) if s is not None
+        ]
         if len(per_round) > 1:
             figures["increment_bytes"] = median(per_round)
             figures["samples"] = per_round
@@ -152,8 +185,11 @@ def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         per_round = [list(b.get("stats", {}).get("data", [])) for b in same]
         set_samples(bench, [x for r in per_round for x in r])
         bench.setdefault("extra_info", {})["ab_round_sizes"] = [len(r) for r in per_round]
-        speedups = [b["extra_info"]["metrics"]["speedup"] for b in same
-                    if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)]
+        speedups = [
+            b["extra_info"]["metrics"]["speedup"]
+            for b in same
+            if isinstance(b["extra_info"].get("metrics", {}).get("speedup"), Mapping)
+        ]
         missed = [v["not_measured"] for v in speedups if "ratio" not in v and "not_measured" in v]
         if missed:  # a round without a figure makes the merged figure not measured, never a partial median
             bench["extra_info"]["metrics"]["speedup"] = {"not_measured": "; ".join(missed)}
@@ -165,9 +201,15 @@ def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def run_rounds(
-    a: Side, b: Side, *, rounds: int, workdir: Path, pytest_args: Sequence[str],
+    a: Side,
+    b: Side,
+    *,
+    rounds: int,
+    workdir: Path,
+    pytest_args: Sequence[str],
     runner: Callable[[Side, Path, Sequence[str]], Path] = run_side,
-    progress: Callable[[str], None] = lambda line: None, parallel: bool = False,
+    progress: Callable[[str], None] = lambda line: None,
+    parallel: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Alternate the two sides ``rounds`` times each; returns the merged (A, B) runs. ``parallel``:
     each round's two sessions run at once, for sessions whose timings nobody judges (the duet's
@@ -190,7 +232,7 @@ def run_rounds(
             sessions.done += 1
 
     order = schedule(rounds)
-    batches = [order[i:i + 2] for i in range(0, len(order), 2)] if parallel else [[x] for x in order]
+    batches = [order[i : i + 2] for i in range(0, len(order), 2)] if parallel else [[x] for x in order]
     for batch in batches:
         batch = [(r, label) for r, label in batch if not (label == "B" and failed_b is not None)]
         for r, label in batch:
@@ -230,24 +272,35 @@ def refuse_unlike(run_a: Mapping[str, Any], run_b: Mapping[str, Any], *, install
     differ = unlike_keys(run_a, run_b)
     if differ and not installs:
         listed = "; ".join(f"{k}: A {a!r}, B {b!r}" for k, (a, b) in differ.items())
-        raise UserError(f"the two sides ran in different environments ({listed}): their timings would compare "
-                        "those, not the code. Make them match (e.g. the same --ptq-threads via --pytest-args), "
-                        "or pass --compare-installs to compare two installs on purpose")
+        raise UserError(
+            f"the two sides ran in different environments ({listed}): their timings would compare "
+            "those, not the code. Make them match (e.g. the same --ptq-threads via --pytest-args), "
+            "or pass --compare-installs to compare two installs on purpose"
+        )
 
 
 def duet_cases(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(case, threads) of the cases both sides timed, in side A's order: what the duet re-times."""
+
     def timed(run: Mapping[str, Any]) -> dict[str, int]:
-        return {b["extra_info"]["case"]: int(b["extra_info"].get("threads") or 1) for b in run["benchmarks"]
-                if b.get("extra_info", {}).get("case") and len(b.get("stats", {}).get("data") or ()) >= 5}
+        return {
+            b["extra_info"]["case"]: int(b["extra_info"].get("threads") or 1)
+            for b in run["benchmarks"]
+            if b.get("extra_info", {}).get("case") and len(b.get("stats", {}).get("data") or ()) >= 5
+        }
 
     a, b = timed(run_a), timed(run_b)
     return [(case, threads) for case, threads in a.items() if b.get(case) == threads]
 
 
-def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float]]], plan: DuetPlan,
-               unmeasured: Mapping[str, str] | None = None, placed: Mapping[str, Sequence[str]] | None = None,
-               sequential: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+def apply_duet(
+    run: dict[str, Any],
+    blocks: Mapping[str, Sequence[Sequence[float]]],
+    plan: DuetPlan,
+    unmeasured: Mapping[str, str] | None = None,
+    placed: Mapping[str, Sequence[str]] | None = None,
+    sequential: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
     """Put a side's duet samples in place of its sessions' timings: one pool per case, split by
     placement (``extra_info.ab_placement_sizes``: the judge's unit), with what its placements
     re-allocated (``ab_placement_kinds``: the distinct kinds, model+inputs or inputs only, from
@@ -272,14 +325,25 @@ def apply_duet(run: dict[str, Any], blocks: Mapping[str, Sequence[Sequence[float
             info.pop("ab_round_sizes", None)
             info["ab_latency"] = "not measured"
             info["ab_latency_why"] = unmeasured[case]
-    run["ptq"]["ab_latency"] = {"method": "duet", **plan.to_dict(), "cases": sorted(blocks),
-                                "not_measured": dict(sorted((unmeasured or {}).items()))}
+    run["ptq"]["ab_latency"] = {
+        "method": "duet",
+        **plan.to_dict(),
+        "cases": sorted(blocks),
+        "not_measured": dict(sorted((unmeasured or {}).items())),
+    }
 
 
 def run_duet(
-    a: Side, b: Side, run_a: dict[str, Any], run_b: dict[str, Any], *, plan: DuetPlan,
-    worker: Callable[..., Worker] = Worker, progress: Callable[[str], None] = lambda line: None,
-    gate: Callable[[str], Mapping[str, Any]] | None = None, deadline: float | None = None,
+    a: Side,
+    b: Side,
+    run_a: dict[str, Any],
+    run_b: dict[str, Any],
+    *,
+    plan: DuetPlan,
+    worker: Callable[..., Worker] = Worker,
+    progress: Callable[[str], None] = lambda line: None,
+    gate: Callable[[str], Mapping[str, Any]] | None = None,
+    deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
     """Time every case both sessions timed as a duet (:func:`ptq.gate.duet.run_plan`: worker pairs
@@ -311,10 +375,19 @@ def run_duet(
     for threads, cases in by_threads.items():
         quantile = location(str(settings(cases[0])["latency_statistic"]))
         result: DuetResult = run_plan(
-            plan, cases, threads=threads, weights=weights, progress=progress, decide=decide, q=quantile,
-            deadline=deadline, clock=clock,
-            new_worker=lambda label: worker(label, python=sides[label].python, pythonpath=sides[label].pythonpath,
-                                            cwd=sides[label].tree))
+            plan,
+            cases,
+            threads=threads,
+            weights=weights,
+            progress=progress,
+            decide=decide,
+            q=quantile,
+            deadline=deadline,
+            clock=clock,
+            new_worker=lambda label: worker(
+                label, python=sides[label].python, pythonpath=sides[label].pythonpath, cwd=sides[label].tree
+            ),
+        )
         failed.update(result.failed)
         for label, slots in result.blocks.items():
             got[label].update({case: b for (case, _), b in slots.items()})
@@ -327,4 +400,6 @@ def run_duet(
                 stopped[case]["alpha_look"] = looked.alpha - looked.alpha_look * sum(1 for x in plan.looks if x <= n)
     for label, data in (("A", run_a), ("B", run_b)):
         apply_duet(data, got[label], plan, failed, kinds[label], stopped)
-    return [f"{c}: latency not measured (a duet worker could not prepare it: {why})" for c, why in sorted(failed.items())]
+    return [
+        f"{c}: latency not measured (a duet worker could not prepare it: {why})" for c, why in sorted(failed.items())
+    ]

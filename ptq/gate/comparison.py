@@ -39,9 +39,30 @@ from ptq.stats.decide import Verdict
 from ptq.storage.runs import BASELINES, CaseRecord, Run, baseline_path, load_run
 
 __all__ = [
-    "BANDWIDTH_NOTE_AT", "EXIT_BAD_INPUT", "EXIT_NO_BASELINE", "EXIT_OK", "EXIT_REGRESSION", "FORMATS", "OUTCOMES", "RECORD_BASELINE",
-    "SCHEMA_ID", "SCHEMA_VERSION", "VERDICT_IDS", "Comparison", "Outcome", "Row", "across_runs_judges", "as_json", "bandwidth_note", "compare",
-    "compare_stored", "json_schema", "judge_case", "missing_baseline", "render", "resolve_baseline",
+    "BANDWIDTH_NOTE_AT",
+    "EXIT_BAD_INPUT",
+    "EXIT_NO_BASELINE",
+    "EXIT_OK",
+    "EXIT_REGRESSION",
+    "FORMATS",
+    "OUTCOMES",
+    "RECORD_BASELINE",
+    "SCHEMA_ID",
+    "SCHEMA_VERSION",
+    "VERDICT_IDS",
+    "Comparison",
+    "Outcome",
+    "Row",
+    "across_runs_judges",
+    "as_json",
+    "bandwidth_note",
+    "compare",
+    "compare_stored",
+    "json_schema",
+    "judge_case",
+    "missing_baseline",
+    "render",
+    "resolve_baseline",
 ]
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_NO_BASELINE = 0, 1, 2, 3
@@ -67,14 +88,16 @@ class Outcome:
 
 
 #: Verdict -> outcome. ``new`` fails unless new cases are accepted (``--accept-new``).
-OUTCOMES: Mapping[Verdict, Outcome] = MappingProxyType({
-    Verdict.REGRESSION: Outcome(EXIT_REGRESSION, "regression", "regressions"),
-    Verdict.NOT_MEASURED: Outcome(EXIT_REGRESSION, "not measured"),
-    Verdict.NOT_COMPARED: Outcome(EXIT_REGRESSION, "not compared"),
-    Verdict.NEW: Outcome(EXIT_NO_BASELINE, "new"),
-    Verdict.IMPROVED: Outcome(EXIT_OK, "improved"),
-    Verdict.OK: Outcome(EXIT_OK, "ok"),
-})
+OUTCOMES: Mapping[Verdict, Outcome] = MappingProxyType(
+    {
+        Verdict.REGRESSION: Outcome(EXIT_REGRESSION, "regression", "regressions"),
+        Verdict.NOT_MEASURED: Outcome(EXIT_REGRESSION, "not measured"),
+        Verdict.NOT_COMPARED: Outcome(EXIT_REGRESSION, "not compared"),
+        Verdict.NEW: Outcome(EXIT_NO_BASELINE, "new"),
+        Verdict.IMPROVED: Outcome(EXIT_OK, "improved"),
+        Verdict.OK: Outcome(EXIT_OK, "ok"),
+    }
+)
 
 #: Which failure's exit code wins where several apply.
 PRECEDENCE = (EXIT_REGRESSION, EXIT_NO_BASELINE)
@@ -82,8 +105,9 @@ PRECEDENCE = (EXIT_REGRESSION, EXIT_NO_BASELINE)
 HEADER = ["case", "metric", "baseline", "current", "change", "verdict"]
 
 #: Exit code -> the JSON's ``outcome``.
-OUTCOME_NAMES: Mapping[int, str] = MappingProxyType({EXIT_OK: "pass", EXIT_REGRESSION: "fail",
-                                                     EXIT_NO_BASELINE: "no-baseline"})
+OUTCOME_NAMES: Mapping[int, str] = MappingProxyType(
+    {EXIT_OK: "pass", EXIT_REGRESSION: "fail", EXIT_NO_BASELINE: "no-baseline"}
+)
 
 #: Verdict -> its stable id: the JSON's ``verdict`` and the HTML row's class.
 VERDICT_IDS: Mapping[Verdict, str] = MappingProxyType({v: v.name.lower().replace("_", "-") for v in Verdict})
@@ -160,8 +184,9 @@ class Comparison:
 
 
 def _settings(config: Config, extra_info: Mapping[str, object]) -> dict[str, Any]:
-    return config.resolve("gate", model=str(extra_info.get("model", "")), recipe=str(extra_info.get("recipe", "")),
-                          defaults=DEFAULTS)
+    return config.resolve(
+        "gate", model=str(extra_info.get("model", "")), recipe=str(extra_info.get("recipe", "")), defaults=DEFAULTS
+    )
 
 
 def _identity(provenance: object) -> str:
@@ -169,8 +194,15 @@ def _identity(provenance: object) -> str:
     return str(provenance or "").split(" (")[0]
 
 
-def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool = True, config: Config,
-               unlike: Mapping[str, Sequence[str]] | None = None) -> Judgement | None:
+def judge_case(
+    name: str,
+    base: CaseRecord,
+    cur: CaseRecord,
+    *,
+    same_env: bool = True,
+    config: Config,
+    unlike: Mapping[str, Sequence[str]] | None = None,
+) -> Judgement | None:
     """Judge ``name``'s figure of one case, baseline against current: NOT_MEASURED where one side
     lacks it; NOT_COMPARED where the environment key the judge needs differs (``unlike``: per
     key kind, the keys that differ; without it ``same_env`` says whether timings compare) or,
@@ -185,13 +217,22 @@ def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool =
         return None
     if b is None or c is None:
         where = "baseline" if b is None else "current run"
-        return Judgement(Verdict.NOT_MEASURED, "-" if b is None else "measured", "-" if c is None else "measured", "-",
-                         f"not in the {where}" + (f"; {judge.missing_hint}" if judge.missing_hint else ""))
-    differ = list((unlike or {}).get(judge.key, ())) if unlike is not None else (
-        [] if same_env or judge.key != "timing" else ["fingerprint"])
+        return Judgement(
+            Verdict.NOT_MEASURED,
+            "-" if b is None else "measured",
+            "-" if c is None else "measured",
+            "-",
+            f"not in the {where}" + (f"; {judge.missing_hint}" if judge.missing_hint else ""),
+        )
+    differ = (
+        list((unlike or {}).get(judge.key, ()))
+        if unlike is not None
+        else ([] if same_env or judge.key != "timing" else ["fingerprint"])
+    )
     if differ:
-        return Judgement(Verdict.NOT_COMPARED, "-", "-", "-",
-                         f"not comparable: {judge.key} keys differ ({', '.join(differ)})")
+        return Judgement(
+            Verdict.NOT_COMPARED, "-", "-", "-", f"not comparable: {judge.key} keys differ ({', '.join(differ)})"
+        )
     for what in judge.same_case:
         was, now = _identity(base.extra_info.get(what)), _identity(cur.extra_info.get(what))
         if was != now:
@@ -199,8 +240,9 @@ def judge_case(name: str, base: CaseRecord, cur: CaseRecord, *, same_env: bool =
     return judge.judge(b, c, _settings(config, cur.extra_info))
 
 
-def _case_unlike(baseline: Run, current: Run, case: str, unlike: Mapping[str, list[str]],
-                 same_machine: bool) -> Mapping[str, list[str]]:
+def _case_unlike(
+    baseline: Run, current: Run, case: str, unlike: Mapping[str, list[str]], same_machine: bool
+) -> Mapping[str, list[str]]:
     """The keys that differ for one case: the runs' ``unlike``, unless a side's case carries its
     own provenance (a shard merged from another machine, a baseline case a partial save did not
     touch: :meth:`ptq.storage.runs.Run.environment_of`); then that case's own environments'."""
@@ -217,8 +259,15 @@ def _case_unlike(baseline: Run, current: Run, case: str, unlike: Mapping[str, li
 
 
 def compare(
-    baseline: Run, current: Run, *, config: Config | None = None, judges: Sequence[str] | None = None,
-    same_machine: bool = False, accept_new: bool = False, no_baseline: str | None = None, across_runs: bool = False,
+    baseline: Run,
+    current: Run,
+    *,
+    config: Config | None = None,
+    judges: Sequence[str] | None = None,
+    same_machine: bool = False,
+    accept_new: bool = False,
+    no_baseline: str | None = None,
+    across_runs: bool = False,
 ) -> Comparison:
     """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``.
 
@@ -237,28 +286,38 @@ def compare(
     notes: list[str] = []
     if judges is None and across_runs:
         names = across_runs_judges()
-        notes.append("latency and speedup are not judged across two runs (each run is one draw of the host's "
-                     "state): `ptq ab BASE HEAD` judges them, both sides interleaved; --judges asks for them here")
+        notes.append(
+            "latency and speedup are not judged across two runs (each run is one draw of the host's "
+            "state): `ptq ab BASE HEAD` judges them, both sides interleaved; --judges asks for them here"
+        )
     else:
         names = list(judges) if judges is not None else list_judges()
         timed = [n for n in names if get_judge(n).key == "timing"]
         if timed and across_runs:
-            notes.append(f"{', '.join(timed)} judged across two runs because --judges asked: each run is one draw "
-                         "of the host's state, so a change here may be the machine's; `ptq ab` times both sides "
-                         "interleaved")
+            notes.append(
+                f"{', '.join(timed)} judged across two runs because --judges asked: each run is one draw "
+                "of the host's state, so a change here may be the machine's; `ptq ab` times both sides "
+                "interleaved"
+            )
     if no_baseline is None and current.cases and not baseline.cases:
         no_baseline = f"{baseline.path} holds no case"
     unlike = {kind: differing_keys(baseline.environment, current.environment, kind) for kind in KEYS}
     if unlike["timing"] and same_machine:
-        notes.append(f"timing keys differ ({', '.join(unlike['timing'])}) but both sides ran interleaved on this "
-                     "machine: timings compared")
+        notes.append(
+            f"timing keys differ ({', '.join(unlike['timing'])}) but both sides ran interleaved on this "
+            "machine: timings compared"
+        )
         unlike["timing"] = []
     if unlike["timing"]:
-        notes.append(f"latency and speedup not compared: the timing keys differ ({', '.join(unlike['timing'])}); "
-                     "timings from different machines or stacks say nothing about the code")
+        notes.append(
+            f"latency and speedup not compared: the timing keys differ ({', '.join(unlike['timing'])}); "
+            "timings from different machines or stacks say nothing about the code"
+        )
     if unlike["numerics"]:
-        notes.append(f"memory, size and drift not compared: the numerics keys differ ({', '.join(unlike['numerics'])}); "
-                     "other kernels or versions allocate and compute differently")
+        notes.append(
+            f"memory, size and drift not compared: the numerics keys differ ({', '.join(unlike['numerics'])}); "
+            "other kernels or versions allocate and compute differently"
+        )
     bandwidth = None if unlike["timing"] or same_machine else bandwidth_note(baseline, current)
     if bandwidth:
         notes.append(bandwidth)
@@ -285,19 +344,35 @@ def compare(
                 rows.append(Row(case, name, judgement))
     gone = sorted(set(baseline.cases) - set(current.cases))
     if gone and same_machine:  # both sides ran one selection: a case only one side has failed on the other
-        rows.extend(Row(case, "*", Judgement(Verdict.NOT_MEASURED, "measured", "-", "-",
-                                             "no result on this side: the case failed or could not be built there"))
-                    for case in gone)
+        rows.extend(
+            Row(
+                case,
+                "*",
+                Judgement(
+                    Verdict.NOT_MEASURED,
+                    "measured",
+                    "-",
+                    "-",
+                    "no result on this side: the case failed or could not be built there",
+                ),
+            )
+            for case in gone
+        )
     elif gone:
         notes.append(f"{len(gone)} baseline case(s) not in this run (not selected?): {', '.join(gone)}")
     for name, n in absent.items():
         notes.append(f"{name}: recorded by neither run, and no probe said it should be ({n} case(s))")
     new = sum(r.verdict is Verdict.NEW for r in rows)
     if new and not no_baseline:
-        notes.append(f"{new} case(s) have no baseline figure: "
-                     + ("accepted (--accept-new)" if accept_new else
-                        f"record them (`{RECORD_BASELINE}`) or accept new cases with --accept-new "
-                        "(pytest: --ptq-accept-new)"))
+        notes.append(
+            f"{new} case(s) have no baseline figure: "
+            + (
+                "accepted (--accept-new)"
+                if accept_new
+                else f"record them (`{RECORD_BASELINE}`) or accept new cases with --accept-new "
+                "(pytest: --ptq-accept-new)"
+            )
+        )
     rows.sort(key=lambda r: (r.verdict.rank, r.case, r.metric))
     return Comparison(baseline.path, current.path, tuple(rows), tuple(notes), accept_new, no_baseline)
 
@@ -321,9 +396,11 @@ def bandwidth_note(baseline: Run, current: Run, *, at: float = BANDWIDTH_NOTE_AT
     change = medians[1] / medians[0] - 1
     if abs(change) <= at:
         return None
-    return (f"memory bandwidth during the speedup visits differed: baseline {medians[0]:.1f} GB/s, current "
-            f"{medians[1]:.1f} GB/s ({change:+.0%}); speedups of models that stream their weights from DRAM move "
-            "with it (README, \"Memory bandwidth\"): for a verdict on the code, time both sides interleaved (`ptq ab`)")
+    return (
+        f"memory bandwidth during the speedup visits differed: baseline {medians[0]:.1f} GB/s, current "
+        f"{medians[1]:.1f} GB/s ({change:+.0%}); speedups of models that stream their weights from DRAM move "
+        'with it (README, "Memory bandwidth"): for a verdict on the code, time both sides interleaved (`ptq ab`)'
+    )
 
 
 def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -367,13 +444,20 @@ def missing_baseline(root: str | Path, run: Run) -> str:
     """Why no stored baseline applies to ``run``: the ones there are, how each differs, the fix."""
     stored = sorted(Path(root, BASELINES).glob("*.json"))
     listed = "; ".join(_why_not(p, run) for p in stored) or "none"
-    return (f"no baseline for fingerprint {run.fingerprint} ({baseline_path(root, run.fingerprint)} does not exist); "
-            f"stored in {Path(root, BASELINES)}: {listed}; record this machine's with `{RECORD_BASELINE}`")
+    return (
+        f"no baseline for fingerprint {run.fingerprint} ({baseline_path(root, run.fingerprint)} does not exist); "
+        f"stored in {Path(root, BASELINES)}: {listed}; record this machine's with `{RECORD_BASELINE}`"
+    )
 
 
 def compare_stored(
-    root: str | Path, current: Run, *, baseline: str | Path | None = None, config: Config | None = None,
-    judges: Sequence[str] | None = None, accept_new: bool = False,
+    root: str | Path,
+    current: Run,
+    *,
+    baseline: str | Path | None = None,
+    config: Config | None = None,
+    judges: Sequence[str] | None = None,
+    accept_new: bool = False,
 ) -> Comparison:
     """``current`` against ``baseline`` (a path), else its fingerprint's stored baseline; where
     there is none, every case is ``new`` and the comparison fails with :data:`EXIT_NO_BASELINE`."""
@@ -384,14 +468,20 @@ def compare_stored(
         base = Run(f"{baseline_path(root, current.fingerprint)} (none)", current.fingerprint, current.environment, {})
     if base.path == current.path:
         raise UserError(f"{current.path} is both the run and the baseline; name another run")
-    result = compare(base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why,
-                     across_runs=True)
+    result = compare(
+        base, current, config=config, judges=judges, accept_new=accept_new, no_baseline=why, across_runs=True
+    )
     if why is None and baseline is None and Path(base.path) != baseline_path(root, current.fingerprint):
         # another runner's baseline was chosen: any stored one that could not be read is said, not skipped
         skipped = [_why_not(p, current) for p in sorted(Path(root, BASELINES).glob("*.json")) if _unreadable(p)]
         if skipped:
-            result = dataclasses.replace(result, notes=(*result.notes, *(
-                f"skipped {s}; restore it (git checkout -- FILE) or delete it" for s in skipped)))
+            result = dataclasses.replace(
+                result,
+                notes=(
+                    *result.notes,
+                    *(f"skipped {s}; restore it (git checkout -- FILE) or delete it" for s in skipped),
+                ),
+            )
     return result
 
 
@@ -408,8 +498,11 @@ def _summary(c: Comparison) -> str:
     counts = c.counts()
     failing = {v for v in counts if c.fails(v)} - ({Verdict.NEW} if c.no_baseline else set())  # new: as no baseline
     failed = ["no baseline"] * bool(c.no_baseline) + [OUTCOMES[v].count(counts[v]) for v in counts if v in failing]
-    passed = [OUTCOMES[v].count(n) + (" accepted" if v is Verdict.NEW and c.accept_new else "")
-              for v, n in counts.items() if v not in failing]
+    passed = [
+        OUTCOMES[v].count(n) + (" accepted" if v is Verdict.NEW and c.accept_new else "")
+        for v, n in counts.items()
+        if v not in failing
+    ]
     rest = f" ({', '.join(passed)})" if passed else ("" if failed else " (nothing compared)")
     return f"FAIL: {', '.join(failed)}{rest}" if failed else f"PASS{rest}"
 
@@ -448,8 +541,12 @@ def _markdown(c: Comparison) -> str:
     if c.no_baseline:
         lines += [f"**No baseline**: {c.no_baseline}.", ""]
     if c.shown_failing:
-        lines += [f"Failing the gate ({len(c.shown_failing)} of {len(c.rows)} rows):", "",
-                  *_md_table(c, c.shown_failing), ""]
+        lines += [
+            f"Failing the gate ({len(c.shown_failing)} of {len(c.rows)} rows):",
+            "",
+            *_md_table(c, c.shown_failing),
+            "",
+        ]
     elif c.rows and not c.no_baseline:
         lines += ["No row fails the gate.", ""]
     if c.notes:
@@ -463,7 +560,7 @@ def _html_table(c: Comparison, rows: Sequence[Row]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in (*HEADER, "detail"))
     body = "".join(
         f'<tr class="{VERDICT_IDS[r.verdict]}{" fails" if c.fails(r.verdict) else ""}"><td><code>{escape(r.case)}</code></td>'
-        + "".join(f"<td>{escape(x)}</td>" for x in r.cells()[1:len(HEADER) - 1])
+        + "".join(f"<td>{escape(x)}</td>" for x in r.cells()[1 : len(HEADER) - 1])
         + f'<td><span class="badge {VERDICT_IDS[r.verdict]}">{escape(r.verdict.value)}</span></td>'
         f"<td>{escape(r.explanation)}</td></tr>"
         for r in rows
@@ -473,13 +570,17 @@ def _html_table(c: Comparison, rows: Sequence[Row]) -> str:
 
 def _html(c: Comparison) -> str:
     """A ``<div>`` the HTML report embeds, laid out as the Markdown (classes: the verdicts' ids)."""
-    parts = [f'<div class="comparison {c.outcome}"><p class="outcome"><b>{escape(_summary(c))}</b></p>',
-             f'<p class="legend">Baseline <code>{escape(c.baseline)}</code>, current <code>{escape(c.current)}</code>.</p>']
+    parts = [
+        f'<div class="comparison {c.outcome}"><p class="outcome"><b>{escape(_summary(c))}</b></p>',
+        f'<p class="legend">Baseline <code>{escape(c.baseline)}</code>, current <code>{escape(c.current)}</code>.</p>',
+    ]
     if c.no_baseline:
         parts.append(f'<p class="error"><b>No baseline</b>: {escape(c.no_baseline)}</p>')
     if c.shown_failing:
-        parts.append(f"<h3>Failing the gate ({len(c.shown_failing)} of {len(c.rows)} rows)</h3>"
-                     + _html_table(c, c.shown_failing))
+        parts.append(
+            f"<h3>Failing the gate ({len(c.shown_failing)} of {len(c.rows)} rows)</h3>"
+            + _html_table(c, c.shown_failing)
+        )
     elif c.rows and not c.no_baseline:
         parts.append('<p class="legend">No row fails the gate.</p>')
     if c.notes:
@@ -497,12 +598,29 @@ SCHEMA_ID, SCHEMA_VERSION = "ptq.comparison", 1
 def as_json(c: Comparison) -> dict[str, Any]:
     """The comparison as the documented JSON object (see :func:`json_schema`)."""
     return {
-        "schema": SCHEMA_ID, "version": SCHEMA_VERSION, "baseline": c.baseline, "current": c.current,
-        "outcome": c.outcome, "exit_code": c.exit_code, "summary": _summary(c), "no_baseline": c.no_baseline,
-        "accept_new": c.accept_new, "counts": {VERDICT_IDS[v]: n for v, n in c.counts().items()},
-        "rows": [{"case": r.case, "metric": r.metric, "baseline": r.judgement.baseline, "current": r.judgement.current,
-                  "change": r.judgement.change, "verdict": VERDICT_IDS[r.verdict], "fails": c.fails(r.verdict),
-                  "detail": r.judgement.detail} for r in c.rows],
+        "schema": SCHEMA_ID,
+        "version": SCHEMA_VERSION,
+        "baseline": c.baseline,
+        "current": c.current,
+        "outcome": c.outcome,
+        "exit_code": c.exit_code,
+        "summary": _summary(c),
+        "no_baseline": c.no_baseline,
+        "accept_new": c.accept_new,
+        "counts": {VERDICT_IDS[v]: n for v, n in c.counts().items()},
+        "rows": [
+            {
+                "case": r.case,
+                "metric": r.metric,
+                "baseline": r.judgement.baseline,
+                "current": r.judgement.current,
+                "change": r.judgement.change,
+                "verdict": VERDICT_IDS[r.verdict],
+                "fails": c.fails(r.verdict),
+                "detail": r.judgement.detail,
+            }
+            for r in c.rows
+        ],
         "notes": list(c.notes),
     }
 

@@ -40,8 +40,23 @@ from ptq.progress import Progress
 from ptq.project import load_project
 from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
-__all__ = ["Blocks", "DuetPlan", "DuetResult", "TimedCases", "Worker", "busy_wait", "default_decide", "duet", "placement_ratios",
-           "prepare_pair", "run_plan", "run_sequential", "serve", "time_calls", "time_window"]
+__all__ = [
+    "Blocks",
+    "DuetPlan",
+    "DuetResult",
+    "TimedCases",
+    "Worker",
+    "busy_wait",
+    "default_decide",
+    "duet",
+    "placement_ratios",
+    "prepare_pair",
+    "run_plan",
+    "run_sequential",
+    "serve",
+    "time_calls",
+    "time_window",
+]
 
 
 @dataclass(frozen=True)
@@ -75,16 +90,21 @@ class DuetPlan:
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.sweeps < 2:
-            raise UserError(f"a duet needs --window > 0 and --sweeps >= 2, got --window={self.window_s:g} "
-                            f"--sweeps={self.sweeps}")
+            raise UserError(
+                f"a duet needs --window > 0 and --sweeps >= 2, got --window={self.window_s:g} --sweeps={self.sweeps}"
+            )
         if not 2 <= self.placements <= self.sweeps or not 1 <= self.workers <= self.placements:
-            raise UserError(f"a duet needs 2 <= --placements <= --sweeps and 1 <= --workers <= --placements, got "
-                            f"--placements={self.placements} --sweeps={self.sweeps} --workers={self.workers}")
+            raise UserError(
+                f"a duet needs 2 <= --placements <= --sweeps and 1 <= --workers <= --placements, got "
+                f"--placements={self.placements} --sweeps={self.sweeps} --workers={self.workers}"
+            )
         if self.stopping not in STOPPING:
             raise UserError(f"--stopping={self.stopping!r}; valid: {', '.join(STOPPING)}")
         if self.sweeps_per_placement < 1 or self.worker_placements < 1:
-            raise UserError(f"a sequential duet needs --sweeps-per-placement >= 1 and --worker-placements >= 1, got "
-                            f"{self.sweeps_per_placement} and {self.worker_placements}")
+            raise UserError(
+                f"a sequential duet needs --sweeps-per-placement >= 1 and --worker-placements >= 1, got "
+                f"{self.sweeps_per_placement} and {self.worker_placements}"
+            )
         SequentialPlan(self.looks)  # the looks are checked before any work
 
     def blocks(self) -> list[list[int]]:
@@ -92,47 +112,95 @@ class DuetPlan:
         sweeps = _spread(self.sweeps, self.placements)
         per_worker = _spread(self.placements, self.workers)
         starts = [sum(per_worker[:i]) for i in range(self.workers)]
-        return [sweeps[s:s + n] for s, n in zip(starts, per_worker, strict=True)]
+        return [sweeps[s : s + n] for s, n in zip(starts, per_worker, strict=True)]
 
     def to_dict(self) -> dict[str, Any]:
         if self.stopping == "sequential":
-            return {"window_s": self.window_s, "stopping": self.stopping, "looks": list(self.looks),
-                    "sweeps_per_placement": self.sweeps_per_placement, "worker_placements": self.worker_placements}
-        return {"window_s": self.window_s, "sweeps": self.sweeps, "placements": self.placements,
-                "workers": self.workers}
+            return {
+                "window_s": self.window_s,
+                "stopping": self.stopping,
+                "looks": list(self.looks),
+                "sweeps_per_placement": self.sweeps_per_placement,
+                "worker_placements": self.worker_placements,
+            }
+        return {
+            "window_s": self.window_s,
+            "sweeps": self.sweeps,
+            "placements": self.placements,
+            "workers": self.workers,
+        }
 
     @staticmethod
     def add_options(p: argparse.ArgumentParser) -> None:
         """The plan's options: ``ptq ab`` and ``ptq gate-quality`` share them, so the benchmark of the
         gate measures the plan the gate runs."""
-        p.add_argument("--window", type=float, default=DuetPlan.window_s,
-                       help=f"seconds per duet window (default {DuetPlan.window_s})")
-        p.add_argument("--sweeps", type=int, default=DuetPlan.sweeps,
-                       help=f"fixed: duet windows per case per side (default {DuetPlan.sweeps})")
-        p.add_argument("--placements", type=int, default=DuetPlan.placements,
-                       help=f"fixed: fresh allocations of each case per side, the sweeps split among them; the latency "
-                            f"judge's unit (default {DuetPlan.placements})")
-        p.add_argument("--workers", type=int, default=DuetPlan.workers,
-                       help=f"fixed: worker processes per side, one after another, the placements split among them "
-                            f"(default {DuetPlan.workers})")
-        p.add_argument("--stopping", choices=STOPPING, default=DuetPlan.stopping,
-                       help="sequential (default): each case gets placements until its verdict is clear at one of "
-                            "--looks, the gate's alpha split over them; fixed: --sweeps over --placements for every "
-                            "case")
-        p.add_argument("--looks", type=_looks, default=DuetPlan.looks, metavar="N,N,...",
-                       help=f"sequential: the placement counts at which a case may stop (default "
-                            f"{','.join(map(str, DuetPlan.looks))}; the last is the most a case gets)")
-        p.add_argument("--sweeps-per-placement", type=int, default=DuetPlan.sweeps_per_placement,
-                       help=f"sequential: windows per case per side on each placement (default "
-                            f"{DuetPlan.sweeps_per_placement})")
-        p.add_argument("--worker-placements", type=int, default=DuetPlan.worker_placements,
-                       help=f"sequential: placements per worker pair before a fresh pair (default "
-                            f"{DuetPlan.worker_placements})")
+        p.add_argument(
+            "--window",
+            type=float,
+            default=DuetPlan.window_s,
+            help=f"seconds per duet window (default {DuetPlan.window_s})",
+        )
+        p.add_argument(
+            "--sweeps",
+            type=int,
+            default=DuetPlan.sweeps,
+            help=f"fixed: duet windows per case per side (default {DuetPlan.sweeps})",
+        )
+        p.add_argument(
+            "--placements",
+            type=int,
+            default=DuetPlan.placements,
+            help=f"fixed: fresh allocations of each case per side, the sweeps split among them; the latency "
+            f"judge's unit (default {DuetPlan.placements})",
+        )
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=DuetPlan.workers,
+            help=f"fixed: worker processes per side, one after another, the placements split among them "
+            f"(default {DuetPlan.workers})",
+        )
+        p.add_argument(
+            "--stopping",
+            choices=STOPPING,
+            default=DuetPlan.stopping,
+            help="sequential (default): each case gets placements until its verdict is clear at one of "
+            "--looks, the gate's alpha split over them; fixed: --sweeps over --placements for every "
+            "case",
+        )
+        p.add_argument(
+            "--looks",
+            type=_looks,
+            default=DuetPlan.looks,
+            metavar="N,N,...",
+            help=f"sequential: the placement counts at which a case may stop (default "
+            f"{','.join(map(str, DuetPlan.looks))}; the last is the most a case gets)",
+        )
+        p.add_argument(
+            "--sweeps-per-placement",
+            type=int,
+            default=DuetPlan.sweeps_per_placement,
+            help=f"sequential: windows per case per side on each placement (default {DuetPlan.sweeps_per_placement})",
+        )
+        p.add_argument(
+            "--worker-placements",
+            type=int,
+            default=DuetPlan.worker_placements,
+            help=f"sequential: placements per worker pair before a fresh pair (default {DuetPlan.worker_placements})",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DuetPlan:
-        return cls(args.window, args.sweeps, args.placements, args.workers, args.stopping, args.looks,
-                   args.sweeps_per_placement, args.worker_placements)
+        return cls(
+            args.window,
+            args.sweeps,
+            args.placements,
+            args.workers,
+            args.stopping,
+            args.looks,
+            args.sweeps_per_placement,
+            args.worker_placements,
+        )
 
 
 #: How a duet decides how long each case is timed (:class:`DuetPlan`).
@@ -159,8 +227,14 @@ def busy_wait(seconds: float, timer: Callable[[], float] = time.perf_counter) ->
         pass
 
 
-def time_calls(fn: Callable[[], Any], budget_s: float, *, min_rounds: int = 10, warmup: int = 3,
-               timer: Callable[[], float] = time.perf_counter) -> list[float]:
+def time_calls(
+    fn: Callable[[], Any],
+    budget_s: float,
+    *,
+    min_rounds: int = 10,
+    warmup: int = 3,
+    timer: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Untimed warm-up, then one call per sample until ``budget_s`` (pytest-benchmark's way)."""
     for _ in range(warmup):
         fn()
@@ -183,7 +257,9 @@ WINDOW_MIN_SAMPLES = 3
 WINDOW_WARMUP = 3
 
 
-def time_window(fn: Callable[[], Any], budget_s: float, *, timer: Callable[[], float] = time.perf_counter) -> list[float]:
+def time_window(
+    fn: Callable[[], Any], budget_s: float, *, timer: Callable[[], float] = time.perf_counter
+) -> list[float]:
     """One duet window: up to :data:`WINDOW_WARMUP` untimed calls, stopping once they took half of
     ``budget_s`` (at least one), then samples until ``budget_s``, at least :data:`WINDOW_MIN_SAMPLES`.
 
@@ -319,8 +395,11 @@ class TimedCases:
         model, inputs, _ = self._originals[case]
         if not isinstance(model, torch.nn.Module):
             return None
-        layers = [m for m in model.modules() if not list(m.children())
-                  and any(k in type(m).__name__ for k in ("Linear", "Conv", "LSTM", "GRU"))]
+        layers = [
+            m
+            for m in model.modules()
+            if not list(m.children()) and any(k in type(m).__name__ for k in ("Linear", "Conv", "LSTM", "GRU"))
+        ]
         if not layers:
             return None
         seen: list[tuple[Any, ...]] = []
@@ -368,15 +447,23 @@ def serve(stdin: IO[str] = sys.stdin) -> None:
 class Worker:
     """One side's worker process: ``python -m ptq.duet`` with that side's code first on the path."""
 
-    def __init__(self, label: str, *, python: str = sys.executable, pythonpath: Path | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, label: str, *, python: str = sys.executable, pythonpath: Path | None = None, cwd: Path | None = None
+    ) -> None:
         self.label = label
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         if pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH")) if p)
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-        self._proc = subprocess.Popen([python, "-m", "ptq.duet"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self._log, text=True, cwd=cwd, env=env)
+        self._proc = subprocess.Popen(
+            [python, "-m", "ptq.duet"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
 
     def ask(self, message: Mapping[str, Any]) -> dict[str, Any]:
         self.send(message)
@@ -401,8 +488,11 @@ class Worker:
             self._proc.wait(timeout=30)
             self._log.seek(0)
             tail = "\n".join(self._log.read().strip().splitlines()[-10:])
-            hint = (" (that code has no duet worker, ptq.duet: run ptq ab with --latency=rounds)"
-                    if "No module named ptq.duet" in tail else "")
+            hint = (
+                " (that code has no duet worker, ptq.duet: run ptq ab with --latency=rounds)"
+                if "No module named ptq.duet" in tail
+                else ""
+            )
             raise UserError(f"side {self.label}'s duet worker exited (code {self._proc.returncode}){hint}:\n{tail}")
         reply = json.loads(line)
         if "error" in reply:
@@ -478,9 +568,19 @@ class DuetResult:
     stopped: dict[Slot, tuple[str, int]] = field(default_factory=dict)
 
 
-def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, window_s: float, first_placement: int = 0,
-         slowdowns: Mapping[str, Sequence[float]] | None = None, slots: Sequence[Slot] | None = None,
-         slow_kind: str = "spin", progress: Callable[[str], None] = lambda line: None) -> DuetResult:
+def duet(
+    a: Worker,
+    b: Worker,
+    cases: Sequence[str],
+    sweeps: Sequence[int],
+    *,
+    window_s: float,
+    first_placement: int = 0,
+    slowdowns: Mapping[str, Sequence[float]] | None = None,
+    slots: Sequence[Slot] | None = None,
+    slow_kind: str = "spin",
+    progress: Callable[[str], None] = lambda line: None,
+) -> DuetResult:
     """One worker pair's share of a duet: for each entry of ``sweeps``, both workers place every
     case afresh (seeded by the placement's number and side), then each slot is timed that many
     sweeps, the two sides' windows adjacent and their order alternating (AB, BA, ...). A case has
@@ -502,9 +602,12 @@ def duet(a: Worker, b: Worker, cases: Sequence[str], sweeps: Sequence[int], *, w
                 out[worker.label][s].append([])
         for sweep in range(count):
             for i, (case, slow) in enumerate(slots):
-                for worker in ((a, b) if (sweep + i) % 2 == 0 else (b, a)):
-                    got = (worker.time(case, window_s, slow=slow, kind=slow_kind) if worker is b and slow
-                           else worker.time(case, window_s))
+                for worker in (a, b) if (sweep + i) % 2 == 0 else (b, a):
+                    got = (
+                        worker.time(case, window_s, slow=slow, kind=slow_kind)
+                        if worker is b and slow
+                        else worker.time(case, window_s)
+                    )
                     out[worker.label][(case, slow)][-1].extend(got)
             progress(f"placement {placement + 1}, sweep {sweep + 1}/{count}")
     return DuetResult(out, placed=placed)
@@ -528,9 +631,18 @@ def default_decide(plan: DuetPlan, *, alpha: float = 0.01, threshold: float = 0.
 
 
 def run_plan(
-    plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str = "auto",
-    slowdowns: Mapping[str, Sequence[float]] | None = None, progress: Callable[[str], None] = lambda line: None,
-    decide: Decide | None = None, q: float = 0.01, slow_kind: str = "spin", deadline: float | None = None,
+    plan: DuetPlan,
+    cases: Sequence[str],
+    *,
+    new_worker: Callable[[str], Worker],
+    threads: int,
+    weights: str = "auto",
+    slowdowns: Mapping[str, Sequence[float]] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+    decide: Decide | None = None,
+    q: float = 0.01,
+    slow_kind: str = "spin",
+    deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> DuetResult:
     """The whole duet: sequential (:func:`run_sequential`, ``decide`` says when a slot stops; a
@@ -538,9 +650,20 @@ def run_plan(
     worker pairs, one after another, each preparing ``cases`` and timing its share of the placements,
     their results joined in order."""
     if plan.stopping == "sequential":
-        return run_sequential(plan, cases, new_worker=new_worker, threads=threads, weights=weights,
-                              slowdowns=slowdowns, progress=progress, decide=decide or default_decide(plan), q=q,
-                              slow_kind=slow_kind, deadline=deadline, clock=clock)
+        return run_sequential(
+            plan,
+            cases,
+            new_worker=new_worker,
+            threads=threads,
+            weights=weights,
+            slowdowns=slowdowns,
+            progress=progress,
+            decide=decide or default_decide(plan),
+            q=q,
+            slow_kind=slow_kind,
+            deadline=deadline,
+            clock=clock,
+        )
     if deadline is not None:
         raise UserError("--budget needs --stopping=sequential: a fixed plan times every case alike, to its end")
     out: Blocks = {"A": {}, "B": {}}
@@ -555,8 +678,17 @@ def run_plan(
             for case, why in prepare_pair(a, b, cases, threads=threads, weights=weights).items():
                 failed.setdefault(case, why)
             ready = [c for c in cases if c not in failed]
-            got = duet(a, b, ready, sweeps, window_s=plan.window_s, first_placement=done, slowdowns=slowdowns,
-                       slow_kind=slow_kind, progress=sweeps_done.step)
+            got = duet(
+                a,
+                b,
+                ready,
+                sweeps,
+                window_s=plan.window_s,
+                first_placement=done,
+                slowdowns=slowdowns,
+                slow_kind=slow_kind,
+                progress=sweeps_done.step,
+            )
         finally:
             a.close()
             b.close()
@@ -574,9 +706,19 @@ def run_plan(
 
 
 def run_sequential(
-    plan: DuetPlan, cases: Sequence[str], *, new_worker: Callable[[str], Worker], threads: int, weights: str,
-    slowdowns: Mapping[str, Sequence[float]] | None, progress: Callable[[str], None], decide: Decide, q: float = 0.01,
-    slow_kind: str = "spin", deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
+    plan: DuetPlan,
+    cases: Sequence[str],
+    *,
+    new_worker: Callable[[str], Worker],
+    threads: int,
+    weights: str,
+    slowdowns: Mapping[str, Sequence[float]] | None,
+    progress: Callable[[str], None],
+    decide: Decide,
+    q: float = 0.01,
+    slow_kind: str = "spin",
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> DuetResult:
     """Placement after placement, only the slots still open: after each, every open slot's
     per-placement ratios go to ``decide``; a slot stops at its first answer other than
@@ -603,16 +745,23 @@ def run_sequential(
         for slot in open_slots:
             stopped[slot] = ("budget", k)
         named = ", ".join(dict.fromkeys(c for c, _ in open_slots))
-        progress(f"duet: the budget ends before {what} could (about {cost:.0f}s); {len(open_slots)} case(s) "
-                 f"judged at the {k} placement(s) they got: {named}")
+        progress(
+            f"duet: the budget ends before {what} could (about {cost:.0f}s); {len(open_slots)} case(s) "
+            f"judged at the {k} placement(s) they got: {named}"
+        )
         return True
 
     k = 0
     while open_slots and k < most:
         needed = list(dict.fromkeys(c for c, _ in open_slots))
-        if per_case_prepare is not None and per_slot and out_of_time(
+        if (
+            per_case_prepare is not None
+            and per_slot
+            and out_of_time(
                 per_case_prepare * len(needed) + sorted(per_slot)[len(per_slot) // 2] * len(open_slots),
-                "a fresh worker pair's preparation and first placement"):
+                "a fresh worker pair's preparation and first placement",
+            )
+        ):
             break
         a, b = new_worker("A"), new_worker("B")
         try:
@@ -627,12 +776,22 @@ def run_sequential(
             for _ in range(plan.worker_placements):
                 if not open_slots or k >= most:
                     break
-                if per_slot and out_of_time(sorted(per_slot)[len(per_slot) // 2] * len(open_slots), "another placement"):
+                if per_slot and out_of_time(
+                    sorted(per_slot)[len(per_slot) // 2] * len(open_slots), "another placement"
+                ):
                     open_slots = []
                     break
                 began = clock()
-                got = duet(a, b, [], [plan.sweeps_per_placement], window_s=plan.window_s, first_placement=k,
-                           slots=open_slots, slow_kind=slow_kind)
+                got = duet(
+                    a,
+                    b,
+                    [],
+                    [plan.sweeps_per_placement],
+                    window_s=plan.window_s,
+                    first_placement=k,
+                    slots=open_slots,
+                    slow_kind=slow_kind,
+                )
                 per_slot.append((clock() - began) / len(open_slots))
                 k += 1
                 timed = len(open_slots)

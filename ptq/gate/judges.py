@@ -113,8 +113,9 @@ def select_judges(globs: str | None, *, option: str = "--judges") -> list[str] |
     chosen = list_judges(globs)
     missing = [g for g in (x.strip() for x in globs.split(",")) if g and not list_judges(g)]
     if missing or not chosen:
-        raise UserError(f"{option}={globs!r}: {', '.join(missing) or 'nothing'} matches no judge; "
-                        f"valid: {', '.join(list_judges())}")
+        raise UserError(
+            f"{option}={globs!r}: {', '.join(missing) or 'nothing'} matches no judge; valid: {', '.join(list_judges())}"
+        )
     return chosen
 
 
@@ -171,17 +172,29 @@ def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
         else:
             d = decide_latency(*pooled, **kw)
     except ValueError as exc:  # e.g. one placement with samples on a side: no interval, so no verdict
-        return Judgement(Verdict.NOT_MEASURED, _ms(pooled[0], s["latency_statistic"]),
-                         _ms(pooled[1], s["latency_statistic"]), "-", f"no interval could be estimated: {exc}")
+        return Judgement(
+            Verdict.NOT_MEASURED,
+            _ms(pooled[0], s["latency_statistic"]),
+            _ms(pooled[1], s["latency_statistic"]),
+            "-",
+            f"no interval could be estimated: {exc}",
+        )
     if not all(math.isfinite(x) for x in (d.ratio, d.low, d.high)):
-        return Judgement(Verdict.NOT_MEASURED, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic), "-",
-                         f"no finite interval could be estimated ({d.test})")
+        return Judgement(
+            Verdict.NOT_MEASURED,
+            _ms(pooled[0], d.statistic),
+            _ms(pooled[1], d.statistic),
+            "-",
+            f"no finite interval could be estimated ({d.test})",
+        )
     spread = "" if math.isnan(d.spread) else f", placements spread {d.spread:.1%}"
     cut = next((t.cut_short for t in (base, cur) if t.cut_short is not None), None)
     if cut is not None:
         spread += f"; the --budget ended it after {cut} placements, before its answer was clear"
     return Judgement(
-        d.verdict, _ms(pooled[0], d.statistic), _ms(pooled[1], d.statistic),
+        d.verdict,
+        _ms(pooled[0], d.statistic),
+        _ms(pooled[1], d.statistic),
         f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
         f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}"
         f"{f' (alpha {alpha:.2g} per look)' if looked else ''}{spread}, n={len(pooled[0])}/{len(pooled[1])}",
@@ -196,8 +209,12 @@ def _samples(record: CaseRecord) -> Timings | None:
         looked = record.extra_info.get("ab_sequential")
         alpha_look = looked.get("alpha_look") if isinstance(looked, Mapping) else None
         cut = looked.get("placements") if isinstance(looked, Mapping) and looked.get("stopped") == "budget" else None
-        return Timings(placements, "placement", float(alpha_look) if isinstance(alpha_look, int | float) else None,
-                       int(cut) if isinstance(cut, int) else None)
+        return Timings(
+            placements,
+            "placement",
+            float(alpha_look) if isinstance(alpha_look, int | float) else None,
+            int(cut) if isinstance(cut, int) else None,
+        )
     rounds = record.rounds
     return Timings(rounds, "round" if len(rounds) > 1 else "call")
 
@@ -213,10 +230,16 @@ def _speedup_value(record: CaseRecord) -> tuple[float, float, float, float] | No
 def _speedup(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
     verdict = decide_interval(base[:3], cur[:3], threshold=s["speedup_threshold"])
     show = lambda v: f"{v[0]:.2f}x [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
-    spreads = "" if math.isnan(base[3]) and math.isnan(cur[3]) else \
-        f"; spread between visits {base[3]:.1%} -> {cur[3]:.1%}"
-    return Judgement(verdict, show(base), show(cur), _pct(cur[0] / base[0]),
-                     f"interleaved speedup over fp32 with its interval (coverage: metrics.speedup.level){spreads}")
+    spreads = (
+        "" if math.isnan(base[3]) and math.isnan(cur[3]) else f"; spread between visits {base[3]:.1%} -> {cur[3]:.1%}"
+    )
+    return Judgement(
+        verdict,
+        show(base),
+        show(cur),
+        _pct(cur[0] / base[0]),
+        f"interleaved speedup over fp32 with its interval (coverage: metrics.speedup.level){spreads}",
+    )
 
 
 def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | None]:
@@ -233,17 +256,28 @@ def _memory_value(step: str) -> Callable[[CaseRecord], tuple[float, float] | Non
 
 def _memory(base: tuple[float, float], cur: tuple[float, float], s: Mapping[str, Any]) -> Judgement:
     spread = 3 * max(base[1], cur[1])
-    verdict = decide_threshold(base[0], cur[0], relative=s["memory_threshold"], spread=spread,
-                               absolute=s["memory_absolute"])
-    return Judgement(verdict, format_bytes(base[0]), format_bytes(cur[0]), _pct(cur[0] / base[0]) if base[0] else "-",
-                     f"allowed: max({s['memory_threshold']:.0%}, 3 x spread {format_bytes(spread / 3)}, "
-                     f"{format_bytes(s['memory_absolute'])})")
+    verdict = decide_threshold(
+        base[0], cur[0], relative=s["memory_threshold"], spread=spread, absolute=s["memory_absolute"]
+    )
+    return Judgement(
+        verdict,
+        format_bytes(base[0]),
+        format_bytes(cur[0]),
+        _pct(cur[0] / base[0]) if base[0] else "-",
+        f"allowed: max({s['memory_threshold']:.0%}, 3 x spread {format_bytes(spread / 3)}, "
+        f"{format_bytes(s['memory_absolute'])})",
+    )
 
 
 def _size(base: float, cur: float, s: Mapping[str, Any]) -> Judgement:
     verdict = decide_threshold(base, cur, relative=s["size_threshold"])
-    return Judgement(verdict, format_bytes(base), format_bytes(cur), _pct(cur / base) if base else "-",
-                     f"allowed: {s['size_threshold']:.0%}")
+    return Judgement(
+        verdict,
+        format_bytes(base),
+        format_bytes(cur),
+        _pct(cur / base) if base else "-",
+        f"allowed: {s['size_threshold']:.0%}",
+    )
 
 
 def _size_value(record: CaseRecord) -> float | None:
@@ -260,13 +294,19 @@ def _drift_value(record: CaseRecord) -> tuple[float, float | None, str] | None:
     return ((-1.0 if m.higher_is_better is True else 1.0) * float(m.value), m.tolerance, what)
 
 
-def _drift(base: tuple[float, float | None, str], cur: tuple[float, float | None, str],
-           s: Mapping[str, Any]) -> Judgement:
+def _drift(
+    base: tuple[float, float | None, str], cur: tuple[float, float | None, str], s: Mapping[str, Any]
+) -> Judgement:
     tolerance = cur[1] if cur[1] is not None else s["drift_tolerance"]
     verdict = decide_threshold(base[0], cur[0], relative=0.0, absolute=tolerance)
     name = cur[2].split(" over ")[0]
-    return Judgement(verdict, f"{name} {abs(base[0]):.4g}", f"{abs(cur[0]):.4g}", f"{abs(cur[0]) - abs(base[0]):+.4g}",
-                     f"{cur[2]}{' (higher is better)' if cur[0] < 0 else ''}; allowed: {tolerance:g} absolute")
+    return Judgement(
+        verdict,
+        f"{name} {abs(base[0]):.4g}",
+        f"{abs(cur[0]):.4g}",
+        f"{abs(cur[0]) - abs(base[0]):+.4g}",
+        f"{cur[2]}{' (higher is better)' if cur[0] < 0 else ''}; allowed: {tolerance:g} absolute",
+    )
 
 
 def _quantized(record: CaseRecord) -> bool:
@@ -292,22 +332,49 @@ def _latency_expected(record: CaseRecord) -> str:
 
 #: The built-in judges, in the order a comparison lists them.
 JUDGES: tuple[Judge, ...] = (
-    Judge("latency", _samples, _latency, key="timing",
-          missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json", reads=("stats.data",),
-          expected=_latency_expected),
-    Judge("speedup", _speedup_value, _speedup, key="timing", applies=_quantized,
-          reads=("metrics.speedup.ratio", "metrics.speedup.low", "metrics.speedup.high"),
-          expected=_said_not_measured("speedup")),
-    Judge("memory", _memory_value("inference"), _memory,
-          reads=("metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples"),
-          expected=_said_not_measured("memory", "inference")),
-    Judge("quantize_memory", _memory_value("quantize"), _memory, applies=_quantized,
-          reads=("metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples"),
-          expected=_said_not_measured("memory", "quantize")),
+    Judge(
+        "latency",
+        _samples,
+        _latency,
+        key="timing",
+        missing_hint="no raw samples: save with --ptq-save-run or --benchmark-json",
+        reads=("stats.data",),
+        expected=_latency_expected,
+    ),
+    Judge(
+        "speedup",
+        _speedup_value,
+        _speedup,
+        key="timing",
+        applies=_quantized,
+        reads=("metrics.speedup.ratio", "metrics.speedup.low", "metrics.speedup.high"),
+        expected=_said_not_measured("speedup"),
+    ),
+    Judge(
+        "memory",
+        _memory_value("inference"),
+        _memory,
+        reads=("metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples"),
+        expected=_said_not_measured("memory", "inference"),
+    ),
+    Judge(
+        "quantize_memory",
+        _memory_value("quantize"),
+        _memory,
+        applies=_quantized,
+        reads=("metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples"),
+        expected=_said_not_measured("memory", "quantize"),
+    ),
     Judge("size", _size_value, _size, reads=("metrics.size.serialized_bytes",), expected=_said_not_measured("size")),
-    Judge("drift", _drift_value, _drift, same_case=("weights", "data"), applies=_quantized,
-          reads=("metrics.drift.value", "metrics.drift.higher_is_better", "metrics.drift.tolerance"),
-          expected=_said_not_measured("drift")),
+    Judge(
+        "drift",
+        _drift_value,
+        _drift,
+        same_case=("weights", "data"),
+        applies=_quantized,
+        reads=("metrics.drift.value", "metrics.drift.higher_is_better", "metrics.drift.tolerance"),
+        expected=_said_not_measured("drift"),
+    ),
 )
 
 _REGISTRY: NamedRegistry[Judge] = NamedRegistry("judge", Judge, entry_point_group="ptq.judges", builtins=JUDGES)

@@ -80,8 +80,16 @@ def build_targets(cases: str, threads: int, *, calibrate_s: float = 0.3) -> list
     failed = timed.prepare(specs, threads=threads, weights="random", calibrate_s=calibrate_s)["failed"]
     if failed:
         raise UserError("--cases: " + "; ".join(f"{spec}: {why}" for spec, why in failed.items()))
-    targets = [Target(spec, timed.calls[spec], timed.medians[spec], inject=not spec.endswith("-fp32"),
-                      reference=timed.calls.get(f"{spec.rpartition('-')[0]}-fp32")) for spec in specs]
+    targets = [
+        Target(
+            spec,
+            timed.calls[spec],
+            timed.medians[spec],
+            inject=not spec.endswith("-fp32"),
+            reference=timed.calls.get(f"{spec.rpartition('-')[0]}-fp32"),
+        )
+        for spec in specs
+    ]
     if not any(t.inject for t in targets):
         raise UserError(f"--cases={cases!r}: no non-fp32 case to inject slowdowns into")
     return targets
@@ -105,8 +113,9 @@ def collect(targets: Sequence[Target], fraction: float, budget_s: float) -> dict
     return {t.case: time_calls(_slowed(t, fraction), budget_s) for t in targets}
 
 
-def run_trial(targets: Sequence[Target], fraction: float, *, mode: str, budget_s: float, rounds: int = 4
-              ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def run_trial(
+    targets: Sequence[Target], fraction: float, *, mode: str, budget_s: float, rounds: int = 4
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """(baseline samples, current samples) per case for one trial in ``mode``."""
     if mode == "plain":
         return collect(targets, 0.0, budget_s), collect(targets, fraction, budget_s)
@@ -115,7 +124,7 @@ def run_trial(targets: Sequence[Target], fraction: float, *, mode: str, budget_s
     base: dict[str, list[float]] = {t.case: [] for t in targets}
     cur: dict[str, list[float]] = {t.case: [] for t in targets}
     for r in range(rounds):
-        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+        for side in (0, 1) if r % 2 == 0 else (1, 0):
             sink, frac = (base, 0.0) if side == 0 else (cur, fraction)
             for case, samples in collect(targets, frac, budget_s / rounds).items():
                 sink[case].extend(samples)
@@ -129,14 +138,19 @@ def process_round(spec: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
     targets = build_targets(spec["cases"], spec["threads"], calibrate_s=0.1)
     out: dict[str, dict[str, list[float]]] = {}
     for t in targets:
-        for fraction in (spec["fractions"] if t.inject else [0.0]):
+        for fraction in spec["fractions"] if t.inject else [0.0]:
             out.setdefault(t.case, {})[f"{fraction:g}"] = time_calls(_slowed(t, fraction), spec["budget_s"])
     return out
 
 
 def _spawn(spec: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
-    done = subprocess.run([sys.executable, "-m", "ptq.lab.gate_quality", json.dumps(spec)], capture_output=True,
-                          text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+    done = subprocess.run(
+        [sys.executable, "-m", "ptq.lab.gate_quality", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
         raise UserError(f"a gate-quality round process failed (exit {done.returncode}):\n{tail}")
@@ -144,8 +158,14 @@ def _spawn(spec: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
 
 
 def run_process_trial(
-    targets: Sequence[Target], fractions: Sequence[float], *, cases: str, threads: int, budget_s: float,
-    rounds: int = 4, spawn: Callable[[Mapping[str, Any]], dict[str, dict[str, list[float]]]] = _spawn,
+    targets: Sequence[Target],
+    fractions: Sequence[float],
+    *,
+    cases: str,
+    threads: int,
+    budget_s: float,
+    rounds: int = 4,
+    spawn: Callable[[Mapping[str, Any]], dict[str, dict[str, list[float]]]] = _spawn,
 ) -> tuple[dict[str, list[list[float]]], dict[tuple[str, float], list[list[float]]]]:
     """One trial of the ``processes`` mode: ``rounds`` ABBA rounds, each side's round a fresh
     process timing every case for ``budget_s / rounds``. Side B also times each injected case
@@ -168,8 +188,15 @@ def run_process_trial(
 
 
 def run_duet_trial(
-    targets: Sequence[Target], fractions: Sequence[float], *, threads: int, plan: DuetPlan,
-    worker: Callable[[str], Worker] = Worker, slow_kind: str = "spin", alpha: float = 0.01, threshold: float = 0.05,
+    targets: Sequence[Target],
+    fractions: Sequence[float],
+    *,
+    threads: int,
+    plan: DuetPlan,
+    worker: Callable[[str], Worker] = Worker,
+    slow_kind: str = "spin",
+    alpha: float = 0.01,
+    threshold: float = 0.05,
     statistic: str = DEFAULT_LOCATION,
 ) -> tuple[dict[tuple[str, float], list[list[float]]], dict[tuple[str, float], list[list[float]]]]:
     """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: :func:`ptq.gate.duet.run_plan`
@@ -179,10 +206,17 @@ def run_duet_trial(
     fraction), split by placement. ``slow_kind``: a busy-wait (``spin``) or real compute (``compute``,
     the case's first layer run again). A sequential plan stops each (case, fraction) by the gate's
     ``alpha`` and ``threshold`` (:mod:`ptq.stats.sequential`), as ``ptq ab`` does."""
-    got = run_plan(plan, [t.case for t in targets], new_worker=worker, threads=threads, weights="random",
-                   slowdowns={t.case: (0.0, *fractions) for t in targets}, slow_kind=slow_kind,
-                   decide=default_decide(plan, alpha=alpha, threshold=threshold),
-                   q=location(statistic))
+    got = run_plan(
+        plan,
+        [t.case for t in targets],
+        new_worker=worker,
+        threads=threads,
+        weights="random",
+        slowdowns={t.case: (0.0, *fractions) for t in targets},
+        slow_kind=slow_kind,
+        decide=default_decide(plan, alpha=alpha, threshold=threshold),
+        q=location(statistic),
+    )
     if got.failed:
         raise UserError(f"a duet worker could not prepare: {got.failed}")
     return got.blocks["A"], got.blocks["B"]
@@ -217,46 +251,90 @@ class Outcome:
     #: The duet modes: placements each judgement was made over (a sequential plan stops early).
     placements: list[int] = field(default_factory=list)
 
-    def record(self, fraction: float, targets: Sequence[Target], base: Mapping[str, list[float]],
-               cur: Mapping[str, list[float]], *, threshold: float, alpha: float, statistic: str = DEFAULT_LOCATION
-               ) -> None:
+    def record(
+        self,
+        fraction: float,
+        targets: Sequence[Target],
+        base: Mapping[str, list[float]],
+        cur: Mapping[str, list[float]],
+        *,
+        threshold: float,
+        alpha: float,
+        statistic: str = DEFAULT_LOCATION,
+    ) -> None:
         for t in targets:
             d = decide_latency(base[t.case], cur[t.case], threshold=threshold, alpha=alpha, statistic=statistic)
             self.tally(fraction if t.inject else 0.0, d.verdict, d.ratio)
 
-    def record_rounds(self, base: Mapping[str, list[list[float]]],
-                      cur: Mapping[tuple[str, float], list[list[float]]], *, threshold: float, alpha: float,
-                      statistic: str = DEFAULT_LOCATION) -> None:
+    def record_rounds(
+        self,
+        base: Mapping[str, list[list[float]]],
+        cur: Mapping[tuple[str, float], list[list[float]]],
+        *,
+        threshold: float,
+        alpha: float,
+        statistic: str = DEFAULT_LOCATION,
+    ) -> None:
         """A ``processes`` trial: each (case, fraction) of side B judged per round against A."""
         q = location(statistic)
         for (case, fraction), rounds in cur.items():
             d = decide_latency_rounds(base[case], rounds, threshold=threshold, alpha=alpha, statistic=statistic)
             self.tally(fraction, d.verdict, d.ratio)
-            self.judgements.append({
-                "case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p, "verdict": d.verdict.name,
-                "base": [float(np.quantile(r, q)) for r in base[case]], "current": [float(np.quantile(r, q)) for r in rounds],
-            })
+            self.judgements.append(
+                {
+                    "case": case,
+                    "fraction": fraction,
+                    "ratio": d.ratio,
+                    "p": d.p,
+                    "verdict": d.verdict.name,
+                    "base": [float(np.quantile(r, q)) for r in base[case]],
+                    "current": [float(np.quantile(r, q)) for r in rounds],
+                }
+            )
 
-    def record_placements(self, base: Mapping[tuple[str, float], list[list[float]]],
-                          cur: Mapping[tuple[str, float], list[list[float]]], *, threshold: float, alpha: float,
-                          statistic: str = DEFAULT_LOCATION) -> None:
+    def record_placements(
+        self,
+        base: Mapping[tuple[str, float], list[list[float]]],
+        cur: Mapping[tuple[str, float], list[list[float]]],
+        *,
+        threshold: float,
+        alpha: float,
+        statistic: str = DEFAULT_LOCATION,
+    ) -> None:
         """A ``duet`` trial: each (case, fraction) judged over its paired placements, as ``ptq ab``."""
         q = location(statistic)
         for (case, fraction), blocks in cur.items():
-            d = decide_latency_placements(base[(case, fraction)], blocks, threshold=threshold, alpha=alpha,
-                                          statistic=statistic)
+            d = decide_latency_placements(
+                base[(case, fraction)], blocks, threshold=threshold, alpha=alpha, statistic=statistic
+            )
             self.tally(fraction, d.verdict, d.ratio, case)
             self.placements.append(len(blocks))
-            self.judgements.append({
-                "case": case, "fraction": fraction, "ratio": d.ratio, "p": d.p, "verdict": d.verdict.name,
-                "spread": d.spread, "base": [float(np.quantile(b, q)) for b in base[(case, fraction)]],
-                "current": [float(np.quantile(b, q)) for b in blocks]})
+            self.judgements.append(
+                {
+                    "case": case,
+                    "fraction": fraction,
+                    "ratio": d.ratio,
+                    "p": d.p,
+                    "verdict": d.verdict.name,
+                    "spread": d.spread,
+                    "base": [float(np.quantile(b, q)) for b in base[(case, fraction)]],
+                    "current": [float(np.quantile(b, q)) for b in blocks],
+                }
+            )
 
-    def record_speedups(self, fraction: float, base: Mapping[str, tuple[float, float, float]],
-                        cur: Mapping[str, tuple[float, float, float]], *, threshold: float) -> None:
+    def record_speedups(
+        self,
+        fraction: float,
+        base: Mapping[str, tuple[float, float, float]],
+        cur: Mapping[str, tuple[float, float, float]],
+        *,
+        threshold: float,
+    ) -> None:
         """Speedup judge: a slower quantized case shows as a lower speedup (ratio: base/current)."""
         for case in base:
-            self.tally(fraction, decide_interval(base[case], cur[case], threshold=threshold), base[case][0] / cur[case][0])
+            self.tally(
+                fraction, decide_interval(base[case], cur[case], threshold=threshold), base[case][0] / cur[case][0]
+            )
 
     def tally(self, fraction: float, verdict: Verdict, ratio: float, case: str | None = None) -> None:
         tally = self.detected.setdefault(fraction, [0, 0]) if fraction > 0 else self.aa
@@ -278,8 +356,11 @@ class Outcome:
     def ratio_quantiles(self) -> dict[str, list[float]]:
         """Per injected fraction, the 1/5/50/95/99th percentiles of the measured ratios: the
         A/A row is the noise a threshold must clear."""
-        return {f"{f:g}": [round(float(x), 4) for x in np.quantile(r, [0.01, 0.05, 0.5, 0.95, 0.99])]
-                for f, r in sorted(self.ratios.items()) if r}
+        return {
+            f"{f:g}": [round(float(x), 4) for x in np.quantile(r, [0.01, 0.05, 0.5, 0.95, 0.99])]
+            for f, r in sorted(self.ratios.items())
+            if r
+        }
 
     def case_rows(self) -> list[list[str]]:
         """Per case: A/A judgements and false regressions, each slowdown's catch rate, and the
@@ -306,8 +387,16 @@ def summarize(outcomes: Sequence[Outcome]) -> list[list[str]]:
     """Table rows: mode, injected slowdown, judgements, flagged, rate, median measured ratio."""
     rows = []
     for o in outcomes:
-        rows.append([o.mode, "0% (A/A)", str(o.aa[0]), str(o.aa[1]), f"{o.false_rate():.1%}",
-                     f"{median(o.ratios.get(0.0, [float('nan')])):.3f}"])
+        rows.append(
+            [
+                o.mode,
+                "0% (A/A)",
+                str(o.aa[0]),
+                str(o.aa[1]),
+                f"{o.false_rate():.1%}",
+                f"{median(o.ratios.get(0.0, [float('nan')])):.3f}",
+            ]
+        )
         for f in sorted(o.detected):
             n, hit = o.detected[f]
             rows.append([o.mode, f"{f:.0%}", str(n), str(hit), f"{hit / n:.1%}", f"{median(o.ratios[f]):.3f}"])

@@ -25,7 +25,9 @@ from ptq.stats.estimate import RatioEstimate
 __all__ = ["NaiveComparison", "compare_naive", "naive_once"]
 
 
-def _float_and_quantized(model: str, recipe: str, threads: int | None) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
+def _float_and_quantized(
+    model: str, recipe: str, threads: int | None
+) -> tuple[torch.nn.Module, torch.nn.Module, tuple]:
     if threads:
         torch.set_num_threads(threads)
     entry = get_model(model)
@@ -67,7 +69,9 @@ class NaiveComparison:
         return tuple(1 / r for r in self.naive_ratios)
 
 
-def compare_naive(model: str, recipe: str, *, repeat: int = 8, threads: int | None = None, pair_time: float = 3.0) -> NaiveComparison:
+def compare_naive(
+    model: str, recipe: str, *, repeat: int = 8, threads: int | None = None, pair_time: float = 3.0
+) -> NaiveComparison:
     naive = tuple(_naive_in_fresh_process(model, recipe, threads)["ratio"] for _ in range(repeat))
     float_model, quantized, x = _float_and_quantized(model, recipe, threads)
     with torch.inference_mode():

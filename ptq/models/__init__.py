@@ -79,14 +79,11 @@ def unregister_model(name: str) -> ModelEntry:
     return _REGISTRY.unregister(name)
 
 
-
 def get_model(name: str) -> ModelEntry:
     return _REGISTRY.get(name)
 
 
-def list_models(
-    include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
-) -> list[str]:
+def list_models(include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None) -> list[str]:
     """Registered model names, filtered by comma-separated or listed fnmatch globs."""
     return _REGISTRY.names(include, exclude)
 

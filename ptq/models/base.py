@@ -97,14 +97,11 @@ class ModelEntry:
 
     def build(self, *, weights: str = "auto") -> Built:
         if weights not in WEIGHT_POLICIES:
-            raise UserError(
-                f"unknown weights policy {weights!r}; valid: {', '.join(WEIGHT_POLICIES)}"
-            )
+            raise UserError(f"unknown weights policy {weights!r}; valid: {', '.join(WEIGHT_POLICIES)}")
         missing = self.missing_requirements()
         if missing:
             raise NotApplicable(
-                f"model {self.name!r} needs {', '.join(missing)}; install them "
-                "(pip install 'pytest-ptq[all]')"
+                f"model {self.name!r} needs {', '.join(missing)}; install them (pip install 'pytest-ptq[all]')"
             )
         built = self.build_fn(weights=weights)
         built.model.eval()
@@ -112,4 +109,3 @@ class ModelEntry:
 
     def example_inputs(self, built: Built, batch_size: int | None = None) -> tuple[torch.Tensor, ...]:
         return built.data.batch("eval", 0, batch_size or self.batch_size).inputs
-

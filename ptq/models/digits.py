@@ -41,13 +41,15 @@ class DigitsCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10)
-        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -133,8 +135,9 @@ def trained_model(cfg: TrainConfig = TRAIN_CONFIG) -> tuple[DigitsCNN, str]:
         torch.save(model.state_dict(), buf)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
         how = "trained now"
-    return model.eval(), (f"trained:digits:seed={cfg.seed},epochs={cfg.epochs},key={key},"
-                          f"sha256={weights_hash(model)} ({how})")
+    return model.eval(), (
+        f"trained:digits:seed={cfg.seed},epochs={cfg.epochs},key={key},sha256={weights_hash(model)} ({how})"
+    )
 
 
 def weights_hash(model: nn.Module) -> str:

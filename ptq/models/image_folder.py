@@ -70,13 +70,15 @@ def preprocessing(weights_enum=None) -> Callable:
         return weights_enum.transforms()
     from torchvision.transforms import v2
 
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(256, antialias=True),
-        v2.CenterCrop(224),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(256, antialias=True),
+            v2.CenterCrop(224),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def _normalise(name: str) -> str:
@@ -89,8 +91,9 @@ def class_label(folder: str, categories: Sequence[str], *, where: str = "") -> t
     if folder.isdigit():
         index = int(folder)
         if index >= len(categories):
-            raise UserError(f"image folder class {folder!r}{at}: index out of range; "
-                            f"class indices run 0-{len(categories) - 1}")
+            raise UserError(
+                f"image folder class {folder!r}{at}: index out of range; class indices run 0-{len(categories) - 1}"
+            )
         return index, "indices"
     hits = [i for i, c in enumerate(categories) if _normalise(c) == _normalise(folder)]
     if len(hits) > 1:  # names differing only in case ("Cardigan" the dog, "cardigan" the sweater)
@@ -98,13 +101,20 @@ def class_label(folder: str, categories: Sequence[str], *, where: str = "") -> t
     if len(hits) == 1:
         return hits[0], "categories"
     if hits:
-        raise UserError(f"image folder class {folder!r}{at} names {len(hits)} categories "
-                        f"(indices {', '.join(map(str, hits))}); rename the folder to one of those indices")
-    wnid = (" looks like a WordNet id, but torchvision ships no WordNet-id list;"
-            if _WNID.fullmatch(folder) else " is not a known class;")
-    raise UserError(f"image folder class {folder!r}{at}{wnid} name class folders by ImageNet class index "
-                    f"(0-{len(categories) - 1}) or category name (e.g. {categories[0]!r}; "
-                    "'_' may stand for ' ')")
+        raise UserError(
+            f"image folder class {folder!r}{at} names {len(hits)} categories "
+            f"(indices {', '.join(map(str, hits))}); rename the folder to one of those indices"
+        )
+    wnid = (
+        " looks like a WordNet id, but torchvision ships no WordNet-id list;"
+        if _WNID.fullmatch(folder)
+        else " is not a known class;"
+    )
+    raise UserError(
+        f"image folder class {folder!r}{at}{wnid} name class folders by ImageNet class index "
+        f"(0-{len(categories) - 1}) or category name (e.g. {categories[0]!r}; "
+        "'_' may stand for ' ')"
+    )
 
 
 def _scan(root: Path) -> list[tuple[str, str]]:
@@ -118,8 +128,9 @@ def _scan(root: Path) -> list[tuple[str, str]]:
     return [(path, found.classes[target]) for path, target in found.samples]
 
 
-def _labelled(samples: list[tuple[str, str]], categories: Sequence[str], root: Path,
-              forms: Counter) -> tuple[tuple[str, int], ...]:
+def _labelled(
+    samples: list[tuple[str, str]], categories: Sequence[str], root: Path, forms: Counter
+) -> tuple[tuple[str, int], ...]:
     labels: dict[str, int] = {}
     out = []
     for path, folder in samples:
@@ -169,15 +180,23 @@ class ImageFolderData:
         return Batch((inputs,), target)
 
 
-def load_image_folder(root: str | os.PathLike[str], *, categories: Sequence[str], transform: Callable,
-                      labeled: bool = True, calib_fraction: float = CALIB_FRACTION,
-                      seed: int = SEED) -> ImageFolderData:
+def load_image_folder(
+    root: str | os.PathLike[str],
+    *,
+    categories: Sequence[str],
+    transform: Callable,
+    labeled: bool = True,
+    calib_fraction: float = CALIB_FRACTION,
+    seed: int = SEED,
+) -> ImageFolderData:
     """Scan ``root`` and split it: its ``calib``/``eval`` subfolders if both exist, else a seeded
     permutation of the sorted image list, ``calib_fraction`` (at least one image) calibrating."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"image folder {str(root)!r} is not a directory; point --ptq-image-folder, "
-                        f"[tool.ptq.data] image_folder or ${ENV_VAR} at a <root>/<class>/<image> tree")
+        raise UserError(
+            f"image folder {str(root)!r} is not a directory; point --ptq-image-folder, "
+            f"[tool.ptq.data] image_folder or ${ENV_VAR} at a <root>/<class>/<image> tree"
+        )
     forms: Counter = Counter()
     if (root / "calib").is_dir() and (root / "eval").is_dir():
         calib = _labelled(_scan(root / "calib"), categories, root / "calib", forms)
@@ -186,8 +205,10 @@ def load_image_folder(root: str | os.PathLike[str], *, categories: Sequence[str]
     else:
         samples = _labelled(_scan(root), categories, root, forms)
         if len(samples) < 2:
-            raise UserError(f"image folder {root} holds {len(samples)} image; it needs at least 2 "
-                            "(one to calibrate, one to evaluate)")
+            raise UserError(
+                f"image folder {root} holds {len(samples)} image; it needs at least 2 "
+                "(one to calibrate, one to evaluate)"
+            )
         order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed)).tolist()
         n_calib = min(len(samples) - 1, max(1, round(calib_fraction * len(samples))))
         calib = tuple(samples[i] for i in order[:n_calib])
@@ -196,6 +217,5 @@ def load_image_folder(root: str | os.PathLike[str], *, categories: Sequence[str]
     if not evaluation or not calib:
         raise UserError(f"image folder {root}: the calib and eval splits each need at least one image")
     labels = "+".join(sorted(forms)) if labeled else "unused (random weights)"
-    description = (f"ImageFolder {root} ({len(evaluation)} eval images, {len(calib)} calib; "
-                   f"{how}; labels: {labels})")
+    description = f"ImageFolder {root} ({len(evaluation)} eval images, {len(calib)} calib; {how}; labels: {labels})"
     return ImageFolderData(root, calib, evaluation, transform, labeled, description)

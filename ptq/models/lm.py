@@ -67,8 +67,11 @@ def topic_split(seed: int = 0, n_eval: int = 10, n_calib: int = 6) -> dict[str, 
     names = sorted(topics)
     order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
     shuffled = [names[i] for i in order]
-    return {"eval": tuple(shuffled[:n_eval]), "calib": tuple(shuffled[n_eval : n_eval + n_calib]),
-            "train": tuple(shuffled[n_eval + n_calib :])}
+    return {
+        "eval": tuple(shuffled[:n_eval]),
+        "calib": tuple(shuffled[n_eval : n_eval + n_calib]),
+        "train": tuple(shuffled[n_eval + n_calib :]),
+    }
 
 
 @functools.cache
@@ -123,10 +126,16 @@ class LMText:
 
 def lm_text(seq_len: int, n_calib: int, n_eval: int, tokenizer: Any = None) -> LMText:
     tokens = "byte tokens" if tokenizer is None else f"{type(tokenizer).__name__} tokens"
-    return LMText(seq_len, (("calib", n_calib), ("eval", n_eval)), tokenizer=tokenizer, description=(
-        f"pydoc_data.topics {tokens}, windows of {seq_len}: {n_eval} eval windows from "
-        f"{len(topic_split()['eval'])} held-out topics, {n_calib} calib windows from "
-        f"{len(topic_split()['calib'])} others; tiny_lm trained on the remaining topics only"))
+    return LMText(
+        seq_len,
+        (("calib", n_calib), ("eval", n_eval)),
+        tokenizer=tokenizer,
+        description=(
+            f"pydoc_data.topics {tokens}, windows of {seq_len}: {n_eval} eval windows from "
+            f"{len(topic_split()['eval'])} held-out topics, {n_calib} calib windows from "
+            f"{len(topic_split()['calib'])} others; tiny_lm trained on the remaining topics only"
+        ),
+    )
 
 
 class CausalLM(nn.Module):
@@ -182,9 +191,16 @@ TINY_LM = LMConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=6)
 
 #: SmolLM2-135M's config.json shapes (vocabulary, width, depth, grouped-query heads, tied head).
 SMOLLM2_135M = LMConfig(
-    hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-    num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192, tie_word_embeddings=True,
-    rope_theta=100000.0, extra=(("rms_norm_eps", 1e-5),),
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    vocab_size=49152,
+    max_position_embeddings=8192,
+    tie_word_embeddings=True,
+    rope_theta=100000.0,
+    extra=(("rms_norm_eps", 1e-5),),
 )
 
 
@@ -264,8 +280,10 @@ def trained_tiny_lm(cfg: TrainConfig = TRAIN_CONFIG) -> tuple[CausalLM, str]:
     how = "loaded" if path.exists() else _train_into(path, cfg)
     model = cfg.model.build(cfg.seed)
     model.load_state_dict(torch.load(path, weights_only=True))
-    return model.eval(), (f"trained:tiny_lm:pydoc_data.topics train part,seed={cfg.seed},steps={cfg.steps},"
-                          f"key={key},sha256={weights_hash(model)} ({how})")
+    return model.eval(), (
+        f"trained:tiny_lm:pydoc_data.topics train part,seed={cfg.seed},steps={cfg.steps},"
+        f"key={key},sha256={weights_hash(model)} ({how})"
+    )
 
 
 def _smollm2(weights: str) -> Built:
@@ -280,32 +298,51 @@ def _smollm2(weights: str) -> Built:
             model = CausalLM(AutoModelForCausalLM.from_pretrained(SMOLLM2_ID, dtype=torch.float32, **kwargs))
         except OSError as exc:
             if weights == "pretrained":
-                raise NotApplicable(f"{SMOLLM2_ID} could not be loaded ({exc.__class__.__name__}: {exc}); "
-                                    "run online once, or use --ptq-weights=random") from exc
+                raise NotApplicable(
+                    f"{SMOLLM2_ID} could not be loaded ({exc.__class__.__name__}: {exc}); "
+                    "run online once, or use --ptq-weights=random"
+                ) from exc
         else:
             return Built(model, weights=f"pretrained:huggingface:{SMOLLM2_ID}", data=lm_text(128, 8, 4, tokenizer))
     seed = TRAIN_CONFIG.seed
-    return Built(SMOLLM2_135M.build(seed), data=lm_text(128, 8, 4), weights=(
-        f"random:seed={seed} (shapes of {SMOLLM2_ID}; its drift is fidelity to the float model, "
-        "its perplexity that of an untrained model)"))
+    return Built(
+        SMOLLM2_135M.build(seed),
+        data=lm_text(128, 8, 4),
+        weights=(
+            f"random:seed={seed} (shapes of {SMOLLM2_ID}; its drift is fidelity to the float model, "
+            "its perplexity that of an untrained model)"
+        ),
+    )
 
 
 def _register() -> None:
     from ptq.models import register_model
 
-    @register_model("tiny_lm", batch_size=1, family="lm", requires=("transformers",), tags=("transformer", "decoder"),
-                    description="1.6 M-parameter Llama trained here on pydoc_data.topics (byte tokens)")
+    @register_model(
+        "tiny_lm",
+        batch_size=1,
+        family="lm",
+        requires=("transformers",),
+        tags=("transformer", "decoder"),
+        description="1.6 M-parameter Llama trained here on pydoc_data.topics (byte tokens)",
+    )
     def tiny_lm(*, weights: str) -> Built:
         data = lm_text(TRAIN_CONFIG.seq_len, 32, 32)
         if weights == "random":
-            return Built(TRAIN_CONFIG.model.build(TRAIN_CONFIG.seed), weights=f"random:seed={TRAIN_CONFIG.seed}", data=data)
+            return Built(
+                TRAIN_CONFIG.model.build(TRAIN_CONFIG.seed), weights=f"random:seed={TRAIN_CONFIG.seed}", data=data
+            )
         model, label = trained_tiny_lm()
         return Built(model, weights=label, data=data)
 
-    register_model("smollm2_135m", batch_size=1, family="lm", requires=("transformers",),
-                   tags=("transformer", "decoder", "production-shape"),
-                   description=f"{SMOLLM2_ID} shapes (135 M parameters); real weights with --ptq-weights=pretrained")(
-        lambda *, weights: _smollm2(weights))
+    register_model(
+        "smollm2_135m",
+        batch_size=1,
+        family="lm",
+        requires=("transformers",),
+        tags=("transformer", "decoder", "production-shape"),
+        description=f"{SMOLLM2_ID} shapes (135 M parameters); real weights with --ptq-weights=pretrained",
+    )(lambda *, weights: _smollm2(weights))
 
 
 _register()

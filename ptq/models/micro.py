@@ -41,22 +41,33 @@ def _spec_linear(n: int) -> MicroSpec:
 
 def _spec_conv(c: int, hw: int) -> MicroSpec:
     return MicroSpec(
-        f"micro_conv_{c}", 1, lambda: nn.Conv2d(c, c, 3, padding=1), (c, hw, hw),
+        f"micro_conv_{c}",
+        1,
+        lambda: nn.Conv2d(c, c, 3, padding=1),
+        (c, hw, hw),
         f"Conv2d({c}, {c}, 3x3) on {hw}x{hw}",
     )
 
 
 def _spec_lstm(h: int) -> MicroSpec:
     return MicroSpec(
-        f"micro_lstm_{h}", 8, lambda: _LastOutput(nn.LSTM(h, h, batch_first=True)), (32, h),
+        f"micro_lstm_{h}",
+        8,
+        lambda: _LastOutput(nn.LSTM(h, h, batch_first=True)),
+        (32, h),
         f"LSTM({h}, {h}) over 32 steps",
     )
 
 
 MICRO_SPECS: tuple[MicroSpec, ...] = (
-    _spec_linear(256), _spec_linear(1024), _spec_linear(4096),
-    _spec_conv(16, 112), _spec_conv(64, 56), _spec_conv(256, 14),
-    _spec_lstm(128), _spec_lstm(512),
+    _spec_linear(256),
+    _spec_linear(1024),
+    _spec_linear(4096),
+    _spec_conv(16, 112),
+    _spec_conv(64, 56),
+    _spec_conv(256, 14),
+    _spec_lstm(128),
+    _spec_lstm(512),
 )
 
 
@@ -66,14 +77,15 @@ def _register(spec: MicroSpec) -> None:
     shape = spec.input_shape
 
     @register_model(
-        spec.name, batch_size=spec.batch_size, family="micro",
-        description=spec.description, tags=("micro",),
+        spec.name,
+        batch_size=spec.batch_size,
+        family="micro",
+        description=spec.description,
+        tags=("micro",),
     )
     def build(*, weights: str) -> Built:
         torch.manual_seed(SEED)
-        data = TensorData(
-            lambda g, n: (torch.randn(n, *shape, generator=g),), f"standard normal {shape}"
-        )
+        data = TensorData(lambda g, n: (torch.randn(n, *shape, generator=g),), f"standard normal {shape}")
         # A container around the layer: quantize_dynamic and FX swap children, never the root.
         return Built(nn.Sequential(spec.make_layer()), weights=f"random:seed={SEED}", data=data)
 

@@ -29,7 +29,10 @@ SEED = 0
 SENTENCE_PAIRS: tuple[tuple[str, str], ...] = (
     ("The train to the airport leaves every ten minutes.", "Trains run to the airport at ten-minute intervals."),
     ("She forgot her umbrella and got soaked on the way home.", "Without her umbrella she was drenched walking home."),
-    ("The bakery on the corner sells fresh bread each morning.", "Every morning the corner bakery has bread straight from the oven."),
+    (
+        "The bakery on the corner sells fresh bread each morning.",
+        "Every morning the corner bakery has bread straight from the oven.",
+    ),
     ("Our quarterly revenue grew by twelve percent.", "Sales for the quarter rose twelve percent."),
     ("The cat is sleeping on the warm windowsill.", "A cat dozes on the sunny window ledge."),
     ("He repaired the bicycle's flat tire himself.", "He fixed the punctured bike tyre on his own."),
@@ -38,7 +41,10 @@ SENTENCE_PAIRS: tuple[tuple[str, str], ...] = (
     ("The recipe needs two cups of flour and an egg.", "You will need an egg and two cups of flour for this dish."),
     ("The software update fixed the login bug.", "After the patch, the sign-in problem was gone."),
     ("Children were playing football in the park.", "Kids kicked a ball around in the park."),
-    ("The river flooded the fields after days of rain.", "Days of rainfall caused the river to overflow onto the farmland."),
+    (
+        "The river flooded the fields after days of rain.",
+        "Days of rainfall caused the river to overflow onto the farmland.",
+    ),
     ("I prefer tea to coffee in the afternoon.", "In the afternoon I would rather drink tea than coffee."),
     ("The doctor advised him to get more sleep.", "His physician told him to rest more at night."),
     ("The concert was cancelled because of the storm.", "The storm forced the organisers to call off the concert."),
@@ -55,10 +61,16 @@ SENTENCE_PAIRS: tuple[tuple[str, str], ...] = (
     ("The soup is too salty to eat.", "There is far too much salt in this soup."),
     ("The meeting has been moved to Thursday.", "We rescheduled the meeting for Thursday."),
     ("Bees are essential for pollinating crops.", "Crops depend on bees for pollination."),
-    ("The old castle attracts many tourists in summer.", "Lots of visitors come to the ancient castle during the summer."),
+    (
+        "The old castle attracts many tourists in summer.",
+        "Lots of visitors come to the ancient castle during the summer.",
+    ),
     ("He lost his keys somewhere in the garden.", "Somewhere in the garden he dropped his keys."),
     ("The printer on the second floor is out of paper.", "There is no paper left in the second-floor printer."),
-    ("Astronomers discovered a new comet last night.", "A previously unknown comet was spotted by astronomers yesterday evening."),
+    (
+        "Astronomers discovered a new comet last night.",
+        "A previously unknown comet was spotted by astronomers yesterday evening.",
+    ),
 )
 #: The first pairs are the evaluation set, the rest calibrate: the splits share no sentence.
 N_EVAL_PAIRS = 20

@@ -45,10 +45,7 @@ def resolve_torchvision_weights(name: str, policy: str):
 def _sample_photos() -> tuple[torch.Tensor, ...]:
     from sklearn.datasets import load_sample_images
 
-    return tuple(
-        torch.tensor(img).permute(2, 0, 1).float().div(255.0)
-        for img in load_sample_images().images
-    )
+    return tuple(torch.tensor(img).permute(2, 0, 1).float().div(255.0) for img in load_sample_images().images)
 
 
 @dataclass(frozen=True)
@@ -91,8 +88,9 @@ class PhotoCrops:
 BN_RECAL_BATCHES, BN_RECAL_BATCH_SIZE = 2, 16
 
 
-def recalibrate_batchnorm(model: torch.nn.Module, data, *, batches: int = BN_RECAL_BATCHES,
-                          batch_size: int = BN_RECAL_BATCH_SIZE) -> int:
+def recalibrate_batchnorm(
+    model: torch.nn.Module, data, *, batches: int = BN_RECAL_BATCHES, batch_size: int = BN_RECAL_BATCH_SIZE
+) -> int:
     """Re-estimate every BatchNorm's running mean and variance on ``calib`` batches.
 
     Seeded random init leaves BatchNorm at mean 0 / variance 1, so activations shrink layer by
@@ -120,8 +118,7 @@ def _image_data(name: str, enum):
     folder = image_folder()
     if folder is not None:
         categories = (enum or torchvision.models.get_model_weights(name).DEFAULT).meta["categories"]
-        return load_image_folder(folder, categories=categories, transform=preprocessing(enum),
-                                 labeled=enum is not None)
+        return load_image_folder(folder, categories=categories, transform=preprocessing(enum), labeled=enum is not None)
     if importlib.util.find_spec("sklearn") is not None:
         return PhotoCrops()
     return TensorData(

@@ -43,15 +43,33 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             continue
         s = found[r.case]
         deploy = r.metrics.get("deployment", {})
-        rows.append([
-            r.model, r.recipe, r.stack, deploy.get("form", "-"),
-            f"{r.latency.median * 1e3:.3f}",
-            f"{r.speedup_vs_fp32:.2f}x" if r.speedup_vs_fp32 else "-",
-            f"{s['ratio']:.2f}x" + (f" [{s['low']:.2f}, {s['high']:.2f}]" if s.get("low") is not None else ""),
-            s["best_form"],
-            f"{deploy['deploy_seconds']:.1f}" if "deploy_seconds" in deploy else "-",
-        ])
+        rows.append(
+            [
+                r.model,
+                r.recipe,
+                r.stack,
+                deploy.get("form", "-"),
+                f"{r.latency.median * 1e3:.3f}",
+                f"{r.speedup_vs_fp32:.2f}x" if r.speedup_vs_fp32 else "-",
+                f"{s['ratio']:.2f}x" + (f" [{s['low']:.2f}, {s['high']:.2f}]" if s.get("low") is not None else ""),
+                s["best_form"],
+                f"{deploy['deploy_seconds']:.1f}" if "deploy_seconds" in deploy else "-",
+            ]
+        )
     terminalreporter.write_sep("-", "ptq: speedup over eager fp32 and over the fastest fp32 form (same run)")
-    terminalreporter.write_line(format_table(
-        ["model", "recipe", "stack", "form", "median ms", "vs eager fp32", "vs best fp32", "best fp32 form", "compile s"], rows
-    ))
+    terminalreporter.write_line(
+        format_table(
+            [
+                "model",
+                "recipe",
+                "stack",
+                "form",
+                "median ms",
+                "vs eager fp32",
+                "vs best fp32",
+                "best fp32 form",
+                "compile s",
+            ],
+            rows,
+        )
+    )

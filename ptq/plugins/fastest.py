@@ -26,7 +26,9 @@ def _profiler(state: PluginState):
         try:
             return top_operators(prepared.model, prepared.inputs)
         except Exception as exc:  # recorded in the summary, never silently dropped
-            return [{"op": f"profile failed: {type(exc).__name__}: {exc}"[:200], "self_ms_per_call": None, "share": 0.0}]
+            return [
+                {"op": f"profile failed: {type(exc).__name__}: {exc}"[:200], "self_ms_per_call": None, "share": 0.0}
+            ]
         finally:
             torch.set_num_threads(previous)
 
@@ -52,5 +54,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     summary = _summary(config)
     if summary:
-        terminalreporter.write_sep("-", "ptq: fastest in-tolerance path per model and stack (paired speedup over eager fp32)")
+        terminalreporter.write_sep(
+            "-", "ptq: fastest in-tolerance path per model and stack (paired speedup over eager fp32)"
+        )
         terminalreporter.write_line(fastest_table(summary))

@@ -59,27 +59,58 @@ GATE = pytest.StashKey[GateState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ptq", "ptq quantization benchmarks")
-    group.addoption("--ptq-compare", nargs="?", const=AUTO, default=None, metavar="BASELINE",
-                    help="at session end, judge this run against BASELINE (default: results/baselines/"
-                         "<fingerprint>.json) and fail the session unless every row passes (exit status 1; "
-                         "6 without a baseline)")
-    group.addoption("--ptq-compare-md", default=None, metavar="PATH",
-                    help="also write the comparison as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)")
-    group.addoption("--ptq-judges", default=None, metavar="GLOBS",
-                    help="with --ptq-compare: the judges to run (default: memory, size and drift; two runs' "
-                         "latencies differ with the host's state, so latency is `ptq ab`'s unless named here)")
-    group.addoption("--ptq-accept-new", action="store_true", default=False,
-                    help="with --ptq-compare: cases without a baseline figure pass (a run without any baseline "
-                         "still fails)")
-    group.addoption("--ptq-save-baseline", nargs="?", const=AUTO, default=None, metavar="PATH",
-                    help="merge this run's cases into the baseline of its fingerprint (or PATH), atomically; "
-                         "only when the session passed (see --ptq-save-partial)")
-    group.addoption("--ptq-save-run", action="store_true", default=False,
-                    help="save this run with raw samples as results/runs/<time>-<fingerprint>.json; only when "
-                         "the session passed (see --ptq-save-partial)")
-    group.addoption("--ptq-save-partial", action="store_true", default=False,
-                    help="save even when the session failed or was interrupted: only the cases whose tests "
-                         "passed (default: such a session saves nothing)")
+    group.addoption(
+        "--ptq-compare",
+        nargs="?",
+        const=AUTO,
+        default=None,
+        metavar="BASELINE",
+        help="at session end, judge this run against BASELINE (default: results/baselines/"
+        "<fingerprint>.json) and fail the session unless every row passes (exit status 1; "
+        "6 without a baseline)",
+    )
+    group.addoption(
+        "--ptq-compare-md",
+        default=None,
+        metavar="PATH",
+        help="also write the comparison as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    )
+    group.addoption(
+        "--ptq-judges",
+        default=None,
+        metavar="GLOBS",
+        help="with --ptq-compare: the judges to run (default: memory, size and drift; two runs' "
+        "latencies differ with the host's state, so latency is `ptq ab`'s unless named here)",
+    )
+    group.addoption(
+        "--ptq-accept-new",
+        action="store_true",
+        default=False,
+        help="with --ptq-compare: cases without a baseline figure pass (a run without any baseline still fails)",
+    )
+    group.addoption(
+        "--ptq-save-baseline",
+        nargs="?",
+        const=AUTO,
+        default=None,
+        metavar="PATH",
+        help="merge this run's cases into the baseline of its fingerprint (or PATH), atomically; "
+        "only when the session passed (see --ptq-save-partial)",
+    )
+    group.addoption(
+        "--ptq-save-run",
+        action="store_true",
+        default=False,
+        help="save this run with raw samples as results/runs/<time>-<fingerprint>.json; only when "
+        "the session passed (see --ptq-save-partial)",
+    )
+    group.addoption(
+        "--ptq-save-partial",
+        action="store_true",
+        default=False,
+        help="save even when the session failed or was interrupted: only the cases whose tests "
+        "passed (default: such a session saves nothing)",
+    )
 
 
 def _check_options(config: pytest.Config) -> None:
@@ -92,13 +123,17 @@ def _check_options(config: pytest.Config) -> None:
         if path.suffix == ".py" or "::" in value or path.is_dir():
             raise pytest.UsageError(
                 f"{option}={value!r} is a test path, not a baseline file (the option takes the next argument "
-                f"as its value); write {option}=PATH.json, or put the test paths first")
+                f"as its value); write {option}=PATH.json, or put the test paths first"
+            )
     try:
         select_judges(config.getoption("--ptq-judges"), option="--ptq-judges")
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
-    for option, needs in (("--ptq-save-partial", SAVES), ("--ptq-accept-new", ("--ptq-compare",)),
-                          ("--ptq-judges", ("--ptq-compare",))):
+    for option, needs in (
+        ("--ptq-save-partial", SAVES),
+        ("--ptq-accept-new", ("--ptq-compare",)),
+        ("--ptq-judges", ("--ptq-compare",)),
+    ):
         if config.getoption(option) and not any(config.getoption(o) for o in needs):
             raise pytest.UsageError(f"{option} needs {' or '.join(needs)}")
 
@@ -112,8 +147,11 @@ def pytest_configure(config: pytest.Config) -> None:
     state = config.stash[GATE] = GateState()
     # SIGTERM ends the process at once by default: in the middle of a save, or without the
     # session knowing it was cut short. As an interrupt, it takes the same path as Ctrl-C.
-    if (any(config.getoption(o) for o in SAVES) and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+    if (
+        any(config.getoption(o) for o in SAVES)
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
         state.sigterm = signal.signal(signal.SIGTERM, _terminate)
     config.pluginmanager.register(_Outcomes(state), "ptq-gate-outcomes")
 
@@ -167,8 +205,11 @@ def _run_json(config: pytest.Config) -> dict[str, Any] | None:
     commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
     config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
     output = config.hook.pytest_benchmark_generate_json(
-        config=config, benchmarks=bs.benchmarks, include_data=True,
-        machine_info=bs.get_machine_info(), commit_info=commit_info,
+        config=config,
+        benchmarks=bs.benchmarks,
+        include_data=True,
+        machine_info=bs.get_machine_info(),
+        commit_info=commit_info,
     )
     config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=output)
     return json.loads(json.dumps(output, default=str))
@@ -204,9 +245,14 @@ def _gate(config: pytest.Config, state: GateState, data: dict[str, Any], failure
     if target:
         from ptq.run.config import load_config
 
-        state.comparison = compare_stored(root, current, baseline=None if target == AUTO else target,
-                                          config=load_config(root), accept_new=config.getoption("--ptq-accept-new"),
-                                          judges=select_judges(config.getoption("--ptq-judges"), option="--ptq-judges"))
+        state.comparison = compare_stored(
+            root,
+            current,
+            baseline=None if target == AUTO else target,
+            config=load_config(root),
+            accept_new=config.getoption("--ptq-accept-new"),
+            judges=select_judges(config.getoption("--ptq-judges"), option="--ptq-judges"),
+        )
         md = config.getoption("--ptq-compare-md")
         if md:
             text = render(state.comparison, "md").encode()
@@ -219,7 +265,8 @@ def _gate(config: pytest.Config, state: GateState, data: dict[str, Any], failure
     if failure is not None and not config.getoption("--ptq-save-partial"):
         state.messages.append(
             f"ptq: nothing saved ({', '.join(wanted)}): the session {failure}; fix it and rerun, or pass "
-            f"--ptq-save-partial to save the {len(current.cases)} case(s) whose tests passed")
+            f"--ptq-save-partial to save the {len(current.cases)} case(s) whose tests passed"
+        )
         return
     skipped = f"; {left_out} left out: their tests did not pass" if left_out else ""
     if not current.cases:
@@ -250,9 +297,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while comparing or saving: said in one line
-        state.error = (f"interrupted ({str(exc) or 'Ctrl-C'}) while comparing or saving: every file it was "
-                       "writing is as it was before (each write is a temporary file renamed into place); "
-                       "the saves listed above completed; rerun to save the rest")
+        state.error = (
+            f"interrupted ({str(exc) or 'Ctrl-C'}) while comparing or saving: every file it was "
+            "writing is as it was before (each write is a temporary file renamed into place); "
+            "the saves listed above completed; rerun to save the rest"
+        )
         session.exitstatus = pytest.ExitCode.INTERRUPTED
         return
     if state.comparison is not None and session.exitstatus == pytest.ExitCode.OK:
@@ -264,8 +313,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if state is None:
         return
     if state.comparison is not None:
-        terminalreporter.write_sep("-", "ptq: regression gate (exit status 0 pass, 1 a row failed, 4 bad input, "
-                                        "6 no baseline)")
+        terminalreporter.write_sep(
+            "-", "ptq: regression gate (exit status 0 pass, 1 a row failed, 4 bad input, 6 no baseline)"
+        )
         terminalreporter.write_line(render(state.comparison, "text"))
     for message in state.messages:
         terminalreporter.write_line(message)

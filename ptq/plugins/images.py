@@ -22,10 +22,12 @@ _PREVIOUS = pytest.StashKey["Path | None"]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ptq")
     group.addoption(
-        "--ptq-image-folder", default=None, metavar="PATH",
+        "--ptq-image-folder",
+        default=None,
+        metavar="PATH",
         help="ImageFolder tree (<root>/<class>/<image>, class folders named by ImageNet index or "
-             "category) the torchvision models calibrate and evaluate on; labeled top-1/top-5 with "
-             f"pretrained weights. Also ${ENV_VAR} or [tool.ptq.{SECTION.name}] image_folder",
+        "category) the torchvision models calibrate and evaluate on; labeled top-1/top-5 with "
+        f"pretrained weights. Also ${ENV_VAR} or [tool.ptq.{SECTION.name}] image_folder",
     )
 
 
@@ -51,8 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     folder, where = chosen
     if not folder.is_dir():
-        raise pytest.UsageError(f"{where}: image folder {str(folder)!r} is not a directory; "
-                                "point it at a <root>/<class>/<image> tree")
+        raise pytest.UsageError(
+            f"{where}: image folder {str(folder)!r} is not a directory; point it at a <root>/<class>/<image> tree"
+        )
     config.stash[_PREVIOUS] = set_image_folder(folder)
 
 

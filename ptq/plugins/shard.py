@@ -46,7 +46,9 @@ def shard_of_models(models: list[str], count: int) -> dict[str, int]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("ptq").addoption(
-        "--ptq-shard", default=None, metavar="I/N",
+        "--ptq-shard",
+        default=None,
+        metavar="I/N",
         help="run only shard I of N (whole models, round-robin over the selection); join with `ptq merge`",
     )
 

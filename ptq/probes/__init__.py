@@ -53,26 +53,43 @@ class Probe:
 
 #: The built-in probes, in the order they run.
 BUILTIN_PROBES: tuple[Probe, ...] = (
-    Probe("speedup", "ptq.probes.speedup:_speedup_probe",
-          "interleaved speedup over the same model's fp32, over visits spread across the session "
-          "(a fresh placement each), with an order-statistic interval over visits"),
-    Probe("lm", "ptq.probes.lm:_lm_probe",
-          "LM decode with a KV cache (greedy, EOS ignored): time to first token, per-token p50/p90, tokens/s, "
-          "KV-cache bytes, generated-token agreement, decode speedup over fp32 and decode memory (weights, KV cache, "
-          "activations)"),
-    Probe("deployment", "ptq.probes.best_fp32:_deployment_probe",
-          "the stack and deployment form that ran, and compile/freeze seconds"),
-    Probe("drift", "ptq.probes.drift.profiles:_drift_probe",
-          "output drift from the float model on eval data, gated by [tool.ptq.tolerance]"),
-    Probe("memory", "ptq.probes.memory:_probe",
-          "peak memory of one inference and of the quantization step (memray)",
-          monitor="ptq.probes.memory:quantize_monitor"),
-    Probe("size", "ptq.probes.size:_size_probe",
-          "serialized model bytes and their ratio to the same model's fp32 state_dict"),
+    Probe(
+        "speedup",
+        "ptq.probes.speedup:_speedup_probe",
+        "interleaved speedup over the same model's fp32, over visits spread across the session "
+        "(a fresh placement each), with an order-statistic interval over visits",
+    ),
+    Probe(
+        "lm",
+        "ptq.probes.lm:_lm_probe",
+        "LM decode with a KV cache (greedy, EOS ignored): time to first token, per-token p50/p90, tokens/s, "
+        "KV-cache bytes, generated-token agreement, decode speedup over fp32 and decode memory (weights, KV cache, "
+        "activations)",
+    ),
+    Probe(
+        "deployment",
+        "ptq.probes.best_fp32:_deployment_probe",
+        "the stack and deployment form that ran, and compile/freeze seconds",
+    ),
+    Probe(
+        "drift",
+        "ptq.probes.drift.profiles:_drift_probe",
+        "output drift from the float model on eval data, gated by [tool.ptq.tolerance]",
+    ),
+    Probe(
+        "memory",
+        "ptq.probes.memory:_probe",
+        "peak memory of one inference and of the quantization step (memray)",
+        monitor="ptq.probes.memory:quantize_monitor",
+    ),
+    Probe(
+        "size",
+        "ptq.probes.size:_size_probe",
+        "serialized model bytes and their ratio to the same model's fp32 state_dict",
+    ),
 )
 
-_REGISTRY: NamedRegistry[Probe] = NamedRegistry("probe", Probe, entry_point_group="ptq.probes",
-                                                builtins=BUILTIN_PROBES)
+_REGISTRY: NamedRegistry[Probe] = NamedRegistry("probe", Probe, entry_point_group="ptq.probes", builtins=BUILTIN_PROBES)
 
 
 def register_probe(name: str, *, description: str = "", replace: bool = False):

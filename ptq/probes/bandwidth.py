@@ -32,8 +32,9 @@ class BandwidthMeter:
     time the kernel's page faults, not the bandwidth).
     """
 
-    def __init__(self, nbytes: int = DEFAULT_METER_BYTES, *, copies: int = 2,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self, nbytes: int = DEFAULT_METER_BYTES, *, copies: int = 2, timer: Callable[[], float] = time.perf_counter
+    ) -> None:
         if nbytes < 4 or copies < 1:
             raise ValueError(f"a bandwidth meter needs >= 4 bytes and >= 1 copy, got {nbytes} bytes, {copies} copies")
         self.nbytes, self.copies, self.timer = nbytes, copies, timer

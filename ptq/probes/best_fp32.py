@@ -83,12 +83,15 @@ def best_fp32_speedups(results: Sequence[CaseResult], is_float: Callable[[str], 
             "high": high,
             "paired": paired,
             "unpaired": unpaired,
-            "method": "paired: speedup_vs_fp32 / best form's speedup_vs_fp32" if paired is not None else "unpaired medians",
+            "method": "paired: speedup_vs_fp32 / best form's speedup_vs_fp32"
+            if paired is not None
+            else "unpaired medians",
         }
     return out
 
 
 def _deployment_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> DeploymentFigures:
     q = prepared.quantized
-    return DeploymentFigures(form=deployment_form(q), stack=q.stack, float_form=not prepared.recipe.quantizes(),
-                             extra=dict(q.notes))
+    return DeploymentFigures(
+        form=deployment_form(q), stack=q.stack, float_form=not prepared.recipe.quantizes(), extra=dict(q.notes)
+    )

@@ -34,7 +34,16 @@ from ptq.storage.figures import DeploymentFigures, DriftFigures, SizeFigures, me
 if TYPE_CHECKING:
     from ptq.run.results import CaseResult
 
-__all__ = ["STACKS", "ModelFastest", "Pick", "StackBest", "StackKind", "fastest_paths", "fastest_table", "top_operators"]
+__all__ = [
+    "STACKS",
+    "ModelFastest",
+    "Pick",
+    "StackBest",
+    "StackKind",
+    "fastest_paths",
+    "fastest_table",
+    "top_operators",
+]
 
 
 @dataclass(frozen=True)
@@ -147,8 +156,17 @@ def _pick(r: CaseResult, best: CaseResult, precision: str) -> Pick:
     sized = metric_figures(SizeFigures, r.metrics)
     size = sized.serialized_bytes if sized is not None else None
     label = _notes(r).get("precision_label")
-    return Pick(r.case, r.recipe, precision, round(r.latency.median * 1e3, 4), round(_slower(r, best), 4), _drift(r), size,
-                r.speedup_vs_fp32, str(label) if label else None)
+    return Pick(
+        r.case,
+        r.recipe,
+        precision,
+        round(r.latency.median * 1e3, 4),
+        round(_slower(r, best), 4),
+        _drift(r),
+        size,
+        r.speedup_vs_fp32,
+        str(label) if label else None,
+    )
 
 
 def _fastest(results: Sequence[CaseResult]) -> CaseResult | None:
@@ -193,24 +211,38 @@ def fastest_paths(
                 for key, want in (("fastest", None), ("fp32", "fp32"), ("int8", "int8"))
             }
             chosen[kind.name] = picks
-            limits = tuple(profile(model, picks["fastest"].recipe)) if profile and kind.profiled and picks["fastest"] else ()
-            defaults = sorted((r for r in mine if _is_default(r, kind)),
-                              key=lambda r: kind.default_recipes.index(r.recipe) if r.recipe in kind.default_recipes else 99)
-            stacks.append(StackBest(
-                kind.name, *(_pick(p, best, ran[p.case]) if p else None for p in picks.values()), limits=limits,
-                default=_pick(defaults[0], best, ran[defaults[0].case]) if defaults else None,
-                ran=tuple(sorted({ran[r.case] for r in cases if kind.holds(r.stack, _form(r))})),
-            ))
+            limits = (
+                tuple(profile(model, picks["fastest"].recipe)) if profile and kind.profiled and picks["fastest"] else ()
+            )
+            defaults = sorted(
+                (r for r in mine if _is_default(r, kind)),
+                key=lambda r: kind.default_recipes.index(r.recipe) if r.recipe in kind.default_recipes else 99,
+            )
+            stacks.append(
+                StackBest(
+                    kind.name,
+                    *(_pick(p, best, ran[p.case]) if p else None for p in picks.values()),
+                    limits=limits,
+                    default=_pick(defaults[0], best, ran[defaults[0].case]) if defaults else None,
+                    ran=tuple(sorted({ran[r.case] for r in cases if kind.holds(r.stack, _form(r))})),
+                )
+            )
         torch_int8 = _fastest([chosen[s.name]["int8"] for s in STACKS if s.runtime is None and chosen[s.name]["int8"]])
-        torch_best = _fastest([chosen[s.name]["fastest"] for s in STACKS if s.runtime is None and chosen[s.name]["fastest"]])
+        torch_best = _fastest(
+            [chosen[s.name]["fastest"] for s in STACKS if s.runtime is None and chosen[s.name]["fastest"]]
+        )
         peer = _fastest([chosen[name]["fastest"] for name in PEERS if chosen[name]["fastest"]])
         versus = best_versus = None
         if torch_int8 and peer:
-            versus = {"torch_int8": torch_int8.case, "peer": peer.case,
-                      "ratio": round(_slower(torch_int8, peer), 4)}
+            versus = {"torch_int8": torch_int8.case, "peer": peer.case, "ratio": round(_slower(torch_int8, peer), 4)}
         if torch_best and peer:
-            best_versus = {"torch": torch_best.case, "torch_precision": ran[torch_best.case], "peer": peer.case,
-                           "peer_precision": ran[peer.case], "ratio": round(_slower(torch_best, peer), 4)}
+            best_versus = {
+                "torch": torch_best.case,
+                "torch_precision": ran[torch_best.case],
+                "peer": peer.case,
+                "peer_precision": ran[peer.case],
+                "ratio": round(_slower(torch_best, peer), 4),
+            }
         excluded = tuple(r.case for r in cases if r not in ok)
         out.append(ModelFastest(model, _pick(best, best, ran[best.case]), tuple(stacks), versus, excluded, best_versus))
     return out
@@ -245,8 +277,11 @@ def _quiet_kineto() -> Iterator[None]:
             os.dup2(saved, fd)
             os.close(saved)
             held.seek(0)
-            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
-                    if not _kineto_noise(line)]
+            kept = [
+                line
+                for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                if not _kineto_noise(line)
+            ]
             if kept:
                 os.write(fd, "".join(kept).encode())
 
@@ -267,8 +302,11 @@ def top_operators(
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [
-        {"op": e.key, "self_ms_per_call": round(e.self_cpu_time_total / 1e3 / calls, 4),
-         "share": round(e.self_cpu_time_total / total, 4)}
+        {
+            "op": e.key,
+            "self_ms_per_call": round(e.self_cpu_time_total / 1e3 / calls, 4),
+            "share": round(e.self_cpu_time_total / total, 4),
+        }
         for e in events[:top]
     ]
 
@@ -294,19 +332,60 @@ def fastest_table(summaries: Sequence[Mapping[str, Any]]) -> str:
             if not fastest:
                 continue
             limits = ", ".join(f"{op['op']} {op['share']:.0%}" for op in st.get("limits") or ()) or "-"
-            rows.append([
-                s["model"], st["stack"], _cell(fastest), fastest.get("drift") or "-",
-                _cell(st["fp32"]), _cell(st["int8"]), _cell(st.get("default")), ",".join(st.get("ran") or ()) or "-", limits,
-            ])
+            rows.append(
+                [
+                    s["model"],
+                    st["stack"],
+                    _cell(fastest),
+                    fastest.get("drift") or "-",
+                    _cell(st["fp32"]),
+                    _cell(st["int8"]),
+                    _cell(st.get("default")),
+                    ",".join(st.get("ran") or ()) or "-",
+                    limits,
+                ]
+            )
         versus = s.get("torch_int8_vs_peer")
         if versus:
-            rows.append([s["model"], "torch int8 / peer", f"{versus['ratio']:.2f}x the time", "", versus["torch_int8"],
-                         versus["peer"], "", "", ""])
+            rows.append(
+                [
+                    s["model"],
+                    "torch int8 / peer",
+                    f"{versus['ratio']:.2f}x the time",
+                    "",
+                    versus["torch_int8"],
+                    versus["peer"],
+                    "",
+                    "",
+                    "",
+                ]
+            )
         best = s.get("torch_best_vs_peer")
         if best:
-            rows.append([s["model"], "torch best / peer", f"{best['ratio']:.2f}x the time", "",
-                         f"{best['torch']} [{best['torch_precision']}]", f"{best['peer']} [{best['peer_precision']}]", "", "", ""])
+            rows.append(
+                [
+                    s["model"],
+                    "torch best / peer",
+                    f"{best['ratio']:.2f}x the time",
+                    "",
+                    f"{best['torch']} [{best['torch_precision']}]",
+                    f"{best['peer']} [{best['peer_precision']}]",
+                    "",
+                    "",
+                    "",
+                ]
+            )
     return format_table(
-        ["model", "stack", "fastest in tolerance", "drift", "best fp32", "best int8", "defaults (precision)", "ran",
-         "top ops by self time"], rows
+        [
+            "model",
+            "stack",
+            "fastest in tolerance",
+            "drift",
+            "best fp32",
+            "best int8",
+            "defaults (precision)",
+            "ran",
+            "top ops by self time",
+        ],
+        rows,
     )

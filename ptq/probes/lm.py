@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
 
-__all__ = ["DECODE", "DecodeSpec", "Decoded", "cache_bytes", "decode_figures", "decode_memory", "find_lm", "greedy_decode"]
+__all__ = [
+    "DECODE",
+    "DecodeSpec",
+    "Decoded",
+    "cache_bytes",
+    "decode_figures",
+    "decode_memory",
+    "find_lm",
+    "greedy_decode",
+]
 
 FAMILY = "lm"
 
@@ -72,13 +81,15 @@ def cache_bytes(past: Any) -> int:
         return sum(cache_bytes(p) for p in past)
     layers = getattr(past, "layers", None)
     if layers is not None:
-        return sum(cache_bytes(getattr(layer, "keys", None)) + cache_bytes(getattr(layer, "values", None))
-                   for layer in layers)
+        return sum(
+            cache_bytes(getattr(layer, "keys", None)) + cache_bytes(getattr(layer, "values", None)) for layer in layers
+        )
     return 0
 
 
-def greedy_decode(lm: CausalLM, prompt: torch.Tensor, new_tokens: int, *,
-                  timer: Callable[[], float] = time.perf_counter) -> Decoded:
+def greedy_decode(
+    lm: CausalLM, prompt: torch.Tensor, new_tokens: int, *, timer: Callable[[], float] = time.perf_counter
+) -> Decoded:
     """Prefill ``prompt`` (batch, length), then feed back the arg-max token ``new_tokens - 1``
     times through the KV cache. End-of-sequence is not special: every run makes as many steps."""
     if new_tokens < 1:
@@ -124,12 +135,12 @@ def decode_memory(lm: CausalLM, prompt: torch.Tensor, new_tokens: int) -> dict[s
         "peak_bytes": peak,
         "weights_bytes": weights,
         "weights": "len of torch.save(state_dict) of the decoding model: parameters, persistent buffers and "
-                   "quantized weights as the recipe packed them (torch.save's framing adds ~0.4 KiB a tensor)",
+        "quantized weights as the recipe packed them (torch.save's framing adds ~0.4 KiB a tensor)",
         "kv_cache_bytes": run.cache_bytes,
         "activations_and_other_bytes": max(peak - weights - run.cache_bytes, 0),
         "activations_and_other": "peak - weights - KV cache, floored at 0: the decode's activations and "
-                                 "temporaries plus the process's other resident memory (interpreter, libraries, "
-                                 "the float model and anything else the session holds)",
+        "temporaries plus the process's other resident memory (interpreter, libraries, "
+        "the float model and anything else the session holds)",
         # The decode's own part of that: its high-water mark (which the cache, built during the run, is in) less the cache.
         "activations_bytes": max(tracking.memory.increment_bytes - run.cache_bytes, 0),
         "decode": tracking.memory.to_dict(),
@@ -178,9 +189,11 @@ def _decode_speedup(reference: CausalLM, candidate: CausalLM, prompt: torch.Tens
         return {"not_measured": "the model's KV cache cannot be cropped back between calls"}
     pairs = time_pairs(ref, cand, budget_s=budget_s)
     est = paired_quantile_ratio([r for r, _ in pairs], [c for _, c in pairs], q=location(DEFAULT_LOCATION))
-    return {"method": f"interleaved ABBA pairs of one decode step at {prompt.shape[1]} cached tokens, "
-                      f"{DEFAULT_LOCATION} of fp32 / {DEFAULT_LOCATION} of the case, bootstrap interval",
-            **est.to_dict()}
+    return {
+        "method": f"interleaved ABBA pairs of one decode step at {prompt.shape[1]} cached tokens, "
+        f"{DEFAULT_LOCATION} of fp32 / {DEFAULT_LOCATION} of the case, bootstrap interval",
+        **est.to_dict(),
+    }
 
 
 def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> LmFigures | None:
@@ -189,26 +202,40 @@ def _lm_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -
     spec = DECODE
     lm, float_lm = find_lm(prepared.model), find_lm(prepared.built.model)
     prompt = prepared.built.data.batch("eval", 0, prepared.entry.batch_size).inputs[0][:, : spec.prompt_len]
-    figures: dict[str, Any] = {"batch": prompt.shape[0], "prompt_tokens": prompt.shape[1],
-                               "new_tokens": spec.new_tokens, "decoding": "greedy, EOS ignored, KV cache",
-                               "prefill": f"the timed rounds: batch {list(prepared.inputs[0].shape)} without cache"}
+    figures: dict[str, Any] = {
+        "batch": prompt.shape[0],
+        "prompt_tokens": prompt.shape[1],
+        "new_tokens": spec.new_tokens,
+        "decoding": "greedy, EOS ignored, KV cache",
+        "prefill": f"the timed rounds: batch {list(prepared.inputs[0].shape)} without cache",
+    }
     if lm is None or float_lm is None:
-        figures["not_measured"] = f"recipe {prepared.recipe.name!r} leaves no transformers model to decode with a KV cache"
+        figures["not_measured"] = (
+            f"recipe {prepared.recipe.name!r} leaves no transformers model to decode with a KV cache"
+        )
         return LmFigures.from_dict(figures)
     form = deployment_form(prepared.quantized)
     if form != "eager":  # the wrapper holds the prefill's forward only: decoding would time the eager model
-        figures["not_measured"] = (f"recipe {prepared.recipe.name!r} deploys the prefill forward as {form}; "
-                                   "its decode steps would run the eager model, so they are not measured under its name")
+        figures["not_measured"] = (
+            f"recipe {prepared.recipe.name!r} deploys the prefill forward as {form}; "
+            "its decode steps would run the eager model, so they are not measured under its name"
+        )
         return LmFigures.from_dict(figures)
     with torch.inference_mode():
         torch.manual_seed(spec.seed)
         greedy_decode(lm, prompt, spec.new_tokens)  # warm-up: kernels chosen, weights packed
         runs = [greedy_decode(lm, prompt, spec.new_tokens) for _ in range(spec.repeats)]
         reference = _float_tokens(float_lm, prompt, spec.new_tokens)
-        figures.update(decode_figures(runs), kv_cache_bytes=runs[0].cache_bytes,
-                       generated_token_agreement=token_agreement(reference, runs[0].tokens))
+        figures.update(
+            decode_figures(runs),
+            kv_cache_bytes=runs[0].cache_bytes,
+            generated_token_agreement=token_agreement(reference, runs[0].tokens),
+        )
         if prepared.recipe.name != REFERENCE and options.pair_budget_s > 0:
             figures["decode_speedup"] = _decode_speedup(float_lm, lm, prompt, options.pair_budget_s)
-    figures["memory"] = (decode_memory(lm, prompt, spec.new_tokens) if memory.enabled(options) else
-                         {"not_measured": "the memory probe is not selected (--ptq-probes); memray runs with it"})
+    figures["memory"] = (
+        decode_memory(lm, prompt, spec.new_tokens)
+        if memory.enabled(options)
+        else {"not_measured": "the memory probe is not selected (--ptq-probes); memray runs with it"}
+    )
     return LmFigures.from_dict(figures)  # checked against the schema as it is written

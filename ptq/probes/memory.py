@@ -64,7 +64,9 @@ LIMIT_KEYS = MEMORY_LIMIT_KEYS
 SECTION = MEMORY
 
 #: Budgets from a ``@pytest.mark.ptq_memory_limit(...)`` on the running test (set by ptq.plugins.memory).
-MARKER_LIMITS: contextvars.ContextVar[Mapping[str, int | str] | None] = contextvars.ContextVar("ptq_memory_limits", default=None)
+MARKER_LIMITS: contextvars.ContextVar[Mapping[str, int | str] | None] = contextvars.ContextVar(
+    "ptq_memory_limits", default=None
+)
 
 #: Python frames read per allocation site, enough to reach the model's own ``forward``.
 MAX_FRAMES = 30
@@ -106,8 +108,11 @@ class StepMemory:
         return self.baseline_bytes + self.increment_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        device = {k: v for k in ("device_peak_allocated_bytes", "device_peak_reserved_bytes")
-                  if (v := getattr(self, k)) is not None}
+        device = {
+            k: v
+            for k in ("device_peak_allocated_bytes", "device_peak_reserved_bytes")
+            if (v := getattr(self, k)) is not None
+        }
         return {
             "peak_bytes": self.peak_bytes,
             "increment_bytes": self.increment_bytes,
@@ -125,8 +130,11 @@ def device_peaks(device: Device) -> Iterator[Tracking]:
         yield tracking
         device.synchronize()  # the block's queued kernels allocate before the peaks are read
     if tracking.memory is not None:
-        tracking.memory = replace(tracking.memory, device_peak_allocated_bytes=device.peak_allocated(),
-                                  device_peak_reserved_bytes=device.peak_reserved())
+        tracking.memory = replace(
+            tracking.memory,
+            device_peak_allocated_bytes=device.peak_allocated(),
+            device_peak_reserved_bytes=device.peak_reserved(),
+        )
 
 
 @dataclass
@@ -227,7 +235,9 @@ def check_budget(case_id: str, step: str, memory: StepMemory, limit: int) -> str
     """The failure message when the step's increment exceeds ``limit``, else None."""
     if memory.increment_bytes <= limit:
         return None
-    sites = "; ".join(f"{format_bytes(s.bytes)} in {s.allocations} allocation(s) by {s.where}" for s in memory.top_sites)
+    sites = "; ".join(
+        f"{format_bytes(s.bytes)} in {s.allocations} allocation(s) by {s.where}" for s in memory.top_sites
+    )
     return (
         f"{case_id}: {step} allocated {format_bytes(memory.increment_bytes)} at its peak "
         f"(process peak {format_bytes(memory.peak_bytes)}), over its {format_bytes(limit)} budget "
@@ -290,4 +300,3 @@ def _probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> M
     if failures:
         raise CheckFailed("\n".join(failures), value=typed)
     return typed
-

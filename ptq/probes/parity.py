@@ -46,7 +46,11 @@ def median_interval(values: list[float], z: float = 1.96) -> tuple[float, float,
 
 
 def interleaved_parity(
-    suite: Callable[[], Any], standalone: Callable[[], Any], *, rounds: int = 100, warmup: int = 5,
+    suite: Callable[[], Any],
+    standalone: Callable[[], Any],
+    *,
+    rounds: int = 100,
+    warmup: int = 5,
     timer: Callable[[], float] = time.perf_counter,
 ) -> Parity:
     """Time ``suite`` and ``standalone`` (no-argument callables) in ``rounds`` ABBA rounds."""
@@ -76,5 +80,14 @@ def interleaved_parity(
         same.append(b1 / b2)
     ratio, low, high = median_interval(ratios)
     same_ratio, same_low, same_high = median_interval(same)
-    return Parity(statistics.median(a_times) * 1e3, statistics.median(b_times) * 1e3, ratio, low, high,
-                  same_ratio, same_low, same_high, rounds)
+    return Parity(
+        statistics.median(a_times) * 1e3,
+        statistics.median(b_times) * 1e3,
+        ratio,
+        low,
+        high,
+        same_ratio,
+        same_low,
+        same_high,
+        rounds,
+    )

@@ -66,7 +66,9 @@ def script_bytes(model: torch.jit.ScriptModule) -> int:
 #: Forms whose archive does not hold the weights faithfully: ``optimize_for_inference`` packs
 #: convolution weights into MKLDNN contexts, and ``torch.jit.save`` wrote 2.06 MB for a
 #: ResNet-18 whose weights are 46.8 MB. Reported as not measured rather than as a 0.04x model.
-UNSIZED_FORMS = {"jit_optimize": "torch.jit.optimize_for_inference packs weights into MKLDNN contexts that torch.jit.save does not size faithfully"}
+UNSIZED_FORMS = {
+    "jit_optimize": "torch.jit.optimize_for_inference packs weights into MKLDNN contexts that torch.jit.save does not size faithfully"
+}
 
 
 def serialized_bytes(prepared: PreparedCase) -> tuple[int | None, str]:
@@ -88,5 +90,9 @@ def serialized_bytes(prepared: PreparedCase) -> tuple[int | None, str]:
 def _size_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> SizeFigures:
     fp32 = _fp32_bytes(prepared.built.model)
     size, method = serialized_bytes(prepared)
-    return SizeFigures(method=method, serialized_bytes=size, fp32_state_dict_bytes=fp32,
-                       ratio_vs_fp32=round(size / fp32, 4) if size is not None else None)
+    return SizeFigures(
+        method=method,
+        serialized_bytes=size,
+        fp32_state_dict_bytes=fp32,
+        ratio_vs_fp32=round(size / fp32, 4) if size is not None else None,
+    )

@@ -51,15 +51,31 @@ if TYPE_CHECKING:
     from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
 
-__all__ = ["DEFAULT_MAX_VISITS", "DEFAULT_PAIR_TIME", "DEFAULT_QUIET_EXTRA", "DEFAULT_RERUN_TARGET", "SpeedupVisits", "interleaved_speedup", "metered", "placement_speedup", "quietest"]
+__all__ = [
+    "DEFAULT_MAX_VISITS",
+    "DEFAULT_PAIR_TIME",
+    "DEFAULT_QUIET_EXTRA",
+    "DEFAULT_RERUN_TARGET",
+    "SpeedupVisits",
+    "interleaved_speedup",
+    "metered",
+    "placement_speedup",
+    "quietest",
+]
 
 MIN_PAIRS = 5
 MAX_PAIRS = 400
 
 
 def time_pairs(
-    reference: Callable[[], Any], candidate: Callable[[], Any], *, budget_s: float, warmup: int = 3,
-    min_pairs: int = MIN_PAIRS, max_pairs: int = MAX_PAIRS, timer: Callable[[], float] = time.perf_counter,
+    reference: Callable[[], Any],
+    candidate: Callable[[], Any],
+    *,
+    budget_s: float,
+    warmup: int = 3,
+    min_pairs: int = MIN_PAIRS,
+    max_pairs: int = MAX_PAIRS,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> list[tuple[float, float]]:
     """(reference, candidate) call times, alternated ABBA until ``budget_s`` or ``max_pairs``
     (at least ``min_pairs``), after ``warmup`` untimed pairs. ``timer`` is read around each call:
@@ -96,8 +112,9 @@ def interleaved_speedup(
     """Alternate reference and candidate calls (ABBA order) until ``budget_s`` or ``max_pairs``;
     the ratio of the sides' ``statistic``. ``pairs``, when given, receives the raw (reference,
     candidate) times."""
-    got = time_pairs(reference, candidate, budget_s=budget_s, warmup=warmup, min_pairs=min_pairs,
-                     max_pairs=max_pairs, timer=timer)
+    got = time_pairs(
+        reference, candidate, budget_s=budget_s, warmup=warmup, min_pairs=min_pairs, max_pairs=max_pairs, timer=timer
+    )
     if pairs is not None:
         pairs.extend(got)
     return paired_quantile_ratio([r for r, _ in got], [c for _, c in got], q=location(statistic))
@@ -147,8 +164,10 @@ class _Visited:
         # A model whose copy computed the same once is copied alike again: only the first visit
         # checks the copy's outputs (a call of a 135M-parameter LM is a second per side).
         checked = k > 0 and self.kinds == {MODEL_AND_INPUTS}
-        ref, cand = (place(m, self.inputs, seed=self.seed + 2 * k + i, reference_output=None if checked else out)
-                     for i, (m, out) in enumerate(((self.reference, self.outputs[0]), (self.candidate, self.outputs[1]))))
+        ref, cand = (
+            place(m, self.inputs, seed=self.seed + 2 * k + i, reference_output=None if checked else out)
+            for i, (m, out) in enumerate(((self.reference, self.outputs[0]), (self.candidate, self.outputs[1])))
+        )
         self.kinds.update(p.kind + (f" ({p.why})" if p.why else "") for p in (ref, cand))
         before = self.meter() if self.meter is not None else None
         pairs = time_pairs(ref.call, cand.call, budget_s=window_s, warmup=1, min_pairs=2, timer=self.timer)
@@ -165,7 +184,9 @@ class _Visited:
 
     def half_width(self, extra: int, q: float) -> float:
         """The rerun interval's larger half, relative to the median, over the visits that count."""
-        ratios = [float(np.quantile(self.ref_blocks[i], q) / np.quantile(self.cand_blocks[i], q)) for i in self.kept(extra)]
+        ratios = [
+            float(np.quantile(self.ref_blocks[i], q) / np.quantile(self.cand_blocks[i], q)) for i in self.kept(extra)
+        ]
         low, high, _ = repeat_interval(ratios)
         mid = float(np.median(ratios))
         return max(high / mid - 1, 1 - low / mid)
@@ -203,15 +224,27 @@ class SpeedupVisits:
     interval is over (:func:`ptq.stats.estimate.visit_ratio`: median, order-statistic interval).
     """
 
-    def __init__(self, *, budget_s: float, visits: int = DEFAULT_VISITS, statistic: str = DEFAULT_LOCATION,
-                 timer: Callable[[], float] = time.perf_counter, meter: Callable[[], float] | None = None,
-                 extra: int = 0, target: float = 0.0, max_visits: int | None = None,
-                 session_meter: BandwidthMeter | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        budget_s: float,
+        visits: int = DEFAULT_VISITS,
+        statistic: str = DEFAULT_LOCATION,
+        timer: Callable[[], float] = time.perf_counter,
+        meter: Callable[[], float] | None = None,
+        extra: int = 0,
+        target: float = 0.0,
+        max_visits: int | None = None,
+        session_meter: BandwidthMeter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if visits < 2:
             raise ValueError(f"an interval over visits needs >= 2 visits, got {visits}")
         if target < 0 or (max_visits is not None and max_visits < visits + extra):
-            raise ValueError(f"a rerun target must be >= 0 (got {target}) and max visits >= the visits made "
-                             f"({visits + extra}, got {max_visits})")
+            raise ValueError(
+                f"a rerun target must be >= 0 (got {target}) and max visits >= the visits made "
+                f"({visits + extra}, got {max_visits})"
+            )
         self.target, self.max_visits = target, max_visits if max_visits is not None else visits + extra
         if extra < 0 or (extra and meter is None):
             raise ValueError(f"extra visits ({extra}) need a meter to choose the quietest by, and cannot be negative")
@@ -226,21 +259,40 @@ class SpeedupVisits:
         self._open: list[_Visited] = []
         self._threads: int | None = None  # torch's threads when the first case was added
 
-    def add(self, reference: Any, candidate: Any, inputs: tuple[Any, ...], *, seed: int = 0,
-            on_done: Callable[[PlacementEstimate, dict[str, Any]], None],
-            on_error: Callable[[str], None] | None = None) -> None:
+    def add(
+        self,
+        reference: Any,
+        candidate: Any,
+        inputs: tuple[Any, ...],
+        *,
+        seed: int = 0,
+        on_done: Callable[[PlacementEstimate, dict[str, Any]], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         """Time the case's first visit now; ``on_done(estimate, latency)`` once its last is made.
         A later visit that raises stops that case alone: ``on_error(why)`` is called instead (without
         it, :meth:`finish` raises once every other case is done), so one case cannot sink a session."""
         with torch.inference_mode():
             outputs = (reference(*inputs), candidate(*inputs))
-        case = _Visited(reference, candidate, tuple(inputs), outputs, seed, on_done, on_error, self.timer, self.meter,
-                        clock=self.clock)
+        case = _Visited(
+            reference,
+            candidate,
+            tuple(inputs),
+            outputs,
+            seed,
+            on_done,
+            on_error,
+            self.timer,
+            self.meter,
+            clock=self.clock,
+        )
         if self._threads is None:
             self._threads = torch.get_num_threads()
         elif torch.get_num_threads() != self._threads:
-            raise ValueError(f"speedup visits were added at {self._threads} torch thread(s) and now at "
-                             f"{torch.get_num_threads()}: one session's visits share one thread count")
+            raise ValueError(
+                f"speedup visits were added at {self._threads} torch thread(s) and now at "
+                f"{torch.get_num_threads()}: one session's visits share one thread count"
+            )
         self._read_session_meter()
         case.visit(self.window_s)
         self._open.append(case)
@@ -256,9 +308,14 @@ class SpeedupVisits:
         if self.session_meter is None or not self.session_readings:
             return None
         gbps = sorted(self.session_meter.gigabytes_per_second(r) for r in self.session_readings)
-        return {"method": f"fastest of {self.session_meter.copies} copies of {self.session_meter.nbytes >> 20} MiB, "
-                          "read before each case's first visit and each round of visits",
-                "reads": len(gbps), "median_gbps": float(np.median(gbps)), "low_gbps": gbps[0], "high_gbps": gbps[-1]}
+        return {
+            "method": f"fastest of {self.session_meter.copies} copies of {self.session_meter.nbytes >> 20} MiB, "
+            "read before each case's first visit and each round of visits",
+            "reads": len(gbps),
+            "median_gbps": float(np.median(gbps)),
+            "low_gbps": gbps[0],
+            "high_gbps": gbps[-1],
+        }
 
     def __len__(self) -> int:
         return len(self._open)
@@ -292,17 +349,21 @@ class SpeedupVisits:
             scheduled = self.visits + self.extra
             for turn in range(1, scheduled):
                 cost = sum(c.visit_cost for c in cases if not c.error)
-                say(f"speedup visits, round {turn + 1}/{scheduled} over {len(cases)} case(s), about {duration(cost)} "
+                say(
+                    f"speedup visits, round {turn + 1}/{scheduled} over {len(cases)} case(s), about {duration(cost)} "
                     f"a round, {duration(cost * (scheduled - turn))} for the scheduled rounds"
-                    + (f"; {duration(max(0.0, deadline - self.clock()))} of the --ptq-budget left" if deadline else ""))
+                    + (f"; {duration(max(0.0, deadline - self.clock()))} of the --ptq-budget left" if deadline else "")
+                )
                 self._read_session_meter()
                 for case in cases if turn % 2 == 0 else reversed(cases):
                     self._visit(case)
             q = location(self.statistic)
             made = scheduled
             while self.target > 0 and made < self.max_visits:
-                wanting = sorted((c for c in cases if not c.error and not c.cut and c.half_width(self.extra, q) > self.target),
-                                 key=lambda c: -c.half_width(self.extra, q))
+                wanting = sorted(
+                    (c for c in cases if not c.error and not c.cut and c.half_width(self.extra, q) > self.target),
+                    key=lambda c: -c.half_width(self.extra, q),
+                )
                 if deadline is not None:
                     room = deadline - self.clock()
                     for case in wanting:
@@ -314,16 +375,20 @@ class SpeedupVisits:
                     break
                 made += 1
                 cost = sum(c.visit_cost for c in wanting)
-                say(f"speedup visits, round {made} (at most {self.max_visits}) over the {len(wanting)} case(s) whose "
+                say(
+                    f"speedup visits, round {made} (at most {self.max_visits}) over the {len(wanting)} case(s) whose "
                     f"rerun interval is wider than +-{self.target:.0%}, about {duration(cost)}"
-                    + (f"; {duration(max(0.0, deadline - self.clock()))} of the --ptq-budget left" if deadline else ""))
+                    + (f"; {duration(max(0.0, deadline - self.clock()))} of the --ptq-budget left" if deadline else "")
+                )
                 self._read_session_meter()
                 for case in wanting:
                     self._visit(case)
             short = [c for c in cases if c.cut]
             if short:
-                say(f"speedup visits: the --ptq-budget left {len(short)} case(s) short of +-{self.target:.0%} "
-                    f"(their rows say 'budget')")
+                say(
+                    f"speedup visits: the --ptq-budget left {len(short)} case(s) short of +-{self.target:.0%} "
+                    f"(their rows say 'budget')"
+                )
         finally:
             torch.set_num_threads(before)
         best = min((r for case in cases for r in case.readings), default=None)  # the session's quietest reading
@@ -340,19 +405,29 @@ class SpeedupVisits:
             per = [float(np.quantile(case.cand_blocks[i], q)) for i in kept]
             mid, low, high, _ = median_interval(per)
             again_low, again_high, again_level = repeat_interval(per)
-            latency = {"statistic": self.statistic, "ms": mid * 1e3, "low_ms": low * 1e3,
-                       "high_ms": high * 1e3, "repeat": {"low_ms": again_low * 1e3, "high_ms": again_high * 1e3,
-                                                         "level": again_level},
-                       "per_placement_ms": [x * 1e3 for x in per],
-                       "spread": max(per) / min(per) - 1, "placed": sorted(case.kinds)}
+            latency = {
+                "statistic": self.statistic,
+                "ms": mid * 1e3,
+                "low_ms": low * 1e3,
+                "high_ms": high * 1e3,
+                "repeat": {"low_ms": again_low * 1e3, "high_ms": again_high * 1e3, "level": again_level},
+                "per_placement_ms": [x * 1e3 for x in per],
+                "spread": max(per) / min(per) - 1,
+                "placed": sorted(case.kinds),
+            }
             if case.readings and best is not None:
                 latency["bandwidth"] = _bandwidth_record(case, kept, best, q)
             if self.target > 0:
                 width = case.half_width(self.extra, q)
                 reached = width <= self.target
-                latency["precision"] = {"target": self.target, "half_width": width, "reached": reached,
-                                        "visits": len(case.ref_blocks), "max_visits": self.max_visits,
-                                        "stopped": "target" if reached else "budget" if case.cut else "max_visits"}
+                latency["precision"] = {
+                    "target": self.target,
+                    "half_width": width,
+                    "reached": reached,
+                    "visits": len(case.ref_blocks),
+                    "max_visits": self.max_visits,
+                    "stopped": "target" if reached else "budget" if case.cut else "max_visits",
+                }
             case.on_done(est, latency)
         if unreported:
             raise RuntimeError("speedup visits failed: " + "; ".join(unreported))
@@ -372,14 +447,27 @@ def metered(device: Device, extra: int, *, session: bool = True) -> dict[str, An
 def _bandwidth_record(case: _Visited, kept: list[int], best: float, q: float) -> dict[str, Any]:
     """Which visits were kept and how contended each was: the meter's reading over the session's
     quietest, and every visit's ratio (kept or not), so a reader can see what the choice changed."""
-    ratios = [float(np.quantile(r, q) / np.quantile(c, q)) for r, c in zip(case.ref_blocks, case.cand_blocks, strict=True)]
-    return {"meter_ms": [x * 1e3 for x in case.readings], "session_best_ms": best * 1e3, "kept": kept,
-            "kept_excess": max(case.readings[i] for i in kept) / best - 1, "ratio_per_visit": ratios}
+    ratios = [
+        float(np.quantile(r, q) / np.quantile(c, q)) for r, c in zip(case.ref_blocks, case.cand_blocks, strict=True)
+    ]
+    return {
+        "meter_ms": [x * 1e3 for x in case.readings],
+        "session_best_ms": best * 1e3,
+        "kept": kept,
+        "kept_excess": max(case.readings[i] for i in kept) / best - 1,
+        "ratio_per_visit": ratios,
+    }
 
 
 def placement_speedup(
-    reference: Any, candidate: Any, inputs: tuple[Any, ...], *, budget_s: float, placements: int,
-    statistic: str = DEFAULT_LOCATION, seed: int = 0,
+    reference: Any,
+    candidate: Any,
+    inputs: tuple[Any, ...],
+    *,
+    budget_s: float,
+    placements: int,
+    statistic: str = DEFAULT_LOCATION,
+    seed: int = 0,
 ) -> tuple[PlacementEstimate, dict[str, Any]]:
     """One case's speedup over ``placements`` visits made back to back (:class:`SpeedupVisits`
     with that case alone): the estimate and the candidate's per-visit latency."""
@@ -401,26 +489,46 @@ def _speedup_probe(prepared: PreparedCase, result: CaseResult, options: RunOptio
         if prepared.recipe.name != REFERENCE:
             result.speedup_vs_fp32 = est.ratio
         bandwidth, precision = latency.pop("bandwidth", None), latency.pop("precision", None)
-        chosen = (f"the {est.n} of {len(bandwidth['meter_ms'])} visits a memory-bandwidth meter found quietest"
-                  if bandwidth else f"{est.n} visits")
-        result.metrics["speedup"] = SpeedupFigures.from_dict({  # checked against the schema as it is written
-            "method": f"interleaved ABBA pairs in {chosen} spread over the session, a fresh placement each: "
-                      f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
-                      f"over visits, order-statistic interval (coverage in 'level')",
-            **est.to_dict(), "latency_placements": latency, **({"bandwidth": bandwidth} if bandwidth else {}),
-            **({"precision": precision} if precision else {})}).to_dict()
+        chosen = (
+            f"the {est.n} of {len(bandwidth['meter_ms'])} visits a memory-bandwidth meter found quietest"
+            if bandwidth
+            else f"{est.n} visits"
+        )
+        result.metrics["speedup"] = SpeedupFigures.from_dict(
+            {  # checked against the schema as it is written
+                "method": f"interleaved ABBA pairs in {chosen} spread over the session, a fresh placement each: "
+                f"per visit {DEFAULT_LOCATION} of fp32 calls / {DEFAULT_LOCATION} of the case's calls; median "
+                f"over visits, order-statistic interval (coverage in 'level')",
+                **est.to_dict(),
+                "latency_placements": latency,
+                **({"bandwidth": bandwidth} if bandwidth else {}),
+                **({"precision": precision} if precision else {}),
+            }
+        ).to_dict()
 
     visits = options.speedup_visits
     own = visits is None
     if own:
-        visits = SpeedupVisits(budget_s=options.pair_budget_s, visits=options.placements, timer=options.device.timer(),
-                               target=options.rerun_target, max_visits=options.max_visits,
-                               **metered(options.device, options.quiet_extra, session=False))  # nothing stores it
+        visits = SpeedupVisits(
+            budget_s=options.pair_budget_s,
+            visits=options.placements,
+            timer=options.device.timer(),
+            target=options.rerun_target,
+            max_visits=options.max_visits,
+            **metered(options.device, options.quiet_extra, session=False),
+        )  # nothing stores it
+
     def failed(why: str) -> None:  # no figure, and the comparison says "not measured", never "ok"
         result.metrics["speedup"] = {"not_measured": f"{prepared.case.id}: {why}"}
 
-    visits.add(prepared.built.model, prepared.model, prepared.inputs, seed=zlib.crc32(prepared.case.id.encode()),
-               on_done=done, on_error=failed)
+    visits.add(
+        prepared.built.model,
+        prepared.model,
+        prepared.inputs,
+        seed=zlib.crc32(prepared.case.id.encode()),
+        on_done=done,
+        on_error=failed,
+    )
     if own:
         visits.finish()
     return None

@@ -81,4 +81,6 @@ def _bf16(recipe: Bfloat16, model: nn.Module, built: Built, entry: ModelEntry) -
             raise
         raise NotApplicable(f"{entry.name!r} has an op without a bf16 CPU kernel ({first_line(exc)})") from exc
     layers = sum(isinstance(m, _WEIGHTED) for m in model.modules())
-    return Quantized(wrapped, stack="torch.bf16", engine="+".join(units), quantized_layers=layers, notes={"bf16_units": units})
+    return Quantized(
+        wrapped, stack="torch.bf16", engine="+".join(units), quantized_layers=layers, notes={"bf16_units": units}
+    )

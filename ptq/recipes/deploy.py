@@ -46,7 +46,9 @@ class Deployed(Recipe):
 
     def __post_init__(self) -> None:
         if self.form not in DEPLOY_FORMS:
-            raise UserError(f"recipe {self.name!r}: unknown deployment form {self.form!r}; valid: {', '.join(DEPLOY_FORMS)}")
+            raise UserError(
+                f"recipe {self.name!r}: unknown deployment form {self.form!r}; valid: {', '.join(DEPLOY_FORMS)}"
+            )
         if self.warmup_calls < 1:
             raise UserError(f"recipe {self.name!r}: warmup_calls must be >= 1 (the first call compiles)")
 
@@ -66,7 +68,9 @@ def deployment_form(quantized: Quantized) -> str:
     return str(quantized.notes.get("deploy", "eager"))
 
 
-def compile_model(model: nn.Module, inputs: tuple[Any, ...], *, freezing: bool, warmup_calls: int) -> tuple[nn.Module, float]:
+def compile_model(
+    model: nn.Module, inputs: tuple[Any, ...], *, freezing: bool, warmup_calls: int
+) -> tuple[nn.Module, float]:
     """``torch.compile`` and call it until compiled; returns the module and the seconds spent.
 
     ``freezing`` is set while the warm-up calls compile (passing it in ``options`` instead makes
@@ -131,7 +135,9 @@ def _deployed(recipe: Deployed, model: nn.Module, built: Built, entry: ModelEntr
         raise NotApplicable(f"recipe {recipe.base!r} runs in {runtime}, not in PyTorch; {recipe.form} does not apply")
     inputs = entry.example_inputs(built)
     if recipe.form == "compile":  # a compile error is a failure of the case, never a skip
-        deployed, seconds = compile_model(inner.model, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
+        deployed, seconds = compile_model(
+            inner.model, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls
+        )
     else:
         # Tracing limits belong to the model x base pair: the JIT's own errors (RuntimeError,
         # torch.jit.Error) skip, naming the base; anything else is a bug and fails the case.
@@ -142,7 +148,8 @@ def _deployed(recipe: Deployed, model: nn.Module, built: Built, entry: ModelEntr
         **inner.notes,
         "base": recipe.base,
         "deploy": recipe.form,
-        "deploy_detail": DEPLOY_FORMS[recipe.form] + (" (inductor freezing)" if recipe.form == "compile" and recipe.freezing else ""),
+        "deploy_detail": DEPLOY_FORMS[recipe.form]
+        + (" (inductor freezing)" if recipe.form == "compile" and recipe.freezing else ""),
         "deploy_seconds": round(seconds, 3),
     }
     return Quantized(

@@ -62,8 +62,10 @@ class TorchFastPath(Recipe):
 
     def __post_init__(self) -> None:
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
-            raise UserError(f"recipe {self.name!r}: autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, "
-                            f"got {self.autocast!r}")
+            raise UserError(
+                f"recipe {self.name!r}: autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, "
+                f"got {self.autocast!r}"
+            )
         if self.warmup_calls < 1:
             raise UserError(f"recipe {self.name!r}: warmup_calls must be >= 1 (the first call compiles)")
 
@@ -115,7 +117,9 @@ def _fast_path(recipe: TorchFastPath, model: nn.Module, built: Built, entry: Mod
     channels_last = recipe.channels_last and has_conv2d(model)
     if recipe.channels_last and not channels_last and recipe.autocast is None:
         same = "fp32_compile" if recipe.compile else "fp32"
-        raise NotApplicable(f"{entry.name!r} has no 2-d convolution: channels_last changes nothing, the case would be {same}")
+        raise NotApplicable(
+            f"{entry.name!r} has no 2-d convolution: channels_last changes nothing, the case would be {same}"
+        )
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     dtype = AUTOCAST_DTYPES[recipe.autocast] if recipe.autocast else None
@@ -133,7 +137,14 @@ def _fast_path(recipe: TorchFastPath, model: nn.Module, built: Built, entry: Mod
     if recipe.compile:
         inputs = entry.example_inputs(built)
         deployed, seconds = compile_model(wrapped, inputs, freezing=recipe.freezing, warmup_calls=recipe.warmup_calls)
-        notes.update(deploy="compile", deploy_seconds=round(seconds, 3),
-                     deploy_detail="torch.compile(backend='inductor')" + (" (inductor freezing)" if recipe.freezing else ""))
-        return Quantized(deployed, stack="torch", engine="inductor", quantized_layers=layers[0], float_layers=layers[1], notes=notes)
-    return Quantized(wrapped, stack="torch", engine="eager", quantized_layers=layers[0], float_layers=layers[1], notes=notes)
+        notes.update(
+            deploy="compile",
+            deploy_seconds=round(seconds, 3),
+            deploy_detail="torch.compile(backend='inductor')" + (" (inductor freezing)" if recipe.freezing else ""),
+        )
+        return Quantized(
+            deployed, stack="torch", engine="inductor", quantized_layers=layers[0], float_layers=layers[1], notes=notes
+        )
+    return Quantized(
+        wrapped, stack="torch", engine="eager", quantized_layers=layers[0], float_layers=layers[1], notes=notes
+    )

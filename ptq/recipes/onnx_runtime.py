@@ -31,7 +31,14 @@ LOG_ERRORS_ONLY = 3
 EXPORTERS = ("torchscript", "dynamo")
 #: Weighted ONNX ops, float and quantized.
 _FLOAT_OPS = {"Conv", "Gemm", "MatMul", "LSTM", "GRU"}
-_INT_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM"}
+_INT_OPS = {
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "DynamicQuantizeMatMul",
+    "DynamicQuantizeLSTM",
+}
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,13 @@ class OnnxRuntime(Recipe):
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
-            raise UserError(f"recipe {self.name!r}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+            raise UserError(
+                f"recipe {self.name!r}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}"
+            )
         if self.exporter not in EXPORTERS:
-            raise UserError(f"recipe {self.name!r}: exporter must be one of {', '.join(EXPORTERS)}, got {self.exporter!r}")
+            raise UserError(
+                f"recipe {self.name!r}: exporter must be one of {', '.join(EXPORTERS)}, got {self.exporter!r}"
+            )
 
     def quantizes(self) -> bool:
         return self.quantization != "none"
@@ -99,7 +110,9 @@ def count_onnx_layers(model: Any) -> tuple[int, int]:
     return quantized, floats
 
 
-def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, recipe: OnnxRuntime, entry: ModelEntry) -> None:
+def _export(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, recipe: OnnxRuntime, entry: ModelEntry
+) -> None:
     from torch.onnx.errors import OnnxExporterError
 
     names = [f"input{i}" for i in range(len(inputs))]
@@ -111,11 +124,22 @@ def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, reci
     # Export limits belong to the model: an op without a symbolic (OnnxExporterError), or what the
     # TorchScript tracer refuses (RuntimeError); anything else is a bug and fails the case.
     limits = LibraryLimits(kinds=(OnnxExporterError, RuntimeError))
-    with limits.skip_unsupported(lambda error: f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({error})"), torch.no_grad():
+    with (
+        limits.skip_unsupported(
+            lambda error: f"torch.onnx.export ({recipe.exporter}) of {entry.name!r} failed ({error})"
+        ),
+        torch.no_grad(),
+    ):
         torch.onnx.export(
-            model, inputs, str(path), input_names=names, output_names=outputs, opset_version=recipe.opset,
+            model,
+            inputs,
+            str(path),
+            input_names=names,
+            output_names=outputs,
+            opset_version=recipe.opset,
             dynamic_axes=batch_free,
-            dynamo=recipe.exporter == "dynamo", **({"verbose": False} if recipe.exporter == "dynamo" else {}),
+            dynamo=recipe.exporter == "dynamo",
+            **({"verbose": False} if recipe.exporter == "dynamo" else {}),
         )
 
 
@@ -171,16 +195,26 @@ def _onnx_runtime(recipe: OnnxRuntime, model: nn.Module, built: Built, entry: Mo
             notes["reduce_range"] = reduce
             if recipe.quantization == "static":
                 oq.quantize_static(
-                    str(fp32_path), str(path), _CalibReader(recipe, built, names),
-                    quant_format=oq.QuantFormat.QDQ, per_channel=recipe.per_channel,
-                    activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8, reduce_range=reduce,
+                    str(fp32_path),
+                    str(path),
+                    _CalibReader(recipe, built, names),
+                    quant_format=oq.QuantFormat.QDQ,
+                    per_channel=recipe.per_channel,
+                    activation_type=oq.QuantType.QUInt8,
+                    weight_type=oq.QuantType.QInt8,
+                    reduce_range=reduce,
                 )
                 notes["calibration"] = (
                     f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples, MinMax, QDQ U8S8"
                 )
             else:
-                oq.quantize_dynamic(str(fp32_path), str(path), per_channel=recipe.per_channel, weight_type=oq.QuantType.QInt8,
-                                    reduce_range=reduce)
+                oq.quantize_dynamic(
+                    str(fp32_path),
+                    str(path),
+                    per_channel=recipe.per_channel,
+                    weight_type=oq.QuantType.QInt8,
+                    reduce_range=reduce,
+                )
         graph = onnx.load(str(path))  # with any external data, so the bytes below are the whole model
         q, f = count_onnx_layers(graph)
         notes["onnx_bytes"] = path.stat().st_size

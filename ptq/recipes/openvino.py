@@ -34,8 +34,16 @@ from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits, PeerModule, calib_inputs, peer_result, require
 from ptq.recipes.torch_ao import saturates_int16
 
-__all__ = ["OV_PRECISIONS", "OpenVino", "OvModule", "count_ov_layers", "default_precision", "input_quantizers", "ov_config",
-           "precision_ran"]
+__all__ = [
+    "OV_PRECISIONS",
+    "OpenVino",
+    "OvModule",
+    "count_ov_layers",
+    "default_precision",
+    "input_quantizers",
+    "ov_config",
+    "precision_ran",
+]
 
 QUANTIZATIONS = ("none", "static")
 #: OpenVINO ops that carry weights.
@@ -69,7 +77,9 @@ class OpenVino(Recipe):
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
-            raise UserError(f"recipe {self.name!r}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+            raise UserError(
+                f"recipe {self.name!r}: quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}"
+            )
         if self.calib_batches < 1 or self.calib_batch_size < 1:
             raise UserError(f"recipe {self.name!r}: calib_batches and calib_batch_size must be >= 1")
 
@@ -184,7 +194,16 @@ def _convert(model: nn.Module, inputs: tuple[torch.Tensor, ...], entry: ModelEnt
 
     # Conversion limits belong to the model: an op the frontend cannot convert, or what the
     # TorchScript tracer it runs refuses (RuntimeError); anything else is a bug and fails the case.
-    limits = LibraryLimits(kinds=(OpConversionFailure, OpValidationFailure, NotImplementedFailure, GeneralFailure, BasicError, RuntimeError))
+    limits = LibraryLimits(
+        kinds=(
+            OpConversionFailure,
+            OpValidationFailure,
+            NotImplementedFailure,
+            GeneralFailure,
+            BasicError,
+            RuntimeError,
+        )
+    )
     with limits.skip_unsupported(lambda error: f"ov.convert_model of {entry.name!r} failed ({error})"), torch.no_grad():
         return ov.convert_model(model, example_input=inputs)
 
@@ -196,7 +215,10 @@ def input_quantizers(model: Any) -> list[str]:
     calibrated on images in [0, 1) (docs/fast-paths.md), and it selects the CPU plugin's int8 input path."""
     found = []
     for op in model.get_ordered_ops():
-        if op.get_type_name() == "FakeQuantize" and op.input(0).get_source_output().get_node().get_type_name() == "Parameter":
+        if (
+            op.get_type_name() == "FakeQuantize"
+            and op.input(0).get_source_output().get_node().get_type_name() == "Parameter"
+        ):
             low = op.input(3).get_source_output().get_node()
             signed = low.get_type_name() == "Constant" and float(min(low.get_data().flatten())) < 0
             found.append("signed" if signed else "unsigned")
@@ -206,7 +228,10 @@ def input_quantizers(model: Any) -> list[str]:
 def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -> Any:
     import nncf
 
-    batches = [tuple(t.numpy() for t in b) for b in calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)]
+    batches = [
+        tuple(t.numpy() for t in b)
+        for b in calib_inputs(built, recipe.calib_split, recipe.calib_batches, recipe.calib_batch_size)
+    ]
     dataset = nncf.Dataset(batches, lambda b: list(b))
     model_type = dict(recipe.model_types).get(family)
     kwargs: dict[str, Any] = {"model_type": getattr(nncf.ModelType, model_type)} if model_type else {}

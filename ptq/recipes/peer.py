@@ -24,7 +24,16 @@ from ptq.errors import NotApplicable
 from ptq.models.base import Built
 from ptq.recipes.base import Quantized
 
-__all__ = ["PEER_RUNTIMES", "LibraryLimits", "PeerModule", "calib_inputs", "first_line", "peer_result", "peer_runtime", "require"]
+__all__ = [
+    "PEER_RUNTIMES",
+    "LibraryLimits",
+    "PeerModule",
+    "calib_inputs",
+    "first_line",
+    "peer_result",
+    "peer_runtime",
+    "require",
+]
 
 #: Stack prefix -> the runtime's name, for the stacks whose model is not a PyTorch module.
 PEER_RUNTIMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
@@ -65,10 +74,18 @@ def calib_inputs(built: Built, split: str, batches: int, batch_size: int) -> Ite
         yield built.data.batch(split, i, batch_size).inputs
 
 
-def peer_result(module: PeerModule, package: str, engine: str, layers: tuple[int, int], notes: dict[str, Any]) -> Quantized:
+def peer_result(
+    module: PeerModule, package: str, engine: str, layers: tuple[int, int], notes: dict[str, Any]
+) -> Quantized:
     """A peer's :class:`Quantized`: its stack is the runtime's package and version, recorded with every result."""
-    return Quantized(module, stack=f"{package}=={importlib.metadata.version(package)}", engine=engine,
-                     quantized_layers=layers[0], float_layers=layers[1], notes=notes)
+    return Quantized(
+        module,
+        stack=f"{package}=={importlib.metadata.version(package)}",
+        engine=engine,
+        quantized_layers=layers[0],
+        float_layers=layers[1],
+        notes=notes,
+    )
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
@@ -94,7 +111,9 @@ class LibraryLimits:
     def matches(self, exc: BaseException) -> bool:
         if isinstance(exc, self.kinds):
             return True
-        frames = {f"{frame.filename.replace(chr(92), '/')}:{frame.name}" for frame in traceback.extract_tb(exc.__traceback__)}
+        frames = {
+            f"{frame.filename.replace(chr(92), '/')}:{frame.name}" for frame in traceback.extract_tb(exc.__traceback__)
+        }
         return any(frame.endswith(spot) for frame in frames for spot in self.beneath)
 
     @contextlib.contextmanager

@@ -64,8 +64,10 @@ class Pt2eInt8(Recipe):
         if self.calib_samples < 1:
             raise UserError(f"recipe {self.name!r}: calib_samples must be >= 1, got {self.calib_samples}")
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
-            raise UserError(f"recipe {self.name!r}: autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, "
-                            f"got {self.autocast!r}")
+            raise UserError(
+                f"recipe {self.name!r}: autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, "
+                f"got {self.autocast!r}"
+            )
 
 
 def count_pt2e_layers(gm: torch.fx.GraphModule) -> tuple[int, int, dict[str, int]]:

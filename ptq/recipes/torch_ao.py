@@ -146,9 +146,13 @@ class StaticInt8(Recipe):
     def __post_init__(self) -> None:
         _check_layer_selection(self, self.float_layers, self.only_layers)
         if self.calib_split not in _CALIB_SOURCES:
-            raise UserError(f"recipe {self.name!r}: calib_split must be one of {', '.join(_CALIB_SOURCES)}, got {self.calib_split!r}")
+            raise UserError(
+                f"recipe {self.name!r}: calib_split must be one of {', '.join(_CALIB_SOURCES)}, got {self.calib_split!r}"
+            )
         if self.observer not in _OBSERVERS:
-            raise UserError(f"recipe {self.name!r}: observer must be one of {', '.join(_OBSERVERS)}, got {self.observer!r}")
+            raise UserError(
+                f"recipe {self.name!r}: observer must be one of {', '.join(_OBSERVERS)}, got {self.observer!r}"
+            )
         if self.calib_batches < 1 or self.calib_batch_size < 1:
             raise UserError(f"recipe {self.name!r}: calib_batches and calib_batch_size must be >= 1")
 
@@ -190,12 +194,16 @@ def saturates_int16(engine: str) -> bool:
     try:
         layers: list[tuple[nn.Module, tuple[int, ...], int]] = [(nnq.Linear(64, 4), (2, 64), 64)]
         for channels, groups in ((16, 1), (16, 16), (128, 128)):  # dense, depthwise (oneDNN / fbgemm in x86)
-            layers.append((nnq.Conv2d(channels, channels, 3, groups=groups), (1, channels, 3, 3), 9 * channels // groups))
+            layers.append(
+                (nnq.Conv2d(channels, channels, 3, groups=groups), (1, channels, 3, 3), 9 * channels // groups)
+            )
         for layer, shape, terms in layers:
             w = layer.weight()
             ones = torch.ones(w.shape[0])
             zeros = torch.zeros_like(ones, dtype=torch.long)
-            layer.set_weight_bias(torch.quantize_per_channel(torch.full(w.shape, 127.0), ones, zeros, 0, torch.qint8), None)
+            layer.set_weight_bias(
+                torch.quantize_per_channel(torch.full(w.shape, 127.0), ones, zeros, 0, torch.qint8), None
+            )
             exact = 255.0 * 127.0 * terms
             layer.scale, layer.zero_point = exact / 200, 0  # the exact sum lands on 200 of 0..255
             x = torch.quantize_per_tensor(torch.full(shape, 255.0), 1.0, 0, torch.quint8)
@@ -229,7 +237,9 @@ def _qconfig_mapping(recipe: StaticInt8):
 
 #: Tracing is the usual limit of FX: ``TraceError`` (control flow on a proxy), or whatever the
 #: model's own code raises while the tracer runs it (MiniLM: ``TypeError`` slicing with a proxy).
-_FX_TRACING = LibraryLimits(kinds=(torch.fx.proxy.TraceError,), beneath=("torch/fx/_symbolic_trace.py:trace",), chars=160)
+_FX_TRACING = LibraryLimits(
+    kinds=(torch.fx.proxy.TraceError,), beneath=("torch/fx/_symbolic_trace.py:trace",), chars=160
+)
 
 
 @register_handler(StaticInt8)
@@ -242,13 +252,24 @@ def _static_fx(recipe: StaticInt8, model: nn.Module, built: Built, entry: ModelE
     with _torch_ao(recipe.engine):
         mapping = _qconfig_mapping(recipe)  # ptq's own code: a bug here fails the case, never skips it
         with _FX_TRACING.skip_unsupported(
-            lambda error: f"FX symbolic tracing of {entry.name!r} failed ({error}); use a dynamic or torchao recipe for this model"
+            lambda error: (
+                f"FX symbolic tracing of {entry.name!r} failed ({error}); use a dynamic or torchao recipe for this model"
+            )
         ):
             prepared = prepare_fx(model, mapping, example)
         with torch.inference_mode():
             for i in range(recipe.calib_batches):
                 prepared(*calib(built.data, i, recipe.calib_batch_size))
         q = convert_fx(prepared)
-    bits = "7 (this CPU's int8 kernels saturate int16 sums of 8-bit activations)" if saturates_int16(recipe.engine) else "8"
-    return _done(q, recipe.stack, recipe.engine, activation_bits=bits,
-                 calibration=f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples")
+    bits = (
+        "7 (this CPU's int8 kernels saturate int16 sums of 8-bit activations)"
+        if saturates_int16(recipe.engine)
+        else "8"
+    )
+    return _done(
+        q,
+        recipe.stack,
+        recipe.engine,
+        activation_bits=bits,
+        calibration=f"{recipe.calib_batches}x{recipe.calib_batch_size} {recipe.calib_split} samples",
+    )

@@ -93,11 +93,15 @@ def _torchao(recipe: TorchaoRecipe, model: nn.Module, built: Built, entry: Model
     config = getattr(importlib.import_module(module_name), recipe.config)
     layer_filter = _FILTERS.get(recipe.config)
     if layer_filter is not None and not any(layer_filter(m, n) for n, m in model.named_modules()):
-        raise NotApplicable(f"model {entry.name!r} has no Linear layer that torchao {recipe.config} can pack: {layer_filter.__doc__}")
+        raise NotApplicable(
+            f"model {entry.name!r} has no Linear layer that torchao {recipe.config} can pack: {layer_filter.__doc__}"
+        )
     try:
         tq.quantize_(model, config(), filter_fn=layer_filter)
     except ImportError as exc:  # e.g. int4 kernels that this CPU build does not ship
         raise NotApplicable(f"torchao {recipe.config} is unavailable here: {exc}") from exc
     q, f = count_layers(model)
     stack = f"torchao=={importlib.metadata.version('torchao')}"
-    return Quantized(model, stack=stack, engine=None, quantized_layers=q, float_layers=f, notes={"config": recipe.config})
+    return Quantized(
+        model, stack=stack, engine=None, quantized_layers=q, float_layers=f, notes={"config": recipe.config}
+    )

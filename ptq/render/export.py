@@ -39,8 +39,18 @@ from ptq.storage.cache import atomic_write
 from ptq.storage.figures import DriftFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord, Run
 
-__all__ = ["EXPORTERS", "MEASURES", "TEST_FAILED", "Exporter", "Figure", "Measure", "export", "figures", "plan_export",
-           "write_export"]
+__all__ = [
+    "EXPORTERS",
+    "MEASURES",
+    "TEST_FAILED",
+    "Exporter",
+    "Figure",
+    "Measure",
+    "export",
+    "figures",
+    "plan_export",
+    "write_export",
+]
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,20 @@ def _latency(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, 
     per_block = [float(np.quantile(b, q)) * 1e3 for b in timings.blocks if b]
     if timings.unit == "placement" and len(per_block) > 1:  # the judge's figure: a geometric mean over placements
         value, low, high, _ = geometric_interval(per_block)
-        return value, low, high, False, (f"{DEFAULT_LOCATION}, geometric mean and 95% t interval over "
-                                         f"{len(per_block)} placements")
-    return float(np.quantile(timings.pooled, q)) * 1e3, None, None, False, \
-        f"{DEFAULT_LOCATION} of {len(timings.pooled)} calls"
+        return (
+            value,
+            low,
+            high,
+            False,
+            (f"{DEFAULT_LOCATION}, geometric mean and 95% t interval over {len(per_block)} placements"),
+        )
+    return (
+        float(np.quantile(timings.pooled, q)) * 1e3,
+        None,
+        None,
+        False,
+        f"{DEFAULT_LOCATION} of {len(timings.pooled)} calls",
+    )
 
 
 def _interval(found: Any, how: str) -> tuple[float, float | None, float | None, bool, str] | None:
@@ -93,8 +113,11 @@ def _interval(found: Any, how: str) -> tuple[float, float | None, float | None, 
 
 def _speedup(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:
     m = read_figures(SpeedupFigures, rec.extra_info)
-    return None if m is None else (float(m.ratio), float(m.low), float(m.high), True,
-                                   "interleaved over eager fp32, its interval")
+    return (
+        None
+        if m is None
+        else (float(m.ratio), float(m.low), float(m.high), True, "interleaved over eager fp32, its interval")
+    )
 
 
 def _speedup_best(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, str] | None:
@@ -124,9 +147,14 @@ def _drift(rec: CaseRecord) -> tuple[float, float | None, float | None, bool, st
 
 #: What an export holds per case, in order.
 MEASURES: Registry[Measure] = Registry("export measure")
-for _m in (Measure("latency", "ms", _latency), Measure("speedup-vs-fp32", "x", _speedup),
-           Measure("speedup-vs-best-fp32", "x", _speedup_best), Measure("memory", "bytes", _memory),
-           Measure("size", "bytes", _size), Measure("drift", "", _drift)):
+for _m in (
+    Measure("latency", "ms", _latency),
+    Measure("speedup-vs-fp32", "x", _speedup),
+    Measure("speedup-vs-best-fp32", "x", _speedup_best),
+    Measure("memory", "bytes", _memory),
+    Measure("size", "bytes", _size),
+    Measure("drift", "", _drift),
+):
     MEASURES.register(_m.name, _m)
 
 
@@ -141,8 +169,11 @@ def figures(run: Run) -> list[Figure]:
                 continue
             value, low, high, higher, how = found
             finite = low is not None and high is not None and math.isfinite(low) and math.isfinite(high)
-            out.append(Figure(case, m.name, m.unit or how, value, low if finite else None, high if finite else None,
-                              higher, how))
+            out.append(
+                Figure(
+                    case, m.name, m.unit or how, value, low if finite else None, high if finite else None, higher, how
+                )
+            )
     return out
 
 
@@ -159,8 +190,10 @@ def _gab_entry(f: Figure) -> dict[str, Any]:
 def _github_action_benchmark(found: Sequence[Figure]) -> dict[str, Any]:
     """One file per direction that has a figure: the action fails on an empty list ("No benchmark
     result was found"), so a direction without one is not written (see :func:`write_export`)."""
-    files = {"customSmallerIsBetter.json": [_gab_entry(f) for f in found if not f.higher_is_better],
-             "customBiggerIsBetter.json": [_gab_entry(f) for f in found if f.higher_is_better]}
+    files = {
+        "customSmallerIsBetter.json": [_gab_entry(f) for f in found if not f.higher_is_better],
+        "customBiggerIsBetter.json": [_gab_entry(f) for f in found if f.higher_is_better],
+    }
     return {name: entries for name, entries in files.items() if entries}
 
 
@@ -191,15 +224,26 @@ class Exporter:
 
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
-EXPORTERS.register("github-action-benchmark", Exporter(
-    "github-action-benchmark", _github_action_benchmark,
-    "https://github.com/benchmark-action/github-action-benchmark#examples (custom benchmarks)",
-    {"customSmallerIsBetter.json": "a lower-is-better figure (latency from raw samples, memory, size, drift where "
-                                   "lower is better)",
-     "customBiggerIsBetter.json": "a higher-is-better figure (a speedup: the speedup probe; drift where higher is "
-                                  "better)"}))
-EXPORTERS.register("bencher", Exporter("bencher", _bencher, "https://bencher.dev/docs/reference/bencher-metric-format",
-                                       {"bencher.json": "a figure"}))
+EXPORTERS.register(
+    "github-action-benchmark",
+    Exporter(
+        "github-action-benchmark",
+        _github_action_benchmark,
+        "https://github.com/benchmark-action/github-action-benchmark#examples (custom benchmarks)",
+        {
+            "customSmallerIsBetter.json": "a lower-is-better figure (latency from raw samples, memory, size, drift where "
+            "lower is better)",
+            "customBiggerIsBetter.json": "a higher-is-better figure (a speedup: the speedup probe; drift where higher is "
+            "better)",
+        },
+    ),
+)
+EXPORTERS.register(
+    "bencher",
+    Exporter(
+        "bencher", _bencher, "https://bencher.dev/docs/reference/bencher-metric-format", {"bencher.json": "a figure"}
+    ),
+)
 
 #: ``extra_info`` mark of a case whose test failed (:mod:`ptq.plugins.gate` sets it in every run JSON).
 TEST_FAILED = ("test_outcome", "failed")
@@ -214,21 +258,29 @@ def plan_export(run: Run, fmt: str) -> tuple[dict[str, Any], list[str]]:
     failed = sorted(c for c, rec in run.cases.items() if rec.extra_info.get(key) == value)
     notes = []
     if failed and len(failed) == len(run.cases):
-        raise UserError(f"{run.path}: every case's test failed in this run ({', '.join(failed)}); its figures are "
-                        "not results: fix the failures and export a run whose tests passed")
+        raise UserError(
+            f"{run.path}: every case's test failed in this run ({', '.join(failed)}); its figures are "
+            "not results: fix the failures and export a run whose tests passed"
+        )
     if failed:
-        notes.append(f"left out {len(failed)} case(s) whose test failed in this run: {', '.join(failed)}; fix them and "
-                     "rerun to export their figures")
+        notes.append(
+            f"left out {len(failed)} case(s) whose test failed in this run: {', '.join(failed)}; fix them and "
+            "rerun to export their figures"
+        )
         run = dataclasses.replace(run, cases={c: r for c, r in run.cases.items() if c not in failed})
     found = figures(run)
     if not found:
-        raise UserError(f"{run.path}: no case recorded a figure to export (latency needs raw samples: save with "
-                        "--benchmark-json or --ptq-save-run)")
+        raise UserError(
+            f"{run.path}: no case recorded a figure to export (latency needs raw samples: save with "
+            "--benchmark-json or --ptq-save-run)"
+        )
     files = exporter.build(found)
     for name, holds in exporter.files.items():
         if name not in files:
-            notes.append(f"{name} not written: no case of {run.path} recorded {holds}; {fmt} refuses an empty file, "
-                         "so leave out the step that uploads it (or record such a figure)")
+            notes.append(
+                f"{name} not written: no case of {run.path} recorded {holds}; {fmt} refuses an empty file, "
+                "so leave out the step that uploads it (or record such a figure)"
+            )
     return files, notes
 
 

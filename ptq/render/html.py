@@ -24,8 +24,18 @@ from ptq.storage.runs import Run
 __all__ = ["chain_chart", "render_html"]
 
 #: Environment fields shown per run, in this order.
-ENV_FIELDS = ("cpu_model", "cpu_flags", "logical_cpus", "threads", "os", "python", "torch", "torchvision", "torchao",
-              "quantized_engine")
+ENV_FIELDS = (
+    "cpu_model",
+    "cpu_flags",
+    "logical_cpus",
+    "threads",
+    "os",
+    "python",
+    "torch",
+    "torchvision",
+    "torchao",
+    "quantized_engine",
+)
 
 #: Trend charts per case card.
 CARD_METRICS = ("latency", "memory", "drift")
@@ -122,8 +132,10 @@ def _step_points(metric: Metric, steps: Sequence[Step]) -> list[Point]:
 
 
 def _not_recorded(metric: Metric, where: str) -> str:
-    return (f'<p class="chartlabel">{escape(metric.title)}</p>'
-            f'<div class="none">{escape(metric.title)} not recorded in any {where} of this case</div>')
+    return (
+        f'<p class="chartlabel">{escape(metric.title)}</p>'
+        f'<div class="none">{escape(metric.title)} not recorded in any {where} of this case</div>'
+    )
 
 
 def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> str:
@@ -134,8 +146,9 @@ def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> st
     what = " / ".join(sorted({s.reading.label for s in present}))
     missing = len(steps) - len(present)
     note = f" · not recorded in {missing} of {len(steps)} runs" if missing else ""
-    chart = line_chart(_step_points(metric, steps), [r.label for r in runs], unit=metric.unit,
-                       label=f"{metric.title} of {case}")
+    chart = line_chart(
+        _step_points(metric, steps), [r.label for r in runs], unit=metric.unit, label=f"{metric.title} of {case}"
+    )
     return f'<p class="chartlabel">{escape(metric.title)} <i>{escape(what)}{escape(note)}</i></p>{chart}'
 
 
@@ -152,8 +165,10 @@ def _cases_by_model(runs: Sequence[Run]) -> dict[str, list[str]]:
 def _summary(runs: Sequence[Run], c: Comparison | None) -> str:
     """Tiles, then the latest run's comparison as ``ptq compare`` renders it (one engine, one verdict)."""
     latest = runs[-1]
-    tiles = [f'<div class="tile"><b>{len(runs)}</b><span>runs, {escape(runs[0].label)} … {escape(latest.label)}</span></div>',
-             f'<div class="tile"><b>{len(latest.cases)}</b><span>cases in the latest run</span></div>']
+    tiles = [
+        f'<div class="tile"><b>{len(runs)}</b><span>runs, {escape(runs[0].label)} … {escape(latest.label)}</span></div>',
+        f'<div class="tile"><b>{len(latest.cases)}</b><span>cases in the latest run</span></div>',
+    ]
     if c is None:
         return f'<div class="tiles">{"".join(tiles)}</div><p class="legend">Only one run: nothing to compare yet.</p>'
     counts = c.counts()
@@ -181,13 +196,32 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: C
                 continue
             sp, lat = readings[case], latency.read(rec)
             steps = series(metric, case, runs, config)
-            spark_points = [Point(s.reading.value if s.reading else None, kind=s.verdict.value if s.verdict else "",
-                                  tip=f"{s.run.label}: {fmt(s.reading.value)}x" if s.reading else "") for s in steps]
-            spark = (sparkline(spark_points, label=f"speedup trend of {case}")
-                     if any(p.value is not None for p in spark_points) else "")
-            cell = (f"{interval_bar(sp.value, sp.low, sp.high, lo, hi, tip=_reading_text(metric, sp))} "
-                    f"<b>{fmt(sp.value)}x</b>" + (f" <small>[{fmt(sp.low)}, {fmt(sp.high)}]</small>" if sp.low is not None and sp.high is not None else "")
-                    ) if sp else '<span class="none">not recorded</span>'
+            spark_points = [
+                Point(
+                    s.reading.value if s.reading else None,
+                    kind=s.verdict.value if s.verdict else "",
+                    tip=f"{s.run.label}: {fmt(s.reading.value)}x" if s.reading else "",
+                )
+                for s in steps
+            ]
+            spark = (
+                sparkline(spark_points, label=f"speedup trend of {case}")
+                if any(p.value is not None for p in spark_points)
+                else ""
+            )
+            cell = (
+                (
+                    f"{interval_bar(sp.value, sp.low, sp.high, lo, hi, tip=_reading_text(metric, sp))} "
+                    f"<b>{fmt(sp.value)}x</b>"
+                    + (
+                        f" <small>[{fmt(sp.low)}, {fmt(sp.high)}]</small>"
+                        if sp.low is not None and sp.high is not None
+                        else ""
+                    )
+                )
+                if sp
+                else '<span class="none">not recorded</span>'
+            )
             layers = rec.extra_info.get("quantized_layers"), rec.extra_info.get("float_layers")
             quant = f"{layers[0]}/{layers[0] + layers[1]}" if all(isinstance(x, int) for x in layers) else DASH
             rows.append(
@@ -207,8 +241,10 @@ def _pick_cell(pick: dict | None) -> str:
     if not pick:
         return DASH
     ran = f" [{escape(pick['precision'])}]" if pick.get("precision") else ""
-    return (f"{escape(pick['recipe'])}{ran} <b>{fmt(pick['median_ms'])}</b> ms <small>{pick['vs_best']:.2f}x"
-            f"{', ' + escape(pick['drift']) if pick.get('drift') else ''}</small>")
+    return (
+        f"{escape(pick['recipe'])}{ran} <b>{fmt(pick['median_ms'])}</b> ms <small>{pick['vs_best']:.2f}x"
+        f"{', ' + escape(pick['drift']) if pick.get('drift') else ''}</small>"
+    )
 
 
 def _fastest(runs: Sequence[Run]) -> str:
@@ -226,8 +262,14 @@ def _fastest(runs: Sequence[Run]) -> str:
             for st in s["stacks"]
         )
         versus = s.get("torch_int8_vs_peer")
-        note = (f"torch's fastest int8 ({escape(versus['torch_int8'])}) takes {versus['ratio']:.2f}x the time of the fastest peer "
-                f"({escape(versus['peer'])})") if versus else "no torch int8 and peer pair in tolerance"
+        note = (
+            (
+                f"torch's fastest int8 ({escape(versus['torch_int8'])}) takes {versus['ratio']:.2f}x the time of the fastest peer "
+                f"({escape(versus['peer'])})"
+            )
+            if versus
+            else "no torch int8 and peer pair in tolerance"
+        )
         cards.append(
             f'<div class="card"><h3>{escape(s["model"])}</h3><div class="sub">fastest overall: {escape(s["best"]["case"])}; '
             f"{note}; x: median over the fastest</div><table><tr><th>stack</th><th>fastest in tolerance</th><th>best fp32</th>"
@@ -255,20 +297,31 @@ def _scatters(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
                 found.append((rec, lat, drift))
         labels = [d.label for _, _, d in found]
         if not found:
-            cards.append(f'<div class="card"><h3>{escape(model)}</h3><div class="none">drift not recorded for '
-                         f"{escape(model)} in run {escape(latest.label)}</div></div>")
+            cards.append(
+                f'<div class="card"><h3>{escape(model)}</h3><div class="none">drift not recorded for '
+                f"{escape(model)} in run {escape(latest.label)}</div></div>"
+            )
             continue
         label = max(set(labels), key=labels.count)
         kept = [(rec, lat, d) for rec, lat, d in found if d.label == label]
-        pts = [(lat.value, d.value, rec.recipe or rec.case, f"{rec.case}: {fmt(lat.value)} ms, {label} {fmt(d.value)}")
-               for rec, lat, d in kept]
+        pts = [
+            (lat.value, d.value, rec.recipe or rec.case, f"{rec.case}: {fmt(lat.value)} ms, {label} {fmt(d.value)}")
+            for rec, lat, d in kept
+        ]
         direction = "higher is better" if kept[0][2].higher_is_better else "lower is better"
         other = len(found) - len(kept)
         note = f'<div class="sub">{other} case(s) record another drift figure and are left out</div>' if other else ""
-        chart = scatter_chart(pts, xunit="median latency (ms), left is faster", yunit=f"{label}, {direction}",
-                              label=f"latency vs drift for {model}", vline=ref)
-        cards.append(f'<div class="card"><h3>{escape(model)}</h3><div class="sub">run {escape(latest.label)}; '
-                     f"each point a recipe</div>{chart}{note}</div>")
+        chart = scatter_chart(
+            pts,
+            xunit="median latency (ms), left is faster",
+            yunit=f"{label}, {direction}",
+            label=f"latency vs drift for {model}",
+            vline=ref,
+        )
+        cards.append(
+            f'<div class="card"><h3>{escape(model)}</h3><div class="sub">run {escape(latest.label)}; '
+            f"each point a recipe</div>{chart}{note}</div>"
+        )
     return f'<div class="models">{"".join(cards)}</div>'
 
 
@@ -280,10 +333,14 @@ def _case_cards(runs: Sequence[Run], models: dict[str, list[str]], config: Confi
             rec = next((r.cases[case] for r in reversed(runs) if case in r.cases), None)
             stack = rec.extra_info.get("stack", "") if rec else ""
             charts = "".join(_trend(METRICS[m], case, runs, config) for m in CARD_METRICS)
-            cards.append(f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
-                         f'<div class="sub">{escape(str(stack))}</div>{charts}</div>')
-        blocks.append(f'<details open><summary>{escape(model)} <small>({len(cases)} cases)</small></summary>'
-                      f'<div class="cases">{"".join(cards)}</div></details>')
+            cards.append(
+                f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
+                f'<div class="sub">{escape(str(stack))}</div>{charts}</div>'
+            )
+        blocks.append(
+            f"<details open><summary>{escape(model)} <small>({len(cases)} cases)</small></summary>"
+            f'<div class="cases">{"".join(cards)}</div></details>'
+        )
     return "".join(blocks)
 
 
@@ -301,14 +358,21 @@ def _sqnr(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
                 cells = []
                 for run, values in per_run:
                     db = values.get(layer) if values else None
-                    cells.append(f'<td style="background:{heat_color(db)}" title="{escape(f"{layer} in {run.label}: {db:.1f} dB")}">{db:.1f}</td>'
-                                 if db is not None else f'<td title="not recorded">{DASH}</td>')
+                    cells.append(
+                        f'<td style="background:{heat_color(db)}" title="{escape(f"{layer} in {run.label}: {db:.1f} dB")}">{db:.1f}</td>'
+                        if db is not None
+                        else f'<td title="not recorded">{DASH}</td>'
+                    )
                 rows.append(f'<tr><td class="layer">{escape(layer)}</td>{"".join(cells)}</tr>')
-            tables.append(f"<h3><code>{escape(case)}</code></h3><table class=\"heat\"><tr><th>layer</th>{head}</tr>{''.join(rows)}</table>")
+            tables.append(
+                f'<h3><code>{escape(case)}</code></h3><table class="heat"><tr><th>layer</th>{head}</tr>{"".join(rows)}</table>'
+            )
     if not tables:
         return '<div class="none">per-layer SQNR not recorded in any run</div>'
-    return ('<p class="legend">SQNR of each layer\'s quantized output against its float output, in dB: '
-            "red is noisy (10 dB: error a third of the signal), green is clean (40 dB and up).</p>" + "".join(tables))
+    return (
+        '<p class="legend">SQNR of each layer\'s quantized output against its float output, in dB: '
+        "red is noisy (10 dB: error a third of the signal), green is clean (40 dB and up).</p>" + "".join(tables)
+    )
 
 
 def _environments(runs: Sequence[Run]) -> str:
@@ -319,14 +383,20 @@ def _environments(runs: Sequence[Run]) -> str:
         for key in ("fingerprint", *ENV_FIELDS):
             value = run.fingerprint if key == "fingerprint" else run.environment.get(key)
             text = ", ".join(map(str, value)) if isinstance(value, list) else (DASH if value is None else str(value))
-            prev_value = None if prev is None else (prev.fingerprint if key == "fingerprint" else prev.environment.get(key))
+            prev_value = (
+                None if prev is None else (prev.fingerprint if key == "fingerprint" else prev.environment.get(key))
+            )
             changed = prev is not None and prev_value != value
-            cells.append(f'<td{" class=changed" if changed else ""}>{escape(text)}</td>')
-        rows.append(f"<tr><td><code>{escape(run.label)}</code></td><td>{escape(_date(run))}</td><td>{escape(run.branch or DASH)}</td>"
-                    f"{''.join(cells)}<td><code>{escape(run.path.rsplit('/', 1)[-1])}</code></td></tr>")
+            cells.append(f"<td{' class=changed' if changed else ''}>{escape(text)}</td>")
+        rows.append(
+            f"<tr><td><code>{escape(run.label)}</code></td><td>{escape(_date(run))}</td><td>{escape(run.branch or DASH)}</td>"
+            f"{''.join(cells)}<td><code>{escape(run.path.rsplit('/', 1)[-1])}</code></td></tr>"
+        )
         prev = run
-    return ('<p class="legend">Yellow cells differ from the run above; latency is compared only between runs '
-            f"with the same fingerprint.</p><div style=\"overflow-x:auto\"><table><tr>{head}</tr>{''.join(rows)}</table></div>")
+    return (
+        '<p class="legend">Yellow cells differ from the run above; latency is compared only between runs '
+        f'with the same fingerprint.</p><div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+    )
 
 
 def chain_points(points: Sequence[TrendPoint]) -> list[Point]:
@@ -337,16 +407,20 @@ def chain_points(points: Sequence[TrendPoint]) -> list[Point]:
         lk = pt.link
         kind = ("regression" if lk.ratio > 1 else "improvement") if pt.step and lk is not None else ""
         tip = f"{pt.commit[:12]}: trend {pt.level:.4f} [{pt.low:.4f}, {pt.high:.4f}]"
-        tip += (f" · link {lk.ratio:.4f} [{lk.low:.4f}, {lk.high:.4f}], {lk.verdict.lower()}" if lk is not None
-                else " · not timed at this commit")
+        tip += (
+            f" · link {lk.ratio:.4f} [{lk.low:.4f}, {lk.high:.4f}], {lk.verdict.lower()}"
+            if lk is not None
+            else " · not timed at this commit"
+        )
         out.append(Point(pt.level, pt.low, pt.high, kind, tip + (" · parent not measured (gap)" if pt.gap else "")))
     return out
 
 
 def chain_chart(chain: Sequence[CommitSummary], case: str) -> str:
     """``case``'s chained latency over ``chain``: running product of its links, 95% band."""
-    return line_chart(chain_points(trend(chain, case)), [s.commit[:7] for s in chain], unit="x",
-                      label=f"chained latency of {case}")
+    return line_chart(
+        chain_points(trend(chain, case)), [s.commit[:7] for s in chain], unit="x", label=f"chained latency of {case}"
+    )
 
 
 def _varying(envs: Sequence[dict]) -> list[str]:
@@ -368,9 +442,15 @@ def _keyed_trends(metric: Metric, case: str, runs: Sequence[Run], config: Config
         what = " / ".join(sorted({s.reading.label for s in present}))
         which = ", ".join(f"{k} {envs[key].get(k)}" for k in varying)
         head = f"numerics key {key}" + (f" ({which})" if which else "") if len(keyed) > 1 else what
-        chart = line_chart(_step_points(metric, steps), [r.label for r in runs], unit=metric.unit,
-                           label=f"{metric.title} of {case}, numerics key {key}")
-        parts.append(f'<p class="chartlabel">{escape(metric.title)} <i>{escape(head)} · {len(present)} commit{"s" if len(present) != 1 else ""}</i></p>{chart}')
+        chart = line_chart(
+            _step_points(metric, steps),
+            [r.label for r in runs],
+            unit=metric.unit,
+            label=f"{metric.title} of {case}, numerics key {key}",
+        )
+        parts.append(
+            f'<p class="chartlabel">{escape(metric.title)} <i>{escape(head)} · {len(present)} commit{"s" if len(present) != 1 else ""}</i></p>{chart}'
+        )
     return "".join(parts)
 
 
@@ -378,12 +458,18 @@ def _absolute(chain: Sequence[CommitSummary], case: str) -> str:
     """The secondary series: each commit's own absolute figure, one chart per runner (timing key)."""
     parts = []
     for runner in dict.fromkeys(s.runner for s in chain if case in s.links):
-        points = [Point(s.links[case].ms, tip=f"{s.commit[:12]}: {fmt(s.links[case].ms)} ms")
-                  if s.runner == runner and case in s.links else Point(None) for s in chain]
+        points = [
+            Point(s.links[case].ms, tip=f"{s.commit[:12]}: {fmt(s.links[case].ms)} ms")
+            if s.runner == runner and case in s.links
+            else Point(None)
+            for s in chain
+        ]
         statistic = next(s.statistic for s in chain if s.runner == runner)
         chart = line_chart(points, [s.commit[:7] for s in chain], unit="ms", label=f"{statistic} of {case} on {runner}")
-        parts.append(f'<p class="chartlabel">absolute {escape(statistic)} <i>runner {escape(runner or "?")}, '
-                     f"comparable on this runner only</i></p>{chart}")
+        parts.append(
+            f'<p class="chartlabel">absolute {escape(statistic)} <i>runner {escape(runner or "?")}, '
+            f"comparable on this runner only</i></p>{chart}"
+        )
     return "".join(parts)
 
 
@@ -393,13 +479,18 @@ def _chain_cards(chain: Sequence[CommitSummary], config: Config) -> str:
     for case in sorted({c for s in chain for c in (*s.links, *s.records)}):
         rec = next((s.record(case) for s in reversed(chain) if case in s.records), None)
         timed = any(case in s.links for s in chain)
-        latency = (f'<p class="chartlabel">chained latency <i>running product of the ratios to the parent, '
-                   f"95% band; ▲▼ a step</i></p>{chain_chart(chain, case)}" if timed else
-                   '<div class="none">not timed by the duet at any commit</div>')
+        latency = (
+            f'<p class="chartlabel">chained latency <i>running product of the ratios to the parent, '
+            f"95% band; ▲▼ a step</i></p>{chain_chart(chain, case)}"
+            if timed
+            else '<div class="none">not timed by the duet at any commit</div>'
+        )
         charts = "".join(_keyed_trends(METRICS[m], case, runs, config) for m in CHAIN_METRICS)
         stack = rec.extra_info.get("stack", "") if rec else ""
-        cards.append(f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
-                     f'<div class="sub">{escape(str(stack))}</div>{latency}{charts}{_absolute(chain, case)}</div>')
+        cards.append(
+            f'<div class="card case" data-case="{escape(case.lower())}"><h3>{escape(case)}</h3>'
+            f'<div class="sub">{escape(str(stack))}</div>{latency}{charts}{_absolute(chain, case)}</div>'
+        )
     return f'<div class="cases">{"".join(cards)}</div>'
 
 
@@ -408,36 +499,69 @@ def _commits(chain: Sequence[CommitSummary]) -> str:
     for s in chain:
         gap = prev is not None and s.parent != prev.commit
         steps = sum(1 for lk in s.links.values() if lk.is_step())
-        cells = [(s.runner or DASH, prev is not None and s.runner != prev.runner),
-                 (s.numerics_key or DASH, prev is not None and s.numerics_key != prev.numerics_key)]
-        keyed = "".join(f'<td{" class=changed" if changed else ""}><code>{escape(text)}</code></td>' for text, changed in cells)
-        rows.append(f"<tr><td><code>{escape(s.commit[:12])}</code></td><td{' class=changed' if gap else ''}><code>"
-                    f"{escape(s.parent[:12])}</code>{' (gap)' if gap else ''}</td><td>{escape(s.time)}</td>{keyed}"
-                    f'<td class="num">{len(s.links)}</td><td class="num">{steps}</td><td class="num">{len(s.records)}</td>'
-                    f"<td><small>{escape('; '.join(s.notes)) or DASH}</small></td></tr>")
+        cells = [
+            (s.runner or DASH, prev is not None and s.runner != prev.runner),
+            (s.numerics_key or DASH, prev is not None and s.numerics_key != prev.numerics_key),
+        ]
+        keyed = "".join(
+            f"<td{' class=changed' if changed else ''}><code>{escape(text)}</code></td>" for text, changed in cells
+        )
+        rows.append(
+            f"<tr><td><code>{escape(s.commit[:12])}</code></td><td{' class=changed' if gap else ''}><code>"
+            f"{escape(s.parent[:12])}</code>{' (gap)' if gap else ''}</td><td>{escape(s.time)}</td>{keyed}"
+            f'<td class="num">{len(s.links)}</td><td class="num">{steps}</td><td class="num">{len(s.records)}</td>'
+            f"<td><small>{escape('; '.join(s.notes)) or DASH}</small></td></tr>"
+        )
         prev = s
-    head = "".join(f"<th>{h}</th>" for h in ("commit", "parent", "time", "runner (timing key)", "numerics key",
-                                            "cases chained", "steps", "cases with numerics", "notes"))
-    return ('<p class="legend">Yellow: another runner, another numerics key (a new memory, size and drift series), '
-            "or a parent without a summary (the chain has a gap there).</p>"
-            f'<div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>')
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "commit",
+            "parent",
+            "time",
+            "runner (timing key)",
+            "numerics key",
+            "cases chained",
+            "steps",
+            "cases with numerics",
+            "notes",
+        )
+    )
+    return (
+        '<p class="legend">Yellow: another runner, another numerics key (a new memory, size and drift series), '
+        "or a parent without a summary (the chain has a gap there).</p>"
+        f'<div style="overflow-x:auto"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+    )
 
 
 def _chain_sections(chain: Sequence[CommitSummary], config: Config) -> list[tuple[str, str, str]]:
-    legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement'
-              '</span><span style="color:#3867a8">● unchanged ○ first of its series</span> — chained latency: the running '
-              "product of each commit's duet ratio to its parent, band its propagated 95% interval, a step where a link's "
-              "interval excludes 1 by more than 2%. Memory, size and drift: the commit's own figures, one series per "
-              "numerics key, each point judged by the gate against the previous point of its series.</p>")
+    legend = (
+        '<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement'
+        '</span><span style="color:#3867a8">● unchanged ○ first of its series</span> — chained latency: the running '
+        "product of each commit's duet ratio to its parent, band its propagated 95% interval, a step where a link's "
+        "interval excludes 1 by more than 2%. Memory, size and drift: the commit's own figures, one series per "
+        "numerics key, each point judged by the gate against the previous point of its series.</p>"
+    )
     return [
-        ("chain", "Chained history per case (from the per-commit summaries)",
-         legend + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">' + _chain_cards(chain, config)),
+        (
+            "chain",
+            "Chained history per case (from the per-commit summaries)",
+            legend
+            + '<input id="filter" type="search" placeholder="filter cases, e.g. static_int8">'
+            + _chain_cards(chain, config),
+        ),
         ("commits", "Commits of the chained history", _commits(chain)),
     ]
 
 
-def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Config | None = None,
-                comparison: Comparison | None = None, chain: Sequence[CommitSummary] | None = None) -> str:
+def render_html(
+    runs: Sequence[Run],
+    *,
+    title: str = "ptq report",
+    config: Config | None = None,
+    comparison: Comparison | None = None,
+    chain: Sequence[CommitSummary] | None = None,
+) -> str:
     """The whole report for ``runs`` (oldest first); ``config`` holds the gate's thresholds.
     ``comparison``: the latest run's (``ptq report`` judges it against ``--baseline``); default:
     the latest run against the one before it, all judges. ``chain`` (oldest first): the trends
@@ -447,7 +571,7 @@ def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Confi
     config = config or Config()
     sections = _run_sections(runs, config, comparison, trends=not chain) if runs else []
     if chain:
-        sections[len(sections) - 2 if runs else 0:0] = _chain_sections(chain, config)  # before SQNR and environments
+        sections[len(sections) - 2 if runs else 0 : 0] = _chain_sections(chain, config)  # before SQNR and environments
         span = f"{len(chain)} commits, {escape(chain[0].time)} … {escape(chain[-1].time)}"
     else:
         span = f"{len(runs)} runs, {_date(runs[0])} … {_date(runs[-1])}"
@@ -455,23 +579,28 @@ def render_html(runs: Sequence[Run], *, title: str = "ptq report", config: Confi
         span += f"; latest on {escape(str(runs[-1].environment.get('cpu_model', '?')))}"
     nav = "".join(f'<a href="#{key}">{escape(name.split(" (")[0])}</a>' for key, name, _ in sections)
     body = "".join(f'<section id="{key}"><h2>{escape(name)}</h2>{html}</section>' for key, name, html in sections)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><header><h1>{escape(title)}</h1>"
-            f"<p>{span}</p><nav>{nav}</nav></header><main>{body}</main><script>{JS}</script></body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><header><h1>{escape(title)}</h1>"
+        f"<p>{span}</p><nav>{nav}</nav></header><main>{body}</main><script>{JS}</script></body></html>"
+    )
 
 
-def _run_sections(runs: Sequence[Run], config: Config, comparison: Comparison | None, *,
-                  trends: bool) -> list[tuple[str, str, str]]:
+def _run_sections(
+    runs: Sequence[Run], config: Config, comparison: Comparison | None, *, trends: bool
+) -> list[tuple[str, str, str]]:
     """The sections a history of runs gives; ``trends``: with its trends per case (a chained
     history draws its own)."""
     models = _cases_by_model(runs)
     if comparison is None and len(runs) > 1:
         comparison = compare(runs[-2], runs[-1], config=config)
-    legend = ('<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
-              '<span style="color:#9aa3ad">◇ not comparable (other machine or figure)</span><span style="color:#3867a8">● unchanged '
-              "○ first</span><span>band: IQR of the timed rounds, or the speedup's interval</span> — each point is judged against the "
-              "previous comparable run by the regression gate's judges (thresholds from [tool.ptq.gate]), as "
-              "<code>ptq compare</code> would judge it.</p>")
+    legend = (
+        '<p class="legend"><span style="color:#d1342f">▲ regression</span><span style="color:#1f9d55">▼ improvement</span>'
+        '<span style="color:#9aa3ad">◇ not comparable (other machine or figure)</span><span style="color:#3867a8">● unchanged '
+        "○ first</span><span>band: IQR of the timed rounds, or the speedup's interval</span> — each point is judged against the "
+        "previous comparable run by the regression gate's judges (thresholds from [tool.ptq.gate]), as "
+        "<code>ptq compare</code> would judge it.</p>"
+    )
     sections = [
         ("summary", "Latest change", _summary(runs, comparison)),
         ("speedup", "Speedup over fp32 per model", _speedup_tables(runs, models, config)),
@@ -479,7 +608,16 @@ def _run_sections(runs: Sequence[Run], config: Config, comparison: Comparison | 
         ("tradeoff", "Latency vs drift per model (which recipe is worth it)", _scatters(runs, models)),
     ]
     if trends:
-        sections.append(("trends", "Trends per case", legend + '<input id="filter" type="search" placeholder="filter '
-                         'cases, e.g. static_int8">' + _case_cards(runs, models, config)))
-    return [*sections, ("sqnr", "Per-layer SQNR over time", _sqnr(runs, models)),
-            ("env", "Environment of each run", _environments(runs))]
+        sections.append(
+            (
+                "trends",
+                "Trends per case",
+                legend + '<input id="filter" type="search" placeholder="filter '
+                'cases, e.g. static_int8">' + _case_cards(runs, models, config),
+            )
+        )
+    return [
+        *sections,
+        ("sqnr", "Per-layer SQNR over time", _sqnr(runs, models)),
+        ("env", "Environment of each run", _environments(runs)),
+    ]

@@ -7,12 +7,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["COLORS", "Point", "fmt", "heat_color", "interval_bar", "line_chart", "nice_ticks", "scatter_chart", "sparkline"]
+__all__ = [
+    "COLORS",
+    "Point",
+    "fmt",
+    "heat_color",
+    "interval_bar",
+    "line_chart",
+    "nice_ticks",
+    "scatter_chart",
+    "sparkline",
+]
 
 #: Verdict -> colour; the series itself is drawn in ``COLORS["line"]``.
 COLORS = {
-    "line": "#3867a8", "band": "#3867a8", "regression": "#d1342f", "improvement": "#1f9d55",
-    "unchanged": "#3867a8", "new": "#3867a8", "not comparable": "#9aa3ad", "grid": "#e3e7ec", "axis": "#6b7480",
+    "line": "#3867a8",
+    "band": "#3867a8",
+    "regression": "#d1342f",
+    "improvement": "#1f9d55",
+    "unchanged": "#3867a8",
+    "new": "#3867a8",
+    "not comparable": "#9aa3ad",
+    "grid": "#e3e7ec",
+    "axis": "#6b7480",
 }
 
 
@@ -54,22 +71,30 @@ class Point:
 
 
 def _frame(width: int, height: int, body: list[str], label: str) -> str:
-    return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">' + "".join(body) + "</svg>")
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">' + "".join(body) + "</svg>"
+    )
 
 
 def _marker(x: float, y: float, kind: str, tip: str) -> str:
     color = COLORS.get(kind, COLORS["line"])
     title = f"<title>{escape(tip)}</title>" if tip else ""
     if kind == "regression":
-        return (f'<path class="pt regression" d="M{x:.1f},{y - 6:.1f} L{x + 5.5:.1f},{y + 4:.1f} L{x - 5.5:.1f},{y + 4:.1f}Z" '
-                f'fill="{color}" stroke="#fff" stroke-width="1">{title}</path>')
+        return (
+            f'<path class="pt regression" d="M{x:.1f},{y - 6:.1f} L{x + 5.5:.1f},{y + 4:.1f} L{x - 5.5:.1f},{y + 4:.1f}Z" '
+            f'fill="{color}" stroke="#fff" stroke-width="1">{title}</path>'
+        )
     if kind == "improvement":
-        return (f'<path class="pt improvement" d="M{x:.1f},{y + 6:.1f} L{x + 5.5:.1f},{y - 4:.1f} L{x - 5.5:.1f},{y - 4:.1f}Z" '
-                f'fill="{color}" stroke="#fff" stroke-width="1">{title}</path>')
+        return (
+            f'<path class="pt improvement" d="M{x:.1f},{y + 6:.1f} L{x + 5.5:.1f},{y - 4:.1f} L{x - 5.5:.1f},{y - 4:.1f}Z" '
+            f'fill="{color}" stroke="#fff" stroke-width="1">{title}</path>'
+        )
     if kind == "not comparable":
-        return (f'<path class="pt incomparable" d="M{x:.1f},{y - 4.5:.1f} L{x + 4.5:.1f},{y:.1f} L{x:.1f},{y + 4.5:.1f} '
-                f'L{x - 4.5:.1f},{y:.1f}Z" fill="#fff" stroke="{color}" stroke-width="1.5">{title}</path>')
+        return (
+            f'<path class="pt incomparable" d="M{x:.1f},{y - 4.5:.1f} L{x + 4.5:.1f},{y:.1f} L{x:.1f},{y + 4.5:.1f} '
+            f'L{x - 4.5:.1f},{y:.1f}Z" fill="#fff" stroke="{color}" stroke-width="1.5">{title}</path>'
+        )
     fill = "#fff" if kind == "new" else color
     return f'<circle class="pt" cx="{x:.1f}" cy="{y:.1f}" r="3.2" fill="{fill}" stroke="{color}" stroke-width="1.5">{title}</circle>'
 
@@ -79,12 +104,15 @@ def _y_grid(ticks: Sequence[float], y: Callable[[float], float], x_from: float, 
     out = []
     for t in ticks:
         out.append(f'<line x1="{x_from}" x2="{x_to}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{COLORS["grid"]}"/>')
-        out.append(f'<text x="{x_from - 5}" y="{y(t) + 3.5:.1f}" text-anchor="end" class="tick">{escape(fmt(t))}</text>')
+        out.append(
+            f'<text x="{x_from - 5}" y="{y(t) + 3.5:.1f}" text-anchor="end" class="tick">{escape(fmt(t))}</text>'
+        )
     return out
 
 
-def line_chart(points: Sequence[Point], xlabels: Sequence[str], *, unit: str, label: str,
-               width: int = 300, height: int = 118) -> str:
+def line_chart(
+    points: Sequence[Point], xlabels: Sequence[str], *, unit: str, label: str, width: int = 300, height: int = 118
+) -> str:
     """A trend over runs: spread band, line (broken where a run has no value), verdict markers."""
     left, right, top, bottom = 46, 10, 10, 22
     values = [v for p in points for v in (p.value, p.low, p.high) if v is not None]
@@ -108,7 +136,9 @@ def line_chart(points: Sequence[Point], xlabels: Sequence[str], *, unit: str, la
     stride = max(1, math.ceil(n / 6))
     for i, text in enumerate(xlabels):
         if i % stride == 0 or i == n - 1:
-            body.append(f'<text x="{xs[i]:.1f}" y="{height - 6}" text-anchor="middle" class="tick">{escape(text)}</text>')
+            body.append(
+                f'<text x="{xs[i]:.1f}" y="{height - 6}" text-anchor="middle" class="tick">{escape(text)}</text>'
+            )
     segments: list[list[int]] = [[]]
     for i, p in enumerate(points):
         if p.value is None:
@@ -122,11 +152,15 @@ def line_chart(points: Sequence[Point], xlabels: Sequence[str], *, unit: str, la
             lower = " ".join(f"{xs[i]:.1f},{y(points[i].low):.1f}" for i in reversed(banded))
             body.append(f'<polygon class="band" points="{upper} {lower}" fill="{COLORS["band"]}" fill-opacity="0.13"/>')
         for i in banded:
-            body.append(f'<line x1="{xs[i]:.1f}" x2="{xs[i]:.1f}" y1="{y(points[i].low):.1f}" y2="{y(points[i].high):.1f}" '
-                        f'stroke="{COLORS["band"]}" stroke-opacity="0.35" stroke-width="3" stroke-linecap="round"/>')
+            body.append(
+                f'<line x1="{xs[i]:.1f}" x2="{xs[i]:.1f}" y1="{y(points[i].low):.1f}" y2="{y(points[i].high):.1f}" '
+                f'stroke="{COLORS["band"]}" stroke-opacity="0.35" stroke-width="3" stroke-linecap="round"/>'
+            )
         if len(seg) > 1:
             path = " ".join(f"{xs[i]:.1f},{y(points[i].value):.1f}" for i in seg)
-            body.append(f'<polyline class="line" points="{path}" fill="none" stroke="{COLORS["line"]}" stroke-width="1.8"/>')
+            body.append(
+                f'<polyline class="line" points="{path}" fill="none" stroke="{COLORS["line"]}" stroke-width="1.8"/>'
+            )
     for i, p in enumerate(points):
         if p.value is not None:
             body.append(_marker(xs[i], y(p.value), p.kind, p.tip))
@@ -141,8 +175,16 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     return ([below[-1]] if below else []) + inside + ([above[0]] if above else [])
 
 
-def scatter_chart(points: Sequence[tuple[float, float, str, str]], *, xunit: str, yunit: str, label: str,
-                  vline: tuple[float, str] | None = None, width: int = 440, height: int = 260) -> str:
+def scatter_chart(
+    points: Sequence[tuple[float, float, str, str]],
+    *,
+    xunit: str,
+    yunit: str,
+    label: str,
+    vline: tuple[float, str] | None = None,
+    width: int = 440,
+    height: int = 260,
+) -> str:
     """Labelled points ``(x, y, name, tip)``: which recipe buys how much speed for how much drift.
 
     The x axis turns logarithmic when x spans more than a factor of 20 (latencies often do);
@@ -163,16 +205,26 @@ def scatter_chart(points: Sequence[tuple[float, float, str, str]], *, xunit: str
 
     body = _y_grid(yt, sy, left, width - right)
     for t in xt:
-        body.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top}" y2="{height - bottom}" stroke="{COLORS["grid"]}"/>')
-        body.append(f'<text x="{sx(t):.1f}" y="{height - bottom + 14}" text-anchor="middle" class="tick">{escape(fmt(t))}</text>')
+        body.append(
+            f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top}" y2="{height - bottom}" stroke="{COLORS["grid"]}"/>'
+        )
+        body.append(
+            f'<text x="{sx(t):.1f}" y="{height - bottom + 14}" text-anchor="middle" class="tick">{escape(fmt(t))}</text>'
+        )
     xtitle = xunit + (" (log scale)" if log else "")
-    body.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" text-anchor="middle" class="axis">{escape(xtitle)}</text>')
+    body.append(
+        f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" text-anchor="middle" class="axis">{escape(xtitle)}</text>'
+    )
     mid = (top + height - bottom) / 2
-    body.append(f'<text x="12" y="{mid:.0f}" text-anchor="middle" class="axis" transform="rotate(-90 12 {mid:.0f})">{escape(yunit)}</text>')
+    body.append(
+        f'<text x="12" y="{mid:.0f}" text-anchor="middle" class="axis" transform="rotate(-90 12 {mid:.0f})">{escape(yunit)}</text>'
+    )
     if vline:
-        body.append(f'<line x1="{sx(vline[0]):.1f}" x2="{sx(vline[0]):.1f}" y1="{top}" y2="{height - bottom}" '
-                    f'stroke="{COLORS["axis"]}" stroke-dasharray="4,3"/><text x="{sx(vline[0]) + 4:.1f}" y="{top + 9}" '
-                    f'class="tick">{escape(vline[1])}</text>')
+        body.append(
+            f'<line x1="{sx(vline[0]):.1f}" x2="{sx(vline[0]):.1f}" y1="{top}" y2="{height - bottom}" '
+            f'stroke="{COLORS["axis"]}" stroke-dasharray="4,3"/><text x="{sx(vline[0]) + 4:.1f}" y="{top + 9}" '
+            f'class="tick">{escape(vline[1])}</text>'
+        )
     placed: list[tuple[float, float, float]] = []  # label extents: x from, x to, baseline
     for i, (x, yv, name, tip) in sorted(enumerate(points), key=lambda p: p[1][1]):
         color = PALETTE[i % len(PALETTE)]
@@ -185,17 +237,28 @@ def scatter_chart(points: Sequence[tuple[float, float, str, str]], *, xunit: str
         while any(abs(ly - oy) < 12 and x_from < o_to and o_from < x_to for o_from, o_to, oy in placed):
             ly -= 12
         placed.append((x_from, x_to, ly))
-        body.append(f'<g class="pt"><circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{color}" fill-opacity="0.85" '
-                    f'stroke="#fff"><title>{escape(tip)}</title></circle>'
-                    f'<text x="{px + dx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" class="pl">{escape(name)}</text></g>')
+        body.append(
+            f'<g class="pt"><circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{color}" fill-opacity="0.85" '
+            f'stroke="#fff"><title>{escape(tip)}</title></circle>'
+            f'<text x="{px + dx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" class="pl">{escape(name)}</text></g>'
+        )
     return _frame(width, height, body, label)
 
 
 PALETTE = ("#3867a8", "#e07b39", "#1f9d55", "#9b59b6", "#d1342f", "#17a2b8", "#b8860b", "#6c757d")
 
 
-def interval_bar(value: float, low: float | None, high: float | None, lo: float, hi: float, *, width: int = 120,
-                 height: int = 18, tip: str = "") -> str:
+def interval_bar(
+    value: float,
+    low: float | None,
+    high: float | None,
+    lo: float,
+    hi: float,
+    *,
+    width: int = 120,
+    height: int = 18,
+    tip: str = "",
+) -> str:
     """A ratio with its interval on a log axis from ``lo`` to ``hi``, 1.0x dashed: a one-row forest plot.
     Green when the whole interval is above 1 (faster than fp32), red when below, grey when it straddles."""
     pad = 5
@@ -204,14 +267,23 @@ def interval_bar(value: float, low: float | None, high: float | None, lo: float,
         t = (math.log(max(v, lo)) - math.log(lo)) / (math.log(hi) - math.log(lo))
         return pad + (width - 2 * pad) * min(max(t, 0.0), 1.0)
 
-    color = COLORS["improvement"] if (low if low is not None else value) > 1 else (
-        COLORS["regression"] if (high if high is not None else value) < 1 else COLORS["not comparable"])
-    body = [f'<line x1="{pad}" x2="{width - pad}" y1="{height / 2}" y2="{height / 2}" stroke="{COLORS["grid"]}"/>',
-            f'<line x1="{sx(1):.1f}" x2="{sx(1):.1f}" y1="1" y2="{height - 1}" stroke="{COLORS["axis"]}" stroke-dasharray="2,2"/>']
+    color = (
+        COLORS["improvement"]
+        if (low if low is not None else value) > 1
+        else (COLORS["regression"] if (high if high is not None else value) < 1 else COLORS["not comparable"])
+    )
+    body = [
+        f'<line x1="{pad}" x2="{width - pad}" y1="{height / 2}" y2="{height / 2}" stroke="{COLORS["grid"]}"/>',
+        f'<line x1="{sx(1):.1f}" x2="{sx(1):.1f}" y1="1" y2="{height - 1}" stroke="{COLORS["axis"]}" stroke-dasharray="2,2"/>',
+    ]
     if low is not None and high is not None:
-        body.append(f'<line x1="{sx(low):.1f}" x2="{sx(high):.1f}" y1="{height / 2}" y2="{height / 2}" stroke="{color}" '
-                    f'stroke-width="4" stroke-linecap="round" stroke-opacity="0.4"/>')
-    body.append(f'<circle cx="{sx(value):.1f}" cy="{height / 2}" r="4.5" fill="{color}"><title>{escape(tip)}</title></circle>')
+        body.append(
+            f'<line x1="{sx(low):.1f}" x2="{sx(high):.1f}" y1="{height / 2}" y2="{height / 2}" stroke="{color}" '
+            f'stroke-width="4" stroke-linecap="round" stroke-opacity="0.4"/>'
+        )
+    body.append(
+        f'<circle cx="{sx(value):.1f}" cy="{height / 2}" r="4.5" fill="{color}"><title>{escape(tip)}</title></circle>'
+    )
     return _frame(width, height, body, tip or "interval")
 
 
@@ -236,7 +308,9 @@ def sparkline(points: Sequence[Point], *, width: int = 110, height: int = 26, la
             seg.append(f"{sx(i):.1f},{sy(p.value):.1f}")
         elif seg:
             if len(seg) > 1:
-                body.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{COLORS["line"]}" stroke-width="1.5"/>')
+                body.append(
+                    f'<polyline points="{" ".join(seg)}" fill="none" stroke="{COLORS["line"]}" stroke-width="1.5"/>'
+                )
             seg = []
     body += [_marker(sx(i), sy(p.value), p.kind, p.tip) for i, p in enumerate(points) if p.value is not None]
     return _frame(width, height, body, label or "trend")

@@ -78,20 +78,38 @@ def speedup_table(results: Sequence[CaseResult]) -> str:
     for r in results:
         if r.latency is None:
             continue
-        rows.append([
-            r.model, r.recipe, r.stack,
-            f"{r.latency.median * 1e3:.3f}",
-            f"{r.latency.stddev / r.latency.mean * 100:.1f}%" if r.latency.mean else "-",
-            str(r.latency.rounds),
-            _speedup_cell(r),
-            _repeat_cell(r),
-            _spread_cell(r),
-            _memory_cell(r),
-            _size_cell(r),
-            f"{r.quantized_layers}/{r.quantized_layers + r.float_layers}",
-            r.weights.split(" ")[0],
-        ])
+        rows.append(
+            [
+                r.model,
+                r.recipe,
+                r.stack,
+                f"{r.latency.median * 1e3:.3f}",
+                f"{r.latency.stddev / r.latency.mean * 100:.1f}%" if r.latency.mean else "-",
+                str(r.latency.rounds),
+                _speedup_cell(r),
+                _repeat_cell(r),
+                _spread_cell(r),
+                _memory_cell(r),
+                _size_cell(r),
+                f"{r.quantized_layers}/{r.quantized_layers + r.float_layers}",
+                r.weights.split(" ")[0],
+            ]
+        )
     return format_table(
-        ["model", "recipe", "stack", "median ms", "cv", "rounds", "speedup [CI]", "rerun in", "visits: spread",
-         "inference mem", "size", "quantized", "weights"], rows
+        [
+            "model",
+            "recipe",
+            "stack",
+            "median ms",
+            "cv",
+            "rounds",
+            "speedup [CI]",
+            "rerun in",
+            "visits: spread",
+            "inference mem",
+            "size",
+            "quantized",
+            "weights",
+        ],
+        rows,
     )

@@ -91,15 +91,20 @@ def _latency(rec: CaseRecord) -> Reading | None:
     if median is None:
         return None
     q1, q3 = _number(rec.stats.get("q1")), _number(rec.stats.get("q3"))
-    return Reading(median * 1e3, q1 * 1e3 if q1 is not None else None, q3 * 1e3 if q3 is not None else None,
-                   label="median (IQR band)")
+    return Reading(
+        median * 1e3,
+        q1 * 1e3 if q1 is not None else None,
+        q3 * 1e3 if q3 is not None else None,
+        label="median (IQR band)",
+    )
 
 
 def _speedup(rec: CaseRecord) -> Reading | None:
     ci = read_figures(SpeedupFigures, rec.extra_info)
     if ci is not None:
-        return Reading(float(ci.ratio), float(ci.low), float(ci.high), label="interleaved, its interval",
-                       higher_is_better=True)
+        return Reading(
+            float(ci.ratio), float(ci.low), float(ci.high), label="interleaved, its interval", higher_is_better=True
+        )
     ratio = _number(rec.extra_info.get("speedup_vs_fp32"))
     return Reading(ratio, label="interleaved", higher_is_better=True) if ratio is not None else None
 
@@ -141,13 +146,16 @@ def _drift(rec: CaseRecord) -> Reading | None:
     return None
 
 
-METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("latency", "latency", "ms", _latency, "latency"),
-    Metric("speedup", "speedup over fp32", "x", _speedup, "speedup"),
-    Metric("memory", "peak memory", "MiB", _memory, "memory"),
-    Metric("size", "serialized size", "MiB", _size, "size"),
-    Metric("drift", "drift", "", _drift, "drift"),
-)}
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        Metric("latency", "latency", "ms", _latency, "latency"),
+        Metric("speedup", "speedup over fp32", "x", _speedup, "speedup"),
+        Metric("memory", "peak memory", "MiB", _memory, "memory"),
+        Metric("size", "serialized size", "MiB", _size, "size"),
+        Metric("drift", "drift", "", _drift, "drift"),
+    )
+}
 
 
 def layer_sqnr(rec: CaseRecord) -> dict[str, float] | None:
@@ -158,8 +166,11 @@ def layer_sqnr(rec: CaseRecord) -> dict[str, float] | None:
         return {str(k): float(v) for k, v in found.items() if _number(v) is not None}
     layers = dig(rec.metrics, "drift", "worst_layers")
     if isinstance(layers, list):
-        return {str(x["name"]): float(x["sqnr_db"]) for x in layers
-                if isinstance(x, Mapping) and "name" in x and _number(x.get("sqnr_db")) is not None}
+        return {
+            str(x["name"]): float(x["sqnr_db"])
+            for x in layers
+            if isinstance(x, Mapping) and "name" in x and _number(x.get("sqnr_db")) is not None
+        }
     return None
 
 
@@ -188,6 +199,7 @@ def _step(metric: Metric, case: str, run: Run, rec: CaseRecord, earlier: Sequenc
     had = [r for r in earlier if case in r.cases and judge.extract(r.cases[case]) is not None]
     if not had:
         return Step(run, reading, Marker.NEW)
+
     def unlike(other: Run) -> dict[str, list[str]]:
         keys = {kind: differing_keys(other.environment, run.environment, kind) for kind in KEYS}
         if _fingerprint(other, other.cases[case]) != _fingerprint(run, rec) and not keys["timing"]:
@@ -203,12 +215,15 @@ def _step(metric: Metric, case: str, run: Run, rec: CaseRecord, earlier: Sequenc
 def series(metric: Metric, case: str, runs: Sequence[Run], config: Config | None = None) -> list[Step]:
     """One step per run (``reading`` None where the run lacks the case or the metric)."""
     config = config or Config()
-    return [_step(metric, case, run, run.cases[case], runs[:i], config) if case in run.cases else Step(run, None, None)
-            for i, run in enumerate(runs)]
+    return [
+        _step(metric, case, run, run.cases[case], runs[:i], config) if case in run.cases else Step(run, None, None)
+        for i, run in enumerate(runs)
+    ]
 
 
-def keyed_series(metric: Metric, case: str, runs: Sequence[Run], *, kind: str = "numerics",
-                 config: Config | None = None) -> dict[str, list[Step]]:
+def keyed_series(
+    metric: Metric, case: str, runs: Sequence[Run], *, kind: str = "numerics", config: Config | None = None
+) -> dict[str, list[Step]]:
     """One series per key of ``kind`` (:func:`ptq.run.env.key_hash` of each run's environment), each
     step judged against the previous run of its own series, so a runner with another key starts
     a series instead of showing a step. Each list is aligned with ``runs`` (a run of another key

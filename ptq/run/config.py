@@ -38,8 +38,9 @@ __all__ = ["Config", "Range", "Section", "check_names", "list_sections", "load_c
 #: Sub-tables that scope a section's keys; the most specific wins: case > recipe > model > top.
 SCOPES = ("models", "recipes", "cases")
 
-_REGISTRY: NamedRegistry[Section] = NamedRegistry("config section", Section, entry_point_group="ptq.config_sections",
-                                                  builtins=BUILTIN_SECTIONS)
+_REGISTRY: NamedRegistry[Section] = NamedRegistry(
+    "config section", Section, entry_point_group="ptq.config_sections", builtins=BUILTIN_SECTIONS
+)
 
 
 def register_section(section: Section, *, replace: bool = False) -> Section:
@@ -110,7 +111,9 @@ class Config:
     def section(self, name: str) -> Mapping[str, Any]:
         return self.data.get(name, {})
 
-    def resolve(self, name: str, *, model: str, recipe: str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def resolve(
+        self, name: str, *, model: str, recipe: str, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The section's keys for one case: defaults < top level < model < recipe < case."""
         table = self.section(name)
         out = dict(defaults or {})
@@ -126,7 +129,9 @@ def validate(data: Mapping[str, Any], where: str, *, prefix: str = "tool.ptq.") 
     valid = _REGISTRY.names()
     for name, table in data.items():
         if name not in valid:
-            raise UserError(f"{where}: unknown section [{_header(prefix, name)}]; valid sections: {', '.join(sorted(valid))}")
+            raise UserError(
+                f"{where}: unknown section [{_header(prefix, name)}]; valid sections: {', '.join(sorted(valid))}"
+            )
         if not isinstance(table, Mapping):
             raise UserError(f"{where}: [{_header(prefix, name)}] must be a table")
         section = _REGISTRY.get(name)
@@ -146,12 +151,16 @@ def _read_toml(path: Path, fix: str) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"cannot read ptq config {path}: {(exc.strerror or str(exc)).lower()}; make it a readable file") from None
+        raise UserError(
+            f"cannot read ptq config {path}: {(exc.strerror or str(exc)).lower()}; make it a readable file"
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"cannot read ptq config {path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                        f"{exc.start}), so not TOML; {fix}") from None
+        raise UserError(
+            f"cannot read ptq config {path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}), so not TOML; {fix}"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -176,16 +185,22 @@ def load_config(rootdir: str | Path) -> Config:
     """
     root = Path(rootdir)
     dedicated, pyproject = root / "results" / "ptq.toml", root / "pyproject.toml"
-    in_pyproject = (_tool_ptq(_read_toml(pyproject, "restore it (e.g. git checkout -- pyproject.toml)"), pyproject)
-                    if pyproject.exists() else {})
+    in_pyproject = (
+        _tool_ptq(_read_toml(pyproject, "restore it (e.g. git checkout -- pyproject.toml)"), pyproject)
+        if pyproject.exists()
+        else {}
+    )
     if not dedicated.exists():
         return validate(in_pyproject, str(pyproject)) if pyproject.exists() else Config({})
     if in_pyproject:
-        raise UserError(f"{dedicated} and [tool.ptq] in {pyproject} both configure ptq, and only one is read; "
-                        f"keep one: move the settings into {dedicated} (headers without 'tool.ptq.') and delete "
-                        "[tool.ptq], or delete the file")
-    return validate(_read_toml(dedicated, "restore it, write its settings as TOML, or delete it"), str(dedicated),
-                    prefix="")
+        raise UserError(
+            f"{dedicated} and [tool.ptq] in {pyproject} both configure ptq, and only one is read; "
+            f"keep one: move the settings into {dedicated} (headers without 'tool.ptq.') and delete "
+            "[tool.ptq], or delete the file"
+        )
+    return validate(
+        _read_toml(dedicated, "restore it, write its settings as TOML, or delete it"), str(dedicated), prefix=""
+    )
 
 
 def _nearest(name: str, valid: Collection[str]) -> str:
@@ -204,7 +219,7 @@ def check_names(config: Config, *, models: Collection[str], recipes: Collection[
             return name in models
         if scope == "recipes":
             return name in recipes
-        return any(name[:i] in models and name[i + 1:] in recipes for i, c in enumerate(name) if c == "-")
+        return any(name[:i] in models and name[i + 1 :] in recipes for i, c in enumerate(name) if c == "-")
 
     prefix = "tool.ptq." if Path(config.source).name == "pyproject.toml" else ""
     for section_name, table in config.data.items():
@@ -214,10 +229,20 @@ def check_names(config: Config, *, models: Collection[str], recipes: Collection[
             for name in table.get(scope, {}):
                 if known(scope, name):
                     continue
-                what, listing = {"models": ("model", "ptq list models"), "recipes": ("recipe", "ptq list recipes"),
-                                 "cases": ("case", "MODEL-RECIPE: ptq list models, ptq list recipes")}[scope]
-                valid = (models if scope == "models" else recipes if scope == "recipes"
-                         else {f"{m}-{r}" for m in models for r in recipes})
-                raise UserError(f"{config.source}: [{_header(prefix, section_name, scope, name)}] names no registered "
-                                f"{what} {name!r}, so its settings would apply to nothing; {_nearest(name, valid)}fix "
-                                f"the name ({listing}) or delete the table")
+                what, listing = {
+                    "models": ("model", "ptq list models"),
+                    "recipes": ("recipe", "ptq list recipes"),
+                    "cases": ("case", "MODEL-RECIPE: ptq list models, ptq list recipes"),
+                }[scope]
+                valid = (
+                    models
+                    if scope == "models"
+                    else recipes
+                    if scope == "recipes"
+                    else {f"{m}-{r}" for m in models for r in recipes}
+                )
+                raise UserError(
+                    f"{config.source}: [{_header(prefix, section_name, scope, name)}] names no registered "
+                    f"{what} {name!r}, so its settings would apply to nothing; {_nearest(name, valid)}fix "
+                    f"the name ({listing}) or delete the table"
+                )

@@ -152,11 +152,15 @@ def resolve(spec: str, *, cuda: Any = None, runtime: str | None = None, driver: 
         if spec == "auto":
             return CPU
         built = f"this torch is built for CUDA {runtime}" if runtime else "this torch is a CPU-only build"
-        raise UserError(f"{option}: CUDA is not available here ({built} and sees no GPU); "
-                        f"run on a machine with a GPU, or pass {DEVICE_OPTION}=cpu (or auto)")
+        raise UserError(
+            f"{option}: CUDA is not available here ({built} and sees no GPU); "
+            f"run on a machine with a GPU, or pass {DEVICE_OPTION}=cpu (or auto)"
+        )
     count = int(cuda.device_count())
     index = int(found.group(1)) if found.group(1) is not None else int(cuda.current_device())
     if index >= count:
-        raise UserError(f"{option}: there is no CUDA device {index}; this machine has {count} "
-                        f"(cuda:0 to cuda:{count - 1}): pass one of them")
+        raise UserError(
+            f"{option}: there is no CUDA device {index}; this machine has {count} "
+            f"(cuda:0 to cuda:{count - 1}): pass one of them"
+        )
     return Device(f"cuda:{index}", cuda=cuda, cuda_runtime=runtime, cuda_driver=driver)

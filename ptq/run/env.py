@@ -30,8 +30,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ptq.run.device import Device
 
-__all__ = ["DEVICE_KEYS", "FINGERPRINT_KEYS", "KEYS", "NUMERICS_KEYS", "TIMING_KEYS", "cpu_info", "differing_keys", "environment",
-           "fingerprint", "key_hash", "package_version"]
+__all__ = [
+    "DEVICE_KEYS",
+    "FINGERPRINT_KEYS",
+    "KEYS",
+    "NUMERICS_KEYS",
+    "TIMING_KEYS",
+    "cpu_info",
+    "differing_keys",
+    "environment",
+    "fingerprint",
+    "key_hash",
+    "package_version",
+]
 
 #: CPU flags that change which int8/bf16 kernels run.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
@@ -40,13 +51,32 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_i
 DEVICE_KEYS = ("device_name", "compute_capability", "cuda_runtime", "cuda_driver")
 #: What must match for latencies (and speedups) of two runs to be compared at all.
 TIMING_KEYS = (
-    "cpu_model", "cpu_flags", "logical_cpus", "threads",
-    "torch", "torchvision", "torchao", "onnxruntime", "device", "quantized_engine", *DEVICE_KEYS,
+    "cpu_model",
+    "cpu_flags",
+    "logical_cpus",
+    "threads",
+    "torch",
+    "torchvision",
+    "torchao",
+    "onnxruntime",
+    "device",
+    "quantized_engine",
+    *DEVICE_KEYS,
 )
 #: What must match for memory, size and drift: the kernels selected and the versions that compute.
 NUMERICS_KEYS = (
-    "cpu_flags", "threads", "torch", "torchvision", "torchao", "onnxruntime", "transformers", "device",
-    "quantized_engine", "device_name", "compute_capability", "cuda_runtime",
+    "cpu_flags",
+    "threads",
+    "torch",
+    "torchvision",
+    "torchao",
+    "onnxruntime",
+    "transformers",
+    "device",
+    "quantized_engine",
+    "device_name",
+    "compute_capability",
+    "cuda_runtime",
 )
 KEYS: dict[str, tuple[str, ...]] = {"timing": TIMING_KEYS, "numerics": NUMERICS_KEYS}
 #: A baseline file is named by its timing key.
@@ -122,7 +152,8 @@ def environment(threads: int | None = None, device: Device | None = None) -> dic
         "openvino": package_version("openvino"),
         "nncf": package_version("nncf"),
         "numpy": package_version("numpy"),
-        **dict.fromkeys(DEVICE_KEYS), **(device or CPU).describe(),
+        **dict.fromkeys(DEVICE_KEYS),
+        **(device or CPU).describe(),
         "quantized_engine": torch.backends.quantized.engine,
         "cuda_available": torch.cuda.is_available(),
     }
@@ -143,5 +174,4 @@ def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any], kind: str) -> lis
     """The keys of one kind whose values differ between two environments. A key only one of them
     recorded differs (unknown is not equal); one neither recorded does not. A GPU key
     (:data:`DEVICE_KEYS`) null or missing on both sides does not: runs before ``--ptq-device`` lack them."""
-    return [k for k in KEYS[kind]
-            if a.get(k) != b.get(k) or (k not in DEVICE_KEYS and (k in a) != (k in b))]
+    return [k for k in KEYS[kind] if a.get(k) != b.get(k) or (k not in DEVICE_KEYS and (k in a) != (k in b))]

@@ -12,8 +12,24 @@ from ptq.recipes import REFERENCE, list_recipes
 from ptq.registry import match_globs
 
 __all__ = [
-    "AXES", "COMPILED", "FAST_PATHS", "GPU_RECIPES", "LM_COMPILED", "LM_MODELS", "LM_RECIPES", "MAIN_MODELS", "MAIN_RECIPES",
-    "MAIN_TEXT_RECIPES", "MATRICES", "QUICK_LM_RECIPES", "SLOW_KERNELS", "Axis", "Case", "Matrix", "default_matrix", "select_cases",
+    "AXES",
+    "COMPILED",
+    "FAST_PATHS",
+    "GPU_RECIPES",
+    "LM_COMPILED",
+    "LM_MODELS",
+    "LM_RECIPES",
+    "MAIN_MODELS",
+    "MAIN_RECIPES",
+    "MAIN_TEXT_RECIPES",
+    "MATRICES",
+    "QUICK_LM_RECIPES",
+    "SLOW_KERNELS",
+    "Axis",
+    "Case",
+    "Matrix",
+    "default_matrix",
+    "select_cases",
 ]
 
 
@@ -45,8 +61,9 @@ class Matrix:
     project_only: bool = False
 
     def allows(self, case: Case) -> bool:
-        return all(match_globs([case.recipe], recipes) for models, recipes in self.only
-                   if match_globs([case.model], models))
+        return all(
+            match_globs([case.recipe], recipes) for models, recipes in self.only if match_globs([case.model], models)
+        )
 
 
 #: torch.compile recipes take tens of seconds per model on 2 cores: opt-in (``deploy``) only.
@@ -72,8 +89,9 @@ QUICK_LM_RECIPES = "fp32,dynamic_int8,ao_int8_weight_only,bf16"
 #: Recipes whose models run on a CUDA device (ptq.run.workbench.DEVICE_RECIPES): the fp32 reference,
 #: bf16, torchao int8 weight-only / dynamic, int4 weight-only (CUDA layout) and float8 (skipped below
 #: compute capability 8.9 where the config needs it).
-GPU_RECIPES = ("fp32,bf16,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_only,ao_float8_weight_only,"
-               "ao_float8_dynamic")
+GPU_RECIPES = (
+    "fp32,bf16,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_only,ao_float8_weight_only,ao_float8_dynamic"
+)
 
 #: The main job's cases: the non-micro models but MobileNetV3 (MobileNetV2 is its family) and the
 #: decoder LMs, x the float form and the int8 / bf16 forms a user of each stack reaches for first
@@ -81,8 +99,10 @@ GPU_RECIPES = ("fp32,bf16,ao_int8_weight_only,ao_int8_dynamic,ao_int4_weight_onl
 #: forms stay in ``default``, one option away: its 252 cases took an hour on 2 cores, which a main
 #: job run on every merge cannot spend.
 MAIN_MODELS = "mobilenet_v2,resnet18,minilm_l6,lstm_classifier,digits_cnn"
-MAIN_RECIPES = ("fp32,dynamic_int8,static_int8,ao_int8_dynamic,ao_int8_weight_only,bf16,ort_fp32,ort_dynamic_int8,"
-                "ort_static_int8,ov_fp32,ov_int8")
+MAIN_RECIPES = (
+    "fp32,dynamic_int8,static_int8,ao_int8_dynamic,ao_int8_weight_only,bf16,ort_fp32,ort_dynamic_int8,"
+    "ort_static_int8,ov_fp32,ov_int8"
+)
 #: MiniLM's forms in ``main``: fp32 and torch's dynamic int8 (the form a transformer encoder's users
 #: ship first). At batch 32 x 128 tokens a call takes most of a second, so each of its cases costs
 #: half a minute of timing and probes and seconds per visit: with every recipe, its eleven cases
@@ -94,38 +114,50 @@ MAIN_TEXT_RECIPES = "fp32,dynamic_int8"
 MATRICES: dict[str, Matrix] = {
     "project": Matrix(
         description="the models this project registers (conftest.py, plugins) x the default recipes; what runs "
-                    "without --ptq-matrix wherever a project registers a model",
-        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}", project_only=True,
+        "without --ptq-matrix wherever a project registers a model",
+        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}",
+        project_only=True,
     ),
     "main": Matrix(
-        models=MAIN_MODELS, recipes=MAIN_RECIPES, only=(("minilm_l6", MAIN_TEXT_RECIPES),),
+        models=MAIN_MODELS,
+        recipes=MAIN_RECIPES,
+        only=(("minilm_l6", MAIN_TEXT_RECIPES),),
         description="ptq's real models x each stack's float and headline int8/bf16 recipes: what a run in ptq's "
-                    "own repository covers without --ptq-matrix (the main job)",
+        "own repository covers without --ptq-matrix (the main job)",
     ),
     "default": Matrix(
         description="every registered model but the LMs x every recipe but the torch.compile ones, the runtimes' "
-                    "own fast paths and CPU int4",
-        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}", exclude_models=LM_MODELS,
+        "own fast paths and CPU int4",
+        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}",
+        exclude_models=LM_MODELS,
     ),
     "quick": Matrix(
         # Small models only: with MobileNetV2 it took 3 min 27 s here, and MiniLM (0.6 s a call
         # at batch 32) alone would take the 3 minutes this matrix is for. digits_cnn is the CNN.
         models="digits_cnn,lstm_classifier,micro_linear_256,micro_conv_16,micro_lstm_128,tiny_lm",
         description=f"one model of each family but text x the default recipes, tiny_lm x {QUICK_LM_RECIPES} only, "
-                    "for CI smoke runs (< 3 min)",
-        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}", only=(("tiny_lm", QUICK_LM_RECIPES),),
+        "for CI smoke runs (< 3 min)",
+        exclude_recipes=f"{COMPILED},{FAST_PATHS},{SLOW_KERNELS}",
+        only=(("tiny_lm", QUICK_LM_RECIPES),),
     ),
     "deploy": Matrix(
         models="mobilenet_v2,resnet18,mobilenet_v3_large,minilm_l6,lstm_classifier,digits_cnn",
         description="the non-micro models x every recipe but CPU int4, torch.compile, PT2E and each runtime's own fast "
-                    "path included (slow: compiles)",
+        "path included (slow: compiles)",
         exclude_recipes=SLOW_KERNELS,
     ),
-    "llm": Matrix(models=LM_MODELS, recipes=f"{LM_RECIPES},{LM_COMPILED}", only=(("smollm2_135m", LM_RECIPES),),
-                  description="decoder LMs x the recipes that apply to them, tiny_lm also compiled: prefill, "
-                              "KV-cache decode, perplexity (see README, Language models)"),
-    "gpu": Matrix(recipes=GPU_RECIPES, exclude_models=LM_MODELS,
-                  description="the default models x the recipes that run on CUDA; run with --ptq-device=cuda (.ci/gpu)"),
+    "llm": Matrix(
+        models=LM_MODELS,
+        recipes=f"{LM_RECIPES},{LM_COMPILED}",
+        only=(("smollm2_135m", LM_RECIPES),),
+        description="decoder LMs x the recipes that apply to them, tiny_lm also compiled: prefill, "
+        "KV-cache decode, perplexity (see README, Language models)",
+    ),
+    "gpu": Matrix(
+        recipes=GPU_RECIPES,
+        exclude_models=LM_MODELS,
+        description="the default models x the recipes that run on CUDA; run with --ptq-device=cuda (.ci/gpu)",
+    ),
     "all": Matrix(description="every registered model x every registered recipe (slow: compiles, CPU int4)"),
 }
 
@@ -145,16 +177,23 @@ class Axis:
             return offered
         option, globs = f"--ptq-{self.name}s={pattern!r}", [g.strip() for g in pattern.split(",") if g.strip()]
         if not globs:
-            raise UserError(f"{option} is blank; give comma-separated globs of {self.name} names, or drop the "
-                            f"option for every {self.name} of matrix {matrix!r}")
+            raise UserError(
+                f"{option} is blank; give comma-separated globs of {self.name} names, or drop the "
+                f"option for every {self.name} of matrix {matrix!r}"
+            )
         for glob in globs:
             if match_globs(offered, glob):
                 continue
             elsewhere = [m for m in MATRICES if match_globs(self.names(MATRICES[m]), glob)]
             close = difflib.get_close_matches(glob, offered, n=3)
-            hint = (f"it is in {'matrix' if len(elsewhere) == 1 else 'matrices'} {', '.join(elsewhere)}: "
-                    f"pass --ptq-matrix={elsewhere[0]}" if elsewhere
-                    else f"nearest: {', '.join(close)}" if close else f"valid: {', '.join(offered)}")
+            hint = (
+                f"it is in {'matrix' if len(elsewhere) == 1 else 'matrices'} {', '.join(elsewhere)}: "
+                f"pass --ptq-matrix={elsewhere[0]}"
+                if elsewhere
+                else f"nearest: {', '.join(close)}"
+                if close
+                else f"valid: {', '.join(offered)}"
+            )
             where = f"{option}: {glob!r}" if len(globs) > 1 else option
             raise UserError(f"{where} matches no {self.name} of matrix {matrix!r}; {hint}")
         return match_globs(offered, globs)
@@ -180,9 +219,7 @@ AXES = {
 }
 
 
-def select_cases(
-    matrix: str = "default", models: str | None = None, recipes: str | None = None
-) -> list[Case]:
+def select_cases(matrix: str = "default", models: str | None = None, recipes: str | None = None) -> list[Case]:
     """Cases of ``matrix`` whose model and recipe match the optional globs, model-major with
     the fp32 reference first, so its latency is measured before the cases compared to it.
     Every glob must match something: a typo would silently run fewer cases."""
@@ -196,5 +233,7 @@ def select_cases(
     if not cases:
         chosen = " ".join(f"--ptq-{axis}s={glob!r}" for axis, glob in (("model", models), ("recipe", recipes)) if glob)
         limits = "; ".join(f"{m} runs only {r}" for m, r in spec.only)
-        raise UserError(f"{chosen or 'the matrix'} selects no case of matrix {matrix!r} ({limits}); widen the selection")
+        raise UserError(
+            f"{chosen or 'the matrix'} selects no case of matrix {matrix!r} ({limits}); widen the selection"
+        )
     return cases

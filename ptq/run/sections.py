@@ -75,11 +75,14 @@ class Section:
     checks: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        undeclared = sorted((set(self.choices) | set(self.bounds) | set(self.defaults) | set(self.checks))
-                            - set(self.keys))
+        undeclared = sorted(
+            (set(self.choices) | set(self.bounds) | set(self.defaults) | set(self.checks)) - set(self.keys)
+        )
         if undeclared:
-            raise UserError(f"config section {self.name!r} constrains undeclared key(s) {', '.join(undeclared)}; "
-                            "declare them in keys")
+            raise UserError(
+                f"config section {self.name!r} constrains undeclared key(s) {', '.join(undeclared)}; "
+                "declare them in keys"
+            )
 
 
 #: Defaults of ``[tool.ptq.gate]`` (ptq.gate.judges).
@@ -130,14 +133,21 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 #: Tolerances that are shares of the samples (accuracy drops, agreements): in [0, 1].
-_SHARES = ("max_relative_accuracy_drop", "max_absolute_accuracy_drop", "min_top1_agreement", "min_top5_agreement",
-           "min_neighbour_agreement")
+_SHARES = (
+    "max_relative_accuracy_drop",
+    "max_absolute_accuracy_drop",
+    "min_top1_agreement",
+    "min_top5_agreement",
+    "min_neighbour_agreement",
+)
 
 TOLERANCE = Section(
     "tolerance",
     keys={k: (int, float) for k in DEFAULT_TOLERANCES},
-    bounds={**dict.fromkeys(_SHARES, Range(0, 1, why="a share: 0.01 is 1%")),
-            "min_cosine": Range(-1, 1, why="a cosine similarity")},
+    bounds={
+        **dict.fromkeys(_SHARES, Range(0, 1, why="a share: 0.01 is 1%")),
+        "min_cosine": Range(-1, 1, why="a cosine similarity"),
+    },
     defaults=DEFAULT_TOLERANCES,
     description="drift tolerances of the drift probe (per model, recipe or case)",
 )
@@ -146,10 +156,19 @@ TOLERANCE = Section(
 MEMORY_LIMIT_KEYS = {"inference": "inference_limit", "quantize": "quantize_limit"}
 
 _UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-    "k": 2**10, "m": 2**20, "g": 2**30,
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "k": 2**10,
+    "m": 2**20,
+    "g": 2**30,
 }
 _SIZE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _SIZE_EXAMPLE = "write bytes or a size such as '24 MB', '512 KiB' or '1.5 GiB'"

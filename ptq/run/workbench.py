@@ -22,7 +22,17 @@ from ptq.run.device import CPU, Device
 from ptq.run.matrix import Case
 from ptq.run.results import CaseResult, LatencyStats
 
-__all__ = ["DEVICE_RECIPES", "DeviceData", "PreparedCase", "RunOptions", "Workbench", "check_finite", "register_quantize_monitor", "run_case", "warm_up"]
+__all__ = [
+    "DEVICE_RECIPES",
+    "DeviceData",
+    "PreparedCase",
+    "RunOptions",
+    "Workbench",
+    "check_finite",
+    "register_quantize_monitor",
+    "run_case",
+    "warm_up",
+]
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,9 @@ class DeviceData:
 
     def batch(self, split: str, index: int, batch_size: int) -> Batch:
         found = self.source.batch(split, index, batch_size)
-        return replace(found, inputs=_to_device(found.inputs, self.device), target=_to_device(found.target, self.device))
+        return replace(
+            found, inputs=_to_device(found.inputs, self.device), target=_to_device(found.target, self.device)
+        )
 
 
 def _check_device(recipe: Recipe, device: Device) -> None:
@@ -83,8 +95,10 @@ def _check_device(recipe: Recipe, device: Device) -> None:
         return
     runs = DEVICE_RECIPES["cuda"]
     if type(recipe) not in runs:  # exact types: a subclass (a Deployed form) may run other kernels
-        raise NotApplicable(f"recipe {recipe.name!r} ({type(recipe).__name__}) runs on CPU only; on {device.name} "
-                            f"the suite runs {', '.join(t.__name__ for t in runs)} recipes")
+        raise NotApplicable(
+            f"recipe {recipe.name!r} ({type(recipe).__name__}) runs on CPU only; on {device.name} "
+            f"the suite runs {', '.join(t.__name__ for t in runs)} recipes"
+        )
 
 
 @dataclass
@@ -185,7 +199,9 @@ def check_finite(output: Any, case: Case) -> None:
             )
 
 
-def warm_up(fn: Callable[[], Any], *, calls: int, max_seconds: float, timer: Callable[[], float] = time.perf_counter) -> int:
+def warm_up(
+    fn: Callable[[], Any], *, calls: int, max_seconds: float, timer: Callable[[], float] = time.perf_counter
+) -> int:
     """Run ``fn`` untimed ``calls`` times, stopping early after ``max_seconds`` (but never
     before 2 calls, when ``calls`` allows). Returns how many calls ran.
 
@@ -236,7 +252,9 @@ def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tup
         output = model(*inputs)
         check_finite(output, prepared.case)
         if enabled:
-            result.warmup_rounds = warm_up(lambda: model(*inputs), calls=options.warmup, max_seconds=options.warmup_time)
+            result.warmup_rounds = warm_up(
+                lambda: model(*inputs), calls=options.warmup, max_seconds=options.warmup_time
+            )
             device.synchronize()  # no warm-up kernel left queued to land in the first timed round
         # pytest-benchmark reads its clock right after the callable returns: on CUDA the callable
         # synchronises, so each round covers its kernels, not their launch (on CPU: model itself).
@@ -251,4 +269,3 @@ def run_case(benchmark: Any, prepared: PreparedCase, options: RunOptions) -> tup
         options = replace(options, pair_budget_s=0.0)
     failures = run_probes(prepared, result, options)
     return result, failures
-

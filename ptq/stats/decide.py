@@ -201,7 +201,9 @@ def decide_latency_rounds(
     from scipy.stats import ttest_ind
 
     if threshold < 0 or not 0 < alpha < 1 or not 0 < keep <= 1:
-        raise ValueError(f"threshold must be >= 0, alpha in (0, 1) and keep in (0, 1], got {threshold}, {alpha}, {keep}")
+        raise ValueError(
+            f"threshold must be >= 0, alpha in (0, 1) and keep in (0, 1], got {threshold}, {alpha}, {keep}"
+        )
     if len(baseline) < 2 or len(current) < 2:
         raise ValueError(f"a t-test over rounds needs >= 2 rounds per side, got {len(baseline)} and {len(current)}")
     q = location(statistic)
@@ -222,13 +224,26 @@ def decide_latency_rounds(
     pooled = [np.concatenate([np.asarray(r, dtype=float) for r in side]) for side in (baseline, current)]
     median_ratio = float(np.median(pooled[1]) / np.median(pooled[0]))
     kept = "" if (b.size, c.size) == (len(baseline), len(current)) else f"the fastest {b.size}+{c.size} of "
-    return LatencyDecision(verdict, ratio, low, high, p, statistic, median_ratio,
-                           f"Welch t over {kept}{len(baseline)}+{len(current)} rounds")
+    return LatencyDecision(
+        verdict,
+        ratio,
+        low,
+        high,
+        p,
+        statistic,
+        median_ratio,
+        f"Welch t over {kept}{len(baseline)}+{len(current)} rounds",
+    )
 
 
 def decide_latency_placements(
-    baseline: Sequence[Sequence[float]], current: Sequence[Sequence[float]], *, threshold: float = 0.05,
-    alpha: float = 0.01, statistic: str = DEFAULT_LOCATION, level: float = 0.95,
+    baseline: Sequence[Sequence[float]],
+    current: Sequence[Sequence[float]],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    statistic: str = DEFAULT_LOCATION,
+    level: float = 0.95,
 ) -> LatencyDecision:
     """The verdict for samples taken over paired placements (``ptq ab``'s duet: placement k of
     each side timed in adjacent windows, each a fresh allocation of the model and its inputs).
@@ -246,8 +261,17 @@ def decide_latency_placements(
     est = placement_ratio(current, baseline, q=location(statistic), level=level)
     pooled = [np.concatenate([np.asarray(b, dtype=float) for b in side]) for side in (baseline, current)]
     median_ratio = float(np.median(pooled[1]) / np.median(pooled[0]))
-    return LatencyDecision(_verdict(est.p, est.ratio, threshold=threshold, alpha=alpha), est.ratio, est.low, est.high,
-                           est.p, statistic, median_ratio, f"t over {est.n} paired placements", est.spread)
+    return LatencyDecision(
+        _verdict(est.p, est.ratio, threshold=threshold, alpha=alpha),
+        est.ratio,
+        est.low,
+        est.high,
+        est.p,
+        statistic,
+        median_ratio,
+        f"t over {est.n} paired placements",
+        est.spread,
+    )
 
 
 def decide_interval(

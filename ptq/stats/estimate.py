@@ -71,8 +71,13 @@ def paired_ratio(
 
 
 def paired_quantile_ratio(
-    reference: Sequence[float], candidate: Sequence[float], *, q: float = 0.01, level: float = 0.95,
-    resamples: int = 2000, seed: int = 0,
+    reference: Sequence[float],
+    candidate: Sequence[float],
+    *,
+    q: float = 0.01,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> RatioEstimate:
     """``q``-quantile of the reference calls over that of the candidate calls (> 1: candidate faster).
 
@@ -92,8 +97,13 @@ def paired_quantile_ratio(
     idx = rng.integers(0, ref.size, size=(resamples, ref.size))
     ratios = np.quantile(ref[idx], q, axis=1) / np.quantile(cand[idx], q, axis=1)
     tail = (1 - level) / 2
-    return RatioEstimate(float(np.quantile(ref, q) / np.quantile(cand, q)), float(np.quantile(ratios, tail)),
-                         float(np.quantile(ratios, 1 - tail)), int(ref.size), level)
+    return RatioEstimate(
+        float(np.quantile(ref, q) / np.quantile(cand, q)),
+        float(np.quantile(ratios, tail)),
+        float(np.quantile(ratios, 1 - tail)),
+        int(ref.size),
+        level,
+    )
 
 
 @dataclass(frozen=True)
@@ -117,15 +127,26 @@ class PlacementEstimate:
     repeat: tuple[float, float, float] | None = None  # (low, high, level)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"ratio": self.ratio, "low": self.low, "high": self.high, "n": self.n, "level": self.level,
-               "unit": self.unit, "spread": self.spread, "per_placement": list(self.per_placement)}
+        out = {
+            "ratio": self.ratio,
+            "low": self.low,
+            "high": self.high,
+            "n": self.n,
+            "level": self.level,
+            "unit": self.unit,
+            "spread": self.spread,
+            "per_placement": list(self.per_placement),
+        }
         if self.repeat is not None:
             out["repeat"] = dict(zip(("low", "high", "level"), self.repeat, strict=True))
         return out
 
 
 def placement_ratio(
-    reference: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], *, q: float = 0.01,
+    reference: Sequence[Sequence[float]],
+    candidate: Sequence[Sequence[float]],
+    *,
+    q: float = 0.01,
     level: float = 0.95,
 ) -> PlacementEstimate:
     """``q``-quantile of reference over candidate, per placement (block k of one side was timed
@@ -140,8 +161,11 @@ def placement_ratio(
         raise ValueError(f"placements differ in number: {len(reference)} vs {len(candidate)}")
     if not 0 <= q <= 1 or not 0 < level < 1:
         raise ValueError(f"q must be in [0, 1] and level in (0, 1), got {q} and {level}")
-    ratios = [float(np.quantile(np.asarray(r, dtype=float), q) / np.quantile(np.asarray(c, dtype=float), q))
-              for r, c in zip(reference, candidate, strict=True) if len(r) and len(c)]
+    ratios = [
+        float(np.quantile(np.asarray(r, dtype=float), q) / np.quantile(np.asarray(c, dtype=float), q))
+        for r, c in zip(reference, candidate, strict=True)
+        if len(r) and len(c)
+    ]
     if len(ratios) < 2:
         raise ValueError(f"an interval over placements needs >= 2 placements with samples, got {len(ratios)}")
     mid, low, high, p = geometric_interval(ratios, level=level)
@@ -205,13 +229,21 @@ def repeat_interval(values: Sequence[float], *, level: float = REPEAT_LEVEL) -> 
     if x.size < 2 or not np.all(np.isfinite(x) & (x > 0)):
         raise ValueError(f"a repeat interval needs >= 2 positive finite values, got {list(values)}")
     n, logs = x.size, np.log(x)
-    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(math.pi / 2) * float(np.std(logs, ddof=1)) * math.sqrt(2 / n)
+    half = (
+        float(student_t.ppf(0.5 + level / 2, n - 1))
+        * math.sqrt(math.pi / 2)
+        * float(np.std(logs, ddof=1))
+        * math.sqrt(2 / n)
+    )
     mid = math.log(float(np.median(x)))
     return math.exp(mid - half), math.exp(mid + half), level
 
 
 def visit_ratio(
-    reference: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], *, q: float = 0.01,
+    reference: Sequence[Sequence[float]],
+    candidate: Sequence[Sequence[float]],
+    *,
+    q: float = 0.01,
     level: float = 0.95,
 ) -> PlacementEstimate:
     """``q``-quantile of reference over candidate per visit (one fresh placement of both, timed
@@ -230,8 +262,20 @@ def visit_ratio(
         raise ValueError(f"visits differ in number: {len(reference)} vs {len(candidate)}")
     if not 0 <= q <= 1:
         raise ValueError(f"q must be in [0, 1], got {q}")
-    ratios = [float(np.quantile(np.asarray(r, dtype=float), q) / np.quantile(np.asarray(c, dtype=float), q))
-              for r, c in zip(reference, candidate, strict=True) if len(r) and len(c)]
+    ratios = [
+        float(np.quantile(np.asarray(r, dtype=float), q) / np.quantile(np.asarray(c, dtype=float), q))
+        for r, c in zip(reference, candidate, strict=True)
+        if len(r) and len(c)
+    ]
     mid, low, high, cover = median_interval(ratios, level=level)
-    return PlacementEstimate(mid, low, high, len(ratios), max(ratios) / min(ratios) - 1, tuple(ratios), cover,
-                             unit="visit", repeat=repeat_interval(ratios))
+    return PlacementEstimate(
+        mid,
+        low,
+        high,
+        len(ratios),
+        max(ratios) / min(ratios) - 1,
+        tuple(ratios),
+        cover,
+        unit="visit",
+        repeat=repeat_interval(ratios),
+    )

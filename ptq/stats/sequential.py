@@ -56,11 +56,15 @@ class SequentialPlan:
 
     def __post_init__(self) -> None:
         if not self.looks or any(b <= a for a, b in zip(self.looks, self.looks[1:], strict=False)) or self.looks[0] < 3:
-            raise UserError(f"--looks must be increasing placement counts, the first >= 3 (a t interval over "
-                            f"fewer placements has too few degrees of freedom), got {','.join(map(str, self.looks))}")
+            raise UserError(
+                f"--looks must be increasing placement counts, the first >= 3 (a t interval over "
+                f"fewer placements has too few degrees of freedom), got {','.join(map(str, self.looks))}"
+            )
         if not 0 < self.alpha < 1 or not 0 < self.beta < 1 or self.threshold <= 0:
-            raise UserError(f"a sequential plan needs 0 < alpha < 1, 0 < beta < 1 and threshold > 0, got "
-                            f"{self.alpha}, {self.beta} and {self.threshold}")
+            raise UserError(
+                f"a sequential plan needs 0 < alpha < 1, 0 < beta < 1 and threshold > 0, got "
+                f"{self.alpha}, {self.beta} and {self.threshold}"
+            )
 
     @property
     def alpha_look(self) -> float:
@@ -78,8 +82,14 @@ class SequentialPlan:
         return self.looks[-1]
 
     def to_dict(self) -> dict[str, object]:
-        return {"looks": list(self.looks), "alpha": self.alpha, "alpha_look": self.alpha_look,
-                "beta": self.beta, "beta_look": self.beta_look, "threshold": self.threshold}
+        return {
+            "looks": list(self.looks),
+            "alpha": self.alpha,
+            "alpha_look": self.alpha_look,
+            "beta": self.beta,
+            "beta_look": self.beta_look,
+            "threshold": self.threshold,
+        }
 
 
 def decide_look(ratios: Sequence[float], plan: SequentialPlan) -> str:
@@ -101,4 +111,3 @@ def decide_look(ratios: Sequence[float], plan: SequentialPlan) -> str:
     if 1 / band < low and high < band:
         return "no change"
     return "undecided" if n == plan.most else CONTINUE
-

@@ -42,7 +42,10 @@ def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM, whose default ends the process on the spot, raises KeyboardInterrupt for the
     write's duration (as Ctrl-C does), so the temporary file is removed and the caller says so.
     Only from the main thread, and only where SIGTERM still has its default action."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
     signal.signal(signal.SIGTERM, _terminate)
@@ -59,8 +62,11 @@ def _temporaries(path: Path) -> list[Path]:
         names = os.listdir(path.parent)
     except OSError:
         return []
-    return [path.parent / n for n in names if n.startswith(prefix) and n.endswith(".tmp")
-            and len(n) > len(prefix) + len(".tmp")]
+    return [
+        path.parent / n
+        for n in names
+        if n.startswith(prefix) and n.endswith(".tmp") and len(n) > len(prefix) + len(".tmp")
+    ]
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:

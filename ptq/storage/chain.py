@@ -47,20 +47,45 @@ from ptq.stats.decide import DEFAULT_LOCATION, Verdict, decide_latency_placement
 from ptq.storage.cache import atomic_write
 from ptq.storage.runs import CaseRecord
 
-__all__ = ["KEPT", "MACHINE_KEYS", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "CommitSummary", "Link", "TrendPoint",
-           "keep_numerics", "link", "load_chain", "numerics_judges", "parse_time", "resolve_commit", "save_summary",
-           "summarize", "trend", "utc"]
+__all__ = [
+    "KEPT",
+    "MACHINE_KEYS",
+    "MIGRATIONS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "CommitSummary",
+    "Link",
+    "TrendPoint",
+    "keep_numerics",
+    "link",
+    "load_chain",
+    "numerics_judges",
+    "parse_time",
+    "resolve_commit",
+    "save_summary",
+    "summarize",
+    "trend",
+    "utc",
+]
 
 SCHEMA, SCHEMA_VERSION = "ptq.chain", 2
 
 #: What a summary keeps of a case's ``extra_info``: the fields the gate's numerics judges
 #: (memory, quantize_memory, size, drift: :func:`numerics_judges`) and the report's readers
 #: (:data:`ptq.render.trends.METRICS`) read, so the history judges them as ``ptq compare`` would.
-KEPT = ("model", "recipe", "stack", "weights", "data",
-        "metrics.memory.inference.increment_bytes", "metrics.memory.inference.samples",
-        "metrics.memory.quantize.increment_bytes", "metrics.memory.quantize.samples",
-        "metrics.size.serialized_bytes",
-        *(f"metrics.drift.{k}" for k in ("headline", "value", "higher_is_better", "tolerance", *DRIFT_FIGURES)))
+KEPT = (
+    "model",
+    "recipe",
+    "stack",
+    "weights",
+    "data",
+    "metrics.memory.inference.increment_bytes",
+    "metrics.memory.inference.samples",
+    "metrics.memory.quantize.increment_bytes",
+    "metrics.memory.quantize.samples",
+    "metrics.size.serialized_bytes",
+    *(f"metrics.drift.{k}" for k in ("headline", "value", "higher_is_better", "tolerance", *DRIFT_FIGURES)),
+)
 
 
 def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -132,8 +157,14 @@ class Link:
         return (self.low > 1 or self.high < 1) and abs(math.log(self.ratio)) > math.log1p(min_step)
 
 
-def link(parent: Sequence[Sequence[float]], commit: Sequence[Sequence[float]], *, statistic: str = DEFAULT_LOCATION,
-         threshold: float = 0.05, alpha: float = 0.01) -> Link:
+def link(
+    parent: Sequence[Sequence[float]],
+    commit: Sequence[Sequence[float]],
+    *,
+    statistic: str = DEFAULT_LOCATION,
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+) -> Link:
     """The link of one case from its paired placements (seconds), judged as ``ptq ab`` judges."""
     import numpy as np
 
@@ -166,46 +197,76 @@ class CommitSummary:
         return None if kept is None else CaseRecord(case, kept, ())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "version": SCHEMA_VERSION, "commit": self.commit, "parent": self.parent,
-                "time": self.time, "statistic": self.statistic, "runner": self.runner, "notes": list(self.notes),
-                "cases": {c: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(lk).items()}
-                          for c, lk in sorted(self.links.items())},
-                "numerics": {"key": self.numerics_key, "environment": dict(self.environment),
-                             "cases": {c: self.records[c] for c in sorted(self.records)}}}
+        return {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "commit": self.commit,
+            "parent": self.parent,
+            "time": self.time,
+            "statistic": self.statistic,
+            "runner": self.runner,
+            "notes": list(self.notes),
+            "cases": {
+                c: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(lk).items()}
+                for c, lk in sorted(self.links.items())
+            },
+            "numerics": {
+                "key": self.numerics_key,
+                "environment": dict(self.environment),
+                "cases": {c: self.records[c] for c in sorted(self.records)},
+            },
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> CommitSummary:
         """The one loader of a summary's dict: every field checked (a ratio must be a positive finite
         number, a time ISO 8601 with its UTC offset...), so nothing damaged reaches the trend."""
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise UserError(f"{where}: not a ptq chain summary (no schema {SCHEMA!r}); write one with `ptq chain append`")
+            raise UserError(
+                f"{where}: not a ptq chain summary (no schema {SCHEMA!r}); write one with `ptq chain append`"
+            )
         version = data.get("version")
         while version in MIGRATIONS:
             data, version = MIGRATIONS[version](data), version + 1
         if version != SCHEMA_VERSION:
-            raise UserError(f"{where}: chain summary version {data.get('version')!r}, this ptq reads {SCHEMA_VERSION}; "
-                            "re-create it with `ptq chain append` from the run's artifacts")
+            raise UserError(
+                f"{where}: chain summary version {data.get('version')!r}, this ptq reads {SCHEMA_VERSION}; "
+                "re-create it with `ptq chain append` from the run's artifacts"
+            )
         try:
             for key in ("commit", "parent"):
                 _name(data[key], key)
             parse_time(data["time"], "time")
             if not isinstance(data["cases"], dict):
                 raise ValueError(f"cases is {type(data['cases']).__name__}, not an object")
-            links = {_text(c, "case"): _check_link(c, Link(**_object(v, f"cases.{c}"))) for c, v in data["cases"].items()}
+            links = {
+                _text(c, "case"): _check_link(c, Link(**_object(v, f"cases.{c}"))) for c, v in data["cases"].items()
+            }
             numerics = _object(data["numerics"], "numerics")
             notes = data.get("notes", [])
             if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
                 raise ValueError("notes is not a list of strings")
-            return cls(data["commit"], data["parent"], data["time"], links, _text(data["statistic"], "statistic"),
-                       _text(data.get("runner", ""), "runner", empty=True), tuple(notes),
-                       _text(numerics["key"], "numerics.key", empty=True),
-                       _object(numerics["environment"], "numerics.environment"),
-                       {_text(c, "case"): _object(v, f"numerics.cases.{c}")
-                        for c, v in _object(numerics["cases"], "numerics.cases").items()})
+            return cls(
+                data["commit"],
+                data["parent"],
+                data["time"],
+                links,
+                _text(data["statistic"], "statistic"),
+                _text(data.get("runner", ""), "runner", empty=True),
+                tuple(notes),
+                _text(numerics["key"], "numerics.key", empty=True),
+                _object(numerics["environment"], "numerics.environment"),
+                {
+                    _text(c, "case"): _object(v, f"numerics.cases.{c}")
+                    for c, v in _object(numerics["cases"], "numerics.cases").items()
+                },
+            )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise UserError(f"{where}: damaged chain summary ({what}); re-create it with `ptq chain append`, or "
-                            "delete it (the trend then shows a gap there)") from None
+            raise UserError(
+                f"{where}: damaged chain summary ({what}); re-create it with `ptq chain append`, or "
+                "delete it (the trend then shows a gap there)"
+            ) from None
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -261,8 +322,10 @@ def parse_time(value: Any, option: str) -> _dt.datetime:
     if when is None:
         raise ValueError(f"{option} {value!r} is not an ISO 8601 time (pass `git show -s --format=%cI COMMIT`)")
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{option} {value!r} has no UTC offset, so it names no instant (pass "
-                         "`git show -s --format=%cI COMMIT`, e.g. 2024-05-01T10:00:00+09:00)")
+        raise ValueError(
+            f"{option} {value!r} has no UTC offset, so it names no instant (pass "
+            "`git show -s --format=%cI COMMIT`, e.g. 2024-05-01T10:00:00+09:00)"
+        )
     return when
 
 
@@ -271,8 +334,9 @@ def utc(when: _dt.datetime) -> str:
     return when.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
-              statistic: str = DEFAULT_LOCATION) -> CommitSummary:
+def summarize(
+    run_a: Any, run_b: Any, *, commit: str, parent: str, time: str, statistic: str = DEFAULT_LOCATION
+) -> CommitSummary:
     """The summary of ``ptq ab PARENT COMMIT``'s two saved sides (:class:`ptq.storage.runs.Run`): a link
     per case both timed over paired placements (other cases are named in ``notes``), and B's
     numerics figures of every case that recorded one, under B's numerics key."""
@@ -286,18 +350,24 @@ def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
             continue
         links[case] = link(a, b, statistic=statistic)
     if not links:
-        raise UserError(f"{run_b.path}: no case was timed over paired placements on both sides; pass the two files "
-                        "`ptq ab PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)")
+        raise UserError(
+            f"{run_b.path}: no case was timed over paired placements on both sides; pass the two files "
+            "`ptq ab PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)"
+        )
     machine = [k for k in MACHINE_KEYS if run_a.environment.get(k) != run_b.environment.get(k)]
     if machine:
         listed = "; ".join(f"{k}: A {run_a.environment.get(k)!r}, B {run_b.environment.get(k)!r}" for k in machine)
-        raise UserError(f"{run_a.path} and {run_b.path} ran on different machines ({listed}): a link is the ratio of "
-                        "one duet, both sides timed interleaved on one machine; pass the two files one `ptq ab PARENT "
-                        "COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)")
+        raise UserError(
+            f"{run_a.path} and {run_b.path} ran on different machines ({listed}): a link is the ratio of "
+            "one duet, both sides timed interleaved on one machine; pass the two files one `ptq ab PARENT "
+            "COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)"
+        )
     installs = [k for k in TIMING_KEYS if run_a.environment.get(k) != run_b.environment.get(k)]
     if installs:
-        notes.append(f"the sides' installs differ ({', '.join(installs)}; ptq ab --compare-installs): the links "
-                     "include that change")
+        notes.append(
+            f"the sides' installs differ ({', '.join(installs)}; ptq ab --compare-installs): the links "
+            "include that change"
+        )
     env = {k: run_b.environment.get(k) for k in NUMERICS_KEYS}
     judges = [get_judge(n) for n in numerics_judges()]
     records = {}
@@ -305,8 +375,18 @@ def summarize(run_a: Any, run_b: Any, *, commit: str, parent: str, time: str,
         kept = keep_numerics(rec.extra_info)
         if any(j.extract(CaseRecord(case, kept, ())) is not None for j in judges):
             records[case] = kept
-    return CommitSummary(commit, parent, time, links, statistic, str(run_b.fingerprint), tuple(notes),
-                         key_hash(env, "numerics"), env, records)
+    return CommitSummary(
+        commit,
+        parent,
+        time,
+        links,
+        statistic,
+        str(run_b.fingerprint),
+        tuple(notes),
+        key_hash(env, "numerics"),
+        env,
+        records,
+    )
 
 
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -324,8 +404,13 @@ def resolve_commit(value: str, option: str, *, cwd: str | Path | None = None) ->
     if not SHORT_SHA.fullmatch(text):
         raise UserError(f"{option} {value!r}: not a commit SHA (hex digits); {fix}")
     try:
-        done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{text}^{{commit}}"], cwd=cwd,
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{text}^{{commit}}"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         done = None
     full = done.stdout.strip().lower() if done is not None and done.returncode == 0 else ""
@@ -339,8 +424,12 @@ def _same_commit(a: str, b: str) -> bool:
     if a == b:
         return True
     short, full = sorted((a.lower(), b.lower()), key=len)
-    return len(short) >= 7 and SHORT_SHA.fullmatch(short) is not None and FULL_SHA.fullmatch(full) is not None \
+    return (
+        len(short) >= 7
+        and SHORT_SHA.fullmatch(short) is not None
+        and FULL_SHA.fullmatch(full) is not None
         and full.startswith(short)
+    )
 
 
 def save_summary(summary: CommitSummary, directory: str | Path) -> Path:
@@ -377,22 +466,28 @@ def load_chain(directory: str | Path) -> list[CommitSummary]:
         try:
             data = json.loads(f.read_text(encoding="utf-8"), parse_constant=_strict)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise UserError(f"{f}: damaged chain summary (unreadable: {exc}); re-create it with `ptq chain append`, "
-                            "or delete it (the trend then shows a gap there)") from None
+            raise UserError(
+                f"{f}: damaged chain summary (unreadable: {exc}); re-create it with `ptq chain append`, "
+                "or delete it (the trend then shows a gap there)"
+            ) from None
         summary = CommitSummary.from_dict(data, str(f))
         if f.stem != summary.commit:
-            raise UserError(f"{f}: damaged chain summary (it is named for commit {f.stem}, but holds {summary.commit}); "
-                            f"rename it {summary.commit}.json, or re-create it with `ptq chain append`")
+            raise UserError(
+                f"{f}: damaged chain summary (it is named for commit {f.stem}, but holds {summary.commit}); "
+                f"rename it {summary.commit}.json, or re-create it with `ptq chain append`"
+            )
         found.append((parse_time(summary.time, "time"), summary))
     by_start: dict[str, list[str]] = {}
     for _, summary in found:
         by_start.setdefault(summary.commit[:7].lower(), []).append(summary.commit)
     for names in by_start.values():
-        for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1:]):
+        for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1 :]):
             if _same_commit(a, b):
                 short, full = sorted((a, b), key=len)
-                raise UserError(f"{directory}: {short}.json and {full}.json are one commit, filed twice (by its short and "
-                                f"its full SHA); delete {short}.json")
+                raise UserError(
+                    f"{directory}: {short}.json and {full}.json are one commit, filed twice (by its short and "
+                    f"its full SHA); delete {short}.json"
+                )
     return [s for _, s in sorted(found, key=lambda pair: (pair[0], pair[1].commit))]
 
 
@@ -411,7 +506,9 @@ class TrendPoint:
     gap: bool
 
 
-def trend(chain: Sequence[CommitSummary], case: str, *, level: float = 0.95, min_step: float = MIN_STEP) -> list[TrendPoint]:
+def trend(
+    chain: Sequence[CommitSummary], case: str, *, level: float = 0.95, min_step: float = MIN_STEP
+) -> list[TrendPoint]:
     """The running product of ``case``'s links over ``chain`` (oldest first), its interval from
     the summed log-variances (see the module's docstring)."""
     from scipy.stats import norm
@@ -423,9 +520,18 @@ def trend(chain: Sequence[CommitSummary], case: str, *, level: float = 0.95, min
         lk = s.links.get(case)
         if lk is not None:
             logs += math.log(lk.ratio)
-            var += lk.log_se ** 2
+            var += lk.log_se**2
         half = z * math.sqrt(var)
         gap = i > 0 and not _same_commit(s.parent, chain[i - 1].commit)
-        out.append(TrendPoint(s.commit, lk, math.exp(logs), math.exp(logs - half), math.exp(logs + half),
-                              lk is not None and lk.is_step(min_step), gap))
+        out.append(
+            TrendPoint(
+                s.commit,
+                lk,
+                math.exp(logs),
+                math.exp(logs - half),
+                math.exp(logs + half),
+                lk is not None and lk.is_step(min_step),
+                gap,
+            )
+        )
     return out

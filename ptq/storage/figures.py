@@ -153,8 +153,12 @@ def metric_figures(cls: type[F], metrics: Mapping[str, Any]) -> F | None:
 class SpeedupFigures(Figures):
     PROBE: ClassVar[str] = "speedup"
 
-    ratio: float = figure("number", "fp32 time / the case's time: median over visits of the per-visit ratio of "
-                          "1st percentiles (interleaved ABBA pairs)", required=True)
+    ratio: float = figure(
+        "number",
+        "fp32 time / the case's time: median over visits of the per-visit ratio of "
+        "1st percentiles (interleaved ABBA pairs)",
+        required=True,
+    )
     low: float = figure("number", "lower bound of the median's interval", required=True)
     high: float = figure("number", "upper bound of the median's interval", required=True)
     level: float = figure("number", "coverage of `low`..`high` (6 visits: 0.969)")
@@ -162,36 +166,53 @@ class SpeedupFigures(Figures):
     unit: str = figure("text", "`visit` (median, order-statistic interval) or `placement` (geometric mean, t interval)")
     spread: float = figure("number", "max/min - 1 of the per-visit ratios")
     per_placement: tuple[float, ...] = figure("numbers", "the per-visit ratios, in visit order")
-    repeat: Mapping[str, float] = figure("mapping", "`{low, high, level}`: where another run's figure should land "
-                                         "(99%)")
-    latency_placements: Mapping[str, Any] = figure("mapping", "the case's own 1st percentile per visit (`ms`, "
-                                                   "`per_placement_ms`, `spread`, `repeat`, `placed`: what each "
-                                                   "placement re-allocated)")
-    bandwidth: Mapping[str, Any] = figure("mapping", "CPU: the memory-bandwidth meter around each visit (`meter_ms`, "
-                                          "`session_best_ms`), the visits `kept` (quietest), `kept_excess` (their "
-                                          "worst reading over the session's best - 1), every visit's ratio")
-    precision: Mapping[str, Any] = figure("mapping", "`--ptq-rerun-target`: the `target`, the rerun interval's "
-                                          "`half_width` reached (relative), whether it was `reached`, the `visits` made, "
-                                          "`max_visits`, and why they `stopped` (`target`, `max_visits`, or "
-                                          "`budget`: `--ptq-budget` ran out)")
+    repeat: Mapping[str, float] = figure(
+        "mapping", "`{low, high, level}`: where another run's figure should land (99%)"
+    )
+    latency_placements: Mapping[str, Any] = figure(
+        "mapping",
+        "the case's own 1st percentile per visit (`ms`, "
+        "`per_placement_ms`, `spread`, `repeat`, `placed`: what each "
+        "placement re-allocated)",
+    )
+    bandwidth: Mapping[str, Any] = figure(
+        "mapping",
+        "CPU: the memory-bandwidth meter around each visit (`meter_ms`, "
+        "`session_best_ms`), the visits `kept` (quietest), `kept_excess` (their "
+        "worst reading over the session's best - 1), every visit's ratio",
+    )
+    precision: Mapping[str, Any] = figure(
+        "mapping",
+        "`--ptq-rerun-target`: the `target`, the rerun interval's "
+        "`half_width` reached (relative), whether it was `reached`, the `visits` made, "
+        "`max_visits`, and why they `stopped` (`target`, `max_visits`, or "
+        "`budget`: `--ptq-budget` ran out)",
+    )
     method: str = figure("text", "how the figure was measured, in words")
 
 
 @dataclass(frozen=True, kw_only=True)
 class MemoryStep(Figures):
-    increment_bytes: int = figure("number", "memray's high-water mark of the step: the most it had allocated at "
-                                  "once (the memory judge reads this)", required=True)
+    increment_bytes: int = figure(
+        "number",
+        "memray's high-water mark of the step: the most it had allocated at once (the memory judge reads this)",
+        required=True,
+    )
     baseline_bytes: int = figure("number", "the process's resident memory just before the step")
     peak_bytes: int = figure("number", "`baseline_bytes` + `increment_bytes`")
-    top_sites: tuple[Any, ...] = figure("list", "where the memory live at the peak was allocated: "
-                                        "`{bytes, allocations, where}`, largest first")
+    top_sites: tuple[Any, ...] = figure(
+        "list", "where the memory live at the peak was allocated: `{bytes, allocations, where}`, largest first"
+    )
     limit_bytes: int = figure("number", "the budget the step was held to, where one is set")
-    samples: tuple[float, ...] = figure("numbers", "`ptq ab`: each session's `increment_bytes` (their spread widens "
-                                        "the judge's allowance)")
-    device_peak_allocated_bytes: int = figure("number", "`--ptq-device=cuda`: the device's peak bytes held by tensors "
-                                              "during the step")
-    device_peak_reserved_bytes: int = figure("number", "`--ptq-device=cuda`: the device's peak bytes held by the "
-                                             "caching allocator during the step")
+    samples: tuple[float, ...] = figure(
+        "numbers", "`ptq ab`: each session's `increment_bytes` (their spread widens the judge's allowance)"
+    )
+    device_peak_allocated_bytes: int = figure(
+        "number", "`--ptq-device=cuda`: the device's peak bytes held by tensors during the step"
+    )
+    device_peak_reserved_bytes: int = figure(
+        "number", "`--ptq-device=cuda`: the device's peak bytes held by the caching allocator during the step"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,8 +220,9 @@ class MemoryFigures(Figures):
     PROBE: ClassVar[str] = "memory"
 
     inference: MemoryStep = figure("step", "one call of the warmed-up model", nested=MemoryStep)
-    quantize: MemoryStep = figure("step", "the recipe's quantization (none for fp32); judged as `quantize_memory`",
-                                  nested=MemoryStep)
+    quantize: MemoryStep = figure(
+        "step", "the recipe's quantization (none for fp32); judged as `quantize_memory`", nested=MemoryStep
+    )
     method: str = figure("text", "how the figures were measured, in words")
 
 
@@ -209,8 +231,9 @@ class SizeFigures(Figures):
     PROBE: ClassVar[str] = "size"
 
     method: str = figure("text", "what was measured: the state_dict, TorchScript archive or ONNX/OpenVINO file")
-    serialized_bytes: int = figure("number", "bytes of the deployed form (the size judge reads this); absent where "
-                                   "the form cannot be serialized")
+    serialized_bytes: int = figure(
+        "number", "bytes of the deployed form (the size judge reads this); absent where the form cannot be serialized"
+    )
     fp32_state_dict_bytes: int = figure("number", "the same model's fp32 state_dict")
     ratio_vs_fp32: float = figure("number", "`serialized_bytes` / `fp32_state_dict_bytes`")
 
@@ -242,8 +265,9 @@ class DeploymentFigures(Figures):
 
     PROBE: ClassVar[str] = "deployment"
 
-    form: str = figure("text", "the form that ran: eager, TorchScript, compiled, exported, ONNX Runtime, OpenVINO",
-                       required=True)
+    form: str = figure(
+        "text", "the form that ran: eager, TorchScript, compiled, exported, ONNX Runtime, OpenVINO", required=True
+    )
     stack: str = figure("text", "the library and version that quantized or ran it")
     float_form: bool = figure("flag", "the case computes in float (a candidate for the best fp32 form)")
 
@@ -261,14 +285,23 @@ class LmFigures(Figures):
     kv_cache_bytes: int = figure("number", "bytes of the KV cache at the end of decoding")
     generated_token_agreement: float = figure("number", "share of generated tokens equal to fp32's")
     decode_speedup: Mapping[str, Any] = figure("mapping", "interleaved speedup of one decode step over fp32")
-    memory: Mapping[str, Any] = figure("mapping", "one decode run's peak split into `weights_bytes`, "
-                                       "`kv_cache_bytes` and `activations_bytes` (memray, as the memory probe)")
+    memory: Mapping[str, Any] = figure(
+        "mapping",
+        "one decode run's peak split into `weights_bytes`, "
+        "`kv_cache_bytes` and `activations_bytes` (memray, as the memory probe)",
+    )
     not_measured: str = figure("text", "why the decode figures are missing, where they are")
 
 
 #: Every built-in probe's figures, in the docs' order.
-FIGURES: tuple[type[Figures], ...] = (SpeedupFigures, MemoryFigures, SizeFigures, DriftFigures, DeploymentFigures,
-                                      LmFigures)
+FIGURES: tuple[type[Figures], ...] = (
+    SpeedupFigures,
+    MemoryFigures,
+    SizeFigures,
+    DriftFigures,
+    DeploymentFigures,
+    LmFigures,
+)
 
 
 def schema_rows(classes: tuple[type[Figures], ...] = FIGURES) -> list[tuple[str, str, str]]:

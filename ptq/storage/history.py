@@ -23,7 +23,9 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(p.rglob("*.json"))
             if not found:
-                raise UserError(f"{p}: directory holds no .json run; pass files written by --benchmark-json or --benchmark-save")
+                raise UserError(
+                    f"{p}: directory holds no .json run; pass files written by --benchmark-json or --benchmark-save"
+                )
             files.extend(found)
         else:
             files.append(p)
@@ -49,6 +51,7 @@ def chain_runs(chain: Sequence[CommitSummary]) -> list[Run]:
     runs = []
     for s in chain:
         cases = {c: rec for c in s.records if (rec := s.record(c)) is not None}
-        runs.append(Run(f"{s.commit}.json", s.runner, s.environment, cases,
-                        {"commit_info": {"id": s.commit, "time": s.time}}))
+        runs.append(
+            Run(f"{s.commit}.json", s.runner, s.environment, cases, {"commit_info": {"id": s.commit, "time": s.time}})
+        )
     return runs

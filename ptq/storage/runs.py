@@ -117,8 +117,11 @@ class CaseRecord:
 
     def _split(self, key: str) -> tuple[tuple[float, ...], ...] | None:
         sizes = self.extra_info.get(key)
-        if (not isinstance(sizes, list) or not all(isinstance(n, int) and n > 0 for n in sizes)
-                or sum(sizes) != len(self.samples)):
+        if (
+            not isinstance(sizes, list)
+            or not all(isinstance(n, int) and n > 0 for n in sizes)
+            or sum(sizes) != len(self.samples)
+        ):
             return None
         bounds = [0, *itertools.accumulate(sizes)]
         return tuple(self.samples[a:b] for a, b in itertools.pairwise(bounds))
@@ -232,12 +235,16 @@ def _provenance(data: dict[str, Any], where: str) -> tuple[dict[str, Any], str, 
 def _samples(where: str, i: int, name: str, stats: Mapping[str, Any]) -> tuple[float, ...]:
     """A case's raw latencies (seconds): finite, not negative, or the file is refused as damaged."""
     data = stats.get("data") or ()
-    if not isinstance(data, list | tuple) or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in data):
+    if not isinstance(data, list | tuple) or not all(
+        isinstance(s, int | float) and not isinstance(s, bool) for s in data
+    ):
         raise UserError(f"{where}: benchmarks[{i}].stats.data is not a list of numbers; {damaged_fix(where)}")
     bad = next((s for s in data if not math.isfinite(s) or s < 0), None)
     if bad is not None:
-        raise UserError(f"{where}: damaged: case {name!r} has latency sample {bad!r} (benchmarks[{i}].stats.data), "
-                        f"and a latency is a finite, non-negative time; {damaged_fix(where)}")
+        raise UserError(
+            f"{where}: damaged: case {name!r} has latency sample {bad!r} (benchmarks[{i}].stats.data), "
+            f"and a latency is a finite, non-negative time; {damaged_fix(where)}"
+        )
     return tuple(float(s) for s in data)
 
 
@@ -245,11 +252,16 @@ def _check_provenance(where: str, i: int, info: Mapping[str, Any]) -> None:
     found = info.get(PROVENANCE)
     if found is None:
         return
-    if (not isinstance(found, dict) or not isinstance(found.get("fingerprint"), str)
-            or not isinstance(found.get("environment"), dict)
-            or not isinstance(found.get("commit_info", {}), dict)):
-        raise UserError(f"{where}: damaged: benchmarks[{i}].extra_info.{PROVENANCE} is not "
-                        f"{{fingerprint, environment[, commit_info]}}; {damaged_fix(where)}")
+    if (
+        not isinstance(found, dict)
+        or not isinstance(found.get("fingerprint"), str)
+        or not isinstance(found.get("environment"), dict)
+        or not isinstance(found.get("commit_info", {}), dict)
+    ):
+        raise UserError(
+            f"{where}: damaged: benchmarks[{i}].extra_info.{PROVENANCE} is not "
+            f"{{fingerprint, environment[, commit_info]}}; {damaged_fix(where)}"
+        )
 
 
 def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
@@ -272,8 +284,9 @@ def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
     cases: dict[str, CaseRecord] = {}
     for i, bench in enumerate(data["benchmarks"]):
         if not isinstance(bench, dict):
-            raise UserError(f"{where}: damaged: benchmarks[{i}] is {type(bench).__name__}, not an object; "
-                            f"{damaged_fix(where)}")
+            raise UserError(
+                f"{where}: damaged: benchmarks[{i}] is {type(bench).__name__}, not an object; {damaged_fix(where)}"
+            )
         info = bench.get("extra_info")
         if info is not None and not isinstance(info, dict):
             raise UserError(f"{where}: damaged: benchmarks[{i}].extra_info is not an object; {damaged_fix(where)}")
@@ -283,15 +296,18 @@ def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
         if name is None:
             continue  # a benchmark that is not a ptq case (a user's own); not ours to judge
         if not isinstance(name, str) or not name:
-            raise UserError(f"{where}: damaged: benchmarks[{i}] names case {name!r}, not a string; {damaged_fix(where)}")
+            raise UserError(
+                f"{where}: damaged: benchmarks[{i}] names case {name!r}, not a string; {damaged_fix(where)}"
+            )
         if name in cases:
             raise UserError(
                 f"{where}: case {name!r} appears twice; a run holds each case once: restore the file "
                 f"(`git checkout -- {where}`) or delete one of its two entries"
             )
         if info and not isinstance(info.get("metrics") or {}, dict):
-            raise UserError(f"{where}: damaged: case {name!r} has extra_info.metrics that is not an object; "
-                            f"{damaged_fix(where)}")
+            raise UserError(
+                f"{where}: damaged: case {name!r} has extra_info.metrics that is not an object; {damaged_fix(where)}"
+            )
         _check_provenance(where, i, info or {})
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
         cases[name] = CaseRecord(name, info or {}, _samples(where, i, name, stats), bench)
@@ -386,8 +402,11 @@ def merge_runs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[st
         cases[case] = b
     if old is not None and isinstance(old.get("ptq"), Mapping):
         was, now = _file_provenance(old), _file_provenance(merged)
-        if (was["environment"] != now["environment"] or was["fingerprint"] != now["fingerprint"]
-                or (was.get("commit_info") or {}).get("id") != (now.get("commit_info") or {}).get("id")):
+        if (
+            was["environment"] != now["environment"]
+            or was["fingerprint"] != now["fingerprint"]
+            or (was.get("commit_info") or {}).get("id") != (now.get("commit_info") or {}).get("id")
+        ):
             ran = set(_by_case(merged["benchmarks"]))
             for case, b in cases.items():
                 if case not in ran and isinstance(b.get("extra_info"), dict):
@@ -405,7 +424,9 @@ def save_baseline(root: str | Path, data: Mapping[str, Any], *, path: str | Path
     run = parse_run(json.loads(json.dumps(data)), "(this run)")
     missing = [c for c, r in run.cases.items() if not r.samples]
     if missing:
-        raise UserError(f"cannot save a baseline without raw samples for {', '.join(sorted(missing))}; run with timing enabled")
+        raise UserError(
+            f"cannot save a baseline without raw samples for {', '.join(sorted(missing))}; run with timing enabled"
+        )
     target = Path(path) if path else baseline_path(root, run.fingerprint)
     with _locked(target):
         old = load_run(target).data if target.exists() else None

@@ -107,7 +107,9 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     declared = {f.name: str(f.type) for f in dataclasses.fields(klass)}
     unknown = sorted(set(fields) - set(declared))
     if unknown:
-        raise UserError(f"recipe type {type_name!r} has no field(s) {', '.join(unknown)}; was it saved by another version?")
+        raise UserError(
+            f"recipe type {type_name!r} has no field(s) {', '.join(unknown)}; was it saved by another version?"
+        )
     for key, value in fields.items():
         if isinstance(value, list):  # to_dict writes tuples and frozensets as lists, nested ones too
             fields[key] = frozenset(value) if "frozenset" in declared[key] else _tuples(value)
@@ -188,9 +190,11 @@ def save(
 def _damaged(path: str | os.PathLike[str], member: str, exc: BaseException) -> UserError:
     """A member that does not read back as written (a CRC mismatch, a truncated deflate stream):
     the file was cut short or changed after ptq.save wrote it."""
-    return UserError(f"{os.fspath(path)!r}: damaged: its {member} does not read back as ptq.save wrote it "
-                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}); the file was "
-                     "truncated or changed after it was written: copy it again, or save the model again with ptq.save")
+    return UserError(
+        f"{os.fspath(path)!r}: damaged: its {member} does not read back as ptq.save wrote it "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}); the file was "
+        "truncated or changed after it was written: copy it again, or save the model again with ptq.save"
+    )
 
 
 #: What reading a zip member raises where its bytes are not the ones written: zipfile's CRC check
@@ -231,7 +235,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     missing = [k for k in ("model", "model_version", "recipe_config") if k not in manifest]
     if missing:
-        raise UserError(f"{os.fspath(path)!r}: its manifest lacks {', '.join(missing)}; the file is damaged: save it again")
+        raise UserError(
+            f"{os.fspath(path)!r}: its manifest lacks {', '.join(missing)}; the file is damaged: save it again"
+        )
     return manifest
 
 
@@ -268,11 +274,14 @@ def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Any]:
             "may be malicious or not a ptq file: do not load it; save the model again with ptq.save"
         ) from None
     except RuntimeError as exc:
-        raise UserError(f"{os.fspath(path)!r}: its {_WEIGHTS} is damaged ({str(exc).splitlines()[0]}); "
-                        "save the model again") from None
+        raise UserError(
+            f"{os.fspath(path)!r}: its {_WEIGHTS} is damaged ({str(exc).splitlines()[0]}); save the model again"
+        ) from None
     if not isinstance(state, Mapping):
-        raise UserError(f"{os.fspath(path)!r}: its {_WEIGHTS} holds a {type(state).__name__}, not a state_dict; "
-                        "save the model again with ptq.save")
+        raise UserError(
+            f"{os.fspath(path)!r}: its {_WEIGHTS} holds a {type(state).__name__}, not a state_dict; "
+            "save the model again with ptq.save"
+        )
     return state  # as loaded: its ``_metadata`` holds the module versions load_state_dict needs
 
 
@@ -298,12 +307,17 @@ def _check_state(path: str | os.PathLike[str], state: Mapping[str, Any], model: 
     """Refuse ``state`` unless its keys and every value's layout are the rebuilt model's: one
     error naming the file, the first differing key, both layouts and the fix."""
     expected = model.state_dict()
-    fix = ("the weights are another model's or recipe's than the manifest names; save the model again with "
-           "ptq.save, naming the entry and recipe that produced it")
+    fix = (
+        "the weights are another model's or recipe's than the manifest names; save the model again with "
+        "ptq.save, naming the entry and recipe that produced it"
+    )
     missing, extra = [k for k in expected if k not in state], [k for k in state if k not in expected]
     if missing or extra:
-        keys = "; ".join(f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                         for label, keys in (("missing", missing), ("unexpected", extra)) if keys)
+        keys = "; ".join(
+            f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", extra))
+            if keys
+        )
         raise UserError(f"{os.fspath(path)!r}: keys differ from {what} ({keys}): {fix}")
     differ = [(k, _layout(state[k]), _layout(expected[k])) for k in expected]
     differ = [(k, saved, want) for k, saved, want in differ if saved != want]
@@ -311,7 +325,9 @@ def _check_state(path: str | os.PathLike[str], state: Mapping[str, Any], model: 
         key, saved, want = differ[0]
         got, wanted = next(pair for pair in zip_longest(saved, want, fillvalue="nothing") if pair[0] != pair[1])
         more = f" ({len(differ) - 1} more tensor(s) differ)" if len(differ) > 1 else ""
-        raise UserError(f"{os.fspath(path)!r}: tensor {key!r} is {got} in the file, but {wanted} in {what}{more}: {fix}")
+        raise UserError(
+            f"{os.fspath(path)!r}: tensor {key!r} is {got} in the file, but {wanted} in {what}{more}: {fix}"
+        )
 
 
 def load(path: str | os.PathLike[str]) -> Loaded:

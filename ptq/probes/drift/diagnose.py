@@ -19,7 +19,15 @@ from ptq.progress import Progress
 from ptq.recipes import Recipe, apply_recipe
 from ptq.run.layers import LAYER_TYPES, is_quantized
 
-__all__ = ["Proposal", "Sensitivity", "propose_float_layers", "quantized_layer_names", "recipe_source", "sweep", "with_fields"]
+__all__ = [
+    "Proposal",
+    "Sensitivity",
+    "propose_float_layers",
+    "quantized_layer_names",
+    "recipe_source",
+    "sweep",
+    "with_fields",
+]
 
 SELECTION_FIELDS = ("only_layers", "float_layers")
 
@@ -40,11 +48,15 @@ def with_fields(recipe: Recipe, assignments: Mapping[str, str]) -> Recipe:
     changes: dict[str, object] = {}
     for key, text in assignments.items():
         if key not in fields or key == "name":
-            raise UserError(f"recipe {recipe.name!r} has no settable field {key!r}; valid: {', '.join(f for f in fields if f != 'name')}")
+            raise UserError(
+                f"recipe {recipe.name!r} has no settable field {key!r}; valid: {', '.join(f for f in fields if f != 'name')}"
+            )
         current = getattr(recipe, key)
         parsers: dict[type, Callable[[str], object]] = {
             bool: lambda s: s.lower() in ("1", "true", "yes"),
-            int: int, float: float, str: str,
+            int: int,
+            float: float,
+            str: str,
             tuple: lambda s: tuple(p for p in s.split(",") if p),
         }
         try:
@@ -59,7 +71,8 @@ def quantized_layer_names(entry: ModelEntry, built: Built, recipe: Recipe) -> li
     """Weighted float layers the full recipe quantizes, found by name in its quantized model."""
     q_modules = dict(apply_recipe(recipe, entry, built).model.named_modules())
     return [
-        n for n, m in built.model.named_modules()
+        n
+        for n, m in built.model.named_modules()
         if isinstance(m, tuple(LAYER_TYPES.values())) and n in q_modules and is_quantized(q_modules[n])
     ]
 
@@ -85,8 +98,12 @@ def _drift(entry: ModelEntry, built: Built, recipe: Recipe, tolerances: Mapping[
 
 
 def sweep(
-    entry: ModelEntry, built: Built, recipe: Recipe, tolerances: Mapping[str, float],
-    *, progress: Callable[[str], None] | None = None,
+    entry: ModelEntry,
+    built: Built,
+    recipe: Recipe,
+    tolerances: Mapping[str, float],
+    *,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Sensitivity]:
     """One case per quantized layer with only that layer quantized, worst first: failing
     cases before passing ones, then lowest output SQNR."""
@@ -120,7 +137,11 @@ class Proposal:
 
 
 def propose_float_layers(
-    entry: ModelEntry, built: Built, recipe: Recipe, ranking: list[Sensitivity], tolerances: Mapping[str, float],
+    entry: ModelEntry,
+    built: Built,
+    recipe: Recipe,
+    ranking: list[Sensitivity],
+    tolerances: Mapping[str, float],
 ) -> Proposal:
     """Keep the worst-ranked layers in float, one more at a time, until the drift passes.
 
@@ -134,7 +155,9 @@ def propose_float_layers(
         if report.passed:
             break
         kept = (*kept, s.layer)
-        candidate = dataclasses.replace(recipe, name=f"{recipe.name.split('[')[0]}_mixed", float_layers=kept, only_layers=())
+        candidate = dataclasses.replace(
+            recipe, name=f"{recipe.name.split('[')[0]}_mixed", float_layers=kept, only_layers=()
+        )
         report = _drift(entry, built, candidate, tolerances)
     return Proposal(candidate, report)
 

@@ -113,7 +113,9 @@ def _leaves(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if n and next(m.children(), None) is None}
 
 
-def layer_drift(float_model: nn.Module, quantized_model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[LayerDrift]:
+def layer_drift(
+    float_model: nn.Module, quantized_model: nn.Module, inputs: tuple[torch.Tensor, ...]
+) -> list[LayerDrift]:
     """SQNR of every weighted float layer that the quantized model still has by name, in
     execution order. Layers called several times are compared call by call (worst call kept)."""
     leaves = _leaves(float_model)

@@ -32,7 +32,9 @@ __all__ = [
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     """One row per sample, float64 so the metrics do not add rounding of their own."""
-    return t.detach().to(torch.float64).reshape(t.shape[0], -1) if t.dim() else t.detach().to(torch.float64).reshape(1, 1)
+    return (
+        t.detach().to(torch.float64).reshape(t.shape[0], -1) if t.dim() else t.detach().to(torch.float64).reshape(1, 1)
+    )
 
 
 def nonfinite(t: torch.Tensor) -> str | None:
@@ -191,7 +193,9 @@ def perplexity(logits: torch.Tensor, target: torch.Tensor) -> float:
     """``exp`` of the mean negative log-likelihood of ``target`` (token ids, one per position)."""
     rows, labels = _positions(logits), target.reshape(-1)
     if rows.shape[0] != labels.shape[0] or labels.shape[0] == 0:
-        raise ValueError(f"perplexity needs one target per position, got {tuple(logits.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"perplexity needs one target per position, got {tuple(logits.shape)} and {tuple(target.shape)}"
+        )
     return math.exp(float(torch.nn.functional.cross_entropy(rows, labels)))
 
 
@@ -207,6 +211,8 @@ def kl_divergence(reference: torch.Tensor, candidate: torch.Tensor) -> float:
 def token_agreement(reference: torch.Tensor, candidate: torch.Tensor) -> float:
     """Share of positions where two generated token sequences hold the same token."""
     if reference.shape != candidate.shape or reference.numel() == 0:
-        raise ValueError(f"token agreement needs two non-empty sequences of one shape, got "
-                         f"{tuple(reference.shape)} and {tuple(candidate.shape)}")
+        raise ValueError(
+            f"token agreement needs two non-empty sequences of one shape, got "
+            f"{tuple(reference.shape)} and {tuple(candidate.shape)}"
+        )
     return float((reference == candidate).double().mean())

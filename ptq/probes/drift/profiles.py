@@ -117,9 +117,13 @@ def _classifier(ref: torch.Tensor, cand: torch.Tensor, target: torch.Tensor | No
     }
     if target is not None:
         drop = m.accuracy_drop(m.accuracy(ref, target), m.accuracy(cand, target))
-        out.update(accuracy_fp32=drop.reference, accuracy=drop.candidate,
-                   absolute_accuracy_drop=drop.absolute, relative_accuracy_drop=drop.relative,
-                   accuracy_ratio=drop.ratio)
+        out.update(
+            accuracy_fp32=drop.reference,
+            accuracy=drop.candidate,
+            absolute_accuracy_drop=drop.absolute,
+            relative_accuracy_drop=drop.relative,
+            accuracy_ratio=drop.ratio,
+        )
         if ref.shape[-1] > 5:  # recorded, not gated: ImageNet's other headline figure
             out.update(top5_accuracy_fp32=m.accuracy(ref, target, 5), top5_accuracy=m.accuracy(cand, target, 5))
     return out
@@ -133,15 +137,21 @@ def _embedding(ref: torch.Tensor, cand: torch.Tensor, target: torch.Tensor | Non
     }
     if target is not None:  # paraphrase pair ids: retrieval accuracy of each model
         drop = m.accuracy_drop(m.pair_retrieval_accuracy(ref, target), m.pair_retrieval_accuracy(cand, target))
-        out.update(retrieval_accuracy_fp32=drop.reference, retrieval_accuracy=drop.candidate,
-                   retrieval_accuracy_drop=drop.absolute)
+        out.update(
+            retrieval_accuracy_fp32=drop.reference,
+            retrieval_accuracy=drop.candidate,
+            retrieval_accuracy_drop=drop.absolute,
+        )
     return out
 
 
 def _lm(ref: torch.Tensor, cand: torch.Tensor, target: torch.Tensor | None) -> dict[str, float]:
     """Next-token logits (batch, positions, vocabulary); ``target`` the next tokens of the text."""
-    out = {"top1_agreement": m.topk_agreement(ref, cand, 1), "kl_divergence": m.kl_divergence(ref, cand),
-           **_output_errors(ref, cand)}
+    out = {
+        "top1_agreement": m.topk_agreement(ref, cand, 1),
+        "kl_divergence": m.kl_divergence(ref, cand),
+        **_output_errors(ref, cand),
+    }
     if target is not None:
         ppl_ref, ppl = m.perplexity(ref, target), m.perplexity(cand, target)
         out.update(perplexity_fp32=ppl_ref, perplexity=ppl, perplexity_rise=ppl / ppl_ref - 1)
@@ -179,7 +189,8 @@ def profile_for(entry: ModelEntry) -> DriftProfile:
 
 register_profile(
     DriftProfile(
-        "classifier", _classifier,
+        "classifier",
+        _classifier,
         gates=(
             Gate("relative_accuracy_drop", "max_relative_accuracy_drop"),
             Gate("absolute_accuracy_drop", "max_absolute_accuracy_drop"),
@@ -187,7 +198,8 @@ register_profile(
             Gate("top5_agreement", "min_top5_agreement", real_weights_only=True),
             Gate("sqnr_db", "min_output_sqnr_db"),
         ),
-        generated_samples=16, layer_samples=2,
+        generated_samples=16,
+        layer_samples=2,
         # one flipped sample of 16 moves agreement by 0.0625
         headline=(("accuracy", True, 0.005), ("top1_agreement", True, 0.07)),
         description="logits: labeled accuracy where the data has labels, top-1/top-5 agreement with float",
@@ -196,13 +208,15 @@ register_profile(
 )
 register_profile(
     DriftProfile(
-        "embedding", _embedding,
+        "embedding",
+        _embedding,
         gates=(
             Gate("cosine_mean", "min_cosine"),
             Gate("neighbour_agreement", "min_neighbour_agreement"),
             Gate("retrieval_accuracy_drop", "max_absolute_accuracy_drop"),
         ),
-        generated_samples=32, layer_samples=2,
+        generated_samples=32,
+        layer_samples=2,
         headline=(("cosine_mean", True, 0.005),),
         description="embeddings: cosine to float, nearest-neighbour and similarity-ranking agreement",
     ),
@@ -210,22 +224,28 @@ register_profile(
 )
 register_profile(
     DriftProfile(
-        "lm", _lm,
+        "lm",
+        _lm,
         gates=(
             Gate("perplexity_rise", "max_perplexity_rise", real_weights_only=True),
             Gate("top1_agreement", "min_top1_agreement", real_weights_only=True),
             Gate("sqnr_db", "min_output_sqnr_db"),
         ),
-        generated_samples=4, layer_samples=1,
+        generated_samples=4,
+        layer_samples=1,
         headline=(("kl_divergence", False, 0.01),),
         description="next-token logits: held-out perplexity fp32 / quantized and its relative rise, "
-                    "top-1 agreement and KL divergence with float",
+        "top-1 agreement and KL divergence with float",
     ),
     families=("lm",),
 )
 register_profile(
     DriftProfile(
-        "tensor", _tensor, gates=(Gate("sqnr_db", "min_sqnr_db"),), generated_samples=1, layer_samples=8,
+        "tensor",
+        _tensor,
+        gates=(Gate("sqnr_db", "min_sqnr_db"),),
+        generated_samples=1,
+        layer_samples=8,
         headline=(("sqnr_db", True, 1.0),),
         description="raw outputs: SQNR, max abs error, cosine",
     ),
@@ -315,18 +335,27 @@ class DriftReport:
         if self.headline is None:
             return {}
         metric, higher, allowed = self.headline
-        return {"headline": metric, "value": _json(self.figures[metric]), "higher_is_better": higher, "tolerance": allowed}
+        return {
+            "headline": metric,
+            "value": _json(self.figures[metric]),
+            "higher_is_better": higher,
+            "tolerance": allowed,
+        }
 
     def message(self, case: str) -> str:
         worst = ", ".join(f"{d.name} ({d.quantized_type}, {d.sqnr_db:.1f} dB)" for d in self.worst(WORST_NAMED))
         where = f"; lowest-SQNR layers: {worst}" if worst else ""
         if self.nonfinite is not None:
-            return (f"{case}: the quantized model produced {self.nonfinite} outputs on the evaluation data{where}; "
-                    "check the recipe's calibration data and observers")
+            return (
+                f"{case}: the quantized model produced {self.nonfinite} outputs on the evaluation data{where}; "
+                "check the recipe's calibration data and observers"
+            )
         model, recipe = case.split("-", 1)
-        return (f"{case}: drift beyond tolerance: {'; '.join(self.violations)} over {self.samples} evaluation "
-                f"sample{'' if self.samples == 1 else 's'}{where}. "
-                f"Rank layers with: ptq diagnose {model} {recipe}")
+        return (
+            f"{case}: drift beyond tolerance: {'; '.join(self.violations)} over {self.samples} evaluation "
+            f"sample{'' if self.samples == 1 else 's'}{where}. "
+            f"Rank layers with: ptq diagnose {model} {recipe}"
+        )
 
 
 def measure_drift(
@@ -337,7 +366,9 @@ def measure_drift(
     batch = eval_batch(entry, built, profile)
     ref = _float_outputs(built.model, batch)
     if m.nonfinite(ref):
-        raise UserError(f"the float model {entry.name!r} produced {m.nonfinite(ref)} on its evaluation data; fix the model")
+        raise UserError(
+            f"the float model {entry.name!r} produced {m.nonfinite(ref)} on its evaluation data; fix the model"
+        )
     same = quantized is built.model
     cand = ref if same else _run(quantized, batch)
     per_layer: list[LayerDrift] = []
@@ -353,9 +384,13 @@ def measure_drift(
     not_gated = [f"{g.metric}: random weights" for g in gates if g.real_weights_only and random_weights]
     gates = [g for g in gates if not (g.real_weights_only and random_weights)]
     applied = {g.key: float(tolerances[g.key]) for g in gates}
-    violations = [g.describe(figures[g.metric], applied[g.key]) for g in gates if not g.passes(figures[g.metric], applied[g.key])]
+    violations = [
+        g.describe(figures[g.metric], applied[g.key]) for g in gates if not g.passes(figures[g.metric], applied[g.key])
+    ]
     headline = next((h for h in profile.headline if math.isfinite(figures.get(h[0], math.nan))), None)
-    return DriftReport(profile.name, len(ref), figures, applied, violations, per_layer, not_gated=not_gated, headline=headline)
+    return DriftReport(
+        profile.name, len(ref), figures, applied, violations, per_layer, not_gated=not_gated, headline=headline
+    )
 
 
 def _drift_probe(prepared: PreparedCase, result: CaseResult, options: RunOptions) -> DriftFigures:

@@ -29,8 +29,14 @@ def drift_headline(d: Mapping[str, Any]) -> str | None:
     if not metric or value is None:
         return None
     notes = [samples(d["samples"])] if isinstance(d.get("samples"), int) else []
-    limit = next(((k[:3], v) for k, v in (d.get("tolerances") or {}).items()
-                  if k[:4] in ("min_", "max_") and k.endswith(metric)), None)
+    limit = next(
+        (
+            (k[:3], v)
+            for k, v in (d.get("tolerances") or {}).items()
+            if k[:4] in ("min_", "max_") and k.endswith(metric)
+        ),
+        None,
+    )
     not_gated = next((str(n) for n in d.get("not_gated") or () if str(n).startswith(f"{metric}:")), None)
     if limit is not None:
         notes.append(f"{limit[0]} {limit[1]:g}")
@@ -49,9 +55,15 @@ def drift_summary(d: Mapping[str, Any]) -> str:
         parts.append(f"acc5 {d['top5_accuracy_fp32']:.4f}->{d['top5_accuracy']:.4f}")
     if "retrieval_accuracy" in d:
         parts.append(f"retrieval {d['retrieval_accuracy_fp32']:.3f}->{d['retrieval_accuracy']:.3f}")
-    for key, label, fmt in (("top1_agreement", "top1", ".3f"), ("top5_agreement", "top5", ".3f"),
-                            ("neighbour_agreement", "nn", ".3f"), ("similarity_rank_correlation", "rank-corr", ".4f"),
-                            ("cosine_mean", "cos", ".5f"), ("cosine_min", "cos-min", ".5f"), ("sqnr_db", "sqnr dB", ".1f")):
+    for key, label, fmt in (
+        ("top1_agreement", "top1", ".3f"),
+        ("top5_agreement", "top5", ".3f"),
+        ("neighbour_agreement", "nn", ".3f"),
+        ("similarity_rank_correlation", "rank-corr", ".4f"),
+        ("cosine_mean", "cos", ".5f"),
+        ("cosine_min", "cos-min", ".5f"),
+        ("sqnr_db", "sqnr dB", ".1f"),
+    ):
         s = _num(d, key, fmt)
         if s is not None:
             parts.append(f"{label} {s}")
@@ -73,9 +85,18 @@ def drift_table(records: Sequence[Mapping[str, Any]]) -> str:
         if d is None:
             continue
         verdict = "ok" if d.get("passed") else ("NaN/Inf" if d.get("nonfinite") else "FAIL")
-        rows.append([
-            r["model"], r["recipe"], drift_headline(d) or (samples(d["samples"]) if "samples" in d else "-"), drift_summary(d), _worst(d),
-            f"{r['quantized_layers']}/{r['quantized_layers'] + r['float_layers']}", verdict,
-        ])
-    return format_table(["model", "recipe", "headline (samples, limit)", "all measures", "lowest-SQNR layer", "quantized",
-                         "verdict"], rows)
+        rows.append(
+            [
+                r["model"],
+                r["recipe"],
+                drift_headline(d) or (samples(d["samples"]) if "samples" in d else "-"),
+                drift_summary(d),
+                _worst(d),
+                f"{r['quantized_layers']}/{r['quantized_layers'] + r['float_layers']}",
+                verdict,
+            ]
+        )
+    return format_table(
+        ["model", "recipe", "headline (samples, limit)", "all measures", "lowest-SQNR layer", "quantized", "verdict"],
+        rows,
+    )
