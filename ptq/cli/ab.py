@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,8 @@ def _ab(args: argparse.Namespace) -> int:
         work = Path(tmp)
         a = materialize(args.a, repo=root, into=work, label="A", python=args.python_a)
         b = materialize(args.b, repo=root, into=work, label="B", python=args.python_b)
+        if duet_plan is not None:  # each side's sessions hand their quantized models to its workers
+            a, b = replace(a, handoff=work / "prepared-A"), replace(b, handoff=work / "prepared-B")
         rounds = args.rounds if args.rounds is not None else (2 if duet_plan else 6)
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         session = [*DUET_SESSION, *extra, *DUET_SESSION_TIMING] if duet_plan else extra

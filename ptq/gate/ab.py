@@ -30,6 +30,7 @@ from typing import Any
 from ptq.errors import UserError
 from ptq.gate.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.progress import Progress
+from ptq.run.handoff import HANDOFF_ENV
 
 __all__ = [
     "INSTALLED",
@@ -59,6 +60,8 @@ class Side:
     tree: Path  # where pytest runs (its benchmarks/ and pyproject)
     python: str = sys.executable
     pythonpath: Path | None = None  # source tree put first on PYTHONPATH, None for INSTALLED
+    #: Where its sessions hand their quantized models to its duet workers (:mod:`ptq.run.handoff`).
+    handoff: Path | None = None
 
 
 def materialize(spec: str, *, repo: Path, into: Path, label: str, python: str = sys.executable) -> Side:
@@ -100,6 +103,9 @@ def schedule(rounds: int) -> list[tuple[int, str]]:
 def run_side(side: Side, out: Path, pytest_args: Sequence[str]) -> Path:
     """One short pytest-benchmark session of one side; its JSON (raw samples) lands at ``out``."""
     env = dict(os.environ)
+    env.pop(HANDOFF_ENV, None)
+    if side.handoff is not None:
+        env[HANDOFF_ENV] = str(side.handoff)
     if side.pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(side.pythonpath), env.get("PYTHONPATH")) if p)
     cmd = [
@@ -385,7 +391,11 @@ def run_duet(
             deadline=deadline,
             clock=clock,
             new_worker=lambda label: worker(
-                label, python=sides[label].python, pythonpath=sides[label].pythonpath, cwd=sides[label].tree
+                label,
+                python=sides[label].python,
+                pythonpath=sides[label].pythonpath,
+                cwd=sides[label].tree,
+                handoff=sides[label].handoff,
             ),
         )
         failed.update(result.failed)

@@ -289,10 +289,12 @@ class TimedCases:
         self.medians: dict[str, float] = {}
         self._originals: dict[str, tuple[Any, tuple[Any, ...], Any]] = {}  # model, inputs, output
         self._work: dict[tuple[str, float], Callable[[], None]] = {}  # injected real compute, calibrated once
+        self.handed_off = 0  # cases loaded from the side's sessions (ptq.run.handoff), not prepared here
 
     def prepare(self, cases: Sequence[str], *, threads: int, weights: str, calibrate_s: float = 0.05) -> dict[str, Any]:
         import torch
 
+        from ptq.run.handoff import load_prepared
         from ptq.run.matrix import Case
         from ptq.run.workbench import RunOptions, Workbench
 
@@ -304,21 +306,27 @@ class TimedCases:
         bench = Workbench(RunOptions(threads=threads, weights=weights), probed=False)
         failed: dict[str, str] = {}
         for spec in cases:
-            model, _, recipe = spec.rpartition("-")
-            try:
-                prepared = bench.prepare(Case(model, recipe))
-            except Exception as exc:  # a case that cannot build here is reported, the rest go on
-                failed[spec] = str(exc) if isinstance(exc, PtqError) else f"{type(exc).__name__}: {exc}"
-                continue
+            handed = load_prepared(spec, weights=weights, threads=threads)  # what this side's session quantized
+            if handed is not None:
+                self.handed_off += 1
+                model_, inputs = handed
+            else:
+                model, _, recipe = spec.rpartition("-")
+                try:
+                    prepared = bench.prepare(Case(model, recipe))
+                except Exception as exc:  # a case that cannot build here is reported, the rest go on
+                    failed[spec] = str(exc) if isinstance(exc, PtqError) else f"{type(exc).__name__}: {exc}"
+                    continue
+                model_, inputs = prepared.model, prepared.inputs
 
-            def call(m=prepared.model, x=prepared.inputs) -> Any:
+            def call(m=model_, x=inputs) -> Any:
                 with torch.inference_mode():
                     return m(*x)
 
-            self._originals[spec] = (prepared.model, prepared.inputs, call())
+            self._originals[spec] = (model_, inputs, call())
             samples = time_calls(call, calibrate_s, warmup=10)
             self.calls[spec], self.medians[spec] = call, sorted(samples)[len(samples) // 2]
-        return {"ready": sorted(self.calls), "failed": failed}
+        return {"ready": sorted(self.calls), "failed": failed, "handed_off": self.handed_off}
 
     def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, Any]:
         """Every prepared case (or those of ``cases``) on a fresh placement (the previous one freed
@@ -448,10 +456,22 @@ class Worker:
     """One side's worker process: ``python -m ptq.duet`` with that side's code first on the path."""
 
     def __init__(
-        self, label: str, *, python: str = sys.executable, pythonpath: Path | None = None, cwd: Path | None = None
+        self,
+        label: str,
+        *,
+        python: str = sys.executable,
+        pythonpath: Path | None = None,
+        cwd: Path | None = None,
+        handoff: Path | None = None,
     ) -> None:
+        from ptq.run.handoff import HANDOFF_ENV
+
         self.label = label
+        self.handed_off = 0  # of the cases it last prepared, those its side's sessions handed off
         env = {**os.environ, "PYTHONHASHSEED": "0"}
+        env.pop(HANDOFF_ENV, None)
+        if handoff is not None:  # where its side's sessions left their quantized models (ptq.run.handoff)
+            env[HANDOFF_ENV] = str(handoff)
         if pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH")) if p)
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
@@ -544,7 +564,9 @@ def prepare_pair(a: Worker, b: Worker, cases: Sequence[str], *, threads: int, we
         w.send(Worker.prepare_message(cases, threads=threads, weights=weights))
     failed: dict[str, str] = {}
     for w in (a, b):
-        for case, why in w.receive()["failed"].items():
+        reply = w.receive()
+        w.handed_off = int(reply.get("handed_off", 0))  # a worker of code before ptq.run.handoff says none
+        for case, why in reply["failed"].items():
             failed.setdefault(case, f"side {w.label}: {why}")
     return failed
 
@@ -770,6 +792,10 @@ def run_sequential(
             for case, why in prepare_pair(a, b, needed, threads=threads, weights=weights).items():
                 failed.setdefault(case, why)
             per_case_prepare = (clock() - began) / max(1, len(needed))
+            progress(
+                f"duet: worker pair ready in {clock() - began:.0f}s; loaded from the sessions: "
+                f"{getattr(a, 'handed_off', 0)} of {len(needed)} on side A, {getattr(b, 'handed_off', 0)} on side B"
+            )
             gone = [s for s in open_slots if s[0] in failed]
             open_slots = [s for s in open_slots if s[0] not in failed]
             work.total -= len(gone) * (most - k)

@@ -92,6 +92,10 @@ class OrtModule(PeerModule):
     def __deepcopy__(self, memo: dict[int, Any]) -> OrtModule:
         return OrtModule(self.model_bytes)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its serialized model (a session is not picklable): a fresh session on load."""
+        return (OrtModule, (self.model_bytes,))
+
 
 def count_onnx_layers(model: Any) -> tuple[int, int]:
     """(quantized weighted ops, float weighted ops) of an ONNX graph; in QDQ form a float op

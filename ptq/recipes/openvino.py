@@ -128,6 +128,29 @@ class OvModule(PeerModule):
     def __deepcopy__(self, memo: dict[int, Any]) -> OvModule:
         return OvModule(self.ov_model, self.config)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its IR (``ov.Model`` is not picklable), weights as they are: compiled again on load."""
+        xml, weights = _ir(self.ov_model)
+        return (_ov_module_from_ir, (xml, weights, dict(self.config)))
+
+
+def _ir(ov_model: Any) -> tuple[bytes, bytes]:
+    """The IR ``ov.save_model`` writes (``.xml``, ``.bin``), weights not recompressed."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory(prefix="ptq-openvino-") as tmp:
+        path = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, str(path), compress_to_fp16=False)
+        return path.read_bytes(), path.with_suffix(".bin").read_bytes()
+
+
+def _ov_module_from_ir(xml: bytes, weights: bytes, config: dict[str, Any]) -> OvModule:
+    import numpy as np
+    import openvino as ov
+
+    tensor = ov.Tensor(np.frombuffer(weights, dtype=np.uint8).copy()) if weights else ov.Tensor(np.empty(0, np.uint8))
+    return OvModule(ov.Core().read_model(model=xml.decode(), weights=tensor), config)
+
 
 def ov_config(threads: int, precision: str | None) -> dict[str, Any]:
     """The CPU plugin's properties for a case: torch's thread count, one latency-bound stream, and
@@ -244,12 +267,7 @@ def _nncf_quantize(ov_model: Any, recipe: OpenVino, built: Built, family: str) -
 
 def _ir_bytes(ov_model: Any) -> int:
     """Bytes of the IR (``.xml`` + ``.bin``) ``ov.save_model`` writes, weights not recompressed."""
-    import openvino as ov
-
-    with tempfile.TemporaryDirectory(prefix="ptq-openvino-") as tmp:
-        path = Path(tmp) / "model.xml"
-        ov.save_model(ov_model, str(path), compress_to_fp16=False)
-        return sum(p.stat().st_size for p in Path(tmp).iterdir())
+    return sum(map(len, _ir(ov_model)))
 
 
 @register_handler(OpenVino)

@@ -19,6 +19,7 @@ from ptq.probes.placement import DEFAULT_PLACEMENTS
 from ptq.recipes import REFERENCE, Bfloat16, Float32, Quantized, Recipe, TorchaoRecipe, apply_recipe, get_recipe
 from ptq.run.config import Config
 from ptq.run.device import CPU, Device
+from ptq.run.handoff import save_prepared
 from ptq.run.matrix import Case
 from ptq.run.results import CaseResult, LatencyStats
 
@@ -171,6 +172,8 @@ class Workbench:
             measured = {n: monitors.enter_context(m(case, self.options)) for n, m in chosen.items()}
             quantized = apply_recipe(recipe, entry, built)
         inputs = entry.example_inputs(built)  # on the device: built.data is DeviceData there
+        if self.probed:  # a session of ptq ab hands its quantized model to the side's duet workers
+            save_prepared(case.id, quantized.model, inputs, weights=self.options.weights, threads=self.options.threads)
         return PreparedCase(case, entry, recipe, built, quantized, inputs, measured)
 
 
