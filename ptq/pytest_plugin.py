@@ -338,7 +338,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             raise pytest.UsageError(str(exc)) from None
     state.total_cases = sum(1 for item in session.items if "ptq_case" in getattr(item, "fixturenames", ()))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if state.total_cases and reporter is not None and state.options.pair_budget_s > 0:
+    if state.total_cases and reporter is not None and not _visits(state, session.config):
+        reporter.write_line(f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}")
+    elif state.total_cases and reporter is not None:
         budget = (
             f"--ptq-budget {duration(state.budget_s)}: the visits beyond each case's "
             f"{state.options.placements} stop when it is spent"
@@ -348,6 +350,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reporter.write_line(
             f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}, then their speedup visits; {budget}"
         )
+
+
+def _visits(state: PluginState, config: pytest.Config) -> bool:
+    """Whether the session makes speedup visits after its cases: timing on, and the speedup probe selected."""
+    return (
+        state.options.pair_budget_s > 0
+        and not config.getoption("benchmark_disable", False)
+        and "speedup" in list_probes(state.options.probes)
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -364,7 +375,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return
     elapsed = time.monotonic() - state.started
     left = elapsed / state.done_cases * (state.total_cases - state.done_cases)
-    visits = state.options.pair_budget_s > 0 and not item.config.getoption("benchmark_disable", False)
+    visits = _visits(state, item.config)
     reporter.write_line(
         f"ptq: {state.done_cases}/{state.total_cases} cases, {duration(elapsed)} elapsed, about "
         f"{duration(left)} left"

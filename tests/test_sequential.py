@@ -162,3 +162,13 @@ def test_the_futility_share_settles_quiet_cases_at_the_first_look_without_costin
         assert caught[0] >= caught[1] - 0.01
     at_edge = [run_stream(stream(1.05, 0.02, seed=s))[0] for s in range(1000)]
     assert at_edge.count("no change") / 1000 <= PLAN.beta
+
+
+def test_the_duet_progress_gives_the_time_to_the_next_look_and_the_most_it_can_take():
+    from ptq.gate.duet import _time_left
+
+    plan = DuetPlan(0.01, stopping="sequential")  # looks at 5, 10, 15, 20; a fresh pair every 5 placements
+    # after placement 1: 4 placements of 10 open cases at 0.5 s each to the look at 5; to the last look 19 more
+    # placements and 3 fresh pairs preparing the 10 cases at 2 s each
+    assert _time_left(plan, 1, 10, 0.5, 2.0) == "; about 20s to the look at 5 placements, at most 2m35s in all"
+    assert _time_left(plan, 5, 0, 0.5, 2.0) == ""  # nothing open: nothing to say

@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ptq.errors import PtqError, UserError
-from ptq.progress import Progress
+from ptq.progress import Progress, duration
 from ptq.project import load_project
 from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
@@ -727,6 +728,18 @@ def run_plan(
     return DuetResult(out, failed, placed)
 
 
+def _time_left(plan: DuetPlan, k: int, open_slots: int, per_slot: float, per_case_prepare: float) -> str:
+    """After placement ``k``: the time to the next look, where open cases may stop, and the most the
+    duet can still take (every open case to the last look, a fresh pair every ``worker_placements``).
+    Cases stop at looks, so no single figure between the two is honest."""
+    if not open_slots:
+        return ""
+    pairs_ahead = lambda upto: sum(1 for p in range(k, upto) if p % plan.worker_placements == 0)  # noqa: E731
+    cost = lambda upto: (upto - k) * per_slot * open_slots + pairs_ahead(upto) * per_case_prepare * open_slots  # noqa: E731
+    look = next(n for n in plan.looks if n > k)
+    return f"; about {duration(cost(look))} to the look at {look} placements, at most {duration(cost(plan.looks[-1]))} in all"
+
+
 def run_sequential(
     plan: DuetPlan,
     cases: Sequence[str],
@@ -757,7 +770,7 @@ def run_sequential(
     failed: dict[str, str] = {}
     stopped: dict[Slot, tuple[str, int]] = {}
     most = plan.looks[-1]
-    work = Progress("duet", len(open_slots) * most, emit=progress)  # slot-placements, at most
+    started = clock()
     per_slot: list[float] = []  # seconds per slot-placement, each placement's
     per_case_prepare: float | None = None  # seconds per case of the last pair's preparation
 
@@ -796,9 +809,7 @@ def run_sequential(
                 f"duet: worker pair ready in {clock() - began:.0f}s; loaded from the sessions: "
                 f"{getattr(a, 'handed_off', 0)} of {len(needed)} on side A, {getattr(b, 'handed_off', 0)} on side B"
             )
-            gone = [s for s in open_slots if s[0] in failed]
             open_slots = [s for s in open_slots if s[0] not in failed]
-            work.total -= len(gone) * (most - k)
             for _ in range(plan.worker_placements):
                 if not open_slots or k >= most:
                     break
@@ -820,7 +831,6 @@ def run_sequential(
                 )
                 per_slot.append((clock() - began) / len(open_slots))
                 k += 1
-                timed = len(open_slots)
                 for label in ("A", "B"):
                     for slot, blocks in got.blocks[label].items():
                         out[label][slot].extend(blocks)
@@ -831,8 +841,11 @@ def run_sequential(
                     if answer != CONTINUE:
                         stopped[slot] = (answer, k)
                         open_slots.remove(slot)
-                        work.total -= most - k
-                work.step(f"placement {k}: {len(open_slots)} of {len(out['A'])} still open", steps=timed)
+                progress(
+                    f"duet: placement {k}: {len(open_slots)} of {len(out['A'])} case(s) still open, "
+                    f"{duration(clock() - started)} elapsed"
+                    + _time_left(plan, k, len(open_slots), statistics.median(per_slot), per_case_prepare or 0.0)
+                )
         finally:
             a.close()
             b.close()

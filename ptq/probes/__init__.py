@@ -108,8 +108,9 @@ def register_probe(name: str, *, description: str = "", replace: bool = False):
     return decorator
 
 
-def list_probes() -> list[str]:
-    return _REGISTRY.names()
+def list_probes(include: str | None = None) -> list[str]:
+    """The registered probes' names, or those ``include`` (a ``--ptq-probes`` glob) selects."""
+    return _REGISTRY.names(include)
 
 
 def quantize_monitors(options: RunOptions) -> dict[str, QuantizeMonitor]:
