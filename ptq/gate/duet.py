@@ -288,6 +288,10 @@ class TimedCases:
     def __init__(self) -> None:
         self.calls: dict[str, Callable[[], Any]] = {}
         self.medians: dict[str, float] = {}
+        #: Per case, a fast call: the 5th percentile of the calibration (the least call under 20 samples).
+        #: An injected slowdown is sized by it, as the gate compares a low quantile: sized by the
+        #: median, gate-quality's "5%" measured +7.9% at the gate's statistic, and its catch rates flattered.
+        self.fastest: dict[str, float] = {}
         self._originals: dict[str, tuple[Any, tuple[Any, ...], Any]] = {}  # model, inputs, output
         self._work: dict[tuple[str, float], Callable[[], None]] = {}  # injected real compute, calibrated once
         self.handed_off = 0  # cases loaded from the side's sessions (ptq.run.handoff), not prepared here
@@ -326,7 +330,9 @@ class TimedCases:
 
             self._originals[spec] = (model_, inputs, call())
             samples = time_calls(call, calibrate_s, warmup=10)
-            self.calls[spec], self.medians[spec] = call, sorted(samples)[len(samples) // 2]
+            ordered = sorted(samples)
+            self.calls[spec], self.medians[spec] = call, ordered[len(ordered) // 2]
+            self.fastest[spec] = ordered[len(ordered) // 20]
         return {"ready": sorted(self.calls), "failed": failed, "handed_off": self.handed_off}
 
     def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, Any]:
@@ -352,7 +358,7 @@ class TimedCases:
             return {"error": f"unknown slowdown kind {kind!r}; valid: {', '.join(SLOWDOWN_KINDS)}"}
         call = self.calls[case]
         if slow > 0:  # only ptq gate-quality asks for this: an injected slowdown
-            extra = slow * self.medians[case]
+            extra = slow * self.fastest[case]
             work = self._more_work(case, extra) if kind == "compute" else (lambda: busy_wait(extra))
             plain = call
 

@@ -3,8 +3,10 @@
 Real models are timed on this machine and judged by :func:`ptq.stats.decide.decide_latency`, the
 statistics ``ptq compare`` and ``ptq ab`` use. Each trial times a baseline and a current
 side; on the current side the chosen (quantized) cases get an injected slowdown, a busy-wait
-of ``fraction x`` the case's calibrated median added to every call, while the other cases
-stay untouched and count as A/A controls, as do whole trials with no injection.
+of ``fraction x`` the case's calibrated median added to every call (in the duet modes, ``fraction
+x`` a fast call, the calibration's 5th percentile, as the duet's judge compares the 1st
+percentile), while the other cases stay untouched and count as A/A controls, as do whole trials
+with no injection.
 
 The modes: ``plain`` times the whole baseline side, then the whole current side (two
 separate runs, as ``ptq compare`` sees them); ``interleaved`` alternates short rounds ABBA...
