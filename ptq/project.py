@@ -64,8 +64,12 @@ def _imported(path: Path) -> bool:
     return False
 
 
+#: The module name a project's conftest gets here (pytest names it ``conftest``): one per path.
+PROJECT_MODULE_PREFIX = "ptq_project_conftest_"
+
+
 def _import(path: Path) -> None:
-    name = f"ptq_project_conftest_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+    name = f"{PROJECT_MODULE_PREFIX}{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has a loader
         raise UserError(f"{path}: cannot be imported as a Python module")
@@ -128,7 +132,7 @@ def peek_project(root: Path | str) -> Iterator[tuple[list[str], list[str]]]:
             unregister_model(name)
         for name in [n for n in list_recipes() if n not in recipes]:
             unregister_recipe(name)
-        for name in [m for m in sys.modules if m not in modules and m.startswith("ptq_project_conftest_")]:
+        for name in [m for m in sys.modules if m not in modules and m.startswith(PROJECT_MODULE_PREFIX)]:
             del sys.modules[name]
         sys.path[:] = path
 

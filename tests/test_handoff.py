@@ -84,3 +84,38 @@ def test_a_handed_off_model_whose_output_differs_is_not_used(tmp_path, monkeypat
     assert load_prepared("m-fp32", weights="random", threads=1) is None
     path.write_bytes(b"not a pickle")
     assert load_prepared("m-fp32", weights="random", threads=1) is None
+
+
+def test_a_model_class_from_a_project_conftest_is_found_under_the_name_the_worker_imported_it(tmp_path, monkeypatch):
+    """pytest imports a project's conftest as ``conftest``; a worker imports it through ptq.project
+    under a name of its own, and must not import it a second time."""
+    import importlib.util
+    import sys
+
+    from ptq.project import PROJECT_MODULE_PREFIX, load_project
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text(
+        "import torch\n\nIMPORTS = []\nIMPORTS.append(1)\n\n\nclass Doubler(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return x * 2\n"
+    )
+    spec = importlib.util.spec_from_file_location("conftest", project / "conftest.py")
+    as_pytest = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "conftest", as_pytest)  # as pytest names a project's root conftest
+    spec.loader.exec_module(as_pytest)
+    folder = tmp_path / "handoff"
+    monkeypatch.setenv(HANDOFF_ENV, str(folder))
+    assert save_prepared("doubler-fp32", as_pytest.Doubler(), (torch.ones(3),), weights="random", threads=1)
+
+    monkeypatch.delitem(sys.modules, "conftest")  # a worker process: no pytest, no module named conftest
+    before = set(sys.modules)
+    try:
+        load_project(project)
+        [worker_module] = [sys.modules[m] for m in set(sys.modules) - before if m.startswith(PROJECT_MODULE_PREFIX)]
+        model, inputs = load_prepared("doubler-fp32", weights="random", threads=1)
+        assert type(model) is worker_module.Doubler and worker_module.IMPORTS == [1]  # imported once
+        assert "conftest" not in sys.modules and torch.equal(model(*inputs), torch.full((3,), 2.0))
+    finally:
+        for name in set(sys.modules) - before:
+            del sys.modules[name]

@@ -20,11 +20,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ptq.project import PROJECT_MODULE_PREFIX
 
 __all__ = ["HANDOFF_ENV", "handoff_dir", "load_prepared", "save_prepared"]
 
@@ -86,7 +90,7 @@ def load_prepared(case: str, *, weights: str, threads: int) -> tuple[Any, tuple[
     if not path.is_file():
         return None
     try:
-        saved = torch.load(path, weights_only=False)  # written by this side's own session, see above
+        saved = torch.load(path, weights_only=False, pickle_module=_ProjectPickle)  # this side's own session's
         if isinstance(saved["model"], dict):
             saved["model"] = torch.jit.load(io.BytesIO(saved["model"]["torch.jit"]))
         with torch.inference_mode():
@@ -96,6 +100,30 @@ def load_prepared(case: str, *, weights: str, threads: int) -> tuple[Any, tuple[
     except Exception:
         return None
     return saved["model"], tuple(saved["inputs"])
+
+
+class _ProjectUnpickler(pickle.Unpickler):
+    """Finds a class a project's conftest defines: pytest imported that conftest as ``conftest``
+    (or ``benchmarks.conftest``...), a worker under :func:`ptq.project.load_project`'s own module
+    name. Importing it again by pytest's name would register its models twice."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.rpartition(".")[2] == "conftest" and module not in sys.modules:
+            for loaded in [m for key, m in list(sys.modules.items()) if key.startswith(PROJECT_MODULE_PREFIX)]:
+                found: Any = loaded
+                for part in name.split("."):
+                    found = getattr(found, part, None)
+                if found is not None:
+                    return found
+        return super().find_class(module, name)
+
+
+class _ProjectPickle:
+    """The ``pickle_module`` :func:`torch.load` takes: :mod:`pickle` with :class:`_ProjectUnpickler`."""
+
+    Unpickler = _ProjectUnpickler
+    load = staticmethod(pickle.load)
+    __name__ = "pickle"
 
 
 def _same(a: Any, b: Any) -> bool:
