@@ -168,6 +168,7 @@ def test_place_gives_every_case_a_fresh_copy_that_computes_what_the_original_did
 def test_a_real_worker_process_answers_and_closes():
     with Worker("A") as w:
         got = w.prepare(["micro_linear_256-dynamic_int8"], threads=1, weights="random")
+        assert got.pop("cases_s") > 0  # the cases' own seconds, apart from starting and imports
         assert got == {"ready": ["micro_linear_256-dynamic_int8"], "failed": {}, "handed_off": 0}
         assert w.place(0) == {"micro_linear_256-dynamic_int8": "model+inputs"}
         assert len(w.time("micro_linear_256-dynamic_int8", 0.01)) >= 10

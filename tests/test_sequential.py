@@ -165,10 +165,24 @@ def test_the_futility_share_settles_quiet_cases_at_the_first_look_without_costin
 
 
 def test_the_duet_progress_gives_the_time_to_the_next_look_and_the_most_it_can_take():
-    from ptq.gate.duet import _time_left
+    from ptq.gate.duet import PairCost, _time_left
 
     plan = DuetPlan(0.01, stopping="sequential")  # looks at 5, 10, 15, 20; a fresh pair every 5 placements
+    pair = PairCost(fixed=5.0, per_case=1.5)  # 5 s to start, 1.5 s a case: 20 s for 10 cases
     # after placement 1: 4 placements of 10 open cases at 0.5 s each to the look at 5; to the last look 19 more
-    # placements and 3 fresh pairs preparing the 10 cases at 2 s each
-    assert _time_left(plan, 1, 10, 0.5, 2.0) == "; about 20s to the look at 5 placements, at most 2m35s in all"
-    assert _time_left(plan, 5, 0, 0.5, 2.0) == ""  # nothing open: nothing to say
+    # placements and 3 fresh pairs preparing the 10 cases
+    assert _time_left(plan, 1, 10, 0.5, pair) == "; about 20s to the look at 5 placements, at most 2m35s in all"
+    assert _time_left(plan, 5, 0, 0.5, pair) == ""  # nothing open: nothing to say
+
+
+def test_a_pair_s_preparation_is_split_into_starting_and_its_cases_by_what_the_workers_report():
+    from types import SimpleNamespace
+
+    from ptq.gate.duet import PairCost
+
+    a, b = SimpleNamespace(cases_s=6.0, handed_off=4), SimpleNamespace(cases_s=8.0, handed_off=3)
+    cost = PairCost.of(20.0, 4, a, b)  # 20 s in all, the slower worker 8 s on its 4 cases
+    assert cost == PairCost(12.0, 2.0) and cost.seconds(1) == 14.0  # a one-case pair still pays the start
+    assert "loaded from the sessions' hand-off: A 4/4, B 3/4" in cost.describe(4, a, b)
+    old = SimpleNamespace()  # a worker of code before it reported cases_s: all of it per case, as before
+    assert PairCost.of(20.0, 4, old, old) == PairCost(0.0, 5.0)

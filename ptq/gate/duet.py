@@ -310,6 +310,7 @@ class TimedCases:
             return {"ready": [], "failed": dict.fromkeys(cases, str(exc))}
         bench = Workbench(RunOptions(threads=threads, weights=weights), probed=False)
         failed: dict[str, str] = {}
+        began, self.handed_off = time.perf_counter(), 0
         for spec in cases:
             handed = load_prepared(spec, weights=weights, threads=threads)  # what this side's session quantized
             if handed is not None:
@@ -333,7 +334,12 @@ class TimedCases:
             ordered = sorted(samples)
             self.calls[spec], self.medians[spec] = call, ordered[len(ordered) // 2]
             self.fastest[spec] = ordered[len(ordered) // 20]
-        return {"ready": sorted(self.calls), "failed": failed, "handed_off": self.handed_off}
+        return {
+            "ready": sorted(self.calls),
+            "failed": failed,
+            "handed_off": self.handed_off,
+            "cases_s": time.perf_counter() - began,  # the cases alone, without starting Python and imports
+        }
 
     def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, Any]:
         """Every prepared case (or those of ``cases``) on a fresh placement (the previous one freed
@@ -475,6 +481,7 @@ class Worker:
 
         self.label = label
         self.handed_off = 0  # of the cases it last prepared, those its side's sessions handed off
+        self.cases_s = math.nan  # seconds its last preparation spent on the cases (nan: its code does not say)
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         env.pop(HANDOFF_ENV, None)
         if handoff is not None:  # where its side's sessions left their quantized models (ptq.run.handoff)
@@ -573,6 +580,7 @@ def prepare_pair(a: Worker, b: Worker, cases: Sequence[str], *, threads: int, we
     for w in (a, b):
         reply = w.receive()
         w.handed_off = int(reply.get("handed_off", 0))  # a worker of code before ptq.run.handoff says none
+        w.cases_s = float(reply.get("cases_s", math.nan))
         for case, why in reply["failed"].items():
             failed.setdefault(case, f"side {w.label}: {why}")
     return failed
@@ -734,14 +742,44 @@ def run_plan(
     return DuetResult(out, failed, placed)
 
 
-def _time_left(plan: DuetPlan, k: int, open_slots: int, per_slot: float, per_case_prepare: float) -> str:
+@dataclass(frozen=True)
+class PairCost:
+    """A worker pair's preparation: ``fixed`` seconds to start two Pythons and import their code,
+    then ``per_case`` seconds a case (loading or quantizing it, and calibrating its call), the
+    slower worker's. Split by the workers' own count of the second (``cases_s``); a worker whose
+    code does not report it puts it all on the cases."""
+
+    fixed: float
+    per_case: float
+
+    @staticmethod
+    def of(total: float, cases: int, a: Worker, b: Worker) -> PairCost:
+        on_cases = max(getattr(a, "cases_s", math.nan), getattr(b, "cases_s", math.nan))
+        if not math.isfinite(on_cases) or not 0 <= on_cases <= total:
+            on_cases = total
+        return PairCost(total - on_cases, on_cases / max(1, cases))
+
+    def seconds(self, cases: int) -> float:
+        return self.fixed + self.per_case * cases
+
+    def describe(self, cases: int, a: Worker, b: Worker) -> str:
+        loaded = f"A {getattr(a, 'handed_off', 0)}/{cases}, B {getattr(b, 'handed_off', 0)}/{cases}"
+        return (
+            f"{duration(self.seconds(cases))}: {duration(self.fixed)} starting Python and importing, "
+            f"{duration(self.per_case * cases)} for {cases} case(s); loaded from the sessions' hand-off: {loaded} "
+            "(the rest quantized again in the workers: a model that does not pickle, such as torchao's, or none handed off)"
+        )
+
+
+def _time_left(plan: DuetPlan, k: int, open_slots: int, per_slot: float, pair_cost: PairCost | None) -> str:
     """After placement ``k``: the time to the next look, where open cases may stop, and the most the
     duet can still take (every open case to the last look, a fresh pair every ``worker_placements``).
     Cases stop at looks, so no single figure between the two is honest."""
     if not open_slots:
         return ""
+    pair = pair_cost.seconds(open_slots) if pair_cost is not None else 0.0
     pairs_ahead = lambda upto: sum(1 for p in range(k, upto) if p % plan.worker_placements == 0)  # noqa: E731
-    cost = lambda upto: (upto - k) * per_slot * open_slots + pairs_ahead(upto) * per_case_prepare * open_slots  # noqa: E731
+    cost = lambda upto: (upto - k) * per_slot * open_slots + pairs_ahead(upto) * pair  # noqa: E731
     look = next(n for n in plan.looks if n > k)
     return f"; about {duration(cost(look))} to the look at {look} placements, at most {duration(cost(plan.looks[-1]))} in all"
 
@@ -778,7 +816,7 @@ def run_sequential(
     most = plan.looks[-1]
     started = clock()
     per_slot: list[float] = []  # seconds per slot-placement, each placement's
-    per_case_prepare: float | None = None  # seconds per case of the last pair's preparation
+    pair_cost: PairCost | None = None  # what the last pair's preparation says the next one costs
 
     def out_of_time(cost: float, what: str) -> bool:
         if deadline is None or clock() + cost <= deadline:
@@ -796,10 +834,10 @@ def run_sequential(
     while open_slots and k < most:
         needed = list(dict.fromkeys(c for c, _ in open_slots))
         if (
-            per_case_prepare is not None
+            pair_cost is not None
             and per_slot
             and out_of_time(
-                per_case_prepare * len(needed) + sorted(per_slot)[len(per_slot) // 2] * len(open_slots),
+                pair_cost.seconds(len(needed)) + sorted(per_slot)[len(per_slot) // 2] * len(open_slots),
                 "a fresh worker pair's preparation and first placement",
             )
         ):
@@ -810,11 +848,8 @@ def run_sequential(
             began = clock()
             for case, why in prepare_pair(a, b, needed, threads=threads, weights=weights).items():
                 failed.setdefault(case, why)
-            per_case_prepare = (clock() - began) / max(1, len(needed))
-            progress(
-                f"duet: worker pair ready in {clock() - began:.0f}s; loaded from the sessions: "
-                f"{getattr(a, 'handed_off', 0)} of {len(needed)} on side A, {getattr(b, 'handed_off', 0)} on side B"
-            )
+            pair_cost = PairCost.of(clock() - began, len(needed), a, b)
+            progress(f"duet: worker pair ready; {pair_cost.describe(len(needed), a, b)}")
             open_slots = [s for s in open_slots if s[0] not in failed]
             for _ in range(plan.worker_placements):
                 if not open_slots or k >= most:
@@ -850,7 +885,7 @@ def run_sequential(
                 progress(
                     f"duet: placement {k}: {len(open_slots)} of {len(out['A'])} case(s) still open, "
                     f"{duration(clock() - started)} elapsed"
-                    + _time_left(plan, k, len(open_slots), statistics.median(per_slot), per_case_prepare or 0.0)
+                    + _time_left(plan, k, len(open_slots), statistics.median(per_slot), pair_cost)
                 )
         finally:
             a.close()
