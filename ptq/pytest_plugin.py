@@ -338,8 +338,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             raise pytest.UsageError(str(exc)) from None
     state.total_cases = sum(1 for item in session.items if "ptq_case" in getattr(item, "fixturenames", ()))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    narrowed = "".join(f", {o}={v}" for o, v in (("--ptq-models", state.models), ("--ptq-recipes", state.recipes)) if v)
     if state.total_cases and reporter is not None and not _visits(state, session.config):
-        reporter.write_line(f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}")
+        reporter.write_line(f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}{narrowed}")
     elif state.total_cases and reporter is not None:
         budget = (
             f"--ptq-budget {duration(state.budget_s)}: the visits beyond each case's "
@@ -348,7 +349,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             else "no --ptq-budget"
         )
         reporter.write_line(
-            f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}, then their speedup visits; {budget}"
+            f"ptq: {state.total_cases} case(s) of matrix {state.matrix!r}{narrowed}, then their speedup visits; {budget}"
         )
 
 

@@ -75,7 +75,8 @@ def test_cases_run_and_fail_individually_and_record_extra_info(suite: pytest.Pyt
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "ptq: 4 case(s) of matrix 'default', then their speedup visits; --ptq-budget 10m00s: the visits beyond "
+            "ptq: 4 case(s) of matrix 'default', --ptq-models=user_mlp, --ptq-recipes=fp32,dynamic_int8,static_int8,"
+            "broken, then their speedup visits; --ptq-budget 10m00s: the visits beyond "
             "each case's 6 stop when it is spent",
             "ptq: 4/4 cases, * elapsed, about 0s left before the speedup visits (--ptq-budget 10m00s)",
             "ptq: speedup visits, round 2/6 over 3 case(s), about * a round, * for the scheduled rounds; "

@@ -53,5 +53,10 @@ def test_valid_probe_globs_are_accepted(pytester: pytest.Pytester):
 def test_without_the_speedup_probe_the_progress_lines_promise_no_speedup_visits(pytester: pytest.Pytester):
     result = _run(pytester, "--ptq-probes=size", "--benchmark-max-time=0.01", "--ptq-warmup=1")
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
-    result.stdout.fnmatch_lines(["ptq: 1 case(s) of matrix 'default'", "ptq: 1/1 cases, * elapsed, about 0s left"])
+    result.stdout.fnmatch_lines(
+        [
+            "ptq: 1 case(s) of matrix 'default', --ptq-models=micro_linear_256, --ptq-recipes=fp32",
+            "ptq: 1/1 cases, * elapsed, about 0s left",
+        ]
+    )
     assert "speedup visits" not in result.stdout.str()

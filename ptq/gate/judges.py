@@ -196,7 +196,7 @@ def _latency(base: Timings, cur: Timings, s: Mapping[str, Any]) -> Judgement:
         _ms(pooled[0], d.statistic),
         _ms(pooled[1], d.statistic),
         f"{_pct(d.ratio)} [{_pct(d.low)}, {_pct(d.high)}]",
-        f"{d.statistic} ratio (median {_pct(d.median_ratio)}), {d.test} p={d.p:.2g}"
+        f"{d.statistic} ratio judged (all samples' median {_pct(d.median_ratio)}, not judged), {d.test} p={d.p:.2g}"
         f"{f' (alpha {alpha:.2g} per look)' if looked else ''}{spread}, n={len(pooled[0])}/{len(pooled[1])}",
     )
 
