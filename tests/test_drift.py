@@ -97,6 +97,7 @@ def test_good_recipe_passes_and_records_figures(tiny_entry: ModelEntry, tiny_bui
     assert d["sqnr_db"] > 20 and d["layers_compared"] == 2 and d["worst_layers"][0]["name"] in ("conv", "fc")
 
 
+@pytest.mark.slow
 def test_zero_calibrated_recipe_fails_naming_metric_tolerance_and_layers(tiny_entry: ModelEntry, tiny_built: Built):
     broken = StaticInt8("static_int8_zeros", calib_split="zeros")
     q = apply_recipe(broken, tiny_entry, tiny_built)
