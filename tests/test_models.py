@@ -69,6 +69,7 @@ def test_missing_requirement_skips_with_the_install_hint():
         unregister_model("test_needs_missing")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DEFAULTS)
 def test_every_default_model_builds_runs_and_records_weights(name):
     entry = get_model(name)

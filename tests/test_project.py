@@ -116,6 +116,7 @@ def test_ptq_list_shows_the_project_s_models_and_recipes_from_rootdir(project, t
     assert matrices.stdout.splitlines()[2].startswith("project")
 
 
+@pytest.mark.slow
 def test_a_duet_worker_prepares_the_cases_its_side_s_conftest_registers(project):
     with Worker("A", cwd=project) as worker:
         got = worker.prepare(["user_tiny-fp32", "user_tiny-user_dyn", "user_deep-fp32", "user_none-fp32"], threads=1)
