@@ -48,6 +48,7 @@ def test_merge_takes_memory_as_the_median_of_the_rounds_with_their_spread():
     assert [r.verdict for r in result.rows] == [Verdict.OK]
 
 
+@pytest.mark.slow
 def test_rounds_run_abba_and_a_slower_candidate_is_a_regression(tmp_path):
     calls = []
 
@@ -131,6 +132,7 @@ def test_set_samples_rewrites_every_statistic_pytest_benchmark_derives():
     assert b["stats"]["rounds"] == 0 and all(b["stats"][k] != b["stats"][k] for k in ("min", "median", "mean"))
 
 
+@pytest.mark.slow
 def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_figures(monkeypatch, tmp_path, capsys):
     import shutil
     import sys

@@ -268,6 +268,7 @@ def guarded():
         yield project
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "said"), _rows(PATHS))
 def test_a_path_it_cannot_read_or_write_is_one_error_line_and_exit_2(guarded, argv, said):
     (guarded / "closed").chmod(0o755)

@@ -40,6 +40,7 @@ def test_extra_visits_need_a_meter_to_choose_by():
         SpeedupVisits(budget_s=1.0, visits=3, extra=-1, meter=lambda: 1.0)
 
 
+@pytest.mark.slow
 def test_the_figures_come_from_the_visits_the_meter_found_quietest(monkeypatch):
     """Visits under contention (meter 2.0) give ratio 3; quiet ones (meter 1.0) give ratio 2:
     the figure is the quiet ratio, and the record names every visit and which were kept."""
@@ -68,6 +69,7 @@ def test_the_figures_come_from_the_visits_the_meter_found_quietest(monkeypatch):
     assert band["ratio_per_visit"] == pytest.approx([2, 3, 3, 2, 2, 3])
 
 
+@pytest.mark.slow
 def test_without_a_meter_every_visit_counts_and_no_record_is_written(monkeypatch):
     monkeypatch.setattr(ptq.probes.speedup, "time_pairs", lambda ref, cand, **kw: [(2e-3, 1e-3)] * 2)
     got = {}

@@ -83,6 +83,7 @@ def _signalled(cwd, name: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "signalled.py", name], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_kill_mid_write_leaves_the_old_file_and_the_next_write_removes_its_litter(shard):
     before = (shard / "merged.json").read_bytes()
     for _ in range(2):
@@ -100,6 +101,7 @@ def test_a_kill_mid_write_leaves_the_old_file_and_the_next_write_removes_its_lit
     assert (shard / "merged.json").read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_an_interrupt_mid_write_leaves_the_old_file_and_says_so_in_one_line(shard, name, code):
     before = (shard / "merged.json").read_bytes()

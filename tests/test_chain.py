@@ -279,6 +279,7 @@ def _rows(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("m-int8")]
 
 
+@pytest.mark.slow
 def test_one_commit_named_by_its_short_and_its_full_sha_is_one_link(repo, capsys):
     root, parent, child = repo
     for commit in (child, child[:7]):
@@ -354,6 +355,7 @@ def test_a_short_sha_git_cannot_resolve_is_refused(repo, capsys, tmp_path_factor
     assert not (elsewhere / "chain").exists()
 
 
+@pytest.mark.slow
 def test_the_chain_is_ordered_by_instant_whatever_the_utc_offsets(repo, capsys):
     root, parent, child = repo
     grandparent = "0" * 40
@@ -431,6 +433,7 @@ def test_a_summary_whose_time_names_no_instant_is_damaged(tmp_path):
             load_chain(tmp_path)
 
 
+@pytest.mark.slow
 def test_append_refuses_sides_from_two_machines_and_commits_that_are_no_sha(repo, capsys):
     root, parent, child = repo
     other = _side(1.1e-3)
@@ -478,6 +481,7 @@ def test_append_refuses_sides_from_two_machines_and_commits_that_are_no_sha(repo
     assert not (root.parent / "escaped.json").exists()
 
 
+@pytest.mark.slow
 def test_sides_that_differ_only_in_their_installs_are_chained_with_a_note(repo, capsys):
     root, parent, child = repo
     newer = _side(1.1e-3)

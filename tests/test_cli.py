@@ -5,6 +5,7 @@ import pytest
 from ptq.cli import main
 
 
+@pytest.mark.slow
 def test_list_models_and_recipes(capsys):
     assert main(["list", "models", "--include", "micro_conv_*"]) == 0
     out = capsys.readouterr().out
@@ -47,6 +48,7 @@ def test_a_command_registered_twice_is_an_error_naming_both_modules():
     assert COMMANDS["list"].run is not other
 
 
+@pytest.mark.slow
 def test_the_command_line_and_the_package_load_without_torch():
     """``ptq --help``, ``compare``, ``report`` and ``merge`` read result files: importing torch
     (seconds) for them was the issue; the check runs in a fresh interpreter."""

@@ -214,6 +214,7 @@ def test_markdown_has_a_table_and_the_summary():
     assert "| case | metric | baseline | current | change | verdict |" in md and "| **REGRESSION** |" in md
 
 
+@pytest.mark.slow
 def test_cli_exit_codes(tmp_path, capsys):
     base, ok, bad = tmp_path / "base.json", tmp_path / "ok.json", tmp_path / "slow.json"
     base.write_text(json.dumps(BASE))

@@ -161,6 +161,7 @@ def test_constraints_on_undeclared_keys_are_refused():
         Section("x", {"limit": int}, bounds={"limt": Range(0)})
 
 
+@pytest.mark.slow
 def test_a_bad_config_value_is_a_usage_error_before_any_benchmark(pytester: pytest.Pytester):
     pytester.makepyprojecttoml("[tool.ptq.gate.models.micro_linear_256]\nalpha = 5\n")
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
@@ -258,6 +259,7 @@ def _pytest_with_config(pytester: pytest.Pytester, *args: str):
     return error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
@@ -297,6 +299,7 @@ def test_a_config_value_that_is_not_a_finite_number_is_refused(tmp_path, line, m
     assert fnmatch.fnmatchcase(str(caught.value), f"{tmp_path / 'pyproject.toml'}: {message}".replace("[", "[[]"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("data", "why"),
     [
@@ -344,6 +347,7 @@ def test_an_unreadable_config_and_a_non_table_tool_ptq_are_one_cli_error(tmp_pat
         load_config(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("table", "message"),
     [
@@ -383,6 +387,7 @@ def test_a_config_table_naming_no_registered_model_recipe_or_case_is_refused(pyt
     assert fnmatch.fnmatchcase(error, expected.replace("[", "[[]")), error
 
 
+@pytest.mark.slow
 def test_config_tables_of_registered_names_and_of_the_projects_own_models_pass(pytester: pytest.Pytester):
     pytester.makeconftest("""
 import torch

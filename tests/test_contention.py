@@ -37,6 +37,7 @@ def test_the_summaries_say_which_meter_a_case_follows():
     assert quiet == pytest.approx(4.0, rel=0.02) and busy > quiet
 
 
+@pytest.mark.slow
 def test_the_command_runs_a_study_and_refuses_too_few_rounds(capsys):
     assert main(["contention", "micro_linear_256", "dynamic_int8", "--rounds", "3", "--window", "0.02"]) == 0
     out = capsys.readouterr().out

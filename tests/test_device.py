@@ -161,6 +161,7 @@ def test_time_pairs_with_the_device_clock_brackets_every_timed_call():
     assert all(fake.log[i - 1] == fake.log[i + 1] == "sync 0" for i in calls)
 
 
+@pytest.mark.slow
 def test_device_peaks_are_reset_per_step_and_recorded_next_to_host_memory():
     fake = FakeCuda()
     device = cuda_device(fake)
@@ -255,6 +256,7 @@ def test_torchao_gpu_recipe_skips_on_a_cpu_model_naming_the_option():
         apply_recipe(get_recipe("ao_float8_dynamic"), entry, entry.build(weights="random"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_cuda_option_without_cuda_is_one_usage_error_before_any_case(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")

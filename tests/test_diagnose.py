@@ -27,6 +27,7 @@ def seven_bit_activations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("ptq.recipes.torch_ao.saturates_int16", lambda engine: True)
 
 
+@pytest.mark.slow
 def test_float_and_only_layers_select_what_is_quantized(tiny_entry: ModelEntry, tiny_built: Built):
     assert count_layers(apply_recipe(StaticInt8("s", float_layers=("fc",)), tiny_entry, tiny_built).model) == (1, 1)
     assert count_layers(apply_recipe(StaticInt8("s", only_layers=("fc",)), tiny_entry, tiny_built).model) == (1, 1)
@@ -57,6 +58,7 @@ def test_with_fields_parses_by_field_type():
         with_fields(r, {"calib_batches": "many"})
 
 
+@pytest.mark.slow
 def test_sweep_ranks_the_layer_broken_calibration_hurts_most_and_proposes_keeping_it_float(
     tiny_entry: ModelEntry, tiny_built: Built
 ):
@@ -88,6 +90,7 @@ def registered_tiny(tiny_entry: ModelEntry):
     unregister_model("tiny_diag")
 
 
+@pytest.mark.slow
 def test_diagnose_command_prints_a_ranked_list_and_a_proposal(registered_tiny: str, capsys, tmp_path):
     rc = main(
         [

@@ -35,6 +35,7 @@ def test_the_site_config_is_strict_and_checks_every_link():
     assert sorted(nav) == sorted(p.name for p in (ROOT / "docs").glob("*.md")), "every docs page in the nav, once"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     _mkdocs_missing(), reason="mkdocs is not installed: pip install -e '.[dev]' (or pip install mkdocs)"
 )
@@ -68,6 +69,7 @@ def _cli_reference():
     return module
 
 
+@pytest.mark.slow
 def test_the_command_reference_is_generated_from_the_parsers():
     # In a fresh process: the commands are listed in the order a plain `ptq` imports them, which
     # other tests' imports (ptq.cli.init first, say) would change in this one.

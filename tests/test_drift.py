@@ -55,6 +55,7 @@ def test_profiles_follow_the_family(tiny_entry: ModelEntry):
     assert profile_for(dataclasses.replace(tiny_entry, family="text")).name == "embedding"
 
 
+@pytest.mark.slow
 def test_fx_fused_layers_are_compared_with_the_end_of_their_chain(tiny_entry: ModelEntry, tiny_built: Built):
     q = apply_recipe(get_recipe("static_int8"), tiny_entry, tiny_built)
     layers = {d.name: d for d in layer_drift(tiny_built.model, q.model, tiny_built.data.batch("eval", 0, 4).inputs)}
@@ -65,6 +66,7 @@ def test_fx_fused_layers_are_compared_with_the_end_of_their_chain(tiny_entry: Mo
     assert 20 < layers["conv"].sqnr_db < 80
 
 
+@pytest.mark.slow
 def test_static_int8_kernels_compute_what_int8_math_says(tiny_built: Built):
     # Without VNNI the int8 kernels sum u8 x s8 pairs in int16 and saturate on 8-bit activations:
     # on an AVX2-only EPYC the kernels' output was 27.7 dB from the reference (int8 math in float)
@@ -97,6 +99,7 @@ def test_good_recipe_passes_and_records_figures(tiny_entry: ModelEntry, tiny_bui
     assert d["sqnr_db"] > 20 and d["layers_compared"] == 2 and d["worst_layers"][0]["name"] in ("conv", "fc")
 
 
+@pytest.mark.slow
 def test_zero_calibrated_recipe_fails_naming_metric_tolerance_and_layers(tiny_entry: ModelEntry, tiny_built: Built):
     broken = StaticInt8("static_int8_zeros", calib_split="zeros")
     q = apply_recipe(broken, tiny_entry, tiny_built)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs pytest sessions in fresh processes
+
 CONFTEST = """
 import torch
 from ptq.models import Built, TensorData, register_model

@@ -117,6 +117,7 @@ def test_run_plan_uses_fresh_worker_pairs_and_drops_a_case_one_of_them_could_not
     assert got.placed == {side: {"m-int8": ["model+inputs"] * 4} for side in "AB"}  # one kind per placement
 
 
+@pytest.mark.slow
 def test_the_worker_protocol_prepares_times_and_names_what_it_cannot_do():
     lines = [
         json.dumps(m)
@@ -151,6 +152,7 @@ def test_an_injected_slowdown_adds_its_share_of_a_fast_call_to_every_call(monkey
     assert waited and all(w == pytest.approx(2e-4) for w in waited)
 
 
+@pytest.mark.slow
 def test_place_gives_every_case_a_fresh_copy_that_computes_what_the_original_did():
     cases = TimedCases()
     peers = ["micro_conv_16-ort_static_int8", "micro_conv_16-ov_int8"]
@@ -165,6 +167,7 @@ def test_place_gives_every_case_a_fresh_copy_that_computes_what_the_original_did
         assert call() is not before[case] and torch.allclose(call(), before[case], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_real_worker_process_answers_and_closes():
     with Worker("A") as w:
         got = w.prepare(["micro_linear_256-dynamic_int8"], threads=1, weights="random")
@@ -337,6 +340,7 @@ def test_ptq_ab_leaves_the_speedup_judge_to_the_sessions_only_without_the_duet(
     assert (" speedup " in out) == judged and code == (1 if judged else 0)  # 2.9x -> 2.7x, CIs apart
 
 
+@pytest.mark.slow
 def test_a_real_compute_slowdown_runs_the_case_s_own_first_layer_again():
     cases = TimedCases()
     assert cases.prepare(["micro_linear_256-fp32"], threads=1, weights="random")["ready"] == ["micro_linear_256-fp32"]

@@ -1,3 +1,5 @@
+import pytest
+
 from ptq.run.env import FINGERPRINT_KEYS, environment, fingerprint
 
 
@@ -33,6 +35,7 @@ def _ptq_env(capsys, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_ptq_env_defaults_to_the_threads_a_benchmark_run_uses(monkeypatch, capsys):
     import ptq.run.env
 
@@ -55,6 +58,7 @@ def test_ptq_env_refuses_a_thread_count_below_one(capsys):
     assert err.startswith("ptq: error: --threads=0: must be >= 1") and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_ptq_env_prints_the_keys_a_default_run_records(pytester):
     """End to end, each in its own process: the run's JSON and ``ptq env`` agree."""
     import json

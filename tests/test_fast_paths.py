@@ -75,6 +75,7 @@ def test_bf16_autocast_runs_under_autocast_where_the_cpu_has_bf16_units(tiny_ent
     assert out.dtype == torch.float32 and torch.allclose(out, tiny_built.model(*x), atol=0.05)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_compiles_with_freezing_where_the_cpu_has_bf16_units(tiny_entry, tiny_built, monkeypatch):
     """The AMX path's compile (autocast and channels_last inside the compiled graph); on a CPU without
     bf16 units only here, with the flags faked: bf16 runs emulated, so nothing is timed."""

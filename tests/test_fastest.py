@@ -231,6 +231,7 @@ FAST = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None, reason="openvino is not installed: pip install 'pytest-ptq[openvino]'"
 )

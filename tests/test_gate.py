@@ -81,6 +81,7 @@ def test_unknown_statistic_names_the_valid_ones():
         decide_latency([1.0] * 5, [1.0] * 5, statistic="p2")
 
 
+@pytest.mark.slow
 def test_latency_same_distribution_is_ok_across_seeds():
     verdicts = [decide_latency(_lognormal(s, 300, 5.0), _lognormal(s + 1000, 300, 5.0)).verdict for s in range(50)]
     assert verdicts.count(Verdict.REGRESSION) == 0 and verdicts.count(Verdict.IMPROVED) == 0
@@ -140,6 +141,7 @@ def _sessions(seed: int, rounds: int, median: float, *, between: float, n: int =
     ]
 
 
+@pytest.mark.slow
 def test_pooled_calls_cry_wolf_on_session_noise_where_the_rounds_do_not():
     """A/A: equal code, 4 sessions a side, sessions differing by 4% (sd). Pooling the calls
     treats 1,600 calls as independent and flags many of them; rounds as units stay at alpha."""
@@ -201,6 +203,7 @@ def _placements(seed: int, luck: list[float], median: float = 1e-3) -> list[np.n
     return [_interfered(seed + i, 150, median * f) for i, f in enumerate(luck)]
 
 
+@pytest.mark.slow
 def test_a_placements_luck_is_not_a_verdict_where_one_allocation_made_it_certain():
     """A/A, 10 placements a side, each landing up to 2x slow as a small conv did on a Xeon: the
     placement as unit says ok; the same first placements judged alone (the duet before placements

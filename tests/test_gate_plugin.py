@@ -9,6 +9,8 @@ import pytest
 from ptq.gate.comparison import EXIT_NO_BASELINE
 from ptq.plugins.gate import PYTEST_EXIT
 
+pytestmark = pytest.mark.slow  # every test runs pytest sessions in fresh processes
+
 TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()

@@ -63,6 +63,7 @@ def test_outcome_counts_controls_as_aa_and_injected_cases_as_detections():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -109,6 +110,7 @@ def test_process_trials_alternate_fresh_sides_and_judge_every_fraction_against_t
     assert o.aa == [2, 0] and o.detected == {0.1: [1, 1], 0.2: [1, 1]}
 
 
+@pytest.mark.slow
 def test_a_round_process_times_each_case_at_its_fractions(tmp_path):
     """The child protocol across a real process boundary, on the smallest micro model."""
     import subprocess

@@ -132,6 +132,7 @@ def test_top5_accuracy_counts_labels_within_the_five_best():
     assert accuracy(logits, torch.tensor([0, 0]), 1) == 0.5
 
 
+@pytest.mark.slow
 def test_vision_entry_uses_the_folder_from_the_environment(folder: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(ENV_VAR, str(folder))
     built = get_model("mobilenet_v2").build(weights="random")
@@ -147,6 +148,7 @@ def test_vision_entry_uses_the_folder_from_the_environment(folder: Path, monkeyp
         set_image_folder(previous)
 
 
+@pytest.mark.slow
 def test_option_beats_environment_beats_config_key(
     pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -68,6 +68,7 @@ def _ptq_init(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_init_then_benchmark_the_example_model_it_writes(tmp_path, capsys):
     project = tmp_path / "project"
     project.mkdir()
@@ -106,6 +107,7 @@ def test_the_example_model_passes_every_recipe_of_the_default_matrix(tmp_path, c
         assert f"my_mlp-{core}" in measured  # torch alone runs these on any CPU
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["conftest.py", "benchmarks/conftest.py"])
 def test_the_workflows_run_the_models_the_projects_conftest_registers(tmp_path, where):
     (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +164,7 @@ def test_a_conftest_that_cannot_be_imported_is_one_error_naming_it(tmp_path, cap
     assert _tree(tmp_path) == ["conftest.py"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("files", "editable"),
     [
@@ -233,6 +236,7 @@ def test_the_gitignore_keeps_what_ptq_writes_out_of_git_add(tmp_path, capsys):
     assert "results/baselines/abc.json" in staged and not set(made[:-1]) & staged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", ["bare", "installable-with-models"])
 def test_the_generated_workflows_pass_githubs_schema_and_zizmor_and_the_caller_is_short(tmp_path, capsys, project):
     if project == "bare":
@@ -398,6 +402,7 @@ def test_a_directory_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
     assert "nope: no such directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_readme_sequence_is_install_init_then_the_commands_init_prints():
     section = (ROOT / "README.md").read_text().split("## Use ptq in your repository\n", 1)[1].split("\n## ", 1)[0]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
@@ -519,6 +524,7 @@ def test_a_pyproject_and_gitignore_are_edited_in_place(tmp_path, capsys, kind):
     assert load_config(project).section("gate") == {"memory_threshold": 0.05}  # appended and read
 
 
+@pytest.mark.slow
 def test_init_in_a_subdirectory_of_a_git_repository_warns_that_github_reads_the_roots_workflows(tmp_path):
     """Row 21: workflows went to sub/.github without a word; GitHub never runs them."""
     repo = tmp_path / "repo"

@@ -18,6 +18,7 @@ def test_the_measured_minilm_ort_static_issue_is_registered():
     assert known_issue(Case("minilm_l6", "ort_dynamic_int8")) is None
 
 
+@pytest.mark.slow
 def test_known_issue_is_skipped_with_its_reason_unless_asked(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite="def test_case(ptq_bench):\n    ptq_bench()\n")
     pytester.makeconftest(

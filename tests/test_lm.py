@@ -107,6 +107,7 @@ def test_lm_drift_profile_reads_perplexity_and_its_rise():
 # -- decoding -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_greedy_decode_with_cache_matches_recomputing_without(tiny):
     prompt = torch.randint(0, 256, (2, 5), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -136,6 +137,7 @@ def test_cache_bytes_of_nested_tensors():
     assert cache_bytes(((torch.zeros(2, 3), torch.zeros(4, dtype=torch.int8)),)) == 2 * 3 * 4 + 4
 
 
+@pytest.mark.slow
 def test_lm_probe_records_decode_against_fp32(tiny):
     from ptq.recipes import apply_recipe
 
@@ -167,6 +169,7 @@ def test_lm_probe_records_decode_against_fp32(tiny):
     assert "tokens_per_s" not in skipped  # never the eager model's decode under a compiled recipe's name
 
 
+@pytest.mark.slow
 def test_decode_memory_splits_the_peak_and_the_cache_grows_with_new_tokens(tiny):
     from ptq.probes.size import state_dict_bytes
 

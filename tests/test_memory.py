@@ -148,6 +148,7 @@ FAST = [
 ]
 
 
+@pytest.mark.slow
 def test_plugin_records_memory_and_size_and_enforces_budgets(pytester: pytest.Pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_suite=TESTS)
@@ -181,6 +182,7 @@ def test_plugin_records_memory_and_size_and_enforces_budgets(pytester: pytest.Py
     assert dyn["size"]["fp32_state_dict_bytes"] == fp32["size"]["serialized_bytes"]
 
 
+@pytest.mark.slow
 def test_marker_with_an_unknown_keyword_is_a_usage_error(pytester: pytest.Pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(

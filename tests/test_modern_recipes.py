@@ -48,6 +48,7 @@ def test_unknown_torchao_config_lists_the_valid_ones():
         TorchaoRecipe("x", config="Int2Config")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("recipe", "quantized", "stack"), [("fp32_jit", 0, "none"), ("static_int8_jit", 2, "torch.ao.fx")]
 )
@@ -69,6 +70,7 @@ def test_deployed_refuses_unknown_forms_and_deployed_bases(tiny_entry, tiny_buil
         apply_recipe(Deployed("x", base="ort_fp32", form="jit_freeze"), tiny_entry, tiny_built)
 
 
+@pytest.mark.slow
 def test_pt2e_quantizes_every_conv_and_linear_and_compiles(tiny_entry, tiny_built):
     """The one torch.compile test (compilation is slow on 2 cores)."""
     q = apply_recipe(get_recipe("pt2e_static_int8"), tiny_entry, tiny_built)

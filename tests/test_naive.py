@@ -10,6 +10,7 @@ def test_naive_once_reports_both_single_call_times():
     assert out["ratio"] == pytest.approx(out["quantized_s"] / out["float_s"])
 
 
+@pytest.mark.slow
 def test_naive_command_prints_both_methods(capsys):
     assert main(["naive", "micro_linear_256", "dynamic_int8", "--repeat", "1", "--pair-time", "0.05"]) == 0
     out = capsys.readouterr().out

@@ -18,6 +18,7 @@ needs_openvino = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_openvino
 @pytest.mark.parametrize(("recipe", "quantized"), [("ov_fp32", 0), ("ov_int8", 2)])
 def test_openvino_recipes_run_the_converted_model_with_torchs_threads(tiny_entry, tiny_built, recipe, quantized):
@@ -36,6 +37,7 @@ def test_openvino_recipes_run_the_converted_model_with_torchs_threads(tiny_entry
             assert torch.allclose(q.model(*x), tiny_built.model(*x), atol=0.1)
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_ov_int8_calibrates_on_the_split_the_other_static_recipes_use(tiny_entry, tiny_built):
     ort = get_recipe("ort_static_int8")
@@ -52,6 +54,7 @@ def test_ov_int8_calibrates_on_the_split_the_other_static_recipes_use(tiny_entry
     assert q.notes["input_quantizers"] == ["signed"] and q.notes["overflow_fix"] in ("ENABLE", "NNCF default")
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_torch_deployment_forms_refuse_an_openvino_base(tiny_entry, tiny_built):
     with pytest.raises(NotApplicable, match="runs in OpenVINO, not in PyTorch; jit_freeze does not apply"):
@@ -122,6 +125,7 @@ def test_peer_fp32_forms_count_for_the_speedup_over_the_best_fp32_form():
     assert (out["m-ov_int8"]["best_form"], out["m-ov_int8"]["best_precision"]) == ("ov_default", "bf16")
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_ov_default_compiles_without_a_precision_hint_and_records_the_one_that_ran(tiny_entry, tiny_built):
     import openvino as ov

@@ -11,6 +11,7 @@ def test_case(ptq_bench):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -118,6 +118,7 @@ def _standalone(q: Any, x: np.ndarray):
     return lambda: session.run(None, {name: x})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", PEERS)
 def test_the_suites_call_of_a_peer_hands_tensors_over_in_place_and_calls_the_runtime_once(
     small, prepared, recipe, monkeypatch
@@ -139,6 +140,7 @@ def test_the_suites_call_of_a_peer_hands_tensors_over_in_place_and_calls_the_run
     assert torch.equal(out, torch.from_numpy(np.asarray(_standalone(q, inputs[0].numpy())()[0])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", PEERS)
 def test_the_suites_call_of_a_peer_costs_what_the_same_compiled_model_costs_standalone(small, prepared, recipe):
     entry, built = small

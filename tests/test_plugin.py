@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs pytest sessions in fresh processes
+
 CONFTEST = """
 import dataclasses
 import torch

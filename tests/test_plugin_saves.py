@@ -13,6 +13,8 @@ import pytest
 
 from ptq.storage.runs import load_run
 
+pytestmark = pytest.mark.slow  # every test runs pytest sessions in fresh processes
+
 TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs pytest sessions in fresh processes
+
 TEST_FILE = """
 def test_case(ptq_bench):
     ptq_bench()

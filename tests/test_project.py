@@ -76,6 +76,7 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_load_project_imports_both_conftests_and_their_plugins_once(project):
     done = _python(
         """
@@ -93,6 +94,7 @@ def test_load_project_imports_both_conftests_and_their_plugins_once(project):
     assert registered == "['user_tiny', 'user_deep'] ['user_dyn', 'user_dyn_fp16']"
 
 
+@pytest.mark.slow
 def test_a_conftest_that_fails_is_one_line_naming_it(project):
     (project / "conftest.py").write_text("import not_a_module_anywhere\n")
     listed = _ptq("list", "models", cwd=project)
@@ -102,6 +104,7 @@ def test_a_conftest_that_fails_is_one_line_naming_it(project):
     assert "Traceback" not in listed.stderr
 
 
+@pytest.mark.slow
 def test_ptq_list_shows_the_project_s_models_and_recipes_from_rootdir(project, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     models = _ptq("list", "models", "--rootdir", str(project), cwd=elsewhere)
@@ -113,6 +116,7 @@ def test_ptq_list_shows_the_project_s_models_and_recipes_from_rootdir(project, t
     assert matrices.stdout.splitlines()[2].startswith("project")
 
 
+@pytest.mark.slow
 def test_a_duet_worker_prepares_the_cases_its_side_s_conftest_registers(project):
     with Worker("A", cwd=project) as worker:
         got = worker.prepare(["user_tiny-fp32", "user_tiny-user_dyn", "user_deep-fp32", "user_none-fp32"], threads=1)
@@ -123,6 +127,7 @@ def test_a_duet_worker_prepares_the_cases_its_side_s_conftest_registers(project)
         assert len(worker.time("user_tiny-user_dyn", 0.01)) >= 10
 
 
+@pytest.mark.slow
 def test_without_selection_a_project_runs_its_own_models_and_names_reach_the_built_ins(project):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 

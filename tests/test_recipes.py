@@ -103,6 +103,7 @@ def test_recipe_without_matching_layers_is_not_applicable(tiny_entry, tiny_built
         apply_recipe(get_recipe("dynamic_int8"), entry, entry.build())
 
 
+@pytest.mark.slow
 def test_untraceable_model_is_not_applicable_for_fx_static():
     entry = get_model("minilm_l6")
     with pytest.raises(NotApplicable, match=r"FX symbolic tracing of 'minilm_l6' failed"):
@@ -146,6 +147,7 @@ def test_duplicate_handler_is_refused():
         register_handler(StaticInt8)(lambda *a: None)
 
 
+@pytest.mark.slow
 def test_static_int8_generic_on_torchvision_resnet18():
     entry = get_model("resnet18")
     q = apply_recipe(get_recipe("static_int8"), entry, entry.build())

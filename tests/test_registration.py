@@ -39,6 +39,7 @@ def _python(code: str, *, cwd: Path | None = None) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.slow
 def test_importing_every_module_registers_nothing():
     proc = _python("""
         import importlib, json, pkgutil
@@ -172,6 +173,7 @@ def runs(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv",
     [

@@ -14,6 +14,8 @@ import pytest
 
 from ptq.cli import main
 
+pytestmark = pytest.mark.slow  # drives a browser
+
 FIXTURES = Path(__file__).parent / "fixtures" / "history"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 FLAGS = (

@@ -41,6 +41,7 @@ def test_a_planted_ten_percent_slowdown_stops_as_a_regression():
     assert run_stream(stream(1 / 1.10, 0.02, seed=3))[0] == "improved"
 
 
+@pytest.mark.slow
 def test_a_case_straddling_the_threshold_uses_its_whole_budget():
     # centred on the threshold with a wide spread: neither beyond it nor inside the band, at any look
     assert run_stream([1.05, 1.0, 1.1, 0.98] * 5) == ("undecided", PLAN.most)
@@ -53,12 +54,14 @@ def test_no_answer_between_looks():
     assert decide_look(ratios[:6], PLAN) == CONTINUE and decide_look(ratios[:5], PLAN) == "regression"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spread", [0.01, 0.03, 0.06])
 def test_false_regressions_over_many_a_a_streams_stay_within_alpha(spread):
     false = sum(run_stream(stream(1.0, spread, seed=s))[0] == "regression" for s in range(2000))
     assert false / 2000 <= PLAN.alpha
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("true", "spread", "target"), [(1.10, 0.03, 0.95), (1.10, 0.06, 0.95), (1.06, 0.015, 0.90)])
 def test_slowdowns_are_caught_at_the_gate_s_targets(true, spread, target):
     caught = sum(run_stream(stream(true, spread, seed=s))[0] == "regression" for s in range(1000))
@@ -144,6 +147,7 @@ def test_a_budget_is_refused_by_the_fixed_plan():
         )
 
 
+@pytest.mark.slow
 def test_the_futility_share_settles_quiet_cases_at_the_first_look_without_costing_power_past_the_threshold():
     """With beta = alpha (the first design) an A/A case with a 2% spread between placements rarely
     settled at the first look; with the default beta of 5% most do, while slowdowns of 6% and 10%

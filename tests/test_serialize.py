@@ -226,6 +226,7 @@ FOREIGN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "recipe", "other", "key", "in_file", "in_model"), FOREIGN, ids=[f"{m}-{r}" for m, r, *_ in FOREIGN]
 )

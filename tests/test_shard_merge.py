@@ -29,6 +29,7 @@ def test_models_round_robin_and_every_model_in_exactly_one_shard():
     assert got == {"a": 1, "b": 2, "c": 1, "d": 2, "e": 1}
 
 
+@pytest.mark.slow
 def test_shards_partition_the_collected_cases(pytester):
     pytester.makepyfile("def test_case(ptq_bench):\n    ptq_bench()\n")
     sel = [
@@ -57,6 +58,7 @@ def _split(doc):
     return a, b
 
 
+@pytest.mark.slow
 def test_merge_joins_shards_back_into_the_run(tmp_path, capsys):
     doc = json.loads(RUN.read_text())
     a, b = _split(doc)
@@ -74,6 +76,7 @@ def test_merge_joins_shards_back_into_the_run(tmp_path, capsys):
     assert "memory_bandwidth" not in merged["ptq"]["shards"][1]
 
 
+@pytest.mark.slow
 def test_merge_refuses_overlap_and_other_commits_and_flags_mixed_machines():
     doc = json.loads(RUN.read_text())
     a, b = _split(doc)
@@ -91,6 +94,7 @@ def test_merge_refuses_overlap_and_other_commits_and_flags_mixed_machines():
     assert {x["extra_info"]["fingerprint"] for x in merged["benchmarks"]} == set(merged["ptq"]["fingerprints"])
 
 
+@pytest.mark.slow
 def test_a_shard_from_another_cpu_has_its_latency_not_compared_never_judged(tmp_path, capsys, monkeypatch):
     """Issue 29: two shards, the second from another CPU (same numerics key, 2x slower), merged, then
     `ptq compare merged.json`: the second shard's latency is "not compared", as merge's own warning says."""

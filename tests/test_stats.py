@@ -97,6 +97,7 @@ def test_visit_ratio_is_the_median_of_per_visit_ratios_and_shrugs_off_one_wild_v
     assert wild.ratio == pytest.approx(calm.ratio, rel=0.02) and wild.low == pytest.approx(min(wild.per_placement))
 
 
+@pytest.mark.slow
 def test_repeat_interval_holds_another_runs_median_where_the_medians_interval_does_not():
     """Two runs of 6 exchangeable visits each: the repeat interval of one holds the other's median
     at about its level; the median's own [min, max] interval (its 96.9% is for the true median)

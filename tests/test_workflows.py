@@ -170,6 +170,7 @@ def test_no_run_that_writes_the_history_waits_in_a_concurrency_group():
         assert "concurrency" not in job
 
 
+@pytest.mark.slow
 def test_dependabot_keeps_the_pinned_actions_current():
     path = ROOT / ".github" / "dependabot.yml"
     [update] = yaml.safe_load(path.read_text())["updates"]
@@ -192,6 +193,7 @@ def test_the_only_zizmor_suppression_is_the_comment_workflows_trigger_with_its_r
     assert len(line.split("]", 1)[1].split()) >= 5  # a reason, not just the rule
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_matches_githubs_schema(path):
     result = subprocess.run(
@@ -202,6 +204,7 @@ def test_workflow_matches_githubs_schema(path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_zizmor_finds_nothing_medium_or_high():
     result = subprocess.run(
         [
@@ -280,6 +283,7 @@ def test_the_gate_and_the_history_job_look_up_baselines_alike():
             assert c[-2:] == ["--fallback-root", "history"] and "--accept-new" in c, c
 
 
+@pytest.mark.slow
 def test_every_pytest_option_in_the_workflows_is_registered():
     help_text = subprocess.run(
         [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True
@@ -426,6 +430,7 @@ def _gate_artifact(cwd: Path) -> None:
     shutil.copy(cwd / "compare.md", cwd / "parts" / "ptq-run" / "compare.md")
 
 
+@pytest.mark.slow
 def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_path):
     cwd = _workspace(tmp_path, baseline=False)
     result = _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES)
@@ -449,6 +454,7 @@ def test_gate_job_steps_run_on_fixture_shards_and_fail_without_a_baseline(tmp_pa
         assert said in line, said
 
 
+@pytest.mark.slow
 def test_html_report_step_runs_before_the_first_push_to_main(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
     shutil.rmtree(cwd / "history")  # no ptq-history branch yet
@@ -466,6 +472,7 @@ def _failing_rows(part: str) -> set[tuple[str, str]]:
     return {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in table.splitlines()[2:]}
 
 
+@pytest.mark.slow
 def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
     assert _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES).returncode == 0
@@ -493,6 +500,7 @@ def test_the_comment_shows_exactly_the_rows_the_checks_fail_on(tmp_path):
     assert _failing_rows(latency) == {("micro_linear_256-static_int8", "latency")}
 
 
+@pytest.mark.slow
 def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
     assert _run_steps(GATE, "gate", GATE_STEPS, cwd, **GATE_VALUES).returncode == 0
@@ -508,6 +516,7 @@ def test_a_comment_too_long_for_github_keeps_the_failing_rows(tmp_path):
     assert "digits_cnn-static_int8 | memory" in comment and "micro_linear_256-static_int8 | latency" in comment
 
 
+@pytest.mark.slow
 def test_a_job_that_stopped_before_judging_is_said_in_the_comment(tmp_path):
     cwd = _workspace(tmp_path, baseline=True)
     result = _run_steps(
@@ -528,6 +537,7 @@ def _artifact(cwd: Path, pr: str) -> None:
     (cwd / "comment" / "pr-number").write_text(pr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("existing", ["", "4242"], ids=["new-comment", "update-comment"])
 def test_comment_workflow_posts_or_updates_the_one_comment(tmp_path, existing):
     (tmp_path / "bin").mkdir()
@@ -545,6 +555,7 @@ def test_comment_workflow_posts_or_updates_the_one_comment(tmp_path, existing):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pr", ["", "abc", "7; touch pwned", "$(touch pwned)", "7\n8", "-1", "7 8"])
 def test_comment_workflow_refuses_a_pull_request_number_that_is_not_an_integer(tmp_path, pr):
     (tmp_path / "bin").mkdir()
@@ -555,6 +566,7 @@ def test_comment_workflow_refuses_a_pull_request_number_that_is_not_an_integer(t
     assert not log.exists() and not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_comment_workflow_posts_nothing_where_the_pull_requests_head_is_another_commit(tmp_path):
     (tmp_path / "bin").mkdir()
     log = _fake_gh(tmp_path / "bin", head="deadbeef")  # pushed since, or a forged number
@@ -701,6 +713,7 @@ def _another_run_pushes(tmp_path: Path, files: dict[str, bytes]) -> Callable[[Pa
     return push
 
 
+@pytest.mark.slow
 def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_request_is_gated(tmp_path):
     run3 = RUNS / "run-0003.json"
     cwd, remote, result = _push_to_main(tmp_path, run3, {"runs/run-0001.json": RUNS / "run-0001.json"})
@@ -722,6 +735,7 @@ def test_a_push_to_main_records_the_baseline_none_applies_and_the_next_pull_requ
     assert _run_steps(GATE, "gate", ("Fail on regression",), pr).returncode == 1
 
 
+@pytest.mark.slow
 def test_the_first_push_to_main_creates_the_branch_with_the_run_and_its_baseline(tmp_path):
     _, remote, result = _push_to_main(tmp_path, FIXTURE_RUN, None)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -729,6 +743,7 @@ def test_the_first_push_to_main_creates_the_branch_with_the_run_and_its_baseline
     assert files == [f"results/baselines/{FINGERPRINT}.json"]  # the baseline alone: the run is an artifact
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["main-own", "branch-own", "branch-same-numerics"])
 def test_a_push_to_main_records_no_baseline_where_one_applies(tmp_path, where):
     branch = {"runs/run-0001.json": RUNS / "run-0001.json"}
@@ -753,6 +768,7 @@ def test_a_push_to_main_records_no_baseline_where_one_applies(tmp_path, where):
     )  # no push
 
 
+@pytest.mark.slow
 def test_a_push_to_main_stops_on_a_damaged_baseline_on_the_branch(tmp_path):
     damaged = tmp_path / "damaged.json"
     damaged.write_text('{"benchmarks": [')
@@ -862,6 +878,7 @@ def _push_chain(
     return cwd, remote, ab, rest, shas
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", [0, 1], ids=["pass", "regression"])
 def test_a_push_to_main_adds_its_summary_to_the_chained_history_and_no_run(tmp_path, code):
     baseline = {f"results/baselines/{FINGERPRINT}.json": RUNS / "run-0003.json"}  # as the record job left it
@@ -885,6 +902,7 @@ def test_a_push_to_main_adds_its_summary_to_the_chained_history_and_no_run(tmp_p
     assert sorted(p.name for p in (cwd / "results" / "ab").iterdir()) == ["T-a.json", "T-b.json"]  # the artifact's
 
 
+@pytest.mark.slow
 def test_the_next_push_extends_the_chain_the_branch_holds(tmp_path):
     earlier = tmp_path / "earlier"
     a, b = _sides(tmp_path / "earlier-sides")
@@ -918,6 +936,7 @@ def test_the_next_push_extends_the_chain_the_branch_holds(tmp_path):
     assert "e" * 12 in html and commit[:12] in html  # the report draws both links
 
 
+@pytest.mark.slow
 def test_a_link_is_added_on_top_of_what_another_run_pushed_meanwhile(tmp_path):
     """Row 8: runs are not serialized, so none is cancelled; the push another run got ahead of is
     made again on top of the branch, and neither run's link is lost."""
@@ -962,6 +981,7 @@ def test_a_link_is_added_on_top_of_what_another_run_pushed_meanwhile(tmp_path):
     assert log[:3] == [f"chain: {commit[:12]}", "another run", "seed"]  # on top of it: nothing of it undone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("other", ["another-file", "same-baseline"])
 def test_a_baseline_is_recorded_on_top_of_what_another_run_pushed_meanwhile(tmp_path, other):
     """Row 8, the record job: a baseline another run recorded at the same path meanwhile is kept."""
@@ -993,6 +1013,7 @@ def test_a_baseline_is_recorded_on_top_of_what_another_run_pushed_meanwhile(tmp_
         assert _git("log", "--format=%s", "ptq-history", cwd=remote).split("\n")[0] == "another run"
 
 
+@pytest.mark.slow
 def test_the_chain_job_fails_closed_when_ptq_ab_fails(tmp_path):
     _, remote, ab, rest, _ = _push_chain(tmp_path, code=2, branch={"README.md": ROOT / "README.md"})
     assert ab.returncode == 2 and rest is None
@@ -1000,6 +1021,7 @@ def test_the_chain_job_fails_closed_when_ptq_ab_fails(tmp_path):
     assert _on_branch(remote) == ["README.md"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("parent", "code", "why"),
     [
@@ -1050,6 +1072,7 @@ def _gate_with_branch_baseline(tmp_path: Path, baseline: Path, name: str, *, on_
     return cwd
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("baseline", "exit_code"),
     [("run-0003.json", 1), ("run-0004.json", 0)],
@@ -1064,6 +1087,7 @@ def test_the_gate_judges_by_the_baseline_a_push_to_main_recorded(tmp_path, basel
     assert "No baseline" not in (cwd / "compare.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_gate_uses_a_recorded_baseline_of_another_cpu_whose_numerics_keys_match(tmp_path):
     other = json.loads(OTHER_CPU.read_text())["ptq"]["fingerprint"]
     assert other != FINGERPRINT
@@ -1072,12 +1096,14 @@ def test_the_gate_uses_a_recorded_baseline_of_another_cpu_whose_numerics_keys_ma
     assert judged["baseline"] == f"history/results/baselines/{other}.json" and judged["outcome"] != "no-baseline"
 
 
+@pytest.mark.slow
 def test_a_baseline_in_results_baselines_comes_before_the_recorded_one(tmp_path):
     cwd = _gate_with_branch_baseline(tmp_path, FIXTURE_RUN, f"{FINGERPRINT}.json", on_main=RUNS / "run-0003.json")
     judged = json.loads((cwd / "compare.json").read_text())
     assert judged["baseline"] == f"results/baselines/{FINGERPRINT}.json" and judged["exit_code"] == 1
 
 
+@pytest.mark.slow
 def test_fallback_root_that_is_not_a_directory_is_a_usage_error(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
@@ -1110,6 +1136,7 @@ def _fake(bin_dir: Path, name: str) -> Path:
     return log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workflow", "job"),
     [
@@ -1135,6 +1162,7 @@ def test_install_takes_torch_from_the_cpu_index_then_extra_packages_and_prints_t
     assert ptq.read_text().split()[1:] == ["env"]  # the keys, torch's build (+cpu) in its version
 
 
+@pytest.mark.slow
 def test_install_without_a_torch_index_leaves_pips_own(tmp_path):
     (tmp_path / "bin").mkdir()
     pip = _fake(tmp_path / "bin", "pip")
@@ -1143,6 +1171,7 @@ def test_install_without_a_torch_index_leaves_pips_own(tmp_path):
     assert result.returncode == 0 and pip.read_text().startswith("PIP_EXTRA_INDEX_URL= install -c constraints.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("shards", "expected"), [("2", "list=[1,2]"), ("1", "list=[1]"), ("0", None), ("x", None)])
 def test_the_plan_job_lists_the_shards_or_refuses_a_count_that_is_not_one_or_more(tmp_path, shards, expected):
     out = tmp_path / "output"
@@ -1153,6 +1182,7 @@ def test_the_plan_job_lists_the_shards_or_refuses_a_count_that_is_not_one_or_mor
         assert result.returncode == 0 and out.read_text().strip() == expected
 
 
+@pytest.mark.slow
 def test_the_latency_ab_passes_the_selection_to_every_session_as_one_quoted_string(tmp_path):
     (tmp_path / "bin").mkdir()
     log = tmp_path / "bin" / "ptq.args"
@@ -1191,6 +1221,7 @@ def _base(cwd: Path, *, benchmarks: bool) -> str:
     return _git("rev-parse", "HEAD", cwd=cwd).strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", ["without-benchmarks", "with-benchmarks", "not-in-checkout"])
 def test_a_pull_request_adding_ptq_passes_the_gate_as_bootstrap_and_any_other_without_a_baseline_fails(tmp_path, base):
     cwd = _workspace(tmp_path, baseline=False)
@@ -1216,6 +1247,7 @@ def test_a_pull_request_adding_ptq_passes_the_gate_as_bootstrap_and_any_other_wi
         assert summary.rstrip().endswith(_job(GATE, "gate")["env"]["FIRST_BASELINE"])
 
 
+@pytest.mark.slow
 def test_a_bootstrap_mark_the_pull_request_brings_is_not_taken(tmp_path):
     cwd = _workspace(tmp_path, baseline=False)
     sha = _base(cwd, benchmarks=True)
@@ -1224,6 +1256,7 @@ def test_a_bootstrap_mark_the_pull_request_brings_is_not_taken(tmp_path):
     assert _run_steps(GATE, "gate", ("Fail on regression",), cwd).returncode == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("benchmarks", [False, True], ids=["base-without-benchmarks", "base-with-benchmarks"])
 def test_the_latency_ab_of_a_pull_request_adding_ptq_is_a_bootstrap_notice(tmp_path, benchmarks):
     sha = _base(tmp_path, benchmarks=benchmarks)
@@ -1243,6 +1276,7 @@ def test_the_latency_ab_of_a_pull_request_adding_ptq_is_a_bootstrap_notice(tmp_p
     assert (tmp_path / "ab.md").read_text().strip() == said and said in (tmp_path / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_history_commits_no_lock_file_to_its_branch(tmp_path):
     cwd = tmp_path / "push"
     (cwd / "bin").mkdir(parents=True)
@@ -1256,6 +1290,7 @@ def test_the_history_commits_no_lock_file_to_its_branch(tmp_path):
     assert _on_branch(remote) == [f"results/baselines/{FINGERPRINT}.json"]
 
 
+@pytest.mark.slow
 def test_the_baselines_pull_request_holds_the_baselines_and_no_lock_file(tmp_path):
     cwd = tmp_path / "checkout"
     _base(cwd, benchmarks=True)
