@@ -24,6 +24,7 @@ def _prepare(spec):
     return Workbench(RunOptions(threads=1, weights="random")).prepare(Case(model, recipe))
 
 
+@pytest.mark.slow  # quantizes a model of each stack, OpenVINO's and ONNX Runtime's included
 @pytest.mark.parametrize("spec", STACKS)
 def test_a_session_hands_its_quantized_model_to_the_worker_which_computes_the_same(spec, tmp_path, monkeypatch):
     if spec.endswith("ov_fp32"):
