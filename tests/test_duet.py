@@ -379,8 +379,9 @@ def test_a_duet_window_warms_up_once_on_a_slow_call_and_takes_the_least_samples(
 
 def test_a_case_the_budget_cut_short_is_judged_on_its_placements_with_the_alpha_its_lost_looks_leave(tmp_path):
     """The duet's deadline falls after 3 placements (each window a second of a fake clock): the
-    case stops as 'budget' before its first look, its last test spends the whole alpha (no look
-    was made), and its row says the budget ended it."""
+    first look's 5 are made all the same; the case straddles there (B's placements scatter), so it
+    stops as 'budget' at 5, its last test spends the alpha the second look would have (the gate's
+    less the first look's share), and its row says the budget ended it."""
     a_run, b_run = _runs(1e-3)
     now = [0.0]
 
@@ -389,6 +390,7 @@ def test_a_case_the_budget_cut_short_is_judged_on_its_placements_with_the_alpha_
             now[0] += 1.0
             return super().time(case, budget_s, slow, kind)
 
+    scatter = {1: 0.8, 3: 1.3, 5: 0.9, 7: 1.4, 9: 0.85}  # B's placements (seeds 2k+1) lucky and not
     side = lambda label: Side(label, label, tmp_path)  # noqa: E731
     plan = DuetPlan(0.01, stopping="sequential", looks=(5, 10), sweeps_per_placement=1)
     run_duet(
@@ -399,11 +401,17 @@ def test_a_case_the_budget_cut_short_is_judged_on_its_placements_with_the_alpha_
         plan=plan,
         deadline=6.5,
         clock=lambda: now[0],
-        worker=lambda label, **kw: Clocked(label, ready={"m-int8"}, median=1.2e-3 if label == "B" else 1e-3),
+        worker=lambda label, **kw: Clocked(
+            label,
+            ready={"m-int8"},
+            median=1.2e-3 if label == "B" else 1e-3,
+            placement_offsets=scatter if label == "B" else None,
+        ),
     )
     looked = b_run["benchmarks"][1]["extra_info"]["ab_sequential"]
-    assert looked["stopped"] == "budget" and looked["placements"] == 3 and looked["alpha_look"] == looked["alpha"]
+    assert looked["stopped"] == "budget" and looked["placements"] == 5
+    assert looked["alpha_look"] == pytest.approx(looked["alpha"] / 2)  # one of two looks made
     result = compare(parse_run(a_run, "A"), parse_run(b_run, "B"), judges=["latency"])
     [int8] = [r for r in result.rows if r.case == "m-int8"]
-    assert "the --budget ended it after 3 placements, before its answer was clear" in int8.judgement.detail
-    assert int8.verdict is Verdict.REGRESSION  # +20% over 3 paired placements, at the full alpha
+    assert "the --budget ended it after 5 placements, before its answer was clear" in int8.judgement.detail
+    assert int8.verdict is Verdict.OK  # +20% on average, but 5 scattered placements cannot say so at that alpha

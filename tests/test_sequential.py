@@ -102,8 +102,9 @@ def test_the_sequential_duet_stops_settled_cases_and_keeps_timing_the_slowed_one
 
 def test_a_budget_ends_the_duet_before_a_placement_it_cannot_afford_and_says_which_cases_it_cut():
     """A straddling case (B 5% slower, no room for a verdict early) under a deadline the fake clock
-    reaches after three placements: no fourth is begun, the open slot stops as ``budget`` with the
-    placements it got, and the run says so; without a deadline the same case runs on."""
+    reaches after three placements: the first look's four are made all the same (every case gets a
+    verdict from a test at its first look), no fifth is begun, the open slot stops as ``budget``
+    with the placements it got, and the run says so; without a deadline the same case runs on."""
     now = [0.0]
 
     class Clocked(FakeWorker):
@@ -113,21 +114,22 @@ def test_a_budget_ends_the_duet_before_a_placement_it_cannot_afford_and_says_whi
 
     lines: list[str] = []
     plan = DuetPlan(0.01, stopping="sequential", looks=(4, 6, 8), sweeps_per_placement=1, worker_placements=8)
+    scatter = {1: 0.9, 3: 1.2, 5: 0.95, 7: 1.25}  # B's placements (seeds 2k+1): no verdict at the first look
     got = run_plan(
         plan,
         ["m-edge"],
-        new_worker=lambda label, **kw: Clocked(label),
+        new_worker=lambda label, **kw: Clocked(label, placement_offsets=scatter if label == "B" else None),
         threads=1,
         slowdowns={"m-edge": (0.05,)},
         progress=lines.append,
         deadline=6.5,
         clock=lambda: now[0],
     )
-    assert got.stopped[("m-edge", 0.05)] == ("budget", 3)
-    assert len(got.blocks["A"][("m-edge", 0.05)]) == 3
+    assert got.stopped[("m-edge", 0.05)] == ("budget", 4)
+    assert len(got.blocks["A"][("m-edge", 0.05)]) == 4 and now[0] == 8.0  # past the deadline: the first look's
     assert any(
         "the budget ends before another placement" in line
-        and "1 case(s) judged at the 3 placement(s) they got: m-edge" in line
+        and "1 case(s) judged at the 4 placement(s) they got: m-edge" in line
         for line in lines
     )
     free = run_plan(

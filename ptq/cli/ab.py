@@ -23,6 +23,7 @@ from typing import Any
 
 from ptq.cli import command
 from ptq.cli.compare import FORMAT_HELP, GATE_EXIT_CODES, select_judges
+from ptq.defaults import DEFAULT_BUDGET
 from ptq.errors import UserError
 from ptq.gate.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.gate.comparison import FORMATS, compare, render
@@ -58,9 +59,9 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--budget",
         default=None,
         metavar="DURATION",
-        help="wall-clock budget of the whole A/B, e.g. 10m or 600 (default: none): the duet begins no "
-        "placement the last ones' cost says would end past it; cases still open are judged at "
-        "the placements they got, and their rows say so",
+        help=f"wall-clock budget of the whole A/B, e.g. 10m or 600, or none (default {DEFAULT_BUDGET}): once "
+        "every case has had its first look, the duet begins no placement the last ones' cost says would "
+        "end past it; cases still open are judged at the placements they got, and their rows say so",
     )
     p.add_argument(
         "--judges",
@@ -139,17 +140,18 @@ def _ab(args: argparse.Namespace) -> int:
         judges = [j for j in list_judges() if j != "speedup"]
     duet_plan = DuetPlan.from_args(args) if args.latency == "duet" else None  # checked before any work
     deadline = None
-    if args.budget is not None:
+    sequential = duet_plan is not None and duet_plan.stopping == "sequential"
+    if args.budget is not None and not sequential:
+        raise UserError(
+            "--budget needs the sequential duet (the default --latency=duet --stopping=sequential): "
+            "the other plans time every case to their end"
+        )
+    budget_text = args.budget if args.budget is not None else (DEFAULT_BUDGET if sequential else "none")
+    if budget_text.strip().lower() not in ("none", "off"):
         try:
-            budget = parse_duration(args.budget, option="--budget")
+            deadline = time.monotonic() + parse_duration(budget_text, option="--budget")
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        if duet_plan is None or duet_plan.stopping != "sequential":
-            raise UserError(
-                "--budget needs the sequential duet (the default --latency=duet --stopping=sequential): "
-                "the other plans time every case to their end"
-            )
-        deadline = time.monotonic() + budget
     config = load_config(root)  # a bad [tool.ptq] is said before the sessions, not after them
     with tempfile.TemporaryDirectory(prefix="ptq-ab-") as tmp:
         work = Path(tmp)
@@ -167,7 +169,10 @@ def _ab(args: argparse.Namespace) -> int:
         if duet_plan is not None:
             gate = _gate_settings(config, run_a)
             if deadline is not None:
-                progress(f"ptq ab: {duration(max(0.0, deadline - time.monotonic()))} of the --budget left for the duet")
+                progress(
+                    f"ptq ab: {duration(max(0.0, deadline - time.monotonic()))} of the --budget left for the duet "
+                    f"(every case gets its first look, {duet_plan.looks[0]} placements, whatever is left)"
+                )
             for note in run_duet(a, b, run_a, run_b, plan=duet_plan, progress=progress, gate=gate, deadline=deadline):
                 print(f"note: {note}", file=sys.stderr)
         if run_b["ptq"].get("ab_session_failed"):

@@ -819,7 +819,9 @@ def run_sequential(
     pair_cost: PairCost | None = None  # what the last pair's preparation says the next one costs
 
     def out_of_time(cost: float, what: str) -> bool:
-        if deadline is None or clock() + cost <= deadline:
+        """Past the budget? Never before the first look: every case gets a verdict (a test over
+        the first look's placements), whatever the budget; the budget trims only the later looks."""
+        if deadline is None or k < plan.looks[0] or clock() + cost <= deadline:
             return False
         for slot in open_slots:
             stopped[slot] = ("budget", k)

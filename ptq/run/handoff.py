@@ -26,8 +26,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ptq.project import PROJECT_MODULE_PREFIX
 
 __all__ = ["HANDOFF_ENV", "handoff_dir", "load_prepared", "save_prepared"]
@@ -52,6 +50,8 @@ def save_prepared(case: str, model: Any, inputs: tuple[Any, ...], *, weights: st
     """Pickle ``model`` and ``inputs`` with the model's output for the workers, once per case.
     False where no hand-off is asked for, the model is not on the CPU, or it cannot be pickled (a
     user's model holding a lambda, say): the worker then prepares that case itself."""
+    import torch
+
     from ptq.storage.cache import atomic_write
 
     folder = handoff_dir()
@@ -73,8 +73,10 @@ def save_prepared(case: str, model: Any, inputs: tuple[Any, ...], *, weights: st
     return True
 
 
-def _scripted(model: torch.jit.ScriptModule) -> dict[str, bytes]:
+def _scripted(model: Any) -> dict[str, bytes]:
     """A TorchScript module pickles only through ``torch.jit.save``."""
+    import torch
+
     buffer = io.BytesIO()
     torch.jit.save(model, buffer)
     return {"torch.jit": buffer.getvalue()}
@@ -83,6 +85,8 @@ def _scripted(model: torch.jit.ScriptModule) -> dict[str, bytes]:
 def load_prepared(case: str, *, weights: str, threads: int) -> tuple[Any, tuple[Any, ...]] | None:
     """(model, inputs) a session of this side handed off, or None: none handed off, unreadable,
     or its output here differs from the session's (the caller then prepares the case itself)."""
+    import torch
+
     folder = handoff_dir()
     if folder is None:
         return None
@@ -127,6 +131,8 @@ class _ProjectPickle:
 
 
 def _same(a: Any, b: Any) -> bool:
+    import torch
+
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
