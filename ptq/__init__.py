@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+#: The distribution's version, its one source (pyproject.toml reads it); released as tag v<version>.
+__version__ = "0.2.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {

@@ -444,7 +444,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     (pytest-benchmark writes its JSON in its own wrapper of this hook, inside this one)."""
     state = session.config.stash.get(STATE, None)
     visits = state.options.speedup_visits if state is not None else None
-    if visits is not None and len(visits) and exitstatus != pytest.ExitCode.INTERRUPTED:
+    if state is not None and visits is not None and len(visits) and exitstatus != pytest.ExitCode.INTERRUPTED:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
 
         def progress(line: str) -> None:

@@ -15,8 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ptq.errors import DuplicateRegistration, PtqError
+
+if TYPE_CHECKING:
+    from ptq.run.sections import Range
 
 __all__ = [
     "COMMANDS",
@@ -225,7 +229,7 @@ def _finite_floats(parser: argparse.ArgumentParser) -> None:
                 _finite_floats(sub)
 
 
-def _numbers() -> dict[str, object]:
+def _numbers() -> dict[str, Range]:
     """The range of every numeric option of any command, by flag (a flag means the same in each
     command that has it), with why: checked once, in :func:`main`, after parsing and before the
     command (or its project's conftest) starts any work. A command checks what is stricter itself

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
 
@@ -114,8 +114,13 @@ class _CodeAt(Worker):
         super().__init__(label)
         self.slow = slow
 
-    def time(self, case: str, budget_s: float, slow: float = 0.0) -> list[float]:
-        return super().time(case, budget_s, slow=self.slow + slow)
+    def time(self, case: str, budget_s: float, slow: float = 0.0, kind: str = "spin") -> list[float]:
+        return super().time(case, budget_s, slow=self.slow + slow, kind=kind)
+
+    @classmethod
+    def pair(cls, a_slow: float, b_slow: float) -> Callable[[str], Worker]:
+        """A duet's ``new_worker``: side A's code slowed ``a_slow``, side B's ``b_slow``."""
+        return lambda label: cls(label, a_slow if label == "A" else b_slow)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -141,7 +146,7 @@ def _demo(args: argparse.Namespace) -> int:
             cases,
             threads=1,
             weights="random",
-            new_worker=lambda label, k=k: _CodeAt(label, slow[k - 1] if label == "A" else slow[k]),
+            new_worker=_CodeAt.pair(slow[k - 1], slow[k]),
         )
         if got.failed:
             raise UserError(f"--cases: a duet worker could not prepare {got.failed}")

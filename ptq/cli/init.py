@@ -38,6 +38,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from importlib.resources import files
+from operator import methodcaller
 from pathlib import Path
 
 from ptq import __version__
@@ -117,7 +118,7 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def _template(name: str) -> str:
-    return files("ptq").joinpath("templates", name).read_text(encoding="utf-8")
+    return (files("ptq") / "templates" / name).read_text(encoding="utf-8")
 
 
 def _example(model: str, *, live: bool) -> str:
@@ -357,7 +358,7 @@ def _write_all(root: Path, planned: list[Planned]) -> None:
                 while not parent.exists():
                     directories.append(parent)
                     parent = parent.parent
-            atomic_write(path, lambda fh, item=item: fh.write(item.content.encode("utf-8")))
+            atomic_write(path, methodcaller("write", item.content.encode("utf-8")))
             if item.action == "write":
                 made.append(path)
     except BaseException as exc:
@@ -367,7 +368,7 @@ def _write_all(root: Path, planned: list[Planned]) -> None:
         for path, before in restore:
             with contextlib.suppress(OSError):
                 if path.read_bytes() != before:
-                    atomic_write(path, lambda fh, before=before: fh.write(before))
+                    atomic_write(path, methodcaller("write", before))
         for directory in sorted(set(directories), key=lambda d: len(d.parts), reverse=True):
             with contextlib.suppress(OSError):
                 directory.rmdir()

@@ -227,7 +227,9 @@ def _speedup_value(record: CaseRecord) -> tuple[float, float, float, float] | No
     return (float(m.ratio), float(m.low), float(m.high), float(m.spread) if m.spread is not None else math.nan)
 
 
-def _speedup(base: tuple[float, ...], cur: tuple[float, ...], s: Mapping[str, Any]) -> Judgement:
+def _speedup(
+    base: tuple[float, float, float, float], cur: tuple[float, float, float, float], s: Mapping[str, Any]
+) -> Judgement:
     verdict = decide_interval(base[:3], cur[:3], threshold=s["speedup_threshold"])
     show = lambda v: f"{v[0]:.2f}x [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
     spreads = (

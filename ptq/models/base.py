@@ -40,7 +40,8 @@ class Batch:
 class DataSource(Protocol):
     """Deterministic batches; ``calib`` and ``eval`` never share a sample."""
 
-    description: str
+    @property
+    def description(self) -> str: ...  # read-only: the sources are frozen dataclasses
 
     def batch(self, split: str, index: int, batch_size: int) -> Batch: ...
 

@@ -11,18 +11,19 @@ import pytest
 import torch
 
 from ptq.probes.fastest import fastest_paths, fastest_table, top_operators
-from ptq.pytest_plugin import STATE, PluginState
+from ptq.pytest_plugin import STATE
 from ptq.recipes import get_recipe
 from ptq.run.matrix import Case
+from ptq.run.workbench import Workbench
 
 SUMMARY = pytest.StashKey[list[dict[str, Any]]]()
 
 
-def _profiler(state: PluginState):
+def _profiler(workbench: Workbench, threads: int):
     def profile(model: str, recipe: str) -> Sequence[Mapping[str, Any]]:
-        prepared = state.workbench.prepare(Case(model, recipe))  # cached: nothing is quantized again
+        prepared = workbench.prepare(Case(model, recipe))  # cached: nothing is quantized again
         previous = torch.get_num_threads()
-        torch.set_num_threads(state.options.threads)
+        torch.set_num_threads(threads)
         try:
             return top_operators(prepared.model, prepared.inputs)
         except Exception as exc:  # recorded in the summary, never silently dropped
@@ -39,7 +40,7 @@ def _summary(config: pytest.Config) -> list[dict[str, Any]]:
     if SUMMARY not in config.stash:
         state = config.stash.get(STATE, None)
         results = state.results if state else []
-        profile = _profiler(state) if state and state.workbench else None
+        profile = _profiler(state.workbench, state.options.threads) if state and state.workbench else None
         found = fastest_paths(results, lambda r: get_recipe(r).precision(), profile)
         config.stash[SUMMARY] = [s.to_dict() for s in found]
     return config.stash[SUMMARY]

@@ -41,7 +41,7 @@ def _chosen(config: pytest.Config) -> tuple[Path, str] | None:
 
     state = config.stash.get(STATE, None)
     value = state.options.config.section(SECTION.name).get("image_folder") if state is not None else None
-    if value is None:
+    if state is None or value is None:
         return None
     return config.rootpath / value, f"[tool.ptq.{SECTION.name}] image_folder in {state.options.config.source}"
 

@@ -78,7 +78,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     models = [m for m in map(_case_model, items) if m is not None]
     assignment = shard_of_models(models, shard.count)
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         model = _case_model(item)
         (keep if model is None or assignment[model] == shard.index else drop).append(item)

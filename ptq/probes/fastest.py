@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -135,7 +135,14 @@ def _slower(r: CaseResult, than: CaseResult) -> float:
     their pytest-benchmark medians (two separate windows)."""
     if r.speedup_vs_fp32 and than.speedup_vs_fp32:
         return than.speedup_vs_fp32 / r.speedup_vs_fp32
-    return r.latency.median / than.latency.median
+    return _median_s(r) / _median_s(than)
+
+
+def _median_s(r: CaseResult) -> float:
+    """pytest-benchmark's median of a timed case (:func:`fastest_paths` keeps only those)."""
+    if r.latency is None:
+        raise ValueError(f"{r.case}: not timed, so it has no median")
+    return r.latency.median
 
 
 def _notes(r: CaseResult) -> Mapping[str, Any]:
@@ -160,7 +167,7 @@ def _pick(r: CaseResult, best: CaseResult, precision: str) -> Pick:
         r.case,
         r.recipe,
         precision,
-        round(r.latency.median * 1e3, 4),
+        round(_median_s(r) * 1e3, 4),
         round(_slower(r, best), 4),
         _drift(r),
         size,
@@ -172,8 +179,12 @@ def _pick(r: CaseResult, best: CaseResult, precision: str) -> Pick:
 def _fastest(results: Sequence[CaseResult]) -> CaseResult | None:
     """By paired speedup where every candidate has one (they share the model's fp32), else by median."""
     if results and all(r.speedup_vs_fp32 for r in results):
-        return max(results, key=lambda r: r.speedup_vs_fp32)
-    return min(results, key=lambda r: r.latency.median, default=None)
+        return max(results, key=lambda r: r.speedup_vs_fp32 or 0.0)
+    return min(results, key=_median_s, default=None)
+
+
+def _present(results: Iterable[CaseResult | None]) -> list[CaseResult]:
+    return [r for r in results if r is not None]
 
 
 def _form(r: CaseResult) -> str:
@@ -218,20 +229,21 @@ def fastest_paths(
                 (r for r in mine if _is_default(r, kind)),
                 key=lambda r: kind.default_recipes.index(r.recipe) if r.recipe in kind.default_recipes else 99,
             )
+            fastest, fp32, int8 = (_pick(p, best, ran[p.case]) if p else None for p in picks.values())
             stacks.append(
                 StackBest(
                     kind.name,
-                    *(_pick(p, best, ran[p.case]) if p else None for p in picks.values()),
+                    fastest,
+                    fp32,
+                    int8,
                     limits=limits,
                     default=_pick(defaults[0], best, ran[defaults[0].case]) if defaults else None,
                     ran=tuple(sorted({ran[r.case] for r in cases if kind.holds(r.stack, _form(r))})),
                 )
             )
-        torch_int8 = _fastest([chosen[s.name]["int8"] for s in STACKS if s.runtime is None and chosen[s.name]["int8"]])
-        torch_best = _fastest(
-            [chosen[s.name]["fastest"] for s in STACKS if s.runtime is None and chosen[s.name]["fastest"]]
-        )
-        peer = _fastest([chosen[name]["fastest"] for name in PEERS if chosen[name]["fastest"]])
+        torch_int8 = _fastest(_present(chosen[s.name]["int8"] for s in STACKS if s.runtime is None))
+        torch_best = _fastest(_present(chosen[s.name]["fastest"] for s in STACKS if s.runtime is None))
+        peer = _fastest(_present(chosen[name]["fastest"] for name in PEERS))
         versus = best_versus = None
         if torch_int8 and peer:
             versus = {"torch_int8": torch_int8.case, "peer": peer.case, "ratio": round(_slower(torch_int8, peer), 4)}

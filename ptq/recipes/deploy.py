@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -80,7 +80,8 @@ def compile_model(
     import torch._inductor.config as inductor_config
 
     start = time.perf_counter()
-    compiled = NoGradCall(torch.compile(model, backend="inductor"))
+    # torch.compile of a module returns an OptimizedModule; its annotation only says "a callable"
+    compiled = NoGradCall(cast(nn.Module, torch.compile(model, backend="inductor")))
     with inductor_config.patch(freezing=freezing):
         for _ in range(warmup_calls):
             compiled(*inputs)

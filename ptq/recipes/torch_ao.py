@@ -192,7 +192,7 @@ def saturates_int16(engine: str) -> bool:
     previous = torch.backends.quantized.engine
     torch.backends.quantized.engine = engine
     try:
-        layers: list[tuple[nn.Module, tuple[int, ...], int]] = [(nnq.Linear(64, 4), (2, 64), 64)]
+        layers: list[tuple[nnq.Linear | nnq.Conv2d, tuple[int, ...], int]] = [(nnq.Linear(64, 4), (2, 64), 64)]
         for channels, groups in ((16, 1), (16, 16), (128, 128)):  # dense, depthwise (oneDNN / fbgemm in x86)
             layers.append(
                 (nnq.Conv2d(channels, channels, 3, groups=groups), (1, channels, 3, 3), 9 * channels // groups)

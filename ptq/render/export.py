@@ -28,6 +28,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -299,7 +300,7 @@ def write_export(run: Run, fmt: str, out_dir: str | Path, *, notes: list[str] | 
     written = []
     for name, payload in files.items():
         text = (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode()
-        written.append(atomic_write(Path(out_dir) / name, lambda fh, t=text: fh.write(t)))
+        written.append(atomic_write(Path(out_dir) / name, methodcaller("write", text)))
     for name in EXPORTERS.get(fmt).files:
         stale = Path(out_dir) / name
         if name not in files and stale.is_file():

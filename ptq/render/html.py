@@ -140,10 +140,10 @@ def _not_recorded(metric: Metric, where: str) -> str:
 
 def _trend(metric: Metric, case: str, runs: Sequence[Run], config: Config) -> str:
     steps = series(metric, case, runs, config)
-    present = [s for s in steps if s.reading is not None]
+    present = [s.reading for s in steps if s.reading is not None]
     if not present:
         return _not_recorded(metric, "run")
-    what = " / ".join(sorted({s.reading.label for s in present}))
+    what = " / ".join(sorted({reading.label for reading in present}))
     missing = len(steps) - len(present)
     note = f" · not recorded in {missing} of {len(steps)} runs" if missing else ""
     chart = line_chart(
@@ -222,8 +222,12 @@ def _speedup_tables(runs: Sequence[Run], models: dict[str, list[str]], config: C
                 if sp
                 else '<span class="none">not recorded</span>'
             )
-            layers = rec.extra_info.get("quantized_layers"), rec.extra_info.get("float_layers")
-            quant = f"{layers[0]}/{layers[0] + layers[1]}" if all(isinstance(x, int) for x in layers) else DASH
+            quantized, floating = rec.extra_info.get("quantized_layers"), rec.extra_info.get("float_layers")
+            quant = (
+                f"{quantized}/{quantized + floating}"
+                if isinstance(quantized, int) and isinstance(floating, int)
+                else DASH
+            )
             rows.append(
                 f"<tr><td>{escape(rec.recipe or case)}<br><small><code>{escape(str(rec.extra_info.get('stack', DASH)))}</code></small></td>"
                 f'<td class="num">{fmt(lat.value) if lat else DASH}</td><td>{cell}</td><td>{spark}</td>'
@@ -287,7 +291,7 @@ def _scatters(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
         for case in cases:
             rec = latest.cases.get(case)
             lat = lat_m.read(rec) if rec is not None else None
-            if lat is None:
+            if rec is None or lat is None:
                 continue
             if rec.recipe == "fp32":
                 ref = (lat.value, f"fp32 {fmt(lat.value)} ms")
@@ -377,7 +381,8 @@ def _sqnr(runs: Sequence[Run], models: dict[str, list[str]]) -> str:
 
 def _environments(runs: Sequence[Run]) -> str:
     head = "".join(f"<th>{escape(k)}</th>" for k in ("run", "date", "branch", "fingerprint", *ENV_FIELDS, "file"))
-    rows, prev = [], None
+    rows: list[str] = []
+    prev: Run | None = None
     for run in runs:
         cells = []
         for key in ("fingerprint", *ENV_FIELDS):
@@ -438,8 +443,8 @@ def _keyed_trends(metric: Metric, case: str, runs: Sequence[Run], config: Config
     varying = _varying(list(envs.values()))
     parts = []
     for key, steps in keyed.items():
-        present = [s for s in steps if s.reading is not None]
-        what = " / ".join(sorted({s.reading.label for s in present}))
+        present = [s.reading for s in steps if s.reading is not None]
+        what = " / ".join(sorted({reading.label for reading in present}))
         which = ", ".join(f"{k} {envs[key].get(k)}" for k in varying)
         head = f"numerics key {key}" + (f" ({which})" if which else "") if len(keyed) > 1 else what
         chart = line_chart(

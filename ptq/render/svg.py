@@ -139,25 +139,29 @@ def line_chart(
             body.append(
                 f'<text x="{xs[i]:.1f}" y="{height - 6}" text-anchor="middle" class="tick">{escape(text)}</text>'
             )
-    segments: list[list[int]] = [[]]
+    segments: list[list[tuple[int, float]]] = [[]]  # (index, value) of each unbroken run of values
     for i, p in enumerate(points):
         if p.value is None:
             segments.append([])
         else:
-            segments[-1].append(i)
+            segments[-1].append((i, p.value))
     for seg in filter(None, segments):
-        banded = [i for i in seg if points[i].low is not None and points[i].high is not None]
+        banded = [
+            (i, low, high)
+            for i, _ in seg
+            if (low := points[i].low) is not None and (high := points[i].high) is not None
+        ]
         if len(banded) > 1:
-            upper = " ".join(f"{xs[i]:.1f},{y(points[i].high):.1f}" for i in banded)
-            lower = " ".join(f"{xs[i]:.1f},{y(points[i].low):.1f}" for i in reversed(banded))
+            upper = " ".join(f"{xs[i]:.1f},{y(high):.1f}" for i, _, high in banded)
+            lower = " ".join(f"{xs[i]:.1f},{y(low):.1f}" for i, low, _ in reversed(banded))
             body.append(f'<polygon class="band" points="{upper} {lower}" fill="{COLORS["band"]}" fill-opacity="0.13"/>')
-        for i in banded:
+        for i, low, high in banded:
             body.append(
-                f'<line x1="{xs[i]:.1f}" x2="{xs[i]:.1f}" y1="{y(points[i].low):.1f}" y2="{y(points[i].high):.1f}" '
+                f'<line x1="{xs[i]:.1f}" x2="{xs[i]:.1f}" y1="{y(low):.1f}" y2="{y(high):.1f}" '
                 f'stroke="{COLORS["band"]}" stroke-opacity="0.35" stroke-width="3" stroke-linecap="round"/>'
             )
         if len(seg) > 1:
-            path = " ".join(f"{xs[i]:.1f},{y(points[i].value):.1f}" for i in seg)
+            path = " ".join(f"{xs[i]:.1f},{y(value):.1f}" for i, value in seg)
             body.append(
                 f'<polyline class="line" points="{path}" fill="none" stroke="{COLORS["line"]}" stroke-width="1.8"/>'
             )

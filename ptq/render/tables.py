@@ -50,7 +50,7 @@ def _spread_cell(r: CaseResult) -> str:
     spread of the case's 1st percentile between them (max/min - 1)."""
     ci = metric_figures(SpeedupFigures, r.metrics)
     placed = ci.latency_placements if ci is not None else None
-    if not placed or not placed.get("per_placement_ms"):
+    if ci is None or not placed or not placed.get("per_placement_ms"):
         return "-"
     made = f"/{len(ci.bandwidth['meter_ms'])}" if ci.bandwidth else ""
     short = ""

@@ -106,7 +106,7 @@ class Device:
 
     def capability(self) -> tuple[int, int] | None:
         """The CUDA compute capability (major, minor); None on CPU."""
-        return tuple(self.cuda.get_device_capability(self.index)) if self.is_cuda else None  # type: ignore[return-value]
+        return tuple(self.cuda.get_device_capability(self.index)) if self.is_cuda else None
 
 
 CPU = Device()

@@ -231,11 +231,11 @@ class SizeFigures(Figures):
     PROBE: ClassVar[str] = "size"
 
     method: str = figure("text", "what was measured: the state_dict, TorchScript archive or ONNX/OpenVINO file")
-    serialized_bytes: int = figure(
+    serialized_bytes: int | None = figure(
         "number", "bytes of the deployed form (the size judge reads this); absent where the form cannot be serialized"
     )
     fp32_state_dict_bytes: int = figure("number", "the same model's fp32 state_dict")
-    ratio_vs_fp32: float = figure("number", "`serialized_bytes` / `fp32_state_dict_bytes`")
+    ratio_vs_fp32: float | None = figure("number", "`serialized_bytes` / `fp32_state_dict_bytes`")
 
 
 @dataclass(frozen=True, kw_only=True)

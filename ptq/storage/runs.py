@@ -309,7 +309,8 @@ def parse_run(data: Any, where: str, *, plain: bool = False) -> Run:
                 f"{where}: damaged: case {name!r} has extra_info.metrics that is not an object; {damaged_fix(where)}"
             )
         _check_provenance(where, i, info or {})
-        stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+        stats = bench.get("stats")
+        stats = stats if isinstance(stats, dict) else {}
         cases[name] = CaseRecord(name, info or {}, _samples(where, i, name, stats), bench)
     return Run(where, fp, env, cases, data)
 

@@ -79,8 +79,8 @@ def _structure_recipe(recipe: Recipe) -> Recipe:
     return recipe
 
 
-def _recipe_types(base: type = Recipe) -> dict[str, type]:
-    found: dict[str, type] = {}
+def _recipe_types(base: type[Recipe] = Recipe) -> dict[str, type[Recipe]]:
+    found: dict[str, type[Recipe]] = {}
     for sub in base.__subclasses__():
         found[sub.__name__] = sub
         found.update(_recipe_types(sub))
@@ -295,7 +295,8 @@ def _layout(value: Any) -> list[str]:
         scheme = f" {value.qscheme()}".replace("torch.", "") if value.is_quantized else ""
         return [f"{kind}{str(value.dtype).removeprefix('torch.')} {list(value.shape)}{scheme}"]
     if isinstance(value, torch.ScriptObject):
-        return _layout(value.__getstate__()) if value._has_method("__getstate__") else [str(value._type())]
+        script: Any = value  # torch's stub of ScriptObject has neither _has_method nor __getstate__
+        return _layout(script.__getstate__()) if script._has_method("__getstate__") else [str(value._type())]
     if isinstance(value, (tuple, list)):
         return [part for item in value for part in _layout(item)]
     if isinstance(value, (str, torch.dtype)):

@@ -11,6 +11,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ptq.errors import NotApplicable, UserError
 from ptq.models import Built, ModelEntry
@@ -41,11 +42,18 @@ def _check_selectable(recipe: Recipe) -> None:
         )
 
 
+def _selecting(recipe: Recipe, name: str, *, only_layers: tuple[str, ...], float_layers: tuple[str, ...]) -> Recipe:
+    """A renamed copy of a recipe :func:`_check_selectable` passed: its type has the selection
+    fields, which ``Recipe`` itself has not (so they go through a mapping, not as keywords)."""
+    selection: dict[str, Any] = {"only_layers": only_layers, "float_layers": float_layers}
+    return dataclasses.replace(recipe, name=name, **selection)
+
+
 def with_fields(recipe: Recipe, assignments: Mapping[str, str]) -> Recipe:
     """A copy of ``recipe`` with fields set from strings (``--set calib_split=zeros``), parsed
     by the type of each field's current value (tuples: comma-separated)."""
     fields = {f.name: f for f in dataclasses.fields(recipe)}
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # parsed by each field's type, checked at run time
     for key, text in assignments.items():
         if key not in fields or key == "name":
             raise UserError(
@@ -113,7 +121,7 @@ def sweep(
     names = quantized_layer_names(entry, built, recipe)
     layers = Progress("layers", len(names), emit=progress) if progress else None
     for name in names:
-        variant = dataclasses.replace(recipe, name=f"{recipe.name}[only={name}]", only_layers=(name,), float_layers=())
+        variant = _selecting(recipe, f"{recipe.name}[only={name}]", only_layers=(name,), float_layers=())
         try:
             report = _drift(entry, built, variant, tolerances)
         except NotApplicable as exc:  # the recipe quantizes nothing with this layer alone
@@ -155,9 +163,7 @@ def propose_float_layers(
         if report.passed:
             break
         kept = (*kept, s.layer)
-        candidate = dataclasses.replace(
-            recipe, name=f"{recipe.name.split('[')[0]}_mixed", float_layers=kept, only_layers=()
-        )
+        candidate = _selecting(recipe, f"{recipe.name.split('[')[0]}_mixed", only_layers=(), float_layers=kept)
         report = _drift(entry, built, candidate, tolerances)
     return Proposal(candidate, report)
 

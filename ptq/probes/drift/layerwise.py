@@ -71,9 +71,9 @@ class _Call:
     output: torch.Tensor
 
 
-def _key(t: torch.Tensor | None) -> tuple[int, int] | None:
+def _key(t: torch.Tensor) -> tuple[int, int]:
     """Identity and version of a tensor: equal keys mean the very same, unmodified data."""
-    return None if t is None else (id(t), t._version)
+    return (id(t), t._version)
 
 
 @contextmanager
@@ -86,7 +86,8 @@ def _recording(model: nn.Module, names: set[str]) -> Iterator[list[_Call]]:
 
     def pre(name: str):
         def fn(_module: nn.Module, args: tuple[Any, ...]) -> None:
-            pending[name] = _key(_first_tensor(args))
+            t = _first_tensor(args)
+            pending[name] = None if t is None else _key(t)
 
         return fn
 
