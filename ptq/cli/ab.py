@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ptq.cli import command
 from ptq.cli.compare import FORMAT_HELP, GATE_EXIT_CODES, select_judges
@@ -181,9 +181,11 @@ def _ab(args: argparse.Namespace) -> int:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for label, data in (("a", run_a), ("b", run_b)):
             text = json.dumps(data, indent=1).encode()
-            print(
-                f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', lambda fh, t=text: fh.write(t))}"
-            )
+
+            def write(fh: IO[bytes], t: bytes = text) -> None:
+                fh.write(t)
+
+            print(f"saved: {atomic_write(root / 'results' / 'ab' / f'{stamp}-{label}.json', write)}")
     result = compare(
         parse_run(run_a, f"A: {args.a}"),
         parse_run(run_b, f"B: {args.b}"),

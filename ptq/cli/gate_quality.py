@@ -188,7 +188,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
         if mode == "processes":
             trials = Progress(f"{mode} trials", args.process_trials)
             for _ in range(args.process_trials):
-                base, cur = run_process_trial(
+                rounds_a, rounds_b = run_process_trial(
                     targets,
                     fractions,
                     cases=args.cases,
@@ -196,7 +196,9 @@ def _gate_quality(args: argparse.Namespace) -> int:
                     budget_s=args.time / args.rounds * args.process_rounds,
                     rounds=args.process_rounds,
                 )
-                outcome.record_rounds(base, cur, threshold=args.threshold, alpha=args.alpha, statistic=args.statistic)
+                outcome.record_rounds(
+                    rounds_a, rounds_b, threshold=args.threshold, alpha=args.alpha, statistic=args.statistic
+                )
                 trials.step()
             outcomes.append(outcome)
             continue
@@ -211,7 +213,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
             kind = "compute" if mode == "duet-compute" else "spin"
             trials = Progress(f"{mode} trials", args.duet_trials)
             for _ in range(args.duet_trials):
-                base, cur = run_duet_trial(
+                placed_a, placed_b = run_duet_trial(
                     targets,
                     fractions,
                     threads=threads,
@@ -221,7 +223,9 @@ def _gate_quality(args: argparse.Namespace) -> int:
                     threshold=args.threshold,
                     statistic=args.statistic,
                 )
-                outcome.record_placements(base, cur, threshold=args.threshold, alpha=alpha, statistic=args.statistic)
+                outcome.record_placements(
+                    placed_a, placed_b, threshold=args.threshold, alpha=alpha, statistic=args.statistic
+                )
                 trials.step()
             print(format_table(["case", "A/A false", "caught", "placement spread (median)"], outcome.case_rows()))
             windows = (

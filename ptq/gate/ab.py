@@ -324,9 +324,9 @@ def apply_duet(
             info["ab_placement_sizes"] = [len(block) for block in blocks[case]]
             info["ab_placement_kinds"] = sorted(set((placed or {}).get(case, ())))
             info["ab_latency"] = "duet"
-            if case in (sequential or {}):
+            if sequential is not None and case in sequential:
                 info["ab_sequential"] = dict(sequential[case])
-        elif case in (unmeasured or {}):
+        elif unmeasured is not None and case in unmeasured:
             set_samples(bench, [])
             info.pop("ab_round_sizes", None)
             info["ab_latency"] = "not measured"

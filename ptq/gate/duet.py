@@ -392,7 +392,8 @@ class TimedCases:
             def matmul() -> Any:
                 return torch.mm(a, a)
 
-            unit, per = None, math.inf
+            unit: Callable[[], Any] = matmul
+            per = math.inf
             layer = self._layer_call(case)
             for candidate in ([layer] if layer is not None else []) + [matmul]:
                 with torch.inference_mode():

@@ -143,7 +143,7 @@ def _export(
             opset_version=recipe.opset,
             dynamic_axes=batch_free,
             dynamo=recipe.exporter == "dynamo",
-            **({"verbose": False} if recipe.exporter == "dynamo" else {}),
+            **({"verbose": False} if recipe.exporter == "dynamo" else {}),  # type: ignore[arg-type]  # **kwargs of bools
         )
 
 
