@@ -10,7 +10,7 @@ import pytest
 from test_duet import FakeWorker
 
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan, run_plan
+from ptq.run.duet import DuetPlan, run_plan
 from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
 PLAN = SequentialPlan()  # looks 5, 10, 15, 20; alpha 0.01; threshold 5%

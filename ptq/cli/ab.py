@@ -22,14 +22,14 @@ from typing import Any
 
 from ptq.cli import command
 from ptq.cli.compare import FORMAT_HELP, GATE_EXIT_CODES, select_judges
+from ptq.config import load_config
 from ptq.errors import UserError
-from ptq.gate.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.gate.comparison import FORMATS, compare, render
-from ptq.gate.duet import DuetPlan
 from ptq.gate.judges import list_judges
+from ptq.host.cache import atomic_write
 from ptq.progress import duration, parse_duration
-from ptq.run.config import load_config
-from ptq.storage.cache import atomic_write
+from ptq.run.ab import materialize, refuse_unlike, run_duet, run_rounds
+from ptq.run.duet import DuetPlan
 from ptq.storage.runs import parse_run
 
 

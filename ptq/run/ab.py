@@ -28,8 +28,8 @@ from statistics import median
 from typing import Any
 
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.progress import Progress
+from ptq.run.duet import DuetPlan, DuetResult, Worker, run_plan
 
 __all__ = [
     "INSTALLED",
@@ -260,7 +260,7 @@ def unlike_keys(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> dict[str,
     """The timing keys (:data:`ptq.run.env.FINGERPRINT_KEYS`) whose values differ between the two
     sides' environments: {key: (A's, B's)}. An A/B of two code versions must differ in none,
     or a thread count or a torch build, not the code, decides the verdict."""
-    from ptq.run.env import FINGERPRINT_KEYS
+    from ptq.host.env import FINGERPRINT_KEYS
 
     env_a, env_b = ((r.get("ptq") or {}).get("environment") or {} for r in (run_a, run_b))
     return {k: (env_a.get(k), env_b.get(k)) for k in FINGERPRINT_KEYS if env_a.get(k) != env_b.get(k)}
@@ -352,7 +352,7 @@ def run_duet(
     ``gate``: per case, its ``[tool.ptq.gate]`` settings; a sequential duet stops each case by the
     threshold, alpha and statistic its judge will use (default: the gate's defaults). ``deadline``
     (:func:`time.monotonic`): a sequential duet begins no placement it would end past."""
-    from ptq.gate.judges import DEFAULTS
+    from ptq.config.sections import GATE_DEFAULTS as DEFAULTS
     from ptq.stats.decide import location
     from ptq.stats.sequential import SequentialPlan, decide_look
 

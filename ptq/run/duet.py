@@ -323,7 +323,7 @@ class TimedCases:
     def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, Any]:
         """Every prepared case (or those of ``cases``) on a fresh placement (the previous one freed
         first); what each got."""
-        from ptq.probes.placement import place
+        from ptq.run.placement import place
 
         kinds: dict[str, str] = {}
         for i, spec in enumerate(sorted(self._originals)):
