@@ -19,7 +19,7 @@ _EXPORTS = {
     **dict.fromkeys(
         ["Recipe", "apply_recipe", "get_recipe", "list_recipes", "register_handler", "register_recipe"], "ptq.recipes"
     ),
-    **dict.fromkeys(["Loaded", "load", "save"], "ptq.storage.serialize"),
+    **dict.fromkeys(["Loaded", "load", "save"], "ptq.recipes.serialize"),
 }
 
 __all__ = [
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ptq.errors import NotApplicable, PtqError, RecipeFailed, UserError
     from ptq.models import Built, ModelEntry, TensorData, get_model, list_models, register_model
     from ptq.recipes import Recipe, apply_recipe, get_recipe, list_recipes, register_handler, register_recipe
-    from ptq.storage.serialize import Loaded, load, save
+    from ptq.recipes.serialize import Loaded, load, save
 
 
 def __getattr__(name: str) -> Any:

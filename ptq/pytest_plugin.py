@@ -11,18 +11,21 @@ import difflib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
 
+from ptq.config import Config, load_config
 from ptq.defaults import DEFAULT_BUDGET
 from ptq.errors import NotApplicable, PtqError, UserError
+from ptq.host.device import DEVICE_OPTION, Device, resolve
+from ptq.host.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 from ptq.models import WEIGHT_POLICIES
 from ptq.plugins import discover
+from ptq.plugins._state import STATE, PluginState
 from ptq.probes import list_probes
-from ptq.probes.placement import DEFAULT_PLACEMENTS
 from ptq.probes.speedup import (
     DEFAULT_MAX_VISITS,
     DEFAULT_PAIR_TIME,
@@ -35,44 +38,16 @@ from ptq.progress import duration, parse_duration
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
 from ptq.render.tables import speedup_table
-from ptq.run.config import Config, load_config
-from ptq.run.device import DEVICE_OPTION, Device, resolve
-from ptq.run.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 from ptq.run.known_issues import known_issue
 from ptq.run.matrix import MATRICES, Case, default_matrix, select_cases
-from ptq.run.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
+from ptq.run.placement import DEFAULT_PLACEMENTS
 from ptq.run.workbench import PreparedCase, RunOptions, Workbench, run_case
+from ptq.storage.results import SCHEMA_VERSION, CaseResult, unpaired_speedups
 
 __all__ = ["STATE", "PluginState"]
 
 #: Feature plugins (``ptq/plugins/*.py``) load with this one.
 pytest_plugins = discover()
-
-
-@dataclass
-class PluginState:
-    options: RunOptions
-    matrix: str | None  # None until collection: then the default (:func:`ptq.run.matrix.default_matrix`)
-    models: str | None
-    recipes: str | None
-    results: list[CaseResult] = field(default_factory=list)
-    workbench: Workbench | None = None
-    selection_error: str | None = None
-    #: When the session began (time.monotonic) and its --ptq-budget in seconds (None: no budget).
-    started: float = field(default_factory=time.monotonic)
-    budget_s: float | None = None
-    #: The ptq cases collected and those run so far, for the progress lines.
-    total_cases: int = 0
-    done_cases: int = 0
-    #: Whether collection made ptq cases (then the config's model and recipe names are checked).
-    collected_cases: bool = False
-    #: Each recorded case's ``benchmark.extra_info``: refreshed once the speedup visits are made.
-    extra_infos: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: Why each case ptq skipped was skipped (its id leads the reason), for the terminal summary.
-    skipped: list[str] = field(default_factory=list)
-
-
-STATE = pytest.StashKey[PluginState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,7 +76,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="torch intra-op threads for every case (default: torch's default less one, at least 1: "
-        "the spare core keeps OS noise out of the timings, see ptq.run.env.benchmark_threads)",
+        "the spare core keeps OS noise out of the timings, see ptq.host.env.benchmark_threads)",
     )
     group.addoption(
         "--ptq-warmup",
@@ -328,9 +303,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if state.selection_error:
         raise pytest.UsageError(state.selection_error)
     if state.collected_cases:  # every conftest that registers models is loaded by now
+        from ptq.config import check_names
         from ptq.models import list_models
         from ptq.recipes import list_recipes
-        from ptq.run.config import check_names
 
         try:
             check_names(state.options.config, models=list_models(), recipes=list_recipes())

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ptq.run.results import SCHEMA_VERSION
+from ptq.storage.results import SCHEMA_VERSION
 
 
 def samples(median: float, n: int = 200, seed: int = 0, sigma: float = 0.03) -> list[float]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ptq.config.sections import Range, Section
 from ptq.gate.judges import JUDGES, Judge
 from ptq.probes import Probe
-from ptq.run.sections import Range, Section
 
 __all__ = ["CLASHING_PROBE", "JUDGE", "NOT_A_PROBE", "PROBE", "SECTION", "params"]
 

@@ -9,8 +9,8 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.errors import UserError
-from ptq.gate.ab import INSTALLED, Side, materialize, merge_rounds, run_rounds, schedule
 from ptq.gate.comparison import EXIT_REGRESSION, compare
+from ptq.run.ab import INSTALLED, Side, materialize, merge_rounds, run_rounds, schedule
 from ptq.stats.decide import Verdict
 from ptq.storage.runs import parse_run
 
@@ -104,7 +104,7 @@ def test_materialize_exports_revisions_and_takes_directories_as_they_are(tmp_pat
 
 
 def test_sides_in_different_environments_are_refused_naming_the_keys_unless_installs_are_compared():
-    from ptq.gate.ab import refuse_unlike, unlike_keys
+    from ptq.run.ab import refuse_unlike, unlike_keys
 
     a, b = run(bench("m-fp32", [1.0] * 5)), run(bench("m-fp32", [1.0] * 5))
     assert unlike_keys(a, b) == {} and refuse_unlike(a, b, installs=False) is None
@@ -118,7 +118,7 @@ def test_sides_in_different_environments_are_refused_naming_the_keys_unless_inst
 def test_set_samples_rewrites_every_statistic_pytest_benchmark_derives():
     from pytest_benchmark.stats import Stats
 
-    from ptq.gate.ab import set_samples
+    from ptq.run.ab import set_samples
 
     b = bench("m-int8", [9.0] * 5)
     b["stats"].update(min=9.0, max=9.0, mean=9.0, ops=0.1, rounds=5)  # the last session's figures
@@ -141,7 +141,7 @@ def test_a_file_ptq_ab_saves_reads_in_pytest_benchmark_compare_with_the_duet_fig
     from pytest_benchmark.stats import Stats
 
     from ptq.cli import main
-    from ptq.gate.ab import apply_duet
+    from ptq.run.ab import apply_duet
 
     def entry(case, data):
         b = bench(case, data, threads=1)

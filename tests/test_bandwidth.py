@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import ptq.probes.placement
 import ptq.probes.speedup
+import ptq.run.placement
 from ptq.probes.bandwidth import BandwidthMeter
 from ptq.probes.speedup import SpeedupVisits, metered, quietest
 
@@ -111,7 +111,7 @@ def test_the_session_meter_is_read_before_each_first_visit_and_each_round(monkey
 
 def test_the_terminal_table_says_how_many_visits_the_figures_came_from_and_when_they_ran_out():
     from ptq.render.tables import speedup_table
-    from ptq.run.results import CaseResult, LatencyStats
+    from ptq.storage.results import CaseResult, LatencyStats
 
     def row(bandwidth, reached=True):
         speedup = {
@@ -179,7 +179,7 @@ def test_a_case_whose_rerun_interval_is_too_wide_gets_more_visits_up_to_the_cap(
 
     monkeypatch.setattr(ptq.probes.speedup, "time_pairs", fake_pairs)
     monkeypatch.setattr(
-        ptq.probes.speedup, "place", lambda m, x, **kw: ptq.probes.placement.Placement(m, tuple(x), "model+inputs")
+        ptq.probes.speedup, "place", lambda m, x, **kw: ptq.run.placement.Placement(m, tuple(x), "model+inputs")
     )
     got = {}
     visits = SpeedupVisits(budget_s=0.3, visits=3, target=0.04, max_visits=7)

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from gate_fixtures import bench, run, samples
 
-from ptq.storage.cache import atomic_write, cache_dir
+from ptq.host.cache import atomic_write, cache_dir
 
 
 def test_atomic_write_replaces_the_file(tmp_path):
@@ -46,7 +46,7 @@ SIGNALLED = textwrap.dedent("""
     import os, signal, sys
     import ptq.cli.merge
     from ptq.cli import main
-    from ptq.storage.cache import atomic_write
+    from ptq.host.cache import atomic_write
 
     def signalled(path, write):
         def half(fh):
@@ -117,7 +117,7 @@ def test_an_interrupt_mid_write_leaves_the_old_file_and_says_so_in_one_line(shar
 
 WRITER = textwrap.dedent("""
     import sys
-    from ptq.storage.cache import atomic_write
+    from ptq.host.cache import atomic_write
 
     def slow(fh):
         fh.write(b"theirs")

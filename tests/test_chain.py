@@ -10,19 +10,17 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.errors import UserError
+from ptq.gate.chain import link, numerics_judges, summarize
 from ptq.gate.judges import get_judge
+from ptq.host.env import key_hash
 from ptq.render.trends import METRICS
-from ptq.run.env import key_hash
 from ptq.storage.chain import (
     SCHEMA_VERSION,
     CommitSummary,
     Link,
     keep_numerics,
-    link,
     load_chain,
-    numerics_judges,
     save_summary,
-    summarize,
     trend,
 )
 from ptq.storage.runs import CaseRecord, parse_run

@@ -8,9 +8,9 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 from ptq.cli import main
+from ptq.config import validate
 from ptq.errors import UserError
 from ptq.gate.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, compare, render
-from ptq.run.config import validate
 from ptq.stats.decide import Verdict
 from ptq.storage.runs import parse_run
 

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from ptq.config import Config, Range, Section, load_config, register_section, validate
 from ptq.errors import UserError
 from ptq.gate.judges import DEFAULTS
-from ptq.run.config import Config, Range, Section, load_config, register_section, validate
 
 register_section(Section("test_section", {"limit": (int, float), "name": str}))
 
@@ -201,7 +201,7 @@ def test_the_repositorys_own_config_loads_in_a_fresh_process():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    code = "from ptq.run.config import load_config; c = load_config('.'); print(sorted(c.data))"
+    code = "from ptq.config import load_config; c = load_config('.'); print(sorted(c.data))"
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "tolerance" in done.stdout

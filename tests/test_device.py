@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
+from ptq.host.device import CPU, Device, module_device, nvidia_driver, resolve
+from ptq.host.env import DEVICE_KEYS, KEYS, differing_keys, environment, fingerprint, key_hash
 from ptq.probes.memory import device_peaks
 from ptq.probes.speedup import time_pairs
 from ptq.recipes import get_recipe
-from ptq.run.device import CPU, Device, module_device, nvidia_driver, resolve
-from ptq.run.env import DEVICE_KEYS, KEYS, differing_keys, environment, fingerprint, key_hash
 from ptq.run.matrix import AXES, MATRICES
 from ptq.run.workbench import DEVICE_RECIPES, DeviceData, _check_device
 

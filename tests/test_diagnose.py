@@ -9,10 +9,10 @@ import pytest
 from ptq.cli import main
 from ptq.errors import UserError
 from ptq.models import Built, ModelEntry, register_model, unregister_model
+from ptq.models.layers import count_layers
 from ptq.probes.drift.diagnose import propose_float_layers, quantized_layer_names, recipe_source, sweep, with_fields
 from ptq.probes.drift.profiles import DEFAULT_TOLERANCES
 from ptq.recipes import DynamicQuant, StaticInt8, apply_recipe, get_recipe
-from ptq.run.layers import count_layers
 
 ZEROS = StaticInt8("static_int8_zeros", calib_split="zeros")
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from ptq.config import Config, validate
 from ptq.errors import UserError
 from ptq.models import Built, ModelEntry, TensorData
 from ptq.models.vision import recalibrate_batchnorm
@@ -18,7 +19,6 @@ from ptq.probes.drift.measures import sqnr_db
 from ptq.probes.drift.profiles import DEFAULT_TOLERANCES, Gate, measure_drift, profile_for, tolerances_for
 from ptq.probes.drift.report import drift_headline, drift_table
 from ptq.recipes import StaticInt8, apply_recipe, get_recipe
-from ptq.run.config import Config, validate
 
 
 def test_gates_compare_in_the_direction_their_key_says():

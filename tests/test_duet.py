@@ -11,10 +11,10 @@ import torch
 from gate_fixtures import bench, run, samples
 
 from ptq.errors import UserError
-from ptq.gate.ab import Side, apply_duet, duet_cases, run_duet
 from ptq.gate.comparison import EXIT_OK, EXIT_REGRESSION, compare
-from ptq.gate.duet import WINDOW_MIN_SAMPLES, DuetPlan, TimedCases, Worker, _replies, duet, run_plan, time_window
 from ptq.lab.gate_quality import Outcome, Target, run_duet_trial
+from ptq.run.ab import Side, apply_duet, duet_cases, run_duet
+from ptq.run.duet import WINDOW_MIN_SAMPLES, DuetPlan, TimedCases, Worker, _replies, duet, run_plan, time_window
 from ptq.stats.decide import Verdict
 from ptq.storage.runs import parse_run
 
@@ -147,7 +147,7 @@ def test_an_injected_slowdown_adds_its_share_of_a_fast_call_to_every_call(monkey
     cases = TimedCases()  # sized by a fast call, as the gate compares a low quantile, not by the median
     cases.calls["m"], cases.medians["m"], cases.fastest["m"] = (lambda: None), 3e-3, 2e-3
     waited: list[float] = []
-    monkeypatch.setattr("ptq.gate.duet.busy_wait", waited.append)
+    monkeypatch.setattr("ptq.run.duet.busy_wait", waited.append)
     cases.time("m", 0.0, slow=0.1)
     assert waited and all(w == pytest.approx(2e-4) for w in waited)
 
@@ -203,7 +203,7 @@ def test_a_worker_that_dies_is_one_error_with_its_last_words(tmp_path):
 
 def test_the_worker_keeps_library_prints_off_the_protocol():
     code = (
-        "import os, ptq.gate.duet as d\n"
+        "import os, ptq.run.duet as d\n"
         "def noisy(self, case, budget_s, slow=0.0):\n"
         "    print('py-noise', flush=True); os.write(1, b'c-noise\\n'); return {'samples': [1.0]}\n"
         "d.TimedCases.time = noisy\n"

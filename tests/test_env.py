@@ -1,6 +1,6 @@
 import pytest
 
-from ptq.run.env import FINGERPRINT_KEYS, environment, fingerprint
+from ptq.host.env import FINGERPRINT_KEYS, environment, fingerprint
 
 
 def test_environment_records_what_results_need():
@@ -19,11 +19,11 @@ def test_fingerprint_changes_with_what_matters_only():
 
 
 def test_benchmark_threads_leave_one_core_spare(monkeypatch):
-    import ptq.run.env
+    import ptq.host.env
 
     for torch_default, expected in ((1, 1), (2, 1), (8, 7)):
-        monkeypatch.setattr(ptq.run.env, "torch_default_threads", lambda n=torch_default: n)
-        assert ptq.run.env.benchmark_threads() == expected
+        monkeypatch.setattr(ptq.host.env, "torch_default_threads", lambda n=torch_default: n)
+        assert ptq.host.env.benchmark_threads() == expected
 
 
 def _ptq_env(capsys, *args: str) -> dict:
@@ -37,13 +37,13 @@ def _ptq_env(capsys, *args: str) -> dict:
 
 @pytest.mark.slow
 def test_ptq_env_defaults_to_the_threads_a_benchmark_run_uses(monkeypatch, capsys):
-    import ptq.run.env
+    import ptq.host.env
 
-    monkeypatch.setattr(ptq.run.env, "torch_default_threads", lambda: 8)  # a run would use 7; this process may use 8
+    monkeypatch.setattr(ptq.host.env, "torch_default_threads", lambda: 8)  # a run would use 7; this process may use 8
     out = _ptq_env(capsys)
     assert out["threads"] == 7
     assert out["fingerprint"] == fingerprint(environment(7)) != fingerprint(environment(8))
-    assert out["keys"] == {kind: ptq.run.env.key_hash(environment(7), kind) for kind in ptq.run.env.KEYS}
+    assert out["keys"] == {kind: ptq.host.env.key_hash(environment(7), kind) for kind in ptq.host.env.KEYS}
     assert out["recorded_by"].startswith("a default benchmark run: 7 thread(s)")
     out = _ptq_env(capsys, "--threads", "3")
     assert out["threads"] == 3 and out["fingerprint"] == fingerprint(environment(3))

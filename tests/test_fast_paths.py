@@ -17,7 +17,7 @@ BF16_RECIPES = ("bf16_autocast", "bf16_autocast_compile", "pt2e_static_int8_bf16
 
 
 def _flags(monkeypatch: pytest.MonkeyPatch, flags: list[str]) -> None:
-    monkeypatch.setattr("ptq.run.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    monkeypatch.setattr("ptq.host.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
 
 
 def test_fp32_channels_last_runs_the_model_and_its_inputs_channels_last(tiny_entry, tiny_built):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ptq.probes.fastest import STACKS, _quiet_kineto, fastest_paths, fastest_table, top_operators
-from ptq.run.results import CaseResult, LatencyStats
+from ptq.storage.results import CaseResult, LatencyStats
 
 PRECISION = {
     "fp32": "fp32",

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ptq.gate.duet import TimedCases
+from ptq.run.duet import TimedCases
 from ptq.run.handoff import HANDOFF_ENV, load_prepared, save_prepared
 from ptq.run.matrix import Case
 from ptq.run.workbench import RunOptions, Workbench

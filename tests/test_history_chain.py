@@ -9,9 +9,9 @@ import re
 import pytest
 
 from ptq.cli import main
+from ptq.host.env import NUMERICS_KEYS, key_hash
 from ptq.render.html import render_html
 from ptq.render.trends import METRICS, Marker, keyed_series, series
-from ptq.run.env import NUMERICS_KEYS, key_hash
 from ptq.storage.chain import CommitSummary, Link, keep_numerics, load_chain, save_summary
 from ptq.storage.history import chain_runs
 

@@ -17,10 +17,10 @@ import yaml
 from ptq import __version__
 from ptq.cli import main
 from ptq.cli.init import GITIGNORE, TARGETS, WORKFLOWS_FROM, next_commands
+from ptq.config import load_config
+from ptq.host.cache import atomic_write
 from ptq.recipes import list_recipes
-from ptq.run.config import load_config
 from ptq.run.matrix import MATRICES
-from ptq.storage.cache import atomic_write
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent

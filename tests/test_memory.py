@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from ptq.config import validate
 from ptq.errors import UserError
 from ptq.probes.memory import MARKER_LIMITS, Site, StepMemory, check_budget, limits_for, parse_size, track
-from ptq.run.config import validate
 from ptq.run.matrix import Case
 from ptq.run.workbench import RunOptions
 

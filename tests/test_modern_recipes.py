@@ -8,7 +8,7 @@ from ptq.errors import NotApplicable, UserError
 from ptq.models import Built, ModelEntry, TensorData, get_model
 from ptq.probes.best_fp32 import best_fp32_speedups
 from ptq.recipes import Deployed, OnnxRuntime, Pt2eInt8, TorchaoRecipe, apply_recipe, get_recipe
-from ptq.run.results import CaseResult, LatencyStats
+from ptq.storage.results import CaseResult, LatencyStats
 
 
 def _close(q, entry, built, atol=0.1):

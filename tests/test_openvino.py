@@ -88,7 +88,7 @@ def test_openvino_recipe_fields_and_plugin_config_are_validated():
 def test_peer_fp32_forms_count_for_the_speedup_over_the_best_fp32_form():
     from ptq.plugins.deploy import _is_float
     from ptq.probes.best_fp32 import best_fp32_speedups
-    from ptq.run.results import CaseResult, LatencyStats
+    from ptq.storage.results import CaseResult, LatencyStats
 
     def result(recipe, ms):
         return CaseResult(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ptq.probes.placement import INPUTS_ONLY, MODEL_AND_INPUTS, place
 from ptq.probes.speedup import placement_speedup
+from ptq.run.placement import INPUTS_ONLY, MODEL_AND_INPUTS, place
 
 
 class Uncopyable(torch.nn.Module):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ptq.gate.duet import Worker
+from ptq.run.duet import Worker
 
 ROOT_CONFTEST = """
 import torch

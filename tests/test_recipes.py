@@ -5,6 +5,7 @@ import torch
 
 from ptq.errors import NotApplicable, RecipeFailed, UserError
 from ptq.models import get_model
+from ptq.models.layers import count_layers
 from ptq.recipes import (
     DynamicQuant,
     Recipe,
@@ -17,7 +18,6 @@ from ptq.recipes import (
     register_recipe,
     unregister_recipe,
 )
-from ptq.run.layers import count_layers
 
 DEFAULT_RECIPES = [
     "fp32",
@@ -157,7 +157,7 @@ def test_static_int8_generic_on_torchvision_resnet18():
 
 @pytest.mark.parametrize("flags", [["avx2", "avx512f", "avx512_vnni"], []])
 def test_bf16_skips_naming_the_missing_flags_on_a_cpu_without_bf16(tiny_entry, tiny_built, monkeypatch, flags):
-    monkeypatch.setattr("ptq.run.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    monkeypatch.setattr("ptq.host.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
     recorded = ", ".join(flags) or "none"
     with pytest.raises(
         NotApplicable,
@@ -169,7 +169,7 @@ def test_bf16_skips_naming_the_missing_flags_on_a_cpu_without_bf16(tiny_entry, t
 
 @pytest.mark.parametrize("flags", [["avx512_bf16"], ["amx_tile", "amx_bf16"]])
 def test_bf16_runs_the_model_in_bfloat16_where_the_cpu_has_it(tiny_entry, tiny_built, monkeypatch, flags):
-    monkeypatch.setattr("ptq.run.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
+    monkeypatch.setattr("ptq.host.env.cpu_info", lambda: {"cpu_model": "Test CPU", "cpu_flags": flags})
     q = apply_recipe(get_recipe("bf16"), tiny_entry, tiny_built)
     assert q.engine == "+".join(f for f in flags if f.endswith("bf16")) and q.quantized_layers == 2
     assert {p.dtype for p in q.model.parameters()} == {torch.bfloat16}

@@ -15,13 +15,13 @@ import pytest
 from gate_fixtures import bench, run, samples
 
 import ptq.registry
-from ptq import probes
+from ptq import config
+from ptq.config.sections import BUILTIN_SECTIONS
 from ptq.errors import DuplicateRegistration, UserError
 from ptq.gate import judges
 from ptq.probes import BUILTIN_PROBES
 from ptq.registry import NamedRegistry
-from ptq.run import config
-from ptq.run.sections import BUILTIN_SECTIONS
+from ptq.run import probing as probes
 
 TESTS = Path(__file__).parent
 PLUGIN = "registration_plugin"
@@ -49,7 +49,7 @@ def test_importing_every_module_registers_nothing():
             importlib.import_module(name)
         from ptq.gate.judges import list_judges
         from ptq.probes import list_probes
-        from ptq.run.config import list_sections
+        from ptq.config import list_sections
         from ptq.run import workbench
         print(json.dumps([walked, list_probes(), list_judges(), list_sections(), sorted(workbench._QUANTIZE_MONITORS)]))
     """)

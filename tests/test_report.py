@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from ptq.cli import main
+from ptq.config import Config, validate
 from ptq.errors import UserError
 from ptq.gate.comparison import compare, render
 from ptq.render.html import render_html
 from ptq.render.trends import METRICS, Marker, layer_sqnr, series
-from ptq.run.config import Config, validate
 from ptq.stats.decide import Verdict
 from ptq.storage.history import load_history
 

@@ -10,7 +10,7 @@ import pytest
 from test_duet import FakeWorker
 
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan, run_plan
+from ptq.run.duet import DuetPlan, run_plan
 from ptq.stats.sequential import CONTINUE, SequentialPlan, decide_look
 
 PLAN = SequentialPlan()  # looks 5, 10, 15, 20; alpha 0.01; threshold 5%
@@ -171,7 +171,7 @@ def test_the_futility_share_settles_quiet_cases_at_the_first_look_without_costin
 
 
 def test_the_duet_progress_gives_the_time_to_the_next_look_and_the_most_it_can_take():
-    from ptq.gate.duet import PairCost, _time_left
+    from ptq.run.duet import PairCost, _time_left
 
     plan = DuetPlan(0.01, stopping="sequential")  # looks at 5, 10, 15, 20; a fresh pair every 5 placements
     pair = PairCost(fixed=5.0, per_case=1.5)  # 5 s to start, 1.5 s a case: 20 s for 10 cases
@@ -184,7 +184,7 @@ def test_the_duet_progress_gives_the_time_to_the_next_look_and_the_most_it_can_t
 def test_a_pair_s_preparation_is_split_into_starting_and_its_cases_by_what_the_workers_report():
     from types import SimpleNamespace
 
-    from ptq.gate.duet import PairCost
+    from ptq.run.duet import PairCost
 
     a, b = SimpleNamespace(cases_s=6.0, handed_off=4), SimpleNamespace(cases_s=8.0, handed_off=3)
     cost = PairCost.of(20.0, 4, a, b)  # 20 s in all, the slower worker 8 s on its 4 cases

@@ -18,8 +18,8 @@ import ptq
 from ptq.errors import NotApplicable, UserError
 from ptq.probes.size import state_dict_bytes
 from ptq.recipes import StaticInt8, get_recipe, list_recipes
+from ptq.recipes.serialize import read_manifest, recipe_from_dict, savable
 from ptq.run.matrix import select_cases
-from ptq.storage.serialize import read_manifest, recipe_from_dict, savable
 
 MODELS = list(dict.fromkeys(c.model for c in select_cases("default")))  # the marker says: default models x recipes
 # The default matrix's recipes that ptq.save stores (eager modules); the others have their own formats.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ptq.errors import DuplicateRegistration, PtqError
 
 if TYPE_CHECKING:
-    from ptq.run.sections import Range
+    from ptq.config.sections import Range
 
 __all__ = [
     "COMMANDS",
@@ -235,7 +235,7 @@ def _numbers() -> dict[str, Range]:
     command (or its project's conftest) starts any work. A command checks what is stricter itself
     (``contention --rounds`` >= 3, a duet's ``--placements <= --sweeps``); tests/test_cli_help.py
     checks that every numeric option is here."""
-    from ptq.run.sections import Range
+    from ptq.config.sections import Range
 
     count, seconds = (lambda what: Range(1, why=what)), (lambda what: Range(0, low_open=True, why=f"seconds {what}"))
     return {
@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"ptq: error: {os_error(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a write (ptq.storage.cache.atomic_write)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a write (ptq.host.cache.atomic_write)
         said = str(exc) or "Ctrl-C"
         print(
             f"ptq: interrupted ({said}); a file being written was left as it was (each write is a temporary "
@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def os_error(exc: OSError) -> str:
     """An ``OSError`` in one line: the path, what the system said, and what to do."""
-    # An atomic write's temporary file (``.<name>.<random>.tmp``, ptq.storage.cache) is no news: its target is.
+    # An atomic write's temporary file (``.<name>.<random>.tmp``, ptq.host.cache) is no news: its target is.
     name = exc.filename2 if exc.filename2 is not None else exc.filename
     if name is not None:
         temporary = re.fullmatch(r"\.(.+)\.\w+\.tmp", Path(os.fsdecode(name)).name)

@@ -2,7 +2,7 @@
 
 A and B are git revisions (exported with ``git archive``), source directories, or
 ``installed`` (with ``--python-a`` / ``--python-b`` naming two environments). Latency is timed
-as a duet of one worker per side (``--latency=duet``, the default; see :mod:`ptq.gate.duet`). Exit codes as
+as a duet of one worker per side (``--latency=duet``, the default; see :mod:`ptq.run.duet`). Exit codes as
 ``ptq compare``: 0 pass, 1 a regression of B against A or a row not measured / not compared,
 2 usage error or bad input, 3 no baseline (A measured nothing, or B has cases A lacks without ``--accept-new``).
 """
@@ -23,15 +23,15 @@ from typing import IO, Any
 
 from ptq.cli import command
 from ptq.cli.compare import FORMAT_HELP, GATE_EXIT_CODES, select_judges
+from ptq.config import load_config
 from ptq.defaults import DEFAULT_BUDGET
 from ptq.errors import UserError
-from ptq.gate.ab import materialize, refuse_unlike, run_duet, run_rounds
 from ptq.gate.comparison import FORMATS, compare, render
-from ptq.gate.duet import DuetPlan
 from ptq.gate.judges import list_judges
+from ptq.host.cache import atomic_write
 from ptq.progress import duration, parse_duration
-from ptq.run.config import load_config
-from ptq.storage.cache import atomic_write
+from ptq.run.ab import materialize, refuse_unlike, run_duet, run_rounds
+from ptq.run.duet import DuetPlan
 from ptq.storage.runs import parse_run
 
 

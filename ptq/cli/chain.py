@@ -6,7 +6,7 @@
   different machines are refused (a link is one duet's ratio);
 - ``show DIR [--cases GLOBS] [-o chain.html]``: per case, each link and the running product with
   its propagated interval, steps marked; ``-o`` also draws them (offline HTML, :mod:`ptq.render.svg`);
-- ``demo``: a synthetic history measured through the real duet (:func:`ptq.gate.duet.run_plan`),
+- ``demo``: a synthetic history measured through the real duet (:func:`ptq.run.duet.run_plan`),
   each commit's code stood in for by a worker that slows every call by that commit's
   slowdown (as ``ptq gate-quality`` injects them), then shown as ``show`` shows it.
 """
@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 
 from ptq.cli import command, output_directory
-from ptq.gate.duet import DuetPlan, Worker
+from ptq.run.duet import DuetPlan, Worker
 
 __all__: list[str] = []
 
@@ -95,8 +95,8 @@ def _html(chain: Sequence, cases: Sequence[str]) -> str:
 
 
 def _show(chain: Sequence, globs: str | None, output: str | None) -> int:
+    from ptq.host.cache import atomic_write
     from ptq.registry import match_globs
-    from ptq.storage.cache import atomic_write
 
     cases = match_globs(sorted({c for s in chain for c in s.links}), globs, None)
     print(_table(chain, cases))
@@ -125,8 +125,9 @@ class _CodeAt(Worker):
 
 def _demo(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
-    from ptq.gate.duet import run_plan
-    from ptq.storage.chain import CommitSummary, link, load_chain, save_summary
+    from ptq.gate.chain import link
+    from ptq.run.duet import run_plan
+    from ptq.storage.chain import CommitSummary, load_chain, save_summary
 
     if not 1 <= args.step_at <= args.commits or args.slowdown < 0:
         raise UserError(f"--step-at must be in 1..--commits and --slowdown >= 0, got {args.step_at}, {args.slowdown}")
@@ -168,7 +169,8 @@ def _demo(args: argparse.Namespace) -> int:
 @command("chain", _args, "the chained relative history: append a commit's A/B summary, show the trend, or a demo")
 def _chain(args: argparse.Namespace) -> int:
     from ptq.errors import UserError
-    from ptq.storage.chain import load_chain, parse_time, resolve_commit, save_summary, summarize, utc
+    from ptq.gate.chain import summarize
+    from ptq.storage.chain import load_chain, parse_time, resolve_commit, save_summary, utc
     from ptq.storage.runs import load_run
 
     if args.action == "append":

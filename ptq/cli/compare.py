@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 from ptq.cli import command
+from ptq.config import load_config
 from ptq.errors import UserError
 from ptq.gate.comparison import (
     EXIT_NO_BASELINE,
@@ -28,7 +29,6 @@ from ptq.gate.comparison import (
     resolve_baseline,
 )
 from ptq.gate.judges import select_judges
-from ptq.run.config import load_config
 from ptq.storage.runs import Run, find_newest_run, load_run
 
 __all__ = ["FORMAT_HELP", "GATE_EXIT_CODES", "resolve_baseline", "select_judges"]

@@ -59,13 +59,13 @@ def _sqnr(x: float) -> str:
     project=True,
 )
 def _diagnose(args: argparse.Namespace) -> int:
+    from ptq.config import load_config
     from ptq.models import get_model
     from ptq.probes.drift.diagnose import propose_float_layers, recipe_source, sweep, with_fields
     from ptq.probes.drift.profiles import measure_drift, tolerances_for
     from ptq.probes.drift.report import drift_summary
     from ptq.recipes import apply_recipe, get_recipe
     from ptq.render.tables import format_table
-    from ptq.run.config import load_config
 
     entry = get_model(args.model)
     recipe = with_fields(get_recipe(args.recipe), _parse_assignments(args.assignments))

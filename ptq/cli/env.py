@@ -1,6 +1,6 @@
 """``ptq env [--threads N]``: the environment and keys a benchmark run on this machine records.
 
-The thread count is part of both keys, and a run uses ``ptq.run.env.benchmark_threads()`` unless
+The thread count is part of both keys, and a run uses ``ptq.host.env.benchmark_threads()`` unless
 ``--ptq-threads`` says otherwise (torch's default less one spare core). So the default here is
 that count, not the calling process's: printing torch's own default showed a fingerprint no run
 on the machine ever recorded. Registered after ``ptq.cli``'s built-in ``env``, it replaces it.
@@ -13,7 +13,7 @@ import json
 
 from ptq.cli import command
 from ptq.errors import UserError
-from ptq.run.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
+from ptq.host.env import KEYS, benchmark_threads, environment, fingerprint, key_hash
 
 __all__: list[str] = []
 
@@ -24,7 +24,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="the keys of a run with --ptq-threads=N (default: a run's default, ptq.run.env.benchmark_threads())",
+        help="the keys of a run with --ptq-threads=N (default: a run's default, ptq.host.env.benchmark_threads())",
     )
 
 
@@ -38,7 +38,7 @@ def _env(args: argparse.Namespace) -> int:
     threads = default if args.threads is None else args.threads
     env = environment(threads)
     scope = (
-        f"a default benchmark run: {threads} thread(s), ptq.run.env.benchmark_threads(), as without --ptq-threads"
+        f"a default benchmark run: {threads} thread(s), ptq.host.env.benchmark_threads(), as without --ptq-threads"
         if args.threads is None
         else f"a benchmark run with --ptq-threads={threads} (the default is {default})"
     )

@@ -15,9 +15,9 @@ import time
 from ptq.cli import command
 from ptq.defaults import DEFAULT_PAIR_TIME
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan
 from ptq.gate.judges import DEFAULTS
 from ptq.progress import Progress
+from ptq.run.duet import DuetPlan
 from ptq.stats.decide import LOCATIONS
 from ptq.stats.sequential import SequentialPlan
 
@@ -99,7 +99,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads (default: the suite's, torch's default less one; see ptq.run.env.benchmark_threads)",
+        help="torch threads (default: the suite's, torch's default less one; see ptq.host.env.benchmark_threads)",
     )
     p.add_argument(
         "--threshold",
@@ -150,6 +150,8 @@ def _gate_quality(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from ptq.host.cache import atomic_write
+    from ptq.host.env import benchmark_threads
     from ptq.lab.gate_quality import (
         MODES,
         Outcome,
@@ -161,8 +163,6 @@ def _gate_quality(args: argparse.Namespace) -> int:
         summarize,
     )
     from ptq.render.tables import format_table
-    from ptq.run.env import benchmark_threads
-    from ptq.storage.cache import atomic_write
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
@@ -273,7 +273,7 @@ def _gate_quality(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.0f}s"
     )
     if args.json:
-        from ptq.run.env import environment, fingerprint
+        from ptq.host.env import environment, fingerprint
 
         env = environment()
         data = {

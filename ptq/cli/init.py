@@ -44,7 +44,7 @@ from pathlib import Path
 from ptq import __version__
 from ptq.cli import command
 from ptq.errors import UserError
-from ptq.storage.cache import atomic_write
+from ptq.host.cache import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -243,7 +243,7 @@ def _appended(text: str, part: str) -> str:
     return text + (eol if text and not text.endswith("\n") else "") + part.replace("\n", eol)
 
 
-#: ptq's settings file other than ``[tool.ptq]`` (:func:`ptq.run.config.load_config` reads one of the two).
+#: ptq's settings file other than ``[tool.ptq]`` (:func:`ptq.config.load_config` reads one of the two).
 DEDICATED_CONFIG = "results/ptq.toml"
 
 

@@ -164,7 +164,7 @@ def _memory_spread(args: argparse.Namespace) -> int:
     print(f"{args.model}-{args.recipe}: {args.repeat} fresh processes, {args.threads} thread(s)")
     print(format_table(["figure", "n", "min", "median", "max", "range", "range/median"], rows))
     if args.json_out:
-        from ptq.storage.cache import atomic_write
+        from ptq.host.cache import atomic_write
 
         payload = {"case": f"{args.model}-{args.recipe}", "threads": args.threads, "runs": runs, "spread": spreads}
         atomic_write(args.json_out, lambda fh: fh.write(json.dumps(payload, indent=2).encode()))

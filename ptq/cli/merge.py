@@ -21,7 +21,7 @@ from typing import Any
 
 from ptq.cli import command
 from ptq.errors import UserError
-from ptq.storage.cache import atomic_write
+from ptq.host.cache import atomic_write
 from ptq.storage.runs import PROVENANCE, load_run
 
 __all__ = ["merge_runs"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ptq.cli import command
 from ptq.cli.compare import select_judges
+from ptq.config import load_config
 from ptq.errors import UserError
 from ptq.gate.comparison import compare, render
-from ptq.run.config import load_config
-from ptq.storage.cache import atomic_write
+from ptq.host.cache import atomic_write
 from ptq.storage.chain import load_chain
 from ptq.storage.history import load_history
 from ptq.storage.runs import Run, load_run

@@ -31,12 +31,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ptq.config import Config
 from ptq.errors import UserError
 from ptq.gate.judges import DEFAULTS, Judgement, get_judge, list_judges
-from ptq.render.tables import format_table
-from ptq.run.config import Config
 from ptq.stats.decide import Verdict
 from ptq.storage.runs import BASELINES, CaseRecord, Run, baseline_path, load_run
+from ptq.text import format_table
 
 __all__ = [
     "BANDWIDTH_NOTE_AT",
@@ -246,7 +246,7 @@ def _case_unlike(
     """The keys that differ for one case: the runs' ``unlike``, unless a side's case carries its
     own provenance (a shard merged from another machine, a baseline case a partial save did not
     touch: :meth:`ptq.storage.runs.Run.environment_of`); then that case's own environments'."""
-    from ptq.run.env import KEYS, differing_keys
+    from ptq.host.env import KEYS, differing_keys
 
     if not (baseline.has_own_provenance(case) or current.has_own_provenance(case)):
         return unlike
@@ -272,7 +272,7 @@ def compare(
     """Judge each case of ``current`` against ``baseline``; regressions first in ``rows``.
 
     Latency and speedup compare where the timing keys match, memory, size and drift where the
-    numerics keys do (:data:`ptq.run.env.KEYS`); otherwise "not compared", naming the keys.
+    numerics keys do (:data:`ptq.host.env.KEYS`); otherwise "not compared", naming the keys.
     ``same_machine``: both runs were timed interleaved on one machine (``ptq ab``), so timings
     are compared even where the timing keys differ (two torch versions, ``--compare-installs``).
     ``no_baseline``: why no baseline applies; a ``baseline`` without a case is one too (``ptq
@@ -280,7 +280,7 @@ def compare(
     ``--ptq-compare``): without ``judges``, only :func:`across_runs_judges`; timing judges asked for
     by name are judged with a note saying what they compare.
     """
-    from ptq.run.env import KEYS, differing_keys
+    from ptq.host.env import KEYS, differing_keys
 
     config = config or Config()
     notes: list[str] = []
@@ -405,7 +405,7 @@ def bandwidth_note(baseline: Run, current: Run, *, at: float = BANDWIDTH_NOTE_AT
 
 def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """The keys, of either kind, whose values differ between two environments."""
-    from ptq.run.env import KEYS, differing_keys
+    from ptq.host.env import KEYS, differing_keys
 
     return sorted({k for kind in KEYS for k in differing_keys(a, b, kind)})
 
@@ -414,7 +414,7 @@ def resolve_baseline(root: str | Path, run: Run, explicit: str | Path | None) ->
     """The baseline to compare with: ``explicit``; else the run's fingerprint's (its timing key);
     else a stored baseline whose numerics keys match (another runner with the same ISA flags,
     threads and versions: memory, size and drift compare, latency is "not compared"); else None."""
-    from ptq.run.env import differing_keys
+    from ptq.host.env import differing_keys
 
     if explicit:
         return load_run(explicit)

@@ -30,10 +30,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ptq.config.sections import GATE_DEFAULTS
 from ptq.errors import UserError
 from ptq.registry import NamedRegistry
-from ptq.render.tables import format_bytes
-from ptq.run.sections import GATE_DEFAULTS
 from ptq.stats.decide import (
     Verdict,
     decide_interval,
@@ -44,11 +43,12 @@ from ptq.stats.decide import (
     location,
 )
 from ptq.storage.figures import DriftFigures, MemoryFigures, SizeFigures, SpeedupFigures, read_figures
-from ptq.storage.runs import CaseRecord
+from ptq.storage.runs import CaseRecord, path
+from ptq.text import format_bytes
 
 __all__ = ["DEFAULTS", "JUDGES", "Judge", "Judgement", "get_judge", "list_judges", "register_judge", "select_judges"]
 
-#: Defaults of ``[tool.ptq.gate]``, declared with the section in :mod:`ptq.run.sections`.
+#: Defaults of ``[tool.ptq.gate]``, declared with the section in :mod:`ptq.config.sections`.
 DEFAULTS = GATE_DEFAULTS
 
 
@@ -68,7 +68,7 @@ class Judge:
     name: str
     extract: Callable[[CaseRecord], Any]
     judge: Callable[[Any, Any, Mapping[str, Any]], Judgement]
-    #: Which environment key must match for the figure to be compared (:data:`ptq.run.env.KEYS`):
+    #: Which environment key must match for the figure to be compared (:data:`ptq.host.env.KEYS`):
     #: "timing" for latencies, "numerics" for what the selected kernels compute or allocate.
     key: str = "numerics"
     #: ``extra_info`` fields that must match between the two records (drift: the same weights and
@@ -117,16 +117,6 @@ def select_judges(globs: str | None, *, option: str = "--judges") -> list[str] |
             f"{option}={globs!r}: {', '.join(missing) or 'nothing'} matches no judge; valid: {', '.join(list_judges())}"
         )
     return chosen
-
-
-def path(info: Mapping[str, Any], dotted: str) -> Any:
-    """``info["a"]["b"]`` for ``"a.b"``; None where any step is missing."""
-    node: Any = info
-    for key in dotted.split("."):
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
 
 
 def _pct(ratio: float) -> str:

@@ -59,7 +59,7 @@ class ContentionStudy:
 
 
 def _p1_ms(fn: Callable[[], Any], seconds: float) -> float:
-    from ptq.gate.duet import time_calls
+    from ptq.run.duet import time_calls
 
     with torch.inference_mode():
         times = time_calls(fn, seconds, min_rounds=2, warmup=1)

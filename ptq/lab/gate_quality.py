@@ -12,7 +12,7 @@ The modes: ``plain`` times the whole baseline side, then the whole current side 
 separate runs, as ``ptq compare`` sees them); ``interleaved`` alternates short rounds ABBA...
 in this one process; ``processes`` alternates them too, but runs each round in a fresh Python
 process and judges per round (``ptq ab --latency=rounds``); ``duet`` has two fresh worker
-processes take turns in short windows (what ``ptq ab`` does, see :mod:`ptq.gate.duet`); ``speedup``
+processes take turns in short windows (what ``ptq ab`` does, see :mod:`ptq.run.duet`); ``speedup``
 judges two separate runs by each quantized case's interleaved speedup over its fp32 (the
 ``speedup`` judge of ``ptq compare``). Run it on a quiet machine: ``ptq gate-quality``.
 """
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan, TimedCases, Worker, busy_wait, default_decide, run_plan, time_calls
+from ptq.run.duet import DuetPlan, TimedCases, Worker, busy_wait, default_decide, run_plan, time_calls
 from ptq.stats.decide import (
     DEFAULT_LOCATION,
     Verdict,
@@ -173,7 +173,7 @@ def run_process_trial(
     process timing every case for ``budget_s / rounds``. Side B also times each injected case
     slowed by every fraction, after its unslowed window, so one trial judges them all against
     the same A rounds. Returns (A rounds per case, B rounds per (case, fraction))."""
-    from ptq.gate.ab import schedule
+    from ptq.run.ab import schedule
 
     spec = {"cases": cases, "threads": threads, "budget_s": budget_s / rounds}
     base: dict[str, list[list[float]]] = {t.case: [] for t in targets}
@@ -201,7 +201,7 @@ def run_duet_trial(
     threshold: float = 0.05,
     statistic: str = DEFAULT_LOCATION,
 ) -> tuple[dict[tuple[str, float], list[list[float]]], dict[tuple[str, float], list[list[float]]]]:
-    """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: :func:`ptq.gate.duet.run_plan`
+    """One trial of the ``duet`` mode, what ``ptq ab`` does for latency: :func:`ptq.run.duet.run_plan`
     with fresh worker pairs and placements. Per sweep each injected case is paired once per
     fraction (0 first: its A/A), fp32 cases included (nothing here needs them unslowed), so
     every (case, fraction) has its own adjacent A windows. Returns (A, B) samples per (case,

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ptq.errors import UserError
+from ptq.host.cache import atomic_write, cache_dir
 from ptq.models.base import SPLITS, Batch, Built
-from ptq.storage.cache import atomic_write, cache_dir
 
 __all__ = ["TRAIN_CONFIG", "DigitsCNN", "DigitsData", "TrainConfig"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from ptq.config.sections import DATA
 from ptq.errors import UserError
 from ptq.models.base import SPLITS, Batch
-from ptq.run.sections import DATA
 
 __all__ = [
     "CALIB_FRACTION",
@@ -43,7 +43,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _WNID = re.compile(r"n\d{8}")
 
-#: ``[tool.ptq.data]`` (declared in :mod:`ptq.run.sections`).
+#: ``[tool.ptq.data]`` (declared in :mod:`ptq.config.sections`).
 SECTION = DATA
 
 _FOLDER: Path | None = None

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
+from ptq.host.cache import atomic_write, cache_dir
 from ptq.models.base import SPLITS, Batch, Built
 from ptq.models.digits import weights_hash
-from ptq.storage.cache import atomic_write, cache_dir
 
 __all__ = [
     "BOS",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from ptq.plugins._state import STATE
 from ptq.probes.best_fp32 import best_fp32_speedups
-from ptq.pytest_plugin import STATE
 from ptq.recipes import get_recipe
 from ptq.render.tables import format_table
 

@@ -10,7 +10,7 @@ from ptq.probes.drift.report import drift_table
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from ptq.pytest_plugin import STATE
+    from ptq.plugins._state import STATE
 
     state = config.stash.get(STATE, None)
     rows = [r.to_extra_info() for r in state.results] if state is not None else []

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
+from ptq.plugins._state import STATE
 from ptq.probes.fastest import fastest_paths, fastest_table, top_operators
-from ptq.pytest_plugin import STATE
 from ptq.recipes import get_recipe
 from ptq.run.matrix import Case
 from ptq.run.workbench import Workbench

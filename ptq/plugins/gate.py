@@ -28,7 +28,7 @@ import pytest
 from ptq.errors import PtqError, UserError
 from ptq.gate.comparison import EXIT_NO_BASELINE, EXIT_OK, EXIT_REGRESSION, Comparison, compare_stored, render
 from ptq.gate.judges import select_judges
-from ptq.storage.cache import atomic_write
+from ptq.host.cache import atomic_write
 from ptq.storage.runs import parse_run, save_baseline, save_run
 
 __all__ = ["GATE", "PYTEST_EXIT", "GateState"]
@@ -243,7 +243,7 @@ def _gate(config: pytest.Config, state: GateState, data: dict[str, Any], failure
     current = parse_run(json.loads(json.dumps(data)), "(this session)")
     target = config.getoption("--ptq-compare")
     if target:
-        from ptq.run.config import load_config
+        from ptq.config import load_config
 
         state.comparison = compare_stored(
             root,

@@ -37,7 +37,7 @@ def _chosen(config: pytest.Config) -> tuple[Path, str] | None:
         return Path(option).absolute(), "--ptq-image-folder"
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).absolute(), f"${ENV_VAR}"
-    from ptq.pytest_plugin import STATE
+    from ptq.plugins._state import STATE
 
     state = config.stash.get(STATE, None)
     value = state.options.config.section(SECTION.name).get("image_folder") if state is not None else None

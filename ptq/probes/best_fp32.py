@@ -25,8 +25,8 @@ from ptq.recipes.deploy import deployment_form
 from ptq.storage.figures import DeploymentFigures, SpeedupFigures, metric_figures
 
 if TYPE_CHECKING:
-    from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.storage.results import CaseResult
 
 __all__ = ["best_fp32_speedups"]
 

@@ -28,11 +28,11 @@ import torch
 
 from ptq.probes.drift.report import drift_headline
 from ptq.recipes.peer import peer_runtime
-from ptq.render.tables import format_table
 from ptq.storage.figures import DeploymentFigures, DriftFigures, SizeFigures, metric_figures
+from ptq.text import format_table
 
 if TYPE_CHECKING:
-    from ptq.run.results import CaseResult
+    from ptq.storage.results import CaseResult
 
 __all__ = [
     "STACKS",

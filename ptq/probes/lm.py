@@ -31,8 +31,8 @@ from ptq.stats.estimate import paired_quantile_ratio
 from ptq.storage.figures import LmFigures
 
 if TYPE_CHECKING:
-    from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.storage.results import CaseResult
 
 __all__ = [
     "DECODE",

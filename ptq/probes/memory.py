@@ -29,19 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ptq.config.sections import MEMORY, MEMORY_LIMIT_KEYS, parse_size
 from ptq.errors import PtqError
+from ptq.host.device import CPU, Device
 from ptq.probes import CheckFailed
 from ptq.recipes import REFERENCE
 from ptq.registry import match_globs
-from ptq.render.tables import format_bytes
-from ptq.run.device import CPU, Device
-from ptq.run.sections import MEMORY, MEMORY_LIMIT_KEYS, parse_size
 from ptq.storage.figures import MemoryFigures
+from ptq.text import format_bytes
 
 if TYPE_CHECKING:
     from ptq.run.matrix import Case
-    from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.storage.results import CaseResult
 
 __all__ = [
     "MARKER_LIMITS",
@@ -59,7 +59,7 @@ __all__ = [
 
 #: The probe's name: its figures land in ``extra_info["metrics"]["memory"]``.
 PROBE = "memory"
-#: Steps a case measures, with their budget key in ``[tool.ptq.memory]`` (:mod:`ptq.run.sections`).
+#: Steps a case measures, with their budget key in ``[tool.ptq.memory]`` (:mod:`ptq.config.sections`).
 LIMIT_KEYS = MEMORY_LIMIT_KEYS
 SECTION = MEMORY
 

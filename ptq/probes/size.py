@@ -16,8 +16,8 @@ from torch import nn
 from ptq.storage.figures import SizeFigures
 
 if TYPE_CHECKING:
-    from ptq.run.results import CaseResult
     from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.storage.results import CaseResult
 
 __all__ = ["PROBE", "state_dict_bytes"]
 

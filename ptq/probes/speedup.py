@@ -10,7 +10,7 @@ One allocation is one draw, and one window is one draw of the machine's state: w
 models' tensors landed moved a speedup, and so did re-measuring it in the same process a window
 later (docs/methodology.md, "One allocation is one draw" and "Visits: time, not the process").
 So the pairs are split over visits spread across the session (:class:`SpeedupVisits`), each a
-fresh placement of both models and the inputs (:mod:`ptq.probes.placement`); each visit gives one
+fresh placement of both models and the inputs (:mod:`ptq.run.placement`); each visit gives one
 ratio, and the figure is their median with an order-statistic interval over visits.
 
 And a window is one draw of the memory bandwidth other tenants leave the machine: the speedup of
@@ -32,9 +32,9 @@ import torch
 
 from ptq.defaults import DEFAULT_MAX_VISITS, DEFAULT_PAIR_TIME, DEFAULT_QUIET_EXTRA, DEFAULT_RERUN_TARGET
 from ptq.probes.bandwidth import BandwidthMeter
-from ptq.probes.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
 from ptq.progress import duration
 from ptq.recipes import REFERENCE
+from ptq.run.placement import DEFAULT_PLACEMENTS, MODEL_AND_INPUTS, place
 from ptq.stats.decide import DEFAULT_LOCATION, location
 from ptq.stats.estimate import (
     PlacementEstimate,
@@ -47,9 +47,9 @@ from ptq.stats.estimate import (
 from ptq.storage.figures import SpeedupFigures
 
 if TYPE_CHECKING:
-    from ptq.run.device import Device
-    from ptq.run.results import CaseResult
+    from ptq.host.device import Device
     from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.storage.results import CaseResult
 
 __all__ = [
     "DEFAULT_MAX_VISITS",
@@ -79,7 +79,7 @@ def time_pairs(
 ) -> list[tuple[float, float]]:
     """(reference, candidate) call times, alternated ABBA until ``budget_s`` or ``max_pairs``
     (at least ``min_pairs``), after ``warmup`` untimed pairs. ``timer`` is read around each call:
-    on CUDA, the device's synchronising clock (:meth:`ptq.run.device.Device.timer`)."""
+    on CUDA, the device's synchronising clock (:meth:`ptq.host.device.Device.timer`)."""
     for _ in range(warmup):
         reference()
         candidate()
@@ -202,7 +202,7 @@ def quietest(readings: list[float], keep: int) -> list[int]:
 
 class SpeedupVisits:
     """Times each added case's speedup over its fp32 model in ``visits`` windows, a fresh
-    placement of both models and the inputs each (:mod:`ptq.probes.placement`), ``budget_s`` split among
+    placement of both models and the inputs each (:mod:`ptq.run.placement`), ``budget_s`` split among
     them. :meth:`add` makes a case's first visit at once; :meth:`finish` makes the rest in rounds
     over every added case, so a case's visits lie as far apart as the session allows.
 
@@ -249,7 +249,7 @@ class SpeedupVisits:
         if extra < 0 or (extra and meter is None):
             raise ValueError(f"extra visits ({extra}) need a meter to choose the quietest by, and cannot be negative")
         self.window_s, self.visits, self.extra, self.statistic = budget_s / (visits + extra), visits, extra, statistic
-        self.timer = timer  # the device's clock (ptq.run.device.Device.timer): synchronising on CUDA
+        self.timer = timer  # the device's clock (ptq.host.device.Device.timer): synchronising on CUDA
         self.meter = meter
         self.clock = clock  # wall-clock seconds, for each visit's cost and the session's budget
         #: Read before each case's first visit and before each round: the memory bandwidth the

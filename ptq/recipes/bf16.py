@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from ptq.errors import NotApplicable
+from ptq.host import env
+from ptq.host.device import module_device
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import first_line
-from ptq.run import env
-from ptq.run.device import module_device
 
 __all__ = ["BF16_FLAGS", "Bf16Module", "Bfloat16", "bf16_units"]
 

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
+from ptq.host import env
 from ptq.models.base import Built, ModelEntry
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.bf16 import BF16_FLAGS, bf16_units
 from ptq.recipes.deploy import compile_model
-from ptq.run import env
 
 __all__ = ["AUTOCAST_DTYPES", "FastPathModule", "TorchFastPath", "require_bf16_units"]
 

@@ -78,7 +78,7 @@ class OrtModule(PeerModule):
 
     It keeps the serialized model so that a deep copy is a fresh session: its own initializers,
     pre-packed weights and arena, a new placement of the peer as a deep copy is of a PyTorch model
-    (:mod:`ptq.probes.placement`). Measured here, ten fresh resnet18 fp32 sessions spread like one
+    (:mod:`ptq.run.placement`). Measured here, ten fresh resnet18 fp32 sessions spread like one
     session re-timed (CV 8.9% and 7.2%): ONNX Runtime showed no placement effect of its own, but
     the figures no longer rest on the one session the recipe built.
     """

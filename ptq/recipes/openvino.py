@@ -111,7 +111,7 @@ class OvModule(PeerModule):
 
     It keeps the ``ov.Model`` and the plugin's properties so that a deep copy compiles it again:
     the CPU plugin's own weight buffers and infer request, a new placement of the peer as a deep
-    copy is of a PyTorch model (:mod:`ptq.probes.placement`). A compiled model is one draw: ten
+    copy is of a PyTorch model (:mod:`ptq.run.placement`). A compiled model is one draw: ten
     fresh compiles of resnet18's int8 model spread 11% (CV 2.8%), the one original re-timed 2.3%.
     """
 

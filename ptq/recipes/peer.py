@@ -49,7 +49,7 @@ class PeerModule(nn.Module):
 
     One output comes back as a tensor, several as a tuple, as the wrapped PyTorch model returned.
     Subclasses keep what their session was built from and deep-copy to a fresh session, so a
-    placement (:mod:`ptq.probes.placement`) re-allocates a peer's weights as it does a module's.
+    placement (:mod:`ptq.run.placement`) re-allocates a peer's weights as it does a module's.
     """
 
     def __init__(self, run: Callable[[list[np.ndarray]], Sequence[Any]]) -> None:

@@ -15,9 +15,9 @@ from torch import nn
 
 from ptq.errors import NotApplicable, UserError
 from ptq.models.base import Built, ModelEntry
+from ptq.models.layers import count_layers, has_layer_types, layer_types
 from ptq.recipes.base import Quantized, Recipe, register_handler
 from ptq.recipes.peer import LibraryLimits
-from ptq.run.layers import count_layers, has_layer_types, layer_types
 
 __all__ = ["DynamicQuant", "Float32", "StaticInt8", "saturates_int16"]
 

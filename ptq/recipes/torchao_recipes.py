@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from ptq.errors import NotApplicable, UserError
+from ptq.host.device import module_device
 from ptq.models.base import Built, ModelEntry
+from ptq.models.layers import count_layers, has_layer_types
 from ptq.recipes.base import Quantized, Recipe, register_handler
-from ptq.run.device import module_device
-from ptq.run.layers import count_layers, has_layer_types
 
 __all__ = ["TORCHAO_CONFIGS", "TorchaoRecipe"]
 

@@ -34,9 +34,9 @@ from typing import Any
 
 from ptq.errors import UserError
 from ptq.gate.judges import get_judge
+from ptq.host.cache import atomic_write
 from ptq.registry import Registry
 from ptq.stats.decide import DEFAULT_LOCATION, location
-from ptq.storage.cache import atomic_write
 from ptq.storage.figures import DriftFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord, Run
 

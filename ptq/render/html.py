@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
+from ptq.config import Config
 from ptq.gate.comparison import Comparison, compare, render
+from ptq.host.env import NUMERICS_KEYS
 from ptq.render.svg import Point, fmt, heat_color, interval_bar, line_chart, scatter_chart, sparkline
 from ptq.render.trends import METRICS, Marker, Metric, Reading, Step, keyed_series, layer_sqnr, series
-from ptq.run.config import Config
-from ptq.run.env import NUMERICS_KEYS
 from ptq.stats.decide import Verdict
 from ptq.storage.chain import CommitSummary, TrendPoint, trend
 from ptq.storage.history import chain_runs

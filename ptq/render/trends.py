@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ptq.config import Config
 from ptq.gate.comparison import judge_case
 from ptq.gate.judges import Judgement, get_judge
-from ptq.run.config import Config
-from ptq.run.env import KEYS, differing_keys, key_hash
+from ptq.host.env import KEYS, differing_keys, key_hash
 from ptq.stats import decide as gate
-from ptq.storage.figures import DriftFigures, MemoryFigures, SizeFigures, SpeedupFigures, read_figures
+from ptq.storage.figures import DRIFT_FIGURES, DriftFigures, MemoryFigures, SizeFigures, SpeedupFigures, read_figures
 from ptq.storage.runs import CaseRecord, Run
 
 __all__ = ["METRICS", "Marker", "Metric", "Reading", "Step", "dig", "keyed_series", "layer_sqnr", "marker", "series"]
@@ -120,18 +120,6 @@ def _size(rec: CaseRecord) -> Reading | None:
     return Reading(float(m.serialized_bytes) / 2**20, label="serialized") if m and m.serialized_bytes else None
 
 
-#: Drift figures (key of ``metrics.drift``: chart label, higher is better), in order of preference
-#: where a case records no headline (``metrics.drift.headline``, the figure the gate judges).
-DRIFT_FIGURES: dict[str, tuple[str, bool]] = {
-    "accuracy": ("accuracy", True),
-    "absolute_accuracy_drop": ("accuracy drop", False),
-    "cosine_mean": ("mean cosine to fp32", True),
-    "top1_agreement": ("top-1 agreement", True),
-    "sqnr_db": ("output SQNR (dB)", True),
-    "max_abs_error": ("max abs error", False),
-}
-
-
 def _drift(rec: CaseRecord) -> Reading | None:
     m = read_figures(DriftFigures, rec.extra_info)
     if m is None:
@@ -224,7 +212,7 @@ def series(metric: Metric, case: str, runs: Sequence[Run], config: Config | None
 def keyed_series(
     metric: Metric, case: str, runs: Sequence[Run], *, kind: str = "numerics", config: Config | None = None
 ) -> dict[str, list[Step]]:
-    """One series per key of ``kind`` (:func:`ptq.run.env.key_hash` of each run's environment), each
+    """One series per key of ``kind`` (:func:`ptq.host.env.key_hash` of each run's environment), each
     step judged against the previous run of its own series, so a runner with another key starts
     a series instead of showing a step. Each list is aligned with ``runs`` (a run of another key
     is a step without a reading); keys under which the case has no reading are left out."""

@@ -52,7 +52,7 @@ def save_prepared(case: str, model: Any, inputs: tuple[Any, ...], *, weights: st
     user's model holding a lambda, say): the worker then prepares that case itself."""
     import torch
 
-    from ptq.storage.cache import atomic_write
+    from ptq.host.cache import atomic_write
 
     folder = handoff_dir()
     if folder is None:

@@ -11,17 +11,17 @@ from typing import Any
 
 import torch
 
+from ptq.config import Config
 from ptq.errors import DuplicateRegistration, NotApplicable, PtqError
+from ptq.host.device import CPU, Device
 from ptq.models import Built, ModelEntry, get_model
 from ptq.models.base import Batch
-from ptq.probes import CheckFailed, quantize_monitors, run_probes
-from ptq.probes.placement import DEFAULT_PLACEMENTS
 from ptq.recipes import REFERENCE, Bfloat16, Float32, Quantized, Recipe, TorchaoRecipe, apply_recipe, get_recipe
-from ptq.run.config import Config
-from ptq.run.device import CPU, Device
 from ptq.run.handoff import save_prepared
 from ptq.run.matrix import Case
-from ptq.run.results import CaseResult, LatencyStats
+from ptq.run.placement import DEFAULT_PLACEMENTS
+from ptq.run.probing import CheckFailed, quantize_monitors, run_probes
+from ptq.storage.results import CaseResult, LatencyStats
 
 __all__ = [
     "DEVICE_RECIPES",

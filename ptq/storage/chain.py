@@ -18,7 +18,7 @@ link it is that link's own. It widens with every link, as it should: N links of 
 know the level N commits back to sqrt(N) times one link's width.
 
 Memory, size and drift are stable across runners where the gate's numerics key
-(:data:`ptq.run.env.NUMERICS_KEYS`) matches, so a summary also keeps, per case, the B side's own
+(:data:`ptq.host.env.NUMERICS_KEYS`) matches, so a summary also keeps, per case, the B side's own
 figures (the ``extra_info`` fields the gate's numerics judges read, :data:`KEPT`) with the
 run's numerics key: the report draws one series per key, a runner with another key starting a
 new series rather than a step, each point judged by the gate against the previous of its series.
@@ -40,12 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from ptq.errors import UserError
-from ptq.gate.judges import get_judge, list_judges, path
-from ptq.render.trends import DRIFT_FIGURES
-from ptq.run.env import NUMERICS_KEYS, TIMING_KEYS, key_hash
-from ptq.stats.decide import DEFAULT_LOCATION, Verdict, decide_latency_placements, location
-from ptq.storage.cache import atomic_write
-from ptq.storage.runs import CaseRecord
+from ptq.host.cache import atomic_write
+from ptq.stats.decide import DEFAULT_LOCATION, Verdict
+from ptq.storage.figures import DRIFT_FIGURES
+from ptq.storage.runs import CaseRecord, path
 
 __all__ = [
     "KEPT",
@@ -57,13 +55,10 @@ __all__ = [
     "Link",
     "TrendPoint",
     "keep_numerics",
-    "link",
     "load_chain",
-    "numerics_judges",
     "parse_time",
     "resolve_commit",
     "save_summary",
-    "summarize",
     "trend",
     "utc",
 ]
@@ -71,7 +66,7 @@ __all__ = [
 SCHEMA, SCHEMA_VERSION = "ptq.chain", 2
 
 #: What a summary keeps of a case's ``extra_info``: the fields the gate's numerics judges
-#: (memory, quantize_memory, size, drift: :func:`numerics_judges`) and the report's readers
+#: (memory, quantize_memory, size, drift: :func:`ptq.gate.chain.numerics_judges`) and the report's readers
 #: (:data:`ptq.render.trends.METRICS`) read, so the history judges them as ``ptq compare`` would.
 KEPT = (
     "model",
@@ -95,11 +90,6 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 #: version -> the function upgrading a summary dict from it to the next version.
 MIGRATIONS = {1: _from_v1}
-
-
-def numerics_judges() -> list[str]:
-    """The gate's judges keyed by the numerics key (read from the judge registry, not listed here)."""
-    return [n for n in list_judges() if get_judge(n).key == "numerics"]
 
 
 def keep_numerics(extra_info: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,23 +147,6 @@ class Link:
         return (self.low > 1 or self.high < 1) and abs(math.log(self.ratio)) > math.log1p(min_step)
 
 
-def link(
-    parent: Sequence[Sequence[float]],
-    commit: Sequence[Sequence[float]],
-    *,
-    statistic: str = DEFAULT_LOCATION,
-    threshold: float = 0.05,
-    alpha: float = 0.01,
-) -> Link:
-    """The link of one case from its paired placements (seconds), judged as ``ptq ab`` judges."""
-    import numpy as np
-
-    d = decide_latency_placements(parent, commit, threshold=threshold, alpha=alpha, statistic=statistic)
-    per = [float(np.quantile(np.asarray(b, dtype=float), location(statistic))) for b in commit if len(b)]
-    n = sum(1 for a, b in zip(parent, commit, strict=True) if len(a) and len(b))
-    return Link(d.ratio, d.low, d.high, n, d.p, d.verdict.name, math.exp(float(np.mean(np.log(per)))) * 1e3)
-
-
 @dataclass(frozen=True)
 class CommitSummary:
     """What the history keeps of one commit: its links to ``parent``, per case, and the commit's
@@ -187,7 +160,7 @@ class CommitSummary:
     statistic: str = DEFAULT_LOCATION
     runner: str = ""  # the fingerprint (timing key) of the machine that ran the duet (the absolute ms are its)
     notes: tuple[str, ...] = field(default_factory=tuple)
-    numerics_key: str = ""  # :func:`ptq.run.env.key_hash` of ``environment``, "numerics"
+    numerics_key: str = ""  # :func:`ptq.host.env.key_hash` of ``environment``, "numerics"
     environment: Mapping[str, Any] = field(default_factory=dict)  # the run's values of the numerics keys
     records: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -332,61 +305,6 @@ def parse_time(value: Any, option: str) -> _dt.datetime:
 def utc(when: _dt.datetime) -> str:
     """``when`` in UTC, ``...Z``: the form a summary stores, so it sorts as text too."""
     return when.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def summarize(
-    run_a: Any, run_b: Any, *, commit: str, parent: str, time: str, statistic: str = DEFAULT_LOCATION
-) -> CommitSummary:
-    """The summary of ``ptq ab PARENT COMMIT``'s two saved sides (:class:`ptq.storage.runs.Run`): a link
-    per case both timed over paired placements (other cases are named in ``notes``), and B's
-    numerics figures of every case that recorded one, under B's numerics key."""
-    links: dict[str, Link] = {}
-    notes: list[str] = []
-    for case in sorted(run_b.cases):
-        base = run_a.cases.get(case)
-        a, b = (base.placements if base else None), run_b.cases[case].placements
-        if a is None or b is None or len(a) != len(b) or len(a) < 2:
-            notes.append(f"{case}: no paired placements on both sides (timed by ptq ab's duet?): not chained")
-            continue
-        links[case] = link(a, b, statistic=statistic)
-    if not links:
-        raise UserError(
-            f"{run_b.path}: no case was timed over paired placements on both sides; pass the two files "
-            "`ptq ab PARENT COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)"
-        )
-    machine = [k for k in MACHINE_KEYS if run_a.environment.get(k) != run_b.environment.get(k)]
-    if machine:
-        listed = "; ".join(f"{k}: A {run_a.environment.get(k)!r}, B {run_b.environment.get(k)!r}" for k in machine)
-        raise UserError(
-            f"{run_a.path} and {run_b.path} ran on different machines ({listed}): a link is the ratio of "
-            "one duet, both sides timed interleaved on one machine; pass the two files one `ptq ab PARENT "
-            "COMMIT --save` wrote (results/ab/<time>-a.json and -b.json)"
-        )
-    installs = [k for k in TIMING_KEYS if run_a.environment.get(k) != run_b.environment.get(k)]
-    if installs:
-        notes.append(
-            f"the sides' installs differ ({', '.join(installs)}; ptq ab --compare-installs): the links "
-            "include that change"
-        )
-    env = {k: run_b.environment.get(k) for k in NUMERICS_KEYS}
-    judges = [get_judge(n) for n in numerics_judges()]
-    records = {}
-    for case, rec in sorted(run_b.cases.items()):
-        kept = keep_numerics(rec.extra_info)
-        if any(j.extract(CaseRecord(case, kept, ())) is not None for j in judges):
-            records[case] = kept
-    return CommitSummary(
-        commit,
-        parent,
-        time,
-        links,
-        statistic,
-        str(run_b.fingerprint),
-        tuple(notes),
-        key_hash(env, "numerics"),
-        env,
-        records,
-    )
 
 
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

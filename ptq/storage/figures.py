@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 from ptq.errors import PtqError
 
 __all__ = [
+    "DRIFT_FIGURES",
     "FIGURES",
     "DeploymentFigures",
     "DriftFigures",
@@ -325,3 +326,15 @@ def schema_table(classes: tuple[type[Figures], ...] = FIGURES) -> str:
     lines = ["| figure | kind | meaning |", "|---|---|---|"]
     lines += [f"| `{path}` | {kind} | {doc} |" for path, kind, doc in schema_rows(classes)]
     return "\n".join(lines)
+
+
+#: Drift figures (key of ``metrics.drift``: chart label, higher is better), in order of preference
+#: where a case records no headline (``metrics.drift.headline``, the figure the gate judges).
+DRIFT_FIGURES: dict[str, tuple[str, bool]] = {
+    "accuracy": ("accuracy", True),
+    "absolute_accuracy_drop": ("accuracy drop", False),
+    "cosine_mean": ("mean cosine to fp32", True),
+    "top1_agreement": ("top-1 agreement", True),
+    "sqnr_db": ("output SQNR (dB)", True),
+    "max_abs_error": ("max abs error", False),
+}

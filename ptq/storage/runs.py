@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ptq.errors import UserError
-from ptq.run.results import SCHEMA_VERSION
-from ptq.storage.cache import atomic_write
+from ptq.host.cache import atomic_write
+from ptq.storage.results import SCHEMA_VERSION
 
 __all__ = [
     "BASELINES",
@@ -42,6 +42,7 @@ __all__ = [
     "load_run",
     "merge_runs",
     "parse_run",
+    "path",
     "save_baseline",
     "save_run",
 ]
@@ -449,3 +450,13 @@ def find_newest_run(root: str | Path) -> Path:
             "`pytest --benchmark-only --ptq-save-run` or name a file: `ptq compare RUN.json`"
         )
     return max(found, key=lambda p: p.stat().st_mtime_ns)
+
+
+def path(info: Mapping[str, Any], dotted: str) -> Any:
+    """``info["a"]["b"]`` for ``"a.b"``; None where any step is missing."""
+    node: Any = info
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node

@@ -15,10 +15,10 @@ from typing import Any
 
 from ptq.errors import NotApplicable, UserError
 from ptq.models import Built, ModelEntry
+from ptq.models.layers import LAYER_TYPES, is_quantized
 from ptq.probes.drift.profiles import DriftReport, measure_drift
 from ptq.progress import Progress
 from ptq.recipes import Recipe, apply_recipe
-from ptq.run.layers import LAYER_TYPES, is_quantized
 
 __all__ = [
     "Proposal",

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ptq.models.layers import LAYER_TYPES, is_quantized
 from ptq.probes.drift.measures import sqnr_db
-from ptq.run.layers import LAYER_TYPES, is_quantized
 
 __all__ = ["LayerDrift", "layer_drift", "worst_layers"]
 

@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ptq.config.sections import DEFAULT_TOLERANCES, TOLERANCE
 from ptq.errors import UserError
 from ptq.models import Batch, Built, ModelEntry
 from ptq.probes import CheckFailed
 from ptq.probes.drift import measures as m
 from ptq.probes.drift.layerwise import LayerDrift, layer_drift, worst_layers
-from ptq.run.sections import DEFAULT_TOLERANCES, TOLERANCE
 from ptq.storage.figures import DriftFigures
 
 if TYPE_CHECKING:
-    from ptq.run.config import Config
-    from ptq.run.results import CaseResult
+    from ptq.config import Config
     from ptq.run.workbench import PreparedCase, RunOptions
+    from ptq.storage.results import CaseResult
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -44,7 +44,7 @@ __all__ = [
     "tolerances_for",
 ]
 
-#: ``[tool.ptq.tolerance]``, its keys and their defaults (declared in :mod:`ptq.run.sections`).
+#: ``[tool.ptq.tolerance]``, its keys and their defaults (declared in :mod:`ptq.config.sections`).
 TOLERANCE_SECTION = TOLERANCE
 
 #: How many lowest-SQNR layers a result records and a failure names.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ptq.render.tables import format_table
+from ptq.text import format_table
 
 __all__ = ["drift_headline", "drift_summary", "drift_table", "samples"]
 

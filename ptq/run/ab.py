@@ -2,7 +2,7 @@
 
 Two runs taken minutes apart on a shared machine differ by more than a 10% change. ``ptq ab``
 runs each side's pytest suite in short sessions alternated ABBA... (memory, size, drift and the
-speedup probe, merged per side), then times latency as a duet (:mod:`ptq.gate.duet`): one worker
+speedup probe, merged per side), then times latency as a duet (:mod:`ptq.run.duet`): one worker
 per side, taking turns in ~50 ms windows, so both sides see the same machine states (duet
 benchmarking, Bulej et al. 2020), over several placements of every case (fresh allocations in
 fresh worker pairs) so one allocation's luck is not a verdict. The verdict is
@@ -28,8 +28,8 @@ from statistics import median
 from typing import Any
 
 from ptq.errors import UserError
-from ptq.gate.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.progress import Progress
+from ptq.run.duet import DuetPlan, DuetResult, Worker, run_plan
 from ptq.run.handoff import HANDOFF_ENV
 
 __all__ = [
@@ -263,10 +263,10 @@ def run_rounds(
 
 
 def unlike_keys(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """The timing keys (:data:`ptq.run.env.FINGERPRINT_KEYS`) whose values differ between the two
+    """The timing keys (:data:`ptq.host.env.FINGERPRINT_KEYS`) whose values differ between the two
     sides' environments: {key: (A's, B's)}. An A/B of two code versions must differ in none,
     or a thread count or a torch build, not the code, decides the verdict."""
-    from ptq.run.env import FINGERPRINT_KEYS
+    from ptq.host.env import FINGERPRINT_KEYS
 
     env_a, env_b = ((r.get("ptq") or {}).get("environment") or {} for r in (run_a, run_b))
     return {k: (env_a.get(k), env_b.get(k)) for k in FINGERPRINT_KEYS if env_a.get(k) != env_b.get(k)}
@@ -352,13 +352,13 @@ def run_duet(
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
-    """Time every case both sessions timed as a duet (:func:`ptq.gate.duet.run_plan`: worker pairs
+    """Time every case both sessions timed as a duet (:func:`ptq.run.duet.run_plan`: worker pairs
     one after another, placements within each) and put the samples into ``run_a`` / ``run_b``.
     Returns notes on cases the duet could not time (their latency is then not measured).
     ``gate``: per case, its ``[tool.ptq.gate]`` settings; a sequential duet stops each case by the
     threshold, alpha and statistic its judge will use (default: the gate's defaults). ``deadline``
     (:func:`time.monotonic`): a sequential duet begins no placement it would end past."""
-    from ptq.gate.judges import DEFAULTS
+    from ptq.config.sections import GATE_DEFAULTS as DEFAULTS
     from ptq.stats.decide import location
     from ptq.stats.sequential import SequentialPlan, decide_look
 

@@ -91,7 +91,7 @@ class Device:
         return int(self.cuda.max_memory_reserved(self.index)) if self.is_cuda else None
 
     def describe(self) -> dict[str, Any]:
-        """What the run's environment records, and the keys compare (:mod:`ptq.run.env`). CPU
+        """What the run's environment records, and the keys compare (:mod:`ptq.host.env`). CPU
         records ``device`` alone, as every run before the option did."""
         if not self.is_cuda:
             return {"device": self.name}

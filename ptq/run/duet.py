@@ -11,7 +11,7 @@ over minutes, so the low quantile the gate compares comes from the quiet stretch
 sides (duet benchmarking, Bulej et al. 2020; Laaber et al. 2019).
 
 One allocation is one draw: where a case's tensors land moved a small conv by 2x, so the
-sweeps are split into placements (fresh copies of every model and input, :mod:`ptq.probes.placement`)
+sweeps are split into placements (fresh copies of every model and input, :mod:`ptq.run.placement`)
 and worker pairs (fresh processes), and the verdict takes the placement as its unit:
 :func:`ptq.stats.decide.decide_latency_placements` over placement k of A against placement k of B.
 
@@ -64,7 +64,7 @@ __all__ = [
 class DuetPlan:
     """How long a duet runs: ``sweeps`` passes over the cases, a ``window_s`` window per side each,
     split into ``placements`` blocks per side, each on a fresh allocation of every case's model
-    and inputs (:mod:`ptq.probes.placement`), timed by ``workers`` successive worker pairs.
+    and inputs (:mod:`ptq.run.placement`), timed by ``workers`` successive worker pairs.
 
     The placement is the judge's unit (:func:`ptq.stats.decide.decide_latency_placements`): one
     allocation can decide a latency by up to 2x, so a duet that kept one prepared case per
@@ -344,7 +344,7 @@ class TimedCases:
     def place(self, seed: int, cases: Sequence[str] | None = None) -> dict[str, Any]:
         """Every prepared case (or those of ``cases``) on a fresh placement (the previous one freed
         first); what each got."""
-        from ptq.probes.placement import place
+        from ptq.run.placement import place
 
         kinds: dict[str, str] = {}
         for i, spec in enumerate(sorted(self._originals)):
@@ -597,7 +597,7 @@ class DuetResult:
     """What a duet timed: the ``blocks`` of the cases every worker prepared, {case: why} for
     those ``failed`` (left out of every block), and per side label, per case, what each
     placement re-allocated, in placement order (``placed``: "model+inputs", or "inputs" with
-    why the model could not be copied, :mod:`ptq.probes.placement`), so a run records which it got."""
+    why the model could not be copied, :mod:`ptq.run.placement`), so a run records which it got."""
 
     blocks: Blocks
     failed: dict[str, str] = field(default_factory=dict)

@@ -36,9 +36,9 @@ import torch
 from torch import nn
 
 from ptq.errors import DuplicateRegistration, PtqError, UserError
+from ptq.host.cache import atomic_write
 from ptq.models import DataSource, ModelEntry, get_model
 from ptq.recipes import Recipe, StaticInt8, apply_recipe, get_recipe
-from ptq.storage.cache import atomic_write
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Loaded", "load", "recipe_from_dict", "register_rebuild", "save"]
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ptq.run.device import Device
+    from ptq.host.device import Device
 
 __all__ = [
     "DEVICE_KEYS",
@@ -47,7 +47,7 @@ __all__ = [
 #: CPU flags that change which int8/bf16 kernels run.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
-#: Keys only a GPU run fills (:meth:`ptq.run.device.Device.describe`); null or missing ones are not compared.
+#: Keys only a GPU run fills (:meth:`ptq.host.device.Device.describe`); null or missing ones are not compared.
 DEVICE_KEYS = ("device_name", "compute_capability", "cuda_runtime", "cuda_driver")
 #: What must match for latencies (and speedups) of two runs to be compared at all.
 TIMING_KEYS = (
@@ -135,7 +135,7 @@ def environment(threads: int | None = None, device: Device | None = None) -> dic
     device the models ran on (CPU unless given)."""
     import torch
 
-    from ptq.run.device import CPU
+    from ptq.host.device import CPU
 
     return {
         **cpu_info(),
