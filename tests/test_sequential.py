@@ -5,6 +5,8 @@ seeded streams stay within the gate's targets."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from test_duet import FakeWorker
@@ -190,5 +192,6 @@ def test_a_pair_s_preparation_is_split_into_starting_and_its_cases_by_what_the_w
     cost = PairCost.of(20.0, 4, a, b)  # 20 s in all, the slower worker 8 s on its 4 cases
     assert cost == PairCost(12.0, 2.0) and cost.seconds(1) == 14.0  # a one-case pair still pays the start
     assert "loaded from the sessions' hand-off: A 4/4, B 3/4" in cost.describe(4, a, b)
-    old = SimpleNamespace()  # a worker of code before it reported cases_s: all of it per case, as before
+    old = SimpleNamespace(cases_s=math.nan, handed_off=0)  # code before it reported cases_s: all of it per case
     assert PairCost.of(20.0, 4, old, old) == PairCost(0.0, 5.0)
+    assert PairCost.of(20.0, 4, old, b) == PairCost.of(20.0, 4, b, old) == PairCost(0.0, 5.0)  # one side silent

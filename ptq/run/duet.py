@@ -755,16 +755,15 @@ class PairCost:
 
     @staticmethod
     def of(total: float, cases: int, a: Worker, b: Worker) -> PairCost:
-        on_cases = max(getattr(a, "cases_s", math.nan), getattr(b, "cases_s", math.nan))
-        if not math.isfinite(on_cases) or not 0 <= on_cases <= total:
-            on_cases = total
+        reported = [w.cases_s for w in (a, b) if math.isfinite(w.cases_s) and 0 <= w.cases_s <= total]
+        on_cases = max(reported) if len(reported) == 2 else total
         return PairCost(total - on_cases, on_cases / max(1, cases))
 
     def seconds(self, cases: int) -> float:
         return self.fixed + self.per_case * cases
 
     def describe(self, cases: int, a: Worker, b: Worker) -> str:
-        loaded = f"A {getattr(a, 'handed_off', 0)}/{cases}, B {getattr(b, 'handed_off', 0)}/{cases}"
+        loaded = f"A {a.handed_off}/{cases}, B {b.handed_off}/{cases}"
         return (
             f"{duration(self.seconds(cases))}: {duration(self.fixed)} starting Python and importing, "
             f"{duration(self.per_case * cases)} for {cases} case(s); loaded from the sessions' hand-off: {loaded} "
@@ -779,8 +778,11 @@ def _time_left(plan: DuetPlan, k: int, open_slots: int, per_slot: float, pair_co
     if not open_slots:
         return ""
     pair = pair_cost.seconds(open_slots) if pair_cost is not None else 0.0
-    pairs_ahead = lambda upto: sum(1 for p in range(k, upto) if p % plan.worker_placements == 0)  # noqa: E731
-    cost = lambda upto: (upto - k) * per_slot * open_slots + pairs_ahead(upto) * pair  # noqa: E731
+
+    def cost(upto: int) -> float:  # the placements from k to ``upto``, and the fresh pairs among them
+        pairs = sum(1 for p in range(k, upto) if p % plan.worker_placements == 0)
+        return (upto - k) * per_slot * open_slots + pairs * pair
+
     look = next(n for n in plan.looks if n > k)
     return f"; about {duration(cost(look))} to the look at {look} placements, at most {duration(cost(plan.looks[-1]))} in all"
 

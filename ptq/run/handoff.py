@@ -87,6 +87,8 @@ def load_prepared(case: str, *, weights: str, threads: int) -> tuple[Any, tuple[
     or its output here differs from the session's (the caller then prepares the case itself)."""
     import torch
 
+    from ptq.run.placement import same_output
+
     folder = handoff_dir()
     if folder is None:
         return None
@@ -99,7 +101,7 @@ def load_prepared(case: str, *, weights: str, threads: int) -> tuple[Any, tuple[
             saved["model"] = torch.jit.load(io.BytesIO(saved["model"]["torch.jit"]))
         with torch.inference_mode():
             output = saved["model"](*saved["inputs"])
-        if not _same(output, saved["output"]):
+        if not same_output(output, saved["output"]):
             return None
     except Exception:
         return None
@@ -128,15 +130,3 @@ class _ProjectPickle:
     Unpickler = _ProjectUnpickler
     load = staticmethod(pickle.load)
     __name__ = "pickle"
-
-
-def _same(a: Any, b: Any) -> bool:
-    import torch
-
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return type(a) is type(b)

@@ -51,16 +51,18 @@ def _clone(x: Any) -> Any:
     return x.clone() if isinstance(x, torch.Tensor) else copy.deepcopy(x)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_output(a: Any, b: Any) -> bool:
+    """Whether two outputs agree: shapes and dtypes exact, floats up to rounding (a copy or a
+    reloaded model may take another kernel path), the rest exactly."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape != b.shape or a.dtype != b.dtype:
             return False
         # a copy may take another kernel path (alignment-dependent blocking): same up to rounding
         return bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5)) if a.is_floating_point() else bool(torch.equal(a, b))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_output(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_output(a[k], b[k]) for k in a)
     return type(a) is type(b)
 
 
@@ -77,7 +79,7 @@ def place(model: Any, inputs: Sequence[Any], *, seed: int, reference_output: Any
     placed = Placement(fresh, fresh_inputs, MODEL_AND_INPUTS, pad)
     if reference_output is not None:
         try:
-            same = _same(placed.call(), reference_output)
+            same = same_output(placed.call(), reference_output)
         except Exception as exc:
             same, placed.why = False, f"the copy failed to run: {type(exc).__name__}"
         if not same:
