@@ -191,7 +191,8 @@ def test_a_pair_s_preparation_is_split_into_starting_and_its_cases_by_what_the_w
     a, b = SimpleNamespace(cases_s=6.0, handed_off=4), SimpleNamespace(cases_s=8.0, handed_off=3)
     cost = PairCost.of(20.0, 4, a, b)  # 20 s in all, the slower worker 8 s on its 4 cases
     assert cost == PairCost(12.0, 2.0) and cost.seconds(1) == 14.0  # a one-case pair still pays the start
-    assert "loaded from the sessions' hand-off: A 4/4, B 3/4" in cost.describe(4, a, b)
+    assert "loaded from the sessions' hand-off: A 4/4, B 3/4 (the rest quantized again" in cost.describe(4, a, b)
+    assert cost.describe(4, a, a).endswith("loaded from the sessions' hand-off: A 4/4, B 4/4")  # all loaded
     old = SimpleNamespace(cases_s=math.nan, handed_off=0)  # code before it reported cases_s: all of it per case
     assert PairCost.of(20.0, 4, old, old) == PairCost(0.0, 5.0)
     assert PairCost.of(20.0, 4, old, b) == PairCost.of(20.0, 4, b, old) == PairCost(0.0, 5.0)  # one side silent

@@ -766,8 +766,13 @@ class PairCost:
         loaded = f"A {a.handed_off}/{cases}, B {b.handed_off}/{cases}"
         return (
             f"{duration(self.seconds(cases))}: {duration(self.fixed)} starting Python and importing, "
-            f"{duration(self.per_case * cases)} for {cases} case(s); loaded from the sessions' hand-off: {loaded} "
-            "(the rest quantized again in the workers: a model that does not pickle, such as torchao's, or none handed off)"
+            f"{duration(self.per_case * cases)} for {cases} case(s); loaded from the sessions' hand-off: {loaded}"
+            + (
+                " (the rest quantized again in the workers: a model that does not pickle, such as torchao's, or none "
+                "handed off)"
+                if min(a.handed_off, b.handed_off) < cases
+                else ""
+            )
         )
 
 
